@@ -1,0 +1,2 @@
+export { AppError, type ErrorCode, isAppError } from './app-error.js';
+export { grpcStatusOf, httpStatusOf, toAnthropicError, toGeminiError, toOpenAIError } from './mapping.js';
