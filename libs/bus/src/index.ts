@@ -1,0 +1,2 @@
+export type { EventBus, EventHandler } from './bus.js';
+export { InProcessBus } from './in-process.js';

@@ -1,0 +1,71 @@
+import { z } from 'zod';
+
+// Payloads evolve by adding optional fields only, so producers and consumers of different versions
+// interoperate during a rolling deploy.
+
+export const GATEWAY_REQUEST_COMPLETED = 'dev.flowloom.gateway.request.completed.v1';
+export const GATEWAY_REQUEST_FAILED = 'dev.flowloom.gateway.request.failed.v1';
+export const GATEWAY_KEY_CHANGED = 'dev.flowloom.gateway.key.changed.v1';
+
+const requestContext = {
+  requestId: z.string(),
+  keyId: z.string().optional(),
+  owner: z.string().optional(),
+  project: z.string().optional(),
+  job: z.string().optional(),
+  session: z.string().optional(),
+  /** `openai`, `anthropic` or `grpc`: the API the caller used. */
+  api: z.string(),
+  operation: z.enum(['chat', 'embeddings']),
+  model: z.string(),
+  stream: z.boolean(),
+  latencyMs: z.number(),
+  attempts: z.number().int(),
+};
+
+export const usageSchema = z.object({
+  inputTokens: z.number().int(),
+  outputTokens: z.number().int(),
+  cachedInputTokens: z.number().int(),
+});
+
+export const requestCompletedSchema = z.object({
+  ...requestContext,
+  provider: z.string(),
+  deployment: z.string(),
+  providerModel: z.string(),
+  usage: usageSchema,
+  costUsd: z.number(),
+  finishReason: z.string().optional(),
+  timeToFirstTokenMs: z.number().optional(),
+});
+export type RequestCompleted = z.infer<typeof requestCompletedSchema>;
+
+export const requestFailedSchema = z.object({
+  ...requestContext,
+  errorCode: z.string(),
+  errorMessage: z.string(),
+  httpStatus: z.number().int(),
+  provider: z.string().optional(),
+  deployment: z.string().optional(),
+  /** Tokens and cost already spent when a stream broke after it started. */
+  usage: usageSchema.optional(),
+  costUsd: z.number().optional(),
+});
+export type RequestFailed = z.infer<typeof requestFailedSchema>;
+
+export const keyChangedSchema = z.object({
+  keyId: z.string(),
+  action: z.enum(['created', 'revoked', 'rotated']),
+  actor: z.string(),
+  name: z.string(),
+  project: z.string().optional(),
+});
+export type KeyChanged = z.infer<typeof keyChangedSchema>;
+
+/** The payload schema of each event type this package knows; consumers validate `data` with it. */
+export const eventPayloadSchemas: Record<string, z.ZodType> = {
+  [GATEWAY_REQUEST_COMPLETED]: requestCompletedSchema,
+  [GATEWAY_REQUEST_FAILED]: requestFailedSchema,
+  [GATEWAY_KEY_CHANGED]: keyChangedSchema,
+};

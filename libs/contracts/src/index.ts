@@ -1,0 +1,3 @@
+export { type CloudEvent, cloudEventSchema, createEvent } from './cloudevent.js';
+export * from './gateway-events.js';
+export { UUID_PATTERN, uuidv7 } from './uuid.js';

@@ -1,0 +1,9 @@
+export {
+  decodeOpenAIChatRequest,
+  decodeOpenAIEmbeddingsRequest,
+  encodeOpenAIChatResponse,
+  encodeOpenAIEmbeddingsResponse,
+  encodeOpenAIUsage,
+  openAICaller,
+} from './caller.js';
+export { createOpenAIWire, decodeOpenAIUsage, type OpenAIWireOptions } from './provider.js';

@@ -1,0 +1,75 @@
+import pg from 'pg';
+import type { Db, QueryResult, Row, SqlParam } from './db.js';
+
+// Return int8 and numeric as numbers: counters and token totals here stay far below 2^53.
+pg.types.setTypeParser(20, (value) => Number(value));
+pg.types.setTypeParser(1700, (value) => Number(value));
+
+export interface PostgresOptions {
+  max?: number;
+  /** How long to wait for a connection before failing, so an outage surfaces instead of hanging. */
+  connectionTimeoutMillis?: number;
+}
+
+/** Opens a pool on a real PostgreSQL server and checks that it answers. */
+export async function openPostgres(url: string, options: PostgresOptions = {}): Promise<Db> {
+  const pool = new pg.Pool({
+    connectionString: url,
+    max: options.max ?? 10,
+    connectionTimeoutMillis: options.connectionTimeoutMillis ?? 5_000,
+  });
+  // An idle client losing its server must not crash the process; the next query reports it.
+  pool.on('error', () => {});
+  try {
+    await pool.query('select 1');
+  } catch (error) {
+    await pool.end();
+    throw new Error(
+      `Cannot reach PostgreSQL at ${redactUrl(url)}: ${(error as Error).message}. Is it running? (npm run engines:up)`,
+    );
+  }
+  const query = async <R extends Row>(sql: string, params?: readonly SqlParam[]): Promise<QueryResult<R>> => {
+    const result = await pool.query<R>(sql, params ? [...params] : undefined);
+    return { rows: result.rows, rowCount: result.rowCount ?? result.rows.length };
+  };
+  return {
+    kind: 'postgres',
+    query,
+    async transaction(fn) {
+      const client = await pool.connect();
+      try {
+        await client.query('begin');
+        const result = await fn({
+          async query<R extends Row>(sql: string, params?: readonly SqlParam[]) {
+            const r = await client.query<R>(sql, params ? [...params] : undefined);
+            return { rows: r.rows, rowCount: r.rowCount ?? r.rows.length };
+          },
+        });
+        await client.query('commit');
+        return result;
+      } catch (error) {
+        await client.query('rollback').catch(() => {});
+        throw error;
+      } finally {
+        client.release();
+      }
+    },
+    async exec(sql) {
+      await pool.query(sql);
+    },
+    async close() {
+      await pool.end();
+    },
+  };
+}
+
+/** Hides the password of a connection URL in messages. */
+export function redactUrl(url: string): string {
+  try {
+    const parsed = new URL(url);
+    if (parsed.password) parsed.password = '***';
+    return parsed.toString();
+  } catch {
+    return '<invalid url>';
+  }
+}

@@ -1,0 +1,2 @@
+export { createLogger, type Logger, type LoggerOptions, scrubSecrets } from './logger.js';
+export { Counter, createRegistry, Gauge, Histogram, Registry } from './metrics.js';
