@@ -1,0 +1,2 @@
+export { ConfigError, ENV_VARIABLES, type LoadOptions, loadConfig, providerApiKey } from './load.js';
+export * from './schema.js';

@@ -1,0 +1,67 @@
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { ConfigError, loadConfig, providerApiKey } from './load.js';
+
+function dir(yaml?: string): string {
+  const d = mkdtempSync(join(tmpdir(), 'flowloom-config-'));
+  if (yaml !== undefined) writeFileSync(join(d, 'flowloom.yaml'), yaml);
+  return d;
+}
+
+describe('loadConfig', () => {
+  it('when nothing is set, then the documented defaults apply', () => {
+    const c = loadConfig({ env: {}, cwd: dir() });
+    expect(c).toMatchObject({ host: '127.0.0.1', httpPort: 8080, grpcPort: 50051, dataDir: './.flowloom' });
+    expect(c.providers).toEqual({});
+  });
+
+  it('when a port variable is not a number, then start-up stops naming the variable and the fix', () => {
+    expect(() => loadConfig({ env: { FLOWLOOM_HTTP_PORT: 'eighty' }, cwd: dir() })).toThrow(
+      /FLOWLOOM_HTTP_PORT.*Fix/,
+    );
+    expect(() => loadConfig({ env: { FLOWLOOM_HTTP_PORT: '70000' }, cwd: dir() })).toThrow(
+      /FLOWLOOM_HTTP_PORT \(httpPort\)/,
+    );
+  });
+
+  it('when OPENAI_API_KEY and OPENAI_BASE_URL are set, then an openai provider is enabled without copying the key', () => {
+    const c = loadConfig({
+      env: { OPENAI_API_KEY: 'sk-test', OPENAI_BASE_URL: 'http://127.0.0.1:9/v1' },
+      cwd: dir(),
+    });
+    expect(c.providers.openai).toMatchObject({
+      kind: 'openai',
+      baseUrl: 'http://127.0.0.1:9/v1',
+      apiKeyEnv: 'OPENAI_API_KEY',
+    });
+    expect(JSON.stringify(c)).not.toContain('sk-test');
+    expect(providerApiKey(c.providers.openai!, { OPENAI_API_KEY: 'sk-test' })).toBe('sk-test');
+  });
+
+  it('when flowloom.yaml has an unknown key, then the error names the file and the key', () => {
+    const d = dir('httpPort: 9000\nmodles: {}\n');
+    expect(() => loadConfig({ env: {}, cwd: d })).toThrow(ConfigError);
+    expect(() => loadConfig({ env: {}, cwd: d })).toThrow(/flowloom\.yaml.*modles|Unrecognized key.*modles/);
+  });
+
+  it('when an alias names an unknown provider, then the error lists the configured ones', () => {
+    const d = dir('models:\n  smart:\n    deployments:\n      - { provider: nope, model: m }\n');
+    expect(() => loadConfig({ env: {}, cwd: d })).toThrow(
+      /models\.smart\.deployments\[0\]\.provider: unknown provider "nope"/,
+    );
+  });
+
+  it('when the file refers to an unset variable, then the error says which', () => {
+    const d = dir('providers:\n  vllm:\n    kind: openai-compatible\n    baseUrl: ${VLLM_URL}\n');
+    expect(() => loadConfig({ env: {}, cwd: d })).toThrow(/VLLM_URL/);
+    const c = loadConfig({ env: { VLLM_URL: 'http://127.0.0.1:8000/v1' }, cwd: d });
+    expect(c.providers.vllm?.baseUrl).toBe('http://127.0.0.1:8000/v1');
+  });
+
+  it('when the environment and the file both set a value, then the environment wins', () => {
+    const c = loadConfig({ env: { FLOWLOOM_HTTP_PORT: '9100' }, cwd: dir('httpPort: 9000\n') });
+    expect(c.httpPort).toBe(9100);
+  });
+});

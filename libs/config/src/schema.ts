@@ -1,0 +1,105 @@
+import { z } from 'zod';
+
+export const providerKinds = [
+  'openai',
+  'azure',
+  'anthropic',
+  'gemini',
+  'openai-compatible',
+  'local',
+] as const;
+export type ProviderKind = (typeof providerKinds)[number];
+
+export const capabilities = ['tools', 'vision', 'json', 'streaming', 'embeddings'] as const;
+export type Capability = (typeof capabilities)[number];
+
+/** USD per million tokens. */
+export const priceSchema = z.strictObject({
+  input: z.number().nonnegative(),
+  output: z.number().nonnegative(),
+  cachedInput: z.number().nonnegative().optional(),
+});
+export type Price = z.infer<typeof priceSchema>;
+
+export const providerSchema = z
+  .strictObject({
+    kind: z.enum(providerKinds),
+    baseUrl: z.url().optional(),
+    /** Prefer `apiKeyEnv`: a key written in flowloom.yaml ends up in backups and diffs. */
+    apiKey: z.string().min(1).optional(),
+    apiKeyEnv: z.string().min(1).optional(),
+    /** Azure OpenAI `api-version`. */
+    apiVersion: z.string().optional(),
+    headers: z.record(z.string(), z.string()).optional(),
+    /** Model names this provider serves directly when no alias matches; `*` is a wildcard. */
+    models: z.array(z.string().min(1)).optional(),
+  })
+  .superRefine((p, ctx) => {
+    if ((p.kind === 'openai-compatible' || p.kind === 'azure') && !p.baseUrl) {
+      ctx.addIssue({
+        code: 'custom',
+        message: `a provider of kind ${p.kind} needs baseUrl`,
+        path: ['baseUrl'],
+      });
+    }
+  });
+export type ProviderConfig = z.infer<typeof providerSchema>;
+
+export const deploymentSchema = z.strictObject({
+  provider: z.string().min(1),
+  /** The provider's model name (for Azure, the deployment name). */
+  model: z.string().min(1),
+  region: z.string().optional(),
+  weight: z.number().positive().default(1),
+  price: priceSchema.optional(),
+  capabilities: z.array(z.enum(capabilities)).optional(),
+  contextWindow: z.number().int().positive().optional(),
+});
+export type DeploymentConfig = z.infer<typeof deploymentSchema>;
+
+export const routeSchema = z.strictObject({
+  strategy: z.enum(['priority', 'weighted', 'latency', 'cost']).default('priority'),
+  deployments: z.array(deploymentSchema).min(1),
+});
+export type RouteConfig = z.infer<typeof routeSchema>;
+
+export const routingSchema = z.strictObject({
+  maxAttempts: z.number().int().min(1).max(10).default(3),
+  attemptTimeoutMs: z.number().int().positive().default(60_000),
+  totalTimeoutMs: z.number().int().positive().default(180_000),
+  retryBaseMs: z.number().int().nonnegative().default(100),
+  retryMaxMs: z.number().int().nonnegative().default(5_000),
+  circuitBreaker: z
+    .strictObject({
+      failureThreshold: z.number().int().min(1).default(5),
+      cooldownMs: z.number().int().positive().default(30_000),
+    })
+    .default({ failureThreshold: 5, cooldownMs: 30_000 }),
+});
+export type RoutingConfig = z.infer<typeof routingSchema>;
+
+export const configSchema = z.strictObject({
+  host: z.string().min(1).default('127.0.0.1'),
+  httpPort: z.number().int().min(0).max(65535).default(8080),
+  grpcPort: z.number().int().min(0).max(65535).default(50051),
+  dataDir: z.string().min(1).default('./.flowloom'),
+  /** A `postgres://` URL: use a real PostgreSQL instead of the embedded PGlite. */
+  databaseUrl: z
+    .string()
+    .regex(/^postgres(ql)?:\/\//, 'must be a postgres:// URL')
+    .optional(),
+  adminKey: z.string().min(16, 'must be at least 16 characters').optional(),
+  logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  maxBodyBytes: z
+    .number()
+    .int()
+    .min(1024)
+    .default(4 * 1024 * 1024),
+  providers: z
+    .record(z.string().regex(/^[a-z0-9][a-z0-9_-]*$/, 'lowercase letters, digits, _ and -'), providerSchema)
+    .default({}),
+  models: z.record(z.string().min(1), routeSchema).default({}),
+  routing: routingSchema.default(routingSchema.parse({})),
+  prices: z.record(z.string().min(1), priceSchema).default({}),
+});
+export type Config = z.infer<typeof configSchema>;
