@@ -1,0 +1,127 @@
+import { AppError } from '@flowloom/errors';
+import { z } from 'zod';
+import type { JsonObject, JsonValue } from '../../canonical.js';
+
+type Issue = z.core.$ZodIssue;
+type PathKey = PropertyKey;
+
+/** Any JSON value; tool inputs and schemas are opaque to the gateway but must still be JSON. */
+export const jsonValue: z.ZodType<JsonValue> = z.lazy(() =>
+  z.union([
+    z.string(),
+    z.number(),
+    z.boolean(),
+    z.null(),
+    z.array(jsonValue),
+    z.record(z.string(), jsonValue),
+  ]),
+);
+export const jsonObject: z.ZodType<JsonObject> = z.record(z.string(), jsonValue);
+
+/**
+ * Parses `body` and turns the first zod issue into `AppError('invalid_request')` whose message starts
+ * with the dotted path of the offending field (`messages.1.content.0.type: ...`), as Anthropic's own
+ * errors do, and whose `param` is that path.
+ */
+export function parseRequest<T>(schema: z.ZodType<T>, body: unknown): T {
+  const result = schema.safeParse(body, { reportInput: true });
+  if (result.success) return result.data;
+  const first = result.error.issues[0];
+  if (!first) throw new AppError('invalid_request', 'Invalid request body.');
+  const { path, message } = describeIssue(first, []);
+  throw invalidField(path.map(String).join('.'), message);
+}
+
+export function invalidField(param: string, message: string): AppError {
+  return new AppError('invalid_request', param === '' ? message : `${param}: ${message}`, {
+    ...(param === '' ? {} : { param }),
+  });
+}
+
+function describeIssue(issue: Issue, prefix: PathKey[]): { path: PathKey[]; message: string } {
+  const path = [...prefix, ...issue.path];
+  if (issue.code === 'invalid_union') {
+    // A union (string | blocks) fails in every branch; report the branch that got furthest, since
+    // "expected string" is useless when the caller clearly sent blocks.
+    const deeper = issue.errors.filter((branch) => branch.length > 0 && !isShallowTypeMismatch(branch));
+    const chosen = deeper[0];
+    if (deeper.length === 1 && chosen?.[0]) return describeIssue(chosen[0], path);
+    if (issue.discriminator !== undefined && 'options' in issue && Array.isArray(issue.options)) {
+      const options = issue.options.map((option) => JSON.stringify(option)).join(', ');
+      return { path, message: `unsupported value; expected one of ${options}` };
+    }
+    const expected = issue.errors
+      .map((branch) => branch[0])
+      .filter((first): first is Issue => first?.code === 'invalid_type')
+      .map((first) => (first.code === 'invalid_type' ? first.expected : ''));
+    if (expected.length === issue.errors.length && expected.length > 0) {
+      return { path, message: `expected ${[...new Set(expected)].join(' or ')}` };
+    }
+    return { path, message: 'invalid value' };
+  }
+  if (issue.code === 'invalid_type' && issue.input === undefined) return { path, message: 'Field required' };
+  if (issue.code === 'invalid_type') return { path, message: `expected ${issue.expected}` };
+  if (issue.code === 'invalid_value') {
+    // Custom messages (`{ error: ... }`) are kept; zod's default is replaced by a clearer one.
+    if (!issue.message.startsWith('Invalid')) return { path, message: issue.message };
+    return { path, message: `expected one of ${issue.values.map((v) => JSON.stringify(v)).join(', ')}` };
+  }
+  if (issue.code === 'too_small' && issue.origin === 'array') {
+    return { path, message: `must have at least ${String(issue.minimum)} item(s)` };
+  }
+  if (issue.code === 'too_small' && issue.origin === 'string') {
+    return { path, message: `must be at least ${String(issue.minimum)} character(s)` };
+  }
+  if (issue.code === 'too_small') return { path, message: `must be >= ${String(issue.minimum)}` };
+  if (issue.code === 'too_big') return { path, message: `must be <= ${String(issue.maximum)}` };
+  if (issue.code === 'invalid_format' && issue.format === 'regex') return { path, message: issue.message };
+  return { path, message: issue.message };
+}
+
+function isShallowTypeMismatch(branch: Issue[]): boolean {
+  return branch.length === 1 && branch[0]?.code === 'invalid_type' && branch[0].path.length === 0;
+}
+
+/** Tool-call arguments as an object for formats that carry them as JSON (Anthropic `input`, Gemini `args`). */
+export function argumentsToObject(text: string): JsonObject {
+  if (text.trim() === '') return {};
+  try {
+    const parsed: unknown = JSON.parse(text);
+    const result = jsonObject.safeParse(parsed);
+    // Models occasionally emit invalid or non-object JSON; an empty object keeps the request valid.
+    return result.success && !Array.isArray(parsed) ? result.data : {};
+  } catch {
+    return {};
+  }
+}
+
+/** `data:image/png;base64,AAAA` → parts; undefined for anything else. */
+export function parseDataUrl(url: string): { mediaType: string; data: string } | undefined {
+  const match = /^data:([^;,]+)(?:;[^;,]*)*;base64,(.*)$/s.exec(url);
+  if (!match?.[1] || match[2] === undefined) return undefined;
+  return { mediaType: match[1].toLowerCase(), data: match[2] };
+}
+
+/** Drops `undefined` members recursively, so typed wire objects can be returned as `JsonObject`. */
+export function toJsonObject(value: WireObject): JsonObject {
+  const out: JsonObject = {};
+  for (const [key, member] of Object.entries(value)) {
+    const converted = toJsonValue(member);
+    if (converted !== undefined) out[key] = converted;
+  }
+  return out;
+}
+
+export type WireValue = string | number | boolean | null | undefined | readonly WireValue[] | WireObject;
+export type WireObject = { readonly [key: string]: WireValue };
+
+function toJsonValue(value: WireValue): JsonValue | undefined {
+  if (value === undefined) return undefined;
+  if (value === null || typeof value !== 'object') return value;
+  if (isWireArray(value)) return value.map((item) => toJsonValue(item) ?? null);
+  return toJsonObject(value);
+}
+
+function isWireArray(value: readonly WireValue[] | WireObject): value is readonly WireValue[] {
+  return Array.isArray(value);
+}

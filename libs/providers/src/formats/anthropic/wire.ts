@@ -1,0 +1,172 @@
+/**
+ * The Anthropic Messages API wire shapes FlowLoom writes (requests to Anthropic, responses and SSE
+ * events to Anthropic clients). Type aliases, not interfaces, so they convert to `JsonObject`.
+ * Field names follow https://docs.anthropic.com/en/api/messages and `@anthropic-ai/sdk` types.
+ */
+import type { FinishReason, JsonObject, Usage } from '../../canonical.js';
+
+export type AnthropicStopReason =
+  | 'end_turn'
+  | 'max_tokens'
+  | 'stop_sequence'
+  | 'tool_use'
+  | 'pause_turn'
+  | 'refusal'
+  | 'model_context_window_exceeded';
+
+export type AnthropicTextBlock = { type: 'text'; text: string };
+export type AnthropicToolUseBlock = { type: 'tool_use'; id: string; name: string; input: JsonObject };
+export type AnthropicImageBlock = {
+  type: 'image';
+  source: { type: 'base64'; media_type: string; data: string } | { type: 'url'; url: string };
+};
+export type AnthropicToolResultBlock = {
+  type: 'tool_result';
+  tool_use_id: string;
+  content: string;
+  is_error?: boolean;
+};
+export type AnthropicRequestBlock =
+  | AnthropicTextBlock
+  | AnthropicImageBlock
+  | AnthropicToolUseBlock
+  | AnthropicToolResultBlock;
+
+export type AnthropicWireMessage = { role: 'user' | 'assistant'; content: AnthropicRequestBlock[] };
+
+export type AnthropicTool = { name: string; description?: string; input_schema: JsonObject };
+
+export type AnthropicToolChoice =
+  | { type: 'auto'; disable_parallel_tool_use?: boolean }
+  | { type: 'any'; disable_parallel_tool_use?: boolean }
+  | { type: 'tool'; name: string; disable_parallel_tool_use?: boolean }
+  | { type: 'none' };
+
+export type AnthropicRequest = {
+  model: string;
+  max_tokens: number;
+  messages: AnthropicWireMessage[];
+  system?: string | AnthropicTextBlock[];
+  temperature?: number;
+  top_p?: number;
+  stop_sequences?: string[];
+  stream?: boolean;
+  tools?: AnthropicTool[];
+  tool_choice?: AnthropicToolChoice;
+  metadata?: { user_id: string };
+  output_config?: { format: { type: 'json_schema'; schema: JsonObject } };
+};
+
+export type AnthropicUsage = {
+  input_tokens: number;
+  output_tokens: number;
+  cache_creation_input_tokens: number;
+  cache_read_input_tokens: number;
+};
+
+export type AnthropicMessage = {
+  id: string;
+  type: 'message';
+  role: 'assistant';
+  model: string;
+  content: (AnthropicTextBlock | AnthropicToolUseBlock)[];
+  stop_reason: AnthropicStopReason | null;
+  stop_sequence: string | null;
+  usage: AnthropicUsage;
+};
+
+export type AnthropicMessageStartEvent = { type: 'message_start'; message: AnthropicMessage };
+export type AnthropicContentBlockStartEvent = {
+  type: 'content_block_start';
+  index: number;
+  content_block: AnthropicTextBlock | AnthropicToolUseBlock;
+};
+export type AnthropicContentBlockDeltaEvent = {
+  type: 'content_block_delta';
+  index: number;
+  delta: { type: 'text_delta'; text: string } | { type: 'input_json_delta'; partial_json: string };
+};
+export type AnthropicContentBlockStopEvent = { type: 'content_block_stop'; index: number };
+export type AnthropicMessageDeltaEvent = {
+  type: 'message_delta';
+  delta: { stop_reason: AnthropicStopReason | null; stop_sequence: string | null };
+  usage: AnthropicUsage;
+};
+export type AnthropicMessageStopEvent = { type: 'message_stop' };
+export type AnthropicErrorEvent = { type: 'error'; error: { type: string; message: string } };
+
+export type AnthropicStreamEvent =
+  | AnthropicMessageStartEvent
+  | AnthropicContentBlockStartEvent
+  | AnthropicContentBlockDeltaEvent
+  | AnthropicContentBlockStopEvent
+  | AnthropicMessageDeltaEvent
+  | AnthropicMessageStopEvent
+  | AnthropicErrorEvent;
+
+/** Anthropic reports uncached input apart from cache reads and writes; canonical input includes both. */
+export function toAnthropicUsage(usage: Partial<Usage>): AnthropicUsage {
+  const cacheRead = usage.cachedInputTokens ?? 0;
+  const cacheWrite = usage.cacheWriteTokens ?? 0;
+  return {
+    input_tokens: Math.max(0, (usage.inputTokens ?? 0) - cacheRead - cacheWrite),
+    output_tokens: usage.outputTokens ?? 0,
+    cache_creation_input_tokens: cacheWrite,
+    cache_read_input_tokens: cacheRead,
+  };
+}
+
+export function fromAnthropicUsage(usage: {
+  input_tokens: number;
+  output_tokens: number;
+  cache_creation_input_tokens?: number | null | undefined;
+  cache_read_input_tokens?: number | null | undefined;
+}): Usage {
+  const cacheRead = usage.cache_read_input_tokens ?? 0;
+  const cacheWrite = usage.cache_creation_input_tokens ?? 0;
+  return {
+    inputTokens: usage.input_tokens + cacheRead + cacheWrite,
+    outputTokens: usage.output_tokens,
+    cachedInputTokens: cacheRead,
+    cacheWriteTokens: cacheWrite,
+  };
+}
+
+export function toAnthropicStopReason(
+  reason: FinishReason,
+  stopSequence: string | null | undefined,
+): AnthropicStopReason {
+  switch (reason) {
+    case 'stop':
+      return typeof stopSequence === 'string' ? 'stop_sequence' : 'end_turn';
+    case 'length':
+      return 'max_tokens';
+    case 'tool_calls':
+      return 'tool_use';
+    case 'content_filter':
+      return 'refusal';
+    case 'error':
+      // Anthropic has no error stop reason; the error itself is reported separately.
+      return 'end_turn';
+  }
+}
+
+export function fromAnthropicStopReason(reason: string | null | undefined): FinishReason {
+  switch (reason) {
+    case 'max_tokens':
+    case 'model_context_window_exceeded':
+      return 'length';
+    case 'tool_use':
+      return 'tool_calls';
+    case 'refusal':
+      return 'content_filter';
+    default:
+      // end_turn, stop_sequence, pause_turn and anything newer.
+      return 'stop';
+  }
+}
+
+/** Anthropic message ids start with `msg_`; other providers' ids are kept behind that prefix. */
+export function toAnthropicMessageId(id: string): string {
+  return id.startsWith('msg_') ? id : `msg_${id}`;
+}
