@@ -1,0 +1,61 @@
+/**
+ * What a policy condition can see. Field names are the CEL names (snake_case) so a path in a
+ * decision's explanation, a condition and this type all use one vocabulary.
+ */
+
+/** Signals a condition may read as `signals.<name>`; a signal the caller did not supply reads as 0. */
+export const SIGNAL_NAMES = [
+  'spend_per_minute',
+  'tokens_per_minute',
+  'requests_per_minute',
+  'repeated_prompts',
+  'error_rate',
+  'tool_call_depth',
+  'job_duration_s',
+  'baseline_ratio',
+] as const;
+export type SignalName = (typeof SIGNAL_NAMES)[number];
+export type SignalValues = Readonly<Partial<Record<SignalName, number>>>;
+
+export interface RequestFacts {
+  readonly model?: string;
+  readonly provider?: string;
+  /** Id (never the secret) of the API key the request presented. */
+  readonly key?: string;
+  readonly project?: string;
+  readonly job?: string;
+  readonly session?: string;
+  readonly region?: string;
+  readonly estimated_tokens?: number;
+  /** Known after the call (0 before it). */
+  readonly actual_tokens?: number;
+  /** USD: the worst-case estimate before the call, the actual cost after it. */
+  readonly cost?: number;
+  readonly max_tokens?: number;
+  readonly stream?: boolean;
+  readonly tools_count?: number;
+  /** Header names are expected lower-case, as HTTP/2 and Node deliver them. */
+  readonly headers?: Readonly<Record<string, string>>;
+}
+
+export interface CallerFacts {
+  readonly key_id?: string;
+  readonly owner?: string;
+  readonly team?: string;
+  readonly role?: string;
+}
+
+export interface BudgetFacts {
+  readonly remaining: number;
+  readonly limit: number;
+}
+
+export interface EvaluationInput {
+  readonly request: RequestFacts;
+  readonly caller?: CallerFacts;
+  readonly signals?: SignalValues;
+  /** Absent when no budget applies: `budget.remaining` and `budget.limit` then read as +Infinity. */
+  readonly budget?: BudgetFacts;
+  /** Epoch milliseconds; required only by conditions that read `time.*` (the engine never reads a clock). */
+  readonly now?: number;
+}
