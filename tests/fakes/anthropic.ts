@@ -26,17 +26,20 @@ import {
 } from './util.js';
 
 export const ANTHROPIC_MODELS: readonly string[] = [
+  'claude-opus-5',
+  'claude-sonnet-5',
+  'claude-opus-4-8',
+  'claude-opus-4-7',
+  'claude-opus-4-6',
+  'claude-sonnet-4-6',
   'claude-opus-4-5',
   'claude-opus-4-5-20251101',
-  'claude-opus-4-1',
-  'claude-opus-4-1-20250805',
   'claude-sonnet-4-5',
   'claude-sonnet-4-5-20250929',
-  'claude-sonnet-4-20250514',
   'claude-haiku-4-5',
   'claude-haiku-4-5-20251001',
-  'claude-3-7-sonnet-20250219',
-  'claude-3-5-haiku-20241022',
+  'claude-opus-4-1-20250805',
+  'claude-sonnet-4-20250514',
 ];
 
 export const ANTHROPIC_VERSIONS: readonly string[] = ['2023-06-01', '2023-01-01'];

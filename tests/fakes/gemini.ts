@@ -22,6 +22,8 @@ import {
 } from './util.js';
 
 export const GEMINI_MODELS: readonly string[] = [
+  'gemini-3-pro-preview',
+  'gemini-3-flash-preview',
   'gemini-2.5-pro',
   'gemini-2.5-flash',
   'gemini-2.5-flash-lite',

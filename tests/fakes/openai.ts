@@ -28,6 +28,11 @@ import {
 } from './util.js';
 
 export const OPENAI_MODELS: readonly string[] = [
+  'gpt-5.4',
+  'gpt-5.4-mini',
+  'gpt-5.4-nano',
+  'gpt-5.2',
+  'gpt-5.1',
   'gpt-4o',
   'gpt-4o-mini',
   'gpt-4.1',
@@ -727,7 +732,18 @@ export function createOpenAIRouter(options: OpenAIRouterOptions): ProviderRouter
     const isEmbeddings = method === 'POST' && path === '/v1/embeddings';
     const isModels = method === 'GET' && (path === '/v1/models' || path.startsWith('/v1/models/'));
     if (!isChat && !isEmbeddings && !isModels) {
-      return { answer: invalidRequest(headers, `Invalid URL (${method} ${path})`) };
+      return {
+        answer: json(
+          404,
+          headers,
+          openaiErrorBody({
+            message: `Invalid URL (${method} ${path})`,
+            type: 'invalid_request_error',
+            param: null,
+            code: null,
+          }),
+        ),
+      };
     }
     const denied = checkKey(call, headers);
     if (denied !== undefined) return { answer: denied };

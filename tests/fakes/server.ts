@@ -235,7 +235,6 @@ async function runStream(
 }
 
 async function runBehaviour(ex: Exchange, call: ModelCall, behaviour: FakeBehaviour): Promise<void> {
-  ex.record.behaviour = behaviour.kind;
   if (behaviour.delayMs !== undefined && behaviour.delayMs > 0) {
     await sleep(behaviour.delayMs);
     if (ex.gone) return;
@@ -423,7 +422,10 @@ export async function serve(options: ServeOptions): Promise<FakeProvider> {
       sendAnswer(ex, routed.answer);
       return;
     }
-    await runBehaviour(ex, routed.call, queue.shift() ?? fallback);
+    const behaviour = queue.shift() ?? fallback;
+    record.behaviour = behaviour.kind;
+    log.changed(record);
+    await runBehaviour(ex, routed.call, behaviour);
   };
 
   const server: Server = createServer((req, res) => {
