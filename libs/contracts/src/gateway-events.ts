@@ -38,6 +38,8 @@ export const requestCompletedSchema = z.object({
   costUsd: z.number(),
   finishReason: z.string().optional(),
   timeToFirstTokenMs: z.number().optional(),
+  /** The provider reported no usage for a stream; tokens were estimated from the text. */
+  usageEstimated: z.boolean().optional(),
 });
 export type RequestCompleted = z.infer<typeof requestCompletedSchema>;
 

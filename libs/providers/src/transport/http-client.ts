@@ -1,0 +1,158 @@
+import { AppError } from '@flowloom/errors';
+import { Agent, type Dispatcher } from 'undici';
+import type { ChatRequest, ChatResponse, EmbeddingsRequest, EmbeddingsResponse, StreamEvent } from '../canonical.js';
+import type { ProviderClient, ProviderEndpoint, UpstreamCall } from '../client.js';
+import { UpstreamFailure } from '../client.js';
+import type { HttpProviderSpec } from '../registry.js';
+import { SseParser } from '../sse.js';
+import { parseRetryAfter } from './retry-after.js';
+
+/** One connection pool per process keeps sockets warm across providers and requests. */
+let sharedAgent: Agent | undefined;
+function agent(): Agent {
+  sharedAgent ??= new Agent({ connections: 512, pipelining: 1, keepAliveTimeout: 30_000, connect: { timeout: 10_000 } });
+  return sharedAgent;
+}
+
+const NETWORK_CODES = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'EPIPE',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+  'UND_ERR_SOCKET',
+  'UND_ERR_CONNECT_TIMEOUT',
+  'UND_ERR_CLOSED',
+]);
+
+/** Turns whatever undici or the network threw into an UpstreamFailure that routing understands. */
+function classify(error: unknown, signal: AbortSignal, provider: string): UpstreamFailure {
+  if (error instanceof UpstreamFailure) return error;
+  if (signal.aborted) {
+    const reason: unknown = signal.reason;
+    const timedOut = reason instanceof Error && reason.name === 'TimeoutError';
+    return timedOut
+      ? new UpstreamFailure('timeout', `${provider} did not answer in time`)
+      : new UpstreamFailure('aborted', 'the caller went away');
+  }
+  const code = (error as { code?: unknown }).code;
+  if (code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_BODY_TIMEOUT') {
+    return new UpstreamFailure('timeout', `${provider} did not answer in time`);
+  }
+  if (typeof code === 'string' && NETWORK_CODES.has(code)) {
+    return new UpstreamFailure('connection', `cannot reach ${provider} (${code})`);
+  }
+  return new UpstreamFailure('connection', `request to ${provider} failed: ${(error as Error).message ?? 'unknown error'}`);
+}
+
+export function createHttpProviderClient(endpoint: ProviderEndpoint, spec: HttpProviderSpec): ProviderClient {
+  const base = endpoint.baseUrl ?? spec.defaultBaseUrl;
+  if (!base) throw new Error(`provider "${endpoint.name}" needs a baseUrl`);
+  const staticHeaders = { 'content-type': 'application/json', ...endpoint.headers, ...spec.authHeaders(endpoint) };
+  const label = `provider "${endpoint.name}"`;
+
+  async function send(url: string, body: unknown, signal: AbortSignal, stream: boolean): Promise<Dispatcher.ResponseData> {
+    const target = new URL(url);
+    const response = await agent().request({
+      origin: target.origin,
+      path: target.pathname + target.search,
+      method: 'POST',
+      headers: stream ? { ...staticHeaders, accept: 'text/event-stream' } : staticHeaders,
+      body: JSON.stringify(body),
+      signal,
+    });
+    if (response.statusCode >= 200 && response.statusCode < 300) return response;
+    const text = await response.body.text().catch(() => '');
+    let parsed: unknown = text;
+    try {
+      parsed = JSON.parse(text);
+    } catch {
+      // Not JSON: decodeError gets the raw text.
+    }
+    const { message, type } = spec.wire.decodeError(response.statusCode, parsed);
+    throw new UpstreamFailure(
+      'http',
+      `${label} answered ${response.statusCode}: ${message}`,
+      response.statusCode,
+      parseRetryAfter(response.headers),
+      type,
+    );
+  }
+
+  async function json(url: string, body: unknown, signal: AbortSignal): Promise<unknown> {
+    try {
+      const response = await send(url, body, signal, false);
+      const text = await response.body.text();
+      try {
+        return JSON.parse(text);
+      } catch {
+        throw new UpstreamFailure('bad_response', `${label} returned a body that is not JSON`);
+      }
+    } catch (error) {
+      throw classify(error, signal, label);
+    }
+  }
+
+  function decodeOrFail<T>(decode: () => T): T {
+    try {
+      return decode();
+    } catch (error) {
+      // An `error` frame in a stream is the provider reporting a failure, not a malformed answer.
+      if (error instanceof AppError && error.code === 'upstream_error') {
+        throw new UpstreamFailure('http', `${label} reported an error mid-stream: ${error.message}`, 502);
+      }
+      throw new UpstreamFailure('bad_response', `${label} returned an unexpected answer: ${(error as Error).message}`);
+    }
+  }
+
+  return {
+    endpoint,
+    async chat({ request, model, signal }: UpstreamCall<ChatRequest>): Promise<ChatResponse> {
+      const body = spec.wire.encodeChatRequest({ ...request, stream: false }, model);
+      const raw = await json(spec.chatUrl(base, endpoint, model, false), body, signal);
+      return decodeOrFail(() => spec.wire.decodeChatResponse(raw));
+    },
+
+    async *chatStream({ request, model, signal }: UpstreamCall<ChatRequest>): AsyncGenerator<StreamEvent, void, undefined> {
+      const body = spec.wire.encodeChatRequest({ ...request, stream: true }, model);
+      let response: Dispatcher.ResponseData;
+      try {
+        response = await send(spec.chatUrl(base, endpoint, model, true), body, signal, true);
+      } catch (error) {
+        throw classify(error, signal, label);
+      }
+      const parser = new SseParser();
+      const decoder = spec.wire.createStreamDecoder();
+      try {
+        for await (const chunk of response.body) {
+          for (const message of parser.push(chunk as Buffer)) {
+            const events = decodeOrFail(() => decoder.push(message));
+            for (const event of events) yield event;
+          }
+        }
+        for (const message of parser.end()) {
+          for (const event of decodeOrFail(() => decoder.push(message))) yield event;
+        }
+      } catch (error) {
+        // An upstream `error` frame mid-stream is reported as what it says, not as a broken connection.
+        if (error instanceof UpstreamFailure) throw error;
+        throw classify(error, signal, label);
+      } finally {
+        if (!response.body.destroyed) response.body.destroy();
+      }
+      if (!decoder.done) throw new UpstreamFailure('connection', `${label} closed the stream before it finished`);
+    },
+
+    async embeddings({ request, model, signal }: UpstreamCall<EmbeddingsRequest>): Promise<EmbeddingsResponse> {
+      const encode = spec.wire.encodeEmbeddingsRequest;
+      const decode = spec.wire.decodeEmbeddingsResponse;
+      if (!spec.embeddingsUrl || !encode || !decode) {
+        throw new UpstreamFailure('http', `${label} does not offer embeddings`, 404);
+      }
+      const raw = await json(spec.embeddingsUrl(base, endpoint, model), encode(request, model), signal);
+      return decodeOrFail(() => decode(raw));
+    },
+
+    async close() {},
+  };
+}

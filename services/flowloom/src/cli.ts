@@ -1,0 +1,54 @@
+import type { Command, Io } from './command.js';
+import { UsageError } from './command.js';
+import { keysCommand } from './commands/keys.js';
+import { upCommand } from './commands/up.js';
+
+const commands: Command[] = [upCommand, keysCommand];
+
+function overview(): string {
+  const width = Math.max(...commands.map((c) => c.name.length));
+  return [
+    'FlowLoom: the governed AI gateway.',
+    '',
+    'Usage: flowloom <command> [options]    (flowloom <command> --help for details)',
+    '',
+    'Commands:',
+    ...commands.map((c) => `  ${c.name.padEnd(width)}  ${c.summary}`),
+    '',
+    'Environment: FLOWLOOM_URL and FLOWLOOM_API_KEY reach a running platform.',
+  ].join('\n');
+}
+
+const stdio: Io = {
+  out: (text) => process.stdout.write(`${text}\n`),
+  err: (text) => process.stderr.write(`${text}\n`),
+  env: process.env,
+};
+
+/** Runs the CLI and returns the exit code. */
+export async function main(argv: string[], io: Io = stdio): Promise<number> {
+  const [name, ...args] = argv;
+  if (!name || name === '--help' || name === '-h' || name === 'help') {
+    io.out(overview());
+    return name ? 0 : 2;
+  }
+  const command = commands.find((c) => c.name === name);
+  if (!command) {
+    io.err(`flowloom: unknown command "${name}"\n\n${overview()}`);
+    return 2;
+  }
+  if (args.includes('--help') || args.includes('-h')) {
+    io.out(command.help);
+    return 0;
+  }
+  try {
+    return await command.run(args, io);
+  } catch (error) {
+    if (error instanceof UsageError || (error as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) {
+      io.err(`flowloom ${name}: ${(error as Error).message}\n\n${command.help}`);
+      return 2;
+    }
+    io.err(`flowloom ${name}: ${(error as Error).message}`);
+    return 1;
+  }
+}

@@ -1,0 +1,69 @@
+import { parseArgs } from 'node:util';
+import { loadConfig } from '@flowloom/config';
+import { startGateway } from '@flowloom/gateway';
+import type { Command } from '../command.js';
+
+export const upCommand: Command = {
+  name: 'up',
+  summary: 'Run the whole platform in one process on embedded storage',
+  help: `Usage: flowloom up [--port N] [--grpc-port N] [--host H] [--data-dir DIR]
+
+Starts the gateway (HTTP on 127.0.0.1:8080, gRPC on 127.0.0.1:50051) with its data in ./.flowloom.
+Settings come from flowloom.yaml (FLOWLOOM_CONFIG) and FLOWLOOM_* variables; flags win over both.
+Without FLOWLOOM_ADMIN_KEY, a first start generates an admin key and prints it once.
+Stop with Ctrl-C: in-flight requests and streams finish first.
+
+Options:
+  --port N        HTTP port (FLOWLOOM_HTTP_PORT)
+  --grpc-port N   gRPC port (FLOWLOOM_GRPC_PORT)
+  --host H        listen address (FLOWLOOM_HOST)
+  --data-dir DIR  data folder (FLOWLOOM_DATA_DIR)`,
+  async run(args, io) {
+    const { values } = parseArgs({
+      args,
+      options: {
+        port: { type: 'string' },
+        'grpc-port': { type: 'string' },
+        host: { type: 'string' },
+        'data-dir': { type: 'string' },
+      },
+      strict: true,
+    });
+    const env = { ...io.env };
+    if (values.port) env.FLOWLOOM_HTTP_PORT = values.port;
+    if (values['grpc-port']) env.FLOWLOOM_GRPC_PORT = values['grpc-port'];
+    if (values.host) env.FLOWLOOM_HOST = values.host;
+    if (values['data-dir']) env.FLOWLOOM_DATA_DIR = values['data-dir'];
+    const config = loadConfig({ env });
+    const gateway = await startGateway({
+      config,
+      env,
+      onAdminKeyGenerated: (secret) =>
+        io.out(
+          [
+            '',
+            '  A bootstrap admin key was generated. It is shown only this once and stored only as a hash:',
+            '',
+            `    ${secret}`,
+            '',
+            '  export FLOWLOOM_API_KEY=<that key> to use the CLI and the admin API.',
+            '',
+          ].join('\n'),
+        ),
+    });
+    const providers = ['local', ...Object.keys(config.providers)].join(', ');
+    io.out(
+      `FlowLoom is up: HTTP ${gateway.httpUrl}  gRPC ${gateway.grpcAddress}  data ${config.databaseUrl ? 'PostgreSQL' : config.dataDir}  providers: ${providers}`,
+    );
+    await new Promise<void>((resolve) => {
+      const stop = (): void => {
+        io.out('Shutting down: finishing in-flight requests…');
+        resolve();
+      };
+      process.once('SIGINT', stop);
+      process.once('SIGTERM', stop);
+    });
+    await gateway.close();
+    return 0;
+  },
+};

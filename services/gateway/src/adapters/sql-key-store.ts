@@ -1,0 +1,112 @@
+import type { Db } from '@flowloom/store';
+import type { KeyRecord, KeyRole } from '../domain/keys.js';
+import type { KeyStore, NewKey } from '../ports/key-store.js';
+
+interface KeyRow extends Record<string, unknown> {
+  id: string;
+  hint: string;
+  name: string;
+  owner: string;
+  project: string | null;
+  team: string | null;
+  role: KeyRole;
+  models: string[] | null;
+  created_at: Date | string;
+  expires_at: Date | string | null;
+  revoked_at: Date | string | null;
+  rotated_from: string | null;
+}
+
+const COLUMNS =
+  'id, hint, name, owner, project, team, role, models, created_at, expires_at, revoked_at, rotated_from';
+
+const date = (v: Date | string | null): Date | null =>
+  v === null ? null : v instanceof Date ? v : new Date(v);
+
+function toRecord(row: KeyRow): KeyRecord {
+  return {
+    id: row.id,
+    hint: row.hint,
+    name: row.name,
+    owner: row.owner,
+    project: row.project,
+    team: row.team,
+    role: row.role,
+    models: row.models,
+    createdAt: date(row.created_at) ?? new Date(0),
+    expiresAt: date(row.expires_at),
+    revokedAt: date(row.revoked_at),
+    rotatedFrom: row.rotated_from,
+  };
+}
+
+/** API keys in PostgreSQL or PGlite: the same SQL serves both. */
+export class SqlKeyStore implements KeyStore {
+  constructor(private readonly db: Db) {}
+
+  async insert(key: NewKey): Promise<KeyRecord> {
+    const { rows } = await this.db.query<KeyRow>(
+      `insert into api_keys (id, secret_hash, hint, name, owner, project, team, role, models, expires_at, rotated_from)
+       values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) returning ${COLUMNS}`,
+      [
+        key.id,
+        key.secretHash,
+        key.hint,
+        key.name,
+        key.owner,
+        key.project,
+        key.team,
+        key.role,
+        key.models,
+        key.expiresAt,
+        key.rotatedFrom,
+      ],
+    );
+    return toRecord(rows[0]!);
+  }
+
+  async findByHash(secretHash: string): Promise<KeyRecord | undefined> {
+    const { rows } = await this.db.query<KeyRow>(`select ${COLUMNS} from api_keys where secret_hash = $1`, [
+      secretHash,
+    ]);
+    return rows[0] ? toRecord(rows[0]) : undefined;
+  }
+
+  async findById(id: string): Promise<KeyRecord | undefined> {
+    const { rows } = await this.db.query<KeyRow>(`select ${COLUMNS} from api_keys where id = $1`, [id]);
+    return rows[0] ? toRecord(rows[0]) : undefined;
+  }
+
+  async list(filter: { project?: string; includeRevoked?: boolean } = {}): Promise<KeyRecord[]> {
+    const { rows } = await this.db.query<KeyRow>(
+      `select ${COLUMNS} from api_keys
+       where ($1::text is null or project = $1) and ($2::boolean or revoked_at is null)
+       order by created_at, id`,
+      [filter.project ?? null, filter.includeRevoked ?? false],
+    );
+    return rows.map(toRecord);
+  }
+
+  async revoke(id: string, at: Date): Promise<KeyRecord | undefined> {
+    const { rows } = await this.db.query<KeyRow>(
+      `update api_keys set revoked_at = coalesce(revoked_at, $2) where id = $1 returning ${COLUMNS}`,
+      [id, at],
+    );
+    return rows[0] ? toRecord(rows[0]) : undefined;
+  }
+
+  async expire(id: string, at: Date): Promise<KeyRecord | undefined> {
+    const { rows } = await this.db.query<KeyRow>(
+      `update api_keys set expires_at = least(coalesce(expires_at, $2), $2) where id = $1 returning ${COLUMNS}`,
+      [id, at],
+    );
+    return rows[0] ? toRecord(rows[0]) : undefined;
+  }
+
+  async countAdmins(): Promise<number> {
+    const { rows } = await this.db.query<{ n: number }>(
+      `select count(*)::int as n from api_keys where role = 'admin' and revoked_at is null`,
+    );
+    return rows[0]?.n ?? 0;
+  }
+}

@@ -1,0 +1,177 @@
+import type { EventBus } from '@flowloom/bus';
+import type { CloudEvent } from '@flowloom/contracts';
+import type { Db } from '@flowloom/store';
+import type { Outbox } from '../ports/outbox.js';
+
+interface Waiter {
+  events: readonly CloudEvent[];
+  resolve: () => void;
+  reject: (error: unknown) => void;
+}
+
+/**
+ * The transactional outbox with group commit: appends that arrive while a write is in flight are
+ * batched into the next single INSERT, so the hot path pays one round trip shared by many requests.
+ * Inserting is idempotent by event id.
+ */
+export class SqlOutbox implements Outbox {
+  private queue: Waiter[] = [];
+  private writing = false;
+
+  constructor(
+    private readonly db: Db,
+    /** Called after each durable write, so the relay can publish without waiting for its poll. */
+    private readonly onWritten: () => void = () => {},
+  ) {}
+
+  append(events: readonly CloudEvent[]): Promise<void> {
+    if (events.length === 0) return Promise.resolve();
+    return new Promise((resolve, reject) => {
+      this.queue.push({ events, resolve, reject });
+      if (!this.writing) void this.drain();
+    });
+  }
+
+  private async drain(): Promise<void> {
+    this.writing = true;
+    try {
+      while (this.queue.length > 0) {
+        const batch = this.queue;
+        this.queue = [];
+        const rows = batch.flatMap((w) =>
+          w.events.map((e) => ({ id: e.id, type: e.type, subject: e.subject ?? null, event: e })),
+        );
+        try {
+          await this.db.query(
+            `insert into outbox (id, type, subject, event)
+             select x.id::uuid, x.type, x.subject, x.event
+             from jsonb_to_recordset($1::jsonb) as x(id text, type text, subject text, event jsonb)
+             on conflict (id) do nothing`,
+            [JSON.stringify(rows)],
+          );
+          for (const w of batch) w.resolve();
+          this.onWritten();
+        } catch (error) {
+          for (const w of batch) w.reject(error);
+        }
+      }
+    } finally {
+      this.writing = false;
+    }
+  }
+}
+
+export interface RelayOptions {
+  batchSize?: number;
+  /** Poll interval when idle; appends also wake the relay directly. */
+  idleMs?: number;
+  /** Published rows older than this are deleted (they live on in the bus and the ledger). */
+  retainPublishedMs?: number;
+  onError?: (error: unknown) => void;
+}
+
+/**
+ * Publishes outbox rows in order and marks them published only after the bus accepted them, so a
+ * crash between the two republishes (consumers deduplicate by event id) and never loses an event.
+ * `for update skip locked` lets several gateway replicas relay from one database.
+ */
+export class OutboxRelay {
+  private running = false;
+  private loop: Promise<void> | undefined;
+  private wakeUp: (() => void) | undefined;
+  private dirty = false;
+  private lastCleanup = 0;
+  private readonly batchSize: number;
+  private readonly idleMs: number;
+  private readonly retainMs: number;
+
+  constructor(
+    private readonly db: Db,
+    private readonly bus: EventBus,
+    private readonly options: RelayOptions = {},
+  ) {
+    this.batchSize = options.batchSize ?? 500;
+    this.idleMs = options.idleMs ?? 250;
+    this.retainMs = options.retainPublishedMs ?? 3_600_000;
+  }
+
+  start(): void {
+    if (this.running) return;
+    this.running = true;
+    this.loop = this.run();
+  }
+
+  wake(): void {
+    this.dirty = true;
+    this.wakeUp?.();
+  }
+
+  /** Publishes everything pending, then stops. */
+  async stop(): Promise<void> {
+    this.running = false;
+    this.wakeUp?.();
+    await this.loop;
+    await this.publishPending();
+  }
+
+  /** Publishes until nothing is pending; returns how many events went out. */
+  async publishPending(): Promise<number> {
+    let total = 0;
+    for (;;) {
+      const n = await this.publishBatch();
+      total += n;
+      if (n < this.batchSize) return total;
+    }
+  }
+
+  private async publishBatch(): Promise<number> {
+    return this.db.transaction(async (tx) => {
+      const { rows } = await tx.query<{ seq: number; event: CloudEvent }>(
+        `select seq, event from outbox where published_at is null order by seq limit $1 for update skip locked`,
+        [this.batchSize],
+      );
+      if (rows.length === 0) return 0;
+      await this.bus.publish(rows.map((r) => r.event));
+      await tx.query('update outbox set published_at = now() where seq = any($1::bigint[])', [
+        rows.map((r) => r.seq),
+      ]);
+      return rows.length;
+    });
+  }
+
+  private async run(): Promise<void> {
+    let failures = 0;
+    while (this.running) {
+      this.dirty = false;
+      try {
+        await this.publishPending();
+        failures = 0;
+        await this.cleanup();
+      } catch (error) {
+        failures++;
+        this.options.onError?.(error);
+      }
+      if (!this.running) break;
+      if (this.dirty && failures === 0) continue;
+      const wait = failures > 0 ? Math.min(30_000, 500 * 2 ** Math.min(failures, 6)) : this.idleMs;
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, wait);
+        this.wakeUp = () => {
+          clearTimeout(timer);
+          resolve();
+        };
+      });
+      this.wakeUp = undefined;
+    }
+  }
+
+  private async cleanup(): Promise<void> {
+    const now = Date.now();
+    if (now - this.lastCleanup < 60_000) return;
+    this.lastCleanup = now;
+    await this.db.query(
+      `delete from outbox where published_at is not null and published_at < now() - ($1::bigint * interval '1 millisecond')`,
+      [this.retainMs],
+    );
+  }
+}

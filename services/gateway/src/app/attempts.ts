@@ -1,0 +1,149 @@
+import type { RoutingConfig } from '@flowloom/config';
+import { AppError } from '@flowloom/errors';
+import { type ProviderClient, UpstreamFailure } from '@flowloom/providers';
+import { scrubSecrets } from '@flowloom/telemetry';
+import { retryDelayMs } from '../domain/backoff.js';
+import type { Deployment } from '../domain/routing.js';
+import type { GatewayMetrics } from '../ports/metrics.js';
+import type { RequestContext } from './context.js';
+import type { Router } from './router.js';
+
+export interface AttemptResult<T> {
+  value: T;
+  deployment: Deployment;
+  attempts: number;
+  /** Aborts the winning attempt's upstream call; the caller owns it until its stream ends. */
+  controller: AbortController;
+}
+
+/** An abort reason recognized as a timeout by the provider clients. */
+export function timeoutReason(): Error {
+  return new DOMException('The operation timed out', 'TimeoutError');
+}
+
+/**
+ * Runs `call` against the candidates in order: retries and falls back on retryable failures with
+ * jittered backoff that honours `retry-after`, feeds the circuit breakers and latency averages, and
+ * turns the last failure into an error the caller can act on.
+ */
+export async function withFallback<T>(
+  ctx: RequestContext,
+  candidates: readonly Deployment[],
+  router: Router,
+  routing: RoutingConfig,
+  metrics: GatewayMetrics,
+  call: (client: ProviderClient, deployment: Deployment, signal: AbortSignal) => Promise<T>,
+): Promise<AttemptResult<T>> {
+  const deadline = ctx.startedAt + routing.totalTimeoutMs;
+  if (!candidates.some((d) => router.breaker(d.id).isAvailable(Date.now()))) {
+    throw new AppError(
+      'no_deployment_available',
+      `Every deployment for this model is cooling down after repeated failures (${candidates.map((d) => d.id).join(', ')}). Retry shortly.`,
+      { retryAfterSeconds: Math.ceil(routing.circuitBreaker.cooldownMs / 1000) },
+    );
+  }
+  let lastFailure: UpstreamFailure | undefined;
+  let lastDeployment: Deployment | undefined;
+  for (let attempt = 1; attempt <= routing.maxAttempts; attempt++) {
+    const deployment = candidates[(attempt - 1) % candidates.length]!;
+    if (attempt > 1) {
+      // A different deployment is tried at once; the same one again only after a backoff.
+      const sameAgain = deployment.id === lastDeployment?.id;
+      const delay = sameAgain
+        ? retryDelayMs(
+            attempt - 1,
+            { baseMs: routing.retryBaseMs, maxMs: routing.retryMaxMs },
+            lastFailure?.retryAfterMs,
+          )
+        : 0;
+      if (performance.now() + delay >= deadline) break;
+      if (delay > 0) await sleep(delay, ctx.signal);
+    }
+    if (ctx.signal.aborted) throw new UpstreamFailure('aborted', 'the caller went away');
+    const breaker = router.breaker(deployment.id);
+    if (!breaker.tryAcquire(Date.now())) {
+      lastFailure = new UpstreamFailure(
+        'connection',
+        `deployment ${deployment.id} is cooling down after repeated failures`,
+      );
+      lastDeployment = deployment;
+      continue;
+    }
+    const controller = new AbortController();
+    const remaining = Math.max(1, Math.min(routing.attemptTimeoutMs, deadline - performance.now()));
+    const timer = setTimeout(() => controller.abort(timeoutReason()), remaining);
+    const onCallerGone = (): void => controller.abort(ctx.signal.reason);
+    ctx.signal.addEventListener('abort', onCallerGone, { once: true });
+    const started = performance.now();
+    try {
+      const value = await call(router.client(deployment), deployment, controller.signal);
+      const seconds = (performance.now() - started) / 1000;
+      breaker.onSuccess();
+      router.latency.record(deployment.id, seconds * 1000);
+      metrics.upstream({ deployment: deployment.id, outcome: 'ok' }, seconds);
+      clearTimeout(timer);
+      return { value, deployment, attempts: attempt, controller };
+    } catch (error) {
+      clearTimeout(timer);
+      ctx.signal.removeEventListener('abort', onCallerGone);
+      const failure =
+        error instanceof UpstreamFailure
+          ? error
+          : new UpstreamFailure('connection', (error as Error).message);
+      metrics.upstream(
+        { deployment: deployment.id, outcome: 'error', errorKind: failure.kind },
+        (performance.now() - started) / 1000,
+      );
+      if (failure.kind === 'aborted') throw failure;
+      breaker.onFailure(Date.now());
+      lastFailure = failure;
+      lastDeployment = deployment;
+      if (!failure.fallbackable) throw toAppError(failure, attempt);
+    }
+  }
+  throw toAppError(
+    lastFailure ?? new UpstreamFailure('timeout', 'the request ran out of time'),
+    routing.maxAttempts,
+  );
+}
+
+async function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  await new Promise<void>((resolve) => {
+    const timer = setTimeout(resolve, ms);
+    signal.addEventListener(
+      'abort',
+      () => {
+        clearTimeout(timer);
+        resolve();
+      },
+      { once: true },
+    );
+  });
+}
+
+/** The error a caller sees once routing gives up. Provider messages are scrubbed of anything secret. */
+export function toAppError(failure: UpstreamFailure, attempts: number): AppError {
+  const detail = scrubSecrets(failure.message);
+  const tries = attempts === 1 ? '' : ` after ${attempts} attempts`;
+  if (failure.kind === 'timeout')
+    return new AppError('upstream_timeout', `The model provider did not answer in time${tries}: ${detail}`);
+  if (failure.kind === 'http') {
+    const status = failure.status ?? 502;
+    if (status === 429) {
+      return new AppError('rate_limited', `The model provider is rate limiting requests${tries}: ${detail}`, {
+        ...(failure.retryAfterMs !== undefined
+          ? { retryAfterSeconds: Math.ceil(failure.retryAfterMs / 1000) }
+          : {}),
+      });
+    }
+    if (status === 400 || status === 413 || status === 422) {
+      return new AppError('invalid_request', `The model provider rejected the request: ${detail}`);
+    }
+  }
+  if (failure.kind === 'bad_response')
+    return new AppError(
+      'upstream_bad_response',
+      `The model provider sent an invalid answer${tries}: ${detail}`,
+    );
+  return new AppError('upstream_error', `The model provider failed${tries}: ${detail}`);
+}

@@ -1,0 +1,68 @@
+import { AppError } from '@flowloom/errors';
+import { assertKeyUsable, hashKey, type KeyRecord } from '../domain/keys.js';
+import type { KeyStore } from '../ports/key-store.js';
+
+interface Cached {
+  key: KeyRecord | undefined;
+  until: number;
+}
+
+/**
+ * Resolves a presented secret to its key. Lookups are cached briefly so the hot path rarely touches
+ * the database; changes made through this process (revoke, rotate) invalidate the cache at once, and
+ * other replicas see them within `ttlMs`.
+ */
+export class Authenticator {
+  private readonly cache = new Map<string, Cached>();
+
+  constructor(
+    private readonly store: KeyStore,
+    private readonly ttlMs = 5_000,
+    private readonly now: () => number = Date.now,
+  ) {}
+
+  async authenticate(secret: string | undefined): Promise<KeyRecord> {
+    if (!secret) {
+      throw new AppError(
+        'missing_api_key',
+        'No API key was given. Send it as "Authorization: Bearer <key>" or "x-api-key: <key>".',
+      );
+    }
+    if (secret.length > 512) throw new AppError('invalid_api_key', 'The API key is not valid.');
+    const hash = hashKey(secret);
+    const now = this.now();
+    let entry = this.cache.get(hash);
+    if (!entry || entry.until < now) {
+      const key = await this.store.findByHash(hash);
+      // Unknown keys are cached for less time, so a key created on another replica works quickly.
+      entry = { key, until: now + (key ? this.ttlMs : Math.min(this.ttlMs, 1_000)) };
+      if (this.cache.size >= 10_000) this.cache.clear();
+      this.cache.set(hash, entry);
+    }
+    if (!entry.key)
+      throw new AppError(
+        'invalid_api_key',
+        'The API key is not valid. Check it, or ask an admin for a new one.',
+      );
+    assertKeyUsable(entry.key, new Date(now));
+    return entry.key;
+  }
+
+  invalidate(): void {
+    this.cache.clear();
+  }
+}
+
+/** Reads the key from `Authorization: Bearer` (OpenAI SDKs) or `x-api-key` (Anthropic SDKs). */
+export function presentedKey(headers: {
+  authorization?: string | undefined;
+  'x-api-key'?: string | undefined;
+  'x-goog-api-key'?: string | undefined;
+}): string | undefined {
+  const auth = headers.authorization;
+  if (auth) {
+    const match = /^Bearer\s+(\S+)\s*$/i.exec(auth);
+    return match ? match[1] : auth.trim();
+  }
+  return headers['x-api-key']?.trim() || headers['x-goog-api-key']?.trim() || undefined;
+}

@@ -1,0 +1,266 @@
+import type { RoutingConfig } from '@flowloom/config';
+import { AppError, httpStatusOf, isAppError } from '@flowloom/errors';
+import {
+  type ChatRequest,
+  type ChatResponse,
+  countTokens,
+  emptyUsage,
+  mergeUsage,
+  type StreamEvent,
+  UpstreamFailure,
+  type Usage,
+} from '@flowloom/providers';
+import { assertModelAllowed } from '../domain/keys.js';
+import { costOf } from '../domain/prices.js';
+import { type Deployment, filterCapable, requiredCapabilities } from '../domain/routing.js';
+import type { GatewayMetrics } from '../ports/metrics.js';
+import type { Outbox } from '../ports/outbox.js';
+import { timeoutReason, toAppError, withFallback } from './attempts.js';
+import type { RequestContext } from './context.js';
+import { baseFields, completedEvent, failedEvent } from './events.js';
+import type { Router } from './router.js';
+
+export interface ChatResult {
+  response: ChatResponse;
+  deployment: Deployment;
+  attempts: number;
+  costUsd: number;
+}
+
+export interface ChatStream {
+  deployment: Deployment;
+  attempts: number;
+  /** Canonical events; the event is durably recorded before the generator finishes. */
+  events: AsyncGenerator<StreamEvent, void, undefined>;
+  /** Total usage so far (exact once the generator has finished). */
+  usage(): Usage;
+}
+
+function estimateInputTokens(request: ChatRequest): number {
+  let chars = 0;
+  for (const m of request.messages) {
+    if (m.role === 'user') for (const p of m.content) chars += p.type === 'text' ? p.text.length : 1000;
+    else chars += (m.content ?? '').length;
+  }
+  return Math.ceil(chars / 4) + request.messages.length * 4;
+}
+
+/** The chat use case: authorize the model, route with fallback, meter, and record the outcome. */
+export class ChatService {
+  constructor(
+    private readonly router: Router,
+    private readonly routing: RoutingConfig,
+    private readonly outbox: Outbox,
+    private readonly metrics: GatewayMetrics,
+  ) {}
+
+  private plan(ctx: RequestContext, request: ChatRequest): Deployment[] {
+    assertModelAllowed(ctx.key, request.model);
+    const route = this.router.resolve(request.model);
+    const capable = filterCapable(route, requiredCapabilities(request), estimateInputTokens(request));
+    return this.router.order(route, capable);
+  }
+
+  async complete(ctx: RequestContext, request: ChatRequest): Promise<ChatResult> {
+    let attempts = 0;
+    try {
+      const candidates = this.plan(ctx, request);
+      const result = await withFallback(
+        ctx,
+        candidates,
+        this.router,
+        this.routing,
+        this.metrics,
+        (client, d, signal) => client.chat({ request, model: d.model, signal }),
+      );
+      attempts = result.attempts;
+      const { value: response, deployment } = result;
+      const costUsd = costOf(response.usage, this.router.priceOf(deployment));
+      this.meter(request.model, deployment, response.usage, costUsd);
+      await this.outbox.append([
+        completedEvent(ctx, {
+          ...baseFields(ctx, 'chat', request.model, false, attempts),
+          provider: deployment.provider,
+          deployment: deployment.id,
+          providerModel: deployment.model,
+          usage: response.usage,
+          costUsd,
+          finishReason: response.finishReason,
+        }),
+      ]);
+      return { response, deployment, attempts, costUsd };
+    } catch (error) {
+      await this.recordFailure(ctx, request, false, attempts, error);
+      throw asAppError(error);
+    }
+  }
+
+  /**
+   * Opens a stream: resolves once the first event arrived, so a provider that fails before sending
+   * anything is still replaced by the next deployment. After that, errors reach the caller mid-stream.
+   */
+  async stream(ctx: RequestContext, request: ChatRequest): Promise<ChatStream> {
+    let opened: Awaited<
+      ReturnType<
+        typeof withFallback<{
+          iterator: AsyncGenerator<StreamEvent, void, undefined>;
+          first: IteratorResult<StreamEvent, void>;
+        }>
+      >
+    >;
+    try {
+      const candidates = this.plan(ctx, request);
+      opened = await withFallback(
+        ctx,
+        candidates,
+        this.router,
+        this.routing,
+        this.metrics,
+        async (client, d, signal) => {
+          const iterator = client.chatStream({ request, model: d.model, signal });
+          const first = await iterator.next();
+          return { iterator, first };
+        },
+      );
+    } catch (error) {
+      await this.recordFailure(ctx, request, true, 0, error);
+      throw asAppError(error);
+    }
+    const { deployment, attempts, controller } = opened;
+    const { iterator, first } = opened.value;
+    let usage = emptyUsage();
+    let sawUsage = false;
+    let streamedChars = 0;
+    let finishReason: string | undefined;
+    let firstTokenAt: number | undefined;
+    const idleMs = this.routing.attemptTimeoutMs;
+    let idle = setTimeout(() => controller.abort(timeoutReason()), idleMs);
+
+    const observe = (event: StreamEvent): void => {
+      if (event.type === 'usage') {
+        usage = mergeUsage(usage, event.usage);
+        sawUsage = true;
+      } else if (event.type === 'text' || event.type === 'tool_call_delta') {
+        streamedChars += event.type === 'text' ? event.delta.length : event.argumentsDelta.length;
+        firstTokenAt ??= performance.now();
+      } else if (event.type === 'finish') finishReason = event.finishReason;
+    };
+    // A provider that streams no usage (some OpenAI-compatible servers) is metered by estimate, never as zero.
+    const finalUsage = (): Usage =>
+      sawUsage && usage.inputTokens + usage.outputTokens > 0
+        ? usage
+        : {
+            inputTokens: estimateInputTokens(request),
+            outputTokens: Math.ceil(streamedChars / 4),
+            cachedInputTokens: 0,
+          };
+
+    const self = this;
+    async function* events(): AsyncGenerator<StreamEvent, void, undefined> {
+      let outcome: 'done' | 'failed' | 'cancelled' = 'cancelled';
+      let failure: unknown;
+      try {
+        if (!first.done) {
+          observe(first.value);
+          yield first.value;
+        }
+        for (;;) {
+          const next = await iterator.next();
+          if (next.done) break;
+          clearTimeout(idle);
+          idle = setTimeout(() => controller.abort(timeoutReason()), idleMs);
+          observe(next.value);
+          yield next.value;
+        }
+        outcome = 'done';
+      } catch (error) {
+        outcome = 'failed';
+        failure = error;
+        throw asAppError(error instanceof UpstreamFailure ? toAppError(error, attempts) : error);
+      } finally {
+        clearTimeout(idle);
+        if (outcome !== 'done') {
+          controller.abort();
+          await iterator.return(undefined).catch(() => {});
+        }
+        usage = finalUsage();
+        const costUsd = costOf(usage, self.router.priceOf(deployment));
+        self.meter(request.model, deployment, usage, costUsd);
+        if (firstTokenAt !== undefined)
+          self.metrics.timeToFirstToken({ deployment: deployment.id }, (firstTokenAt - ctx.startedAt) / 1000);
+        const base = baseFields(ctx, 'chat', request.model, true, attempts);
+        if (outcome === 'done') {
+          await self.outbox.append([
+            completedEvent(ctx, {
+              ...base,
+              provider: deployment.provider,
+              deployment: deployment.id,
+              providerModel: deployment.model,
+              usage,
+              costUsd,
+              ...(finishReason ? { finishReason } : {}),
+              ...(firstTokenAt !== undefined
+                ? { timeToFirstTokenMs: Math.round((firstTokenAt - ctx.startedAt) * 1000) / 1000 }
+                : {}),
+              ...(sawUsage ? {} : { usageEstimated: true }),
+            }),
+          ]);
+        } else {
+          const error =
+            outcome === 'cancelled'
+              ? new AppError(
+                  'invalid_request',
+                  'The caller closed the connection before the stream finished.',
+                )
+              : asAppError(failure instanceof UpstreamFailure ? toAppError(failure, attempts) : failure);
+          await self.outbox.append([
+            failedEvent(ctx, {
+              ...base,
+              errorCode: outcome === 'cancelled' ? 'client_closed' : error.code,
+              errorMessage: error.message,
+              httpStatus: outcome === 'cancelled' ? 499 : httpStatusOf(error),
+              provider: deployment.provider,
+              deployment: deployment.id,
+              usage,
+              costUsd,
+            }),
+          ]);
+        }
+      }
+    }
+    return { deployment, attempts, events: events(), usage: () => usage };
+  }
+
+  private meter(model: string, deployment: Deployment, usage: Usage, costUsd: number): void {
+    const labels = { model, deployment: deployment.id };
+    this.metrics.tokens(labels, usage.inputTokens, usage.outputTokens, usage.cachedInputTokens);
+    this.metrics.cost(labels, costUsd);
+  }
+
+  private async recordFailure(
+    ctx: RequestContext,
+    request: ChatRequest,
+    stream: boolean,
+    attempts: number,
+    error: unknown,
+  ): Promise<void> {
+    if (error instanceof UpstreamFailure && error.kind === 'aborted') return;
+    const appError = asAppError(error);
+    await this.outbox.append([
+      failedEvent(ctx, {
+        ...baseFields(ctx, 'chat', request.model, stream, attempts),
+        errorCode: appError.code,
+        errorMessage: appError.message,
+        httpStatus: httpStatusOf(appError),
+      }),
+    ]);
+  }
+}
+
+export function asAppError(error: unknown): AppError {
+  if (isAppError(error)) return error;
+  if (error instanceof UpstreamFailure) return toAppError(error, 1);
+  return new AppError('internal', 'Internal error. Retry later; if it persists, report the request id.', {
+    cause: error,
+  });
+}

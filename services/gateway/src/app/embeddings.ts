@@ -1,0 +1,76 @@
+import type { RoutingConfig } from '@flowloom/config';
+import { httpStatusOf } from '@flowloom/errors';
+import { type EmbeddingsRequest, type EmbeddingsResponse, UpstreamFailure } from '@flowloom/providers';
+import { assertModelAllowed } from '../domain/keys.js';
+import { costOf } from '../domain/prices.js';
+import type { Deployment } from '../domain/routing.js';
+import type { GatewayMetrics } from '../ports/metrics.js';
+import type { Outbox } from '../ports/outbox.js';
+import { withFallback } from './attempts.js';
+import { asAppError } from './chat.js';
+import type { RequestContext } from './context.js';
+import { baseFields, completedEvent, failedEvent } from './events.js';
+import type { Router } from './router.js';
+
+export class EmbeddingsService {
+  constructor(
+    private readonly router: Router,
+    private readonly routing: RoutingConfig,
+    private readonly outbox: Outbox,
+    private readonly metrics: GatewayMetrics,
+  ) {}
+
+  async embed(
+    ctx: RequestContext,
+    request: EmbeddingsRequest,
+  ): Promise<{ response: EmbeddingsResponse; deployment: Deployment; attempts: number }> {
+    let attempts = 0;
+    try {
+      assertModelAllowed(ctx.key, request.model);
+      const route = this.router.resolve(request.model);
+      const candidates = this.router.order(route, route.deployments);
+      const result = await withFallback(
+        ctx,
+        candidates,
+        this.router,
+        this.routing,
+        this.metrics,
+        (client, d, signal) => client.embeddings({ request, model: d.model, signal }),
+      );
+      attempts = result.attempts;
+      const usage = { inputTokens: result.value.usage.inputTokens, outputTokens: 0, cachedInputTokens: 0 };
+      const costUsd = costOf(usage, this.router.priceOf(result.deployment));
+      this.metrics.tokens(
+        { model: request.model, deployment: result.deployment.id },
+        usage.inputTokens,
+        0,
+        0,
+      );
+      this.metrics.cost({ model: request.model, deployment: result.deployment.id }, costUsd);
+      await this.outbox.append([
+        completedEvent(ctx, {
+          ...baseFields(ctx, 'embeddings', request.model, false, attempts),
+          provider: result.deployment.provider,
+          deployment: result.deployment.id,
+          providerModel: result.deployment.model,
+          usage,
+          costUsd,
+        }),
+      ]);
+      return { response: result.value, deployment: result.deployment, attempts };
+    } catch (error) {
+      if (!(error instanceof UpstreamFailure && error.kind === 'aborted')) {
+        const appError = asAppError(error);
+        await this.outbox.append([
+          failedEvent(ctx, {
+            ...baseFields(ctx, 'embeddings', request.model, false, attempts),
+            errorCode: appError.code,
+            errorMessage: appError.message,
+            httpStatus: httpStatusOf(appError),
+          }),
+        ]);
+      }
+      throw asAppError(error);
+    }
+  }
+}

@@ -1,0 +1,216 @@
+import { uuidv7 } from '@flowloom/contracts';
+import { AppError, grpcStatusOf } from '@flowloom/errors';
+import type { StreamEvent, Usage } from '@flowloom/providers';
+import type { Logger } from '@flowloom/telemetry';
+import * as grpc from '@grpc/grpc-js';
+import { type Authenticator, presentedKey } from '../app/authenticate.js';
+import { asAppError, type ChatService } from '../app/chat.js';
+import type { RequestContext } from '../app/context.js';
+import type { Router } from '../app/router.js';
+import { keyAllowsModel } from '../domain/keys.js';
+import { decodeGrpcChatRequest } from './decode.js';
+import { loadService, PROTO_ROOT } from './load.js';
+import type { GrpcChatRequest, GrpcUsage } from './messages.js';
+
+export interface GrpcDeps {
+  auth: Authenticator;
+  chat: ChatService;
+  router: Router;
+}
+
+const usageOf = (u: Usage): GrpcUsage => ({
+  inputTokens: u.inputTokens,
+  outputTokens: u.outputTokens,
+  cachedInputTokens: u.cachedInputTokens,
+});
+
+function toStatus(error: unknown): Partial<grpc.StatusObject> {
+  const e = asAppError(error);
+  return { code: grpcStatusOf(e), details: e.message };
+}
+
+function tagOf(value: string, name: string): string | undefined {
+  if (value === '') return undefined;
+  if (!/^[\x21-\x7e]{1,200}$/.test(value))
+    throw new AppError('invalid_request', `${name} must be 1-200 printable ASCII characters`, {
+      param: name,
+    });
+  return value;
+}
+
+async function contextOf(
+  call: grpc.ServerUnaryCall<GrpcChatRequest, unknown> | grpc.ServerWritableStream<GrpcChatRequest, unknown>,
+  auth: Authenticator,
+): Promise<RequestContext> {
+  const startedAt = performance.now();
+  const first = (name: string): string | undefined => {
+    const v = call.metadata.get(name)[0];
+    return typeof v === 'string' ? v : undefined;
+  };
+  const key = await auth.authenticate(
+    presentedKey({ authorization: first('authorization'), 'x-api-key': first('x-api-key') }),
+  );
+  const controller = new AbortController();
+  call.on('cancelled', () => controller.abort(new Error('client cancelled')));
+  const r = call.request;
+  const job = tagOf(r.job, 'job');
+  const session = tagOf(r.session, 'session');
+  const project = tagOf(r.project, 'project');
+  return {
+    requestId: uuidv7(),
+    api: 'grpc',
+    key,
+    tags: { ...(job ? { job } : {}), ...(session ? { session } : {}), ...(project ? { project } : {}) },
+    signal: controller.signal,
+    startedAt,
+  };
+}
+
+function chunkOf(event: StreamEvent): Record<string, unknown> | undefined {
+  switch (event.type) {
+    case 'text':
+      return event.delta === '' ? undefined : { textDelta: event.delta };
+    case 'tool_call_start':
+      return { toolCall: { index: event.index, id: event.id, name: event.name, argumentsDelta: '' } };
+    case 'tool_call_delta':
+      return { toolCall: { index: event.index, id: '', name: '', argumentsDelta: event.argumentsDelta } };
+    case 'finish':
+      return { finishReason: event.finishReason };
+    default:
+      return undefined;
+  }
+}
+
+/** flowloom.gateway.v1.Gateway and grpc.health.v1.Health on one server. */
+export async function startGrpcServer(
+  deps: GrpcDeps,
+  host: string,
+  port: number,
+  log: Logger,
+): Promise<{ port: number; close(): Promise<void> }> {
+  const server = new grpc.Server({ 'grpc.max_receive_message_length': 8 * 1024 * 1024 });
+  const Gateway = loadService(`${PROTO_ROOT}/flowloom/gateway/v1/gateway.proto`, [
+    'flowloom',
+    'gateway',
+    'v1',
+    'Gateway',
+  ]);
+  const Health = loadService(`${PROTO_ROOT}/grpc/health/v1/health.proto`, ['grpc', 'health', 'v1', 'Health']);
+  let serving = true;
+
+  server.addService(Gateway.service, {
+    chat: (call: grpc.ServerUnaryCall<GrpcChatRequest, unknown>, callback: grpc.sendUnaryData<unknown>) => {
+      void (async () => {
+        try {
+          const ctx = await contextOf(call, deps.auth);
+          const result = await deps.chat.complete(ctx, decodeGrpcChatRequest(call.request, false));
+          const r = result.response;
+          callback(null, {
+            id: r.id,
+            model: call.request.model,
+            content: r.content ?? '',
+            toolCalls: r.toolCalls,
+            finishReason: r.finishReason,
+            usage: usageOf(r.usage),
+            deployment: result.deployment.id,
+            attempts: result.attempts,
+            requestId: ctx.requestId,
+            costUsd: result.costUsd,
+          });
+        } catch (error) {
+          callback(toStatus(error), null);
+        }
+      })();
+    },
+    chatStream: (call: grpc.ServerWritableStream<GrpcChatRequest, unknown>) => {
+      void (async () => {
+        try {
+          const ctx = await contextOf(call, deps.auth);
+          const stream = await deps.chat.stream(ctx, decodeGrpcChatRequest(call.request, true));
+          let started = false;
+          for await (const event of stream.events) {
+            if (call.cancelled) break;
+            if (!started && event.type === 'start') {
+              started = true;
+              call.write({
+                started: {
+                  id: event.id,
+                  model: call.request.model,
+                  deployment: stream.deployment.id,
+                  attempts: stream.attempts,
+                  requestId: ctx.requestId,
+                },
+              });
+              continue;
+            }
+            const chunk = chunkOf(event);
+            if (chunk) call.write(chunk);
+          }
+          if (!call.cancelled) {
+            call.write({ usage: usageOf(stream.usage()) });
+            call.end();
+          }
+        } catch (error) {
+          call.destroy(Object.assign(new Error(asAppError(error).message), toStatus(error)));
+        }
+      })();
+    },
+    listModels: (call: grpc.ServerUnaryCall<unknown, unknown>, callback: grpc.sendUnaryData<unknown>) => {
+      void (async () => {
+        try {
+          const ctx = await contextOf(call as grpc.ServerUnaryCall<GrpcChatRequest, unknown>, deps.auth);
+          const models = deps.router.listModels().filter((m) => keyAllowsModel(ctx.key, m.id));
+          callback(null, { models: models.map((m) => ({ id: m.id, ownedBy: m.ownedBy })) });
+        } catch (error) {
+          callback(toStatus(error), null);
+        }
+      })();
+    },
+  });
+
+  const statusFor = (service: string): string =>
+    service === '' || service === 'flowloom.gateway.v1.Gateway'
+      ? serving
+        ? 'SERVING'
+        : 'NOT_SERVING'
+      : 'SERVICE_UNKNOWN';
+  server.addService(Health.service, {
+    check: (
+      call: grpc.ServerUnaryCall<{ service: string }, unknown>,
+      callback: grpc.sendUnaryData<unknown>,
+    ) => {
+      const status = statusFor(call.request.service);
+      if (status === 'SERVICE_UNKNOWN')
+        callback({ code: grpc.status.NOT_FOUND, details: `unknown service ${call.request.service}` }, null);
+      else callback(null, { status });
+    },
+    watch: (call: grpc.ServerWritableStream<{ service: string }, unknown>) => {
+      call.write({ status: statusFor(call.request.service) });
+    },
+  });
+
+  const boundPort = await new Promise<number>((resolve, reject) => {
+    server.bindAsync(
+      `${host.includes(':') ? `[${host}]` : host}:${port}`,
+      grpc.ServerCredentials.createInsecure(),
+      (error, p) =>
+        error ? reject(new Error(`cannot listen for gRPC on ${host}:${port}: ${error.message}`)) : resolve(p),
+    );
+  });
+  return {
+    port: boundPort,
+    close: () =>
+      new Promise<void>((resolve) => {
+        serving = false;
+        const force = setTimeout(() => {
+          log.warn('gRPC calls still running after 30 s; forcing shutdown');
+          server.forceShutdown();
+          resolve();
+        }, 30_000);
+        server.tryShutdown(() => {
+          clearTimeout(force);
+          resolve();
+        });
+      }),
+  };
+}

@@ -1,0 +1,21 @@
+import type { Registry } from '@flowloom/telemetry';
+import type { Authenticator } from '../app/authenticate.js';
+import type { ChatService } from '../app/chat.js';
+import type { EmbeddingsService } from '../app/embeddings.js';
+import type { KeysAdmin } from '../app/keys-admin.js';
+import type { Router } from '../app/router.js';
+import type { GatewayMetrics } from '../ports/metrics.js';
+
+/** What the HTTP entry points need; main.ts builds it. */
+export interface HttpDeps {
+  auth: Authenticator;
+  chat: ChatService;
+  embeddings: EmbeddingsService;
+  keys: KeysAdmin;
+  router: Router;
+  metrics: GatewayMetrics;
+  registry: Registry;
+  maxBodyBytes: number;
+  /** Checks the dependencies a request needs (database, bus); throws with a reason when not ready. */
+  readiness: () => Promise<Record<string, 'ok' | string>>;
+}

@@ -1,0 +1,74 @@
+import { AppError } from '@flowloom/errors';
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import { type Authenticator, presentedKey } from '../app/authenticate.js';
+import type { CallerApi, RequestContext } from '../app/context.js';
+
+const TAG_PATTERN = /^[\x21-\x7e]{1,200}$/;
+
+function tag(request: FastifyRequest, name: string): string | undefined {
+  const value = request.headers[name];
+  if (value === undefined) return undefined;
+  if (typeof value !== 'string' || !TAG_PATTERN.test(value)) {
+    throw new AppError(
+      'invalid_request',
+      `The ${name} header must be 1-200 printable ASCII characters without spaces.`,
+      {
+        param: name,
+      },
+    );
+  }
+  return value;
+}
+
+function header(request: FastifyRequest, name: string): string | undefined {
+  const v = request.headers[name];
+  return Array.isArray(v) ? v[0] : v;
+}
+
+/** Authenticates the caller and ties the request's lifetime to the connection. */
+export async function requestContext(
+  request: FastifyRequest,
+  reply: FastifyReply,
+  auth: Authenticator,
+  api: CallerApi,
+): Promise<RequestContext> {
+  const key = await auth.authenticate(
+    presentedKey({
+      authorization: header(request, 'authorization'),
+      'x-api-key': header(request, 'x-api-key'),
+      'x-goog-api-key': header(request, 'x-goog-api-key'),
+    }),
+  );
+  const job = tag(request, 'x-flowloom-job');
+  const session = tag(request, 'x-flowloom-session');
+  const project = tag(request, 'x-flowloom-project');
+  if (project && key.project && project !== key.project) {
+    throw new AppError(
+      'forbidden',
+      `This key belongs to project '${key.project}' and cannot tag requests for '${project}'.`,
+      {
+        param: 'x-flowloom-project',
+      },
+    );
+  }
+  const controller = new AbortController();
+  // The response closing before it finished means the caller went away: cancel the upstream call.
+  reply.raw.once('close', () => {
+    if (!reply.raw.writableFinished) controller.abort(new Error('client disconnected'));
+  });
+  return {
+    requestId: String(request.id),
+    api,
+    key,
+    tags: { ...(job ? { job } : {}), ...(session ? { session } : {}), ...(project ? { project } : {}) },
+    signal: controller.signal,
+    startedAt: request.startedAt,
+  };
+}
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    /** performance.now() at arrival. */
+    startedAt: number;
+  }
+}

@@ -1,0 +1,98 @@
+import { uuidv7 } from '@flowloom/contracts';
+import { AppError } from '@flowloom/errors';
+import type { Logger } from '@flowloom/telemetry';
+import Fastify, { type FastifyInstance } from 'fastify';
+import type { HttpDeps } from './deps.js';
+import { type ErrorFormat, fromFastifyError, sendError } from './errors.js';
+import { registerJsonParser } from './json-body.js';
+import { registerAdminKeys } from './routes/admin-keys.js';
+import { registerAnthropicMessages } from './routes/anthropic-messages.js';
+import { registerOpenAIChat } from './routes/openai-chat.js';
+import { registerOpenAIEmbeddings } from './routes/openai-embeddings.js';
+import { registerOpenAIModels } from './routes/openai-models.js';
+import { registerOpenApi } from './routes/openapi.js';
+import { registerOperations } from './routes/operations.js';
+
+declare module 'fastify' {
+  interface FastifyContextConfig {
+    format?: ErrorFormat;
+  }
+}
+
+function formatFor(url: string, configured: ErrorFormat | undefined): ErrorFormat {
+  if (configured) return configured;
+  return url.startsWith('/v1/messages') ? 'anthropic' : 'openai';
+}
+
+/** The HTTP API: OpenAI- and Anthropic-compatible endpoints, the admin API and operations endpoints. */
+export function buildHttpServer(deps: HttpDeps, log: Logger): FastifyInstance {
+  const app = Fastify({
+    logger: false,
+    bodyLimit: deps.maxBodyBytes,
+    genReqId: () => uuidv7(),
+    // A caller-supplied id would let anyone forge audit correlation; we always mint our own.
+    requestIdHeader: false,
+    return503OnClosing: true,
+    forceCloseConnections: 'idle',
+    routerOptions: { ignoreTrailingSlash: true, maxParamLength: 200 },
+  });
+  registerJsonParser(app);
+
+  app.addHook('onRequest', async (request, reply) => {
+    request.startedAt = performance.now();
+    reply.header('x-request-id', String(request.id));
+  });
+
+  app.addHook('onResponse', async (request, reply) => {
+    const route = request.routeOptions.url ?? 'unmatched';
+    if (!route.startsWith('/v1/')) return;
+    const seconds = (performance.now() - request.startedAt) / 1000;
+    deps.metrics.request(
+      {
+        api: formatFor(route, request.routeOptions.config.format),
+        model: 'all',
+        status: reply.statusCode,
+        stream: false,
+      },
+      seconds,
+    );
+    if (log.isLevelEnabled('info')) {
+      log.info(
+        {
+          requestId: request.id,
+          method: request.method,
+          route,
+          status: reply.statusCode,
+          ms: Math.round(seconds * 1000),
+        },
+        'request',
+      );
+    }
+  });
+
+  app.setErrorHandler((error, request, reply) => {
+    const appError = fromFastifyError(error);
+    if (appError.code === 'internal') log.error({ requestId: request.id, err: error }, 'unhandled error');
+    return sendError(reply, formatFor(request.url, request.routeOptions.config?.format), appError);
+  });
+
+  app.setNotFoundHandler((request, reply) =>
+    sendError(
+      reply,
+      formatFor(request.url, undefined),
+      new AppError(
+        'not_found',
+        `No endpoint ${request.method} ${request.url.split('?')[0]}. See /api/v1/openapi.json.`,
+      ),
+    ),
+  );
+
+  registerOpenAIChat(app, deps);
+  registerOpenAIEmbeddings(app, deps);
+  registerOpenAIModels(app, deps);
+  registerAnthropicMessages(app, deps);
+  registerAdminKeys(app, deps);
+  registerOperations(app, deps);
+  registerOpenApi(app);
+  return app;
+}

@@ -1,0 +1,115 @@
+import { join, resolve } from 'node:path';
+import { type EventBus, InProcessBus } from '@flowloom/bus';
+import type { Config } from '@flowloom/config';
+import { LOCAL_EMBEDDING_MODEL, LOCAL_MODEL } from '@flowloom/providers';
+import { type Db, migrate, openDb } from '@flowloom/store';
+import { createLogger, createRegistry, type Logger, type Registry } from '@flowloom/telemetry';
+import { gatewayMigrations } from './adapters/migrations.js';
+import { createPrometheusMetrics } from './adapters/prometheus-metrics.js';
+import { SqlKeyStore } from './adapters/sql-key-store.js';
+import { OutboxRelay, SqlOutbox } from './adapters/sql-outbox.js';
+import { Authenticator } from './app/authenticate.js';
+import { bootstrapAdmin } from './app/bootstrap-admin.js';
+import { ChatService } from './app/chat.js';
+import { EmbeddingsService } from './app/embeddings.js';
+import { KeysAdmin } from './app/keys-admin.js';
+import { Router } from './app/router.js';
+import { startGrpcServer } from './grpc/server.js';
+import { buildHttpServer } from './http/server.js';
+import { createProviderClients } from './providers.js';
+
+export interface GatewayOptions {
+  config: Config;
+  /** Environment for provider credentials; process.env by default. */
+  env?: Record<string, string | undefined>;
+  /** Shared storage and bus when composed with other services in one process (`flowloom up`). */
+  db?: Db;
+  bus?: EventBus;
+  logger?: Logger;
+  registry?: Registry;
+  /** Receives a generated bootstrap admin key, which exists nowhere else. */
+  onAdminKeyGenerated?: (secret: string) => void;
+}
+
+export interface Gateway {
+  httpUrl: string;
+  grpcAddress: string;
+  db: Db;
+  bus: EventBus;
+  /** Publishes every outbox row now (tests and shutdown). */
+  flushOutbox(): Promise<number>;
+  close(): Promise<void>;
+}
+
+/** Composition root of the gateway: configuration → adapters → use cases → servers. */
+export async function startGateway(options: GatewayOptions): Promise<Gateway> {
+  const { config } = options;
+  const env = options.env ?? process.env;
+  const log = options.logger ?? createLogger({ service: 'gateway', level: config.logLevel });
+  const registry = options.registry ?? createRegistry();
+  const ownsDb = !options.db;
+  const db =
+    options.db ??
+    (await openDb({ databaseUrl: config.databaseUrl, dataDir: join(resolve(config.dataDir), 'db') }));
+  await migrate(db, gatewayMigrations);
+  const bus = options.bus ?? new InProcessBus();
+
+  const relay = new OutboxRelay(db, bus, {
+    onError: (err) => log.warn({ err }, 'outbox relay: publish failed, will retry'),
+  });
+  const outbox = new SqlOutbox(db, () => relay.wake());
+  const keyStore = new SqlKeyStore(db);
+  const auth = new Authenticator(keyStore);
+  const keys = new KeysAdmin(keyStore, outbox, () => auth.invalidate());
+  const generated = await bootstrapAdmin(keyStore, keys, config.adminKey);
+  if (generated) options.onAdminKeyGenerated?.(generated);
+
+  const metrics = createPrometheusMetrics(registry);
+  const router = new Router(config, createProviderClients(config, env), [LOCAL_MODEL, LOCAL_EMBEDDING_MODEL]);
+  const chat = new ChatService(router, config.routing, outbox, metrics);
+  const embeddings = new EmbeddingsService(router, config.routing, outbox, metrics);
+
+  const readiness = async (): Promise<Record<string, string>> => {
+    try {
+      await db.query('select 1');
+      return { database: 'ok' };
+    } catch (error) {
+      return { database: `unavailable: ${(error as Error).message}` };
+    }
+  };
+
+  const http = buildHttpServer(
+    { auth, chat, embeddings, keys, router, metrics, registry, maxBodyBytes: config.maxBodyBytes, readiness },
+    log,
+  );
+  await http.listen({ host: config.host, port: config.httpPort });
+  const address = http.server.address();
+  const httpPort = typeof address === 'object' && address ? address.port : config.httpPort;
+  const grpc = await startGrpcServer({ auth, chat, router }, config.host, config.grpcPort, log);
+  relay.start();
+  const hostForUrl = config.host.includes(':') ? `[${config.host}]` : config.host;
+  log.info(
+    { http: `http://${hostForUrl}:${httpPort}`, grpc: `${hostForUrl}:${grpc.port}`, storage: db.kind },
+    'gateway started',
+  );
+
+  let closing: Promise<void> | undefined;
+  return {
+    httpUrl: `http://${hostForUrl}:${httpPort}`,
+    grpcAddress: `${hostForUrl}:${grpc.port}`,
+    db,
+    bus,
+    flushOutbox: () => relay.publishPending(),
+    close() {
+      closing ??= (async () => {
+        // Stop taking requests, let in-flight ones (streams included) finish, then drain the outbox.
+        await Promise.all([http.close(), grpc.close()]);
+        await relay.stop();
+        if (ownsDb) await db.close();
+        log.info('gateway stopped');
+        log.flush();
+      })();
+      return closing;
+    },
+  };
+}

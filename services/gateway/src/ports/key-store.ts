@@ -1,0 +1,27 @@
+import type { KeyRecord, KeyRole } from '../domain/keys.js';
+
+export interface NewKey {
+  id: string;
+  secretHash: string;
+  hint: string;
+  name: string;
+  owner: string;
+  project: string | null;
+  team: string | null;
+  role: KeyRole;
+  models: string[] | null;
+  expiresAt: Date | null;
+  rotatedFrom: string | null;
+}
+
+export interface KeyStore {
+  insert(key: NewKey): Promise<KeyRecord>;
+  findByHash(secretHash: string): Promise<KeyRecord | undefined>;
+  findById(id: string): Promise<KeyRecord | undefined>;
+  list(filter?: { project?: string; includeRevoked?: boolean }): Promise<KeyRecord[]>;
+  /** Sets revoked_at if not already revoked; returns the record, or undefined when the id is unknown. */
+  revoke(id: string, at: Date): Promise<KeyRecord | undefined>;
+  /** Shortens (never extends) an expiry, for a rotation's grace period. */
+  expire(id: string, at: Date): Promise<KeyRecord | undefined>;
+  countAdmins(): Promise<number>;
+}
