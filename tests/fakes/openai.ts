@@ -431,19 +431,16 @@ export function createOpenAIRouter(options: OpenAIRouterOptions): ProviderRouter
         const ids = toolCallIds(answer);
         const id = `chatcmpl-${randomId(29)}`;
         const frames: StreamFrame[] = [];
+        // Every chunk shares its leading fields; serialise them once per stream.
+        const head =
+          `data: {"id":"${id}","object":"chat.completion.chunk","created":${created},` +
+          `"model":${JSON.stringify(answer.model)},${flavour === 'openai' ? '"service_tier":"default",' : ''}` +
+          `"system_fingerprint":"${fingerprint}","choices":`;
         const chunk = (choices: unknown[], usage: unknown, isContent: boolean): void => {
-          const data: Record<string, unknown> = {
-            id,
-            object: 'chat.completion.chunk',
-            created,
-            model: answer.model,
-          };
-          if (flavour === 'openai') data['service_tier'] = 'default';
-          data['system_fingerprint'] = fingerprint;
-          data['choices'] = choices;
-          if (includeUsage) data['usage'] = usage;
-          if (obfuscate) data['obfuscation'] = randomId(4 + (frames.length % 7));
-          frames.push({ data: `data: ${JSON.stringify(data)}\n\n`, content: isContent });
+          let data = head + JSON.stringify(choices);
+          if (includeUsage) data += `,"usage":${JSON.stringify(usage)}`;
+          if (obfuscate) data += `,"obfuscation":"${randomId(4 + (frames.length % 7))}"`;
+          frames.push({ data: `${data}}\n\n`, content: isContent });
         };
         const choice = (delta: Record<string, unknown>, finish: string | null, filters: unknown): unknown => {
           const out: Record<string, unknown> = { index: 0, delta, logprobs: null, finish_reason: finish };

@@ -3,16 +3,31 @@ import type { FakeFinish, FakeReplyContent, FakeToolCall, FakeUsage } from './ty
 
 const ALPHANUMERIC = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789';
 
+// One randomBytes call per 16 KiB instead of one per id: ids are minted on the hot path.
+const POOL_SIZE = 16 * 1024;
+let pool = Buffer.alloc(0);
+let poolOffset = 0;
+
+function pooledRandom(length: number): Buffer {
+  if (poolOffset + length > pool.length) {
+    pool = randomBytes(Math.max(POOL_SIZE, length));
+    poolOffset = 0;
+  }
+  const bytes = pool.subarray(poolOffset, poolOffset + length);
+  poolOffset += length;
+  return bytes;
+}
+
 /** Random [A-Za-z0-9]{length}, the alphabet of OpenAI and Anthropic ids. */
 export function randomId(length: number): string {
-  const bytes = randomBytes(length);
+  const bytes = pooledRandom(length);
   let out = '';
   for (const byte of bytes) out += ALPHANUMERIC[byte % ALPHANUMERIC.length];
   return out;
 }
 
 export function randomHex(length: number): string {
-  return randomBytes(Math.ceil(length / 2))
+  return pooledRandom(Math.ceil(length / 2))
     .toString('hex')
     .slice(0, length);
 }
