@@ -17,6 +17,7 @@ import type { ProviderWire, StreamDecoder } from '../../codec.js';
 import type { SseMessage } from '../../sse.js';
 import { argumentsToObject, invalidField, jsonValue, parseDataUrl, toJsonObject } from './validation.js';
 import {
+  ANTHROPIC_IMAGE_TYPES,
   type AnthropicImageBlock,
   type AnthropicRequest,
   type AnthropicRequestBlock,
@@ -115,10 +116,8 @@ export function encodeAnthropicRequest(request: ChatRequest, model: string): Ant
           tools: tools.map((tool) => ({
             name: tool.name,
             ...(tool.description !== undefined ? { description: tool.description } : {}),
-            input_schema:
-              tool.parameters['type'] === undefined
-                ? { type: 'object', ...tool.parameters }
-                : tool.parameters,
+            // Anthropic only takes object schemas; a schema without a type (OpenAI allows `{}`) is one.
+            input_schema: { ...tool.parameters, type: 'object' as const },
           })),
         }
       : {}),
@@ -140,7 +139,14 @@ function encodeImage(url: string, param: string): AnthropicImageBlock {
   if (url.startsWith('data:')) {
     const data = parseDataUrl(url);
     if (!data) throw invalidField(param, 'image data URLs must be base64 encoded');
-    return { type: 'image', source: { type: 'base64', media_type: data.mediaType, data: data.data } };
+    const mediaType = ANTHROPIC_IMAGE_TYPES.find((type) => type === data.mediaType);
+    if (!mediaType) {
+      throw invalidField(
+        param,
+        `Anthropic accepts ${ANTHROPIC_IMAGE_TYPES.join(', ')} images, not ${data.mediaType}`,
+      );
+    }
+    return { type: 'image', source: { type: 'base64', media_type: mediaType, data: data.data } };
   }
   return { type: 'image', source: { type: 'url', url } };
 }

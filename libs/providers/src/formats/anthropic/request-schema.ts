@@ -5,6 +5,7 @@
  */
 import { z } from 'zod';
 import { jsonObject, jsonValue } from './validation.js';
+import { ANTHROPIC_IMAGE_TYPES } from './wire.js';
 
 const cacheControl = z
   .object({ type: z.literal('ephemeral') })
@@ -21,7 +22,7 @@ export const textBlockSchema = z.object({
 const imageSourceSchema = z.discriminatedUnion('type', [
   z.object({
     type: z.literal('base64'),
-    media_type: z.enum(['image/jpeg', 'image/png', 'image/gif', 'image/webp']),
+    media_type: z.enum(ANTHROPIC_IMAGE_TYPES),
     data: z.string().min(1),
   }),
   z.object({ type: z.literal('url'), url: z.url({ protocol: /^https?$/ }) }),

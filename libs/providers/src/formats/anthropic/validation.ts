@@ -33,7 +33,7 @@ export function parseRequest<T>(schema: z.ZodType<T>, body: unknown): T {
 }
 
 export function invalidField(param: string, message: string): AppError {
-  return new AppError('invalid_request', param === '' ? message : `${param}: ${message}`, {
+  return new AppError('invalid_request', param === '' ? `Request body: ${message}` : `${param}: ${message}`, {
     ...(param === '' ? {} : { param }),
   });
 }

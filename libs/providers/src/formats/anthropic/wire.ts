@@ -16,9 +16,12 @@ export type AnthropicStopReason =
 
 export type AnthropicTextBlock = { type: 'text'; text: string };
 export type AnthropicToolUseBlock = { type: 'tool_use'; id: string; name: string; input: JsonObject };
+export const ANTHROPIC_IMAGE_TYPES = ['image/jpeg', 'image/png', 'image/gif', 'image/webp'] as const;
+export type AnthropicImageType = (typeof ANTHROPIC_IMAGE_TYPES)[number];
+
 export type AnthropicImageBlock = {
   type: 'image';
-  source: { type: 'base64'; media_type: string; data: string } | { type: 'url'; url: string };
+  source: { type: 'base64'; media_type: AnthropicImageType; data: string } | { type: 'url'; url: string };
 };
 export type AnthropicToolResultBlock = {
   type: 'tool_result';
@@ -34,7 +37,11 @@ export type AnthropicRequestBlock =
 
 export type AnthropicWireMessage = { role: 'user' | 'assistant'; content: AnthropicRequestBlock[] };
 
-export type AnthropicTool = { name: string; description?: string; input_schema: JsonObject };
+export type AnthropicTool = {
+  name: string;
+  description?: string;
+  input_schema: JsonObject & { type: 'object' };
+};
 
 export type AnthropicToolChoice =
   | { type: 'auto'; disable_parallel_tool_use?: boolean }
