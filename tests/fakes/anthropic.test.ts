@@ -256,6 +256,15 @@ describe('fake Anthropic upstream driven by the official @anthropic-ai/sdk', () 
     expect((error as InstanceType<typeof Anthropic.APIError>).type).toBe('overloaded_error');
   });
 
+  it('when a stream error is scripted for a non-streamed call, then it becomes a plain 529 overloaded_error', async () => {
+    fake.script({ kind: 'stream-error', afterChunks: 0 });
+    const error = await client.messages
+      .create({ model: MODEL, max_tokens: 8, messages: [{ role: 'user', content: 'x' }] })
+      .catch((caught: unknown) => caught);
+    expect(error).toBeInstanceOf(Anthropic.InternalServerError);
+    expect((error as InstanceType<typeof Anthropic.InternalServerError>).status).toBe(529);
+  });
+
   it('when the stream hangs and the client aborts, then the SDK stops and the fake records the abort', async () => {
     fake.script({ kind: 'hang', afterChunks: 1, chunks: ['first', ' never'] });
     const stream = client.messages.stream({

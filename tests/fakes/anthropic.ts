@@ -156,7 +156,7 @@ export function createAnthropicRouter(options: AnthropicRouterOptions): Provider
   const event = (name: string, data: unknown): string => `event: ${name}\ndata: ${JSON.stringify(data)}\n\n`;
 
   const streamErrorFrame = (spec: StreamErrorSpec): string => {
-    const [type, message] = errorDefaults(spec.status || 529);
+    const [type, message] = errorDefaults(spec.status);
     return event('error', {
       type: 'error',
       error: { type: spec.type ?? type, message: spec.message ?? message },
@@ -195,6 +195,7 @@ export function createAnthropicRouter(options: AnthropicRouterOptions): Provider
       error: (behaviour) => behaviourError(behaviour, headers),
       streamErrorFrame,
       garbageFrames,
+      faultStatus: 529,
       reply(content: FakeReplyContent): HttpAnswer {
         const answer = resolveAnswer(content, context);
         const ids = toolIds(answer);

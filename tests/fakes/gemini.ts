@@ -175,7 +175,7 @@ export function createGeminiRouter(options: GeminiRouterOptions): ProviderRouter
   };
 
   const streamErrorFrame = (spec: StreamErrorSpec): string => {
-    const status = spec.status || 500;
+    const status = spec.status;
     const [name, message] = statusDefaults(status);
     return `data: ${JSON.stringify({ error: { code: status, message: spec.message ?? message, status: spec.type ?? name } })}\r\n\r\n`;
   };
@@ -244,6 +244,7 @@ export function createGeminiRouter(options: GeminiRouterOptions): ProviderRouter
       error: behaviourError,
       streamErrorFrame,
       garbageFrames,
+      faultStatus: 500,
       reply(content: FakeReplyContent): HttpAnswer {
         const answer = resolveAnswer(content, context);
         const parts: unknown[] = [];
@@ -296,6 +297,7 @@ export function createGeminiRouter(options: GeminiRouterOptions): ProviderRouter
       error: behaviourError,
       streamErrorFrame,
       garbageFrames,
+      faultStatus: 500,
       streamPlan() {
         throw new Error(`${model}: embeddings are never streamed`);
       },

@@ -330,7 +330,7 @@ export function createOpenAIRouter(options: OpenAIRouterOptions): ProviderRouter
   };
 
   const streamErrorFrame = (spec: StreamErrorSpec): string => {
-    const status = spec.status || 500;
+    const status = spec.status;
     const fields: OpenAIErrorFields =
       status === 429
         ? { message: 'Rate limit reached.', type: 'requests', param: null, code: 'rate_limit_exceeded' }
@@ -387,6 +387,7 @@ export function createOpenAIRouter(options: OpenAIRouterOptions): ProviderRouter
       error: (behaviour) => behaviourError(behaviour, headers, model, apiVersion),
       streamErrorFrame,
       garbageFrames,
+      faultStatus: 500,
       reply(content: FakeReplyContent): HttpAnswer {
         const answer = resolveAnswer(content, context);
         const ids = toolCallIds(answer);
@@ -525,6 +526,7 @@ export function createOpenAIRouter(options: OpenAIRouterOptions): ProviderRouter
       error: (behaviour) => behaviourError(behaviour, headers, model, apiVersion),
       streamErrorFrame,
       garbageFrames,
+      faultStatus: 500,
       streamPlan() {
         throw new Error('embeddings are never streamed');
       },

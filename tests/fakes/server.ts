@@ -50,6 +50,8 @@ export interface ModelCall {
   garbageFrames(): string;
   /** Headers every answer of this provider carries (request ids and the like). */
   baseHeaders(): Headers;
+  /** The status a fault defaults to (Anthropic 529 overloaded, others 500). */
+  faultStatus: number;
 }
 
 /** What a provider's router decided: answer at once (auth, validation, listings), or run a model call. */
@@ -250,7 +252,7 @@ async function runBehaviour(ex: Exchange, call: ModelCall, behaviour: FakeBehavi
       return;
     case 'stream-error': {
       const spec: StreamErrorSpec = {
-        status: behaviour.status ?? 0,
+        status: behaviour.status ?? call.faultStatus,
         message: behaviour.message,
         type: behaviour.type,
       };
@@ -259,7 +261,7 @@ async function runBehaviour(ex: Exchange, call: ModelCall, behaviour: FakeBehavi
           ex,
           call.error({
             kind: 'error',
-            status: spec.status || 500,
+            status: spec.status,
             ...(spec.message !== undefined ? { message: spec.message } : {}),
             ...(spec.type !== undefined ? { type: spec.type } : {}),
           }),

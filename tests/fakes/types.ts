@@ -90,7 +90,7 @@ export interface FakeErrorBehaviour {
 export interface FakeStreamErrorBehaviour extends FakeReplyContent, FakeTiming {
   kind: 'stream-error';
   afterChunks: number;
-  /** Picks the error type (default 529 for Anthropic, 500 elsewhere). */
+  /** Picks the error type (default 529 for Anthropic, 500 elsewhere), and the status of a non-streamed answer. */
   status?: number;
   message?: string;
   type?: string;
