@@ -123,6 +123,14 @@ async function sleep(ms: number, signal: AbortSignal): Promise<void> {
 
 /** The error a caller sees once routing gives up. Provider messages are scrubbed of anything secret. */
 export function toAppError(failure: UpstreamFailure, attempts: number): AppError {
+  const error = mapFailure(failure, attempts);
+  return new AppError(error.code, error.message, {
+    ...(error.retryAfterSeconds !== undefined ? { retryAfterSeconds: error.retryAfterSeconds } : {}),
+    details: { attempts },
+  });
+}
+
+function mapFailure(failure: UpstreamFailure, attempts: number): AppError {
   const detail = scrubSecrets(failure.message);
   const tries = attempts === 1 ? '' : ` after ${attempts} attempts`;
   if (failure.kind === 'timeout')

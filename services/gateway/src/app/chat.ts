@@ -246,9 +246,10 @@ export class ChatService {
   ): Promise<void> {
     if (error instanceof UpstreamFailure && error.kind === 'aborted') return;
     const appError = asAppError(error);
+    const tried = typeof appError.details?.attempts === 'number' ? appError.details.attempts : attempts;
     await this.outbox.append([
       failedEvent(ctx, {
-        ...baseFields(ctx, 'chat', request.model, stream, attempts),
+        ...baseFields(ctx, 'chat', request.model, stream, tried),
         errorCode: appError.code,
         errorMessage: appError.message,
         httpStatus: httpStatusOf(appError),

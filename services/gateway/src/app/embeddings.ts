@@ -61,9 +61,10 @@ export class EmbeddingsService {
     } catch (error) {
       if (!(error instanceof UpstreamFailure && error.kind === 'aborted')) {
         const appError = asAppError(error);
+        const tried = typeof appError.details?.attempts === 'number' ? appError.details.attempts : attempts;
         await this.outbox.append([
           failedEvent(ctx, {
-            ...baseFields(ctx, 'embeddings', request.model, false, attempts),
+            ...baseFields(ctx, 'embeddings', request.model, false, tried),
             errorCode: appError.code,
             errorMessage: appError.message,
             httpStatus: httpStatusOf(appError),
