@@ -59,10 +59,12 @@ function describeIssue(issue: Issue, prefix: PathKey[]): { path: PathKey[]; mess
     }
     return { path, message: 'invalid value' };
   }
-  if (issue.code === 'invalid_type' && issue.input === undefined) return { path, message: 'Field required' };
-  if (issue.code === 'invalid_type') return { path, message: `expected ${issue.expected}` };
+  if (issue.code === 'invalid_type') {
+    // Custom messages (`{ error: ... }`) are kept; zod's defaults are replaced by clearer ones.
+    if (!issue.message.startsWith('Invalid input')) return { path, message: issue.message };
+    return { path, message: issue.input === undefined ? 'Field required' : `expected ${issue.expected}` };
+  }
   if (issue.code === 'invalid_value') {
-    // Custom messages (`{ error: ... }`) are kept; zod's default is replaced by a clearer one.
     if (!issue.message.startsWith('Invalid')) return { path, message: issue.message };
     return { path, message: `expected one of ${issue.values.map((v) => JSON.stringify(v)).join(', ')}` };
   }
