@@ -1,0 +1,67 @@
+import type { TestGateway } from '@flowloom/gateway/testing';
+import type { FakeProvider, RecordedRequest } from '../fakes/index.js';
+
+export const COMPLETED = 'dev.flowloom.gateway.request.completed.v1';
+export const FAILED = 'dev.flowloom.gateway.request.failed.v1';
+
+export type RecordedEvent = Awaited<ReturnType<TestGateway['events']>>[number];
+
+/** The event recorded for one request id, waiting briefly since streamed requests record it after the last byte. */
+export async function eventFor(t: TestGateway, requestId: string | null, timeoutMs = 3_000): Promise<RecordedEvent> {
+  if (!requestId) throw new Error('the response carried no x-request-id');
+  const until = Date.now() + timeoutMs;
+  for (;;) {
+    const found = (await t.events()).find((e) => e.data.requestId === requestId);
+    if (found) return found;
+    if (Date.now() > until) throw new Error(`no event recorded for request ${requestId}`);
+    await delay(25);
+  }
+}
+
+/** Every recorded event about a given model, in order. */
+export async function eventsForModel(t: TestGateway, model: string): Promise<RecordedEvent[]> {
+  return (await t.events()).filter((e) => e.data.model === model);
+}
+
+export function delay(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/** The model calls a fake saw (chat, messages, generate, embeddings), excluding anything else. */
+export function modelCalls(fake: FakeProvider): RecordedRequest[] {
+  return fake.requests.filter((r) => r.method === 'POST');
+}
+
+export function lastCall(fake: FakeProvider): RecordedRequest {
+  const last = modelCalls(fake).at(-1);
+  if (!last) throw new Error(`the ${fake.kind} fake saw no request`);
+  return last;
+}
+
+export function bodyOf(request: RecordedRequest): Record<string, unknown> {
+  if (typeof request.body !== 'object' || request.body === null || Array.isArray(request.body))
+    throw new Error(`the recorded body is not a JSON object: ${String(request.body)}`);
+  return request.body as Record<string, unknown>;
+}
+
+/** A TCP port nothing listens on: bound, read, then closed again. */
+export async function closedPort(): Promise<number> {
+  const { createServer } = await import('node:net');
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      if (address === null || typeof address === 'string') {
+        reject(new Error('no port'));
+        return;
+      }
+      server.close(() => resolve(address.port));
+    });
+  });
+}
+
+/** Reads a whole response text, returning it even when it was cut. */
+export async function textOf(response: Response): Promise<string> {
+  return response.text();
+}
