@@ -42,6 +42,12 @@ pid_matches() {
   tr '\0' ' ' <"/proc/$pid/cmdline" | grep -qF -- "$pattern"
 }
 
+# A zombie counts as gone: whoever reaps orphans here (pid 1) may be slow to do it.
+pid_gone() {
+  kill -0 "$1" 2>/dev/null || return 0
+  [[ $(awk '{print $3}' "/proc/$1/stat" 2>/dev/null) == Z ]]
+}
+
 # Serialise concurrent runs for one engine (two shells, or a test runner and a person).
 take_lock() {
   mkdir -p "$ENGINES_HOME"
@@ -74,7 +80,7 @@ apt_install() {
     fi
     sudo=(sudo -n)
   fi
-  local apt_opts=(-q -y -o DPkg::Lock::Timeout=300)
+  local apt_opts=(-q -y -o DPkg::Lock::Timeout=300 -o Dpkg::Use-Pty=0)
   if ((_APT_UPDATED == 0)); then
     say "apt-get update (needed to install: ${missing[*]})"
     "${sudo[@]}" apt-get "${apt_opts[@]}" update >&2 ||
@@ -90,14 +96,13 @@ apt_install() {
 
 # wait_until SECONDS DESCRIPTION COMMAND...: polls COMMAND every 0.25 s.
 wait_until() {
-  local limit=$1 what=$2
+  local limit=$1 what=$2 began=$SECONDS
   shift 2
-  local deadline=$((SECONDS + limit))
   until "$@"; do
-    ((SECONDS < deadline)) || return 1
+    ((SECONDS - began < limit)) || return 1
     sleep 0.25
   done
-  say "$what after $((SECONDS - _START))s"
+  say "$what after $((SECONDS - began))s"
 }
 
 # show_log_tail FILE [LINES]: for failure messages.
