@@ -11,7 +11,10 @@ describe('53-bit tree arithmetic', () => {
       const b = Math.floor(prng.next() * 2 ** (1 + prng.int(53)));
       expect(bitLength(a)).toBe(a === 0 ? 0 : BigInt(a).toString(2).length);
       expect(xor(a, b)).toBe(Number(BigInt(a) ^ BigInt(b)));
-      if (a > 0) expect(trailingZeros(a)).toBe(BigInt(a).toString(2).length - BigInt(a).toString(2).lastIndexOf('1') - 1);
+      if (a > 0)
+        expect(trailingZeros(a)).toBe(
+          BigInt(a).toString(2).length - BigInt(a).toString(2).lastIndexOf('1') - 1,
+        );
       expect(shiftRight(a, 7)).toBe(Number(BigInt(a) >> 7n));
     }
     expect(isPowerOfTwo(2 ** 52)).toBe(true);

@@ -2,7 +2,7 @@ import { decodeBase64, decodeHex } from './encoding.js';
 import { PRUNED_MARKER_PREFIX } from './entry.js';
 import { LedgerError } from './errors.js';
 import { HASH_SIZE, toBase64, toHex } from './hash.js';
-import { type VerifierKey, parseVerifierKey } from './keys.js';
+import { parseVerifierKey, type VerifierKey } from './keys.js';
 
 // The file formats of an evidence bundle, as specified in libs/ledger/BUNDLE-FORMAT.md.
 
@@ -70,14 +70,19 @@ export function parseProofs(text: string): BundleProofs {
     leafHashes = typeof encoded === 'string' ? decodeBase64(encoded) : undefined;
     if (leafHashes === undefined) malformed('"leafHashes" must be canonical base64');
     if (leafHashes.length !== treeSize * HASH_SIZE) {
-      malformed(`"leafHashes" holds ${leafHashes.length} bytes; ${treeSize} entries need ${treeSize * HASH_SIZE}`);
+      malformed(
+        `"leafHashes" holds ${leafHashes.length} bytes; ${treeSize} entries need ${treeSize * HASH_SIZE}`,
+      );
     }
   }
   const checkpoints = arrayField(json, 'checkpoints').map((item, i): EarlierCheckpoint => {
     if (!isRecord(item) || typeof item['checkpoint'] !== 'string') {
       malformed(`checkpoints[${i}].checkpoint must be the signed checkpoint text`);
     }
-    return { checkpoint: item['checkpoint'], consistency: hashArray(item['consistency'], `checkpoints[${i}].consistency`) };
+    return {
+      checkpoint: item['checkpoint'],
+      consistency: hashArray(item['consistency'], `checkpoints[${i}].consistency`),
+    };
   });
   const inclusion = arrayField(json, 'inclusion').map((item, i): InclusionEvidence => {
     const index = isRecord(item) ? item['index'] : undefined;
@@ -104,7 +109,8 @@ function hashArray(value: unknown, where: string): Uint8Array[] {
   if (!Array.isArray(value)) malformed(`${where} must be an array of base64 hashes`);
   return value.map((item, i) => {
     const hash = typeof item === 'string' ? decodeBase64(item) : undefined;
-    if (hash === undefined || hash.length !== HASH_SIZE) malformed(`${where}[${i}] must be base64 of 32 bytes`);
+    if (hash === undefined || hash.length !== HASH_SIZE)
+      malformed(`${where}[${i}] must be base64 of 32 bytes`);
     return hash;
   });
 }

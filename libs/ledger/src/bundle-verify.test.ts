@@ -3,7 +3,7 @@ import { parseProofs, prunedMarker, serializeProofs, splitEntryLines } from './b
 import { type BundleInput, verifyBundle } from './bundle-verify.js';
 import { signCheckpoint } from './checkpoint.js';
 import { generateKey, parseVerifierKey } from './keys.js';
-import { type Fixture, ORIGIN, buildFixture, eventLine } from './testing/bundle-fixture.js';
+import { buildFixture, eventLine, type Fixture, ORIGIN } from './testing/bundle-fixture.js';
 import { createPrng } from './testing/prng.js';
 
 let fixture: Fixture;
@@ -12,7 +12,13 @@ beforeAll(async () => {
 });
 
 function verify(lines: readonly string[], overrides: Partial<BundleInput> = {}) {
-  return verifyBundle({ entries: lines, checkpoint: fixture.checkpoint, keys: fixture.keys, proofs: fixture.proofs, ...overrides });
+  return verifyBundle({
+    entries: lines,
+    checkpoint: fixture.checkpoint,
+    keys: fixture.keys,
+    proofs: fixture.proofs,
+    ...overrides,
+  });
 }
 
 function without(lines: readonly string[], from: number, count = 1): string[] {
@@ -26,7 +32,9 @@ describe('evidence bundle verification', () => {
     expect(report.ok).toBe(true);
     expect(report.entryCount).toBe(100);
     expect(report.signedBy).toEqual([fixture.newKey.verifierKey]);
-    expect(report.summary).toMatch(/^OK: 100 entries \(0 pruned\) match checkpoint audit\.test\/flowloom at size 100/);
+    expect(report.summary).toMatch(
+      /^OK: 100 entries \(0 pruned\) match checkpoint audit\.test\/flowloom at size 100/,
+    );
   });
 
   it('when an entry is changed, then the first bad index is that entry, kind changed', () => {
@@ -39,9 +47,21 @@ describe('evidence bundle verification', () => {
   });
 
   it('when entries are deleted, then the first deleted index and count are named', () => {
-    expect(verify(without(fixture.lines, 37)).firstBad).toMatchObject({ index: 37, kind: 'deleted', count: 1 });
-    expect(verify(without(fixture.lines, 0, 3)).firstBad).toMatchObject({ index: 0, kind: 'deleted', count: 3 });
-    expect(verify(without(fixture.lines, 98)).firstBad).toMatchObject({ index: 98, kind: 'deleted', count: 1 });
+    expect(verify(without(fixture.lines, 37)).firstBad).toMatchObject({
+      index: 37,
+      kind: 'deleted',
+      count: 1,
+    });
+    expect(verify(without(fixture.lines, 0, 3)).firstBad).toMatchObject({
+      index: 0,
+      kind: 'deleted',
+      count: 3,
+    });
+    expect(verify(without(fixture.lines, 98)).firstBad).toMatchObject({
+      index: 98,
+      kind: 'deleted',
+      count: 1,
+    });
   });
 
   it('when a line is inserted, then its index is named, kind inserted', () => {
@@ -97,15 +117,29 @@ describe('evidence bundle verification', () => {
   it('when the retired key is not trusted, then earlier checkpoints it signed are reported', () => {
     const report = verify(fixture.lines, { keys: [parseVerifierKey(fixture.newKey.verifierKey)] });
     expect(report.ok).toBe(false);
-    expect(report.problems.map((p) => p.code)).toEqual(['earlier-checkpoint', 'earlier-checkpoint', 'earlier-checkpoint']);
+    expect(report.problems.map((p) => p.code)).toEqual([
+      'earlier-checkpoint',
+      'earlier-checkpoint',
+      'earlier-checkpoint',
+    ]);
   });
 
   it('when an earlier checkpoint is not consistent with the final one, then the rewrite is reported', () => {
     const forkRoot = new Uint8Array(32).fill(7);
-    const fork = signCheckpoint({ origin: ORIGIN, size: 50, rootHash: forkRoot, extensions: [] }, [fixture.oldKey.signer]);
-    const proofs = { ...fixture.proofs, checkpoints: [{ checkpoint: fork, consistency: fixture.proofs.checkpoints[1]?.consistency ?? [] }] };
+    const fork = signCheckpoint({ origin: ORIGIN, size: 50, rootHash: forkRoot, extensions: [] }, [
+      fixture.oldKey.signer,
+    ]);
+    const proofs = {
+      ...fixture.proofs,
+      checkpoints: [{ checkpoint: fork, consistency: fixture.proofs.checkpoints[1]?.consistency ?? [] }],
+    };
     const report = verify(fixture.lines, { proofs });
-    expect(report.problems).toEqual([expect.objectContaining({ code: 'earlier-checkpoint', message: expect.stringMatching(/not consistent/) })]);
+    expect(report.problems).toEqual([
+      expect.objectContaining({
+        code: 'earlier-checkpoint',
+        message: expect.stringMatching(/not consistent/),
+      }),
+    ]);
   });
 
   it('when leafHashes are altered along with the entry, then earlier checkpoints bracket the damage', () => {
@@ -166,9 +200,20 @@ describe('evidence bundle files', () => {
   it('when proofs are serialised and parsed, then they round-trip and verify', () => {
     const parsed = parseProofs(serializeProofs(fixture.proofs));
     expect(parsed.treeSize).toBe(100);
-    expect(Buffer.from(parsed.leafHashes as Uint8Array).equals(Buffer.from(fixture.proofs.leafHashes as Uint8Array))).toBe(true);
+    expect(
+      Buffer.from(parsed.leafHashes as Uint8Array).equals(
+        Buffer.from(fixture.proofs.leafHashes as Uint8Array),
+      ),
+    ).toBe(true);
     const file = Buffer.from(`${fixture.lines.join('\n')}\n`);
-    expect(verifyBundle({ entries: splitEntryLines(file), checkpoint: fixture.checkpoint, keys: fixture.keys, proofs: parsed }).ok).toBe(true);
+    expect(
+      verifyBundle({
+        entries: splitEntryLines(file),
+        checkpoint: fixture.checkpoint,
+        keys: fixture.keys,
+        proofs: parsed,
+      }).ok,
+    ).toBe(true);
   });
 
   it('when proofs.json is malformed, then the field at fault is named', () => {
@@ -178,7 +223,10 @@ describe('evidence bundle files', () => {
       [{ ...good, treeSize: -1 }, /"treeSize"/],
       [{ ...good, leafHashes: 'AAAA' }, /holds 3 bytes; 100 entries need 3200/],
       [{ ...good, inclusion: [{ index: 1.5, proof: [] }] }, /inclusion\[0\]\.index/],
-      [{ ...good, checkpoints: [{ checkpoint: 'x', consistency: ['AA=='] }] }, /checkpoints\[0\]\.consistency\[0\]/],
+      [
+        { ...good, checkpoints: [{ checkpoint: 'x', consistency: ['AA=='] }] },
+        /checkpoints\[0\]\.consistency\[0\]/,
+      ],
     ];
     for (const [json, reason] of cases) expect(() => parseProofs(JSON.stringify(json))).toThrow(reason);
     expect(() => parseProofs('{')).toThrow(/not JSON/);

@@ -1,9 +1,9 @@
-import { type EarlierCheckpoint, type BundleProofs, prunedLeafHash } from './bundle-format.js';
-import { type TamperKind, firstDifference } from './bundle-diagnose.js';
+import { firstDifference, type TamperKind } from './bundle-diagnose.js';
+import { type BundleProofs, type EarlierCheckpoint, prunedLeafHash } from './bundle-format.js';
 import { type Checkpoint, openCheckpoint } from './checkpoint.js';
 import { Frontier } from './frontier.js';
-import { HashList } from './hash-list.js';
 import { hashesEqual, leafHash } from './hash.js';
+import { HashList } from './hash-list.js';
 import type { VerifierKey } from './keys.js';
 import { verifyConsistency, verifyInclusion } from './verify.js';
 
@@ -74,7 +74,14 @@ export function verifyBundle(input: BundleInput): BundleReport {
     opened = openCheckpoint(input.checkpoint, input.keys, input.expectedOrigin);
   } catch (error) {
     const message = `checkpoint: ${(error as Error).message}`;
-    return { ok: false, signedBy: [], entryCount: 0, prunedCount: 0, problems: [{ code: 'checkpoint', message }], summary: `FAILED: ${message}` };
+    return {
+      ok: false,
+      signedBy: [],
+      entryCount: 0,
+      prunedCount: 0,
+      problems: [{ code: 'checkpoint', message }],
+      summary: `FAILED: ${message}`,
+    };
   }
   const { checkpoint } = opened;
   const size = checkpoint.size;
@@ -123,7 +130,8 @@ export function verifyBundle(input: BundleInput): BundleReport {
     if (reference !== undefined && !reference.equals(actual)) {
       problems.push({
         code: 'leaf-hashes',
-        message: 'proofs.json leafHashes differ from the entries, which match the signed root: proofs.json was altered',
+        message:
+          'proofs.json leafHashes differ from the entries, which match the signed root: proofs.json was altered',
       });
     }
   } else if (reference !== undefined && hashesEqual(rootOf(reference), root)) {
@@ -138,7 +146,8 @@ export function verifyBundle(input: BundleInput): BundleReport {
     }
     firstBad = bracket(anchors, count, size, failedInclusion);
   }
-  if (firstBad !== undefined) problems.unshift({ code: 'entries', message: firstBad.message, index: firstBad.index });
+  if (firstBad !== undefined)
+    problems.unshift({ code: 'entries', message: firstBad.message, index: firstBad.index });
 
   const ok = problems.length === 0;
   const signedBy = opened.verifiedBy.map((k) => k.text);
@@ -160,7 +169,10 @@ function verifiedEarlierCheckpoints(
     try {
       checkpoint = openCheckpoint(item.checkpoint, keys, final.origin).checkpoint;
     } catch (error) {
-      problems.push({ code: 'earlier-checkpoint', message: `checkpoints[${i}]: ${(error as Error).message}` });
+      problems.push({
+        code: 'earlier-checkpoint',
+        message: `checkpoints[${i}]: ${(error as Error).message}`,
+      });
       continue;
     }
     if (
@@ -188,10 +200,15 @@ function checkInclusionProofs(
   let first: number | undefined;
   for (const { index, proof } of proofs?.inclusion ?? []) {
     if (index >= (proofs?.treeSize ?? 0)) {
-      problems.push({ code: 'proofs', message: `an inclusion proof names entry ${index}, beyond the tree`, index });
+      problems.push({
+        code: 'proofs',
+        message: `an inclusion proof names entry ${index}, beyond the tree`,
+        index,
+      });
       continue;
     }
-    if (index < actual.length && verifyInclusion(index, proofs?.treeSize ?? 0, actual.at(index), proof, root)) continue;
+    if (index < actual.length && verifyInclusion(index, proofs?.treeSize ?? 0, actual.at(index), proof, root))
+      continue;
     problems.push({
       code: 'inclusion-proof',
       message: `entry ${index} does not match its inclusion proof (the entry or the proof was altered)`,
@@ -213,7 +230,12 @@ function rootOf(hashes: HashList): Uint8Array {
  * checkpoint matched is proven, so the first bad entry is after the last matched one and before
  * the first mismatch (a checkpoint prefix or an inclusion proof that failed).
  */
-function bracket(anchors: readonly Anchor[], count: number, size: number, failedInclusion?: number): FirstBadEntry {
+function bracket(
+  anchors: readonly Anchor[],
+  count: number,
+  size: number,
+  failedInclusion?: number,
+): FirstBadEntry {
   const proven = anchors.filter((a) => a.matched === true).reduce((max, a) => Math.max(max, a.size), 0);
   const limits = anchors.filter((a) => a.matched === false).map((a) => a.size);
   if (failedInclusion !== undefined) limits.push(failedInclusion + 1);
@@ -237,7 +259,9 @@ function bracket(anchors: readonly Anchor[], count: number, size: number, failed
     };
   }
   const lines =
-    count === size ? '' : ` (the bundle has ${count} lines for ${size} logged entries: entries were ${count < size ? 'deleted or truncated' : 'inserted'})`;
+    count === size
+      ? ''
+      : ` (the bundle has ${count} lines for ${size} logged entries: entries were ${count < size ? 'deleted or truncated' : 'inserted'})`;
   const range = before === undefined ? `at or after entry ${proven}` : `in entries ${proven}..${before - 1}`;
   return {
     index: proven,

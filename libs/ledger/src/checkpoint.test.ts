@@ -9,9 +9,10 @@ const ROOT_B64 = Buffer.from(ROOT).toString('base64');
 describe('C2SP tlog checkpoints', () => {
   it('when a checkpoint is signed, then its note has the exact C2SP layout and opens', () => {
     const key = generateKey('audit.example/log');
-    const note = signCheckpoint({ origin: 'audit.example/log', size: 20852163, rootHash: ROOT, extensions: [] }, [
-      key.signer,
-    ]);
+    const note = signCheckpoint(
+      { origin: 'audit.example/log', size: 20852163, rootHash: ROOT, extensions: [] },
+      [key.signer],
+    );
     const [body, signature] = note.split('\n\n');
     expect(body).toBe(`audit.example/log\n20852163\n${ROOT_B64}`);
     expect(signature).toMatch(/^— audit\.example\/log [A-Za-z0-9+/]{91}=\n$/);
@@ -22,11 +23,15 @@ describe('C2SP tlog checkpoints', () => {
 
   it('when a checkpoint has extension lines, then they round-trip and are signed', () => {
     const key = generateKey('log');
-    const note = signCheckpoint({ origin: 'log', size: 0, rootHash: ROOT, extensions: ['ext one'] }, [key.signer]);
-    expect(openCheckpoint(note, [parseVerifierKey(key.verifierKey)]).checkpoint.extensions).toEqual(['ext one']);
-    expect(() => openCheckpoint(note.replace('ext one', 'ext two'), [parseVerifierKey(key.verifierKey)])).toThrow(
-      /invalid signature/,
-    );
+    const note = signCheckpoint({ origin: 'log', size: 0, rootHash: ROOT, extensions: ['ext one'] }, [
+      key.signer,
+    ]);
+    expect(openCheckpoint(note, [parseVerifierKey(key.verifierKey)]).checkpoint.extensions).toEqual([
+      'ext one',
+    ]);
+    expect(() =>
+      openCheckpoint(note.replace('ext one', 'ext two'), [parseVerifierKey(key.verifierKey)]),
+    ).toThrow(/invalid signature/);
   });
 
   it('when the body is malformed, then the reason is named', () => {

@@ -48,7 +48,15 @@ export class HashList {
   }
 
   equalAt(i: number, other: HashList, j: number): boolean {
-    return this.buffer.compare(other.buffer, j * HASH_SIZE, (j + 1) * HASH_SIZE, i * HASH_SIZE, (i + 1) * HASH_SIZE) === 0;
+    return (
+      this.buffer.compare(
+        other.buffer,
+        j * HASH_SIZE,
+        (j + 1) * HASH_SIZE,
+        i * HASH_SIZE,
+        (i + 1) * HASH_SIZE,
+      ) === 0
+    );
   }
 
   /** Same hashes in the same order. */

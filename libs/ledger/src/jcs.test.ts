@@ -86,7 +86,9 @@ describe('RFC 8785 canonical JSON', () => {
   });
 
   it('when a value is not JSON, then canonicalize names it and where it is', () => {
-    expect(() => canonicalize({ data: { cost: undefined } })).toThrow(/undefined is not JSON.* at \$\.data\.cost/);
+    expect(() => canonicalize({ data: { cost: undefined } })).toThrow(
+      /undefined is not JSON.* at \$\.data\.cost/,
+    );
     expect(() => canonicalize([1, undefined])).toThrow(/at \$\[1\]/);
     expect(() => canonicalize({ n: 10n })).toThrow(/bigint/);
     expect(() => canonicalize(new Map())).toThrow(/Map is not a plain JSON object/);

@@ -19,8 +19,8 @@ export function canonicalBytes(value: unknown): Uint8Array {
   return Buffer.from(canonicalize(value), 'utf8');
 }
 
-function fail(path: string, problem: string): never {
-  throw new LedgerError('not_canonicalizable', `canonicalize: ${problem} at ${path}`);
+function notJson(path: string, problem: string): LedgerError {
+  return new LedgerError('not_canonicalizable', `canonicalize: ${problem} at ${path}`);
 }
 
 function write(value: unknown, path: string, out: string[], ancestors: Set<object>): void {
@@ -29,26 +29,26 @@ function write(value: unknown, path: string, out: string[], ancestors: Set<objec
       out.push(quote(value, path));
       return;
     case 'number':
-      if (!Number.isFinite(value)) fail(path, `${value} is not a JSON number (RFC 8785 §3.2.2.3)`);
+      if (!Number.isFinite(value)) throw notJson(path, `${value} is not a JSON number (RFC 8785 §3.2.2.3)`);
       out.push(String(value));
       return;
     case 'boolean':
       out.push(value ? 'true' : 'false');
       return;
     case 'undefined':
-      return fail(path, 'undefined is not JSON; omit the property or use null');
+      throw notJson(path, 'undefined is not JSON; omit the property or use null');
     case 'bigint':
-      return fail(path, 'a bigint is not a JSON number; convert it to a string or a safe number');
+      throw notJson(path, 'a bigint is not a JSON number; convert it to a string or a safe number');
     case 'function':
     case 'symbol':
-      return fail(path, `a ${typeof value} is not JSON`);
+      throw notJson(path, `a ${typeof value} is not JSON`);
   }
   if (value === null) {
     out.push('null');
     return;
   }
   const object = value as object;
-  if (ancestors.has(object)) fail(path, 'a circular reference cannot be serialised');
+  if (ancestors.has(object)) throw notJson(path, 'a circular reference cannot be serialised');
   const toJSON: unknown = (object as { toJSON?: unknown }).toJSON;
   if (typeof toJSON === 'function') {
     // Honour toJSON (Date and friends) as JSON.stringify does, so an event serialises the same.
@@ -75,7 +75,7 @@ function writeObject(object: object, path: string, out: string[], ancestors: Set
   if (proto !== Object.prototype && proto !== null) {
     // Map, Set, typed arrays and class instances would otherwise serialise as {} or lose data.
     const name = (object.constructor as { name?: string } | undefined)?.name ?? 'object';
-    fail(path, `a ${name} is not a plain JSON object`);
+    throw notJson(path, `a ${name} is not a plain JSON object`);
   }
   // Default sort compares UTF-16 code units, which is exactly RFC 8785 §3.2.3.
   const keys = Object.keys(object).sort();
@@ -91,6 +91,7 @@ function writeObject(object: object, path: string, out: string[], ancestors: Set
 }
 
 function quote(text: string, path: string): string {
-  if (LONE_SURROGATE.test(text)) fail(path, 'a string with a lone surrogate is not valid Unicode (I-JSON)');
+  if (LONE_SURROGATE.test(text))
+    throw notJson(path, 'a string with a lone surrogate is not valid Unicode (I-JSON)');
   return JSON.stringify(text);
 }

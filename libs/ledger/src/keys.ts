@@ -1,4 +1,11 @@
-import { type KeyObject, createPrivateKey, createPublicKey, generateKeyPairSync, sign, verify } from 'node:crypto';
+import {
+  createPrivateKey,
+  createPublicKey,
+  generateKeyPairSync,
+  type KeyObject,
+  sign,
+  verify,
+} from 'node:crypto';
 import { decodeBase64, decodeHex } from './encoding.js';
 import { LedgerError } from './errors.js';
 import { sha256 } from './hash.js';
@@ -45,7 +52,10 @@ export function isValidKeyName(name: string): boolean {
 
 function requireName(name: string): void {
   if (!isValidKeyName(name)) {
-    throw new LedgerError('invalid_key', `key name ${JSON.stringify(name)} must be non-empty, without spaces or "+"`);
+    throw new LedgerError(
+      'invalid_key',
+      `key name ${JSON.stringify(name)} must be non-empty, without spaces or "+"`,
+    );
   }
 }
 
@@ -80,7 +90,10 @@ function splitKeyText(text: string, what: string): { name: string; keyId: number
     throw new LedgerError('invalid_key', `${what} key must be base64 of 33 bytes (algorithm byte + key)`);
   }
   if (key[0] !== ALG_ED25519) {
-    throw new LedgerError('invalid_key', `${what} uses signature algorithm ${key[0]}; only Ed25519 (1) is supported`);
+    throw new LedgerError(
+      'invalid_key',
+      `${what} uses signature algorithm ${key[0]}; only Ed25519 (1) is supported`,
+    );
   }
   return { name, keyId: Buffer.from(id).readUInt32BE(0), key: key.subarray(1) };
 }
@@ -88,7 +101,10 @@ function splitKeyText(text: string, what: string): { name: string; keyId: number
 export function parseVerifierKey(vkey: string): VerifierKey {
   const { name, keyId, key } = splitKeyText(vkey.trim(), 'verifier key');
   if (ed25519KeyId(name, key) !== keyId) {
-    throw new LedgerError('invalid_key', `verifier key id ${keyIdHex(keyId)} does not match its name and key`);
+    throw new LedgerError(
+      'invalid_key',
+      `verifier key id ${keyIdHex(keyId)} does not match its name and key`,
+    );
   }
   return verifierFromPublicKey(name, key);
 }
@@ -110,7 +126,8 @@ function verifierFromPublicKey(name: string, publicKey: Uint8Array): VerifierKey
 
 export function parseSignerKey(skey: string): SignerKey {
   const prefix = 'PRIVATE+KEY+';
-  if (!skey.startsWith(prefix)) throw new LedgerError('invalid_key', 'signer key must start with PRIVATE+KEY+');
+  if (!skey.startsWith(prefix))
+    throw new LedgerError('invalid_key', 'signer key must start with PRIVATE+KEY+');
   const { name, keyId, key } = splitKeyText(skey.slice(prefix.length).trim(), 'signer key');
   const signer = signerFromSeed(name, key);
   if (signer.keyId !== keyId) {

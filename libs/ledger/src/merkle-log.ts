@@ -47,7 +47,13 @@ export class MerkleLog {
 
   appendEntries(entries: readonly EntryInput[]): Promise<AppendResult> {
     const base = this.size;
-    return this.appendLeafHashes(entries.map((entry, i) => entryLeafHash(entry, base + i)));
+    let leafHashes: Uint8Array[];
+    try {
+      leafHashes = entries.map((entry, i) => entryLeafHash(entry, base + i));
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    return this.appendLeafHashes(leafHashes);
   }
 
   /** Appends precomputed leaf hashes (SHA-256(0x00 ‖ entry)), e.g. when re-importing a log. */

@@ -7,7 +7,8 @@ import { openSignedNote, parseSignedNote, signNote } from './note.js';
 const PETER_VKEY = 'PeterNeumann+c74f20a3+ARpc2QcUPDhMQegwxbzhKqiBfsVkmqq/LDE4izWy10TW';
 const PETER_SKEY = 'PRIVATE+KEY+PeterNeumann+c74f20a3+AYEKFALVFGyNhPJEMzD1QIDr+Y7hfZx09iUvxdXHKDFz';
 const ENOCH_VKEY = 'EnochRoot+af0cfe78+ATtqJ7zOtqQtYqOo0CpvDXNlMhV3HeJDpjrASKGLWdop';
-const TEXT = "If you think cryptography is the answer to your problem,\nthen you don't know what your problem is.\n";
+const TEXT =
+  "If you think cryptography is the answer to your problem,\nthen you don't know what your problem is.\n";
 const PETER_SIG =
   '— PeterNeumann x08go/ZJkuBS9UG/SffcvIAQxVBtiFupLLr8pAcElZInNIuGUgYN1FFYC2pZSNXgKvqfqdngotpRZb6KE6RyyBwJnAM=\n';
 const ENOCH_SIG =
@@ -61,7 +62,10 @@ describe('C2SP signed notes', () => {
       [`${TEXT}\n${PETER_SIG.slice(0, -1)}`, /must end with a newline/],
       [`\u0001${TEXT}\n${PETER_SIG}`, /control character/],
       [`${TEXT}\r\n${PETER_SIG}`, /control character/],
-      [`${TEXT}\n— Bad Name x08go/ZJkuBS9UG/SffcvIAQxVBtiFupLLr8pAcElZInNIuGUgYN1FFYC2pZSNXgKvqfqdngotpRZb6KE6RyyBwJnAM=\n`, /base64|invalid key name/],
+      [
+        `${TEXT}\n— Bad Name x08go/ZJkuBS9UG/SffcvIAQxVBtiFupLLr8pAcElZInNIuGUgYN1FFYC2pZSNXgKvqfqdngotpRZb6KE6RyyBwJnAM=\n`,
+        /base64|invalid key name/,
+      ],
       [`${TEXT}\n${PETER_SIG}Unexpected line.\n`, /signature line 2 must start/],
       [`${TEXT}\n— PeterNeumann AAAA\n`, /too short/],
       [`${TEXT}\n— PeterNeumann not*base64\n`, /canonical base64/],

@@ -1,7 +1,7 @@
 import { bitLength, isTreeSize, shiftLeft, shiftRight, trailingZeros, xor } from './bits.js';
 import { LedgerError } from './errors.js';
 import { EMPTY_ROOT_HASH, nodeHash } from './hash.js';
-import { type NodeId, coverageEnd, parent, rangeNodes, sibling } from './node-id.js';
+import { coverageEnd, type NodeId, parent, rangeNodes, sibling } from './node-id.js';
 
 /**
  * Which stored node hashes make up a proof, so a store can fetch them in one batched read.

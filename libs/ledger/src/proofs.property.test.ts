@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { leafHash, toHex } from './hash.js';
-import { MerkleLog } from './merkle-log.js';
 import { InMemoryNodeStore } from './memory-node-store.js';
+import { MerkleLog } from './merkle-log.js';
 import { merkleTreeHash, referenceConsistencyProof, referenceInclusionProof } from './rfc9162.js';
 import { createPrng, flipBit } from './testing/prng.js';
 import { verifyConsistency, verifyInclusion } from './verify.js';
@@ -9,10 +9,14 @@ import { verifyConsistency, verifyInclusion } from './verify.js';
 const SEED = 0x5eed_1ed9;
 const MAX_SIZE = 300;
 
-async function randomLog(seed: number): Promise<{ log: MerkleLog; entries: Uint8Array[]; leaves: Uint8Array[] }> {
+async function randomLog(
+  seed: number,
+): Promise<{ log: MerkleLog; entries: Uint8Array[]; leaves: Uint8Array[] }> {
   const prng = createPrng(seed);
   // Any bytes but a newline, which the log refuses so every entry stays one line of entries.jsonl.
-  const entries = Array.from({ length: MAX_SIZE }, () => prng.bytes(prng.int(40)).map((b) => (b === 0x0a ? 0 : b)));
+  const entries = Array.from({ length: MAX_SIZE }, () =>
+    prng.bytes(prng.int(40)).map((b) => (b === 0x0a ? 0 : b)),
+  );
   const log = await MerkleLog.open(new InMemoryNodeStore());
   // Uneven batches exercise frontier carries across batch boundaries.
   for (let at = 0; at < entries.length; ) {
@@ -63,7 +67,8 @@ describe('inclusion and consistency proofs over random trees', () => {
       const entry = entries[index] as Uint8Array;
       const leaf = leaves[index] as Uint8Array;
 
-      const tamperedEntry = entry.length > 0 ? flipBit(entry, prng.int(entry.length), prng.int(8)) : Uint8Array.of(0);
+      const tamperedEntry =
+        entry.length > 0 ? flipBit(entry, prng.int(entry.length), prng.int(8)) : Uint8Array.of(0);
       expect(verifyInclusion(index, size, leafHash(tamperedEntry), proof, root)).toBe(false);
       expect(verifyInclusion(index, size, flipBit(leaf, prng.int(32), prng.int(8)), proof, root)).toBe(false);
       expect(verifyInclusion(index, size, leaf, proof, flipBit(root, prng.int(32), prng.int(8)))).toBe(false);
@@ -94,8 +99,12 @@ describe('inclusion and consistency proofs over random trees', () => {
       const at = prng.int(proof.length);
       const tampered = proof.map((p, i) => (i === at ? flipBit(p, prng.int(32), prng.int(8)) : p));
       expect(verifyConsistency(size1, size2, tampered, root1, root2)).toBe(false);
-      expect(verifyConsistency(size1, size2, proof, flipBit(root1, prng.int(32), prng.int(8)), root2)).toBe(false);
-      expect(verifyConsistency(size1, size2, proof, root1, flipBit(root2, prng.int(32), prng.int(8)))).toBe(false);
+      expect(verifyConsistency(size1, size2, proof, flipBit(root1, prng.int(32), prng.int(8)), root2)).toBe(
+        false,
+      );
+      expect(verifyConsistency(size1, size2, proof, root1, flipBit(root2, prng.int(32), prng.int(8)))).toBe(
+        false,
+      );
       expect(verifyConsistency(size1, size2, proof.slice(0, -1), root1, root2)).toBe(false);
       expect(verifyConsistency(size1, size2, [...proof, root2], root1, root2)).toBe(false);
       expect(verifyConsistency(size1, size2, [proof[0] as Uint8Array, ...proof], root1, root2)).toBe(false);

@@ -1,8 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import { EMPTY_ROOT_HASH, leafHash, toHex } from './hash.js';
-import { MerkleLog } from './merkle-log.js';
 import { InMemoryNodeStore } from './memory-node-store.js';
+import { MerkleLog } from './merkle-log.js';
 import { merkleTreeHash, referenceConsistencyProof, referenceInclusionProof } from './rfc9162.js';
+import { hex } from './testing/prng.js';
 import {
   CONSISTENCY_PROOFS,
   EMPTY_ROOT,
@@ -11,7 +12,6 @@ import {
   NODE_HASHES,
   ROOTS,
 } from './testing/rfc6962-vectors.js';
-import { hex } from './testing/prng.js';
 import { verifyConsistency, verifyInclusion } from './verify.js';
 
 const leafHashes = LEAF_INPUTS.map(leafHash);
@@ -66,9 +66,9 @@ describe('RFC 6962 published test vectors', () => {
       expect(hexes(referenceInclusionProof(index, leafHashes.slice(0, vector.size)))).toEqual(vector.proof);
       const root = hex(ROOTS[vector.size - 1] as string);
       expect(verifyInclusion(index, vector.size, leafHashes[index] as Uint8Array, fromLog, root)).toBe(true);
-      expect(verifyInclusion(index, vector.size, leafHashes[index] as Uint8Array, fromLog.slice(1), root)).toBe(
-        false,
-      );
+      expect(
+        verifyInclusion(index, vector.size, leafHashes[index] as Uint8Array, fromLog.slice(1), root),
+      ).toBe(false);
     }
   });
 

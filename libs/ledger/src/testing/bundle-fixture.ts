@@ -3,8 +3,8 @@ import { signCheckpoint } from '../checkpoint.js';
 import { leafHash } from '../hash.js';
 import { canonicalize } from '../jcs.js';
 import { type GeneratedKey, generateKey, parseVerifierKey, type VerifierKey } from '../keys.js';
-import { MerkleLog } from '../merkle-log.js';
 import { InMemoryNodeStore } from '../memory-node-store.js';
+import { MerkleLog } from '../merkle-log.js';
 
 export const ORIGIN = 'audit.test/flowloom';
 
@@ -18,7 +18,11 @@ export interface Fixture {
 }
 
 export function eventLine(i: number): string {
-  return canonicalize({ id: `evt-${i}`, type: 'dev.flowloom.gateway.request.completed.v1', data: { seq: i, cost: i / 7 } });
+  return canonicalize({
+    id: `evt-${i}`,
+    type: 'dev.flowloom.gateway.request.completed.v1',
+    data: { seq: i, cost: i / 7 },
+  });
 }
 
 /**
@@ -34,11 +38,16 @@ export async function buildFixture(size = 100, every = 25, pruned: readonly numb
   for (let i = 0; i < size; i++) {
     await log.appendEntries([lines[i] as string]);
     if (log.size % every === 0 && log.size < size) {
-      const note = signCheckpoint({ origin: ORIGIN, size: log.size, rootHash: log.rootHash(), extensions: [] }, [oldKey.signer]);
+      const note = signCheckpoint(
+        { origin: ORIGIN, size: log.size, rootHash: log.rootHash(), extensions: [] },
+        [oldKey.signer],
+      );
       earlier.push({ size: log.size, note });
     }
   }
-  const checkpoint = signCheckpoint({ origin: ORIGIN, size, rootHash: log.rootHash(), extensions: [] }, [newKey.signer]);
+  const checkpoint = signCheckpoint({ origin: ORIGIN, size, rootHash: log.rootHash(), extensions: [] }, [
+    newKey.signer,
+  ]);
   const leafHashes = Buffer.concat(lines.map((line) => leafHash(Buffer.from(line))));
   const proofs: BundleProofs = {
     treeSize: size,
@@ -46,7 +55,9 @@ export async function buildFixture(size = 100, every = 25, pruned: readonly numb
     checkpoints: await Promise.all(
       earlier.map(async (e) => ({ checkpoint: e.note, consistency: await log.consistencyProof(e.size) })),
     ),
-    inclusion: await Promise.all([0, Math.floor(size / 2)].map(async (index) => ({ index, proof: await log.inclusionProof(index) }))),
+    inclusion: await Promise.all(
+      [0, Math.floor(size / 2)].map(async (index) => ({ index, proof: await log.inclusionProof(index) })),
+    ),
   };
   for (const i of pruned) lines[i] = prunedMarker(leafHash(Buffer.from(lines[i] as string)));
   return {

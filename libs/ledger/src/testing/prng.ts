@@ -1,5 +1,9 @@
 /** Seeded PRNG (mulberry32) so randomized tests replay exactly from their seed. */
-export function createPrng(seed: number): { next(): number; int(maxExclusive: number): number; bytes(n: number): Uint8Array } {
+export function createPrng(seed: number): {
+  next(): number;
+  int(maxExclusive: number): number;
+  bytes(n: number): Uint8Array;
+} {
   let state = seed >>> 0;
   const next = (): number => {
     state = (state + 0x6d2b79f5) >>> 0;
