@@ -10,7 +10,11 @@ const usage = (inputTokens: number, outputTokens: number, cachedInputTokens = 0)
 describe('price lookup', () => {
   it('when the model is listed, then its exact price is used', () => {
     expect(findPrice('gpt-4o', DEFAULT_PRICES)).toEqual({ input: 2.5, output: 10, cachedInput: 1.25 });
-    expect(findPrice('gpt-4o-mini', DEFAULT_PRICES)).toEqual({ input: 0.15, output: 0.6, cachedInput: 0.075 });
+    expect(findPrice('gpt-4o-mini', DEFAULT_PRICES)).toEqual({
+      input: 0.15,
+      output: 0.6,
+      cachedInput: 0.075,
+    });
   });
 
   it('when a dated model name is asked, then the longest listed prefix wins', () => {
