@@ -38,7 +38,7 @@ const toolUseBlockSchema = z.object({
   type: z.literal('tool_use'),
   id: z.string().min(1),
   name: z.string().min(1),
-  input: z.record(z.string(), jsonValue),
+  input: jsonObject,
   cache_control: cacheControl,
 });
 

@@ -29,7 +29,7 @@ import { sseFrame } from '../../sse.js';
 import {
   argumentsToObject,
   invalidField,
-  jsonObject,
+  isJsonObject,
   parseRequest,
   toJsonObject,
 } from '../anthropic/validation.js';
@@ -233,11 +233,11 @@ function decodeResponseFormat(config: GeminiRequestBody['generationConfig']): Re
     return undefined;
   }
   if (config.responseJsonSchema !== undefined) {
-    const schema = jsonObject.safeParse(config.responseJsonSchema);
-    if (!schema.success || Array.isArray(config.responseJsonSchema)) {
+    const schema = config.responseJsonSchema;
+    if (!isJsonObject(schema)) {
       throw invalidField('generationConfig.responseJsonSchema', 'must be a JSON Schema object');
     }
-    return { type: 'json_schema', name: 'response', schema: schema.data };
+    return { type: 'json_schema', name: 'response', schema };
   }
   if (config.responseSchema !== undefined) {
     return { type: 'json_schema', name: 'response', schema: geminiSchemaToJsonSchema(config.responseSchema) };

@@ -14,7 +14,13 @@ import type {
 } from '../../canonical.js';
 import type { ProviderWire, StreamDecoder } from '../../codec.js';
 import type { SseMessage } from '../../sse.js';
-import { argumentsToObject, jsonObject, parseDataUrl, toJsonObject } from '../anthropic/validation.js';
+import {
+  argumentsToObject,
+  isJsonObject,
+  jsonObject,
+  parseDataUrl,
+  toJsonObject,
+} from '../anthropic/validation.js';
 import {
   attachSignature,
   requiresThoughtSignatures,
@@ -140,8 +146,7 @@ function functionResponseBody(content: string, isError: boolean | undefined): Js
   } catch {
     parsed = undefined;
   }
-  const object = jsonObject.safeParse(parsed);
-  if (object.success && !Array.isArray(parsed) && isError !== true) return object.data;
+  if (isJsonObject(parsed) && isError !== true) return parsed;
   return isError === true ? { error: content } : { output: content };
 }
 
