@@ -1,1 +1,57 @@
-export { compileCondition } from './cel/compile-condition.js';
+// Documents: parse, validate, compile.
+
+export type { CompiledCondition, ConditionEngine } from './cel/compile-condition.js';
+export type { InputValue } from './cel/slots.js';
+export {
+  ACTION_TYPES,
+  type ActionClass,
+  type ActionType,
+  type AlertAction,
+  type AllowAction,
+  actionClass,
+  type BlockAction,
+  type CapMaxTokensAction,
+  type CustomPattern,
+  type PolicyAction,
+  type RedactAction,
+  type RedactionPattern,
+  type RerouteAction,
+  type StopJobAction,
+  type SuspendKeyAction,
+  type ThrottleAction,
+} from './document/actions.js';
+export { formatDiagnostic, formatDiagnostics, type PolicyDiagnostic } from './document/diagnostics.js';
+export {
+  compilePolicy,
+  type LoadOptions,
+  type LoadResult,
+  loadPolicy,
+  MAX_POLICY_SOURCE_BYTES,
+} from './document/load.js';
+export type { OnError, PolicyDocument, PolicyRule } from './document/schema.js';
+export type { CompiledPolicy, CompiledRule, CompileOptions } from './evaluate/compile-policy.js';
+export type { AppliedAction, Decision, Outcome, RuleError, RuleTrace, Verdict } from './evaluate/decision.js';
+export { type EvaluateOptions, evaluatePolicy } from './evaluate/evaluate.js';
+// Evaluation.
+export type {
+  BudgetFacts,
+  CallerFacts,
+  EvaluationInput,
+  RequestFacts,
+  SignalName,
+  SignalValues,
+} from './input.js';
+export { SIGNAL_NAMES } from './input.js';
+export { BUILTIN_PATTERN_NAMES, type BuiltinPatternName } from './redact/builtin-patterns.js';
+export { type RedactionResult, redactText } from './redact/redact.js';
+export {
+  assignCanary,
+  CANARY_BUCKETS,
+  type CanaryAssignment,
+  canaryBucket,
+  type Rollout,
+  type RolloutMode,
+} from './rollout.js';
+
+// Versions, diffs, replay.
+export { canonicalJson, policyVersionId } from './version.js';

@@ -12,7 +12,8 @@ import {
   type SelectExpr,
   type StructExpr,
 } from './expr.js';
-import { fieldRead, headerKeyRead, type InputRead } from './reads.js';
+import { compileRegex } from './regex.js';
+import { fieldSource, headerKeySource, type SlotSource } from './slots.js';
 import { type CelType, comparable, isNumeric, join, listOf, mapOf, T, typeName } from './types.js';
 
 /**
@@ -29,7 +30,7 @@ export interface CheckIssue {
 export interface CheckResult {
   readonly type: CelType;
   readonly types: ReadonlyMap<bigint, CelType>;
-  readonly reads: readonly InputRead[];
+  readonly reads: readonly SlotSource[];
   readonly issues: readonly CheckIssue[];
 }
 
@@ -53,7 +54,7 @@ const ORDERED_KINDS = new Set(['string', 'bool', 'bytes']);
 
 class Checker {
   readonly types = new Map<bigint, CelType>();
-  readonly reads = new Map<string, InputRead>();
+  readonly reads = new Map<string, SlotSource>();
   readonly issues: CheckIssue[] = [];
   private readonly scopes: Array<ReadonlyMap<string, CelType>> = [];
 
@@ -131,7 +132,7 @@ class Checker {
     return true;
   }
 
-  private record(read: InputRead): void {
+  private record(read: SlotSource): void {
     if (!this.reads.has(read.path)) this.reads.set(read.path, read);
   }
 
@@ -141,18 +142,21 @@ class Checker {
       const fields = ENVIRONMENT[root.root];
       const spec = fields.get(root.field);
       if (spec === undefined) {
-        const what = root.root === 'signals' ? 'signal' : `field on ${root.root}`;
+        const what =
+          root.root === 'signals'
+            ? `unknown signal "${root.field}"`
+            : `${root.root} has no field "${root.field}"`;
         this.issue(
           e,
-          `undefined ${what} "${root.field}"${didYouMean(root.field, fields.keys())} (known: ${[...fields.keys()].join(', ')})`,
+          `${what}${didYouMean(root.field, fields.keys())} (known: ${[...fields.keys()].join(', ')})`,
         );
         return T.dyn;
       }
-      this.record(fieldRead(spec));
+      this.record(fieldSource(spec));
       return root.testOnly ? T.bool : spec.type;
     }
     if (this.isHeaders(sel.operand)) {
-      this.record(headerKeyRead(HEADERS, sel.field));
+      this.record(headerKeySource(HEADERS, sel.field));
       return sel.testOnly ? T.bool : T.string;
     }
     const operand = this.check(sel.operand);
@@ -301,9 +305,9 @@ class Checker {
   private index(e: Expr, container: Expr | undefined, key: Expr | undefined): CelType {
     if (this.isHeaders(container)) {
       const k = this.check(key);
-      const constKey = key?.exprKind.case === 'constExpr' ? key.exprKind.value.constantKind : undefined;
-      if (constKey?.case === 'stringValue') this.record(headerKeyRead(HEADERS, constKey.value));
-      else this.record(fieldRead(HEADERS));
+      const constKey = constString(key);
+      if (constKey !== undefined) this.record(headerKeySource(HEADERS, constKey));
+      else this.record(fieldSource(HEADERS));
       return k.kind === 'string' || k.kind === 'dyn'
         ? T.string
         : this.noOverload(e, '_[_]', [HEADERS.type, k]);
@@ -318,9 +322,9 @@ class Checker {
 
   private membership(e: Expr, item: Expr | undefined, container: Expr | undefined): CelType {
     if (this.isHeaders(container)) {
-      const constKey = item?.exprKind.case === 'constExpr' ? item.exprKind.value.constantKind : undefined;
-      if (constKey?.case === 'stringValue') this.record(headerKeyRead(HEADERS, constKey.value));
-      else this.record(fieldRead(HEADERS));
+      const constKey = constString(item);
+      if (constKey !== undefined) this.record(headerKeySource(HEADERS, constKey));
+      else this.record(fieldSource(HEADERS));
       const k = this.check(item);
       return k.kind === 'string' || k.kind === 'dyn' ? T.bool : this.noOverload(e, '@in', [k, HEADERS.type]);
     }
@@ -330,6 +334,14 @@ class Checker {
     if (c.kind === 'map' && comparable(i, c.key)) return T.bool;
     if (c.kind === 'dyn') return T.bool;
     return this.noOverload(e, '@in', [i, c]);
+  }
+
+  /** A literal pattern is compiled now, so a bad regex is refused at push rather than failing per request. */
+  private checkPattern(pattern: Expr | undefined): void {
+    const text = constString(pattern);
+    if (text === undefined || pattern === undefined) return;
+    const compiled = compileRegex(text);
+    if ('error' in compiled) this.issue(pattern, `invalid regular expression: ${compiled.error}`);
   }
 
   private functionCall(e: Expr, call: CallExpr): CelType {
@@ -351,14 +363,26 @@ class Checker {
       case 'endsWith':
       case 'matches': {
         const stringy = all.length === 2 && all.every((t) => t.kind === 'string' || t.kind === 'dyn');
-        const shapeOk = receiver !== undefined || fn === 'matches';
-        return stringy && shapeOk ? T.bool : this.noOverload(e, fn, all);
+        if (receiver === undefined) {
+          // @bufbuild/cel (the reference engine) implements only the method form.
+          this.issue(e, `write ${fn} as a method: text.${fn}(${fn === 'matches' ? 'pattern' : 'other'})`);
+          return T.bool;
+        }
+        if (!stringy) return this.noOverload(e, fn, all);
+        if (fn === 'matches') this.checkPattern(call.args[call.args.length - 1]);
+        return T.bool;
       }
       default:
         this.issue(e, `undeclared function "${fn}"`);
         return T.dyn;
     }
   }
+}
+
+/** The string of a string literal, else undefined. */
+export function constString(e: Expr | undefined): string | undefined {
+  const c = e?.exprKind.case === 'constExpr' ? e.exprKind.value.constantKind : undefined;
+  return c?.case === 'stringValue' ? c.value : undefined;
 }
 
 function constType(c: ConstExpr): CelType {

@@ -1,30 +1,39 @@
 import { parse } from '@bufbuild/cel';
 import type { EvaluationInput } from '../input.js';
-import { type CheckIssue, checkCondition } from './check.js';
-import { compileFast, Unsupported } from './compile-fast.js';
+import { type CheckIssue, type CheckResult, checkCondition } from './check.js';
+import { compileFast, type Slots, Unsupported } from './compile-fast.js';
 import type { ParsedCel } from './expr.js';
 import { type EvalScratch, planInterpreted } from './interpreted.js';
-import type { InputRead } from './reads.js';
 import { CelEvalError } from './runtime.js';
+import { SlotTable } from './slots.js';
 import { typeName } from './types.js';
 
 export const MAX_CONDITION_LENGTH = 4096;
 
+/** `interpreted` forces @bufbuild/cel for every condition: the reference semantics, for verification. */
+export type ConditionEngine = 'auto' | 'interpreted';
+
 export interface CompiledCondition {
   readonly source: string;
-  /** Input paths the expression references, in first-reference order. */
-  readonly reads: readonly InputRead[];
+  /** Input paths the expression references (each has a slot in the table it was compiled against). */
+  readonly reads: readonly string[];
   /** `compiled`: closures; `interpreted`: @bufbuild/cel (for constructs the closure compiler leaves out). */
   readonly engine: 'compiled' | 'interpreted';
   /** Throws CelEvalError when evaluation fails; the caller applies the rule's onError. */
-  readonly evaluate: (input: EvaluationInput, scratch: EvalScratch) => boolean;
+  readonly evaluate: (slots: Slots, input: EvaluationInput, scratch: EvalScratch) => boolean;
+}
+
+export interface ConditionOptions {
+  readonly engine?: ConditionEngine;
+  /** Shared by all conditions of a policy; a fresh one when compiling a lone condition. */
+  readonly slots?: SlotTable;
 }
 
 export type ConditionResult =
   | { readonly ok: true; readonly condition: CompiledCondition }
   | { readonly ok: false; readonly issues: readonly CheckIssue[] };
 
-export function compileCondition(source: string): ConditionResult {
+export function compileCondition(source: string, options: ConditionOptions = {}): ConditionResult {
   if (source.length > MAX_CONDITION_LENGTH) {
     return fail(0, `condition is longer than ${MAX_CONDITION_LENGTH} characters`);
   }
@@ -36,7 +45,7 @@ export function compileCondition(source: string): ConditionResult {
     return { ok: false, issues: [syntaxIssue(source, err)] };
   }
   try {
-    return checkAndCompile(source, parsed);
+    return checkAndCompile(source, parsed, options.engine ?? 'auto', options.slots ?? new SlotTable());
   } catch (err) {
     // The checker and compiler recurse over the AST; pathological nesting must be a diagnostic, not a crash.
     if (err instanceof RangeError) return fail(0, 'expression is too deeply nested');
@@ -44,38 +53,45 @@ export function compileCondition(source: string): ConditionResult {
   }
 }
 
-function checkAndCompile(source: string, parsed: ParsedCel): ConditionResult {
+function checkAndCompile(
+  source: string,
+  parsed: ParsedCel,
+  engine: ConditionEngine,
+  slots: SlotTable,
+): ConditionResult {
   const checked = checkCondition(parsed);
   if (checked.issues.length > 0) return { ok: false, issues: checked.issues };
   if (checked.type.kind !== 'bool' && checked.type.kind !== 'dyn') {
     return fail(0, `condition must be a bool expression, got ${typeName(checked.type)}`);
   }
-  const condition = compileFastOrInterpreted(source, parsed, checked);
-  return { ok: true, condition };
+  // Every referenced path gets a slot, whichever engine runs, so explanations report it.
+  for (const read of checked.reads) slots.indexOf(read);
+  const reads = checked.reads.map((r) => r.path);
+  return { ok: true, condition: build(source, parsed, checked, engine, slots, reads) };
 }
 
-function compileFastOrInterpreted(
+function build(
   source: string,
   parsed: ParsedCel,
-  checked: ReturnType<typeof checkCondition>,
+  checked: CheckResult,
+  engine: ConditionEngine,
+  slots: SlotTable,
+  reads: readonly string[],
 ): CompiledCondition {
-  try {
-    const fn = compileFast(parsed.expr, checked.types);
-    return {
-      source,
-      reads: checked.reads,
-      engine: 'compiled',
-      evaluate: (input) => asBool(fn(input)),
-    };
-  } catch (err) {
-    if (!(err instanceof Unsupported)) throw err;
+  if (engine === 'auto') {
+    try {
+      const fn = compileFast(parsed.expr, checked.types, slots);
+      return { source, reads, engine: 'compiled', evaluate: (s, input) => asBool(fn(s, input)) };
+    } catch (err) {
+      if (!(err instanceof Unsupported)) throw err;
+    }
   }
   const run = planInterpreted(parsed);
   return {
     source,
-    reads: checked.reads,
+    reads,
     engine: 'interpreted',
-    evaluate: (input, scratch) => asBool(run(input, scratch)),
+    evaluate: (_s, input, scratch) => asBool(run(input, scratch)),
   };
 }
 

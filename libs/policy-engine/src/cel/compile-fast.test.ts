@@ -4,6 +4,7 @@ import type { EvaluationInput } from '../input.js';
 import { checkCondition } from './check.js';
 import { compileFast, Unsupported } from './compile-fast.js';
 import { newScratch, planInterpreted } from './interpreted.js';
+import { SlotTable, type SlotValue } from './slots.js';
 
 // The closure compiler must give @bufbuild/cel's answers: same value, or an error on both sides.
 type Outcome = { value: unknown } | { error: true };
@@ -62,6 +63,11 @@ const EXPRESSIONS = [
   'time.hour >= 9 && time.hour < 17 && time.weekday != 0',
   'request.estimated_tokens > 9007199254740993',
   'signals.error_rate == 0.1 + 0.2',
+  'request.model.matches("^(gpt-4o|o4)")',
+  'request.model.matches("mini$") || caller.team.matches("(?i)^ML$")',
+  'request.headers["x-flowloom-project"].matches("^al")',
+  'request.headers[caller.team] == "x"',
+  'caller.team in request.headers',
 ];
 
 const INPUTS: EvaluationInput[] = [
@@ -101,20 +107,23 @@ describe('compiled conditions agree with @bufbuild/cel', () => {
       const parsed = parse(source);
       const checked = checkCondition(parsed);
       expect(checked.issues).toEqual([]);
-      const fast = compileFast(parsed.expr, checked.types);
+      const table = new SlotTable();
+      const fast = compileFast(parsed.expr, checked.types, table);
       const interpreted = planInterpreted(parsed);
       for (const input of INPUTS) {
+        const slots: SlotValue[] = [];
+        table.fill(input, slots);
         const expected = outcome(() => interpreted(input, newScratch()));
-        expect({ input, outcome: outcome(() => fast(input)) }).toEqual({ input, outcome: expected });
+        expect({ input, outcome: outcome(() => fast(slots, input)) }).toEqual({ input, outcome: expected });
       }
     });
   }
 
-  it('when an expression uses matches or a macro, then the closure compiler declines it', () => {
-    for (const source of ['request.model.matches("^gpt")', '[1, 2].exists(x, x > 1)']) {
+  it('when an expression uses a macro, a computed pattern or uint, then the closure compiler declines it', () => {
+    for (const source of ['[1, 2].exists(x, x > 1)', 'request.model.matches(caller.team)', '1u < 2u']) {
       const parsed = parse(source);
       const checked = checkCondition(parsed);
-      expect(() => compileFast(parsed.expr, checked.types)).toThrow(Unsupported);
+      expect(() => compileFast(parsed.expr, checked.types, new SlotTable())).toThrow(Unsupported);
     }
   });
 });

@@ -1,5 +1,6 @@
 import type { EvaluationInput } from '../input.js';
-import { ENVIRONMENT, isRootName } from './environment.js';
+import { constString } from './check.js';
+import { ENVIRONMENT, type FieldSpec, isRootName } from './environment.js';
 import { type CallExpr, type ConstExpr, type Expr, identSelect, type SelectExpr } from './expr.js';
 import {
   checkedInt,
@@ -11,17 +12,28 @@ import {
   intModulo,
   primitiveEquals,
 } from './numbers.js';
-import { CelEvalError, type HeaderMap, hasOwnKey, lookupHeader, type RuntimeValue } from './runtime.js';
+import { compileRegex } from './regex.js';
+import { CelEvalError, type HeaderMap, lookupHeader, type RuntimeValue } from './runtime.js';
+import {
+  fieldSource,
+  headerKeySource,
+  MISSING,
+  SlotFailure,
+  type SlotTable,
+  type SlotValue,
+} from './slots.js';
 import { type CelType, T } from './types.js';
 
 /**
- * Compiles a type-checked condition into plain closures. @bufbuild/cel's interpreter costs
- * ~1-3 µs per field access, too slow for 100 rules in 50 µs; closures over the typed
- * environment cost nanoseconds. Anything outside the subset handled here throws Unsupported and
- * the condition runs on @bufbuild/cel instead; a differential test holds the two to the same answers.
+ * Compiles a type-checked condition into plain closures over the policy's slots. @bufbuild/cel's
+ * interpreter costs ~1-3 µs per field access, too slow for 100 rules in 50 µs; these closures cost
+ * nanoseconds. Anything outside the subset handled here throws Unsupported and the condition runs
+ * on @bufbuild/cel instead; a differential test holds both engines to the same answers.
  */
 
-export type CompiledFn = (input: EvaluationInput) => RuntimeValue;
+export type Slots = readonly SlotValue[];
+export type CompiledFn = (slots: Slots, input: EvaluationInput) => RuntimeValue;
+type Typed<V> = (slots: Slots, input: EvaluationInput) => V;
 
 export class Unsupported extends Error {
   override readonly name = 'Unsupported';
@@ -30,8 +42,64 @@ export class Unsupported extends Error {
 const HEADERS = ENVIRONMENT.request.get('headers')!;
 const PRIMITIVE = new Set(['bool', 'int', 'double', 'string']);
 
-export function compileFast(root: Expr, types: ReadonlyMap<bigint, CelType>): CompiledFn {
+function failSlot(v: SlotValue, path: string): never {
+  if (v instanceof SlotFailure) throw v.toError();
+  if (v === MISSING) throw new CelEvalError(`no such key: ${path}`);
+  throw new CelEvalError(`${path}: unexpected ${typeof v}`);
+}
+
+export function compileFast(root: Expr, types: ReadonlyMap<bigint, CelType>, table: SlotTable): CompiledFn {
   const typeOf = (e: Expr | undefined): CelType => (e === undefined ? T.dyn : (types.get(e.id) ?? T.dyn));
+
+  /** Reads a field's slot; the typeof test both asserts the type and keeps the load monomorphic. */
+  const fieldSlot = (spec: FieldSpec): CompiledFn => {
+    const k = table.indexOf(fieldSource(spec));
+    const path = spec.path;
+    switch (spec.type.kind) {
+      case 'double':
+        return (s) => {
+          const v = s[k]!;
+          return typeof v === 'number' ? v : failSlot(v, path);
+        };
+      case 'string':
+        return (s) => {
+          const v = s[k]!;
+          return typeof v === 'string' ? v : failSlot(v, path);
+        };
+      case 'bool':
+        return (s) => {
+          const v = s[k]!;
+          return typeof v === 'boolean' ? v : failSlot(v, path);
+        };
+      default:
+        return headersSlot();
+    }
+  };
+
+  const headersSlot = (): Typed<HeaderMap> => {
+    const k = table.indexOf(fieldSource(HEADERS));
+    return (s) => {
+      const v = s[k]!;
+      return typeof v === 'object' && !(v instanceof SlotFailure) && !Array.isArray(v)
+        ? (v as HeaderMap)
+        : failSlot(v, HEADERS.path);
+    };
+  };
+
+  const headerKeySlot = (name: string, testOnly: boolean): CompiledFn => {
+    const source = headerKeySource(HEADERS, name);
+    const k = table.indexOf(source);
+    if (testOnly) {
+      return (s) => {
+        const v = s[k]!;
+        return v === MISSING ? false : typeof v === 'string' ? true : failSlot(v, source.path);
+      };
+    }
+    return (s) => {
+      const v = s[k]!;
+      return typeof v === 'string' ? v : failSlot(v, name);
+    };
+  };
 
   const compile = (e: Expr | undefined): CompiledFn => {
     if (e === undefined) throw new Unsupported('missing operand');
@@ -44,7 +112,7 @@ export function compileFast(root: Expr, types: ReadonlyMap<bigint, CelType>): Co
       case 'selectExpr':
         return select(e, kind.value);
       case 'callExpr':
-        return call(e, kind.value);
+        return call(kind.value);
       default:
         throw new Unsupported(kind.case ?? 'empty expression');
     }
@@ -60,31 +128,26 @@ export function compileFast(root: Expr, types: ReadonlyMap<bigint, CelType>): Co
     if (rootSel !== undefined && isRootName(rootSel.root)) {
       const spec = ENVIRONMENT[rootSel.root].get(rootSel.field);
       if (spec === undefined) throw new Unsupported(`unknown field ${rootSel.field}`);
-      return rootSel.testOnly ? spec.has : spec.read;
+      if (rootSel.testOnly) return (_s, input) => spec.has(input);
+      return fieldSlot(spec);
     }
-    if (isHeaders(sel.operand)) {
-      const key = sel.field;
-      const read = HEADERS.read;
-      return sel.testOnly
-        ? (input) => hasOwnKey(read(input) as HeaderMap, key)
-        : (input) => lookupHeader(read(input) as HeaderMap, key);
-    }
+    if (isHeaders(sel.operand)) return headerKeySlot(sel.field, sel.testOnly);
     throw new Unsupported('selection on a computed value');
   };
 
   const logical = (fn: '_&&_' | '_||_', left: CompiledFn, right: CompiledFn): CompiledFn => {
     // CEL's && and || are commutative over errors: `false && error` and `error && false` are both false.
     const decisive = fn === '_||_';
-    return (input) => {
+    return (s, input) => {
       let l: RuntimeValue | undefined;
       let failure: unknown;
       try {
-        l = left(input);
+        l = left(s, input);
       } catch (err) {
         failure = err;
       }
       if (l === decisive) return decisive;
-      const r = right(input);
+      const r = right(s, input);
       if (r === decisive) return decisive;
       if (failure !== undefined) throw failure;
       if (typeof l !== 'boolean' || typeof r !== 'boolean') throw new CelEvalError(`no such overload: ${fn}`);
@@ -92,7 +155,7 @@ export function compileFast(root: Expr, types: ReadonlyMap<bigint, CelType>): Co
     };
   };
 
-  const call = (e: Expr, c: CallExpr): CompiledFn => {
+  const call = (c: CallExpr): CompiledFn => {
     const [a0, a1, a2] = c.args;
     switch (c.function) {
       case '_&&_':
@@ -100,8 +163,8 @@ export function compileFast(root: Expr, types: ReadonlyMap<bigint, CelType>): Co
         return logical(c.function, compile(a0), compile(a1));
       case '!_': {
         const operand = compile(a0);
-        return (input) => {
-          const v = operand(input);
+        return (s, input) => {
+          const v = operand(s, input);
           if (typeof v !== 'boolean') throw new CelEvalError('no such overload: !_');
           return !v;
         };
@@ -110,10 +173,10 @@ export function compileFast(root: Expr, types: ReadonlyMap<bigint, CelType>): Co
         const cond = compile(a0);
         const whenTrue = compile(a1);
         const whenFalse = compile(a2);
-        return (input) => {
-          const v = cond(input);
+        return (s, input) => {
+          const v = cond(s, input);
           if (typeof v !== 'boolean') throw new CelEvalError('no such overload: _?_:_');
-          return v ? whenTrue(input) : whenFalse(input);
+          return v ? whenTrue(s, input) : whenFalse(s, input);
         };
       }
       case '_==_':
@@ -133,12 +196,11 @@ export function compileFast(root: Expr, types: ReadonlyMap<bigint, CelType>): Co
       case '-_':
         return negate(a0);
       case '_[_]':
-        if (!isHeaders(a0) || typeOf(a1).kind !== 'string') throw new Unsupported('index');
-        return headerIndex(compile(a1));
+        return index(a0, a1);
       case '@in':
         return membership(a0, a1);
       default:
-        return functionCall(e, c);
+        return functionCall(c);
     }
   };
 
@@ -163,7 +225,7 @@ export function compileFast(root: Expr, types: ReadonlyMap<bigint, CelType>): Co
     let l = compile(a0);
     let r = compile(a1);
     let same = ta.kind === tb.kind;
-    if (!same && ta.kind !== 'bool' && ta.kind !== 'string') {
+    if (!same) {
       const fl = asDoubleOperand(a0, ta);
       const fr = asDoubleOperand(a1, tb);
       if (fl !== undefined && fr !== undefined) {
@@ -172,10 +234,10 @@ export function compileFast(root: Expr, types: ReadonlyMap<bigint, CelType>): Co
         same = true;
       }
     }
-    if (same) return negated ? (input) => l(input) !== r(input) : (input) => l(input) === r(input);
+    if (same) return negated ? (s, i) => l(s, i) !== r(s, i) : (s, i) => l(s, i) === r(s, i);
     return negated
-      ? (input) => !primitiveEquals(l(input), r(input))
-      : (input) => primitiveEquals(l(input), r(input));
+      ? (s, i) => !primitiveEquals(l(s, i), r(s, i))
+      : (s, i) => primitiveEquals(l(s, i), r(s, i));
   };
 
   const relation = (fn: string, a0: Expr | undefined, a1: Expr | undefined): CompiledFn => {
@@ -191,18 +253,17 @@ export function compileFast(root: Expr, types: ReadonlyMap<bigint, CelType>): Co
     }
     // Values of one primitive type: JS operators order them as CEL does (strings by UTF-16 unit,
     // which differs from code-point order only between astral and U+E000..U+FFFF characters).
-    type Ordered = number | bigint | string | boolean;
-    const lo = l as (input: EvaluationInput) => Ordered;
-    const ro = r as (input: EvaluationInput) => Ordered;
+    const lo = l as Typed<number | bigint | string | boolean>;
+    const ro = r as Typed<number | bigint | string | boolean>;
     switch (fn) {
       case '_<_':
-        return (input) => lo(input) < ro(input);
+        return (s, i) => lo(s, i) < ro(s, i);
       case '_<=_':
-        return (input) => lo(input) <= ro(input);
+        return (s, i) => lo(s, i) <= ro(s, i);
       case '_>_':
-        return (input) => lo(input) > ro(input);
+        return (s, i) => lo(s, i) > ro(s, i);
       default:
-        return (input) => lo(input) >= ro(input);
+        return (s, i) => lo(s, i) >= ro(s, i);
     }
   };
 
@@ -214,96 +275,111 @@ export function compileFast(root: Expr, types: ReadonlyMap<bigint, CelType>): Co
       return c >= 0;
     };
     return leftIsDouble
-      ? (input) => test(compareDoubleInt(l(input) as number, r(input) as bigint))
-      : (input) => test(-compareDoubleInt(r(input) as number, l(input) as bigint));
+      ? (s, i) => test(compareDoubleInt(l(s, i) as number, r(s, i) as bigint))
+      : (s, i) => test(-compareDoubleInt(r(s, i) as number, l(s, i) as bigint));
   };
 
   const arithmetic = (fn: string, a0: Expr | undefined, a1: Expr | undefined): CompiledFn => {
     const ta = typeOf(a0);
-    const tb = typeOf(a1);
-    if (ta.kind !== tb.kind) throw new Unsupported('mixed arithmetic');
+    if (ta.kind !== typeOf(a1).kind) throw new Unsupported('mixed arithmetic');
     const l = compile(a0);
     const r = compile(a1);
     if (ta.kind === 'double') {
-      const ln = l as (input: EvaluationInput) => number;
-      const rn = r as (input: EvaluationInput) => number;
-      if (fn === '_+_') return (input) => ln(input) + rn(input);
-      if (fn === '_-_') return (input) => ln(input) - rn(input);
-      if (fn === '_*_') return (input) => ln(input) * rn(input);
-      if (fn === '_/_') return (input) => ln(input) / rn(input);
+      const ln = l as Typed<number>;
+      const rn = r as Typed<number>;
+      if (fn === '_+_') return (s, i) => ln(s, i) + rn(s, i);
+      if (fn === '_-_') return (s, i) => ln(s, i) - rn(s, i);
+      if (fn === '_*_') return (s, i) => ln(s, i) * rn(s, i);
+      if (fn === '_/_') return (s, i) => ln(s, i) / rn(s, i);
     }
     if (ta.kind === 'int') {
-      const li = l as (input: EvaluationInput) => bigint;
-      const ri = r as (input: EvaluationInput) => bigint;
-      if (fn === '_+_') return (input) => checkedInt(li(input) + ri(input));
-      if (fn === '_-_') return (input) => checkedInt(li(input) - ri(input));
-      if (fn === '_*_') return (input) => checkedInt(li(input) * ri(input));
-      if (fn === '_/_') return (input) => intDivide(li(input), ri(input));
-      if (fn === '_%_') return (input) => intModulo(li(input), ri(input));
+      const li = l as Typed<bigint>;
+      const ri = r as Typed<bigint>;
+      if (fn === '_+_') return (s, i) => checkedInt(li(s, i) + ri(s, i));
+      if (fn === '_-_') return (s, i) => checkedInt(li(s, i) - ri(s, i));
+      if (fn === '_*_') return (s, i) => checkedInt(li(s, i) * ri(s, i));
+      if (fn === '_/_') return (s, i) => intDivide(li(s, i), ri(s, i));
+      if (fn === '_%_') return (s, i) => intModulo(li(s, i), ri(s, i));
     }
-    if (ta.kind === 'string' && fn === '_+_') {
-      return (input) => (l(input) as string) + (r(input) as string);
-    }
+    if (ta.kind === 'string' && fn === '_+_') return (s, i) => (l(s, i) as string) + (r(s, i) as string);
     throw new Unsupported(`${fn} on ${ta.kind}`);
   };
 
   const negate = (a0: Expr | undefined): CompiledFn => {
     const t = typeOf(a0);
     const operand = compile(a0);
-    if (t.kind === 'double') return (input) => -(operand(input) as number);
-    if (t.kind === 'int') return (input) => checkedInt(-(operand(input) as bigint));
+    if (t.kind === 'double') return (s, i) => -(operand(s, i) as number);
+    if (t.kind === 'int') return (s, i) => checkedInt(-(operand(s, i) as bigint));
     throw new Unsupported('negation');
   };
 
-  const headerIndex = (key: CompiledFn): CompiledFn => {
-    const read = HEADERS.read;
-    return (input) => lookupHeader(read(input) as HeaderMap, key(input) as string);
+  const index = (container: Expr | undefined, key: Expr | undefined): CompiledFn => {
+    if (!isHeaders(container) || typeOf(key).kind !== 'string') throw new Unsupported('index');
+    const constKey = constString(key);
+    if (constKey !== undefined) return headerKeySlot(constKey, false);
+    const headers = headersSlot();
+    const keyFn = compile(key) as Typed<string>;
+    return (s, i) => lookupHeader(headers(s, i), keyFn(s, i));
   };
 
   const membership = (item: Expr | undefined, container: Expr | undefined): CompiledFn => {
     const itemType = typeOf(item);
-    const itemFn = compile(item);
     if (isHeaders(container)) {
       if (itemType.kind !== 'string') throw new Unsupported('header membership');
-      const read = HEADERS.read;
-      return (input) => hasOwnKey(read(input) as HeaderMap, itemFn(input) as string);
+      const constKey = constString(item);
+      if (constKey !== undefined) return headerKeySlot(constKey, true);
+      const headers = headersSlot();
+      const keyFn = compile(item) as Typed<string>;
+      return (s, i) => Object.hasOwn(headers(s, i), keyFn(s, i));
     }
     if (container?.exprKind.case !== 'listExpr' || !PRIMITIVE.has(itemType.kind)) {
       throw new Unsupported('membership');
     }
+    const itemFn = compile(item);
     const elements = container.exprKind.value.elements;
     const constants = constantSet(elements, itemType);
     if (constants !== undefined) {
       // NaN is never equal to anything in CEL, but a Set would find it.
-      return (input) => {
-        const v = itemFn(input);
-        return constants.has(v) && v === v;
+      return (s, i) => {
+        const v = itemFn(s, i);
+        return constants.has(v) && !(typeof v === 'number' && Number.isNaN(v));
       };
     }
     const elementFns = elements.map((el) => {
       if (!PRIMITIVE.has(typeOf(el).kind)) throw new Unsupported('non-primitive list element');
       return compile(el);
     });
-    return (input) => {
-      const v = itemFn(input);
-      for (const fn of elementFns) if (primitiveEquals(v, fn(input))) return true;
+    return (s, i) => {
+      const v = itemFn(s, i);
+      for (const fn of elementFns) if (primitiveEquals(v, fn(s, i))) return true;
       return false;
     };
   };
 
-  const functionCall = (e: Expr, c: CallExpr): CompiledFn => {
+  const stringMethod = (c: CallExpr, receiver: Expr, arg: Expr): CompiledFn => {
+    if (typeOf(receiver).kind !== 'string' || typeOf(arg).kind !== 'string')
+      throw new Unsupported(c.function);
+    const str = compile(receiver) as Typed<string>;
+    if (c.function === 'matches') return matches(str, arg);
+    const a = compile(arg) as Typed<string>;
+    if (c.function === 'startsWith') return (s, i) => str(s, i).startsWith(a(s, i));
+    if (c.function === 'endsWith') return (s, i) => str(s, i).endsWith(a(s, i));
+    if (c.function === 'contains') return (s, i) => str(s, i).includes(a(s, i));
+    throw new Unsupported(c.function);
+  };
+
+  const matches = (subject: Typed<string>, pattern: Expr): CompiledFn => {
+    const text = constString(pattern);
+    if (text === undefined) throw new Unsupported('matches with a computed pattern');
+    const regex = compileRegex(text);
+    if ('error' in regex) throw new Unsupported('invalid pattern'); // the checker reports it
+    return (s, i) => regex.test(subject(s, i));
+  };
+
+  const functionCall = (c: CallExpr): CompiledFn => {
     const [a0, a1] = c.args;
     const receiver = c.target;
-    if (receiver !== undefined && a0 !== undefined && a1 === undefined) {
-      if (typeOf(receiver).kind !== 'string' || typeOf(a0).kind !== 'string')
-        throw new Unsupported(c.function);
-      const s = compile(receiver) as (input: EvaluationInput) => string;
-      const arg = compile(a0) as (input: EvaluationInput) => string;
-      if (c.function === 'startsWith') return (input) => s(input).startsWith(arg(input));
-      if (c.function === 'endsWith') return (input) => s(input).endsWith(arg(input));
-      if (c.function === 'contains') return (input) => s(input).includes(arg(input));
-      throw new Unsupported(c.function); // matches: RE2 semantics (linear time) stay with @bufbuild/cel
-    }
+    if (receiver !== undefined && a0 !== undefined && a1 === undefined) return stringMethod(c, receiver, a0);
     const only = receiver ?? a0;
     const single = receiver === undefined ? a1 === undefined && a0 !== undefined : a0 === undefined;
     if (!single) throw new Unsupported(c.function);
@@ -311,22 +387,21 @@ export function compileFast(root: Expr, types: ReadonlyMap<bigint, CelType>): Co
     if (c.function === 'size') return size(only, from);
     if (receiver !== undefined) throw new Unsupported(c.function);
     const operand = compile(only);
-    if (c.function === 'double' && from.kind === 'int') return (input) => Number(operand(input) as bigint);
+    if (c.function === 'double' && from.kind === 'int') return (s, i) => Number(operand(s, i) as bigint);
     if (c.function === 'double' && from.kind === 'double') return operand;
-    if (c.function === 'int' && from.kind === 'double')
-      return (input) => doubleToInt(operand(input) as number);
+    if (c.function === 'int' && from.kind === 'double') return (s, i) => doubleToInt(operand(s, i) as number);
     if (c.function === 'int' && from.kind === 'int') return operand;
-    throw new Unsupported(`${c.function}(${from.kind}) at ${e.id}`);
+    throw new Unsupported(`${c.function}(${from.kind})`);
   };
 
   const size = (operand: Expr | undefined, t: CelType): CompiledFn => {
     if (isHeaders(operand)) {
-      const read = HEADERS.read;
-      return (input) => BigInt(Object.keys(read(input) as HeaderMap).length);
+      const headers = headersSlot();
+      return (s, i) => BigInt(Object.keys(headers(s, i)).length);
     }
     if (t.kind === 'string') {
-      const s = compile(operand) as (input: EvaluationInput) => string;
-      return (input) => BigInt(codePointLength(s(input)));
+      const str = compile(operand) as Typed<string>;
+      return (s, i) => BigInt(codePointLength(str(s, i)));
     }
     throw new Unsupported('size');
   };
