@@ -103,7 +103,7 @@ export function verifyBundle(input: BundleInput): BundleReport {
     { size, root },
   ].sort((a, b) => a.size - b.size);
 
-  const actual = new HashList(size + 1);
+  const actual = new HashList(Math.min(size + 1, 1 << 20));
   const frontier = Frontier.empty();
   let prunedCount = 0;
   let next = 0;

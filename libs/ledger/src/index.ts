@@ -52,6 +52,7 @@ export { HashList } from './hash-list.js';
 export { canonicalBytes, canonicalize } from './jcs.js';
 export {
   ed25519KeyId,
+  encodeSignerKey,
   encodeVerifierKey,
   type GeneratedKey,
   generateKey,

@@ -159,12 +159,20 @@ export function generateKey(name: string): GeneratedKey {
   const pkcs8 = privateKey.export({ format: 'der', type: 'pkcs8' });
   const seed = pkcs8.subarray(PKCS8_ED25519_PREFIX.length);
   const signer = signerFromSeed(name, seed);
-  const idHex = keyIdHex(signer.keyId);
   return {
     signer,
-    signerKey: `PRIVATE+KEY+${name}+${idHex}+${Buffer.concat([Buffer.of(ALG_ED25519), seed]).toString('base64')}`,
+    signerKey: encodeSignerKey(name, seed),
     verifierKey: encodeVerifierKey(name, signer.publicKey),
   };
+}
+
+/** The `PRIVATE+KEY+…` text of an Ed25519 key given by its 32-byte RFC 8032 seed (e.g. from a KMS). */
+export function encodeSignerKey(name: string, seed: Uint8Array): string {
+  requireName(name);
+  if (seed.length !== 32) throw new LedgerError('invalid_key', 'an Ed25519 seed is 32 bytes');
+  const signer = signerFromSeed(name, seed);
+  const key = Buffer.concat([Buffer.of(ALG_ED25519), seed]).toString('base64');
+  return `PRIVATE+KEY+${name}+${keyIdHex(signer.keyId)}+${key}`;
 }
 
 /** The public half of a signer, e.g. to publish next to checkpoints. */
