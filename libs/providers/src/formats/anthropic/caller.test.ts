@@ -302,6 +302,29 @@ describe('anthropic caller: decoding a Messages request', () => {
       'metadata.user_id',
       'expected string',
     ],
+    [
+      'a tool_use input is an array',
+      {
+        ...minimal,
+        messages: [{ role: 'assistant', content: [{ type: 'tool_use', id: 'a', name: 'b', input: [1] }] }],
+      },
+      'messages.0.content.0.input',
+      'expected object',
+    ],
+    [
+      'a tool_use input holds a non-JSON number',
+      {
+        ...minimal,
+        messages: [
+          {
+            role: 'assistant',
+            content: [{ type: 'tool_use', id: 'a', name: 'b', input: { n: Number.NaN } }],
+          },
+        ],
+      },
+      'messages.0.content.0.input',
+      'expected object',
+    ],
   ])('when %s, then the error names the field', (_, body, param, fragment) => {
     const error = decodeError(body);
     expect(error.code).toBe('invalid_request');
