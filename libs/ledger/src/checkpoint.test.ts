@@ -21,6 +21,22 @@ describe('C2SP tlog checkpoints', () => {
     expect(Buffer.from(opened.checkpoint.rootHash).equals(Buffer.from(ROOT))).toBe(true);
   });
 
+  it('when any single byte of a signed checkpoint is flipped, then it no longer opens', () => {
+    const key = generateKey('audit.example/log');
+    const keys = [parseVerifierKey(key.verifierKey)];
+    const note = Buffer.from(
+      signCheckpoint({ origin: 'audit.example/log', size: 42, rootHash: ROOT, extensions: [] }, [key.signer]),
+    );
+    expect(openCheckpoint(note, keys).checkpoint.size).toBe(42);
+    for (let i = 0; i < note.length; i++) {
+      for (const bit of [0x01, 0x20]) {
+        const tampered = Buffer.from(note);
+        tampered[i] = (tampered[i] as number) ^ bit;
+        expect(() => openCheckpoint(tampered, keys), `byte ${i} ^ ${bit}`).toThrow();
+      }
+    }
+  });
+
   it('when a checkpoint has extension lines, then they round-trip and are signed', () => {
     const key = generateKey('log');
     const note = signCheckpoint({ origin: 'log', size: 0, rootHash: ROOT, extensions: ['ext one'] }, [

@@ -62,7 +62,9 @@ export class Frontier {
       index = Math.floor(index / 2);
       sink?.(level, index, hash);
     }
-    this.hashes.push(hash);
+    // A leaf kept unmerged is the caller's buffer: copy it so later reuse of that buffer by the
+    // caller cannot change the root. Merged hashes are fresh digests already.
+    this.hashes.push(level === 0 ? Uint8Array.from(hash) : hash);
     this.levels.push(level);
     this.count++;
   }

@@ -75,6 +75,16 @@ describe('MerkleLog over a NodeStore', () => {
     expect(log.size).toBe(2);
   });
 
+  it('when the caller reuses its leaf-hash buffer after an append, then the root does not change', async () => {
+    const log = await MerkleLog.open(new InMemoryNodeStore());
+    const buffer = new Uint8Array(32).fill(1);
+    await log.appendLeafHashes([buffer]);
+    const root = toHex(log.rootHash());
+    buffer.fill(2);
+    expect(toHex(log.rootHash())).toBe(root);
+    expect(toHex(await log.rootHashAt(1))).toBe(root);
+  });
+
   it('when an entry could not be exported one per line, then it is refused', async () => {
     const log = await MerkleLog.open(new InMemoryNodeStore());
     await expect(log.appendEntries(['{"a":\n1}'])).rejects.toThrow(/newline/);

@@ -56,7 +56,10 @@ export class MerkleLog {
     return this.appendLeafHashes(leafHashes);
   }
 
-  /** Appends precomputed leaf hashes (SHA-256(0x00 ‖ entry)), e.g. when re-importing a log. */
+  /**
+   * Appends precomputed leaf hashes (SHA-256(0x00 ‖ entry)), e.g. when re-importing a log. The
+   * buffers are handed to the store as they are: do not reuse them until the promise settles.
+   */
   appendLeafHashes(leafHashes: readonly Uint8Array[]): Promise<AppendResult> {
     if (!leafHashes.every(isHash)) {
       return Promise.reject(new LedgerError('invalid_argument', 'every leaf hash must be 32 bytes'));
