@@ -23,6 +23,7 @@ export const ENV_VARIABLES = {
   FLOWLOOM_ADMIN_KEY: { key: 'adminKey', type: 'string' },
   FLOWLOOM_LOG_LEVEL: { key: 'logLevel', type: 'string' },
   FLOWLOOM_MAX_BODY_BYTES: { key: 'maxBodyBytes', type: 'int' },
+  FLOWLOOM_OUTBOX_FSYNC: { key: 'outboxFsync', type: 'string' },
 } as const;
 
 function readInt(name: string, value: string): number {

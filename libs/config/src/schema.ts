@@ -95,6 +95,11 @@ export const configSchema = z.strictObject({
     .int()
     .min(1024)
     .default(4 * 1024 * 1024),
+  /**
+   * Embedded outbox durability: `interval` (default) acknowledges once the OS has the event and
+   * flushes to disk within 50 ms; `always` flushes before acknowledging; `never` leaves it to the OS.
+   */
+  outboxFsync: z.enum(['always', 'interval', 'never']).default('interval'),
   providers: z
     .record(z.string().regex(/^[a-z0-9][a-z0-9_-]*$/, 'lowercase letters, digits, _ and -'), providerSchema)
     .default({}),

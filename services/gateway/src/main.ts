@@ -7,7 +7,9 @@ import { createLogger, createRegistry, type Logger, type Registry } from '@flowl
 import { gatewayMigrations } from './adapters/migrations.js';
 import { createPrometheusMetrics } from './adapters/prometheus-metrics.js';
 import { SqlKeyStore } from './adapters/sql-key-store.js';
+import { FileOutbox } from './adapters/file-outbox.js';
 import { OutboxRelay, SqlOutbox } from './adapters/sql-outbox.js';
+import type { Outbox } from './ports/outbox.js';
 import { Authenticator } from './app/authenticate.js';
 import { bootstrapAdmin } from './app/bootstrap-admin.js';
 import { ChatService } from './app/chat.js';
@@ -41,6 +43,24 @@ export interface Gateway {
   close(): Promise<void>;
 }
 
+interface RelayedOutbox extends Outbox {
+  start(): void;
+  publishPending(): Promise<number>;
+  close(): Promise<void>;
+}
+
+/** On PostgreSQL the outbox is a table written in the same database, relayed with skip-locked batches. */
+function sqlOutbox(db: Db, bus: EventBus, onError: (err: unknown) => void): RelayedOutbox {
+  const relay = new OutboxRelay(db, bus, { onError });
+  const outbox = new SqlOutbox(db, () => relay.wake());
+  return {
+    append: (events) => outbox.append(events),
+    start: () => relay.start(),
+    publishPending: () => relay.publishPending(),
+    close: () => relay.stop(),
+  };
+}
+
 /** Composition root of the gateway: configuration → adapters → use cases → servers. */
 export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   const { config } = options;
@@ -54,10 +74,11 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   await migrate(db, gatewayMigrations);
   const bus = options.bus ?? new InProcessBus();
 
-  const relay = new OutboxRelay(db, bus, {
-    onError: (err) => log.warn({ err }, 'outbox relay: publish failed, will retry'),
-  });
-  const outbox = new SqlOutbox(db, () => relay.wake());
+  const onRelayError = (err: unknown): void => log.warn({ err }, 'outbox relay: publish failed, will retry');
+  const outbox: RelayedOutbox = config.databaseUrl
+    ? sqlOutbox(db, bus, onRelayError)
+    : await FileOutbox.open(join(resolve(config.dataDir), 'outbox'), bus, { fsync: config.outboxFsync, onError: onRelayError });
+  const relay = outbox;
   const keyStore = new SqlKeyStore(db);
   const auth = new Authenticator(keyStore);
   const keys = new KeysAdmin(keyStore, outbox, () => auth.invalidate());
@@ -104,7 +125,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       closing ??= (async () => {
         // Stop taking requests, let in-flight ones (streams included) finish, then drain the outbox.
         await Promise.all([http.close(), grpc.close()]);
-        await relay.stop();
+        await relay.close();
         if (ownsDb) await db.close();
         log.info('gateway stopped');
         log.flush();
