@@ -10,6 +10,12 @@ ENGINES_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 : "${HOME:=$(getent passwd "$(id -u)" | cut -d: -f6)}"
 ENGINES_HOME="${FLOWLOOM_ENGINES_HOME:-$HOME/.cache/flowloom-engines}"
 LOOPBACK=127.0.0.1
+# runuser, and apt's own helpers, live in sbin, which a minimal PATH (env -i, cron, CI) lacks.
+for _dir in /usr/local/sbin /usr/sbin /sbin; do
+  [[ :$PATH: == *":$_dir:"* ]] || PATH="$PATH:$_dir"
+done
+unset _dir
+export PATH
 export DEBIAN_FRONTEND=noninteractive
 
 say() { printf '[%s] %s\n' "${ENGINE:-engines}" "$*" >&2; }
