@@ -3,6 +3,14 @@
 export type { CompiledCondition, ConditionEngine } from './cel/compile-condition.js';
 export type { InputValue } from './cel/slots.js';
 export {
+  diffPolicies,
+  type FieldChange,
+  formatPolicyDiff,
+  type PolicyDiff,
+  type RuleChange,
+  type RuleMove,
+} from './diff.js';
+export {
   ACTION_TYPES,
   type ActionClass,
   type ActionType,
@@ -32,6 +40,7 @@ export type { OnError, PolicyDocument, PolicyRule } from './document/schema.js';
 export type { CompiledPolicy, CompiledRule, CompileOptions } from './evaluate/compile-policy.js';
 export type { AppliedAction, Decision, Outcome, RuleError, RuleTrace, Verdict } from './evaluate/decision.js';
 export { type EvaluateOptions, evaluatePolicy } from './evaluate/evaluate.js';
+export { explainDecision, ruleInputs } from './explain.js';
 // Evaluation.
 export type {
   BudgetFacts,
@@ -45,6 +54,17 @@ export { SIGNAL_NAMES } from './input.js';
 export { BUILTIN_PATTERN_NAMES, type BuiltinPatternName } from './redact/builtin-patterns.js';
 export { type RedactionResult, redactText } from './redact/redact.js';
 export {
+  formatReplayReport,
+  type OutcomeSummary,
+  type ReplayExample,
+  type ReplayOptions,
+  type ReplayRecord,
+  type ReplayReport,
+  type ReplaySide,
+  type ReplayTransition,
+  replayDecisions,
+} from './replay.js';
+export {
   assignCanary,
   CANARY_BUCKETS,
   type CanaryAssignment,
@@ -52,6 +72,5 @@ export {
   type Rollout,
   type RolloutMode,
 } from './rollout.js';
-
 // Versions, diffs, replay.
 export { canonicalJson, policyVersionId } from './version.js';

@@ -37,9 +37,9 @@ export function assignCanary(
   const { percent } = rollout;
   if (!(percent >= 0 && percent <= 100))
     throw new RangeError(`canary percent must be within 0..100, got ${percent}`);
-  const job = rollout.by === 'key' ? undefined : input.request.job;
+  const job = rollout.by === 'key' ? undefined : input.request?.job;
   const subjectKind = job === undefined || job === '' ? 'key' : 'job';
-  const subject = subjectKind === 'job' ? (job ?? '') : (input.caller?.key_id ?? input.request.key ?? '');
+  const subject = subjectKind === 'job' ? (job ?? '') : (input.caller?.key_id ?? input.request?.key ?? '');
   const bucket = canaryBucket(policyVersion, subject);
   // Basis points: bucket < 2500 is exactly 25% of the bucket space.
   const enforced = bucket < Math.round(percent * 100);
