@@ -1,0 +1,77 @@
+import { describe, expect, it } from 'vitest';
+import type { EvaluationInput } from './input.js';
+import { formatReplayReport, type ReplayRecord, replayDecisions } from './replay.js';
+import { policyFrom, rulesYaml } from './test-support.js';
+
+const baseline = policyFrom(
+  rulesYaml(
+    `{ id: loops, condition: 'signals.repeated_prompts > 10', action: block }`,
+    `{ id: noisy, condition: 'signals.error_rate > 0.5', action: { type: throttle, delayMs: 100 } }`,
+  ),
+);
+const candidate = policyFrom(
+  rulesYaml(
+    `{ id: loops-v2, condition: 'signals.repeated_prompts > 5', action: block }`,
+    `{ id: noisy, condition: 'signals.error_rate > 0.5', action: { type: throttle, delayMs: 300 } }`,
+    `{ id: spend, condition: 'signals.spend_per_minute > 50', action: { type: alert, channel: spend } }`,
+  ),
+);
+
+const input = (repeated: number, errorRate = 0, spend = 0): EvaluationInput => ({
+  request: {},
+  signals: { repeated_prompts: repeated, error_rate: errorRate, spend_per_minute: spend },
+});
+
+describe('replayDecisions', () => {
+  const records: ReplayRecord[] = [
+    { id: 'r0', input: input(0) }, // allow -> allow, unchanged
+    { id: 'r1', input: input(7) }, // allow -> block
+    { id: 'r2', input: input(8) }, // allow -> block
+    { id: 'r3', input: input(12) }, // block -> block (only the rule id differs: unchanged)
+    { id: 'r4', input: input(0, 0.9) }, // throttle 100 -> throttle 300
+    { id: 'r5', input: input(0, 0, 80) }, // allow -> allow + alert
+    { id: 'r6', input: input(6) }, // allow -> block
+  ];
+
+  it('when recorded inputs are replayed, then changes are counted per transition with examples', () => {
+    const report = replayDecisions(records, baseline, candidate, { maxExamples: 2 });
+    expect(report).toMatchObject({ total: 7, changed: 5, unchanged: 2 });
+    expect(report.transitions.map((t) => [t.from, t.to, t.count])).toEqual([
+      ['allow', 'block', 3],
+      ['allow', 'allow', 1],
+      ['throttle', 'throttle', 1],
+    ]);
+    const toBlock = report.transitions[0]!;
+    expect(toBlock.examples.map((e) => e.id)).toEqual(['r1', 'r2']);
+    expect(toBlock.examples[0]).toMatchObject({
+      index: 1,
+      baseline: { verdict: 'allow', decidedBy: null },
+      candidate: { verdict: 'block', decidedBy: 'loops-v2' },
+    });
+    expect(report.baseline.verdicts).toMatchObject({ allow: 5, block: 1, throttle: 1 });
+    expect(report.candidate.verdicts).toMatchObject({ allow: 2, block: 4, throttle: 1 });
+    expect(report.candidate.withAction.alert).toBe(1);
+    expect(report.baseline.version).toBe(baseline.version);
+  });
+
+  it('when the same policy is replayed against itself, then nothing changes', () => {
+    const report = replayDecisions(records, baseline, baseline);
+    expect(report).toMatchObject({ total: 7, changed: 0, unchanged: 7, transitions: [] });
+  });
+
+  it('when a rule fails to evaluate, then the decisions with errors are counted', () => {
+    const fragile = policyFrom(
+      rulesYaml(`{ id: h, condition: 'request.headers["x"] == "y"', action: alert }`),
+    );
+    const report = replayDecisions([{ input: input(0) }, { input: input(1) }], baseline, fragile);
+    expect(report.candidate.withErrors).toBe(2);
+    expect(report.baseline.withErrors).toBe(0);
+  });
+
+  it('when formatted, then the CLI text shows counts and examples', () => {
+    const text = formatReplayReport(replayDecisions(records, baseline, candidate, { maxExamples: 1 }));
+    expect(text).toContain('replayed 7 decisions: 5 would change, 2 unchanged');
+    expect(text).toContain('  allow -> block: 3');
+    expect(text).toContain('      e.g. r1: default -> loops-v2');
+  });
+});
