@@ -109,9 +109,7 @@ describe('the Anthropic SDK against the gateway', () => {
     const systemText =
       typeof system === 'string' ? system : (system as Array<{ text: string }>).map((b) => b.text).join('');
     expect(systemText).toBe('You are a pirate.');
-    expect(upstream.messages).toEqual([
-      { role: 'user', content: expect.anything() as unknown },
-    ]);
+    expect(upstream.messages).toEqual([{ role: 'user', content: expect.anything() as unknown }]);
     expect(JSON.stringify(upstream.messages)).toContain('Greet me');
     expect(JSON.stringify(upstream.messages)).not.toContain('pirate');
     expect(upstream.temperature).toBe(0.5);
@@ -228,14 +226,22 @@ describe('the Anthropic SDK against the gateway', () => {
     expect(message.content[0]).toMatchObject({ type: 'text', text: 'Sunny, 24°C.' });
     const messages = bodyOf(lastCall(fake)).messages as Array<{ role: string; content: unknown }>;
     expect(messages[1]?.content).toEqual([
-      expect.objectContaining({ type: 'tool_use', id: 'toolu_01abc', name: 'get_weather', input: { city: 'Lisbon' } }),
+      expect.objectContaining({
+        type: 'tool_use',
+        id: 'toolu_01abc',
+        name: 'get_weather',
+        input: { city: 'Lisbon' },
+      }),
     ]);
     expect(JSON.stringify(messages[2]?.content)).toContain('"tool_use_id":"toolu_01abc"');
     expect(JSON.stringify(messages[2]?.content)).toContain('sunny, 24');
   });
 
   it('when the answer is cut by max_tokens, then stop_reason is max_tokens, streamed or not', async () => {
-    fake.script({ kind: 'reply', text: 'A long', finish: 'length' }, { kind: 'reply', text: 'A long', finish: 'length' });
+    fake.script(
+      { kind: 'reply', text: 'A long', finish: 'length' },
+      { kind: 'reply', text: 'A long', finish: 'length' },
+    );
     const plain = await client.messages.create({ model: 'claude', max_tokens: 2, messages: ask('Essay') });
     expect(plain.stop_reason).toBe('max_tokens');
     const streamed = await client.messages

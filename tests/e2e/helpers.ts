@@ -7,7 +7,11 @@ export const FAILED = 'dev.flowloom.gateway.request.failed.v1';
 export type RecordedEvent = Awaited<ReturnType<TestGateway['events']>>[number];
 
 /** The event recorded for one request id, waiting briefly since streamed requests record it after the last byte. */
-export async function eventFor(t: TestGateway, requestId: string | null, timeoutMs = 3_000): Promise<RecordedEvent> {
+export async function eventFor(
+  t: TestGateway,
+  requestId: string | null,
+  timeoutMs = 3_000,
+): Promise<RecordedEvent> {
   if (!requestId) throw new Error('the response carried no x-request-id');
   const until = Date.now() + timeoutMs;
   for (;;) {
@@ -61,7 +65,3 @@ export async function closedPort(): Promise<number> {
   });
 }
 
-/** Reads a whole response text, returning it even when it was cut. */
-export async function textOf(response: Response): Promise<string> {
-  return response.text();
-}

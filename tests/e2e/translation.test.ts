@@ -84,7 +84,9 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await t?.close();
-  await Promise.all([openaiFake, anthropicFake, geminiFake, azureFake, compatibleFake].map((f) => f?.close()));
+  await Promise.all(
+    [openaiFake, anthropicFake, geminiFake, azureFake, compatibleFake].map((f) => f?.close()),
+  );
 });
 
 beforeEach(() => {
@@ -93,7 +95,11 @@ beforeEach(() => {
 
 describe('OpenAI SDK → Anthropic upstream', () => {
   it('when a chat with a system message is sent, then Anthropic gets system lifted out and max_tokens, and the answer comes back in OpenAI format', async () => {
-    anthropicFake.script({ kind: 'reply', text: 'Hello from Claude', usage: { input: 50, output: 4, cached: 30 } });
+    anthropicFake.script({
+      kind: 'reply',
+      text: 'Hello from Claude',
+      usage: { input: 50, output: 4, cached: 30 },
+    });
     const { data, response } = await oai.chat.completions
       .create({
         model: 'to-anthropic',
@@ -175,7 +181,11 @@ describe('OpenAI SDK → Anthropic upstream', () => {
           role: 'assistant',
           content: null,
           tool_calls: [
-            { id: 'toolu_01kyoto', type: 'function', function: { name: 'get_weather', arguments: '{"city":"Kyoto"}' } },
+            {
+              id: 'toolu_01kyoto',
+              type: 'function',
+              function: { name: 'get_weather', arguments: '{"city":"Kyoto"}' },
+            },
           ],
         },
         { role: 'tool', tool_call_id: 'toolu_01kyoto', content: 'rain' },
@@ -193,7 +203,11 @@ describe('OpenAI SDK → Anthropic upstream', () => {
   });
 
   it('when Anthropic rejects the request, then the OpenAI SDK gets a BadRequestError without the credential', async () => {
-    anthropicFake.script({ kind: 'error', status: 400, message: 'messages: text content blocks must be non-empty' });
+    anthropicFake.script({
+      kind: 'error',
+      status: 400,
+      message: 'messages: text content blocks must be non-empty',
+    });
     const error = await oai.chat.completions
       .create({ model: 'to-anthropic', messages: [{ role: 'user', content: 'x' }] })
       .catch((e: unknown) => e);
@@ -334,7 +348,11 @@ describe('OpenAI SDK → Azure OpenAI upstream', () => {
 
     expect(data.choices[0]?.message.content).toBe('Hi from Azure');
     expect(data.model).toBe('to-azure');
-    expect(data.usage).toMatchObject({ prompt_tokens: 12, completion_tokens: 3, prompt_tokens_details: { cached_tokens: 4 } });
+    expect(data.usage).toMatchObject({
+      prompt_tokens: 12,
+      completion_tokens: 3,
+      prompt_tokens_details: { cached_tokens: 4 },
+    });
     expect(response.headers.get('x-flowloom-deployment')).toBe('azure/gpt-4o');
     expectNoCredential(data, headerText(response.headers));
   });
@@ -451,7 +469,12 @@ describe('Anthropic SDK → OpenAI upstream', () => {
 
     expect(message.stop_reason).toBe('tool_use');
     const block = message.content.find((b) => b.type === 'tool_use');
-    expect(block).toMatchObject({ type: 'tool_use', id: 'call_nairobi', name: 'get_weather', input: { city: 'Nairobi' } });
+    expect(block).toMatchObject({
+      type: 'tool_use',
+      id: 'call_nairobi',
+      name: 'get_weather',
+      input: { city: 'Nairobi' },
+    });
     expect(message.usage).toMatchObject({ input_tokens: 50, output_tokens: 11 });
   });
 
@@ -475,8 +498,8 @@ describe('Anthropic SDK → OpenAI upstream', () => {
       role: 'assistant',
       tool_calls: [{ id: 'call_n1', type: 'function', function: { name: 'get_weather' } }],
     });
-    const args = (messages[1]?.tool_calls as Array<{ function: { arguments: string } }>)[0]?.function.arguments;
-    expect(JSON.parse(args ?? '')).toEqual({ city: 'Nairobi' });
+    const toolCalls = (messages[1]?.tool_calls ?? []) as Array<{ function: { arguments: string } }>;
+    expect(JSON.parse(toolCalls[0]?.function.arguments ?? '')).toEqual({ city: 'Nairobi' });
     expect(messages[2]).toMatchObject({ role: 'tool', tool_call_id: 'call_n1', content: '28C' });
   });
 
