@@ -5,7 +5,9 @@ import { LedgerError } from './errors.js';
 // what this adds is sorted keys, and refusing the values JSON.stringify would silently drop,
 // rewrite or emit as something that is not I-JSON.
 
-const LONE_SURROGATE = /[\uD800-\uDFFF]/u;
+// ES2024 String.prototype.isWellFormed (native in Node 20, ~10× faster than a /u regex); the
+// project's TypeScript lib is ES2023, hence the local type.
+type WellFormedCheck = { isWellFormed(): boolean };
 
 /** The RFC 8785 canonical JSON text of `value`. Throws LedgerError('not_canonicalizable'). */
 export function canonicalize(value: unknown): string {
@@ -91,7 +93,7 @@ function writeObject(object: object, path: string, out: string[], ancestors: Set
 }
 
 function quote(text: string, path: string): string {
-  if (LONE_SURROGATE.test(text))
+  if (!(text as unknown as WellFormedCheck).isWellFormed())
     throw notJson(path, 'a string with a lone surrogate is not valid Unicode (I-JSON)');
   return JSON.stringify(text);
 }
