@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Apache Kafka for tests: one KRaft node (broker + controller) from Maven Central jars.
 # usage: kafka.sh up|down|status
+#        kafka.sh fetch                  only download the jars (up.sh runs it beside the others)
 #        kafka.sh tool NAME [ARGS...]   the bundled command line tools, e.g.
 #          kafka.sh tool topics --bootstrap-server 127.0.0.1:9092 --list
 #        NAME: topics, console-producer, console-consumer, consumer-groups, storage, or a class name
@@ -270,6 +271,7 @@ case "${1:-}" in
   up) cmd_up ;;
   down) cmd_down ;;
   status) cmd_status ;;
+  fetch) take_lock && fetch_jars ;;
   tool) shift && cmd_tool "$@" ;;
-  *) printf 'usage: %s up|down|status|tool NAME [ARGS...]\n' "$0" >&2 && exit 2 ;;
+  *) printf 'usage: %s up|down|status|fetch|tool NAME [ARGS...]\n' "$0" >&2 && exit 2 ;;
 esac

@@ -69,8 +69,9 @@ pkg_installed() {
   dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install ok installed'
 }
 
-_APT_UPDATED=0
-# apt_install PKG...: installs the packages that are missing; `apt-get update` at most once.
+# apt_install PKG...: installs the packages that are missing. `apt-get update` runs first unless
+# one of these scripts ran it in the last hour (up.sh runs several scripts in a row); if the
+# install then fails, it updates and tries once more.
 apt_install() {
   local missing=() pkg
   for pkg in "$@"; do pkg_installed "$pkg" || missing+=("$pkg"); done
@@ -87,15 +88,25 @@ apt_install() {
     sudo=(sudo -n)
   fi
   local apt_opts=(-q -y -o DPkg::Lock::Timeout=300 -o Dpkg::Use-Pty=0)
-  if ((_APT_UPDATED == 0)); then
+  local stamp="$ENGINES_HOME/.apt-updated"
+  mkdir -p "$ENGINES_HOME"
+  _apt_update() {
     say "apt-get update (needed to install: ${missing[*]})"
     "${sudo[@]}" apt-get "${apt_opts[@]}" update >&2 ||
-      die "apt-get update failed" "check that the Debian mirror is reachable, then re-run"
-    _APT_UPDATED=1
+      die "apt-get update failed (output above)" "check that the Debian mirror is reachable, then re-run"
+    touch "$stamp"
+  }
+  _apt_get_install() {
+    say "apt-get install ${missing[*]}"
+    "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get "${apt_opts[@]}" \
+      install --no-install-recommends "${missing[@]}" >&2
+  }
+  if [[ -n $(find "$stamp" -mmin -60 2>/dev/null) ]]; then
+    _apt_get_install && return 0
+    warn "install failed with the package lists from the last hour; updating them and retrying"
   fi
-  say "apt-get install ${missing[*]}"
-  "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get "${apt_opts[@]}" \
-    install --no-install-recommends "${missing[@]}" >&2 ||
+  _apt_update
+  _apt_get_install ||
     die "apt-get install ${missing[*]} failed (output above)" \
       "try by hand: apt-get update && apt-get install -y ${missing[*]}"
 }

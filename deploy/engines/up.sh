@@ -14,8 +14,23 @@ for name in "${names[@]}"; do
   [[ " ${ALL[*]} " == *" $name "* ]] || die "unknown engine '$name'" "known engines: ${ALL[*]}"
 done
 
+# Kafka's first run spends about a minute in Maven; let that overlap the other engines' start.
+# Only when Java and Maven are already there, so that two scripts never run apt at once.
+prefetch_pid=""
+if [[ " ${names[*]} " == *" kafka "* ]] && ((${#names[@]} > 1)) &&
+  command -v java >/dev/null && command -v mvn >/dev/null; then
+  bash "$ENGINES_DIR/kafka.sh" fetch &
+  prefetch_pid=$!
+  trap '[[ -n $prefetch_pid ]] && kill "$prefetch_pid" 2>/dev/null' EXIT
+fi
+
 failed=()
 for name in "${names[@]}"; do
+  if [[ $name == kafka && -n $prefetch_pid ]]; then
+    # A failed prefetch is not fatal here: `kafka.sh up` fetches again and reports the cause.
+    wait "$prefetch_pid" || true
+    prefetch_pid=""
+  fi
   bash "$ENGINES_DIR/$name.sh" up || failed+=("$name")
 done
 if ((${#failed[@]})); then
