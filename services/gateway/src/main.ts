@@ -4,12 +4,11 @@ import type { Config } from '@flowloom/config';
 import { LOCAL_EMBEDDING_MODEL, LOCAL_MODEL } from '@flowloom/providers';
 import { type Db, migrate, openDb } from '@flowloom/store';
 import { createLogger, createRegistry, type Logger, type Registry } from '@flowloom/telemetry';
+import { FileOutbox } from './adapters/file-outbox.js';
 import { gatewayMigrations } from './adapters/migrations.js';
 import { createPrometheusMetrics } from './adapters/prometheus-metrics.js';
 import { SqlKeyStore } from './adapters/sql-key-store.js';
-import { FileOutbox } from './adapters/file-outbox.js';
 import { OutboxRelay, SqlOutbox } from './adapters/sql-outbox.js';
-import type { Outbox } from './ports/outbox.js';
 import { Authenticator } from './app/authenticate.js';
 import { bootstrapAdmin } from './app/bootstrap-admin.js';
 import { ChatService } from './app/chat.js';
@@ -18,6 +17,7 @@ import { KeysAdmin } from './app/keys-admin.js';
 import { Router } from './app/router.js';
 import { startGrpcServer } from './grpc/server.js';
 import { buildHttpServer } from './http/server.js';
+import type { Outbox } from './ports/outbox.js';
 import { createProviderClients } from './providers.js';
 
 export interface GatewayOptions {
@@ -77,7 +77,10 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   const onRelayError = (err: unknown): void => log.warn({ err }, 'outbox relay: publish failed, will retry');
   const outbox: RelayedOutbox = config.databaseUrl
     ? sqlOutbox(db, bus, onRelayError)
-    : await FileOutbox.open(join(resolve(config.dataDir), 'outbox'), bus, { fsync: config.outboxFsync, onError: onRelayError });
+    : await FileOutbox.open(join(resolve(config.dataDir), 'outbox'), bus, {
+        fsync: config.outboxFsync,
+        onError: onRelayError,
+      });
   const relay = outbox;
   const keyStore = new SqlKeyStore(db);
   const auth = new Authenticator(keyStore);

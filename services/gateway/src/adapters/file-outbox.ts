@@ -1,4 +1,12 @@
-import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, unlinkSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  renameSync,
+  unlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { type FileHandle, open } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { EventBus } from '@flowloom/bus';
@@ -54,6 +62,7 @@ export class FileOutbox implements Outbox {
   private relayLoop: Promise<void> | undefined;
   private wakeRelay: (() => void) | undefined;
   private syncTimer: NodeJS.Timeout | undefined;
+  private positionTimer: NodeJS.Timeout | undefined;
   private dirty = false;
   private readonly fsync: FsyncMode;
   private readonly segmentBytes: number;
@@ -189,8 +198,20 @@ export class FileOutbox implements Outbox {
       this.publishedSeq = batch[batch.length - 1]!.seq;
       total += batch.length;
     }
-    if (total > 0) this.recordPosition();
+    if (total > 0) this.schedulePosition();
     return total;
+  }
+
+  /**
+   * The position is a hint for restarts, so it is written at most once a second: losing the last
+   * second of it only republishes events that consumers deduplicate anyway.
+   */
+  private schedulePosition(): void {
+    if (this.positionTimer) return;
+    this.positionTimer = setTimeout(() => {
+      this.positionTimer = undefined;
+      this.recordPosition();
+    }, 1_000);
   }
 
   private recordPosition(): void {
@@ -261,6 +282,9 @@ export class FileOutbox implements Outbox {
       this.options.onError?.(error);
     }
     if (this.syncTimer) clearTimeout(this.syncTimer);
+    if (this.positionTimer) clearTimeout(this.positionTimer);
+    this.positionTimer = undefined;
+    this.recordPosition();
     await this.handle?.datasync().catch(() => {});
     await this.handle?.close();
     this.handle = undefined;

@@ -7,8 +7,8 @@ const LATENCY_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5
 export function createPrometheusMetrics(registry: Registry): GatewayMetrics {
   const requests = new Counter({
     name: 'flowloom_requests_total',
-    help: 'Requests answered by the gateway, by API, model and HTTP status',
-    labelNames: ['api', 'model', 'status', 'stream'],
+    help: 'Requests answered by the gateway, by API and HTTP status',
+    labelNames: ['api', 'status', 'stream'],
     registers: [registry],
   });
   const latency = new Histogram({
@@ -52,7 +52,7 @@ export function createPrometheusMetrics(registry: Registry): GatewayMetrics {
   });
   return {
     request(l, seconds) {
-      requests.inc({ api: l.api, model: l.model, status: String(l.status), stream: String(l.stream) });
+      requests.inc({ api: l.api, status: String(l.status), stream: String(l.stream) });
       latency.observe({ api: l.api, stream: String(l.stream) }, seconds);
     },
     upstream(l, seconds) {

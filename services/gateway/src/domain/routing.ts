@@ -39,14 +39,20 @@ function toDeployment(d: DeploymentConfig | { provider: string; model: string })
   };
 }
 
+const patternCache = new Map<string, RegExp>();
+
 function matches(pattern: string, model: string): boolean {
   if (!pattern.includes('*')) return pattern === model;
-  const re = new RegExp(
-    `^${pattern
-      .split('*')
-      .map((s) => s.replace(/[.+?^${}()|[\]\\]/g, '\\$&'))
-      .join('.*')}$`,
-  );
+  let re = patternCache.get(pattern);
+  if (!re) {
+    re = new RegExp(
+      `^${pattern
+        .split('*')
+        .map((s) => s.replace(/[.+?^${}()|[\]\\]/g, '\\$&'))
+        .join('.*')}$`,
+    );
+    patternCache.set(pattern, re);
+  }
   return re.test(model);
 }
 

@@ -50,7 +50,6 @@ export function buildHttpServer(deps: HttpDeps, log: Logger): FastifyInstance {
     deps.metrics.request(
       {
         api: formatFor(route, request.routeOptions.config.format),
-        model: 'all',
         status: reply.statusCode,
         stream: false,
       },

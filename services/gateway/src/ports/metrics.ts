@@ -1,6 +1,6 @@
 /** What the gateway reports about its traffic; the Prometheus adapter implements it. */
 export interface GatewayMetrics {
-  request(labels: { api: string; model: string; status: number; stream: boolean }, seconds: number): void;
+  request(labels: { api: string; status: number; stream: boolean }, seconds: number): void;
   upstream(
     labels: { deployment: string; outcome: 'ok' | 'error'; errorKind?: string },
     seconds: number,

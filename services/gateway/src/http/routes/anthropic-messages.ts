@@ -20,6 +20,10 @@ export function registerAnthropicMessages(app: FastifyInstance, deps: HttpDeps):
         routingHeaders(String(request.id), stream.deployment.id, stream.attempts),
         'anthropic',
       );
+      deps.metrics.request(
+        { api: 'anthropic', status: 200, stream: true },
+        (performance.now() - ctx.startedAt) / 1000,
+      );
       return reply;
     }
     const result = await deps.chat.complete(ctx, chat);

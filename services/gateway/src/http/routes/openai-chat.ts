@@ -21,6 +21,10 @@ export function registerOpenAIChat(app: FastifyInstance, deps: HttpDeps): void {
         routingHeaders(String(request.id), stream.deployment.id, stream.attempts),
         'openai',
       );
+      deps.metrics.request(
+        { api: 'openai', status: 200, stream: true },
+        (performance.now() - ctx.startedAt) / 1000,
+      );
       return reply;
     }
     const result = await deps.chat.complete(ctx, chat);
