@@ -18,12 +18,18 @@ export function sha256(data: Uint8Array): Uint8Array {
   return hash('sha256', data, 'buffer');
 }
 
+// Reused for entries up to 64 KiB (verification hashes millions in a row); larger ones get their
+// own buffer so one huge entry does not pin memory.
+const LEAF_SCRATCH_BYTES = 1 << 16;
+const leafInput = new Uint8Array(LEAF_SCRATCH_BYTES);
+
 /** RFC 9162 leaf hash: SHA-256(0x00 ‖ entry). */
 export function leafHash(entry: Uint8Array): Uint8Array {
-  const input = Buffer.allocUnsafe(entry.length + 1);
+  const length = entry.length + 1;
+  const input = length <= LEAF_SCRATCH_BYTES ? leafInput : new Uint8Array(length);
   input[0] = LEAF_PREFIX;
   input.set(entry, 1);
-  return hash('sha256', input, 'buffer');
+  return hash('sha256', new Uint8Array(input.buffer, 0, length), 'buffer');
 }
 
 /** RFC 9162 interior node hash: SHA-256(0x01 ‖ left ‖ right). */
