@@ -1,12 +1,28 @@
 export * from './canonical.js';
-export type { CallerFormat, StreamEncoder, ProviderWire, StreamDecoder } from './codec.js';
-export { SseParser, sseFrame, type SseMessage } from './sse.js';
-export { type ProviderClient, type ProviderEndpoint, type ProviderKind, type UpstreamCall, UpstreamFailure } from './client.js';
-export { httpProviders, type HttpProviderSpec } from './registry.js';
+export {
+  type ProviderClient,
+  type ProviderEndpoint,
+  type ProviderKind,
+  type UpstreamCall,
+  UpstreamFailure,
+} from './client.js';
+export type { CallerFormat, ProviderWire, StreamDecoder, StreamEncoder } from './codec.js';
+export { anthropicCaller, anthropicProvider } from './formats/anthropic/index.js';
+export {
+  decodeGeminiRequest,
+  geminiCaller,
+  geminiProvider,
+  parseGeminiPath,
+} from './formats/gemini/index.js';
+export * from './formats/openai/index.js';
+export {
+  countTokens,
+  createLocalProvider,
+  LOCAL_EMBEDDING_MODEL,
+  LOCAL_MODEL,
+} from './local/local-provider.js';
+export { type LocalScript, readScript } from './local/script.js';
+export { type HttpProviderSpec, httpProviders } from './registry.js';
+export { type SseMessage, SseParser, sseFrame } from './sse.js';
 export { createHttpProviderClient } from './transport/http-client.js';
 export { parseRetryAfter } from './transport/retry-after.js';
-export { createLocalProvider, countTokens, LOCAL_MODEL, LOCAL_EMBEDDING_MODEL } from './local/local-provider.js';
-export { readScript, type LocalScript } from './local/script.js';
-export * from './formats/openai/index.js';
-export { anthropicCaller, anthropicProvider } from './formats/anthropic/index.js';
-export { geminiCaller, geminiProvider } from './formats/gemini/index.js';

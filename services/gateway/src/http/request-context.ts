@@ -25,6 +25,17 @@ function header(request: FastifyRequest, name: string): string | undefined {
   return Array.isArray(v) ? v[0] : v;
 }
 
+/** Gemini clients may pass the key as `?key=` (the @google/genai SDK uses the header). */
+function googKeyParam(request: FastifyRequest): string | undefined {
+  if (api(request) !== 'gemini') return undefined;
+  const query = request.query as Record<string, unknown> | undefined;
+  return typeof query?.key === 'string' ? query.key : undefined;
+}
+
+function api(request: FastifyRequest): string | undefined {
+  return request.routeOptions.config.format;
+}
+
 /** Authenticates the caller and ties the request's lifetime to the connection. */
 export async function requestContext(
   request: FastifyRequest,
@@ -36,7 +47,7 @@ export async function requestContext(
     presentedKey({
       authorization: header(request, 'authorization'),
       'x-api-key': header(request, 'x-api-key'),
-      'x-goog-api-key': header(request, 'x-goog-api-key'),
+      'x-goog-api-key': header(request, 'x-goog-api-key') ?? googKeyParam(request),
     }),
   );
   const job = tag(request, 'x-flowloom-job');

@@ -7,6 +7,7 @@ import { type ErrorFormat, fromFastifyError, sendError } from './errors.js';
 import { registerJsonParser } from './json-body.js';
 import { registerAdminKeys } from './routes/admin-keys.js';
 import { registerAnthropicMessages } from './routes/anthropic-messages.js';
+import { registerGeminiGenerate } from './routes/gemini-generate.js';
 import { registerOpenAIChat } from './routes/openai-chat.js';
 import { registerOpenAIEmbeddings } from './routes/openai-embeddings.js';
 import { registerOpenAIModels } from './routes/openai-models.js';
@@ -21,7 +22,8 @@ declare module 'fastify' {
 
 function formatFor(url: string, configured: ErrorFormat | undefined): ErrorFormat {
   if (configured) return configured;
-  return url.startsWith('/v1/messages') ? 'anthropic' : 'openai';
+  if (url.startsWith('/v1/messages')) return 'anthropic';
+  return url.startsWith('/v1beta/') ? 'gemini' : 'openai';
 }
 
 /** The HTTP API: OpenAI- and Anthropic-compatible endpoints, the admin API and operations endpoints. */
@@ -90,6 +92,7 @@ export function buildHttpServer(deps: HttpDeps, log: Logger): FastifyInstance {
   registerOpenAIEmbeddings(app, deps);
   registerOpenAIModels(app, deps);
   registerAnthropicMessages(app, deps);
+  registerGeminiGenerate(app, deps);
   registerAdminKeys(app, deps);
   registerOperations(app, deps);
   registerOpenApi(app);

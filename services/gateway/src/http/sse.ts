@@ -1,5 +1,5 @@
 import { once } from 'node:events';
-import { toAnthropicError, toOpenAIError } from '@flowloom/errors';
+import { toAnthropicError, toGeminiError, toOpenAIError } from '@flowloom/errors';
 import type { StreamEncoder } from '@flowloom/providers';
 import type { FastifyReply } from 'fastify';
 import type { ChatStream } from '../app/chat.js';
@@ -14,7 +14,7 @@ export async function writeSse(
   stream: ChatStream,
   encoder: StreamEncoder,
   headers: Record<string, string>,
-  format: 'openai' | 'anthropic',
+  format: 'openai' | 'anthropic' | 'gemini',
 ): Promise<void> {
   const res = reply.raw;
   reply.hijack();
@@ -37,8 +37,13 @@ export async function writeSse(
     await write(encoder.end(stream.usage()));
   } catch (error) {
     const appError = fromFastifyError(error);
-    const body = format === 'anthropic' ? toAnthropicError(appError).error : toOpenAIError(appError).error;
-    await write(encoder.error(appError.message, body.type));
+    const type =
+      format === 'anthropic'
+        ? toAnthropicError(appError).error.type
+        : format === 'gemini'
+          ? toGeminiError(appError).error.status
+          : toOpenAIError(appError).error.type;
+    await write(encoder.error(appError.message, type));
   } finally {
     if (!res.destroyed) res.end();
     // Returning early from the loop (client gone) must still run the generator's bookkeeping.
