@@ -1,4 +1,10 @@
-import type { ChatRequest, ChatResponse, EmbeddingsRequest, EmbeddingsResponse, StreamEvent } from './canonical.js';
+import type {
+  ChatRequest,
+  ChatResponse,
+  EmbeddingsRequest,
+  EmbeddingsResponse,
+  StreamEvent,
+} from './canonical.js';
 
 export type ProviderKind = 'openai' | 'azure' | 'anthropic' | 'gemini' | 'openai-compatible' | 'local';
 

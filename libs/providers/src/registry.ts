@@ -1,5 +1,5 @@
-import type { ProviderWire } from './codec.js';
 import type { ProviderEndpoint, ProviderKind } from './client.js';
+import type { ProviderWire } from './codec.js';
 import { anthropicProvider } from './formats/anthropic/index.js';
 import { geminiProvider } from './formats/gemini/index.js';
 import { createOpenAIWire } from './formats/openai/index.js';
@@ -16,7 +16,8 @@ export interface HttpProviderSpec {
   wire: ProviderWire;
 }
 
-const bearer = (e: ProviderEndpoint): Record<string, string> => (e.apiKey ? { authorization: `Bearer ${e.apiKey}` } : {});
+const bearer = (e: ProviderEndpoint): Record<string, string> =>
+  e.apiKey ? { authorization: `Bearer ${e.apiKey}` } : {};
 const trim = (url: string): string => url.replace(/\/+$/, '');
 
 const openAIStyle = (wire: ProviderWire, defaultBaseUrl?: string): HttpProviderSpec => ({
@@ -31,7 +32,10 @@ const azureUrl = (base: string, e: ProviderEndpoint, model: string, op: string):
   `${trim(base)}/openai/deployments/${encodeURIComponent(model)}/${op}?api-version=${encodeURIComponent(e.apiVersion ?? '2024-10-21')}`;
 
 export const httpProviders: Record<Exclude<ProviderKind, 'local'>, HttpProviderSpec> = {
-  openai: openAIStyle(createOpenAIWire({ maxTokensField: 'max_completion_tokens' }), 'https://api.openai.com/v1'),
+  openai: openAIStyle(
+    createOpenAIWire({ maxTokensField: 'max_completion_tokens' }),
+    'https://api.openai.com/v1',
+  ),
   'openai-compatible': openAIStyle(createOpenAIWire({ maxTokensField: 'max_tokens' })),
   azure: {
     chatUrl: (base, e, model) => azureUrl(base, e, model, 'chat/completions'),
@@ -52,7 +56,8 @@ export const httpProviders: Record<Exclude<ProviderKind, 'local'>, HttpProviderS
     defaultBaseUrl: 'https://generativelanguage.googleapis.com',
     chatUrl: (base, _e, model, stream) =>
       `${trim(base)}/v1beta/models/${encodeURIComponent(model)}:${stream ? 'streamGenerateContent?alt=sse' : 'generateContent'}`,
-    embeddingsUrl: (base, _e, model) => `${trim(base)}/v1beta/models/${encodeURIComponent(model)}:batchEmbedContents`,
+    embeddingsUrl: (base, _e, model) =>
+      `${trim(base)}/v1beta/models/${encodeURIComponent(model)}:batchEmbedContents`,
     authHeaders: (e): Record<string, string> => (e.apiKey ? { 'x-goog-api-key': e.apiKey } : {}),
     wire: geminiProvider,
   },

@@ -1,6 +1,15 @@
 import { createHash } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { ChatRequest, ChatResponse, EmbeddingsRequest, EmbeddingsResponse, FinishReason, Message, StreamEvent, ToolCall } from '../canonical.js';
+import type {
+  ChatRequest,
+  ChatResponse,
+  EmbeddingsRequest,
+  EmbeddingsResponse,
+  FinishReason,
+  Message,
+  StreamEvent,
+  ToolCall,
+} from '../canonical.js';
 import { type ProviderClient, type ProviderEndpoint, type UpstreamCall, UpstreamFailure } from '../client.js';
 import { type LocalScript, readScript } from './script.js';
 
@@ -45,14 +54,28 @@ interface Plan {
 function plan(request: ChatRequest): Plan {
   const prompt = lastUserText(request);
   const found = readScript(prompt);
-  if (found && 'invalid' in found) throw new UpstreamFailure('http', `local provider: ${found.invalid}`, 400, undefined, 'invalid_request_error');
+  if (found && 'invalid' in found)
+    throw new UpstreamFailure(
+      'http',
+      `local provider: ${found.invalid}`,
+      400,
+      undefined,
+      'invalid_request_error',
+    );
   const script: LocalScript = found ?? {};
   if (script.error) {
     const status = script.error.status;
-    throw new UpstreamFailure('http', `local provider: ${script.error.message ?? `scripted error ${status}`}`, status);
+    throw new UpstreamFailure(
+      'http',
+      `local provider: ${script.error.message ?? `scripted error ${status}`}`,
+      status,
+    );
   }
   const digest = createHash('sha256').update(prompt).digest('hex');
-  const shown = prompt.replace(/flowloom-local:.*$/m, '').trim().slice(0, 200);
+  const shown = prompt
+    .replace(/flowloom-local:.*$/m, '')
+    .trim()
+    .slice(0, 200);
   const defaultReply =
     request.responseFormat && request.responseFormat.type !== 'text'
       ? JSON.stringify({ echo: shown, digest: digest.slice(0, 12) })
@@ -64,7 +87,9 @@ function plan(request: ChatRequest): Plan {
     arguments: JSON.stringify(c.arguments),
   }));
   const outputBudget = request.maxTokens;
-  let outputTokens = script.outputTokens ?? countTokens(reply) + toolCalls.reduce((n, c) => n + countTokens(c.arguments) + 3, 0);
+  let outputTokens =
+    script.outputTokens ??
+    countTokens(reply) + toolCalls.reduce((n, c) => n + countTokens(c.arguments) + 3, 0);
   let finishReason: FinishReason = script.finishReason ?? (toolCalls.length > 0 ? 'tool_calls' : 'stop');
   if (outputBudget !== undefined && outputTokens > outputBudget) {
     reply = reply.slice(0, outputBudget * 4);
@@ -102,7 +127,10 @@ async function wait(ms: number | undefined, signal: AbortSignal): Promise<void> 
   } catch {
     const reason: unknown = signal.reason;
     const timedOut = reason instanceof Error && reason.name === 'TimeoutError';
-    throw new UpstreamFailure(timedOut ? 'timeout' : 'aborted', timedOut ? 'local provider timed out' : 'the caller went away');
+    throw new UpstreamFailure(
+      timedOut ? 'timeout' : 'aborted',
+      timedOut ? 'local provider timed out' : 'the caller went away',
+    );
   }
 }
 
@@ -111,7 +139,8 @@ function embed(text: string, dimensions: number): number[] {
   const out: number[] = [];
   let block = createHash('sha256').update(text).digest();
   while (out.length < dimensions) {
-    for (let i = 0; i + 1 < block.length && out.length < dimensions; i += 2) out.push((block.readUInt16BE(i) / 65535) * 2 - 1);
+    for (let i = 0; i + 1 < block.length && out.length < dimensions; i += 2)
+      out.push((block.readUInt16BE(i) / 65535) * 2 - 1);
     block = createHash('sha256').update(block).digest();
   }
   const norm = Math.sqrt(out.reduce((s, v) => s + v * v, 0)) || 1;
@@ -132,17 +161,28 @@ export function createLocalProvider(name = 'local'): ProviderClient {
         content: p.toolCalls.length > 0 && p.script.reply === undefined ? null : p.reply,
         toolCalls: p.toolCalls,
         finishReason: p.finishReason,
-        usage: { inputTokens: p.inputTokens, outputTokens: p.outputTokens, cachedInputTokens: p.cachedTokens },
+        usage: {
+          inputTokens: p.inputTokens,
+          outputTokens: p.outputTokens,
+          cachedInputTokens: p.cachedTokens,
+        },
       };
     },
 
-    async *chatStream({ request, model, signal }: UpstreamCall<ChatRequest>): AsyncGenerator<StreamEvent, void, undefined> {
+    async *chatStream({
+      request,
+      model,
+      signal,
+    }: UpstreamCall<ChatRequest>): AsyncGenerator<StreamEvent, void, undefined> {
       const p = plan(request);
       await wait(p.script.delayMs, signal);
       yield { type: 'start', id: p.id, model, created: Math.floor(Date.now() / 1000) };
       yield { type: 'usage', usage: { inputTokens: p.inputTokens, cachedInputTokens: p.cachedTokens } };
       const text = p.toolCalls.length > 0 && p.script.reply === undefined ? '' : p.reply;
-      for (const piece of split(text, p.script.chunks ?? Math.min(16, Math.max(1, Math.ceil(text.length / 24))))) {
+      for (const piece of split(
+        text,
+        p.script.chunks ?? Math.min(16, Math.max(1, Math.ceil(text.length / 24))),
+      )) {
         await wait(p.script.chunkDelayMs, signal);
         yield { type: 'text', delta: piece };
       }

@@ -11,7 +11,9 @@ export const localScriptSchema = z.strictObject({
   inputTokens: z.number().int().nonnegative().optional(),
   outputTokens: z.number().int().nonnegative().optional(),
   cachedTokens: z.number().int().nonnegative().optional(),
-  toolCalls: z.array(z.strictObject({ name: z.string().min(1), arguments: z.record(z.string(), z.json()) })).optional(),
+  toolCalls: z
+    .array(z.strictObject({ name: z.string().min(1), arguments: z.record(z.string(), z.json()) }))
+    .optional(),
   /** Wait before answering (before the first byte when streaming). */
   delayMs: z.number().int().nonnegative().max(600_000).optional(),
   /** Wait between streamed chunks. */
@@ -19,7 +21,9 @@ export const localScriptSchema = z.strictObject({
   /** Number of chunks a streamed reply is split into. */
   chunks: z.number().int().positive().max(10_000).optional(),
   finishReason: z.enum(['stop', 'length', 'tool_calls', 'content_filter']).optional(),
-  error: z.strictObject({ status: z.number().int().min(400).max(599), message: z.string().optional() }).optional(),
+  error: z
+    .strictObject({ status: z.number().int().min(400).max(599), message: z.string().optional() })
+    .optional(),
 });
 export type LocalScript = z.infer<typeof localScriptSchema>;
 
@@ -29,7 +33,11 @@ const MARKER = 'flowloom-local:';
 export function readScript(text: string): LocalScript | { invalid: string } | undefined {
   const at = text.lastIndexOf(MARKER);
   if (at === -1) return undefined;
-  const line = text.slice(at + MARKER.length).split('\n')[0]?.trim() ?? '';
+  const line =
+    text
+      .slice(at + MARKER.length)
+      .split('\n')[0]
+      ?.trim() ?? '';
   let json: unknown;
   try {
     json = JSON.parse(line);

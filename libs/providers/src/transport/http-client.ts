@@ -1,16 +1,27 @@
 import { AppError } from '@flowloom/errors';
 import { Agent, type Dispatcher } from 'undici';
-import type { ChatRequest, ChatResponse, EmbeddingsRequest, EmbeddingsResponse, StreamEvent } from '../canonical.js';
+import type {
+  ChatRequest,
+  ChatResponse,
+  EmbeddingsRequest,
+  EmbeddingsResponse,
+  StreamEvent,
+} from '../canonical.js';
 import type { ProviderClient, ProviderEndpoint, UpstreamCall } from '../client.js';
 import { UpstreamFailure } from '../client.js';
 import type { HttpProviderSpec } from '../registry.js';
 import { SseParser } from '../sse.js';
-import { parseRetryAfter } from './retry-after.js';
+import { parseRetryAfter, retryAfterFromBody } from './retry-after.js';
 
 /** One connection pool per process keeps sockets warm across providers and requests. */
 let sharedAgent: Agent | undefined;
 function agent(): Agent {
-  sharedAgent ??= new Agent({ connections: 512, pipelining: 1, keepAliveTimeout: 30_000, connect: { timeout: 10_000 } });
+  sharedAgent ??= new Agent({
+    connections: 512,
+    pipelining: 1,
+    keepAliveTimeout: 30_000,
+    connect: { timeout: 10_000 },
+  });
   return sharedAgent;
 }
 
@@ -42,16 +53,28 @@ function classify(error: unknown, signal: AbortSignal, provider: string): Upstre
   if (typeof code === 'string' && NETWORK_CODES.has(code)) {
     return new UpstreamFailure('connection', `cannot reach ${provider} (${code})`);
   }
-  return new UpstreamFailure('connection', `request to ${provider} failed: ${(error as Error).message ?? 'unknown error'}`);
+  return new UpstreamFailure(
+    'connection',
+    `request to ${provider} failed: ${(error as Error).message ?? 'unknown error'}`,
+  );
 }
 
 export function createHttpProviderClient(endpoint: ProviderEndpoint, spec: HttpProviderSpec): ProviderClient {
   const base = endpoint.baseUrl ?? spec.defaultBaseUrl;
   if (!base) throw new Error(`provider "${endpoint.name}" needs a baseUrl`);
-  const staticHeaders = { 'content-type': 'application/json', ...endpoint.headers, ...spec.authHeaders(endpoint) };
+  const staticHeaders = {
+    'content-type': 'application/json',
+    ...endpoint.headers,
+    ...spec.authHeaders(endpoint),
+  };
   const label = `provider "${endpoint.name}"`;
 
-  async function send(url: string, body: unknown, signal: AbortSignal, stream: boolean): Promise<Dispatcher.ResponseData> {
+  async function send(
+    url: string,
+    body: unknown,
+    signal: AbortSignal,
+    stream: boolean,
+  ): Promise<Dispatcher.ResponseData> {
     const target = new URL(url);
     const response = await agent().request({
       origin: target.origin,
@@ -74,7 +97,7 @@ export function createHttpProviderClient(endpoint: ProviderEndpoint, spec: HttpP
       'http',
       `${label} answered ${response.statusCode}: ${message}`,
       response.statusCode,
-      parseRetryAfter(response.headers),
+      parseRetryAfter(response.headers) ?? retryAfterFromBody(parsed),
       type,
     );
   }
@@ -101,7 +124,10 @@ export function createHttpProviderClient(endpoint: ProviderEndpoint, spec: HttpP
       if (error instanceof AppError && error.code === 'upstream_error') {
         throw new UpstreamFailure('http', `${label} reported an error mid-stream: ${error.message}`, 502);
       }
-      throw new UpstreamFailure('bad_response', `${label} returned an unexpected answer: ${(error as Error).message}`);
+      throw new UpstreamFailure(
+        'bad_response',
+        `${label} returned an unexpected answer: ${(error as Error).message}`,
+      );
     }
   }
 
@@ -113,7 +139,11 @@ export function createHttpProviderClient(endpoint: ProviderEndpoint, spec: HttpP
       return decodeOrFail(() => spec.wire.decodeChatResponse(raw));
     },
 
-    async *chatStream({ request, model, signal }: UpstreamCall<ChatRequest>): AsyncGenerator<StreamEvent, void, undefined> {
+    async *chatStream({
+      request,
+      model,
+      signal,
+    }: UpstreamCall<ChatRequest>): AsyncGenerator<StreamEvent, void, undefined> {
       const body = spec.wire.encodeChatRequest({ ...request, stream: true }, model);
       let response: Dispatcher.ResponseData;
       try {
@@ -140,10 +170,15 @@ export function createHttpProviderClient(endpoint: ProviderEndpoint, spec: HttpP
       } finally {
         if (!response.body.destroyed) response.body.destroy();
       }
-      if (!decoder.done) throw new UpstreamFailure('connection', `${label} closed the stream before it finished`);
+      if (!decoder.done)
+        throw new UpstreamFailure('connection', `${label} closed the stream before it finished`);
     },
 
-    async embeddings({ request, model, signal }: UpstreamCall<EmbeddingsRequest>): Promise<EmbeddingsResponse> {
+    async embeddings({
+      request,
+      model,
+      signal,
+    }: UpstreamCall<EmbeddingsRequest>): Promise<EmbeddingsResponse> {
       const encode = spec.wire.encodeEmbeddingsRequest;
       const decode = spec.wire.decodeEmbeddingsResponse;
       if (!spec.embeddingsUrl || !encode || !decode) {

@@ -191,6 +191,9 @@ class OpenAIStreamDecoder implements StreamDecoder {
       );
     }
     const events: StreamEvent[] = [];
+    const choices = Array.isArray(chunk.choices) ? chunk.choices : [];
+    // Azure opens with a chunk of only prompt_filter_results (empty choices, empty id): not the start.
+    if (!this.started && choices.length === 0 && !isObject(chunk.usage)) return events;
     if (!this.started) {
       this.started = true;
       events.push({
