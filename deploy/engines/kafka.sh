@@ -120,6 +120,9 @@ group.initial.rebalance.delay.ms=0
 offsets.topic.num.partitions=10
 transaction.state.log.num.partitions=10
 
+# The broker is unfenced on a heartbeat; beating every 0.5 s instead of 2 s starts it ~3 s sooner.
+broker.heartbeat.interval.ms=500
+
 log.retention.hours=24
 log.segment.bytes=104857600
 num.network.threads=2
