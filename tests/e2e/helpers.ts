@@ -48,8 +48,8 @@ export function bodyOf(request: RecordedRequest): Record<string, unknown> {
   return request.body as Record<string, unknown>;
 }
 
-/** A TCP port nothing listens on: bound, read, then closed again. */
-export async function closedPort(): Promise<number> {
+/** A TCP port nothing listens on (bound, read, closed again): free to listen on, or refused when connected to. */
+export async function freePort(): Promise<number> {
   const { createServer } = await import('node:net');
   return new Promise((resolve, reject) => {
     const server = createServer();

@@ -2,7 +2,7 @@ import { startTestGateway, type TestGateway } from '@flowloom/gateway/testing';
 import OpenAI from 'openai';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { type FakeProvider, startFakeProvider } from '../fakes/index.js';
-import { bodyOf, closedPort, delay, eventFor, FAILED, modelCalls } from './helpers.js';
+import { bodyOf, delay, eventFor, FAILED, freePort, modelCalls } from './helpers.js';
 
 const ATTEMPT_TIMEOUT_MS = 600;
 const COOLDOWN_MS = 1_200;
@@ -77,7 +77,7 @@ beforeAll(async () => {
     startFakeProvider({ kind: 'openai', apiKey: 'sk-fake-a' }),
     startFakeProvider({ kind: 'openai', apiKey: 'sk-fake-b' }),
   ]);
-  const refusedPort = await closedPort();
+  const refusedPort = await freePort();
   const providers: Record<string, unknown> = {};
   const models: Record<string, unknown> = {};
   for (const s of SCENARIOS) {
