@@ -94,6 +94,15 @@ describe('canary bucketing', () => {
     },
   );
 
+  it('when a subject sits exactly on the threshold bucket, then it is not enforced (buckets below percent × 100 are)', () => {
+    let subject = '';
+    for (let i = 0; subject === ''; i++)
+      if (canaryBucket(policy.version, `job-${i}`) === 2500) subject = `job-${i}`;
+    const at = (percent: number) =>
+      assignCanary(policy.version, { mode: 'canary', percent }, looping(subject)).enforced;
+    expect([at(25), at(25.01)]).toEqual([false, true]);
+  });
+
   it('when 0% or 100% is requested, then nobody or everybody is enforced', () => {
     const shares = [0, 100].map((percent) => {
       let n = 0;

@@ -81,7 +81,12 @@ function build(
   if (engine === 'auto') {
     try {
       const fn = compileFast(parsed.expr, checked.types, slots);
-      return { source, reads, engine: 'compiled', evaluate: (s, input) => asBool(fn(s, input)) };
+      // A condition typed bool yields booleans from the closures; only dyn needs the runtime check.
+      const evaluate =
+        checked.type.kind === 'bool'
+          ? (fn as CompiledCondition['evaluate'])
+          : (s: Slots, input: EvaluationInput) => asBool(fn(s, input));
+      return { source, reads, engine: 'compiled', evaluate };
     } catch (err) {
       if (!(err instanceof Unsupported)) throw err;
     }

@@ -338,13 +338,8 @@ export function compileFast(root: Expr, types: ReadonlyMap<bigint, CelType>, tab
     const itemFn = compile(item);
     const elements = container.exprKind.value.elements;
     const constants = constantSet(elements, itemType);
-    if (constants !== undefined) {
-      // NaN is never equal to anything in CEL, but a Set would find it.
-      return (s, i) => {
-        const v = itemFn(s, i);
-        return constants.has(v) && !(typeof v === 'number' && Number.isNaN(v));
-      };
-    }
+    // CEL has no NaN literal, so SameValueZero (Set) and CEL equality agree on these constants.
+    if (constants !== undefined) return (s, i) => constants.has(itemFn(s, i));
     const elementFns = elements.map((el) => {
       if (!PRIMITIVE.has(typeOf(el).kind)) throw new Unsupported('non-primitive list element');
       return compile(el);

@@ -181,6 +181,35 @@ describe('evaluatePolicy: conflict resolution', () => {
     expect(d.rules.map((r) => r.id)).toEqual(['high-first', 'high-second', 'low']);
   });
 
+  it('when a higher-priority allow matches, then it exempts from lower-priority throttles', () => {
+    const policy = policyFrom(
+      rulesYaml(
+        `{ id: slow-all, priority: 1, condition: 'true', action: { type: throttle, delayMs: 100 } }`,
+        `{ id: exempt-ml, priority: 10, condition: 'caller.team == "ml"', action: allow }`,
+      ),
+    );
+    expect(evaluatePolicy(policy, calm).effective).toMatchObject({
+      verdict: 'allow',
+      decidedBy: 'exempt-ml',
+    });
+    const other = { ...calm, caller: { team: 'web' } };
+    expect(evaluatePolicy(policy, other).effective).toMatchObject({
+      verdict: 'throttle',
+      decidedBy: 'slow-all',
+    });
+  });
+
+  it('when deny rules of equal severity match, then the higher priority decides, then document order', () => {
+    const policy = policyFrom(
+      rulesYaml(
+        `{ id: first-low, priority: 1, condition: 'true', action: block, message: low }`,
+        `{ id: high, priority: 7, condition: 'true', action: block, message: high }`,
+        `{ id: high-later, priority: 7, condition: 'true', action: block }`,
+      ),
+    );
+    expect(evaluatePolicy(policy, calm).effective).toMatchObject({ decidedBy: 'high', message: 'high' });
+  });
+
   it('when the request is refused, then alerts still fire but redactions and caps are dropped', () => {
     const policy = policyFrom(
       rulesYaml(
