@@ -20,6 +20,7 @@ export const ENV_VARIABLES = {
   FLOWLOOM_GRPC_PORT: { key: 'grpcPort', type: 'int' },
   FLOWLOOM_DATA_DIR: { key: 'dataDir', type: 'string' },
   FLOWLOOM_DATABASE_URL: { key: 'databaseUrl', type: 'string' },
+  FLOWLOOM_REDIS_URL: { key: 'redisUrl', type: 'string' },
   FLOWLOOM_ADMIN_KEY: { key: 'adminKey', type: 'string' },
   FLOWLOOM_LOG_LEVEL: { key: 'logLevel', type: 'string' },
   FLOWLOOM_MAX_BODY_BYTES: { key: 'maxBodyBytes', type: 'int' },

@@ -78,6 +78,29 @@ export const routingSchema = z.strictObject({
 });
 export type RoutingConfig = z.infer<typeof routingSchema>;
 
+const limitScope = z.enum(['key', 'project', 'team', 'job']);
+
+export const budgetSchema = z.strictObject({
+  scope: limitScope,
+  /** One subject (a key id, project, team or job); every subject of the scope when omitted. */
+  id: z.string().min(1).optional(),
+  period: z.enum(['day', 'month', 'total']),
+  limitUsd: z.number().positive(),
+});
+export type BudgetConfig = z.infer<typeof budgetSchema>;
+
+export const rateLimitSchema = z
+  .strictObject({
+    scope: limitScope,
+    id: z.string().min(1).optional(),
+    requestsPerMinute: z.number().int().positive().optional(),
+    tokensPerMinute: z.number().int().positive().optional(),
+  })
+  .refine((r) => r.requestsPerMinute !== undefined || r.tokensPerMinute !== undefined, {
+    message: 'give requestsPerMinute, tokensPerMinute or both',
+  });
+export type RateLimitConfig = z.infer<typeof rateLimitSchema>;
+
 export const configSchema = z.strictObject({
   host: z.string().min(1).default('127.0.0.1'),
   httpPort: z.number().int().min(0).max(65535).default(8080),
@@ -88,6 +111,13 @@ export const configSchema = z.strictObject({
     .string()
     .regex(/^postgres(ql)?:\/\//, 'must be a postgres:// URL')
     .optional(),
+  /** A `redis://` URL: budgets and rate limits shared by all gateway replicas; in-process when omitted. */
+  redisUrl: z
+    .string()
+    .regex(/^rediss?:\/\//, 'must be a redis:// URL')
+    .optional(),
+  budgets: z.array(budgetSchema).default([]),
+  rateLimits: z.array(rateLimitSchema).default([]),
   adminKey: z.string().min(16, 'must be at least 16 characters').optional(),
   logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   maxBodyBytes: z

@@ -5,8 +5,10 @@ import { LOCAL_EMBEDDING_MODEL, LOCAL_MODEL } from '@flowloom/providers';
 import { type Db, migrate, openDb } from '@flowloom/store';
 import { createLogger, createRegistry, type Logger, type Registry } from '@flowloom/telemetry';
 import { FileOutbox } from './adapters/file-outbox.js';
+import { MemoryLimitStore } from './adapters/memory-limit-store.js';
 import { gatewayMigrations } from './adapters/migrations.js';
 import { createPrometheusMetrics } from './adapters/prometheus-metrics.js';
+import { RedisLimitStore } from './adapters/redis-limit-store.js';
 import { SqlKeyStore } from './adapters/sql-key-store.js';
 import { OutboxRelay, SqlOutbox } from './adapters/sql-outbox.js';
 import { Authenticator } from './app/authenticate.js';
@@ -14,9 +16,11 @@ import { bootstrapAdmin } from './app/bootstrap-admin.js';
 import { ChatService } from './app/chat.js';
 import { EmbeddingsService } from './app/embeddings.js';
 import { KeysAdmin } from './app/keys-admin.js';
+import { Limiter } from './app/limits.js';
 import { Router } from './app/router.js';
 import { startGrpcServer } from './grpc/server.js';
 import { buildHttpServer } from './http/server.js';
+import type { LimitStore } from './ports/limit-store.js';
 import type { Outbox } from './ports/outbox.js';
 import { createProviderClients } from './providers.js';
 
@@ -90,8 +94,12 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
 
   const metrics = createPrometheusMetrics(registry);
   const router = new Router(config, createProviderClients(config, env), [LOCAL_MODEL, LOCAL_EMBEDDING_MODEL]);
-  const chat = new ChatService(router, config.routing, outbox, metrics);
-  const embeddings = new EmbeddingsService(router, config.routing, outbox, metrics);
+  const limits: LimitStore = config.redisUrl
+    ? await RedisLimitStore.connect(config.redisUrl)
+    : new MemoryLimitStore();
+  const limiter = new Limiter(limits, config.budgets, config.rateLimits);
+  const chat = new ChatService(router, config.routing, outbox, metrics, limiter);
+  const embeddings = new EmbeddingsService(router, config.routing, outbox, metrics, limiter);
 
   const readiness = async (): Promise<Record<string, string>> => {
     try {
@@ -129,6 +137,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
         // Stop taking requests, let in-flight ones (streams included) finish, then drain the outbox.
         await Promise.all([http.close(), grpc.close()]);
         await relay.close();
+        await limits.close();
         if (ownsDb) await db.close();
         log.info('gateway stopped');
         log.flush();

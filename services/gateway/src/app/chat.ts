@@ -18,6 +18,7 @@ import type { Outbox } from '../ports/outbox.js';
 import { timeoutReason, toAppError, withFallback } from './attempts.js';
 import type { RequestContext } from './context.js';
 import { baseFields, completedEvent, failedEvent } from './events.js';
+import { DEFAULT_MAX_OUTPUT_TOKENS, type Hold, type Limiter } from './limits.js';
 import type { Router } from './router.js';
 
 export interface ChatResult {
@@ -36,7 +37,7 @@ export interface ChatStream {
   usage(): Usage;
 }
 
-function estimateInputTokens(request: ChatRequest): number {
+export function estimateInputTokens(request: ChatRequest): number {
   let chars = 0;
   for (const m of request.messages) {
     if (m.role === 'user') for (const p of m.content) chars += p.type === 'text' ? p.text.length : 1000;
@@ -52,7 +53,17 @@ export class ChatService {
     private readonly routing: RoutingConfig,
     private readonly outbox: Outbox,
     private readonly metrics: GatewayMetrics,
+    private readonly limiter: Limiter,
   ) {}
+
+  private hold(ctx: RequestContext, request: ChatRequest, candidates: readonly Deployment[]): Promise<Hold> {
+    return this.limiter.acquire(
+      ctx,
+      estimateInputTokens(request),
+      request.maxTokens ?? DEFAULT_MAX_OUTPUT_TOKENS,
+      candidates.map((d) => this.router.priceOf(d)),
+    );
+  }
 
   private plan(ctx: RequestContext, request: ChatRequest): Deployment[] {
     assertModelAllowed(ctx.key, request.model);
@@ -63,8 +74,10 @@ export class ChatService {
 
   async complete(ctx: RequestContext, request: ChatRequest): Promise<ChatResult> {
     let attempts = 0;
+    let hold: Hold | undefined;
     try {
       const candidates = this.plan(ctx, request);
+      hold = await this.hold(ctx, request, candidates);
       const result = await withFallback(
         ctx,
         candidates,
@@ -77,6 +90,9 @@ export class ChatService {
       const { value: response, deployment } = result;
       const costUsd = costOf(response.usage, this.router.priceOf(deployment));
       this.meter(request.model, deployment, response.usage, costUsd);
+      const settling = hold.settle(costUsd, response.usage.inputTokens + response.usage.outputTokens);
+      hold = undefined;
+      await settling;
       await this.outbox.append([
         completedEvent(ctx, {
           ...baseFields(ctx, 'chat', request.model, false, attempts),
@@ -90,6 +106,7 @@ export class ChatService {
       ]);
       return { response, deployment, attempts, costUsd };
     } catch (error) {
+      await hold?.settle(0, 0);
       await this.recordFailure(ctx, request, false, attempts, error);
       throw asAppError(error);
     }
@@ -108,8 +125,10 @@ export class ChatService {
         }>
       >
     >;
+    let hold: Hold | undefined;
     try {
       const candidates = this.plan(ctx, request);
+      hold = await this.hold(ctx, request, candidates);
       opened = await withFallback(
         ctx,
         candidates,
@@ -123,9 +142,11 @@ export class ChatService {
         },
       );
     } catch (error) {
+      await hold?.settle(0, 0);
       await this.recordFailure(ctx, request, true, 0, error);
       throw asAppError(error);
     }
+    const streamHold = hold;
     const { deployment, attempts, controller } = opened;
     const { iterator, first } = opened.value;
     let usage = emptyUsage();
@@ -186,6 +207,7 @@ export class ChatService {
         usage = finalUsage();
         const costUsd = costOf(usage, self.router.priceOf(deployment));
         self.meter(request.model, deployment, usage, costUsd);
+        await streamHold.settle(costUsd, usage.inputTokens + usage.outputTokens);
         if (firstTokenAt !== undefined)
           self.metrics.timeToFirstToken({ deployment: deployment.id }, (firstTokenAt - ctx.startedAt) / 1000);
         const base = baseFields(ctx, 'chat', request.model, true, attempts);

@@ -10,6 +10,7 @@ import { withFallback } from './attempts.js';
 import { asAppError } from './chat.js';
 import type { RequestContext } from './context.js';
 import { baseFields, completedEvent, failedEvent } from './events.js';
+import type { Hold, Limiter } from './limits.js';
 import type { Router } from './router.js';
 
 export class EmbeddingsService {
@@ -18,6 +19,7 @@ export class EmbeddingsService {
     private readonly routing: RoutingConfig,
     private readonly outbox: Outbox,
     private readonly metrics: GatewayMetrics,
+    private readonly limiter: Limiter,
   ) {}
 
   async embed(
@@ -25,10 +27,18 @@ export class EmbeddingsService {
     request: EmbeddingsRequest,
   ): Promise<{ response: EmbeddingsResponse; deployment: Deployment; attempts: number }> {
     let attempts = 0;
+    let hold: Hold | undefined;
     try {
       assertModelAllowed(ctx.key, request.model);
       const route = this.router.resolve(request.model);
       const candidates = this.router.order(route, route.deployments);
+      const inputTokens = request.input.reduce((n, text) => n + Math.ceil(text.length / 4), 0);
+      hold = await this.limiter.acquire(
+        ctx,
+        inputTokens,
+        0,
+        candidates.map((d) => this.router.priceOf(d)),
+      );
       const result = await withFallback(
         ctx,
         candidates,
@@ -47,6 +57,9 @@ export class EmbeddingsService {
         0,
       );
       this.metrics.cost({ model: request.model, deployment: result.deployment.id }, costUsd);
+      const settling = hold.settle(costUsd, usage.inputTokens);
+      hold = undefined;
+      await settling;
       await this.outbox.append([
         completedEvent(ctx, {
           ...baseFields(ctx, 'embeddings', request.model, false, attempts),
@@ -59,6 +72,7 @@ export class EmbeddingsService {
       ]);
       return { response: result.value, deployment: result.deployment, attempts };
     } catch (error) {
+      await hold?.settle(0, 0);
       if (!(error instanceof UpstreamFailure && error.kind === 'aborted')) {
         const appError = asAppError(error);
         const tried = typeof appError.details?.attempts === 'number' ? appError.details.attempts : attempts;

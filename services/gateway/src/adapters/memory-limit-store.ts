@@ -1,0 +1,100 @@
+import type { LimitStore, Reservation, ReserveResult, TakeResult } from '../ports/limit-store.js';
+
+interface Counter {
+  value: number;
+  expiresAt: number;
+}
+
+/**
+ * Embedded counters: the same semantics as the Redis store, in this process. Being single-threaded,
+ * each method body is already atomic.
+ */
+export class MemoryLimitStore implements LimitStore {
+  private readonly counters = new Map<string, Counter>();
+  private sweeps = 0;
+
+  constructor(private readonly now: () => number = Date.now) {}
+
+  private read(key: string): number {
+    const c = this.counters.get(key);
+    if (!c) return 0;
+    if (c.expiresAt !== 0 && c.expiresAt <= this.now()) {
+      this.counters.delete(key);
+      return 0;
+    }
+    return c.value;
+  }
+
+  private add(key: string, delta: number, ttlMs: number): number {
+    const value = this.read(key) + delta;
+    this.counters.set(key, { value, expiresAt: ttlMs > 0 ? this.now() + ttlMs : 0 });
+    if (++this.sweeps % 10_000 === 0) this.sweep();
+    return value;
+  }
+
+  private sweep(): void {
+    const now = this.now();
+    for (const [key, c] of this.counters)
+      if (c.expiresAt !== 0 && c.expiresAt <= now) this.counters.delete(key);
+  }
+
+  async reserve(reservations: readonly Reservation[]): Promise<ReserveResult> {
+    for (const r of reservations) {
+      const current = this.read(r.key);
+      if (current + r.amount > r.limit) return { ok: false, key: r.key, current, limit: r.limit };
+    }
+    for (const r of reservations) this.add(r.key, r.amount, r.ttlSeconds * 1000);
+    return { ok: true };
+  }
+
+  async adjust(entries: ReadonlyArray<{ key: string; delta: number; ttlSeconds: number }>): Promise<void> {
+    for (const e of entries) this.add(e.key, e.delta, e.ttlSeconds * 1000);
+  }
+
+  async take(key: string, amount: number, limit: number, windowMs: number, now: number): Promise<TakeResult> {
+    const window = Math.floor(now / windowMs);
+    const elapsed = (now - window * windowMs) / windowMs;
+    const current = this.read(`${key}:${window}`);
+    const previous = this.read(`${key}:${window - 1}`);
+    const used = current + previous * (1 - elapsed);
+    if (used + amount > limit) {
+      return {
+        allowed: false,
+        used,
+        retryAfterMs: retryAfter(current, previous, amount, limit, elapsed, windowMs),
+      };
+    }
+    this.add(`${key}:${window}`, amount, 2 * windowMs);
+    return { allowed: true, used: used + amount, retryAfterMs: 0 };
+  }
+
+  async record(key: string, amount: number, windowMs: number, now: number): Promise<void> {
+    this.add(`${key}:${Math.floor(now / windowMs)}`, amount, 2 * windowMs);
+  }
+
+  async get(key: string): Promise<number> {
+    return this.read(key);
+  }
+
+  async close(): Promise<void> {
+    this.counters.clear();
+  }
+}
+
+/**
+ * Time until the weighted previous window has decayed enough for `amount` to fit (or the next
+ * window starts, when the current window alone is too full).
+ */
+export function retryAfter(
+  current: number,
+  previous: number,
+  amount: number,
+  limit: number,
+  elapsed: number,
+  windowMs: number,
+): number {
+  const room = limit - amount - current;
+  if (room < 0 || previous <= 0) return Math.ceil((1 - elapsed) * windowMs);
+  const fraction = 1 - room / previous;
+  return Math.max(1, Math.ceil((fraction - elapsed) * windowMs));
+}

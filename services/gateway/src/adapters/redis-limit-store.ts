@@ -1,0 +1,140 @@
+import { Redis } from 'ioredis';
+import type { LimitStore, Reservation, ReserveResult, TakeResult } from '../ports/limit-store.js';
+import { retryAfter } from './memory-limit-store.js';
+
+// Check-then-add across all buckets in one script: Redis runs a script atomically, so N gateway
+// replicas reserving against one budget are serialized here and can never jointly pass its limit.
+const RESERVE = `
+for i = 1, #KEYS do
+  local current = tonumber(redis.call('GET', KEYS[i]) or '0')
+  if current + tonumber(ARGV[(i - 1) * 3 + 1]) > tonumber(ARGV[(i - 1) * 3 + 2]) then
+    return {i, current}
+  end
+end
+for i = 1, #KEYS do
+  redis.call('INCRBY', KEYS[i], ARGV[(i - 1) * 3 + 1])
+  local ttl = tonumber(ARGV[(i - 1) * 3 + 3])
+  if ttl > 0 then redis.call('EXPIRE', KEYS[i], ttl) end
+end
+return {0, 0}
+`;
+
+// Sliding-window counter: this window's count plus the previous one's, weighted by how much of it
+// still overlaps the last minute.
+const TAKE = `
+local current = tonumber(redis.call('GET', KEYS[1]) or '0')
+local previous = tonumber(redis.call('GET', KEYS[2]) or '0')
+local amount = tonumber(ARGV[1])
+local used = current + previous * (1 - tonumber(ARGV[3]))
+if used + amount > tonumber(ARGV[2]) then
+  return {0, tostring(used), current, previous}
+end
+redis.call('INCRBY', KEYS[1], amount)
+redis.call('PEXPIRE', KEYS[1], 2 * tonumber(ARGV[4]))
+return {1, tostring(used + amount), current + amount, previous}
+`;
+
+type ScriptReply = [number, number | string, number?, number?];
+
+interface LimitCommands {
+  flowloomReserve(numKeys: number, ...args: Array<string | number>): Promise<ScriptReply>;
+  flowloomTake(numKeys: number, ...args: Array<string | number>): Promise<ScriptReply>;
+}
+
+/** Budgets and rate limits in Redis, shared by every gateway replica. */
+export class RedisLimitStore implements LimitStore {
+  private readonly redis: Redis & LimitCommands;
+
+  private constructor(
+    redis: Redis,
+    private readonly prefix: string,
+  ) {
+    redis.defineCommand('flowloomReserve', { lua: RESERVE });
+    redis.defineCommand('flowloomTake', { lua: TAKE });
+    this.redis = redis as Redis & LimitCommands;
+  }
+
+  /** Connects and checks that Redis answers; fails with a message naming the URL otherwise. */
+  static async connect(url: string, prefix = 'flowloom:'): Promise<RedisLimitStore> {
+    const redis = new Redis(url, {
+      lazyConnect: true,
+      maxRetriesPerRequest: 1,
+      enableOfflineQueue: false,
+      connectTimeout: 3_000,
+    });
+    redis.on('error', () => {}); // reported by the failing command; reconnection is automatic
+    try {
+      await redis.connect();
+      await redis.ping();
+    } catch (error) {
+      redis.disconnect();
+      const where = url.replace(/\/\/[^@/]*@/, '//***@');
+      throw new Error(
+        `Cannot reach Redis at ${where}: ${(error as Error).message}. Is it running? (npm run engines:up)`,
+      );
+    }
+    return new RedisLimitStore(redis, prefix);
+  }
+
+  async reserve(reservations: readonly Reservation[]): Promise<ReserveResult> {
+    if (reservations.length === 0) return { ok: true };
+    const keys = reservations.map((r) => this.prefix + r.key);
+    const args = reservations.flatMap((r) => [Math.round(r.amount), Math.round(r.limit), r.ttlSeconds]);
+    const [index, current] = await this.redis.flowloomReserve(keys.length, ...keys, ...args);
+    if (index === 0) return { ok: true };
+    const failed = reservations[index - 1]!;
+    return { ok: false, key: failed.key, current: Number(current), limit: failed.limit };
+  }
+
+  async adjust(entries: ReadonlyArray<{ key: string; delta: number; ttlSeconds: number }>): Promise<void> {
+    if (entries.length === 0) return;
+    const multi = this.redis.multi();
+    for (const e of entries) {
+      multi.incrby(this.prefix + e.key, Math.round(e.delta));
+      if (e.ttlSeconds > 0) multi.expire(this.prefix + e.key, e.ttlSeconds);
+    }
+    await multi.exec();
+  }
+
+  async take(key: string, amount: number, limit: number, windowMs: number, now: number): Promise<TakeResult> {
+    const window = Math.floor(now / windowMs);
+    const elapsed = (now - window * windowMs) / windowMs;
+    const reply = await this.redis.flowloomTake(
+      2,
+      `${this.prefix}${key}:${window}`,
+      `${this.prefix}${key}:${window - 1}`,
+      Math.round(amount),
+      limit,
+      elapsed,
+      windowMs,
+    );
+    const used = Number(reply[1]);
+    if (reply[0] === 1) return { allowed: true, used, retryAfterMs: 0 };
+    return {
+      allowed: false,
+      used,
+      retryAfterMs: retryAfter(Number(reply[2]), Number(reply[3]), amount, limit, elapsed, windowMs),
+    };
+  }
+
+  async record(key: string, amount: number, windowMs: number, now: number): Promise<void> {
+    const k = `${this.prefix}${key}:${Math.floor(now / windowMs)}`;
+    await this.redis
+      .multi()
+      .incrby(k, Math.round(amount))
+      .pexpire(k, 2 * windowMs)
+      .exec();
+  }
+
+  async get(key: string): Promise<number> {
+    return Number((await this.redis.get(this.prefix + key)) ?? 0);
+  }
+
+  async ping(): Promise<void> {
+    await this.redis.ping();
+  }
+
+  async close(): Promise<void> {
+    this.redis.disconnect();
+  }
+}

@@ -1,0 +1,130 @@
+import { AppError } from '@flowloom/errors';
+import {
+  type BudgetRule,
+  budgetBuckets,
+  MICROS,
+  type RateRule,
+  rateBuckets,
+  type Subject,
+  usdFromMicros,
+  worstCaseMicros,
+} from '../domain/budget.js';
+import type { Price } from '../domain/prices.js';
+import type { LimitStore } from '../ports/limit-store.js';
+import type { RequestContext } from './context.js';
+
+const MINUTE = 60_000;
+/** Output allowance assumed for the worst case when the caller sets no max_tokens. */
+export const DEFAULT_MAX_OUTPUT_TOKENS = 4096;
+
+/** What a request holds until it settles: its budget reservations and its token-rate entries. */
+export interface Hold {
+  /** Replaces the reservation with the real cost and records the real tokens. */
+  settle(costUsd: number, tokens: number): Promise<void>;
+}
+
+const NOTHING_HELD: Hold = { settle: async () => {} };
+
+export function subjectOf(ctx: RequestContext): Subject {
+  return {
+    key: ctx.key.id,
+    project: ctx.tags.project ?? ctx.key.project ?? undefined,
+    team: ctx.key.team ?? undefined,
+    job: ctx.tags.job,
+  };
+}
+
+/**
+ * Budgets and rate limits around one request: the rate windows are checked, then the worst-case cost
+ * is reserved atomically on every budget that applies; after the answer the reservation is replaced
+ * by the actual cost, so concurrent requests overshoot a budget by at most one reservation's error.
+ */
+export class Limiter {
+  constructor(
+    private readonly store: LimitStore,
+    private readonly budgets: readonly BudgetRule[],
+    private readonly rates: readonly RateRule[],
+    private readonly now: () => number = Date.now,
+  ) {}
+
+  get active(): boolean {
+    return this.budgets.length > 0 || this.rates.length > 0;
+  }
+
+  async acquire(
+    ctx: RequestContext,
+    inputTokens: number,
+    maxOutputTokens: number,
+    prices: ReadonlyArray<Price | undefined>,
+  ): Promise<Hold> {
+    if (!this.active) return NOTHING_HELD;
+    const subject = subjectOf(ctx);
+    const now = this.now();
+    const taken: Array<{ key: string; amount: number }> = [];
+    for (const bucket of rateBuckets(this.rates, subject)) {
+      const amount = bucket.kind === 'requests' ? 1 : inputTokens;
+      const result = await this.store.take(bucket.key, amount, bucket.limit, MINUTE, now);
+      if (!result.allowed) {
+        await this.undoTakes(taken, now);
+        const seconds = Math.max(1, Math.ceil(result.retryAfterMs / 1000));
+        throw new AppError(
+          'rate_limited',
+          `Rate limit reached for ${bucket.label} (${Math.floor(result.used)} used in the last minute). Retry in ${seconds} s.`,
+          {
+            retryAfterSeconds: seconds,
+            details: { limit: bucket.label },
+          },
+        );
+      }
+      taken.push({ key: bucket.key, amount });
+    }
+    const tokenKeys = rateBuckets(this.rates, subject)
+      .filter((b) => b.kind === 'tokens')
+      .map((b) => b.key);
+    const buckets = budgetBuckets(this.budgets, subject, new Date(now));
+    const reserved = worstCaseMicros(inputTokens, maxOutputTokens, prices);
+    if (buckets.length > 0) {
+      const result = await this.store.reserve(
+        buckets.map((b) => ({ key: b.key, amount: reserved, limit: b.limit, ttlSeconds: b.ttlSeconds })),
+      );
+      if (!result.ok) {
+        await this.undoTakes(taken, now);
+        const bucket = buckets.find((b) => b.key === result.key)!;
+        const resets = bucket.resetsAt
+          ? ` It resets at ${bucket.resetsAt.toISOString()}.`
+          : ' Ask an admin to raise it.';
+        throw new AppError(
+          'budget_exceeded',
+          `Budget exceeded for ${bucket.label}: ${usdFromMicros(result.current)} spent, and this request may cost up to ${usdFromMicros(reserved)}.${resets}`,
+          {
+            ...(bucket.resetsAt
+              ? { retryAfterSeconds: Math.ceil((bucket.resetsAt.getTime() - now) / 1000) }
+              : {}),
+            details: { budget: bucket.label },
+          },
+        );
+      }
+    }
+    let settled = false;
+    return {
+      settle: async (costUsd, tokens) => {
+        if (settled) return;
+        settled = true;
+        const actual = Math.round(costUsd * MICROS);
+        const at = this.now();
+        await Promise.all([
+          buckets.length > 0 && actual !== reserved
+            ? this.store.adjust(
+                buckets.map((b) => ({ key: b.key, delta: actual - reserved, ttlSeconds: b.ttlSeconds })),
+              )
+            : undefined,
+          ...tokenKeys.map((key) => this.store.record(key, tokens - inputTokens, MINUTE, at)),
+        ]);
+      },
+    };
+  }
+
+  private async undoTakes(taken: ReadonlyArray<{ key: string; amount: number }>, now: number): Promise<void> {
+    for (const t of taken) await this.store.record(t.key, -t.amount, MINUTE, now);
+  }
+}
