@@ -1,9 +1,11 @@
 import { join, resolve } from 'node:path';
 import { type EventBus, InProcessBus } from '@flowloom/bus';
 import type { Config } from '@flowloom/config';
+import { AppError } from '@flowloom/errors';
 import { LOCAL_EMBEDDING_MODEL, LOCAL_MODEL } from '@flowloom/providers';
 import { type Db, migrate, openDb } from '@flowloom/store';
 import { createLogger, createRegistry, type Logger, type Registry } from '@flowloom/telemetry';
+import type { FastifyInstance } from 'fastify';
 import { FileOutbox } from './adapters/file-outbox.js';
 import { MemoryLimitStore } from './adapters/memory-limit-store.js';
 import { gatewayMigrations } from './adapters/migrations.js';
@@ -11,7 +13,7 @@ import { createPrometheusMetrics } from './adapters/prometheus-metrics.js';
 import { RedisLimitStore } from './adapters/redis-limit-store.js';
 import { SqlKeyStore } from './adapters/sql-key-store.js';
 import { OutboxRelay, SqlOutbox } from './adapters/sql-outbox.js';
-import { Authenticator } from './app/authenticate.js';
+import { Authenticator, presentedKey } from './app/authenticate.js';
 import { bootstrapAdmin } from './app/bootstrap-admin.js';
 import { ChatService } from './app/chat.js';
 import { EmbeddingsService } from './app/embeddings.js';
@@ -33,12 +35,26 @@ export interface GatewayOptions {
   bus?: EventBus;
   logger?: Logger;
   registry?: Registry;
+  /**
+   * Routes of other services mounted on the gateway's HTTP server when they run in this process
+   * (`flowloom up`). Each gets the function that authenticates an admin caller.
+   */
+  plugins?: ReadonlyArray<HttpPlugin>;
   /** Receives a generated bootstrap admin key, which exists nowhere else. */
   onAdminKeyGenerated?: (secret: string) => void;
 }
 
+/** Authenticates a request's key (Bearer or x-api-key) and requires the admin role; throws AppError otherwise. */
+export type AdminAuthorizer = (
+  headers: Record<string, string | string[] | undefined>,
+) => Promise<{ actor: string; keyId: string }>;
+
+export type HttpPlugin = (app: FastifyInstance, authorizeAdmin: AdminAuthorizer) => void | Promise<void>;
+
 export interface Gateway {
   httpUrl: string;
+  /** Checks an admin caller against this gateway's keys (for services composed in this process). */
+  authorizeAdmin: AdminAuthorizer;
   grpcAddress: string;
   db: Db;
   bus: EventBus;
@@ -110,10 +126,19 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     }
   };
 
+  const authorizeAdmin: AdminAuthorizer = async (headers) => {
+    const first = (v: string | string[] | undefined): string | undefined => (Array.isArray(v) ? v[0] : v);
+    const key = await auth.authenticate(
+      presentedKey({ authorization: first(headers.authorization), 'x-api-key': first(headers['x-api-key']) }),
+    );
+    if (key.role !== 'admin') throw new AppError('forbidden', 'This endpoint needs an admin key.');
+    return { actor: `key/${key.id} (${key.name})`, keyId: key.id };
+  };
   const http = buildHttpServer(
     { auth, chat, embeddings, keys, router, metrics, registry, maxBodyBytes: config.maxBodyBytes, readiness },
     log,
   );
+  for (const plugin of options.plugins ?? []) await plugin(http, authorizeAdmin);
   await http.listen({ host: config.host, port: config.httpPort });
   const address = http.server.address();
   const httpPort = typeof address === 'object' && address ? address.port : config.httpPort;
@@ -127,6 +152,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
 
   let closing: Promise<void> | undefined;
   return {
+    authorizeAdmin,
     httpUrl: `http://${hostForUrl}:${httpPort}`,
     grpcAddress: `${hostForUrl}:${grpc.port}`,
     db,
