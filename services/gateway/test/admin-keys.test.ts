@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { hashKey } from '../src/domain/keys.js';
 import {
+  eventsOf,
   expectAnthropicError,
   expectOpenAIError,
   KEY_CHANGED,
@@ -52,7 +53,7 @@ const messages = (key: string) =>
   });
 
 async function keyEvents(keyId: string) {
-  return (await t.events()).filter((e) => e.type === KEY_CHANGED && e.data.keyId === keyId);
+  return (await eventsOf(t)).filter((e) => e.type === KEY_CHANGED && e.data.keyId === keyId);
 }
 
 beforeAll(async () => {
@@ -438,10 +439,10 @@ describe('key change events', () => {
   });
 
   it('when a key change is refused, then no event is recorded', async () => {
-    const before = (await t.events()).filter((e) => e.type === KEY_CHANGED).length;
+    const before = (await eventsOf(t)).filter((e) => e.type === KEY_CHANGED).length;
     await t.post('/api/v1/keys', { name: 'x', expiresAt: '2000-01-01T00:00:00Z' }, t.adminKey);
     await t.post(`/api/v1/keys/${adminId}/revoke`, undefined, t.adminKey);
     await t.post('/api/v1/keys/01900000-0000-7000-8000-000000000000/revoke', undefined, t.adminKey);
-    expect((await t.events()).filter((e) => e.type === KEY_CHANGED)).toHaveLength(before);
+    expect((await eventsOf(t)).filter((e) => e.type === KEY_CHANGED)).toHaveLength(before);
   });
 });

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { type ErrorFormat, expectError, REQUEST_COMPLETED, send } from './http-helpers.js';
+import { type ErrorFormat, eventsOf, expectError, REQUEST_COMPLETED, send } from './http-helpers.js';
 import { startTestGateway, type TestGateway, type TestResponse } from './support.js';
 
 // Every bad request gets the right status and an error in the caller's format with a request id,
@@ -70,7 +70,7 @@ interface Snapshot {
 
 async function snapshot(): Promise<Snapshot> {
   const keys = await t.get('/api/v1/keys?includeRevoked=true', t.adminKey);
-  const events = await t.events();
+  const events = await eventsOf(t);
   return { keys: keys.text, completed: events.filter((e) => e.type === REQUEST_COMPLETED).length };
 }
 

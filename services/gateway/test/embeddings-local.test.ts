@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { expectOpenAIError, REQUEST_COMPLETED } from './http-helpers.js';
+import { eventsOf, expectOpenAIError, REQUEST_COMPLETED } from './http-helpers.js';
 import { startTestGateway, type TestGateway } from './support.js';
 
 const MODEL = 'flowloom-local-embedding';
@@ -93,7 +93,7 @@ describe('embeddings on the local model', () => {
 
   it('when an embedding is answered, then a completed event records the usage with no output tokens', async () => {
     const { res, body } = await embed({ input: 'event me' });
-    const events = await t.events();
+    const events = await eventsOf(t);
     const completed = events.find((e) => e.data.requestId === res.headers.get('x-request-id'));
     expect(completed?.type).toBe(REQUEST_COMPLETED);
     expect(completed?.data).toMatchObject({
@@ -109,7 +109,7 @@ describe('embeddings on the local model', () => {
   });
 
   it('when the input list is empty or dimensions is not positive, then it is a 400 and nothing is recorded', async () => {
-    const before = (await t.events()).length;
+    const before = (await eventsOf(t)).length;
     expectOpenAIError(
       await t.post('/v1/embeddings', { model: MODEL, input: [] }, key),
       400,
@@ -125,6 +125,6 @@ describe('embeddings on the local model', () => {
       400,
       'invalid_request',
     );
-    expect((await t.events()).length).toBe(before);
+    expect((await eventsOf(t)).length).toBe(before);
   });
 });

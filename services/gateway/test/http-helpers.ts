@@ -110,3 +110,12 @@ export const KEY_CHANGED = 'dev.flowloom.gateway.key.changed.v1';
 export function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
+
+/**
+ * The events published so far, each once: delivery is at least once and consumers deduplicate by
+ * event id, so a redelivered event must not make a test count it twice.
+ */
+export async function eventsOf(t: TestGateway): Promise<RecordedEvent[]> {
+  const seen = new Set<string>();
+  return (await t.events()).filter((e) => !seen.has(e.id) && seen.add(e.id) !== undefined);
+}

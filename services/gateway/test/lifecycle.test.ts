@@ -1,6 +1,6 @@
 import type { CloudEvent } from '@flowloom/contracts';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { REQUEST_COMPLETED, REQUEST_FAILED, sleep } from './http-helpers.js';
+import { eventsOf, REQUEST_COMPLETED, REQUEST_FAILED, sleep } from './http-helpers.js';
 import { startTestGateway, type TestGateway } from './support.js';
 
 // Client disconnects, a circuit breaker probe cut short, and graceful shutdown. The shutdown test
@@ -65,7 +65,7 @@ describe('client disconnects', () => {
     await expect(pending).rejects.toThrow();
     // Past the moment the upstream would have answered had it not been cancelled.
     await sleep(900);
-    const events = await t.events();
+    const events = await eventsOf(t);
     expect(events.filter((e) => e.data.job === job && e.type === REQUEST_COMPLETED)).toEqual([]);
   });
 
@@ -88,7 +88,7 @@ describe('client disconnects', () => {
     controller.abort();
     await reader.read().catch(() => {});
     await sleep(1_100);
-    const events = (await t.events()).filter((e) => e.data.job === job);
+    const events = (await eventsOf(t)).filter((e) => e.data.job === job);
     expect(events.map((e) => e.type)).toEqual([REQUEST_FAILED]);
     expect(events[0]?.data).toMatchObject({ errorCode: 'client_closed', httpStatus: 499, stream: true });
   });

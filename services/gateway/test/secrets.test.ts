@@ -2,7 +2,7 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { hashKey } from '../src/domain/keys.js';
-import { send } from './http-helpers.js';
+import { eventsOf, send } from './http-helpers.js';
 import { startTestGateway, type TestGateway, type TestResponse } from './support.js';
 
 // Secrets (admin and member API keys, provider credentials) never reach events, error bodies or
@@ -136,7 +136,7 @@ describe('API keys stay secret', () => {
     await keep(t.get('/v1/models', member.key));
     await keep(t.get('/api/v1/keys?includeRevoked=true', t.adminKey));
 
-    const events = await t.events();
+    const events = await eventsOf(t);
     expect(events.length).toBeGreaterThan(5);
     expectNoSecretIn(JSON.stringify(events), 'the events');
     for (const res of responses) expectNoSecretIn(res.text + headerText(res), `a ${res.status} answer`);
@@ -178,7 +178,7 @@ describe('provider credentials stay secret', () => {
   it('when an OpenAI upstream echoes its sk- key in an error, then neither the caller nor the events see it', async () => {
     const res = await failWithUpstream('gpt-4o');
     expect(res.text).not.toContain(OPENAI_KEY);
-    const failed = (await t.events()).find((e) => e.data.requestId === res.headers.get('x-request-id'));
+    const failed = (await eventsOf(t)).find((e) => e.data.requestId === res.headers.get('x-request-id'));
     expect(failed).toBeDefined();
     expect(JSON.stringify(failed)).not.toContain(OPENAI_KEY);
   });
@@ -186,7 +186,7 @@ describe('provider credentials stay secret', () => {
   it('when a self-hosted upstream echoes a key without a known prefix, then neither the caller nor the events see it', async () => {
     const res = await failWithUpstream('echo-model');
     expect(res.text).not.toContain(SELF_HOSTED_KEY);
-    const failed = (await t.events()).find((e) => e.data.requestId === res.headers.get('x-request-id'));
+    const failed = (await eventsOf(t)).find((e) => e.data.requestId === res.headers.get('x-request-id'));
     expect(failed).toBeDefined();
     expect(JSON.stringify(failed)).not.toContain(SELF_HOSTED_KEY);
   });
