@@ -1,5 +1,6 @@
 import Anthropic from '@anthropic-ai/sdk';
 import { startTestGateway, type TestGateway } from '@flowloom/gateway/testing';
+import { GoogleGenAI } from '@google/genai';
 import OpenAI from 'openai';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { type FakeProvider, startFakeProvider } from '../fakes/index.js';
@@ -23,6 +24,7 @@ let compatibleFake: FakeProvider;
 let t: TestGateway;
 let oai: OpenAI;
 let ant: Anthropic;
+let genai: GoogleGenAI;
 
 const weatherParameters = {
   type: 'object',
@@ -80,6 +82,7 @@ beforeAll(async () => {
   const key = (await t.createKey({ name: 'translation' })).key;
   oai = new OpenAI({ baseURL: `${t.url}/v1`, apiKey: key, maxRetries: 0, timeout: 10_000 });
   ant = new Anthropic({ baseURL: t.url, apiKey: key, maxRetries: 0, timeout: 10_000 });
+  genai = new GoogleGenAI({ apiKey: key, httpOptions: { baseUrl: t.url } });
 });
 
 afterAll(async () => {
@@ -575,6 +578,69 @@ describe('Anthropic SDK → Gemini upstream', () => {
     const e = error as InstanceType<typeof Anthropic.BadRequestError>;
     expect(e.error).toMatchObject({ type: 'error', error: { type: 'invalid_request_error' } });
     expectNoCredential(e.message, e.error, headerText(e.headers));
+  });
+});
+
+describe('Gemini SDK → Anthropic and OpenAI upstreams', () => {
+  const weatherDeclaration = {
+    name: 'get_weather',
+    description: 'Weather in a city',
+    parametersJsonSchema: weatherParameters,
+  };
+
+  it('when generateContent with tools reaches Anthropic, then system is lifted out and the functionCall comes back', async () => {
+    anthropicFake.script({
+      kind: 'reply',
+      toolCalls: [{ name: 'get_weather', arguments: { city: 'Quito' } }],
+      usage: { input: 64, output: 9, cached: 32 },
+    });
+    const response = await genai.models.generateContent({
+      model: 'to-anthropic',
+      contents: 'Weather in Quito?',
+      config: {
+        systemInstruction: 'Use tools.',
+        maxOutputTokens: 120,
+        tools: [{ functionDeclarations: [weatherDeclaration] }],
+      },
+    });
+    const body = bodyOf(lastCall(anthropicFake));
+    expect(body.system).toBe('Use tools.');
+    expect(body.max_tokens).toBe(120);
+    expect(body.tools).toEqual([
+      { name: 'get_weather', description: 'Weather in a city', input_schema: weatherParameters },
+    ]);
+    expect(JSON.stringify(body.messages)).toContain('Weather in Quito?');
+
+    expect(response.functionCalls?.[0]).toMatchObject({ name: 'get_weather', args: { city: 'Quito' } });
+    expect(response.usageMetadata).toMatchObject({
+      promptTokenCount: 64,
+      candidatesTokenCount: 9,
+      cachedContentTokenCount: 32,
+    });
+    expectNoCredential(response);
+  });
+
+  it('when generateContentStream reaches OpenAI, then the chunks join and the last carries the usage', async () => {
+    openaiFake.script({ kind: 'reply', chunks: ['Hola ', 'mundo'], usage: { input: 14, output: 2 } });
+    const stream = await genai.models.generateContentStream({
+      model: 'to-openai',
+      contents: 'Say hello in Spanish',
+      config: { systemInstruction: 'Be brief.' },
+    });
+    let text = '';
+    let prompt: number | undefined;
+    for await (const chunk of stream) {
+      text += chunk.text ?? '';
+      prompt = chunk.usageMetadata?.promptTokenCount ?? prompt;
+    }
+    expect(text).toBe('Hola mundo');
+    expect(prompt).toBe(14);
+    const body = bodyOf(lastCall(openaiFake));
+    expect(body.stream).toBe(true);
+    expect(body.messages).toEqual([
+      { role: 'system', content: 'Be brief.' },
+      { role: 'user', content: 'Say hello in Spanish' },
+    ]);
   });
 });
 
