@@ -185,10 +185,11 @@ function measure(
   inputs: readonly EvaluationInput[],
   iterations: number,
   rollout?: Rollout,
+  warmupInputs: readonly EvaluationInput[] = inputs,
 ): Latency {
   const options = rollout === undefined ? {} : { rollout };
   const warmup = Math.min(iterations, 20_000);
-  for (let i = 0; i < warmup; i++) evaluatePolicy(policy, inputs[i % inputs.length]!, options);
+  for (let i = 0; i < warmup; i++) evaluatePolicy(policy, warmupInputs[i % warmupInputs.length]!, options);
   const samples = new Float64Array(iterations);
   for (let i = 0; i < iterations; i++) {
     const input = inputs[i % inputs.length]!;
@@ -235,6 +236,21 @@ export async function runPolicyBench(): Promise<BenchFigure[]> {
   const enforce = measure(policy, inputs, 200_000);
   const canary = measure(policy, inputs, 100_000, { mode: 'canary', percent: 25 });
   const interpreted = measure(interpretedPolicy, inputs, 3_000);
+  // Worst case for a regex rule: every subject new, so the RE2 memo never hits.
+  const regexOnly = compileOrThrow(
+    {
+      name: 'regex-miss',
+      rules: [{ id: 'r', condition: 'caller.owner.matches("@contractor\\\\.example$")', action: 'block' }],
+    },
+    'auto',
+  );
+  const withOwner = (prefix: string): EvaluationInput[] =>
+    inputs.map((input, i) => ({
+      ...input,
+      caller: { ...input.caller, owner: `${prefix}-${i}@corp.example` },
+    }));
+  // Warm up on other owners so that every measured subject misses the memo.
+  const regexMiss = measure(regexOnly, withOwner('owner'), inputs.length, undefined, withOwner('warmup'));
   const matchedPerDecision =
     inputs
       .slice(0, 500)
@@ -263,6 +279,12 @@ export async function runPolicyBench(): Promise<BenchFigure[]> {
       value: round(interpreted.p50 / enforce.p50),
       unit: '×',
       note: 'interpreted p50 / compiled p50, same run',
+    },
+    {
+      name: 'policy_regex_rule_memo_miss_p50',
+      value: round(regexMiss.p50),
+      unit: 'µs',
+      note: 'one `matches` rule, every subject unseen: @bufbuild/cel 0.6.1 recompiles RE2 per call',
     },
     { name: 'policy_rules_matched_per_decision', value: round(matchedPerDecision), unit: 'rules' },
     { name: 'policy_compile_100_rules', value: round(compileMs), unit: 'ms' },

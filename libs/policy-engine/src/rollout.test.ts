@@ -44,6 +44,16 @@ describe('rollout modes', () => {
     for (const d of decisions) expect(d.enforced).toBe(d.canary!.bucket < 5000);
   });
 
+  it('when the same subject is evaluated repeatedly, then each decision reports its SHA-256 bucket', () => {
+    const rollout = { mode: 'canary', percent: 30 } as const;
+    for (let round = 0; round < 2; round++) {
+      for (let i = 0; i < 20; i++) {
+        const d = evaluatePolicy(policy, looping(`job-${i}`), { rollout });
+        expect(d.canary?.bucket).toBe(canaryBucket(policy.version, `job-${i}`));
+      }
+    }
+  });
+
   it('when bucketing by job, then a request without a job falls back to the key id', () => {
     const withJob = evaluatePolicy(policy, looping('job-9'), { rollout: { mode: 'canary', percent: 10 } });
     expect(withJob.canary).toMatchObject({ subject: 'job-9', subjectKind: 'job' });

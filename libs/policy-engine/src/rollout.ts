@@ -29,10 +29,32 @@ export interface CanaryAssignment {
   readonly enforced: boolean;
 }
 
+const MAX_MEMO_SUBJECTS = 10_000;
+
+/**
+ * Buckets of one policy version by subject. Jobs and keys recur across requests, and a bucket never
+ * changes for a version, so this saves a SHA-256 per decision; bounded, cleared when full.
+ */
+export class BucketMemo {
+  private readonly buckets = new Map<string, number>();
+  constructor(private readonly policyVersion: string) {}
+
+  bucketOf(subject: string): number {
+    let bucket = this.buckets.get(subject);
+    if (bucket === undefined) {
+      bucket = canaryBucket(this.policyVersion, subject);
+      if (this.buckets.size >= MAX_MEMO_SUBJECTS) this.buckets.clear();
+      this.buckets.set(subject, bucket);
+    }
+    return bucket;
+  }
+}
+
 export function assignCanary(
   policyVersion: string,
   rollout: Extract<Rollout, { mode: 'canary' }>,
   input: EvaluationInput,
+  memo?: BucketMemo,
 ): CanaryAssignment {
   const { percent } = rollout;
   if (!(percent >= 0 && percent <= 100))
@@ -40,7 +62,7 @@ export function assignCanary(
   const job = rollout.by === 'key' ? undefined : input.request?.job;
   const subjectKind = job === undefined || job === '' ? 'key' : 'job';
   const subject = subjectKind === 'job' ? (job ?? '') : (input.caller?.key_id ?? input.request?.key ?? '');
-  const bucket = canaryBucket(policyVersion, subject);
+  const bucket = memo === undefined ? canaryBucket(policyVersion, subject) : memo.bucketOf(subject);
   // Basis points: bucket < 2500 is exactly 25% of the bucket space.
   const enforced = bucket < Math.round(percent * 100);
   return { subject, subjectKind, bucket, percent, enforced };

@@ -4,6 +4,7 @@ import { SlotTable, type SlotValue } from '../cel/slots.js';
 import { type ActionClass, actionClass, DENY_SEVERITY } from '../document/actions.js';
 import { type DocumentIssue, issue } from '../document/issues.js';
 import type { PolicyDocument, PolicyRule } from '../document/schema.js';
+import { BucketMemo } from '../rollout.js';
 import { policyVersionId } from '../version.js';
 import type { RuleTrace } from './decision.js';
 
@@ -66,7 +67,7 @@ export function compileDocument(document: PolicyDocument, options: CompileOption
     document,
     rules: Object.freeze(rules),
   });
-  runtimes.set(policy, newRuntime(rules, slots));
+  runtimes.set(policy, newRuntime(policy.version, rules, slots));
   return { ok: true, policy };
 }
 
@@ -79,6 +80,7 @@ export interface PolicyRuntime {
   readonly values: SlotValue[];
   readonly unmatched: readonly RuleTrace[];
   readonly matched: readonly RuleTrace[];
+  readonly buckets: BucketMemo;
 }
 
 const runtimes = new WeakMap<CompiledPolicy, PolicyRuntime>();
@@ -90,7 +92,7 @@ export function runtimeOf(policy: CompiledPolicy): PolicyRuntime {
   return runtime;
 }
 
-function newRuntime(rules: readonly CompiledRule[], slots: SlotTable): PolicyRuntime {
+function newRuntime(version: string, rules: readonly CompiledRule[], slots: SlotTable): PolicyRuntime {
   const trace = (c: CompiledRule, matched: boolean): RuleTrace =>
     Object.freeze({
       id: c.rule.id,
@@ -105,5 +107,6 @@ function newRuntime(rules: readonly CompiledRule[], slots: SlotTable): PolicyRun
     values: new Array<SlotValue>(slots.sources.length),
     unmatched: rules.map((c) => trace(c, false)),
     matched: rules.map((c) => trace(c, true)),
+    buckets: new BucketMemo(version),
   };
 }

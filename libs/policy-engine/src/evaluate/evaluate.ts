@@ -77,7 +77,7 @@ export function evaluatePolicy(
   let canary: CanaryAssignment | undefined;
   let enforced = rollout.mode === 'enforce';
   if (rollout.mode === 'canary') {
-    canary = assignCanary(policy.version, rollout, input);
+    canary = assignCanary(policy.version, rollout, input, runtime.buckets);
     enforced = canary.enforced;
   }
   const effective: Outcome = enforced ? intended : DEFAULT_ALLOW;
