@@ -3,7 +3,7 @@
 // Steps run in order and stop at the first failure, saying which step failed.
 import { spawnSync } from 'node:child_process';
 
-const ENGINES = (process.env.FLOWLOOM_TEST_ENGINES ?? 'postgres redis').split(/\s+/).filter(Boolean);
+const ENGINES = (process.env.FLOWLOOM_TEST_ENGINES ?? 'postgres redis kafka').split(/\s+/).filter(Boolean);
 const env = {
   ...process.env,
   FLOWLOOM_TEST_PG_URL:
