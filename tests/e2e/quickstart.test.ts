@@ -228,12 +228,39 @@ describe('the README quickstart', () => {
       expect(listed.code, listed.stderr).toBe(0);
       expect(listed.stdout).toContain('demo');
       expect(listed.stdout).not.toContain(demoKey);
+    },
+    START_TIMEOUT_MS + 20_000,
+  );
 
-      const { code } = await stop(running);
-      expect(code).toBe(0);
+  it(
+    'when SIGTERM arrives during a stream, then the stream still finishes and flowloom up exits 0',
+    async () => {
+      const current = running;
+      if (!current) throw new Error('not running');
+      const client = new OpenAI({ baseURL: `${url()}/v1`, apiKey: demoKey, maxRetries: 0, timeout: 10_000 });
+      const script = { reply: 'one two three four five six seven eight', chunks: 8, chunkDelayMs: 150 };
+      const stream = await client.chat.completions.create({
+        model: 'flowloom-local',
+        messages: [{ role: 'user', content: `flowloom-local: ${JSON.stringify(script)}` }],
+        stream: true,
+        stream_options: { include_usage: true },
+      });
+      let text = '';
+      let usage: OpenAI.CompletionUsage | null | undefined;
+      let stopping: Promise<{ code: number | null; ms: number }> | undefined;
+      for await (const chunk of stream) {
+        text += chunk.choices[0]?.delta?.content ?? '';
+        usage = chunk.usage ?? usage;
+        if (!stopping && text !== '') stopping = stop(current);
+      }
+      expect(text).toBe(script.reply);
+      expect(usage?.completion_tokens).toBeGreaterThan(0);
+      if (!stopping) throw new Error('the stream sent no text');
+      const { code } = await stopping;
+      expect(code, current.output()).toBe(0);
       running = undefined;
     },
-    START_TIMEOUT_MS + STOP_TIMEOUT_MS + 20_000,
+    STOP_TIMEOUT_MS + 10_000,
   );
 });
 
