@@ -74,10 +74,21 @@ describe.each(engines)('SQL key store and outbox on $engine', ({ open }) => {
   let database: TestDatabase;
   let db: Db;
 
+  let unavailable: Error | undefined;
+
   beforeAll(async () => {
-    database = await open();
+    try {
+      database = await open();
+    } catch (error) {
+      // Every test then fails with the reason, rather than the suite being reported as skipped.
+      unavailable = error as Error;
+      return;
+    }
     db = database.db;
     await migrate(db, gatewayMigrations);
+  });
+  beforeEach(() => {
+    if (unavailable) throw unavailable;
   });
   afterAll(async () => {
     await database?.drop();
