@@ -15,7 +15,10 @@ export interface Figure {
   note?: string;
 }
 
-const CHAT = JSON.stringify({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'Say hello in five words.' }] });
+const CHAT = JSON.stringify({
+  model: 'gpt-4o-mini',
+  messages: [{ role: 'user', content: 'Say hello in five words.' }],
+});
 const CHAT_STREAM = JSON.stringify({
   model: 'gpt-4o-mini',
   stream: true,
@@ -33,7 +36,14 @@ export async function runGatewayBench(log: (line: string) => void, seconds = 10)
   try {
     const upstreamPort = await freePort();
     log(`starting the mock OpenAI upstream on ${upstreamPort}…`);
-    children.push(await startChild('node', ['--import', 'tsx', join(ROOT, 'tests/bench/mock-upstream.ts'), String(upstreamPort)], {}, /listening/));
+    children.push(
+      await startChild(
+        'node',
+        ['--import', 'tsx', join(ROOT, 'tests/bench/mock-upstream.ts'), String(upstreamPort)],
+        {},
+        /listening/,
+      ),
+    );
     const upstreamBase = `http://127.0.0.1:${upstreamPort}/v1`;
 
     const [httpPort, grpcPort, portkeyPort] = [await freePort(), await freePort(), await freePort()];
@@ -73,12 +83,27 @@ export async function runGatewayBench(log: (line: string) => void, seconds = 10)
     );
 
     const json = { 'content-type': 'application/json' };
-    const upstream: Target = { name: 'upstream', url: `${upstreamBase}/chat/completions`, headers: { ...json, authorization: 'Bearer sk-bench' }, body: CHAT };
-    const flowloom: Target = { name: 'flowloom', url: `http://127.0.0.1:${httpPort}/v1/chat/completions`, headers: { ...json, authorization: `Bearer ${key}` }, body: CHAT };
+    const upstream: Target = {
+      name: 'upstream',
+      url: `${upstreamBase}/chat/completions`,
+      headers: { ...json, authorization: 'Bearer sk-bench' },
+      body: CHAT,
+    };
+    const flowloom: Target = {
+      name: 'flowloom',
+      url: `http://127.0.0.1:${httpPort}/v1/chat/completions`,
+      headers: { ...json, authorization: `Bearer ${key}` },
+      body: CHAT,
+    };
     const portkey: Target = {
       name: 'portkey',
       url: `http://127.0.0.1:${portkeyPort}/v1/chat/completions`,
-      headers: { ...json, authorization: 'Bearer sk-bench', 'x-portkey-provider': 'openai', 'x-portkey-custom-host': upstreamBase },
+      headers: {
+        ...json,
+        authorization: 'Bearer sk-bench',
+        'x-portkey-provider': 'openai',
+        'x-portkey-custom-host': upstreamBase,
+      },
       body: CHAT,
     };
 
@@ -86,7 +111,10 @@ export async function runGatewayBench(log: (line: string) => void, seconds = 10)
     if (check.status !== 200) throw new Error(`FlowLoom answered ${check.status}: ${await check.text()}`);
     const checkPortkey = await fetch(portkey.url, { method: 'POST', headers: portkey.headers, body: CHAT });
     const portkeyWorks = checkPortkey.status === 200;
-    if (!portkeyWorks) log(`Portkey answered ${checkPortkey.status}: ${(await checkPortkey.text()).slice(0, 200)}; it is left out`);
+    if (!portkeyWorks)
+      log(
+        `Portkey answered ${checkPortkey.status}: ${(await checkPortkey.text()).slice(0, 200)}; it is left out`,
+      );
 
     const figures: Figure[] = [];
     const results: Record<string, Awaited<ReturnType<typeof throughput>>> = {};
@@ -95,15 +123,28 @@ export async function runGatewayBench(log: (line: string) => void, seconds = 10)
       await throughput(target, 32, 2);
       const r = await throughput(target, 32, seconds);
       results[target.name] = r;
-      figures.push(
-        { name: `${target.name}: throughput (32 connections)`, value: Math.round(r.rps), unit: 'req/s', note: `p50 ${r.p50Ms} ms, p99 ${r.p99Ms} ms, errors ${r.errors}, non-2xx ${r.non2xx}` },
-      );
+      figures.push({
+        name: `${target.name}: throughput (32 connections)`,
+        value: Math.round(r.rps),
+        unit: 'req/s',
+        note: `p50 ${r.p50Ms} ms, p99 ${r.p99Ms} ms, errors ${r.errors}, non-2xx ${r.non2xx}`,
+      });
     }
     const up = results.upstream!;
     const fl = results.flowloom!;
-    figures.push({ name: 'ratio: FlowLoom / bare upstream throughput', value: Number((fl.rps / up.rps).toFixed(3)), unit: '×', note: 'target ≥ 0.35' });
+    figures.push({
+      name: 'ratio: FlowLoom / bare upstream throughput',
+      value: Number((fl.rps / up.rps).toFixed(3)),
+      unit: '×',
+      note: 'target ≥ 0.35',
+    });
     if (results.portkey) {
-      figures.push({ name: 'ratio: FlowLoom / Portkey throughput', value: Number((fl.rps / results.portkey.rps).toFixed(2)), unit: '×', note: 'target ≥ 10' });
+      figures.push({
+        name: 'ratio: FlowLoom / Portkey throughput',
+        value: Number((fl.rps / results.portkey.rps).toFixed(2)),
+        unit: '×',
+        note: 'target ≥ 10',
+      });
     }
 
     log(`fixed rate 500 req/s for ${seconds} s: upstream alone, then through FlowLoom…`);
@@ -112,10 +153,30 @@ export async function runGatewayBench(log: (line: string) => void, seconds = 10)
     await fixedRate(flowloom, 500, 2);
     const via = await fixedRate(flowloom, 500, seconds);
     figures.push(
-      { name: 'upstream alone at 500 req/s: p50 / p99', value: Math.round(direct.p50Us), unit: 'µs', note: `p99 ${Math.round(direct.p99Us)} µs, failed ${direct.failed}/${direct.sent}` },
-      { name: 'through FlowLoom at 500 req/s: p50 / p99', value: Math.round(via.p50Us), unit: 'µs', note: `p99 ${Math.round(via.p99Us)} µs, failed ${via.failed}/${via.sent}` },
-      { name: 'FlowLoom overhead at 500 req/s, p50', value: Math.round(via.p50Us - direct.p50Us), unit: 'µs', note: 'target ≤ 1000 µs' },
-      { name: 'FlowLoom overhead at 500 req/s, p99', value: Math.round(via.p99Us - direct.p99Us), unit: 'µs', note: 'target ≤ 5000 µs' },
+      {
+        name: 'upstream alone at 500 req/s: p50 / p99',
+        value: Math.round(direct.p50Us),
+        unit: 'µs',
+        note: `p99 ${Math.round(direct.p99Us)} µs, failed ${direct.failed}/${direct.sent}`,
+      },
+      {
+        name: 'through FlowLoom at 500 req/s: p50 / p99',
+        value: Math.round(via.p50Us),
+        unit: 'µs',
+        note: `p99 ${Math.round(via.p99Us)} µs, failed ${via.failed}/${via.sent}`,
+      },
+      {
+        name: 'FlowLoom overhead at 500 req/s, p50',
+        value: Math.round(via.p50Us - direct.p50Us),
+        unit: 'µs',
+        note: 'target ≤ 1000 µs',
+      },
+      {
+        name: 'FlowLoom overhead at 500 req/s, p99',
+        value: Math.round(via.p99Us - direct.p99Us),
+        unit: 'µs',
+        note: 'target ≤ 5000 µs',
+      },
     );
 
     log('streaming time to first byte, 300 sequential requests each…');
@@ -126,13 +187,33 @@ export async function runGatewayBench(log: (line: string) => void, seconds = 10)
     await timeToFirstByte(streamFlowloom, 30);
     const ttfbVia = await timeToFirstByte(streamFlowloom, 300);
     figures.push(
-      { name: 'stream TTFB, upstream alone p50', value: Math.round(ttfbDirect.p50Us), unit: 'µs', note: `p99 ${Math.round(ttfbDirect.p99Us)} µs` },
-      { name: 'stream TTFB, through FlowLoom p50', value: Math.round(ttfbVia.p50Us), unit: 'µs', note: `p99 ${Math.round(ttfbVia.p99Us)} µs` },
-      { name: 'stream TTFB overhead, p50', value: Math.round(ttfbVia.p50Us - ttfbDirect.p50Us), unit: 'µs', note: 'target ≤ 2000 µs' },
+      {
+        name: 'stream TTFB, upstream alone p50',
+        value: Math.round(ttfbDirect.p50Us),
+        unit: 'µs',
+        note: `p99 ${Math.round(ttfbDirect.p99Us)} µs`,
+      },
+      {
+        name: 'stream TTFB, through FlowLoom p50',
+        value: Math.round(ttfbVia.p50Us),
+        unit: 'µs',
+        note: `p99 ${Math.round(ttfbVia.p99Us)} µs`,
+      },
+      {
+        name: 'stream TTFB overhead, p50',
+        value: Math.round(ttfbVia.p50Us - ttfbDirect.p50Us),
+        unit: 'µs',
+        note: 'target ≤ 2000 µs',
+      },
     );
     const rss = await fetch(`http://127.0.0.1:${httpPort}/metrics`).then((r) => r.text());
     const match = /flowloom_process_resident_memory_bytes (\d+)/.exec(rss);
-    if (match) figures.push({ name: 'FlowLoom RSS after the run', value: Math.round(Number(match[1]) / 1e6), unit: 'MB' });
+    if (match)
+      figures.push({
+        name: 'FlowLoom RSS after the run',
+        value: Math.round(Number(match[1]) / 1e6),
+        unit: 'MB',
+      });
     return figures;
   } finally {
     for (const child of children.reverse()) await child.stop();

@@ -52,7 +52,11 @@ export interface LatencyProfile {
  * Open-loop load at a fixed rate with microsecond timing (autocannon rounds to milliseconds, too
  * coarse for sub-millisecond overhead). Requests go out on schedule whether or not earlier ones returned.
  */
-export async function fixedRate(target: Target, ratePerSecond: number, seconds: number): Promise<LatencyProfile> {
+export async function fixedRate(
+  target: Target,
+  ratePerSecond: number,
+  seconds: number,
+): Promise<LatencyProfile> {
   const url = new URL(target.url);
   const pool = new Pool(url.origin, { connections: 64, pipelining: 1 });
   const latencies: number[] = [];
@@ -82,17 +86,31 @@ export async function fixedRate(target: Target, ratePerSecond: number, seconds: 
   await Promise.all(inflight);
   await pool.close();
   latencies.sort((a, b) => a - b);
-  return { sent: total, failed, p50Us: percentile(latencies, 50), p90Us: percentile(latencies, 90), p99Us: percentile(latencies, 99) };
+  return {
+    sent: total,
+    failed,
+    p50Us: percentile(latencies, 50),
+    p90Us: percentile(latencies, 90),
+    p99Us: percentile(latencies, 99),
+  };
 }
 
 /** Time to the first byte of a streamed answer, for sequential requests. */
-export async function timeToFirstByte(target: Target, count: number): Promise<{ p50Us: number; p99Us: number }> {
+export async function timeToFirstByte(
+  target: Target,
+  count: number,
+): Promise<{ p50Us: number; p99Us: number }> {
   const url = new URL(target.url);
   const pool = new Pool(url.origin, { connections: 1 });
   const samples: number[] = [];
   for (let i = 0; i < count; i++) {
     const sent = performance.now();
-    const res = await pool.request({ path: url.pathname, method: 'POST', headers: target.headers, body: target.body });
+    const res = await pool.request({
+      path: url.pathname,
+      method: 'POST',
+      headers: target.headers,
+      body: target.body,
+    });
     let first = true;
     for await (const _chunk of res.body) {
       if (first) {

@@ -25,7 +25,9 @@ const wanted = process.argv.slice(2).filter((a) => !a.startsWith('-'));
 const names = wanted.length > 0 ? wanted : Object.keys(suites);
 const unknown = names.filter((n) => !suites[n]);
 if (unknown.length > 0) {
-  console.error(`unknown bench suite(s): ${unknown.join(', ')}; choose from ${Object.keys(suites).join(', ')}`);
+  console.error(
+    `unknown bench suite(s): ${unknown.join(', ')}; choose from ${Object.keys(suites).join(', ')}`,
+  );
   process.exit(2);
 }
 
@@ -37,8 +39,12 @@ for (const name of names) {
 }
 
 const width = Math.max(...all.map((f) => f.name.length));
-console.log(`\nFlowLoom benchmark — ${new Date().toISOString()} — node ${process.version}, ${(await import('node:os')).cpus().length} cores\n`);
+console.log(
+  `\nFlowLoom benchmark — ${new Date().toISOString()} — node ${process.version}, ${(await import('node:os')).cpus().length} cores\n`,
+);
 for (const f of all) {
-  console.log(`${f.suite.padEnd(8)} ${f.name.padEnd(width)}  ${String(f.value).padStart(12)} ${f.unit.padEnd(8)} ${f.note ?? ''}`);
+  console.log(
+    `${f.suite.padEnd(8)} ${f.name.padEnd(width)}  ${String(f.value).padStart(12)} ${f.unit.padEnd(8)} ${f.note ?? ''}`,
+  );
 }
 if (process.env.BENCH_JSON) console.log(JSON.stringify(all, null, 2));

@@ -54,6 +54,7 @@ describe('loadConfig', () => {
   });
 
   it('when the file refers to an unset variable, then the error says which', () => {
+    // biome-ignore lint/suspicious/noTemplateCurlyInString: the YAML itself contains ${VLLM_URL}
     const d = dir('providers:\n  vllm:\n    kind: openai-compatible\n    baseUrl: ${VLLM_URL}\n');
     expect(() => loadConfig({ env: {}, cwd: d })).toThrow(/VLLM_URL/);
     const c = loadConfig({ env: { VLLM_URL: 'http://127.0.0.1:8000/v1' }, cwd: d });

@@ -60,7 +60,7 @@ const SECRET_PATTERNS: RegExp[] = [
 export function scrubSecrets(text: string): string {
   let out = text;
   for (const pattern of SECRET_PATTERNS) {
-    out = out.replace(pattern, (match, prefix: unknown) =>
+    out = out.replace(pattern, (_match, prefix: unknown) =>
       typeof prefix === 'string' ? `${prefix}[redacted]` : '[redacted]',
     );
   }
