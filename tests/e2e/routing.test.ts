@@ -10,6 +10,8 @@ const FAILURE_THRESHOLD = 3;
 
 let a: FakeProvider;
 let b: FakeProvider;
+/** One fake per other wire format, for the providers' own retry hints. */
+let hinted: Record<'anthropic' | 'gemini' | 'azure', FakeProvider>;
 let t: TestGateway;
 let key: string;
 let client: OpenAI;
@@ -77,9 +79,23 @@ beforeAll(async () => {
     startFakeProvider({ kind: 'openai', apiKey: 'sk-fake-a' }),
     startFakeProvider({ kind: 'openai', apiKey: 'sk-fake-b' }),
   ]);
+  const [anthropic, gemini, azure] = await Promise.all([
+    startFakeProvider({ kind: 'anthropic', apiKey: 'sk-ant-fake' }),
+    startFakeProvider({ kind: 'gemini', apiKey: 'AIza-fake' }),
+    startFakeProvider({ kind: 'azure', apiKey: 'azure-fake' }),
+  ]);
+  hinted = { anthropic, gemini, azure };
   const refusedPort = await freePort();
-  const providers: Record<string, unknown> = {};
-  const models: Record<string, unknown> = {};
+  const providers: Record<string, unknown> = {
+    'hint-anthropic': { kind: 'anthropic', baseUrl: anthropic.url, apiKey: 'sk-ant-fake' },
+    'hint-gemini': { kind: 'gemini', baseUrl: gemini.url, apiKey: 'AIza-fake' },
+    'hint-azure': { kind: 'azure', baseUrl: azure.url, apiKey: 'azure-fake', apiVersion: '2024-10-21' },
+  };
+  const models: Record<string, unknown> = {
+    'alias-hint-anthropic': { deployments: [{ provider: 'hint-anthropic', model: 'claude-haiku-4-5' }] },
+    'alias-hint-gemini': { deployments: [{ provider: 'hint-gemini', model: 'gemini-2.5-flash' }] },
+    'alias-hint-azure': { deployments: [{ provider: 'hint-azure', model: 'gpt-4o-mini' }] },
+  };
   for (const s of SCENARIOS) {
     providers[`${s}-a`] =
       s === 'refused'
@@ -128,7 +144,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await t?.close();
-  await Promise.all([a?.close(), b?.close()]);
+  await Promise.all([a?.close(), b?.close(), ...Object.values(hinted ?? {}).map((f) => f.close())]);
 });
 
 beforeEach(() => {
@@ -243,6 +259,28 @@ describe('retries on the same deployment', () => {
     expect(second.receivedAt - first.receivedAt).toBeGreaterThanOrEqual(690);
     expect(second.receivedAt - first.receivedAt).toBeLessThan(2_000);
   });
+
+  it.each(['anthropic', 'gemini', 'azure'] as const)(
+    'when %s answers 429 with its own retry hint, then the retry waits at least the hinted delay',
+    async (kind) => {
+      const fake = hinted[kind];
+      fake.reset();
+      // Anthropic sends retry-after, Azure also retry-after-ms, Gemini a google.rpc.RetryInfo in the body.
+      fake.script({ kind: 'error', status: 429, retryAfter: 0.5 });
+      const started = performance.now();
+      const res = await t.post(
+        '/v1/chat/completions',
+        { model: `alias-hint-${kind}`, messages: [{ role: 'user', content: 'hi' }] },
+        key,
+      );
+      expect(res.status, res.text).toBe(200);
+      expect(res.headers.get('x-flowloom-attempts')).toBe('2');
+      const [first, second] = modelCalls(fake);
+      if (!first || !second) throw new Error('expected two upstream calls');
+      expect(second.receivedAt - first.receivedAt).toBeGreaterThanOrEqual(490);
+      expect(performance.now() - started).toBeLessThan(2_500);
+    },
+  );
 });
 
 describe('streams', () => {
