@@ -21,6 +21,7 @@ export const ENV_VARIABLES = {
   FLOWLOOM_DATA_DIR: { key: 'dataDir', type: 'string' },
   FLOWLOOM_DATABASE_URL: { key: 'databaseUrl', type: 'string' },
   FLOWLOOM_REDIS_URL: { key: 'redisUrl', type: 'string' },
+  FLOWLOOM_KAFKA_BROKERS: { key: 'kafkaBrokers', type: 'list' },
   FLOWLOOM_ADMIN_KEY: { key: 'adminKey', type: 'string' },
   FLOWLOOM_LOG_LEVEL: { key: 'logLevel', type: 'string' },
   FLOWLOOM_MAX_BODY_BYTES: { key: 'maxBodyBytes', type: 'int' },
@@ -152,7 +153,15 @@ export function loadConfig(options: LoadOptions = {}): Config {
   for (const [name, spec] of Object.entries(ENV_VARIABLES)) {
     const value = env[name];
     if (value === undefined || value === '') continue;
-    raw[spec.key] = spec.type === 'int' ? readInt(name, value) : value;
+    raw[spec.key] =
+      spec.type === 'int'
+        ? readInt(name, value)
+        : spec.type === 'list'
+          ? value
+              .split(',')
+              .map((s) => s.trim())
+              .filter(Boolean)
+          : value;
   }
   const fileProviders = (raw.providers ?? {}) as Record<string, unknown>;
   raw.providers = { ...providersFromEnv(env), ...fileProviders };

@@ -111,6 +111,8 @@ export const configSchema = z.strictObject({
     .string()
     .regex(/^postgres(ql)?:\/\//, 'must be a postgres:// URL')
     .optional(),
+  /** Kafka brokers (`host:port`): events travel on Kafka instead of the in-process bus. */
+  kafkaBrokers: z.array(z.string().regex(/^[^\s:]+:\d+$/, 'must be host:port')).optional(),
   /** A `redis://` URL: budgets and rate limits shared by all gateway replicas; in-process when omitted. */
   redisUrl: z
     .string()

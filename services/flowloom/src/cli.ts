@@ -1,9 +1,10 @@
 import type { Command, Io } from './command.js';
 import { UsageError } from './command.js';
 import { keysCommand } from './commands/keys.js';
+import { serveCommand } from './commands/serve.js';
 import { upCommand } from './commands/up.js';
 
-const commands: Command[] = [upCommand, keysCommand];
+const commands: Command[] = [upCommand, serveCommand, keysCommand];
 
 function overview(): string {
   const width = Math.max(...commands.map((c) => c.name.length));

@@ -1,0 +1,80 @@
+import { parseArgs } from 'node:util';
+import { type EventBus, KafkaBus } from '@flowloom/bus';
+import { type Config, loadConfig } from '@flowloom/config';
+import { startGateway } from '@flowloom/gateway';
+import { type Command, type Io, UsageError } from '../command.js';
+
+/** A service started on its own, as one process of a distributed install. */
+interface Service {
+  summary: string;
+  start(config: Config, io: Io): Promise<{ close(): Promise<void>; describe: string }>;
+}
+
+async function kafkaBus(config: Config, clientId: string): Promise<EventBus | undefined> {
+  if (!config.kafkaBrokers || config.kafkaBrokers.length === 0) return undefined;
+  const bus = new KafkaBus({ brokers: config.kafkaBrokers, clientId });
+  await bus.start();
+  return bus;
+}
+
+const services: Record<string, Service> = {
+  gateway: {
+    summary: 'OpenAI/Anthropic/Gemini-compatible HTTP and gRPC inference, keys, routing, budgets, outbox',
+    async start(config, io) {
+      const bus = await kafkaBus(config, 'flowloom-gateway');
+      const gateway = await startGateway({
+        config,
+        env: io.env,
+        ...(bus ? { bus } : {}),
+        onAdminKeyGenerated: (secret) => io.out(`Bootstrap admin key (shown once): ${secret}`),
+      });
+      return {
+        describe: `gateway: HTTP ${gateway.httpUrl}, gRPC ${gateway.grpcAddress}, events on ${bus ? 'Kafka' : 'the in-process bus'}`,
+        close: async () => {
+          await gateway.close();
+          await bus?.close();
+        },
+      };
+    },
+  },
+};
+
+export const serveCommand: Command = {
+  name: 'serve',
+  summary: 'Run one service on its own (distributed mode: PostgreSQL, Kafka, Redis)',
+  help: `Usage: flowloom serve <${Object.keys(services).join('|')}>
+
+Starts one service as its own process, for a distributed install (Helm, docker compose). It reads the
+same settings as \`flowloom up\`; in this mode you normally set:
+
+  FLOWLOOM_DATABASE_URL   postgres://user:pass@host:5432/flowloom   (required)
+  FLOWLOOM_KAFKA_BROKERS  host1:9092,host2:9092                     (events between services)
+  FLOWLOOM_REDIS_URL      redis://host:6379                          (budgets shared by replicas)
+
+Services:
+${Object.entries(services)
+  .map(([name, s]) => `  ${name.padEnd(10)} ${s.summary}`)
+  .join('\n')}`,
+  async run(args, io) {
+    const { positionals } = parseArgs({ args, allowPositionals: true, strict: true, options: {} });
+    const name = positionals[0];
+    const service = name ? services[name] : undefined;
+    if (!service)
+      throw new UsageError(name ? `unknown service "${name}"` : 'flowloom serve needs a service name');
+    const config = loadConfig({ env: io.env });
+    if (!config.databaseUrl) {
+      throw new UsageError(
+        'flowloom serve needs FLOWLOOM_DATABASE_URL (a postgres:// URL); for one process on embedded storage use flowloom up',
+      );
+    }
+    const running = await service.start(config, io);
+    io.out(`FlowLoom ${running.describe}`);
+    await new Promise<void>((resolve) => {
+      process.once('SIGINT', resolve);
+      process.once('SIGTERM', resolve);
+    });
+    io.out('Shutting down: finishing in-flight requests…');
+    await running.close();
+    return 0;
+  },
+};
