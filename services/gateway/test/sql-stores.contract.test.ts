@@ -1,4 +1,3 @@
-import type { EventBus, EventHandler } from '@flowloom/bus';
 import { type CloudEvent, createEvent, uuidv7 } from '@flowloom/contracts';
 import { type Db, migrate } from '@flowloom/store';
 import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
@@ -8,6 +7,7 @@ import { OutboxRelay, SqlOutbox } from '../src/adapters/sql-outbox.js';
 import { generateKeySecret, hashKey, keyHint } from '../src/domain/keys.js';
 import type { NewKey } from '../src/ports/key-store.js';
 import { openTestPglite, openTestPostgres, type TestDatabase } from './databases.js';
+import { RecordingBus } from './recording-bus.js';
 
 // One contract, two engines: the embedded PGlite and a real PostgreSQL must behave the same.
 const engines = [
@@ -37,32 +37,6 @@ const uniqueProject = () => `proj-${uuidv7()}`;
 
 function testEvent(n: number): CloudEvent<{ n: number }> {
   return createEvent('dev.flowloom.test.contract.v1', 'flowloom/test', { n }, `test/${n % 3}`);
-}
-
-/** A bus port double: records what it accepted, and can be told to refuse or to hold a publish. */
-class RecordingBus implements EventBus {
-  readonly accepted: CloudEvent[] = [];
-  calls = 0;
-  /** Publish calls numbered from 1 that throw. */
-  failOn = new Set<number>();
-  failAll = false;
-  delayMs = 0;
-  gate: Promise<void> | undefined;
-  reachedGate: (() => void) | undefined;
-
-  async publish(events: readonly CloudEvent[]): Promise<void> {
-    this.calls++;
-    if (this.failAll || this.failOn.has(this.calls)) throw new Error(`bus refused publish #${this.calls}`);
-    if (this.gate) {
-      this.reachedGate?.();
-      await this.gate;
-    }
-    if (this.delayMs > 0) await new Promise((resolve) => setTimeout(resolve, this.delayMs));
-    this.accepted.push(...events);
-  }
-
-  async subscribe(_group: string, _handler: EventHandler): Promise<void> {}
-  async close(): Promise<void> {}
 }
 
 async function countRows(db: Db, where = 'true'): Promise<number> {

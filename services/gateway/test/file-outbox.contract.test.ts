@@ -1,0 +1,208 @@
+import { appendFileSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { EventBus, EventHandler } from '@flowloom/bus';
+import { type CloudEvent, createEvent } from '@flowloom/contracts';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { FileOutbox } from '../src/adapters/file-outbox.js';
+import { RecordingBus } from './recording-bus.js';
+
+// The embedded outbox (an append-only file log) must keep the outbox contract the SQL one keeps:
+// durable before append resolves, published in order, only once the bus accepted, and nothing lost
+// across refusals, restarts, torn writes and concurrent publishers.
+
+let dir: string;
+const open: FileOutbox[] = [];
+
+async function openOutbox(bus: EventBus): Promise<FileOutbox> {
+  const outbox = await FileOutbox.open(dir, bus, { fsync: 'never' });
+  open.push(outbox);
+  return outbox;
+}
+
+function testEvent(n: number): CloudEvent<{ n: number }> {
+  return createEvent('dev.flowloom.test.file-outbox.v1', 'flowloom/test', { n }, `test/${n}`);
+}
+
+const ids = (events: readonly CloudEvent[]) => events.map((e) => e.id);
+
+function logLines(): string[] {
+  return readdirSync(dir)
+    .filter((name) => name.endsWith('.jsonl'))
+    .sort()
+    .flatMap((name) => readFileSync(join(dir, name), 'utf8').split('\n'))
+    .filter((line) => line !== '');
+}
+
+beforeEach(() => {
+  dir = mkdtempSync(join(tmpdir(), 'flowloom-outbox-'));
+});
+afterEach(async () => {
+  for (const outbox of open.splice(0)) await outbox.close().catch(() => {});
+  rmSync(dir, { recursive: true, force: true });
+});
+
+describe('file outbox', () => {
+  it('when an append resolves, then its events are already in the log', async () => {
+    const outbox = await openOutbox(new RecordingBus());
+    const events = [testEvent(1), testEvent(2)];
+    await outbox.append(events);
+    expect(logLines().map((line) => (JSON.parse(line) as CloudEvent).id)).toEqual(ids(events));
+  });
+
+  it('when many appends arrive at once, then every event is written once and all appends resolve', async () => {
+    const outbox = await openOutbox(new RecordingBus());
+    const events = Array.from({ length: 300 }, (_, i) => testEvent(i));
+    await Promise.all(events.map((e) => outbox.append([e])));
+    const written = logLines().map((line) => (JSON.parse(line) as CloudEvent).id);
+    expect(written).toHaveLength(300);
+    expect(new Set(written)).toEqual(new Set(ids(events)));
+  });
+
+  it('when pending events are published, then they go out in append order, once', async () => {
+    const bus = new RecordingBus();
+    const outbox = await openOutbox(bus);
+    const events = Array.from({ length: 25 }, (_, i) => testEvent(i));
+    for (const e of events) await outbox.append([e]);
+    await Promise.all(Array.from({ length: 10 }, (_, i) => outbox.append([testEvent(100 + i)])));
+    expect(await outbox.publishPending()).toBe(35);
+    expect(ids(bus.accepted).slice(0, 25)).toEqual(ids(events));
+    expect(ids(bus.accepted)).toEqual(logLines().map((line) => (JSON.parse(line) as CloudEvent).id));
+    expect(await outbox.publishPending()).toBe(0);
+  });
+
+  it('when the bus refuses, then nothing is marked published, and a later publish delivers all in order', async () => {
+    const bus = new RecordingBus();
+    bus.failAll = true;
+    const outbox = await openOutbox(bus);
+    const events = Array.from({ length: 5 }, (_, i) => testEvent(i));
+    for (const e of events) await outbox.append([e]);
+    await expect(outbox.publishPending()).rejects.toThrow(/bus refused/);
+    expect(outbox.backlog).toBe(5);
+    bus.failAll = false;
+    expect(await outbox.publishPending()).toBe(5);
+    expect(ids(bus.accepted)).toEqual(ids(events));
+    expect(outbox.backlog).toBe(0);
+  });
+
+  it('when the relay runs, then an append is published without being asked', async () => {
+    const bus = new RecordingBus();
+    const outbox = await openOutbox(bus);
+    outbox.start();
+    const event = testEvent(1);
+    await outbox.append([event]);
+    await vi.waitFor(() => expect(ids(bus.accepted)).toEqual([event.id]), { timeout: 3_000 });
+  });
+
+  it('when the outbox is closed and reopened, then what was published is not published again', async () => {
+    const first = new RecordingBus();
+    const outbox = await openOutbox(first);
+    await outbox.append([testEvent(1), testEvent(2)]);
+    await outbox.publishPending();
+    await outbox.close();
+    const second = new RecordingBus();
+    const reopened = await openOutbox(second);
+    expect(await reopened.publishPending()).toBe(0);
+    expect(second.accepted).toEqual([]);
+  });
+
+  it('when the bus was down at shutdown, then the events are published, in order, after a restart', async () => {
+    const down = new RecordingBus();
+    down.failAll = true;
+    const outbox = await openOutbox(down);
+    const events = Array.from({ length: 4 }, (_, i) => testEvent(i));
+    await outbox.append(events);
+    await outbox.close();
+    const up = new RecordingBus();
+    const reopened = await openOutbox(up);
+    expect(await reopened.publishPending()).toBe(4);
+    expect(ids(up.accepted)).toEqual(ids(events));
+    await reopened.append([testEvent(9)]);
+    await reopened.publishPending();
+    expect(up.accepted.at(-1)?.data).toEqual({ n: 9 });
+  });
+
+  it('when the process dies without closing, then unpublished events are published after a restart', async () => {
+    const outbox = await openOutbox(new RecordingBus());
+    const events = [testEvent(1), testEvent(2), testEvent(3)];
+    await outbox.append(events);
+    // No close(): a crash. A new process opens the same folder.
+    const bus = new RecordingBus();
+    const reopened = await FileOutbox.open(dir, bus, { fsync: 'never' });
+    open.push(reopened);
+    await reopened.publishPending();
+    expect(ids(bus.accepted)).toEqual(ids(events));
+  });
+
+  it('when the log ends in a torn line, then it is skipped and later events still go out once', async () => {
+    const down = new RecordingBus();
+    down.failAll = true;
+    const outbox = await openOutbox(down);
+    const events = [testEvent(1), testEvent(2)];
+    await outbox.append(events);
+    await outbox.close();
+    const segment = readdirSync(dir).find((name) => name.endsWith('.jsonl'));
+    if (!segment) throw new Error('no segment written');
+    appendFileSync(join(dir, segment), '{"specversion":"1.0","id":"torn-wri');
+
+    const bus = new RecordingBus();
+    const reopened = await openOutbox(bus);
+    expect(await reopened.publishPending()).toBe(2);
+    const later = testEvent(3);
+    await reopened.append([later]);
+    expect(await reopened.publishPending()).toBe(1);
+    expect(ids(bus.accepted)).toEqual([...ids(events), later.id]);
+    await reopened.close();
+
+    const again = new RecordingBus();
+    const third = await openOutbox(again);
+    expect(await third.publishPending()).toBe(0);
+  });
+
+  it('when two publishes run at once while events keep arriving, then every event is delivered', async () => {
+    // The relay loop and a flush (shutdown, tests) can publish at the same time.
+    const calls: Array<{ events: readonly CloudEvent[]; release: () => void }> = [];
+    const accepted: CloudEvent[] = [];
+    let holding = true;
+    const gated: EventBus = {
+      publish: (events) =>
+        new Promise<void>((resolve) => {
+          if (!holding) {
+            accepted.push(...events);
+            resolve();
+            return;
+          }
+          calls.push({
+            events,
+            release: () => {
+              accepted.push(...events);
+              resolve();
+            },
+          });
+        }),
+      subscribe: async (_group: string, _handler: EventHandler) => {},
+      close: async () => {},
+    };
+    const outbox = await openOutbox(gated);
+    const events = Array.from({ length: 6 }, (_, i) => testEvent(i));
+
+    await outbox.append(events.slice(0, 2));
+    const first = outbox.publishPending();
+    const second = outbox.publishPending();
+    await vi.waitFor(() => expect(calls).toHaveLength(2));
+    await outbox.append(events.slice(2, 4));
+    calls[0]?.release();
+    await vi.waitFor(() => expect(calls).toHaveLength(3));
+    calls[1]?.release();
+    await second;
+    await outbox.append(events.slice(4, 6));
+    calls[2]?.release();
+    await first;
+    // Whatever is still pending goes out now.
+    holding = false;
+    for (const call of calls.slice(3)) call.release();
+    await outbox.publishPending();
+
+    expect(new Set(ids(accepted))).toEqual(new Set(ids(events)));
+  });
+});
