@@ -338,6 +338,22 @@ describe('the gRPC Gateway service', () => {
     expect(error?.code).toBe(grpc.status.UNAVAILABLE);
   });
 
+  it('when the client cancels a ChatStream, then the upstream call is aborted', async () => {
+    fake.script({ kind: 'reply', chunks: Array.from({ length: 40 }, (_, i) => `w${i} `), chunkDelayMs: 50 });
+    const call = gateway.chatStream(hello(), auth(key), soon());
+    let seen = 0;
+    const ended = new Promise<grpc.ServiceError | undefined>((resolve) => {
+      call.on('error', (error: grpc.ServiceError) => resolve(error));
+      call.on('end', () => resolve(undefined));
+    });
+    call.on('data', (chunk: ChatChunk) => {
+      if (chunk.kind === 'textDelta' && ++seen === 2) call.cancel();
+    });
+    expect((await ended)?.code).toBe(grpc.status.CANCELLED);
+    const aborted = await fake.waitForAbort(3_000);
+    expect(aborted.completed).toBe(false);
+  });
+
   it('when the health service is checked, then the server and the Gateway service are SERVING', async () => {
     expect(await unary<{ status: string }>((cb) => health.check({ service: '' }, soon(), cb))).toEqual({
       status: 'SERVING',
