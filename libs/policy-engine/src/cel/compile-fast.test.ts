@@ -68,6 +68,11 @@ const EXPRESSIONS = [
   'request.headers["x-flowloom-project"].matches("^al")',
   'request.headers[caller.team] == "x"',
   'caller.team in request.headers',
+  '1000 < request.estimated_tokens && "gpt-4o" == request.model',
+  '0.5 >= signals.error_rate || request.stream != false',
+  '3 <= signals.baseline_ratio && signals.baseline_ratio != 3',
+  'request.region in ["eu-west-1"] || request.stream in [true]',
+  'caller.role == "admin" || caller.role > "c"',
 ];
 
 const INPUTS: EvaluationInput[] = [
@@ -99,6 +104,11 @@ const INPUTS: EvaluationInput[] = [
     budget: { remaining: 0, limit: 0 },
   },
   { request: { model: 'héllo😀', estimated_tokens: 9007199254740994, stream: false } },
+  // Wrong runtime types: both engines must fail (or absorb the failure in && / ||) alike.
+  {
+    request: { model: 5, estimated_tokens: '5', stream: 'yes', region: null },
+    caller: { role: 1 },
+  } as unknown as EvaluationInput,
 ];
 
 describe('compiled conditions agree with @bufbuild/cel', () => {

@@ -41,6 +41,13 @@ export class Unsupported extends Error {
 
 const HEADERS = ENVIRONMENT.request.get('headers')!;
 const PRIMITIVE = new Set(['bool', 'int', 'double', 'string']);
+/** `literal < field` is `field > literal`. */
+const MIRRORED: Readonly<Record<string, string>> = {
+  '_<_': '_>_',
+  '_<=_': '_>=_',
+  '_>_': '_<_',
+  '_>=_': '_<=_',
+};
 
 function failSlot(v: SlotValue, path: string): never {
   if (v instanceof SlotFailure) throw v.toError();
@@ -121,6 +128,73 @@ export function compileFast(root: Expr, types: ReadonlyMap<bigint, CelType>, tab
   const isHeaders = (e: Expr | undefined): boolean => {
     const s = e === undefined ? undefined : identSelect(e);
     return s?.root === 'request' && s.field === 'headers' && !s.testOnly;
+  };
+
+  /** A plain field read (`signals.error_rate`) as its slot, for the fused forms below. */
+  const fieldOperand = (
+    e: Expr | undefined,
+  ): { k: number; path: string; kind: 'double' | 'string' | 'bool' } | undefined => {
+    const sel = e === undefined ? undefined : identSelect(e);
+    if (sel === undefined || sel.testOnly || !isRootName(sel.root)) return undefined;
+    const spec = ENVIRONMENT[sel.root].get(sel.field);
+    const kind = spec?.type.kind;
+    if (spec === undefined || (kind !== 'double' && kind !== 'string' && kind !== 'bool')) return undefined;
+    return { k: table.indexOf(fieldSource(spec)), path: spec.path, kind };
+  };
+
+  /** A literal of the field's JS type (an int literal counts for a double field when exact). */
+  const literalFor = (
+    e: Expr | undefined,
+    kind: 'double' | 'string' | 'bool',
+  ): number | string | boolean | undefined => {
+    const c = e?.exprKind.case === 'constExpr' ? e.exprKind.value.constantKind : undefined;
+    if (kind === 'double' && c?.case === 'doubleValue') return c.value;
+    if (kind === 'double' && c?.case === 'int64Value') return exactDouble(c.value);
+    if (kind === 'string' && c?.case === 'stringValue') return c.value;
+    if (kind === 'bool' && c?.case === 'boolValue') return c.value;
+    return undefined;
+  };
+
+  /**
+   * `field <op> literal` (either order) as one closure instead of three: most policy conditions
+   * are conjunctions of exactly this shape. The typeof test is the same type assertion fieldSlot makes.
+   */
+  const fusedComparison = (
+    fn: string,
+    a0: Expr | undefined,
+    a1: Expr | undefined,
+  ): CompiledFn | undefined => {
+    let field = fieldOperand(a0);
+    let literal = field === undefined ? undefined : literalFor(a1, field.kind);
+    let op = fn;
+    if (field === undefined || literal === undefined) {
+      field = fieldOperand(a1);
+      literal = field === undefined ? undefined : literalFor(a0, field.kind);
+      op = MIRRORED[fn] ?? fn;
+    }
+    if (field === undefined || literal === undefined) return undefined;
+    const { k, path } = field;
+    const type = field.kind === 'bool' ? 'boolean' : field.kind === 'double' ? 'number' : 'string';
+    // One JS type on both sides, so JS operators order them as CEL does; typed as number for TS only.
+    const c = literal as number;
+    const read = (s: Slots): number => {
+      const v = s[k]!;
+      return typeof v === type ? (v as number) : failSlot(v, path);
+    };
+    switch (op) {
+      case '_==_':
+        return (s) => read(s) === c;
+      case '_!=_':
+        return (s) => read(s) !== c;
+      case '_<_':
+        return (s) => read(s) < c;
+      case '_<=_':
+        return (s) => read(s) <= c;
+      case '_>_':
+        return (s) => read(s) > c;
+      default:
+        return (s) => read(s) >= c;
+    }
   };
 
   const select = (e: Expr, sel: SelectExpr): CompiledFn => {
@@ -221,6 +295,8 @@ export function compileFast(root: Expr, types: ReadonlyMap<bigint, CelType>, tab
   };
 
   const equality = (negated: boolean, a0: Expr | undefined, a1: Expr | undefined): CompiledFn => {
+    const fused = fusedComparison(negated ? '_!=_' : '_==_', a0, a1);
+    if (fused !== undefined) return fused;
     const [ta, tb] = primitiveTypes(a0, a1);
     let l = compile(a0);
     let r = compile(a1);
@@ -241,6 +317,8 @@ export function compileFast(root: Expr, types: ReadonlyMap<bigint, CelType>, tab
   };
 
   const relation = (fn: string, a0: Expr | undefined, a1: Expr | undefined): CompiledFn => {
+    const fused = fusedComparison(fn, a0, a1);
+    if (fused !== undefined) return fused;
     const [ta, tb] = primitiveTypes(a0, a1);
     let l = compile(a0);
     let r = compile(a1);
@@ -339,6 +417,15 @@ export function compileFast(root: Expr, types: ReadonlyMap<bigint, CelType>, tab
     const elements = container.exprKind.value.elements;
     const constants = constantSet(elements, itemType);
     // CEL has no NaN literal, so SameValueZero (Set) and CEL equality agree on these constants.
+    const field = fieldOperand(item);
+    if (constants !== undefined && field !== undefined) {
+      const { k, path } = field;
+      const type = field.kind === 'bool' ? 'boolean' : field.kind === 'double' ? 'number' : 'string';
+      return (s) => {
+        const v = s[k]!;
+        return typeof v === type ? constants.has(v as RuntimeValue) : failSlot(v, path);
+      };
+    }
     if (constants !== undefined) return (s, i) => constants.has(itemFn(s, i));
     const elementFns = elements.map((el) => {
       if (!PRIMITIVE.has(typeOf(el).kind)) throw new Unsupported('non-primitive list element');
@@ -356,6 +443,18 @@ export function compileFast(root: Expr, types: ReadonlyMap<bigint, CelType>, tab
       throw new Unsupported(c.function);
     const str = compile(receiver) as Typed<string>;
     if (c.function === 'matches') return matches(str, arg);
+    const field = fieldOperand(receiver);
+    const literal = constString(arg);
+    if (field !== undefined && literal !== undefined) {
+      const { k, path } = field;
+      const read = (s: Slots): string => {
+        const v = s[k]!;
+        return typeof v === 'string' ? v : failSlot(v, path);
+      };
+      if (c.function === 'startsWith') return (s) => read(s).startsWith(literal);
+      if (c.function === 'endsWith') return (s) => read(s).endsWith(literal);
+      if (c.function === 'contains') return (s) => read(s).includes(literal);
+    }
     const a = compile(arg) as Typed<string>;
     if (c.function === 'startsWith') return (s, i) => str(s, i).startsWith(a(s, i));
     if (c.function === 'endsWith') return (s, i) => str(s, i).endsWith(a(s, i));
