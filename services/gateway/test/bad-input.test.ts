@@ -243,6 +243,20 @@ describe.each(endpoints)('bad input on $path', (endpoint) => {
     await expectNothingChanged();
   });
 
+  it("when the project header names another project than the key's, then it is a 403", async () => {
+    const res = await post(
+      JSON.stringify(endpoint.valid),
+      jsonHeaders({ 'x-flowloom-project': 'someone-else' }),
+    );
+    expectBad(res, 403, 'forbidden');
+    await expectNothingChanged();
+    const own = await post(
+      JSON.stringify(endpoint.valid),
+      jsonHeaders({ 'x-flowloom-project': 'bad-input' }),
+    );
+    expect(own.status, own.text).toBe(200);
+  });
+
   it('when a job tag is at the limits of what is allowed, then it is accepted', async () => {
     for (const job of ['j', 'x'.repeat(200), 'job-1/step_2:retry.3']) {
       const res = await post(JSON.stringify(endpoint.valid), jsonHeaders({ 'x-flowloom-job': job }));
