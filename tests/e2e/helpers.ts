@@ -22,11 +22,6 @@ export async function eventFor(
   }
 }
 
-/** Every recorded event about a given model, in order. */
-export async function eventsForModel(t: TestGateway, model: string): Promise<RecordedEvent[]> {
-  return (await t.events()).filter((e) => e.data.model === model);
-}
-
 export function delay(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
