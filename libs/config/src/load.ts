@@ -26,7 +26,26 @@ export const ENV_VARIABLES = {
   FLOWLOOM_LOG_LEVEL: { key: 'logLevel', type: 'string' },
   FLOWLOOM_MAX_BODY_BYTES: { key: 'maxBodyBytes', type: 'int' },
   FLOWLOOM_OUTBOX_FSYNC: { key: 'outboxFsync', type: 'string' },
+  FLOWLOOM_POLICY_FILE: { key: 'policy.file', type: 'string' },
+  FLOWLOOM_POLICY_MODE: { key: 'policy.mode', type: 'string' },
+  FLOWLOOM_POLICY_SERVICE_URL: { key: 'policy.serviceUrl', type: 'string' },
 } as const;
+
+/** Sets `a.b` in nested objects (variables such as FLOWLOOM_POLICY_FILE set `policy.file`). */
+function setPath(target: Record<string, unknown>, key: string, value: unknown): void {
+  const parts = key.split('.');
+  let node = target;
+  for (const part of parts.slice(0, -1)) {
+    const next = node[part];
+    const child: Record<string, unknown> =
+      next !== null && typeof next === 'object' && !Array.isArray(next)
+        ? { ...(next as Record<string, unknown>) }
+        : {};
+    node[part] = child;
+    node = child;
+  }
+  node[parts[parts.length - 1] ?? key] = value;
+}
 
 function readInt(name: string, value: string): number {
   if (!/^\d+$/.test(value.trim())) {
@@ -153,7 +172,9 @@ export function loadConfig(options: LoadOptions = {}): Config {
   for (const [name, spec] of Object.entries(ENV_VARIABLES)) {
     const value = env[name];
     if (value === undefined || value === '') continue;
-    raw[spec.key] =
+    setPath(
+      raw,
+      spec.key,
       spec.type === 'int'
         ? readInt(name, value)
         : spec.type === 'list'
@@ -161,7 +182,8 @@ export function loadConfig(options: LoadOptions = {}): Config {
               .split(',')
               .map((s) => s.trim())
               .filter(Boolean)
-          : value;
+          : value,
+    );
   }
   const fileProviders = (raw.providers ?? {}) as Record<string, unknown>;
   raw.providers = { ...providersFromEnv(env), ...fileProviders };
@@ -173,6 +195,7 @@ export function loadConfig(options: LoadOptions = {}): Config {
     throw new ConfigError(`Invalid configuration:\n${lines.join('\n')}`);
   }
   const config = parsed.data;
+  if (config.policy.file) config.policy.file = resolve(cwd, config.policy.file);
   checkReferences(config, env);
   return config;
 }

@@ -101,6 +101,38 @@ export const rateLimitSchema = z
   });
 export type RateLimitConfig = z.infer<typeof rateLimitSchema>;
 
+export const policyConfigSchema = z.strictObject({
+  /** A policy document (YAML or JSON) loaded at start: pushed to the policy service, or enforced directly by a lone gateway. */
+  file: z.string().min(1).optional(),
+  /** How the file's version is rolled out at start. */
+  mode: z.enum(['enforce', 'shadow', 'canary']).default('enforce'),
+  /** Canary share (0-100) when mode is canary. */
+  percent: z.number().min(0).max(100).default(10),
+  /** gRPC address (`host:port`) of a policy service to stream bundles from (distributed mode). */
+  serviceUrl: z
+    .string()
+    .regex(/^[^\s/]+:\d+$/, 'must be host:port')
+    .optional(),
+  /** Port of the policy service's own gRPC server (bundle stream for remote gateways); off when omitted. */
+  grpcPort: z.number().int().min(0).max(65535).optional(),
+});
+export type PolicyConfig = z.infer<typeof policyConfigSchema>;
+
+/** Sliding windows of the runaway signals (per job, else session, else key). */
+export const signalsConfigSchema = z.strictObject({
+  /** Rates (spend, tokens, requests per minute, error rate) are measured over this window. */
+  windowSeconds: z.number().int().min(10).max(3600).default(60),
+  /** Earlier prompts within this window count towards repeated_prompts. */
+  repeatWindowSeconds: z.number().int().min(10).max(86_400).default(300),
+  /** How many recent prompt fingerprints are kept per subject. */
+  maxPrompts: z.number().int().min(2).max(256).default(32),
+  /** Prompts whose 64-bit SimHash differ in at most this many bits are near-identical. */
+  nearDuplicateBits: z.number().int().min(0).max(16).default(3),
+  /** A subject idle this long forgets its signals (and its job duration starts over). */
+  idleSeconds: z.number().int().min(60).default(3600),
+});
+export type SignalsConfig = z.infer<typeof signalsConfigSchema>;
+
 export const configSchema = z.strictObject({
   host: z.string().min(1).default('127.0.0.1'),
   httpPort: z.number().int().min(0).max(65535).default(8080),
@@ -138,5 +170,7 @@ export const configSchema = z.strictObject({
   models: z.record(z.string().min(1), routeSchema).default({}),
   routing: routingSchema.default(routingSchema.parse({})),
   prices: z.record(z.string().min(1), priceSchema).default({}),
+  policy: policyConfigSchema.default(policyConfigSchema.parse({})),
+  signals: signalsConfigSchema.default(signalsConfigSchema.parse({})),
 });
 export type Config = z.infer<typeof configSchema>;

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { policyEventPayloadSchemas } from './policy-events.js';
 
 // Payloads evolve by adding optional fields only, so producers and consumers of different versions
 // interoperate during a rolling deploy.
@@ -70,4 +71,5 @@ export const eventPayloadSchemas: Record<string, z.ZodType> = {
   [GATEWAY_REQUEST_COMPLETED]: requestCompletedSchema,
   [GATEWAY_REQUEST_FAILED]: requestFailedSchema,
   [GATEWAY_KEY_CHANGED]: keyChangedSchema,
+  ...policyEventPayloadSchemas,
 };

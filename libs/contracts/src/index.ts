@@ -1,3 +1,5 @@
 export { type CloudEvent, cloudEventSchema, createEvent } from './cloudevent.js';
 export * from './gateway-events.js';
+export * from './policy-bundle.js';
+export * from './policy-events.js';
 export { UUID_PATTERN, uuidv7 } from './uuid.js';

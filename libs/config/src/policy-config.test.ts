@@ -1,0 +1,35 @@
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { loadConfig } from './load.js';
+
+function dir(yaml?: string): string {
+  const d = mkdtempSync(join(tmpdir(), 'flowloom-config-'));
+  if (yaml !== undefined) writeFileSync(join(d, 'flowloom.yaml'), yaml);
+  return d;
+}
+
+describe('policy and signals settings', () => {
+  it('when nothing is set, then no policy file is loaded and signal windows have their defaults', () => {
+    const c = loadConfig({ env: {}, cwd: dir() });
+    expect(c.policy).toEqual({ mode: 'enforce', percent: 10 });
+    expect(c.signals).toMatchObject({ windowSeconds: 60, repeatWindowSeconds: 300, nearDuplicateBits: 3 });
+  });
+
+  it('when FLOWLOOM_POLICY_FILE is relative, then it is resolved against the working folder and merged with the file', () => {
+    const cwd = dir('policy:\n  mode: shadow\nsignals:\n  windowSeconds: 30\n');
+    const c = loadConfig({ env: { FLOWLOOM_POLICY_FILE: 'guard.yaml' }, cwd });
+    expect(c.policy).toMatchObject({ file: join(cwd, 'guard.yaml'), mode: 'shadow' });
+    expect(c.signals.windowSeconds).toBe(30);
+  });
+
+  it('when a policy setting is wrong, then start-up names the variable', () => {
+    expect(() => loadConfig({ env: { FLOWLOOM_POLICY_MODE: 'loud' }, cwd: dir() })).toThrow(
+      /FLOWLOOM_POLICY_MODE \(policy\.mode\)/,
+    );
+    expect(() => loadConfig({ env: { FLOWLOOM_POLICY_SERVICE_URL: 'http://x' }, cwd: dir() })).toThrow(
+      /FLOWLOOM_POLICY_SERVICE_URL \(policy\.serviceUrl\): must be host:port/,
+    );
+  });
+});
