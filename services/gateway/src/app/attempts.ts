@@ -62,11 +62,12 @@ export async function withFallback<T>(
     if (ctx.signal.aborted) throw new UpstreamFailure('aborted', 'the caller went away');
     const breaker = router.breaker(deployment.id);
     if (!breaker.tryAcquire(Date.now())) {
-      lastFailure = new UpstreamFailure(
+      // Skipped, not failed: keep the last real failure so the caller sees what the providers said.
+      lastFailure ??= new UpstreamFailure(
         'connection',
         `deployment ${deployment.id} is cooling down after repeated failures`,
       );
-      lastDeployment = deployment;
+      lastDeployment = undefined;
       continue;
     }
     const controller = new AbortController();

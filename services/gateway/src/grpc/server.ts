@@ -151,7 +151,9 @@ export async function startGrpcServer(
             call.end();
           }
         } catch (error) {
-          call.destroy(Object.assign(new Error(asAppError(error).message), toStatus(error)));
+          // grpc-js sends the status and ends the call on an 'error' emit; destroy() would leave the
+          // client waiting for a status that never comes.
+          call.emit('error', Object.assign(new Error(asAppError(error).message), toStatus(error)));
         }
       })();
     },
