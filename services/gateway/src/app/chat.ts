@@ -195,7 +195,9 @@ export class ChatService {
         }
         outcome = 'done';
       } catch (error) {
-        outcome = 'failed';
+        // The caller going away aborts the upstream call first; that is a cancellation, not a provider failure.
+        const callerGone = ctx.signal.aborted || (error instanceof UpstreamFailure && error.kind === 'aborted');
+        outcome = callerGone ? 'cancelled' : 'failed';
         failure = error;
         throw asAppError(error instanceof UpstreamFailure ? toAppError(error, attempts) : error);
       } finally {
