@@ -65,4 +65,29 @@ describe('loadConfig', () => {
     const c = loadConfig({ env: { FLOWLOOM_HTTP_PORT: '9100' }, cwd: dir('httpPort: 9000\n') });
     expect(c.httpPort).toBe(9100);
   });
+
+  it('when the audit section is set in the file and by variables, then both apply and the variable wins', () => {
+    const d = dir(
+      'audit:\n  origin: audit.example.com/flowloom\n  checkpointIntervalMs: 2000\n  retention:\n    "dev.flowloom.gateway.*": 365\n',
+    );
+    const c = loadConfig({ env: { FLOWLOOM_AUDIT_CHECKPOINT_INTERVAL_MS: '750' }, cwd: d });
+    expect(c.audit).toMatchObject({
+      origin: 'audit.example.com/flowloom',
+      checkpointIntervalMs: 750,
+      retention: { 'dev.flowloom.gateway.*': 365 },
+    });
+    expect(loadConfig({ env: {}, cwd: dir() }).audit).toMatchObject({
+      checkpointIntervalMs: 5000,
+      retention: {},
+    });
+  });
+
+  it('when an audit setting is invalid, then the error names its variable or key', () => {
+    expect(() => loadConfig({ env: { FLOWLOOM_AUDIT_ORIGIN: 'has space' }, cwd: dir() })).toThrow(
+      /FLOWLOOM_AUDIT_ORIGIN \(audit\.origin\)/,
+    );
+    expect(() => loadConfig({ env: {}, cwd: dir('audit:\n  retention:\n    "Not A Type": 3\n') })).toThrow(
+      /audit\.retention/,
+    );
+  });
 });

@@ -29,6 +29,13 @@ export const ENV_VARIABLES = {
   FLOWLOOM_POLICY_FILE: { key: 'policy.file', type: 'string' },
   FLOWLOOM_POLICY_MODE: { key: 'policy.mode', type: 'string' },
   FLOWLOOM_POLICY_SERVICE_URL: { key: 'policy.serviceUrl', type: 'string' },
+  FLOWLOOM_AUDIT_ORIGIN: { key: 'audit.origin', type: 'string' },
+  FLOWLOOM_AUDIT_CHECKPOINT_INTERVAL_MS: { key: 'audit.checkpointIntervalMs', type: 'int' },
+  FLOWLOOM_AUDIT_SIGNING_KEY_FILE: { key: 'audit.signingKeyFile', type: 'string' },
+  FLOWLOOM_AUDIT_CHECKPOINT_DIR: { key: 'audit.checkpointDir', type: 'string' },
+  FLOWLOOM_AUDIT_CHECKPOINT_URL: { key: 'audit.checkpointUrl', type: 'string' },
+  FLOWLOOM_AUDIT_GRPC_PORT: { key: 'audit.grpcPort', type: 'int' },
+  FLOWLOOM_AUDIT_HTTP_PORT: { key: 'audit.httpPort', type: 'int' },
 } as const;
 
 /** Sets `a.b` in nested objects (variables such as FLOWLOOM_POLICY_FILE set `policy.file`). */

@@ -133,6 +133,49 @@ export const signalsConfigSchema = z.strictObject({
 });
 export type SignalsConfig = z.infer<typeof signalsConfigSchema>;
 
+/** A retention rule's event type: an exact type, or a prefix ending in `*` (`dev.flowloom.gateway.*`). */
+const retentionTypeSchema = z
+  .string()
+  .regex(
+    /^(\*|[a-z0-9_.-]+\*?)$/,
+    'an event type such as dev.flowloom.gateway.request.completed.v1, or a prefix ending in *',
+  );
+
+/** The audit service: ledger checkpoints, signing key, external copies, retention (README "Audit trail"). */
+export const auditConfigSchema = z.strictObject({
+  /**
+   * The log's identity, written in every checkpoint and used as the signing key's name, e.g.
+   * `audit.example.com/flowloom`. A new log without one picks `flowloom.local/audit/<random>`; the
+   * origin of an existing log never changes.
+   */
+  origin: z
+    .string()
+    .min(1)
+    .max(200)
+    .regex(/^[^\s+]+$/, 'no spaces and no "+"')
+    .optional(),
+  /** A signed checkpoint is issued this often while there are new entries. */
+  checkpointIntervalMs: z.number().int().min(100).max(3_600_000).default(5_000),
+  /** Ed25519 signing key (`PRIVATE+KEY+…` text, mode 0600); generated at `<dataDir>/audit/signing-key` when omitted. */
+  signingKeyFile: z.string().min(1).optional(),
+  /** A folder outside the database that receives a copy of every checkpoint (one file each). */
+  checkpointDir: z.string().min(1).optional(),
+  /** An HTTP(S) endpoint that receives every checkpoint as a `text/plain` POST (a witness). */
+  checkpointUrl: z.url().optional(),
+  /** Days to keep entry content per event type (the longest matching rule wins); forever when none matches. */
+  retention: z.record(retentionTypeSchema, z.number().int().positive().max(36_500)).default({}),
+  /** How often retention runs. */
+  retentionIntervalMs: z.number().int().min(1_000).default(3_600_000),
+  /**
+   * gRPC port of `flowloom.audit.v1.Audit`, a server of its own. Unset: the standalone service uses
+   * 50052, and `flowloom up` the gateway's gRPC port + 1 (a free port when that one is taken).
+   */
+  grpcPort: z.number().int().min(0).max(65535).optional(),
+  /** HTTP port of the standalone audit service (in `flowloom up` its routes are on the gateway's port). */
+  httpPort: z.number().int().min(0).max(65535).default(8081),
+});
+export type AuditConfig = z.infer<typeof auditConfigSchema>;
+
 export const configSchema = z.strictObject({
   host: z.string().min(1).default('127.0.0.1'),
   httpPort: z.number().int().min(0).max(65535).default(8080),
@@ -172,5 +215,6 @@ export const configSchema = z.strictObject({
   prices: z.record(z.string().min(1), priceSchema).default({}),
   policy: policyConfigSchema.default(policyConfigSchema.parse({})),
   signals: signalsConfigSchema.default(signalsConfigSchema.parse({})),
+  audit: auditConfigSchema.default(auditConfigSchema.parse({})),
 });
 export type Config = z.infer<typeof configSchema>;
