@@ -103,3 +103,35 @@ export class SlotTable {
     for (let i = 0; i < sources.length; i++) into[i] = sources[i]!.read(input);
   }
 }
+
+type Reporter = (value: SlotValue) => InputValue;
+type InputsBuilder = (
+  reporters: readonly Reporter[],
+  values: readonly SlotValue[],
+) => Record<string, InputValue>;
+
+/**
+ * Builds a decision's `inputs` record. Assigning ~25 dotted keys one at a time costs ~3 µs (each
+ * store is megamorphic), more than evaluating 100 conditions; one object literal per policy costs
+ * ~0.15 µs. The literal's keys are emitted as JSON string literals and values are read by index, so
+ * no policy text is ever evaluated as code. Where code generation is disabled
+ * (--disallow-code-generation-from-strings), plain assignment is used instead.
+ */
+export function inputsRecordBuilder(
+  sources: readonly SlotSource[],
+  generateCode = true,
+): (values: readonly SlotValue[]) => Record<string, InputValue> {
+  const reporters = sources.map((s) => s.report);
+  try {
+    if (!generateCode) throw new EvalError('code generation not wanted');
+    const members = sources.map((s, k) => `${JSON.stringify(s.path)}: r[${k}](v[${k}])`);
+    const build = new Function('r', 'v', `return { ${members.join(', ')} };`) as InputsBuilder;
+    return (values) => build(reporters, values);
+  } catch {
+    return (values) => {
+      const out: Record<string, InputValue> = {};
+      for (let k = 0; k < sources.length; k++) out[sources[k]!.path] = reporters[k]!(values[k]!);
+      return out;
+    };
+  }
+}

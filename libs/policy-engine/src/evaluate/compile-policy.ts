@@ -1,6 +1,6 @@
 import type { CheckIssue } from '../cel/check.js';
 import { type CompiledCondition, type ConditionEngine, compileCondition } from '../cel/compile-condition.js';
-import { SlotTable, type SlotValue } from '../cel/slots.js';
+import { type InputValue, inputsRecordBuilder, SlotTable, type SlotValue } from '../cel/slots.js';
 import { type ActionClass, actionClass, DENY_SEVERITY } from '../document/actions.js';
 import { type DocumentIssue, issue } from '../document/issues.js';
 import type { PolicyDocument, PolicyRule } from '../document/schema.js';
@@ -81,6 +81,7 @@ export interface PolicyRuntime {
   readonly unmatched: readonly RuleTrace[];
   readonly matched: readonly RuleTrace[];
   readonly buckets: BucketMemo;
+  readonly inputsRecord: (values: readonly SlotValue[]) => Record<string, InputValue>;
 }
 
 const runtimes = new WeakMap<CompiledPolicy, PolicyRuntime>();
@@ -108,5 +109,6 @@ function newRuntime(version: string, rules: readonly CompiledRule[], slots: Slot
     unmatched: rules.map((c) => trace(c, false)),
     matched: rules.map((c) => trace(c, true)),
     buckets: new BucketMemo(version),
+    inputsRecord: inputsRecordBuilder(slots.sources),
   };
 }

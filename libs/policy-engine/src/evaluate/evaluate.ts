@@ -1,5 +1,4 @@
 import { newScratch } from '../cel/interpreted.js';
-import type { InputValue } from '../cel/slots.js';
 import type { EvaluationInput } from '../input.js';
 import { assignCanary, type CanaryAssignment, type Rollout } from '../rollout.js';
 import { type CompiledPolicy, type CompiledRule, runtimeOf } from './compile-policy.js';
@@ -65,13 +64,6 @@ export function evaluatePolicy(
     }
   }
 
-  const inputs: Record<string, InputValue> = {};
-  const sources = runtime.slots.sources;
-  for (let k = 0; k < sources.length; k++) {
-    const source = sources[k]!;
-    inputs[source.path] = source.report(values[k]!);
-  }
-
   const intended = resolveOutcome(policy.name, deny, exclusive, combinable);
   const rollout = options.rollout ?? ENFORCE;
   let canary: CanaryAssignment | undefined;
@@ -81,17 +73,18 @@ export function evaluatePolicy(
     enforced = canary.enforced;
   }
   const effective: Outcome = enforced ? intended : DEFAULT_ALLOW;
+  // One literal with every key keeps decisions one shape; absent optionals are undefined (dropped by JSON).
   return {
     policy: policy.name,
     version: policy.version,
     mode: rollout.mode,
-    ...(canary === undefined ? {} : { canary }),
+    canary,
     enforced,
     intended,
     effective,
     rules: traces,
-    inputs,
+    inputs: runtime.inputsRecord(values),
     errors,
-    ...(input.now === undefined ? {} : { evaluatedAt: input.now }),
+    evaluatedAt: input.now,
   };
 }
