@@ -62,6 +62,37 @@ for (const subject of subjects) {
       expect(received.map((e) => e.id)).toEqual(sent.map((e) => e.id));
       expect(received[3]).toEqual(sent[3]);
     });
+
+    it('when a batch subscriber is attached, then it receives the matching events in order, several per call', {
+      timeout: 60_000,
+    }, async () => {
+      const bus = await subject.make();
+      const job = `job/${randomBytes(4).toString('hex')}`;
+      const received: CloudEvent[] = [];
+      let calls = 0;
+      await bus.subscribeBatch?.(
+        `contract-batch-${randomBytes(4).toString('hex')}`,
+        async (events) => {
+          const mine = events.filter((e) => e.subject === job);
+          if (mine.length > 0) calls++;
+          received.push(...mine);
+        },
+        ['dev.flowloom.gateway.'],
+      );
+      const sent = Array.from({ length: 30 }, (_, i) =>
+        createEvent(
+          i % 3 === 2 ? 'dev.flowloom.policy.decision.v1' : 'dev.flowloom.gateway.request.completed.v1',
+          i % 3 === 2 ? 'flowloom/policy' : 'flowloom/gateway',
+          { n: i },
+          job,
+        ),
+      );
+      await bus.publish(sent);
+      const wanted = sent.filter((e) => e.type.startsWith('dev.flowloom.gateway.'));
+      await waitFor(() => received.length >= wanted.length);
+      expect(received.map((e) => e.id)).toEqual(wanted.map((e) => e.id));
+      expect(calls).toBeLessThan(wanted.length);
+    });
   });
 }
 

@@ -2,6 +2,9 @@ import type { CloudEvent } from '@flowloom/contracts';
 
 export type EventHandler = (event: CloudEvent) => Promise<void>;
 
+/** Receives the events of one delivery at once (in order); resolving acknowledges all of them. */
+export type BatchEventHandler = (events: readonly CloudEvent[]) => Promise<void>;
+
 /**
  * Publish/subscribe of CloudEvents between services. Delivery is at least once: a handler may see
  * an event again after a crash or redelivery and must deduplicate by `event.id`.
@@ -13,5 +16,12 @@ export interface EventBus {
    * type prefix (e.g. `dev.flowloom.gateway.`); all events when omitted.
    */
   subscribe(group: string, handler: EventHandler, types?: readonly string[]): Promise<void>;
+  /**
+   * Like `subscribe`, but hands over each delivery (a published batch, a Kafka fetch) in one call,
+   * so a consumer can make the whole batch durable in one write (the audit ledger's group commit).
+   * Resolving acknowledges every event of the batch; rejecting redelivers them. Optional: a consumer
+   * falls back to `subscribe` on a bus without it.
+   */
+  subscribeBatch?(group: string, handler: BatchEventHandler, types?: readonly string[]): Promise<void>;
   close(): Promise<void>;
 }

@@ -1,9 +1,10 @@
 import type { CloudEvent } from '@flowloom/contracts';
-import type { EventBus, EventHandler } from './bus.js';
+import type { BatchEventHandler, EventBus, EventHandler } from './bus.js';
 
 interface Subscription {
   group: string;
-  handler: EventHandler;
+  /** Gets every matching event of one `publish` call at once. */
+  handler: BatchEventHandler;
   types: readonly string[] | undefined;
   /** Serializes delivery per subscription so each consumer sees events in publish order. */
   tail: Promise<void>;
@@ -24,9 +25,7 @@ export class InProcessBus implements EventBus {
     for (const sub of this.subscriptions) {
       const mine = events.filter((e) => !sub.types || sub.types.some((t) => e.type.startsWith(t)));
       if (mine.length === 0) continue;
-      const run = sub.tail.then(async () => {
-        for (const event of mine) await sub.handler(event);
-      });
+      const run = sub.tail.then(() => sub.handler(mine));
       sub.tail = run.catch(() => {});
       deliveries.push(run);
     }
@@ -34,6 +33,16 @@ export class InProcessBus implements EventBus {
   }
 
   async subscribe(group: string, handler: EventHandler, types?: readonly string[]): Promise<void> {
+    await this.subscribeBatch(
+      group,
+      async (events) => {
+        for (const event of events) await handler(event);
+      },
+      types,
+    );
+  }
+
+  async subscribeBatch(group: string, handler: BatchEventHandler, types?: readonly string[]): Promise<void> {
     if (this.subscriptions.some((s) => s.group === group)) {
       throw new Error(`consumer group "${group}" already subscribed in this process`);
     }

@@ -1,6 +1,6 @@
 import { type CloudEvent, eventPayloadSchemas } from '@flowloom/contracts';
 import { type Consumer, Kafka, logLevel, type Producer } from 'kafkajs';
-import type { EventBus, EventHandler } from './bus.js';
+import type { BatchEventHandler, EventBus, EventHandler } from './bus.js';
 import { fromKafkaRecord, toKafkaRecord, topicFor } from './kafka-binding.js';
 
 export interface KafkaBusOptions {
@@ -115,6 +115,41 @@ export class KafkaBus implements EventBus {
           await heartbeat();
         }
         // Only offsets of handled messages are committed: a crash re-delivers the rest.
+        await commitOffsetsIfNecessary();
+      },
+    });
+    this.consumers.push(consumer);
+  }
+
+  async subscribeBatch(group: string, handler: BatchEventHandler, types?: readonly string[]): Promise<void> {
+    const consumer = this.kafka.consumer({
+      groupId: group,
+      sessionTimeout: 10_000,
+      heartbeatInterval: 1_000,
+    });
+    await consumer.connect();
+    await consumer.subscribe({ topics: [ALL_TOPICS], fromBeginning: true });
+    await consumer.run({
+      autoCommit: false,
+      eachBatchAutoResolve: false,
+      eachBatch: async ({
+        batch,
+        resolveOffset,
+        heartbeat,
+        commitOffsetsIfNecessary,
+        isRunning,
+        isStale,
+      }) => {
+        if (!isRunning() || isStale() || batch.messages.length === 0) return;
+        const events: CloudEvent[] = [];
+        for (const message of batch.messages) {
+          const event = fromKafkaRecord(message.headers ?? {}, message.value);
+          if (event && (!types || types.some((t) => event.type.startsWith(t)))) events.push(event);
+        }
+        if (events.length > 0) await handler(events);
+        // The whole fetch is handled: commit past its last message. A failure above commits nothing.
+        resolveOffset((batch.messages[batch.messages.length - 1] as { offset: string }).offset);
+        await heartbeat();
         await commitOffsetsIfNecessary();
       },
     });
