@@ -127,7 +127,9 @@ export function inputsRecordBuilder(
     const members = sources.map((s, k) => `${JSON.stringify(s.path)}: r[${k}](v[${k}])`);
     const build = new Function('r', 'v', `return { ${members.join(', ')} };`) as InputsBuilder;
     return (values) => build(reporters, values);
-  } catch {
+  } catch (err) {
+    // Only "code generation disallowed" falls back; a SyntaxError would be our bug and must surface.
+    if (!(err instanceof EvalError)) throw err;
     return (values) => {
       const out: Record<string, InputValue> = {};
       for (let k = 0; k < sources.length; k++) out[sources[k]!.path] = reporters[k]!(values[k]!);
