@@ -1,0 +1,135 @@
+{{/*
+Names, labels and the pieces every service's pod shares.
+*/}}
+
+{{- define "flowloom.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{/* The release's full name; service names are "<fullname>-<service>", so keep room for "-gateway-grpc". */}}
+{{- define "flowloom.fullname" -}}
+{{- if .Values.fullnameOverride -}}
+{{- .Values.fullnameOverride | trunc 50 | trimSuffix "-" -}}
+{{- else -}}
+{{- $name := default .Chart.Name .Values.nameOverride -}}
+{{- if contains $name .Release.Name -}}
+{{- .Release.Name | trunc 50 | trimSuffix "-" -}}
+{{- else -}}
+{{- printf "%s-%s" .Release.Name $name | trunc 50 | trimSuffix "-" -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "flowloom.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{- define "flowloom.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "flowloom.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end -}}
+
+{{- define "flowloom.labels" -}}
+helm.sh/chart: {{ include "flowloom.chart" . }}
+{{ include "flowloom.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/part-of: flowloom
+{{- with .Values.commonLabels }}
+{{ toYaml . }}
+{{- end }}
+{{- end -}}
+
+{{/* Selector labels of one component: dict "root" $ "component" "gateway". */}}
+{{- define "flowloom.componentSelectorLabels" -}}
+{{ include "flowloom.selectorLabels" .root }}
+app.kubernetes.io/component: {{ .component }}
+{{- end -}}
+
+{{- define "flowloom.componentLabels" -}}
+{{ include "flowloom.labels" .root }}
+app.kubernetes.io/component: {{ .component }}
+{{- end -}}
+
+{{- define "flowloom.image" -}}
+{{- $tag := default .Chart.AppVersion .Values.image.tag -}}
+{{- if .Values.image.digest -}}
+{{- printf "%s@%s" .Values.image.repository .Values.image.digest -}}
+{{- else -}}
+{{- printf "%s:%s" .Values.image.repository $tag -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "flowloom.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create -}}
+{{- default (include "flowloom.fullname" .) .Values.serviceAccount.name -}}
+{{- else -}}
+{{- default "default" .Values.serviceAccount.name -}}
+{{- end -}}
+{{- end -}}
+
+{{/* The Secret every service loads as variables: the user's existingSecret or the chart's own. */}}
+{{- define "flowloom.secretName" -}}
+{{- if .Values.existingSecret -}}
+{{- .Values.existingSecret -}}
+{{- else -}}
+{{- include "flowloom.fullname" . -}}
+{{- end -}}
+{{- end -}}
+
+{{/* flowloom.yaml: the structured settings; empty collections are left out (the loader has defaults). */}}
+{{- define "flowloom.configFile" -}}
+{{- $out := dict -}}
+{{- range $key, $value := .Values.config -}}
+{{- if or (kindIs "float64" $value) (kindIs "int64" $value) (kindIs "int" $value) (kindIs "bool" $value) $value -}}
+{{- $_ := set $out $key $value -}}
+{{- end -}}
+{{- end -}}
+{{- toYaml $out -}}
+{{- end -}}
+
+{{/* Variables that say where things are: listen address, ports, data, log level, Kafka. */}}
+{{- define "flowloom.env" -}}
+- name: FLOWLOOM_CONFIG
+  value: /etc/flowloom/flowloom.yaml
+- name: FLOWLOOM_HOST
+  value: "0.0.0.0"
+- name: FLOWLOOM_HTTP_PORT
+  value: {{ .Values.containerPorts.http | quote }}
+- name: FLOWLOOM_GRPC_PORT
+  value: {{ .Values.containerPorts.grpc | quote }}
+- name: FLOWLOOM_DATA_DIR
+  value: /data
+- name: FLOWLOOM_LOG_LEVEL
+  value: {{ .Values.config.logLevel | quote }}
+{{- with .Values.kafka.brokers }}
+- name: FLOWLOOM_KAFKA_BROKERS
+  value: {{ join "," . | quote }}
+{{- end }}
+{{- range $name, $value := .Values.env }}
+- name: {{ $name }}
+  value: {{ $value | toString | quote }}
+{{- end }}
+{{- end -}}
+
+{{- define "flowloom.volumes" -}}
+- name: tmp
+  emptyDir:
+    sizeLimit: {{ .Values.tmpVolume.sizeLimit }}
+- name: data
+  emptyDir:
+    sizeLimit: {{ .Values.dataVolume.sizeLimit }}
+{{- with .Values.extraVolumes }}
+{{ toYaml . }}
+{{- end }}
+{{- end -}}
+
+{{- define "flowloom.volumeMounts" -}}
+- name: tmp
+  mountPath: /tmp
+- name: data
+  mountPath: /data
+{{- with .Values.extraVolumeMounts }}
+{{ toYaml . }}
+{{- end }}
+{{- end -}}
