@@ -32,3 +32,73 @@ export const policyBundleSchema = z.object({
   policies: z.array(bundlePolicySchema),
 });
 export type PolicyBundle = z.infer<typeof policyBundleSchema>;
+
+/** A bundle as `flowloom.policy.v1.PolicyBundle` (proto-loader, camelCase fields, longs as numbers). */
+export interface PolicyBundleWire {
+  revision: number;
+  policies: Array<{ name: string; stable?: BundleVersionWire | null; candidate?: BundleVersionWire | null }>;
+}
+
+export interface BundleVersionWire {
+  version: string;
+  documentJson: string;
+  mode: string;
+  percent: number;
+  by: string;
+}
+
+export function bundleToWire(bundle: PolicyBundle): PolicyBundleWire {
+  return {
+    revision: bundle.revision,
+    policies: bundle.policies.map((p) => ({
+      name: p.name,
+      ...(p.stable
+        ? {
+            stable: {
+              version: p.stable.version,
+              documentJson: JSON.stringify(p.stable.document),
+              mode: 'enforce',
+              percent: 0,
+              by: '',
+            },
+          }
+        : {}),
+      ...(p.candidate
+        ? {
+            candidate: {
+              version: p.candidate.version,
+              documentJson: JSON.stringify(p.candidate.document),
+              mode: p.candidate.mode,
+              percent: p.candidate.percent ?? 0,
+              by: p.candidate.by ?? '',
+            },
+          }
+        : {}),
+    })),
+  };
+}
+
+/** Parses and validates a received bundle; throws with the reason when it is malformed. */
+export function bundleFromWire(wire: PolicyBundleWire): PolicyBundle {
+  const version = (v: BundleVersionWire) => ({
+    version: v.version,
+    document: JSON.parse(v.documentJson) as unknown,
+  });
+  return policyBundleSchema.parse({
+    revision: Number(wire.revision),
+    policies: wire.policies.map((p) => ({
+      name: p.name,
+      ...(p.stable ? { stable: version(p.stable) } : {}),
+      ...(p.candidate
+        ? {
+            candidate: {
+              ...version(p.candidate),
+              mode: p.candidate.mode,
+              ...(p.candidate.mode === 'canary' ? { percent: p.candidate.percent } : {}),
+              ...(p.candidate.by === 'job' || p.candidate.by === 'key' ? { by: p.candidate.by } : {}),
+            },
+          }
+        : {}),
+    })),
+  });
+}

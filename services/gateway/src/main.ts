@@ -7,10 +7,14 @@ import { type Db, migrate, openDb } from '@flowloom/store';
 import { createLogger, createRegistry, type Logger, type Registry } from '@flowloom/telemetry';
 import type { FastifyInstance } from 'fastify';
 import { FileOutbox } from './adapters/file-outbox.js';
+import { FilePolicySource } from './adapters/file-policy-source.js';
+import { GrpcPolicySource } from './adapters/grpc-policy-source.js';
 import { MemoryLimitStore } from './adapters/memory-limit-store.js';
+import { MemorySignalStore } from './adapters/memory-signal-store.js';
 import { gatewayMigrations } from './adapters/migrations.js';
 import { createPrometheusMetrics } from './adapters/prometheus-metrics.js';
 import { RedisLimitStore } from './adapters/redis-limit-store.js';
+import { RedisSignalStore } from './adapters/redis-signal-store.js';
 import { SqlKeyStore } from './adapters/sql-key-store.js';
 import { OutboxRelay, SqlOutbox } from './adapters/sql-outbox.js';
 import { Authenticator, presentedKey } from './app/authenticate.js';
@@ -19,11 +23,16 @@ import { ChatService } from './app/chat.js';
 import { EmbeddingsService } from './app/embeddings.js';
 import { KeysAdmin } from './app/keys-admin.js';
 import { Limiter } from './app/limits.js';
+import { PolicyGate } from './app/policy-gate.js';
 import { Router } from './app/router.js';
+import { signalWindows } from './domain/signals.js';
 import { startGrpcServer } from './grpc/server.js';
+import { registerAdminJobs } from './http/routes/admin-jobs.js';
 import { buildHttpServer } from './http/server.js';
 import type { LimitStore } from './ports/limit-store.js';
 import type { Outbox } from './ports/outbox.js';
+import type { PolicySource } from './ports/policy-source.js';
+import type { SignalStore } from './ports/signal-store.js';
 import { createProviderClients } from './providers.js';
 
 export interface GatewayOptions {
@@ -40,6 +49,11 @@ export interface GatewayOptions {
    * (`flowloom up`). Each gets the function that authenticates an admin caller.
    */
   plugins?: ReadonlyArray<HttpPlugin>;
+  /**
+   * Where policy bundles come from when the policy service runs in this process (a direct
+   * subscription). Otherwise `policy.serviceUrl` streams them over gRPC, or `policy.file` is enforced.
+   */
+  policySource?: PolicySource;
   /** Receives a generated bootstrap admin key, which exists nowhere else. */
   onAdminKeyGenerated?: (secret: string) => void;
 }
@@ -47,7 +61,7 @@ export interface GatewayOptions {
 /** Authenticates a request's key (Bearer or x-api-key) and requires the admin role; throws AppError otherwise. */
 export type AdminAuthorizer = (
   headers: Record<string, string | string[] | undefined>,
-) => Promise<{ actor: string; keyId: string }>;
+) => Promise<{ actor: string; keyId: string; owner: string }>;
 
 export type HttpPlugin = (app: FastifyInstance, authorizeAdmin: AdminAuthorizer) => void | Promise<void>;
 
@@ -58,6 +72,8 @@ export interface Gateway {
   grpcAddress: string;
   db: Db;
   bus: EventBus;
+  /** The inline policy decision: the active bundle's status, job stops. */
+  policy: PolicyGate;
   /** Publishes every outbox row now (tests and shutdown). */
   flushOutbox(): Promise<number>;
   close(): Promise<void>;
@@ -114,8 +130,26 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     ? await RedisLimitStore.connect(config.redisUrl)
     : new MemoryLimitStore();
   const limiter = new Limiter(limits, config.budgets, config.rateLimits);
-  const chat = new ChatService(router, config.routing, outbox, metrics, limiter);
-  const embeddings = new EmbeddingsService(router, config.routing, outbox, metrics, limiter);
+  const windows = signalWindows(config.signals);
+  const signals: SignalStore = config.redisUrl
+    ? await RedisSignalStore.connect(config.redisUrl, windows)
+    : new MemorySignalStore(windows);
+  const gate = new PolicyGate({
+    signals,
+    windows,
+    outbox,
+    keys,
+    limits,
+    budgets: config.budgets,
+    onRejected: (message) => log.error(message),
+  });
+  const policySource = await openPolicySource(options.policySource, config, log);
+  const unsubscribePolicy = policySource?.subscribe((bundle) => {
+    gate.load(bundle);
+    log.info({ revision: bundle.revision, policies: gate.status().policies }, 'policy bundle in force');
+  });
+  const chat = new ChatService(router, config.routing, outbox, metrics, limiter, gate);
+  const embeddings = new EmbeddingsService(router, config.routing, outbox, metrics, limiter, gate);
 
   const readiness = async (): Promise<Record<string, string>> => {
     try {
@@ -132,12 +166,22 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       presentedKey({ authorization: first(headers.authorization), 'x-api-key': first(headers['x-api-key']) }),
     );
     if (key.role !== 'admin') throw new AppError('forbidden', 'This endpoint needs an admin key.');
-    return { actor: `key/${key.id} (${key.name})`, keyId: key.id };
+    return { actor: `key/${key.id} (${key.name})`, keyId: key.id, owner: key.owner };
   };
-  const http = buildHttpServer(
-    { auth, chat, embeddings, keys, router, metrics, registry, maxBodyBytes: config.maxBodyBytes, readiness },
-    log,
-  );
+  const deps = {
+    auth,
+    chat,
+    embeddings,
+    keys,
+    policy: gate,
+    router,
+    metrics,
+    registry,
+    maxBodyBytes: config.maxBodyBytes,
+    readiness,
+  };
+  const http = buildHttpServer(deps, log);
+  registerAdminJobs(http, deps);
   for (const plugin of options.plugins ?? []) await plugin(http, authorizeAdmin);
   await http.listen({ host: config.host, port: config.httpPort });
   const address = http.server.address();
@@ -157,13 +201,17 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     grpcAddress: `${hostForUrl}:${grpc.port}`,
     db,
     bus,
+    policy: gate,
     flushOutbox: () => relay.publishPending(),
     close() {
       closing ??= (async () => {
         // Stop taking requests, let in-flight ones (streams included) finish, then drain the outbox.
         await Promise.all([http.close(), grpc.close()]);
+        unsubscribePolicy?.();
+        if (!options.policySource) await policySource?.close?.();
         await relay.close();
         await limits.close();
+        await signals.close();
         if (ownsDb) await db.close();
         log.info('gateway stopped');
         log.flush();
@@ -171,4 +219,27 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       return closing;
     },
   };
+}
+
+/**
+ * The policy source: the one given (the policy service in this process), else the policy service's
+ * gRPC stream (waiting briefly for the first bundle), else a watched policy file, else none.
+ */
+async function openPolicySource(
+  given: PolicySource | undefined,
+  config: Config,
+  log: Logger,
+): Promise<PolicySource | undefined> {
+  if (given) return given;
+  const { serviceUrl, file, mode, percent } = config.policy;
+  if (serviceUrl) {
+    const source = new GrpcPolicySource(serviceUrl, `gateway@${config.host}:${config.httpPort}`, (message) =>
+      log.warn(message),
+    );
+    if (!(await source.ready(5_000)))
+      log.warn({ serviceUrl }, 'no policy bundle from the policy service yet; starting without policies');
+    return source;
+  }
+  if (file) return FilePolicySource.open(file, { mode, percent }, (message) => log.error(message));
+  return undefined;
 }

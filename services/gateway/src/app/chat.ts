@@ -1,4 +1,5 @@
 import type { RoutingConfig } from '@flowloom/config';
+import type { CloudEvent } from '@flowloom/contracts';
 import { AppError, httpStatusOf, isAppError } from '@flowloom/errors';
 import {
   type ChatRequest,
@@ -10,22 +11,34 @@ import {
   UpstreamFailure,
   type Usage,
 } from '@flowloom/providers';
+import { worstCaseMicros } from '../domain/budget.js';
 import { assertModelAllowed } from '../domain/keys.js';
 import { costOf } from '../domain/prices.js';
-import { type Deployment, filterCapable, requiredCapabilities } from '../domain/routing.js';
+import { type Deployment, filterCapable, type Route, requiredCapabilities } from '../domain/routing.js';
 import type { GatewayMetrics } from '../ports/metrics.js';
 import type { Outbox } from '../ports/outbox.js';
 import { timeoutReason, toAppError, withFallback } from './attempts.js';
 import type { RequestContext } from './context.js';
 import { baseFields, completedEvent, failedEvent } from './events.js';
 import { DEFAULT_MAX_OUTPUT_TOKENS, type Hold, type Limiter } from './limits.js';
+import { isUpstreamFailure, promptText, redactChat, rerouted, toolCallDepth } from './policy-actions.js';
+import type { Admission, GateHooks, PolicyGate } from './policy-gate.js';
 import type { Router } from './router.js';
+
+/** What an entry point passes along besides the request: headers a policy may read, decision hooks. */
+export interface CallOptions extends GateHooks {
+  headers?: Readonly<Record<string, string | string[] | undefined>>;
+}
+
+const NO_OPTIONS: CallOptions = {};
 
 export interface ChatResult {
   response: ChatResponse;
   deployment: Deployment;
   attempts: number;
   costUsd: number;
+  /** The policy decision on this request, when a policy is active. */
+  decisionId?: string;
 }
 
 export interface ChatStream {
@@ -35,6 +48,7 @@ export interface ChatStream {
   events: AsyncGenerator<StreamEvent, void, undefined>;
   /** Total usage so far (exact once the generator has finished). */
   usage(): Usage;
+  decisionId?: string;
 }
 
 export function estimateInputTokens(request: ChatRequest): number {
@@ -54,6 +68,7 @@ export class ChatService {
     private readonly outbox: Outbox,
     private readonly metrics: GatewayMetrics,
     private readonly limiter: Limiter,
+    private readonly gate?: PolicyGate,
   ) {}
 
   private hold(ctx: RequestContext, request: ChatRequest, candidates: readonly Deployment[]): Promise<Hold> {
@@ -65,18 +80,91 @@ export class ChatService {
     );
   }
 
-  private plan(ctx: RequestContext, request: ChatRequest): Deployment[] {
-    assertModelAllowed(ctx.key, request.model);
-    const route = this.router.resolve(request.model);
+  private plan(route: Route, request: ChatRequest): Deployment[] {
     const capable = filterCapable(route, requiredCapabilities(request), estimateInputTokens(request));
     return this.router.order(route, capable);
   }
 
-  async complete(ctx: RequestContext, request: ChatRequest): Promise<ChatResult> {
+  /** Asks the policies about a request the key may send; refusals throw (and are recorded) there. */
+  private async admit(
+    ctx: RequestContext,
+    request: ChatRequest,
+    route: Route,
+    options: CallOptions,
+  ): Promise<Admission | undefined> {
+    const gate = this.gate;
+    if (!gate || (!gate.enabled && ctx.tags.job === undefined)) return undefined;
+    const first = route.deployments[0];
+    const estimated = estimateInputTokens(request);
+    return gate.admit(
+      ctx,
+      {
+        operation: 'chat',
+        model: request.model,
+        stream: request.stream,
+        estimatedTokens: estimated,
+        costEstimateUsd:
+          worstCaseMicros(
+            estimated,
+            request.maxTokens ?? DEFAULT_MAX_OUTPUT_TOKENS,
+            route.deployments.map((d) => this.router.priceOf(d)),
+          ) / 1_000_000,
+        toolsCount: request.tools?.length ?? 0,
+        toolCallDepth: toolCallDepth(request),
+        prompt: () => promptText(request),
+        ...(first ? { provider: first.provider } : {}),
+        ...(first?.region ? { region: first.region } : {}),
+        ...(request.maxTokens !== undefined ? { maxTokens: request.maxTokens } : {}),
+        ...(options.headers ? { headers: options.headers } : {}),
+      },
+      options,
+    );
+  }
+
+  /**
+   * The key check, the policy decision and what it says done to the request that goes out
+   * (redacted, capped) and to its route (rerouted), then the fallback order of deployments.
+   */
+  private async prepare(
+    ctx: RequestContext,
+    original: ChatRequest,
+    options: CallOptions,
+    admitted: (admission: Admission | undefined) => void,
+  ): Promise<{ request: ChatRequest; candidates: Deployment[] }> {
+    assertModelAllowed(ctx.key, original.model);
+    let route = this.router.resolve(original.model);
+    const admission = await this.admit(ctx, original, route, options);
+    admitted(admission);
+    let request = original;
+    if (admission) {
+      if (admission.redactions.length > 0) {
+        const redacted = redactChat(request, admission.redactions);
+        admission.noteRedactions(redacted.count);
+        request = redacted.request;
+      }
+      const cap = admission.capMaxTokens;
+      if (cap !== undefined && (request.maxTokens ?? Number.POSITIVE_INFINITY) > cap)
+        request = { ...request, maxTokens: cap };
+      if (admission.reroute) route = rerouted(this.router, route, admission.reroute, 'A policy reroute');
+    }
+    return { request, candidates: this.plan(route, request) };
+  }
+
+  async complete(
+    ctx: RequestContext,
+    original: ChatRequest,
+    options: CallOptions = NO_OPTIONS,
+  ): Promise<ChatResult> {
     let attempts = 0;
     let hold: Hold | undefined;
+    let admission: Admission | undefined;
+    let request = original;
     try {
-      const candidates = this.plan(ctx, request);
+      const plan = await this.prepare(ctx, original, options, (a) => {
+        admission = a;
+      });
+      request = plan.request;
+      const candidates = plan.candidates;
       hold = await this.hold(ctx, request, candidates);
       const result = await withFallback(
         ctx,
@@ -89,13 +177,15 @@ export class ChatService {
       attempts = result.attempts;
       const { value: response, deployment } = result;
       const costUsd = costOf(response.usage, this.router.priceOf(deployment));
-      this.meter(request.model, deployment, response.usage, costUsd);
-      const settling = hold.settle(costUsd, response.usage.inputTokens + response.usage.outputTokens);
+      this.meter(original.model, deployment, response.usage, costUsd);
+      const tokens = response.usage.inputTokens + response.usage.outputTokens;
+      const settling = hold.settle(costUsd, tokens);
       hold = undefined;
       await settling;
+      await admission?.finish({ costUsd, tokens, failed: false });
       await this.outbox.append([
         completedEvent(ctx, {
-          ...baseFields(ctx, 'chat', request.model, false, attempts),
+          ...baseFields(ctx, 'chat', original.model, false, attempts),
           provider: deployment.provider,
           deployment: deployment.id,
           providerModel: deployment.model,
@@ -103,11 +193,19 @@ export class ChatService {
           costUsd,
           finishReason: response.finishReason,
         }),
+        ...(admission?.takeEvents() ?? []),
       ]);
-      return { response, deployment, attempts, costUsd };
+      return {
+        response,
+        deployment,
+        attempts,
+        costUsd,
+        ...(admission?.decisionId ? { decisionId: admission.decisionId } : {}),
+      };
     } catch (error) {
       await hold?.settle(0, 0);
-      await this.recordFailure(ctx, request, false, attempts, error);
+      await admission?.finish({ costUsd: 0, tokens: 0, failed: isUpstreamFailure(error) });
+      await this.recordFailure(ctx, original, false, attempts, error, admission?.takeEvents() ?? []);
       throw asAppError(error);
     }
   }
@@ -116,7 +214,11 @@ export class ChatService {
    * Opens a stream: resolves once the first event arrived, so a provider that fails before sending
    * anything is still replaced by the next deployment. After that, errors reach the caller mid-stream.
    */
-  async stream(ctx: RequestContext, request: ChatRequest): Promise<ChatStream> {
+  async stream(
+    ctx: RequestContext,
+    original: ChatRequest,
+    options: CallOptions = NO_OPTIONS,
+  ): Promise<ChatStream> {
     let opened: Awaited<
       ReturnType<
         typeof withFallback<{
@@ -126,9 +228,16 @@ export class ChatService {
       >
     >;
     let hold: Hold | undefined;
+    let admission: Admission | undefined;
+    let request = original;
     try {
-      const candidates = this.plan(ctx, request);
+      const plan = await this.prepare(ctx, original, options, (a) => {
+        admission = a;
+      });
+      request = plan.request;
+      const candidates = plan.candidates;
       hold = await this.hold(ctx, request, candidates);
+      const sent = request;
       opened = await withFallback(
         ctx,
         candidates,
@@ -136,17 +245,20 @@ export class ChatService {
         this.routing,
         this.metrics,
         async (client, d, signal) => {
-          const iterator = client.chatStream({ request, model: d.model, signal });
+          const iterator = client.chatStream({ request: sent, model: d.model, signal });
           const first = await iterator.next();
           return { iterator, first };
         },
       );
     } catch (error) {
       await hold?.settle(0, 0);
-      await this.recordFailure(ctx, request, true, 0, error);
+      await admission?.finish({ costUsd: 0, tokens: 0, failed: isUpstreamFailure(error) });
+      await this.recordFailure(ctx, original, true, 0, error, admission?.takeEvents() ?? []);
       throw asAppError(error);
     }
     const streamHold = hold;
+    const streamAdmission = admission;
+    const streamed = request;
     const { deployment, attempts, controller } = opened;
     const { iterator, first } = opened.value;
     let usage = emptyUsage();
@@ -171,7 +283,7 @@ export class ChatService {
       sawUsage && usage.inputTokens + usage.outputTokens > 0
         ? usage
         : {
-            inputTokens: estimateInputTokens(request),
+            inputTokens: estimateInputTokens(streamed),
             outputTokens: Math.ceil(streamedChars / 4),
             cachedInputTokens: 0,
           };
@@ -196,7 +308,8 @@ export class ChatService {
         outcome = 'done';
       } catch (error) {
         // The caller going away aborts the upstream call first; that is a cancellation, not a provider failure.
-        const callerGone = ctx.signal.aborted || (error instanceof UpstreamFailure && error.kind === 'aborted');
+        const callerGone =
+          ctx.signal.aborted || (error instanceof UpstreamFailure && error.kind === 'aborted');
         outcome = callerGone ? 'cancelled' : 'failed';
         failure = error;
         throw asAppError(error instanceof UpstreamFailure ? toAppError(error, attempts) : error);
@@ -208,11 +321,17 @@ export class ChatService {
         }
         usage = finalUsage();
         const costUsd = costOf(usage, self.router.priceOf(deployment));
-        self.meter(request.model, deployment, usage, costUsd);
+        self.meter(original.model, deployment, usage, costUsd);
         await streamHold.settle(costUsd, usage.inputTokens + usage.outputTokens);
+        await streamAdmission?.finish({
+          costUsd,
+          tokens: usage.inputTokens + usage.outputTokens,
+          failed: outcome === 'failed' && isUpstreamFailure(failure),
+        });
+        const decisionEvents = streamAdmission?.takeEvents() ?? [];
         if (firstTokenAt !== undefined)
           self.metrics.timeToFirstToken({ deployment: deployment.id }, (firstTokenAt - ctx.startedAt) / 1000);
-        const base = baseFields(ctx, 'chat', request.model, true, attempts);
+        const base = baseFields(ctx, 'chat', original.model, true, attempts);
         if (outcome === 'done') {
           await self.outbox.append([
             completedEvent(ctx, {
@@ -228,6 +347,7 @@ export class ChatService {
                 : {}),
               ...(sawUsage ? {} : { usageEstimated: true }),
             }),
+            ...decisionEvents,
           ]);
         } else {
           const error =
@@ -248,11 +368,18 @@ export class ChatService {
               usage,
               costUsd,
             }),
+            ...decisionEvents,
           ]);
         }
       }
     }
-    return { deployment, attempts, events: events(), usage: () => usage };
+    return {
+      deployment,
+      attempts,
+      events: events(),
+      usage: () => usage,
+      ...(streamAdmission?.decisionId ? { decisionId: streamAdmission.decisionId } : {}),
+    };
   }
 
   private meter(model: string, deployment: Deployment, usage: Usage, costUsd: number): void {
@@ -267,8 +394,12 @@ export class ChatService {
     stream: boolean,
     attempts: number,
     error: unknown,
+    decisionEvents: readonly CloudEvent[] = [],
   ): Promise<void> {
-    if (error instanceof UpstreamFailure && error.kind === 'aborted') return;
+    if (error instanceof UpstreamFailure && error.kind === 'aborted') {
+      if (decisionEvents.length > 0) await this.outbox.append(decisionEvents);
+      return;
+    }
     const appError = asAppError(error);
     const tried = typeof appError.details?.attempts === 'number' ? appError.details.attempts : attempts;
     await this.outbox.append([
@@ -278,6 +409,7 @@ export class ChatService {
         errorMessage: appError.message,
         httpStatus: httpStatusOf(appError),
       }),
+      ...decisionEvents,
     ]);
   }
 }

@@ -7,10 +7,12 @@ import type { Deployment } from '../domain/routing.js';
 import type { GatewayMetrics } from '../ports/metrics.js';
 import type { Outbox } from '../ports/outbox.js';
 import { withFallback } from './attempts.js';
-import { asAppError } from './chat.js';
+import { asAppError, type CallOptions } from './chat.js';
 import type { RequestContext } from './context.js';
 import { baseFields, completedEvent, failedEvent } from './events.js';
 import type { Hold, Limiter } from './limits.js';
+import { isUpstreamFailure, redactInputs, rerouted } from './policy-actions.js';
+import type { Admission, PolicyGate } from './policy-gate.js';
 import type { Router } from './router.js';
 
 export class EmbeddingsService {
@@ -20,19 +22,52 @@ export class EmbeddingsService {
     private readonly outbox: Outbox,
     private readonly metrics: GatewayMetrics,
     private readonly limiter: Limiter,
+    private readonly gate?: PolicyGate,
   ) {}
 
   async embed(
     ctx: RequestContext,
-    request: EmbeddingsRequest,
-  ): Promise<{ response: EmbeddingsResponse; deployment: Deployment; attempts: number }> {
+    original: EmbeddingsRequest,
+    options: CallOptions = {},
+  ): Promise<{
+    response: EmbeddingsResponse;
+    deployment: Deployment;
+    attempts: number;
+    decisionId?: string;
+  }> {
     let attempts = 0;
     let hold: Hold | undefined;
+    let admission: Admission | undefined;
+    let request = original;
     try {
       assertModelAllowed(ctx.key, request.model);
-      const route = this.router.resolve(request.model);
-      const candidates = this.router.order(route, route.deployments);
+      let route = this.router.resolve(request.model);
       const inputTokens = request.input.reduce((n, text) => n + Math.ceil(text.length / 4), 0);
+      const gate = this.gate;
+      if (gate && (gate.enabled || ctx.tags.job !== undefined)) {
+        const first = route.deployments[0];
+        admission = await gate.admit(
+          ctx,
+          {
+            operation: 'embeddings',
+            model: request.model,
+            stream: false,
+            estimatedTokens: inputTokens,
+            prompt: () => request.input.join('\n'),
+            ...(first ? { provider: first.provider } : {}),
+            ...(first?.region ? { region: first.region } : {}),
+            ...(options.headers ? { headers: options.headers } : {}),
+          },
+          options,
+        );
+        if (admission.redactions.length > 0) {
+          const redacted = redactInputs(request.input, admission.redactions);
+          admission.noteRedactions(redacted.count);
+          request = { ...request, input: redacted.input };
+        }
+        if (admission.reroute) route = rerouted(this.router, route, admission.reroute, 'A policy reroute');
+      }
+      const candidates = this.router.order(route, route.deployments);
       hold = await this.limiter.acquire(
         ctx,
         inputTokens,
@@ -60,30 +95,42 @@ export class EmbeddingsService {
       const settling = hold.settle(costUsd, usage.inputTokens);
       hold = undefined;
       await settling;
+      await admission?.finish({ costUsd, tokens: usage.inputTokens, failed: false });
       await this.outbox.append([
         completedEvent(ctx, {
-          ...baseFields(ctx, 'embeddings', request.model, false, attempts),
+          ...baseFields(ctx, 'embeddings', original.model, false, attempts),
           provider: result.deployment.provider,
           deployment: result.deployment.id,
           providerModel: result.deployment.model,
           usage,
           costUsd,
         }),
+        ...(admission?.takeEvents() ?? []),
       ]);
-      return { response: result.value, deployment: result.deployment, attempts };
+      return {
+        response: result.value,
+        deployment: result.deployment,
+        attempts,
+        ...(admission?.decisionId ? { decisionId: admission.decisionId } : {}),
+      };
     } catch (error) {
       await hold?.settle(0, 0);
+      await admission?.finish({ costUsd: 0, tokens: 0, failed: isUpstreamFailure(error) });
+      const decisionEvents = admission?.takeEvents() ?? [];
       if (!(error instanceof UpstreamFailure && error.kind === 'aborted')) {
         const appError = asAppError(error);
         const tried = typeof appError.details?.attempts === 'number' ? appError.details.attempts : attempts;
         await this.outbox.append([
           failedEvent(ctx, {
-            ...baseFields(ctx, 'embeddings', request.model, false, tried),
+            ...baseFields(ctx, 'embeddings', original.model, false, tried),
             errorCode: appError.code,
             errorMessage: appError.message,
             httpStatus: httpStatusOf(appError),
           }),
+          ...decisionEvents,
         ]);
+      } else if (decisionEvents.length > 0) {
+        await this.outbox.append(decisionEvents);
       }
       throw asAppError(error);
     }

@@ -3,6 +3,7 @@ import type { Authenticator } from '../app/authenticate.js';
 import type { ChatService } from '../app/chat.js';
 import type { EmbeddingsService } from '../app/embeddings.js';
 import type { KeysAdmin } from '../app/keys-admin.js';
+import type { PolicyGate } from '../app/policy-gate.js';
 import type { Router } from '../app/router.js';
 import type { GatewayMetrics } from '../ports/metrics.js';
 
@@ -12,6 +13,8 @@ export interface HttpDeps {
   chat: ChatService;
   embeddings: EmbeddingsService;
   keys: KeysAdmin;
+  /** The inline policy decision, job stops and the active bundle. */
+  policy?: PolicyGate;
   router: Router;
   metrics: GatewayMetrics;
   registry: Registry;

@@ -3,21 +3,22 @@ import type { FastifyInstance } from 'fastify';
 import type { HttpDeps } from '../deps.js';
 import { requestContext } from '../request-context.js';
 import { writeSse } from '../sse.js';
-import { routingHeaders } from './openai-chat.js';
+import { callOptions, routingHeaders } from './openai-chat.js';
 
 /** POST /v1/messages — the Anthropic Messages API, streamed or not, reaching any provider. */
 export function registerAnthropicMessages(app: FastifyInstance, deps: HttpDeps): void {
   app.post('/v1/messages', { config: { format: 'anthropic' } }, async (request, reply) => {
     const ctx = await requestContext(request, reply, deps.auth, 'anthropic');
     const chat = anthropicCaller.decodeChatRequest(request.body);
+    const options = callOptions(request, reply);
     if (chat.stream) {
-      const stream = await deps.chat.stream(ctx, chat);
+      const stream = await deps.chat.stream(ctx, chat, options);
       const encoder = anthropicCaller.createStreamEncoder(chat.model, { includeUsage: true });
       await writeSse(
         reply,
         stream,
         encoder,
-        routingHeaders(String(request.id), stream.deployment.id, stream.attempts),
+        routingHeaders(String(request.id), stream.deployment.id, stream.attempts, stream.decisionId),
         'anthropic',
       );
       deps.metrics.request(
@@ -26,9 +27,9 @@ export function registerAnthropicMessages(app: FastifyInstance, deps: HttpDeps):
       );
       return reply;
     }
-    const result = await deps.chat.complete(ctx, chat);
+    const result = await deps.chat.complete(ctx, chat, options);
     return reply
-      .headers(routingHeaders(String(request.id), result.deployment.id, result.attempts))
+      .headers(routingHeaders(String(request.id), result.deployment.id, result.attempts, result.decisionId))
       .send(anthropicCaller.encodeChatResponse(result.response, chat.model));
   });
 }

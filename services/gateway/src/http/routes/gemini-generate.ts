@@ -4,7 +4,7 @@ import type { FastifyInstance } from 'fastify';
 import type { HttpDeps } from '../deps.js';
 import { requestContext } from '../request-context.js';
 import { writeSse } from '../sse.js';
-import { routingHeaders } from './openai-chat.js';
+import { callOptions, routingHeaders } from './openai-chat.js';
 
 /**
  * POST /v1beta/models/{model}:generateContent and :streamGenerateContent — the Gemini API, so
@@ -21,14 +21,15 @@ export function registerGeminiGenerate(app: FastifyInstance, deps: HttpDeps): vo
     }
     const ctx = await requestContext(request, reply, deps.auth, 'gemini');
     const chat = decodeGeminiRequest(request.body, route);
+    const options = callOptions(request, reply);
     if (route.stream) {
-      const stream = await deps.chat.stream(ctx, chat);
+      const stream = await deps.chat.stream(ctx, chat, options);
       const encoder = geminiCaller.createStreamEncoder(route.model, { includeUsage: true });
       await writeSse(
         reply,
         stream,
         encoder,
-        routingHeaders(String(request.id), stream.deployment.id, stream.attempts),
+        routingHeaders(String(request.id), stream.deployment.id, stream.attempts, stream.decisionId),
         'gemini',
       );
       deps.metrics.request(
@@ -37,9 +38,9 @@ export function registerGeminiGenerate(app: FastifyInstance, deps: HttpDeps): vo
       );
       return reply;
     }
-    const result = await deps.chat.complete(ctx, chat);
+    const result = await deps.chat.complete(ctx, chat, options);
     return reply
-      .headers(routingHeaders(String(request.id), result.deployment.id, result.attempts))
+      .headers(routingHeaders(String(request.id), result.deployment.id, result.attempts, result.decisionId))
       .send(geminiCaller.encodeChatResponse(result.response, route.model));
   });
 }

@@ -1,0 +1,926 @@
+import {
+  type CloudEvent,
+  createEvent,
+  type DecisionOutcome,
+  type DecisionRecord,
+  type Intervention,
+  type JobChanged,
+  POLICY_DECISION,
+  POLICY_INTERVENTION,
+  POLICY_JOB_CHANGED,
+  type PolicyBundle,
+  type PolicyEvaluation,
+  type Threshold,
+  uuidv7,
+} from '@flowloom/contracts';
+import { AppError } from '@flowloom/errors';
+import {
+  type CompiledPolicy,
+  compilePolicy,
+  type Decision,
+  type EvaluationInput,
+  evaluatePolicy,
+  formatDiagnostics,
+  type Outcome,
+  type PolicyAction,
+  type PolicyRule,
+  type RedactAction,
+  type RequestFacts,
+  type RerouteAction,
+  type Rollout,
+  SIGNAL_NAMES,
+  type SignalValues,
+} from '@flowloom/policy-engine';
+import { type BudgetRule, budgetBuckets, MICROS } from '../domain/budget.js';
+import type { JobStop } from '../domain/jobs.js';
+import {
+  computeSignals,
+  promptFingerprint,
+  type SignalWindows,
+  type WindowTotals,
+} from '../domain/signals.js';
+import { thresholdsOf } from '../domain/thresholds.js';
+import type { LimitStore } from '../ports/limit-store.js';
+import type { Outbox } from '../ports/outbox.js';
+import { type SignalStore, signalSubject } from '../ports/signal-store.js';
+import type { RequestContext } from './context.js';
+import { subjectOf as limitSubjectOf } from './limits.js';
+import { delay, ThrottleQueues } from './throttle-queue.js';
+
+export const POLICY_SOURCE = 'flowloom/gateway';
+const DEFAULT_QUEUE_WAIT_MS = 30_000;
+
+/** What the gate knows about a request before it is routed. */
+export interface GateFacts {
+  operation: 'chat' | 'embeddings';
+  model: string;
+  provider?: string;
+  region?: string;
+  stream: boolean;
+  estimatedTokens: number;
+  maxTokens?: number;
+  /** Worst-case cost in USD (input plus the whole output allowance). */
+  costEstimateUsd?: number;
+  toolsCount?: number;
+  /** Tool-call rounds since the last user message. */
+  toolCallDepth?: number;
+  /** The text that identifies the prompt for loop detection; read only when a policy needs it. */
+  prompt?: () => string;
+  headers?: Readonly<Record<string, string | string[] | undefined>>;
+}
+
+/** Per-request callbacks of the entry point (e.g. to set `x-flowloom-decision`). */
+export interface GateHooks {
+  onDecision?(decisionId: string): void;
+}
+
+export interface RequestOutcome {
+  costUsd: number;
+  tokens: number;
+  /** The upstream failed (counts towards error storms). */
+  failed: boolean;
+}
+
+/** A request the policies let through, with what must be done to it. */
+export interface Admission {
+  readonly decisionId: string | undefined;
+  readonly reroute: RerouteAction | undefined;
+  readonly redactions: readonly RedactAction[];
+  readonly capMaxTokens: number | undefined;
+  /** How many matches the caller masked, for the decision record. */
+  noteRedactions(count: number): void;
+  /** Records the outcome in the signals and frees a throttle queue slot; safe to call twice. */
+  finish(outcome: RequestOutcome): Promise<void>;
+  /** The decision's events, the first time only: appended with the request's own event. */
+  takeEvents(): CloudEvent[];
+}
+
+const NOTHING_TO_DO: Admission = {
+  decisionId: undefined,
+  reroute: undefined,
+  redactions: [],
+  capMaxTokens: undefined,
+  noteRedactions: () => {},
+  finish: async () => {},
+  takeEvents: () => [],
+};
+
+interface Lane {
+  readonly role: 'stable' | 'candidate';
+  readonly policy: CompiledPolicy;
+  readonly rollout: Rollout;
+  readonly rules: ReadonlyMap<string, PolicyRule>;
+  readonly thresholds: ReadonlyMap<string, readonly Threshold[]>;
+}
+
+interface ActivePolicy {
+  readonly name: string;
+  readonly stable?: Lane;
+  readonly candidate?: Lane;
+}
+
+interface Needs {
+  signals: boolean;
+  prompts: boolean;
+  budget: boolean;
+  headers: boolean;
+}
+
+/** What a key suspension needs (KeysAdmin.revoke). */
+export interface KeySuspender {
+  revoke(id: string, actor: string): Promise<unknown>;
+}
+
+export interface PolicyGateOptions {
+  signals: SignalStore;
+  windows: SignalWindows;
+  outbox: Outbox;
+  keys: KeySuspender;
+  limits: LimitStore;
+  budgets: readonly BudgetRule[];
+  /** A bundle (or a version in it) that does not compile; the previous one stays active. */
+  onRejected?: (message: string) => void;
+  now?: () => number;
+}
+
+interface Evaluated {
+  readonly lane: Lane;
+  readonly name: string;
+  readonly decision: Decision;
+  /** A stable version evaluated only for the record while its canary candidate is enforced. */
+  readonly superseded: boolean;
+}
+
+const CREDENTIAL_HEADER = /authorization|cookie|api[-_]?key|token|secret|password|signature/i;
+
+/**
+ * The inline policy decision. Evaluates the active bundle in this process (no network call per
+ * request), applies what the decision says, and records every decision as an event through the
+ * outbox. Bundles arrive from a PolicySource; a new one replaces the old at once.
+ */
+export class PolicyGate {
+  private active: ActivePolicy[] = [];
+  private revision = -1;
+  private needs: Needs = { signals: false, prompts: false, budget: false, headers: false };
+  private readonly compiled = new Map<string, CompiledPolicy>();
+  private readonly queues = new ThrottleQueues();
+  private readonly now: () => number;
+
+  constructor(private readonly options: PolicyGateOptions) {
+    this.now = options.now ?? Date.now;
+  }
+
+  /** Whether any policy is active (without one, requests carry no decision). */
+  get enabled(): boolean {
+    return this.active.length > 0;
+  }
+
+  /** The bundle in force: revision and each policy's versions and modes. */
+  status(): {
+    revision: number;
+    policies: Array<{
+      name: string;
+      stable?: string;
+      candidate?: { version: string; mode: string; percent?: number };
+    }>;
+  } {
+    return {
+      revision: this.revision,
+      policies: this.active.map((p) => ({
+        name: p.name,
+        ...(p.stable ? { stable: p.stable.policy.version } : {}),
+        ...(p.candidate
+          ? {
+              candidate: {
+                version: p.candidate.policy.version,
+                mode: p.candidate.rollout.mode,
+                ...(p.candidate.rollout.mode === 'canary' ? { percent: p.candidate.rollout.percent } : {}),
+              },
+            }
+          : {}),
+      })),
+    };
+  }
+
+  /** Installs a bundle; older revisions are ignored, versions that fail to compile keep their predecessor. */
+  load(bundle: PolicyBundle): void {
+    if (bundle.revision < this.revision) return;
+    const previous = new Map(this.active.map((p) => [p.name, p]));
+    const next: ActivePolicy[] = [];
+    const used = new Set<string>();
+    for (const p of bundle.policies) {
+      const before = previous.get(p.name);
+      const stable = p.stable
+        ? (this.lane(p.name, 'stable', p.stable.version, p.stable.document, { mode: 'enforce' }) ??
+          before?.stable)
+        : undefined;
+      const candidate = p.candidate
+        ? (this.lane(
+            p.name,
+            'candidate',
+            p.candidate.version,
+            p.candidate.document,
+            p.candidate.mode === 'canary'
+              ? {
+                  mode: 'canary',
+                  percent: p.candidate.percent ?? 0,
+                  ...(p.candidate.by ? { by: p.candidate.by } : {}),
+                }
+              : { mode: 'shadow' },
+          ) ?? before?.candidate)
+        : undefined;
+      if (!stable && !candidate) continue;
+      if (stable) used.add(stable.policy.version);
+      if (candidate) used.add(candidate.policy.version);
+      next.push({ name: p.name, ...(stable ? { stable } : {}), ...(candidate ? { candidate } : {}) });
+    }
+    for (const version of this.compiled.keys()) if (!used.has(version)) this.compiled.delete(version);
+    this.active = next;
+    this.revision = bundle.revision;
+    this.needs = needsOf(next);
+  }
+
+  private lane(
+    name: string,
+    role: 'stable' | 'candidate',
+    version: string,
+    document: unknown,
+    rollout: Rollout,
+  ): Lane | undefined {
+    let policy = this.compiled.get(version);
+    if (!policy) {
+      const result = compilePolicy(document);
+      if (!result.ok) {
+        this.options.onRejected?.(
+          `policy "${name}" version ${version.slice(0, 12)} does not compile; keeping the previous one:\n${formatDiagnostics(result.errors)}`,
+        );
+        return undefined;
+      }
+      if (result.policy.version !== version) {
+        this.options.onRejected?.(
+          `policy "${name}": the document hashes to ${result.policy.version.slice(0, 12)}, not ${version.slice(0, 12)}; keeping the previous one`,
+        );
+        return undefined;
+      }
+      policy = result.policy;
+      this.compiled.set(version, policy);
+    }
+    const rules = new Map(policy.document.rules.map((r) => [r.id, r]));
+    const thresholds = new Map(policy.document.rules.map((r) => [r.id, thresholdsOf(r.condition)]));
+    return { role, policy, rollout, rules, thresholds };
+  }
+
+  /**
+   * Decides on a request. Refusals (block, suspend_key, stop_job, a stopped job) are recorded, carried
+   * out and thrown as `policy_blocked`; throttles wait here; everything else comes back in the Admission.
+   */
+  async admit(ctx: RequestContext, facts: GateFacts, hooks: GateHooks = {}): Promise<Admission> {
+    const job = ctx.tags.job;
+    if (this.active.length === 0) {
+      if (job === undefined) return NOTHING_TO_DO;
+      const stop = await this.options.signals.jobStop(job).catch(() => undefined);
+      if (stop) await this.refuseStopped(ctx, facts, stop, hooks);
+      return NOTHING_TO_DO;
+    }
+
+    const now = this.now();
+    const subject = signalSubject(ctx.tags, ctx.key.id);
+    const needs = this.needs;
+    let failure: string | undefined;
+    let signals: SignalValues | undefined;
+    let recordedSignals: Record<string, number> | undefined;
+    let observed = false;
+    if (needs.signals || job !== undefined) {
+      const fingerprint = needs.prompts && facts.prompt ? promptFingerprint(facts.prompt()) : undefined;
+      try {
+        const { totals, stop } = await this.options.signals.observe(subject, now, fingerprint, job);
+        observed = true;
+        if (stop) await this.refuseStopped(ctx, facts, stop, hooks);
+        if (needs.signals) {
+          const values = computeSignals(
+            totals,
+            this.options.windows,
+            now,
+            fingerprint,
+            facts.toolCallDepth ?? 0,
+          );
+          signals = values;
+          recordedSignals = values;
+        }
+      } catch (error) {
+        if (error instanceof AppError) throw error;
+        failure = `signals unavailable: ${(error as Error).message}`;
+        // Rules that read signals now fail to evaluate, and their onError decides.
+        signals = unavailableSignals(failure);
+      }
+    }
+    let budget: EvaluationInput['budget'];
+    if (needs.budget) {
+      try {
+        budget = await this.budgetFacts(ctx, now);
+      } catch (error) {
+        failure = `${failure ? `${failure}; ` : ''}budget unavailable: ${(error as Error).message}`;
+      }
+    }
+
+    const request: RequestFacts = {
+      model: facts.model,
+      key: ctx.key.id,
+      stream: facts.stream,
+      estimated_tokens: facts.estimatedTokens,
+      actual_tokens: 0,
+      ...(facts.provider ? { provider: facts.provider } : {}),
+      ...(facts.region ? { region: facts.region } : {}),
+      ...(ctx.tags.job ? { job: ctx.tags.job } : {}),
+      ...(ctx.tags.session ? { session: ctx.tags.session } : {}),
+      ...(projectOf(ctx) ? { project: projectOf(ctx) } : {}),
+      ...(facts.costEstimateUsd !== undefined ? { cost: facts.costEstimateUsd } : {}),
+      ...(facts.maxTokens !== undefined ? { max_tokens: facts.maxTokens } : {}),
+      ...(facts.toolsCount !== undefined ? { tools_count: facts.toolsCount } : {}),
+      ...(needs.headers && facts.headers ? { headers: safeHeaders(facts.headers) } : {}),
+    };
+    const caller = {
+      key_id: ctx.key.id,
+      owner: ctx.key.owner,
+      role: ctx.key.role,
+      ...(ctx.key.team ? { team: ctx.key.team } : {}),
+    };
+    const input: EvaluationInput = {
+      request,
+      caller,
+      now,
+      ...(signals ? { signals } : {}),
+      ...(budget ? { budget } : {}),
+    };
+
+    const started = performance.now();
+    const evaluated: Evaluated[] = [];
+    for (const p of this.active) {
+      if (p.candidate) {
+        const candidate = evaluatePolicy(p.candidate.policy, input, { rollout: p.candidate.rollout });
+        evaluated.push({ lane: p.candidate, name: p.name, decision: candidate, superseded: false });
+        if (p.stable) {
+          const superseded = candidate.enforced;
+          const stable = evaluatePolicy(
+            p.stable.policy,
+            input,
+            superseded ? { rollout: { mode: 'shadow' } } : {},
+          );
+          evaluated.push({ lane: p.stable, name: p.name, decision: stable, superseded });
+        }
+      } else if (p.stable) {
+        evaluated.push({
+          lane: p.stable,
+          name: p.name,
+          decision: evaluatePolicy(p.stable.policy, input),
+          superseded: false,
+        });
+      }
+    }
+    const evaluationMicros = Math.round((performance.now() - started) * 1000) / 1000;
+
+    const effective = merge(evaluated, 'effective');
+    const intended = merge(
+      evaluated.filter((e) => !e.superseded),
+      'intended',
+    );
+    const decisionId = uuidv7(now);
+    hooks.onDecision?.(decisionId);
+    const decidingSide = effective.by ? effective : intended.by ? intended : undefined;
+    const deciding = decidingSide?.by ?? evaluated[0];
+    const record: DecisionRecord = {
+      decisionId,
+      requestId: ctx.requestId,
+      at: new Date(now).toISOString(),
+      keyId: ctx.key.id,
+      owner: ctx.key.owner,
+      ...(projectOf(ctx) ? { project: projectOf(ctx) } : {}),
+      ...(ctx.tags.job ? { job: ctx.tags.job } : {}),
+      ...(ctx.tags.session ? { session: ctx.tags.session } : {}),
+      api: ctx.api,
+      operation: facts.operation,
+      model: facts.model,
+      ...(deciding
+        ? {
+            policy: deciding.name,
+            version: deciding.decision.version,
+            mode: deciding.decision.mode,
+            rule: decidingSide
+              ? (decidingSide.outcome.decidedBy ?? decidingSide.actions[0]?.ruleId ?? null)
+              : null,
+          }
+        : {}),
+      verdict: effective.outcome.verdict,
+      actions: effective.actions.map(recordAction),
+      intendedVerdict: intended.outcome.verdict,
+      intendedActions: intended.actions.map(recordAction),
+      enforced: sameOutcome(effective, intended),
+      ...(effective.outcome.message ? { message: effective.outcome.message } : {}),
+      evaluations: evaluated.map(evaluationRecord),
+      evaluationMicros,
+      ...(recordedSignals ? { signals: recordedSignals } : {}),
+      ...(failure ? { failure } : {}),
+      input: {
+        request,
+        caller,
+        now,
+        ...(recordedSignals ? { signals: recordedSignals } : {}),
+        ...(budget ? { budget: jsonBudget(budget) } : {}),
+      },
+    };
+    const interventions = evaluated
+      .filter((e) => !e.superseded && isIntervention(e.decision.intended))
+      .map((e) => this.interventionEvent(ctx, e, decisionId, recordedSignals));
+
+    const verdict = effective.outcome.verdict;
+    if (verdict === 'block' || verdict === 'suspend_key' || verdict === 'stop_job') {
+      const by = effective.by!;
+      const events: CloudEvent[] = [
+        createEvent(POLICY_DECISION, POLICY_SOURCE, record, eventSubject(ctx)),
+        ...interventions,
+      ];
+      const message = await this.carryOutRefusal(ctx, by, by.decision.effective, decisionId, now, events);
+      await this.options.outbox.append(events);
+      throw new AppError('policy_blocked', message, {
+        details: {
+          decisionId,
+          policy: by.name,
+          version: by.decision.version,
+          rule: effective.outcome.decidedBy,
+          action: verdict,
+        },
+      });
+    }
+
+    let release: (() => void) | undefined;
+    if (verdict === 'throttle') {
+      const action = effective.actions[0]?.action;
+      if (action?.type === 'throttle') {
+        const by = effective.by!;
+        const explain = `Throttled by policy "${by.name}" (version ${short(by.decision.version)}, rule "${effective.outcome.decidedBy}")`;
+        try {
+          if (action.delayMs !== undefined) await delay(action.delayMs, ctx.signal);
+          else
+            release = await this.queues.acquire(
+              subject,
+              action.maxWaitMs ?? DEFAULT_QUEUE_WAIT_MS,
+              ctx.signal,
+              explain,
+            );
+        } catch (error) {
+          await this.options.outbox.append([
+            createEvent(POLICY_DECISION, POLICY_SOURCE, record, eventSubject(ctx)),
+            ...interventions,
+          ]);
+          throw error;
+        }
+      }
+    }
+
+    let reroute: RerouteAction | undefined;
+    const redactions: RedactAction[] = [];
+    let capMaxTokens: number | undefined;
+    for (const { action } of effective.actions) {
+      if (action.type === 'reroute') reroute ??= action;
+      else if (action.type === 'redact') redactions.push(action);
+      else if (action.type === 'cap_max_tokens')
+        capMaxTokens = Math.min(capMaxTokens ?? action.value, action.value);
+    }
+
+    let events: CloudEvent[] | undefined;
+    let finished = false;
+    const store = this.options.signals;
+    return {
+      decisionId,
+      reroute,
+      redactions,
+      capMaxTokens,
+      noteRedactions: (count) => {
+        if (count > 0) record.redactions = (record.redactions ?? 0) + count;
+      },
+      finish: async (outcome) => {
+        if (finished) return;
+        finished = true;
+        release?.();
+        if (!observed) return;
+        await store
+          .record(subject, this.now(), {
+            costMicros: outcome.costUsd * MICROS,
+            tokens: outcome.tokens,
+            failed: outcome.failed,
+          })
+          .catch(() => {});
+      },
+      takeEvents: () => {
+        if (events) return [];
+        events = [createEvent(POLICY_DECISION, POLICY_SOURCE, record, eventSubject(ctx)), ...interventions];
+        return events;
+      },
+    };
+  }
+
+  /** Suspends the key or stops the job when the decision says so; returns the caller's message. */
+  private async carryOutRefusal(
+    ctx: RequestContext,
+    by: Evaluated,
+    outcome: Outcome,
+    decisionId: string,
+    now: number,
+    events: CloudEvent[],
+  ): Promise<string> {
+    const policy = by.name;
+    const version = by.decision.version;
+    const rule = outcome.decidedBy ?? '';
+    const actor = `policy/${policy}@${short(version)} rule ${rule}`;
+    const ruleMessage = by.lane.rules.get(rule)?.message;
+    const head = `Refused by policy "${policy}" (version ${short(version)}, rule "${rule}")`;
+    const reason = ruleMessage ?? describeRule(by.lane.rules.get(rule));
+    let effect = '';
+    if (outcome.verdict === 'stop_job') {
+      const job = ctx.tags.job;
+      if (job === undefined) {
+        effect = ' The request carries no job id (x-flowloom-job), so only this request is refused.';
+      } else {
+        const stop: JobStop = { job, stoppedAt: now, reason, actor, decisionId, policy, version, rule };
+        await this.options.signals.stopJob(stop);
+        const changed: JobChanged = {
+          job,
+          status: 'stopped',
+          actor,
+          reason,
+          decisionId,
+          policy,
+          version,
+          rule,
+        };
+        events.push(createEvent(POLICY_JOB_CHANGED, POLICY_SOURCE, changed, `job/${job}`));
+        effect = ` Job "${job}" is stopped: its requests are refused until an admin clears it (POST /api/v1/jobs/${encodeURIComponent(job)}/clear).`;
+      }
+    } else if (outcome.verdict === 'suspend_key') {
+      if (ctx.key.role === 'admin') {
+        effect = ' Admin keys are never suspended by a policy; only this request is refused.';
+      } else {
+        await this.options.keys.revoke(ctx.key.id, actor);
+        effect = ` API key ${ctx.key.hint} is suspended; ask an admin for a new key.`;
+      }
+    }
+    return `${head}: ${reason}.${effect} Decision ${decisionId} (GET /api/v1/decisions/${decisionId}).`;
+  }
+
+  /** A request of a job stopped earlier: recorded as a decision of its own, naming the one that stopped it. */
+  private async refuseStopped(
+    ctx: RequestContext,
+    facts: GateFacts,
+    stop: JobStop,
+    hooks: GateHooks,
+  ): Promise<never> {
+    const now = this.now();
+    const decisionId = uuidv7(now);
+    hooks.onDecision?.(decisionId);
+    const outcome: DecisionOutcome = {
+      verdict: 'stop_job',
+      decidedBy: stop.rule ?? null,
+      actions: [{ ruleId: stop.rule ?? 'admin', action: { type: 'stop_job' } }],
+      message: stop.reason,
+    };
+    const record: DecisionRecord = {
+      decisionId,
+      requestId: ctx.requestId,
+      at: new Date(now).toISOString(),
+      keyId: ctx.key.id,
+      owner: ctx.key.owner,
+      ...(projectOf(ctx) ? { project: projectOf(ctx) } : {}),
+      job: stop.job,
+      ...(ctx.tags.session ? { session: ctx.tags.session } : {}),
+      api: ctx.api,
+      operation: facts.operation,
+      model: facts.model,
+      ...(stop.policy ? { policy: stop.policy } : {}),
+      ...(stop.version ? { version: stop.version } : {}),
+      mode: 'enforce',
+      rule: stop.rule ?? null,
+      verdict: 'stop_job',
+      actions: outcome.actions.map((a) => ({ ...a, policy: stop.policy ?? 'admin' })),
+      intendedVerdict: 'stop_job',
+      intendedActions: outcome.actions.map((a) => ({ ...a, policy: stop.policy ?? 'admin' })),
+      enforced: true,
+      message: stop.reason,
+      evaluations: [],
+      evaluationMicros: 0,
+      ...(stop.decisionId ? { stoppedBy: stop.decisionId } : {}),
+    };
+    await this.options.outbox.append([
+      createEvent(POLICY_DECISION, POLICY_SOURCE, record, eventSubject(ctx)),
+    ]);
+    const by = stop.policy
+      ? `policy "${stop.policy}" (version ${short(stop.version ?? '')}, rule "${stop.rule ?? ''}")`
+      : stop.actor;
+    throw new AppError(
+      'policy_blocked',
+      `Job "${stop.job}" was stopped at ${new Date(stop.stoppedAt).toISOString()} by ${by}: ${stop.reason}. Its requests are refused until an admin clears it (POST /api/v1/jobs/${encodeURIComponent(stop.job)}/clear). Decision ${decisionId}.`,
+      {
+        details: {
+          decisionId,
+          job: stop.job,
+          action: 'stop_job',
+          ...(stop.decisionId ? { stoppedBy: stop.decisionId } : {}),
+        },
+      },
+    );
+  }
+
+  private interventionEvent(
+    ctx: RequestContext,
+    e: Evaluated,
+    decisionId: string,
+    signals: Record<string, number> | undefined,
+  ): CloudEvent<Intervention> {
+    const outcome = e.decision.intended;
+    const types = outcome.actions.map((a) => a.action.type);
+    const action = outcome.verdict !== 'allow' ? outcome.verdict : (types[0] ?? 'allow');
+    const rule = outcome.decidedBy ?? outcome.actions[0]?.ruleId ?? null;
+    const lane = e.lane;
+    const ruleDoc = rule === null ? undefined : lane.rules.get(rule);
+    const alert = outcome.actions.find((a) => a.action.type === 'alert')?.action;
+    const data: Intervention = {
+      decisionId,
+      requestId: ctx.requestId,
+      keyId: ctx.key.id,
+      ...(projectOf(ctx) ? { project: projectOf(ctx) } : {}),
+      ...(ctx.tags.job ? { job: ctx.tags.job } : {}),
+      ...(ctx.tags.session ? { session: ctx.tags.session } : {}),
+      action,
+      actions:
+        outcome.verdict !== 'allow' && !types.includes(outcome.verdict) ? [outcome.verdict, ...types] : types,
+      enforced: e.decision.enforced,
+      mode: e.decision.mode,
+      policy: e.name,
+      version: e.decision.version,
+      rule,
+      reason: outcome.message ?? ruleDoc?.message ?? describeRule(ruleDoc),
+      ...(signals ? { signals } : {}),
+      ...(rule !== null ? { thresholds: [...(lane.thresholds.get(rule) ?? [])] } : {}),
+      ...(alert?.type === 'alert' && alert.channel ? { channel: alert.channel } : {}),
+    };
+    return createEvent(POLICY_INTERVENTION, POLICY_SOURCE, data, eventSubject(ctx));
+  }
+
+  private async budgetFacts(ctx: RequestContext, now: number): Promise<EvaluationInput['budget']> {
+    const buckets = budgetBuckets(this.options.budgets, limitSubjectOf(ctx), new Date(now));
+    let tightest: { remaining: number; limit: number } | undefined;
+    for (const b of buckets) {
+      const spent = await this.options.limits.get(b.key);
+      const remaining = (b.limit - spent) / MICROS;
+      if (!tightest || remaining < tightest.remaining) tightest = { remaining, limit: b.limit / MICROS };
+    }
+    return tightest;
+  }
+
+  // ---- jobs (admin) ------------------------------------------------------------------------
+
+  async jobStatus(job: string): Promise<{
+    job: string;
+    status: 'running' | 'stopped' | 'unknown';
+    stop?: JobStop;
+    signals?: Record<string, number>;
+    firstSeenAt?: string;
+    requestsInWindow?: number;
+  }> {
+    const now = this.now();
+    const [stop, totals] = await Promise.all([
+      this.options.signals.jobStop(job),
+      this.options.signals.peek(`job/${job}`, now),
+    ]);
+    return {
+      job,
+      status: stop ? 'stopped' : totals ? 'running' : 'unknown',
+      ...(stop ? { stop } : {}),
+      ...(totals ? windowView(totals, this.options.windows, now) : {}),
+    };
+  }
+
+  async stopJob(job: string, reason: string, actor: string): Promise<JobStop> {
+    const stop: JobStop = { job, stoppedAt: this.now(), reason, actor };
+    await this.options.signals.stopJob(stop);
+    const changed: JobChanged = { job, status: 'stopped', actor, reason };
+    await this.options.outbox.append([createEvent(POLICY_JOB_CHANGED, POLICY_SOURCE, changed, `job/${job}`)]);
+    return stop;
+  }
+
+  async clearJob(job: string, actor: string): Promise<JobStop | undefined> {
+    const cleared = await this.options.signals.clearJob(job);
+    if (cleared) {
+      const changed: JobChanged = {
+        job,
+        status: 'cleared',
+        actor,
+        reason: `cleared; it had been stopped: ${cleared.reason}`,
+        ...(cleared.decisionId ? { decisionId: cleared.decisionId } : {}),
+      };
+      await this.options.outbox.append([
+        createEvent(POLICY_JOB_CHANGED, POLICY_SOURCE, changed, `job/${job}`),
+      ]);
+    }
+    return cleared;
+  }
+}
+
+function windowView(totals: WindowTotals, windows: SignalWindows, now: number) {
+  const values = computeSignals(totals, windows, now, undefined, 0);
+  const { repeated_prompts: _r, tool_call_depth: _t, ...signals } = values;
+  return {
+    signals,
+    firstSeenAt: new Date(totals.firstSeenAt).toISOString(),
+    requestsInWindow: totals.requests,
+  };
+}
+
+interface Merged {
+  outcome: DecisionOutcome;
+  /** The evaluation that decided the verdict; undefined for a plain allow. */
+  by: Evaluated | undefined;
+  actions: Array<{ ruleId: string; policy: string; action: PolicyAction }>;
+}
+
+const SEVERITY: Readonly<Record<string, number>> = { block: 1, suspend_key: 2, stop_job: 3 };
+
+/**
+ * Several policies (and a stable version next to its candidate) each decide; what happens is the
+ * strongest refusal if any (stop_job > suspend_key > block), else the first throttle or reroute, plus
+ * every alert and redaction and the smallest token cap.
+ */
+function merge(evaluated: readonly Evaluated[], side: 'effective' | 'intended'): Merged {
+  let by: Evaluated | undefined;
+  let severity = 0;
+  for (const e of evaluated) {
+    const s = SEVERITY[e.decision[side].verdict] ?? 0;
+    if (s > severity) {
+      severity = s;
+      by = e;
+    }
+  }
+  if (!by) by = evaluated.find((e) => e.decision[side].verdict !== 'allow');
+  const refused = severity > 0;
+  const actions: Merged['actions'] = [];
+  if (by) {
+    const first = by.decision[side].actions[0];
+    if (first) actions.push({ ruleId: first.ruleId, policy: by.name, action: first.action });
+  }
+  let cap: Merged['actions'][number] | undefined;
+  for (const e of evaluated) {
+    for (const a of e.decision[side].actions) {
+      const type = a.action.type;
+      if (type === 'alert') actions.push({ ruleId: a.ruleId, policy: e.name, action: a.action });
+      else if (refused) continue;
+      else if (type === 'redact') actions.push({ ruleId: a.ruleId, policy: e.name, action: a.action });
+      else if (
+        type === 'cap_max_tokens' &&
+        (!cap || (cap.action.type === 'cap_max_tokens' && a.action.value < cap.action.value))
+      )
+        cap = { ruleId: a.ruleId, policy: e.name, action: a.action };
+    }
+  }
+  if (cap) actions.push(cap);
+  const outcome = by?.decision[side];
+  if (!by) {
+    const plain = evaluated.some((e) => e.decision[side].actions.length > 0)
+      ? evaluated.find((e) => e.decision[side].actions.length > 0)
+      : undefined;
+    return {
+      outcome: { verdict: 'allow', decidedBy: null, actions: actions.map(stripPolicy) },
+      by: plain,
+      actions,
+    };
+  }
+  return {
+    outcome: {
+      verdict: outcome!.verdict,
+      decidedBy: outcome!.decidedBy,
+      actions: actions.map(stripPolicy),
+      ...(outcome!.message ? { message: outcome!.message } : {}),
+    },
+    by,
+    actions,
+  };
+}
+
+const stripPolicy = (a: { ruleId: string; action: PolicyAction }) => ({
+  ruleId: a.ruleId,
+  action: { ...a.action },
+});
+
+/** A policy action as a plain record (the event schema's shape). */
+const recordAction = (a: { ruleId: string; policy: string; action: PolicyAction }) => ({
+  ruleId: a.ruleId,
+  policy: a.policy,
+  action: { ...a.action },
+});
+
+/** Events of a request are grouped by job, else session, else key (as the gateway's other events). */
+function eventSubject(ctx: RequestContext): string {
+  return signalSubject(ctx.tags, ctx.key.id);
+}
+
+function sameOutcome(a: Merged, b: Merged): boolean {
+  if (a.outcome.verdict !== b.outcome.verdict || a.actions.length !== b.actions.length) return false;
+  return a.actions.every(
+    (x, i) => x.ruleId === b.actions[i]?.ruleId && x.action.type === b.actions[i]?.action.type,
+  );
+}
+
+function isIntervention(outcome: Outcome): boolean {
+  return outcome.verdict !== 'allow' || outcome.actions.length > 0;
+}
+
+function evaluationRecord(e: Evaluated): PolicyEvaluation {
+  const d = e.decision;
+  const matched: string[] = [];
+  for (const r of d.rules) if (r.matched) matched.push(r.id);
+  return {
+    policy: e.name,
+    version: d.version,
+    role: e.lane.role,
+    mode: d.mode,
+    enforced: d.enforced,
+    ...(d.canary ? { canary: { ...d.canary } } : {}),
+    intended: outcomeRecord(d.intended),
+    effective: outcomeRecord(d.effective),
+    ruleCount: d.rules.length,
+    matched,
+    errors: d.errors.map((x) => ({ ...x })),
+    inputs: jsonInputs(d.inputs),
+  };
+}
+
+function outcomeRecord(o: Outcome): DecisionOutcome {
+  return {
+    verdict: o.verdict,
+    decidedBy: o.decidedBy,
+    actions: o.actions.map((a) => ({ ruleId: a.ruleId, action: { ...a.action } })),
+    ...(o.message ? { message: o.message } : {}),
+  };
+}
+
+/** JSON has no Infinity: an absent budget (+Infinity) is recorded as null. */
+function jsonInputs(inputs: Decision['inputs']): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(inputs))
+    out[k] = typeof v === 'number' && !Number.isFinite(v) ? null : v;
+  return out;
+}
+
+function jsonBudget(b: NonNullable<EvaluationInput['budget']>): { remaining: number; limit: number } {
+  return { remaining: b.remaining, limit: b.limit };
+}
+
+function needsOf(active: readonly ActivePolicy[]): Needs {
+  const needs: Needs = { signals: false, prompts: false, budget: false, headers: false };
+  for (const p of active) {
+    for (const lane of [p.stable, p.candidate]) {
+      if (!lane) continue;
+      for (const rule of lane.policy.rules) {
+        for (const path of rule.condition.reads) {
+          if (path.startsWith('signals.')) needs.signals = true;
+          if (path === 'signals.repeated_prompts') needs.prompts = true;
+          if (path.startsWith('budget.')) needs.budget = true;
+          if (path.startsWith('request.headers')) needs.headers = true;
+        }
+      }
+    }
+  }
+  return needs;
+}
+
+function unavailableSignals(message: string): SignalValues {
+  const values = {} as Record<string, number>;
+  for (const name of SIGNAL_NAMES)
+    Object.defineProperty(values, name, {
+      enumerable: true,
+      get: () => {
+        throw new Error(message);
+      },
+    });
+  return values;
+}
+
+function safeHeaders(
+  headers: Readonly<Record<string, string | string[] | undefined>>,
+): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [name, value] of Object.entries(headers)) {
+    if (value === undefined || CREDENTIAL_HEADER.test(name)) continue;
+    out[name.toLowerCase()] = Array.isArray(value) ? value.join(', ') : value;
+  }
+  return out;
+}
+
+function projectOf(ctx: RequestContext): string | undefined {
+  return ctx.tags.project ?? ctx.key.project ?? undefined;
+}
+
+const short = (version: string): string => version.slice(0, 12);
+
+function describeRule(rule: PolicyRule | undefined): string {
+  if (!rule) return 'a policy rule matched';
+  return rule.description ?? `its condition held (${rule.condition})`;
+}

@@ -1,0 +1,73 @@
+import { AppError } from '@flowloom/errors';
+import type { FastifyInstance } from 'fastify';
+import { z } from 'zod';
+import type { PolicyGate } from '../../app/policy-gate.js';
+import type { JobStop } from '../../domain/jobs.js';
+import { actorOf, adminContext } from '../admin-auth.js';
+import type { HttpDeps } from '../deps.js';
+
+const jobParams = z.object({
+  job: z.string().regex(/^[\x21-\x7e]{1,200}$/, 'a job id is 1-200 printable ASCII characters'),
+});
+const stopBody = z.strictObject({ reason: z.string().min(1).max(1000).optional() });
+
+function parse<T extends z.ZodType>(schema: T, value: unknown): z.output<T> {
+  const result = schema.safeParse(value ?? {});
+  if (result.success) return result.data;
+  const issue = result.error.issues[0];
+  const param = issue?.path.map(String).join('.') || undefined;
+  throw new AppError(
+    'invalid_request',
+    `${param ? `${param}: ` : ''}${issue?.message ?? 'invalid'}`,
+    param ? { param } : {},
+  );
+}
+
+function stopView(stop: JobStop) {
+  return {
+    stoppedAt: new Date(stop.stoppedAt).toISOString(),
+    reason: stop.reason,
+    stoppedBy: {
+      actor: stop.actor,
+      ...(stop.decisionId ? { decisionId: stop.decisionId } : {}),
+      ...(stop.policy ? { policy: stop.policy } : {}),
+      ...(stop.version ? { version: stop.version } : {}),
+      ...(stop.rule ? { rule: stop.rule } : {}),
+    },
+  };
+}
+
+/**
+ * /api/v1/jobs/{job}: what a supervisor (`flowloom run`) polls — running or stopped, by which decision,
+ * with the job's live signals; and stop/clear for admins. /api/v1/gateway/policy: the bundle this
+ * gateway enforces right now.
+ */
+export function registerAdminJobs(app: FastifyInstance, deps: HttpDeps & { policy: PolicyGate }): void {
+  app.get('/api/v1/jobs/:job', { config: { format: 'admin' } }, async (request, reply) => {
+    await adminContext(request, reply, deps);
+    const { job } = parse(jobParams, request.params);
+    const { stop, ...status } = await deps.policy.jobStatus(job);
+    return reply.send({ ...status, ...(stop ? stopView(stop) : {}) });
+  });
+
+  app.post('/api/v1/jobs/:job/stop', { config: { format: 'admin' } }, async (request, reply) => {
+    const ctx = await adminContext(request, reply, deps);
+    const { job } = parse(jobParams, request.params);
+    const body = parse(stopBody, request.body);
+    const stop = await deps.policy.stopJob(job, body.reason ?? 'stopped by an admin', actorOf(ctx));
+    return reply.send({ job, status: 'stopped', ...stopView(stop) });
+  });
+
+  app.post('/api/v1/jobs/:job/clear', { config: { format: 'admin' } }, async (request, reply) => {
+    const ctx = await adminContext(request, reply, deps);
+    const { job } = parse(jobParams, request.params);
+    const cleared = await deps.policy.clearJob(job, actorOf(ctx));
+    if (!cleared) throw new AppError('not_found', `Job "${job}" is not stopped.`, { param: 'job' });
+    return reply.send({ job, status: 'running', cleared: stopView(cleared) });
+  });
+
+  app.get('/api/v1/gateway/policy', { config: { format: 'admin' } }, async (request, reply) => {
+    await adminContext(request, reply, deps);
+    return reply.send(deps.policy.status());
+  });
+}
