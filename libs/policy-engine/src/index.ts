@@ -1,4 +1,3 @@
-// Documents: parse, validate, compile.
 
 export type { CompiledCondition, ConditionEngine } from './cel/compile-condition.js';
 export type { InputValue } from './cel/slots.js';
@@ -41,7 +40,6 @@ export type { CompiledPolicy, CompiledRule, CompileOptions } from './evaluate/co
 export type { AppliedAction, Decision, Outcome, RuleError, RuleTrace, Verdict } from './evaluate/decision.js';
 export { type EvaluateOptions, evaluatePolicy } from './evaluate/evaluate.js';
 export { explainDecision, ruleInputs } from './explain.js';
-// Evaluation.
 export type {
   BudgetFacts,
   CallerFacts,
@@ -72,5 +70,4 @@ export {
   type Rollout,
   type RolloutMode,
 } from './rollout.js';
-// Versions, diffs, replay.
 export { canonicalJson, policyVersionId } from './version.js';
