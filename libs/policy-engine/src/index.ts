@@ -1,4 +1,3 @@
-
 export type { CompiledCondition, ConditionEngine } from './cel/compile-condition.js';
 export type { InputValue } from './cel/slots.js';
 export {
