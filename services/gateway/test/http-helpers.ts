@@ -119,3 +119,17 @@ export async function eventsOf(t: TestGateway): Promise<RecordedEvent[]> {
   const seen = new Set<string>();
   return (await t.events()).filter((e) => !seen.has(e.id) && seen.add(e.id) !== undefined);
 }
+
+/** Reads one sample from the Prometheus text format; undefined when the series does not exist. */
+export function sample(text: string, name: string, labels: Record<string, string> = {}): number | undefined {
+  for (const line of text.split('\n')) {
+    const match = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? (\S+)/.exec(line);
+    if (!match || match[1] !== name) continue;
+    const found: Record<string, string> = {};
+    for (const pair of (match[2] ?? '').matchAll(/([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"/g)) {
+      found[pair[1] ?? ''] = pair[2] ?? '';
+    }
+    if (Object.entries(labels).every(([k, v]) => found[k] === v)) return Number(match[3]);
+  }
+  return undefined;
+}

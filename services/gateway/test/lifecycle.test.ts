@@ -1,12 +1,12 @@
 import type { CloudEvent } from '@flowloom/contracts';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { eventsOf, REQUEST_COMPLETED, REQUEST_FAILED, sleep } from './http-helpers.js';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { eventsOf, REQUEST_COMPLETED, REQUEST_FAILED, sample, sleep } from './http-helpers.js';
 import { startTestGateway, type TestGateway } from './support.js';
 
 // Client disconnects, a circuit breaker probe cut short, and graceful shutdown. The shutdown test
 // closes the gateway, so it runs last.
 
-const COOLDOWN_MS = 300;
+const COOLDOWN_MS = 1_000;
 let t: TestGateway;
 let key: string;
 const seen: CloudEvent[] = [];
@@ -108,10 +108,19 @@ describe('circuit breaker and cancelled probes', () => {
     // After the cooldown the next request is the probe; its caller goes away mid-call.
     await sleep(COOLDOWN_MS + 50);
     const controller = new AbortController();
-    const cut = probe(script({ reply: 'slow', delayMs: 1_000 }), controller.signal);
-    await sleep(150);
+    const cut = probe(script({ reply: 'slow', delayMs: 3_000 }), controller.signal);
+    await sleep(300);
     controller.abort();
     await expect(cut).rejects.toThrow();
+    // The probe did reach the deployment and was cancelled there (not before it arrived).
+    const aborted = { deployment: 'local/flowloom-local@probe', kind: 'aborted' };
+    await vi.waitFor(
+      async () =>
+        expect(sample((await t.get('/metrics')).text, 'flowloom_upstream_errors_total', aborted)).toBe(1),
+      {
+        timeout: 3_000,
+      },
+    );
 
     // Whatever the breaker decides about a cancelled probe, after another cooldown it must let one through.
     await sleep(COOLDOWN_MS + 100);

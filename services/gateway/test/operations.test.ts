@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { expectAnthropicError, expectOpenAIError, send, UUID_V7 } from './http-helpers.js';
+import { expectAnthropicError, expectOpenAIError, sample, send, UUID_V7 } from './http-helpers.js';
 import { startTestGateway, type TestGateway } from './support.js';
 
 let t: TestGateway;
@@ -10,20 +10,6 @@ beforeAll(async () => {
   key = (await t.createKey({ name: 'ops' })).key;
 });
 afterAll(async () => t.close());
-
-/** Reads one sample from the Prometheus text format; undefined when the series does not exist. */
-function sample(text: string, name: string, labels: Record<string, string> = {}): number | undefined {
-  for (const line of text.split('\n')) {
-    const match = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? (\S+)/.exec(line);
-    if (!match || match[1] !== name) continue;
-    const found: Record<string, string> = {};
-    for (const pair of (match[2] ?? '').matchAll(/([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"/g)) {
-      found[pair[1] ?? ''] = pair[2] ?? '';
-    }
-    if (Object.entries(labels).every(([k, v]) => found[k] === v)) return Number(match[3]);
-  }
-  return undefined;
-}
 
 async function metrics(): Promise<string> {
   const res = await t.get('/metrics');
