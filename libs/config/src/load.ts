@@ -21,6 +21,7 @@ export const ENV_VARIABLES = {
   FLOWLOOM_DATA_DIR: { key: 'dataDir', type: 'string' },
   FLOWLOOM_DATABASE_URL: { key: 'databaseUrl', type: 'string' },
   FLOWLOOM_REDIS_URL: { key: 'redisUrl', type: 'string' },
+  FLOWLOOM_LIMITS_FALLBACK: { key: 'limitsFallback', type: 'string' },
   FLOWLOOM_KAFKA_BROKERS: { key: 'kafkaBrokers', type: 'list' },
   FLOWLOOM_ADMIN_KEY: { key: 'adminKey', type: 'string' },
   FLOWLOOM_LOG_LEVEL: { key: 'logLevel', type: 'string' },

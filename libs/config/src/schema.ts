@@ -126,8 +126,8 @@ export const signalsConfigSchema = z.strictObject({
   repeatWindowSeconds: z.number().int().min(10).max(86_400).default(300),
   /** How many recent prompt fingerprints are kept per subject. */
   maxPrompts: z.number().int().min(2).max(256).default(32),
-  /** Prompts whose 64-bit SimHash differ in at most this many bits are near-identical. */
-  nearDuplicateBits: z.number().int().min(0).max(16).default(3),
+  /** Prompts whose word pairs overlap at least this much (estimated Jaccard, 0.5-1; 1 = exact only) are near-identical. */
+  similarity: z.number().min(0.5).max(1).default(0.75),
   /** A subject idle this long forgets its signals (and its job duration starts over). */
   idleSeconds: z.number().int().min(60).default(3600),
 });
@@ -193,6 +193,8 @@ export const configSchema = z.strictObject({
     .string()
     .regex(/^rediss?:\/\//, 'must be a redis:// URL')
     .optional(),
+  /** When Redis is unreachable: `local` keeps serving with per-replica limits, `closed` refuses requests. */
+  limitsFallback: z.enum(['local', 'closed']).default('local'),
   budgets: z.array(budgetSchema).default([]),
   rateLimits: z.array(rateLimitSchema).default([]),
   adminKey: z.string().min(16, 'must be at least 16 characters').optional(),

@@ -4,8 +4,9 @@ import type { Config } from '@flowloom/config';
 import { AppError } from '@flowloom/errors';
 import { LOCAL_EMBEDDING_MODEL, LOCAL_MODEL } from '@flowloom/providers';
 import { type Db, migrate, openDb } from '@flowloom/store';
-import { createLogger, createRegistry, type Logger, type Registry } from '@flowloom/telemetry';
+import { createLogger, createRegistry, Gauge, type Logger, type Registry } from '@flowloom/telemetry';
 import type { FastifyInstance } from 'fastify';
+import { FallbackLimitStore } from './adapters/fallback-limit-store.js';
 import { FileOutbox } from './adapters/file-outbox.js';
 import { FilePolicySource } from './adapters/file-policy-source.js';
 import { GrpcPolicySource } from './adapters/grpc-policy-source.js';
@@ -126,8 +127,23 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
 
   const metrics = createPrometheusMetrics(registry);
   const router = new Router(config, createProviderClients(config, env), [LOCAL_MODEL, LOCAL_EMBEDDING_MODEL]);
-  const limits: LimitStore = config.redisUrl
-    ? await RedisLimitStore.connect(config.redisUrl)
+  const limitsGauge = new Gauge({
+    name: 'flowloom_limits_degraded',
+    help: '1 while the shared budgets/rate-limits store (Redis) is unreachable and the fallback is in use',
+    registers: [registry],
+  });
+  const limits: LimitStore & { status?: () => string } = config.redisUrl
+    ? new FallbackLimitStore(
+        RedisLimitStore.open(config.redisUrl),
+        new MemoryLimitStore(),
+        config.limitsFallback,
+        (degraded, reason) => {
+          limitsGauge.set(degraded ? 1 : 0);
+          if (degraded)
+            log.error({ reason, fallback: config.limitsFallback }, 'limits store unreachable; falling back');
+          else log.warn('limits store reachable again');
+        },
+      )
     : new MemoryLimitStore();
   const limiter = new Limiter(limits, config.budgets, config.rateLimits);
   const windows = signalWindows(config.signals);
@@ -152,12 +168,15 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   const embeddings = new EmbeddingsService(router, config.routing, outbox, metrics, limiter, gate);
 
   const readiness = async (): Promise<Record<string, string>> => {
+    const checks: Record<string, string> = {};
     try {
       await db.query('select 1');
-      return { database: 'ok' };
+      checks.database = 'ok';
     } catch (error) {
-      return { database: `unavailable: ${(error as Error).message}` };
+      checks.database = `unavailable: ${(error as Error).message}`;
     }
+    if (limits.status) checks.limits = limits.status();
+    return checks;
   };
 
   const authorizeAdmin: AdminAuthorizer = async (headers) => {

@@ -54,6 +54,21 @@ export class RedisLimitStore implements LimitStore {
     this.redis = redis as Redis & LimitCommands;
   }
 
+  /**
+   * Starts connecting without waiting: while Redis is unreachable, commands fail at once (no offline
+   * queue) and the client keeps reconnecting, so a FallbackLimitStore can serve meanwhile.
+   */
+  static open(url: string, prefix = 'flowloom:'): RedisLimitStore {
+    const redis = new Redis(url, {
+      maxRetriesPerRequest: 1,
+      enableOfflineQueue: false,
+      connectTimeout: 3_000,
+      retryStrategy: (times) => Math.min(5_000, 100 * times),
+    });
+    redis.on('error', () => {});
+    return new RedisLimitStore(redis, prefix);
+  }
+
   /** Connects and checks that Redis answers; fails with a message naming the URL otherwise. */
   static async connect(url: string, prefix = 'flowloom:'): Promise<RedisLimitStore> {
     const redis = new Redis(url, {

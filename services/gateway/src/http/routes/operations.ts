@@ -7,7 +7,10 @@ export function registerOperations(app: FastifyInstance, deps: HttpDeps): void {
 
   app.get('/readyz', async (_request, reply) => {
     const checks = await deps.readiness();
-    const ready = Object.values(checks).every((v) => v === 'ok');
+    // A degraded dependency with a working fallback (local limits) still serves: ready, but said so.
+    const ready = Object.values(checks).every(
+      (v) => v === 'ok' || (v.startsWith('degraded:') && !v.endsWith('refusing requests')),
+    );
     return reply.code(ready ? 200 : 503).send({ status: ready ? 'ready' : 'not_ready', checks });
   });
 
