@@ -1,0 +1,184 @@
+import type { Migration } from '@flowloom/store';
+
+/** The ledger tables, written once: every one refuses UPDATE, DELETE and TRUNCATE. */
+export const LEDGER_TABLES = [
+  'audit_meta',
+  'audit_entries',
+  'audit_node_tiles',
+  'audit_checkpoints',
+  'audit_keys',
+  'audit_prunings',
+] as const;
+
+// The same SQL runs on PostgreSQL and PGlite. Retention is the one exception to write-once: the
+// SECURITY DEFINER function audit_prune may null an entry's content (never its leaf hash, index,
+// type or time) while it sets the transaction-local flag flowloom.audit_prune, and records the
+// pruning in audit_prunings. The guard trigger checks exactly that shape of change.
+export const auditMigrations: readonly Migration[] = [
+  {
+    id: 'audit/001_ledger',
+    sql: `
+create table if not exists audit_meta (
+  name text primary key,
+  value text not null,
+  created_at timestamptz not null default now()
+);
+
+create table if not exists audit_entries (
+  idx bigint primary key check (idx >= 0),
+  event_id text not null unique,
+  leaf_hash bytea not null check (length(leaf_hash) = 32),
+  event_time timestamptz not null,
+  event_type text not null,
+  source text not null,
+  subject text,
+  actor text,
+  key_id text,
+  project text,
+  job text,
+  outcome text,
+  entry text,
+  search tsvector,
+  pruned boolean not null default false,
+  appended_at timestamptz not null default now(),
+  check (pruned = (entry is null))
+);
+create index if not exists audit_entries_time on audit_entries (event_time);
+create index if not exists audit_entries_type_time on audit_entries (event_type, event_time) where not pruned;
+create index if not exists audit_entries_actor on audit_entries (actor, idx) where actor is not null;
+create index if not exists audit_entries_key on audit_entries (key_id, idx) where key_id is not null;
+create index if not exists audit_entries_project on audit_entries (project, idx) where project is not null;
+create index if not exists audit_entries_job on audit_entries (job, idx) where job is not null;
+create index if not exists audit_entries_search on audit_entries using gin (search);
+
+create table if not exists audit_node_tiles (
+  start_size bigint primary key check (start_size >= 0),
+  end_size bigint not null unique,
+  node_base bigint not null,
+  hashes bytea not null,
+  check (end_size > start_size)
+);
+alter table audit_node_tiles alter column hashes set storage external;
+
+create table if not exists audit_checkpoints (
+  id bigserial primary key,
+  tree_size bigint not null,
+  root_hash bytea not null check (length(root_hash) = 32),
+  key_id text not null,
+  note text not null,
+  issued_at timestamptz not null default now(),
+  unique (tree_size, key_id)
+);
+
+create table if not exists audit_keys (
+  verifier_key text primary key,
+  key_id text not null,
+  added_at timestamptz not null default clock_timestamp()
+);
+
+create table if not exists audit_prunings (
+  id bigserial primary key,
+  event_type text not null,
+  cutoff timestamptz not null,
+  through_size bigint not null,
+  pruned bigint not null,
+  actor text not null,
+  at timestamptz not null default now()
+);
+
+create or replace function audit_refuse_change() returns trigger language plpgsql as $$
+begin
+  raise exception 'audit ledger: % on % is refused; the ledger tables are write-once', tg_op, tg_table_name
+    using errcode = 'insufficient_privilege';
+end $$;
+
+create or replace function audit_entries_guard() returns trigger language plpgsql as $$
+begin
+  if tg_op = 'UPDATE'
+     and current_setting('flowloom.audit_prune', true) = 'on'
+     and not old.pruned and new.pruned
+     and new.idx = old.idx and new.event_id = old.event_id and new.leaf_hash = old.leaf_hash
+     and new.event_time = old.event_time and new.event_type = old.event_type and new.source = old.source
+     and new.outcome is not distinct from old.outcome and new.appended_at = old.appended_at
+     and new.entry is null and new.search is null and new.subject is null and new.actor is null
+     and new.key_id is null and new.project is null and new.job is null
+  then
+    return new;
+  end if;
+  raise exception 'audit ledger: % on audit_entries is refused; entries are write-once (retention goes through audit_prune)', tg_op
+    using errcode = 'insufficient_privilege';
+end $$;
+
+create or replace trigger audit_entries_write_once before update or delete on audit_entries
+  for each row execute function audit_entries_guard();
+create or replace trigger audit_entries_no_truncate before truncate on audit_entries
+  for each statement execute function audit_refuse_change();
+create or replace trigger audit_meta_write_once before update or delete on audit_meta
+  for each row execute function audit_refuse_change();
+create or replace trigger audit_meta_no_truncate before truncate on audit_meta
+  for each statement execute function audit_refuse_change();
+create or replace trigger audit_node_tiles_write_once before update or delete on audit_node_tiles
+  for each row execute function audit_refuse_change();
+create or replace trigger audit_node_tiles_no_truncate before truncate on audit_node_tiles
+  for each statement execute function audit_refuse_change();
+create or replace trigger audit_checkpoints_write_once before update or delete on audit_checkpoints
+  for each row execute function audit_refuse_change();
+create or replace trigger audit_checkpoints_no_truncate before truncate on audit_checkpoints
+  for each statement execute function audit_refuse_change();
+create or replace trigger audit_keys_write_once before update or delete on audit_keys
+  for each row execute function audit_refuse_change();
+create or replace trigger audit_keys_no_truncate before truncate on audit_keys
+  for each statement execute function audit_refuse_change();
+create or replace trigger audit_prunings_write_once before update or delete on audit_prunings
+  for each row execute function audit_refuse_change();
+create or replace trigger audit_prunings_no_truncate before truncate on audit_prunings
+  for each statement execute function audit_refuse_change();
+
+create or replace function audit_prune(p_type text, p_before timestamptz, p_through bigint, p_actor text)
+returns bigint language plpgsql security definer set search_path from current as $$
+declare
+  n bigint;
+begin
+  perform set_config('flowloom.audit_prune', 'on', true);
+  update audit_entries
+     set entry = null, search = null, subject = null, actor = null, key_id = null, project = null,
+         job = null, pruned = true
+   where event_type = p_type and event_time < p_before and idx < p_through and not pruned;
+  get diagnostics n = row_count;
+  perform set_config('flowloom.audit_prune', 'off', true);
+  if n > 0 then
+    insert into audit_prunings (event_type, cutoff, through_size, pruned, actor)
+    values (p_type, p_before, p_through, n, p_actor);
+  end if;
+  return n;
+end $$;
+`,
+  },
+];
+
+const ROLE_NAME = /^[a-z_][a-z0-9_]{0,62}$/;
+
+/**
+ * SQL that creates (once) a PostgreSQL role allowed only to read and append to the ledger, and to
+ * run the audited retention function, in the current schema. Run it as the owner of the tables
+ * after the migrations; then run the audit service as a login role granted this one. Even a
+ * compromised service cannot then update, delete or truncate ledger rows: PostgreSQL refuses.
+ */
+export function ledgerWriterRoleSql(role = 'flowloom_audit_writer'): string {
+  if (!ROLE_NAME.test(role)) throw new Error(`role name "${role}" must be a plain lowercase identifier`);
+  const tables = LEDGER_TABLES.join(', ');
+  return `
+do $$
+begin
+  if not exists (select 1 from pg_roles where rolname = '${role}') then
+    create role ${role} nologin;
+  end if;
+  execute format('grant usage on schema %I to ${role}', current_schema());
+end $$;
+revoke all on ${tables} from ${role};
+grant select, insert on ${tables} to ${role};
+grant select on schema_migrations to ${role};
+grant usage, select on sequence audit_checkpoints_id_seq, audit_prunings_id_seq to ${role};
+grant execute on function audit_prune(text, timestamptz, bigint, text) to ${role};
+`;
+}

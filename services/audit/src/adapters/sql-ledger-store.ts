@@ -1,0 +1,476 @@
+import type { NodeId } from '@flowloom/ledger';
+import { type Db, migrate, type Queryable, type SqlParam } from '@flowloom/store';
+import { completionSize, HASH_BYTES, nodePosition, nodesBefore } from '../domain/tiles.js';
+import {
+  type BundlePage,
+  type CheckpointRecord,
+  type EntryFilter,
+  type EntryRow,
+  type EntryView,
+  LedgerConflictError,
+  type LedgerStats,
+  type LedgerStore,
+  type NodeTile,
+  type QueryOptions,
+  type VerifierKeyRecord,
+} from '../ports/ledger-store.js';
+import { auditMigrations, LEDGER_TABLES } from './migrations.js';
+
+/** Serialises appends across processes sharing a database (two replicas never both append). */
+const APPEND_LOCK = 7412;
+
+const asNumber = (value: unknown): number => (typeof value === 'number' ? value : Number(value));
+const asBytes = (value: unknown): Uint8Array => {
+  if (value instanceof Uint8Array) return value;
+  throw new Error('expected bytea');
+};
+const asDate = (value: unknown): Date => (value instanceof Date ? value : new Date(String(value)));
+const asText = (value: unknown): string | null =>
+  value === null || value === undefined ? null : String(value);
+const buffer = (bytes: Uint8Array): Buffer => Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+
+/**
+ * Builds a WHERE fragment from a filter with every value as a parameter, never as SQL text: user
+ * input cannot change the statement.
+ */
+class Conditions {
+  readonly parts: string[] = [];
+  constructor(readonly params: SqlParam[]) {}
+
+  param(value: SqlParam): string {
+    this.params.push(value);
+    return `$${this.params.length}`;
+  }
+
+  add(filter: EntryFilter | undefined): this {
+    if (!filter) return this;
+    if (filter.from) this.parts.push(`event_time >= ${this.param(filter.from)}::timestamptz`);
+    if (filter.to) this.parts.push(`event_time < ${this.param(filter.to)}::timestamptz`);
+    if (filter.type) {
+      if (filter.type.endsWith('*')) {
+        const prefix = filter.type.slice(0, -1).replace(/[\\%_]/g, (c) => `\\${c}`);
+        this.parts.push(`event_type like ${this.param(`${prefix}%`)} escape '\\'`);
+      } else {
+        this.parts.push(`event_type = ${this.param(filter.type)}`);
+      }
+    }
+    if (filter.actor) this.parts.push(`actor = ${this.param(filter.actor)}`);
+    if (filter.keyId) this.parts.push(`key_id = ${this.param(filter.keyId)}`);
+    if (filter.project) this.parts.push(`project = ${this.param(filter.project)}`);
+    if (filter.job) this.parts.push(`job = ${this.param(filter.job)}`);
+    if (filter.outcome) this.parts.push(`outcome = ${this.param(filter.outcome)}`);
+    if (filter.text) this.parts.push(`search @@ plainto_tsquery('simple', ${this.param(filter.text)})`);
+    return this;
+  }
+
+  sql(empty = 'true'): string {
+    return this.parts.length === 0 ? empty : this.parts.join(' and ');
+  }
+}
+
+function hasFilter(filter: EntryFilter | undefined): boolean {
+  return filter !== undefined && Object.values(filter).some((v) => v !== undefined && v !== '');
+}
+
+const MARKER_SQL = `'{"$pruned":"' || encode(leaf_hash, 'hex') || '"}'`;
+
+function viewOf(row: Record<string, unknown>): EntryView {
+  return {
+    index: asNumber(row['idx']),
+    eventId: String(row['event_id']),
+    time: asDate(row['event_time']),
+    type: String(row['event_type']),
+    source: String(row['source']),
+    subject: asText(row['subject']),
+    actor: asText(row['actor']),
+    keyId: asText(row['key_id']),
+    project: asText(row['project']),
+    job: asText(row['job']),
+    outcome: asText(row['outcome']),
+    pruned: row['pruned'] === true,
+    leafHash: asBytes(row['leaf_hash']),
+    entry: asText(row['entry']),
+  };
+}
+
+function checkpointOf(row: Record<string, unknown>): CheckpointRecord {
+  return {
+    id: asNumber(row['id']),
+    treeSize: asNumber(row['tree_size']),
+    rootHash: asBytes(row['root_hash']),
+    keyId: String(row['key_id']),
+    note: String(row['note']),
+    issuedAt: asDate(row['issued_at']),
+  };
+}
+
+const VIEW_COLUMNS =
+  'idx, event_id, event_time, event_type, source, subject, actor, key_id, project, job, outcome, pruned, leaf_hash, entry';
+
+/** The ledger on PostgreSQL or PGlite: the same SQL on both. */
+export class SqlLedgerStore implements LedgerStore {
+  readonly engine: 'pglite' | 'postgres';
+
+  private constructor(private readonly db: Db) {
+    this.engine = db.kind;
+  }
+
+  /**
+   * Applies the ledger migrations unless they are all recorded already, so a service running as
+   * the insert/select-only role (which may not create tables) starts on a prepared database.
+   */
+  static async open(db: Db): Promise<SqlLedgerStore> {
+    let applied = new Set<string>();
+    try {
+      const rows = await db.query<{ id: string }>('select id from schema_migrations');
+      applied = new Set(rows.rows.map((r) => r.id));
+    } catch {
+      // no schema_migrations yet
+    }
+    if (!auditMigrations.every((m) => applied.has(m.id))) await migrate(db, auditMigrations);
+    return new SqlLedgerStore(db);
+  }
+
+  async getMeta(name: string): Promise<string | undefined> {
+    const { rows } = await this.db.query<{ value: string }>('select value from audit_meta where name = $1', [
+      name,
+    ]);
+    return rows[0]?.value;
+  }
+
+  async putMeta(name: string, value: string): Promise<string> {
+    await this.db.query(
+      'insert into audit_meta (name, value) values ($1, $2) on conflict (name) do nothing',
+      [name, value],
+    );
+    return (await this.getMeta(name)) ?? value;
+  }
+
+  async treeSize(): Promise<number> {
+    const { rows } = await this.db.query<{ size: unknown }>(
+      'select coalesce(max(end_size), 0) as size from audit_node_tiles',
+    );
+    return asNumber(rows[0]?.size ?? 0);
+  }
+
+  async readNodes(ids: readonly NodeId[]): Promise<Uint8Array[]> {
+    if (ids.length === 0) return [];
+    const positions = ids.map((id) => nodePosition(id.level, id.index));
+    const completions = ids.map((id) => completionSize(id.level, id.index));
+    const { rows } = await this.db.query<{ ord: unknown; hash: Uint8Array }>(
+      `select u.ord, substring(t.hashes from ((u.pos - t.node_base) * 32 + 1)::int for 32) as hash
+         from unnest($1::bigint[], $2::bigint[]) with ordinality as u(pos, completion, ord)
+         cross join lateral (
+           select node_base, start_size, hashes from audit_node_tiles
+            where end_size >= u.completion order by end_size limit 1
+         ) t
+        where t.start_size < u.completion`,
+      [positions, completions],
+    );
+    const out: Array<Uint8Array | undefined> = new Array(ids.length);
+    for (const row of rows) out[asNumber(row.ord) - 1] = asBytes(row.hash);
+    return out.map((hash, i) => {
+      if (hash === undefined || hash.length !== HASH_BYTES) {
+        const id = ids[i] as NodeId;
+        throw new Error(
+          `ledger node (level ${id.level}, index ${id.index}) is missing from audit_node_tiles`,
+        );
+      }
+      return hash;
+    });
+  }
+
+  async existingEventIds(ids: readonly string[]): Promise<Set<string>> {
+    if (ids.length === 0) return new Set();
+    const { rows } = await this.db.query<{ event_id: string }>(
+      'select event_id from audit_entries where event_id = any($1::text[])',
+      [[...ids]],
+    );
+    return new Set(rows.map((r) => r.event_id));
+  }
+
+  async append(rows: readonly EntryRow[], tile: NodeTile): Promise<void> {
+    await this.db.transaction(async (tx) => {
+      await tx.query('select pg_advisory_xact_lock($1)', [APPEND_LOCK]);
+      const { rows: size } = await tx.query<{ size: unknown }>(
+        'select coalesce(max(end_size), 0) as size from audit_node_tiles',
+      );
+      const current = asNumber(size[0]?.size ?? 0);
+      if (current !== tile.startSize) {
+        throw new LedgerConflictError(
+          `the ledger ends at ${current}, not ${tile.startSize}: another writer appended; reopen the log`,
+        );
+      }
+      if (rows.length > 0) await insertEntries(tx, rows);
+      await tx.query(
+        'insert into audit_node_tiles (start_size, end_size, node_base, hashes) values ($1, $2, $3, $4)',
+        [tile.startSize, tile.endSize, nodesBefore(tile.startSize), buffer(tile.hashes)],
+      );
+    });
+  }
+
+  async tiles(start: number, end: number): Promise<NodeTile[]> {
+    const { rows } = await this.db.query<{ start_size: unknown; end_size: unknown; hashes: Uint8Array }>(
+      `select start_size, end_size, hashes from audit_node_tiles
+        where end_size > $1 and start_size < $2 order by start_size`,
+      [start, end],
+    );
+    return rows.map((r) => ({
+      startSize: asNumber(r.start_size),
+      endSize: asNumber(r.end_size),
+      hashes: asBytes(r.hashes),
+    }));
+  }
+
+  async saveCheckpoint(checkpoint: Omit<CheckpointRecord, 'id' | 'issuedAt'>): Promise<CheckpointRecord> {
+    const { rows } = await this.db.query(
+      `insert into audit_checkpoints (tree_size, root_hash, key_id, note) values ($1, $2, $3, $4)
+       on conflict (tree_size, key_id) do nothing
+       returning id, tree_size, root_hash, key_id, note, issued_at`,
+      [checkpoint.treeSize, buffer(checkpoint.rootHash), checkpoint.keyId, checkpoint.note],
+    );
+    if (rows[0]) return checkpointOf(rows[0]);
+    const existing = await this.db.query(
+      'select id, tree_size, root_hash, key_id, note, issued_at from audit_checkpoints where tree_size = $1 and key_id = $2',
+      [checkpoint.treeSize, checkpoint.keyId],
+    );
+    if (!existing.rows[0]) throw new Error('a checkpoint could not be stored');
+    return checkpointOf(existing.rows[0]);
+  }
+
+  async latestCheckpoint(): Promise<CheckpointRecord | undefined> {
+    const { rows } = await this.db.query(
+      'select id, tree_size, root_hash, key_id, note, issued_at from audit_checkpoints order by id desc limit 1',
+    );
+    return rows[0] ? checkpointOf(rows[0]) : undefined;
+  }
+
+  async checkpoints(afterId: number, limit: number): Promise<CheckpointRecord[]> {
+    const { rows } = await this.db.query(
+      `select id, tree_size, root_hash, key_id, note, issued_at from audit_checkpoints
+        where id > $1 order by id limit $2`,
+      [afterId, limit],
+    );
+    return rows.map(checkpointOf);
+  }
+
+  async addVerifierKey(key: { keyId: string; verifierKey: string }): Promise<void> {
+    await this.db.query(
+      'insert into audit_keys (verifier_key, key_id) values ($1, $2) on conflict (verifier_key) do nothing',
+      [key.verifierKey, key.keyId],
+    );
+  }
+
+  async verifierKeys(): Promise<VerifierKeyRecord[]> {
+    const { rows } = await this.db.query<{ verifier_key: string; key_id: string; added_at: unknown }>(
+      'select verifier_key, key_id, added_at from audit_keys order by added_at desc, verifier_key',
+    );
+    return rows.map((r) => ({ verifierKey: r.verifier_key, keyId: r.key_id, addedAt: asDate(r.added_at) }));
+  }
+
+  async indexOfEvent(eventId: string): Promise<number | undefined> {
+    const { rows } = await this.db.query<{ idx: unknown }>(
+      'select idx from audit_entries where event_id = $1',
+      [eventId],
+    );
+    return rows[0] ? asNumber(rows[0].idx) : undefined;
+  }
+
+  async entry(index: number): Promise<EntryView | undefined> {
+    const { rows } = await this.db.query(`select ${VIEW_COLUMNS} from audit_entries where idx = $1`, [index]);
+    return rows[0] ? viewOf(rows[0]) : undefined;
+  }
+
+  async query(options: QueryOptions): Promise<EntryView[]> {
+    const conditions = new Conditions([]).add(options);
+    if (options.cursor !== undefined) {
+      conditions.parts.push(`idx ${options.order === 'asc' ? '>' : '<'} ${conditions.param(options.cursor)}`);
+    }
+    const limit = conditions.param(options.limit);
+    const { rows } = await this.db.query(
+      `select ${VIEW_COLUMNS} from audit_entries where ${conditions.sql()}
+        order by idx ${options.order === 'asc' ? 'asc' : 'desc'} limit ${limit}`,
+      conditions.params,
+    );
+    return rows.map(viewOf);
+  }
+
+  async bundlePage(start: number, end: number, filter?: EntryFilter): Promise<BundlePage> {
+    const params: SqlParam[] = [start, end];
+    const match = hasFilter(filter) ? new Conditions(params).add(filter).sql() : 'true';
+    // Fast path: one aggregated row per page. Rows are read one by one only when the page is not
+    // what the appender writes (a gap, or an entry holding a newline or missing): tampering.
+    const { rows } = await this.db.query<{
+      n: unknown;
+      lo: unknown;
+      hi: unknown;
+      lines: string | null;
+      hashes: Uint8Array | null;
+      matched: string | null;
+      pruned: unknown;
+    }>(
+      `select count(*) as n, min(idx) as lo, max(idx) as hi,
+              string_agg(case when pruned or not coalesce(${match}, false) then ${MARKER_SQL} else entry end, E'\\n' order by idx) as lines,
+              string_agg(leaf_hash, ''::bytea order by idx) as hashes,
+              string_agg(case when not pruned and coalesce(${match}, false) then idx::text end, ',' order by idx) as matched,
+              count(*) filter (where pruned) as pruned
+         from audit_entries where idx >= $1 and idx < $2`,
+      params,
+    );
+    const row = rows[0];
+    const n = asNumber(row?.n ?? 0);
+    if (n === 0)
+      return { start, lines: [], indexes: [], leafHashes: new Uint8Array(0), matched: [], pruned: 0 };
+    const lines = (row?.lines ?? '').split('\n');
+    const contiguous = asNumber(row?.lo) === start && asNumber(row?.hi) === start + n - 1;
+    if (!contiguous || lines.length !== n || row?.hashes?.length !== n * HASH_BYTES) {
+      return this.bundlePageByRow(start, end, filter);
+    }
+    return {
+      start,
+      lines,
+      indexes: Array.from({ length: n }, (_, i) => start + i),
+      leafHashes: row.hashes,
+      matched: row.matched ? row.matched.split(',').map(Number) : [],
+      pruned: asNumber(row.pruned),
+    };
+  }
+
+  private async bundlePageByRow(start: number, end: number, filter?: EntryFilter): Promise<BundlePage> {
+    const params: SqlParam[] = [start, end];
+    const match = hasFilter(filter) ? new Conditions(params).add(filter).sql() : 'true';
+    const { rows } = await this.db.query<{
+      idx: unknown;
+      pruned: boolean;
+      leaf_hash: Uint8Array;
+      entry: string | null;
+      matched: boolean;
+    }>(
+      `select idx, pruned, leaf_hash, entry, coalesce(${match}, false) as matched
+         from audit_entries where idx >= $1 and idx < $2 order by idx`,
+      params,
+    );
+    const leafHashes = new Uint8Array(rows.length * HASH_BYTES);
+    const lines: string[] = [];
+    const matched: number[] = [];
+    let pruned = 0;
+    rows.forEach((row, i) => {
+      const hash = asBytes(row.leaf_hash);
+      if (hash.length === HASH_BYTES) leafHashes.set(hash, i * HASH_BYTES);
+      const marker = `{"$pruned":"${Buffer.from(hash).toString('hex')}"}`;
+      if (row.pruned) pruned++;
+      if (row.pruned || !row.matched) lines.push(marker);
+      else {
+        lines.push(row.entry ?? '');
+        matched.push(asNumber(row.idx));
+      }
+    });
+    return { start, lines, indexes: rows.map((r) => asNumber(r.idx)), leafHashes, matched, pruned };
+  }
+
+  async stats(): Promise<LedgerStats> {
+    const [types, coverage, checkpoints, prunings, size, guards] = await Promise.all([
+      this.db.query<{ event_type: string; n: unknown; pruned: unknown; first: unknown; last: unknown }>(
+        `select event_type, count(*) as n, count(*) filter (where pruned) as pruned,
+                min(event_time) as first, max(event_time) as last
+           from audit_entries group by event_type order by event_type`,
+      ),
+      this.db.query<{ with_actor: unknown; with_key: unknown }>(
+        `select count(*) filter (where actor is not null) as with_actor,
+                count(*) filter (where key_id is not null) as with_key from audit_entries`,
+      ),
+      this.db.query<{ n: unknown; first: unknown; last: unknown }>(
+        'select count(*) as n, min(issued_at) as first, max(issued_at) as last from audit_checkpoints',
+      ),
+      this.db.query<{ n: unknown }>('select count(*) as n from audit_prunings'),
+      this.treeSize(),
+      this.db.query<{ name: string }>(
+        `select t.tgname as name from pg_trigger t join pg_class c on c.oid = t.tgrelid
+          where not t.tgisinternal and t.tgenabled <> 'D' and c.oid = any($1::regclass[]) order by 1`,
+        [LEDGER_TABLES.map((t) => t)],
+      ),
+    ]);
+    const byType = types.rows.map((r) => ({
+      type: r.event_type,
+      count: asNumber(r.n),
+      pruned: asNumber(r.pruned),
+      first: r.first === null ? null : asDate(r.first),
+      last: r.last === null ? null : asDate(r.last),
+    }));
+    const dates = (pick: (t: (typeof byType)[number]) => Date | null): Date[] =>
+      byType.map(pick).filter((d): d is Date => d !== null);
+    const firsts = dates((t) => t.first);
+    const lasts = dates((t) => t.last);
+    return {
+      treeSize: size,
+      entries: byType.reduce((sum, t) => sum + t.count, 0),
+      pruned: byType.reduce((sum, t) => sum + t.pruned, 0),
+      firstEvent: firsts.length ? new Date(Math.min(...firsts.map((d) => d.getTime()))) : null,
+      lastEvent: lasts.length ? new Date(Math.max(...lasts.map((d) => d.getTime()))) : null,
+      byType,
+      withActor: asNumber(coverage.rows[0]?.with_actor ?? 0),
+      withKey: asNumber(coverage.rows[0]?.with_key ?? 0),
+      checkpoints: asNumber(checkpoints.rows[0]?.n ?? 0),
+      firstCheckpointAt: checkpoints.rows[0]?.first ? asDate(checkpoints.rows[0].first) : null,
+      lastCheckpointAt: checkpoints.rows[0]?.last ? asDate(checkpoints.rows[0].last) : null,
+      prunings: asNumber(prunings.rows[0]?.n ?? 0),
+      guards: guards.rows.map((r) => r.name),
+    };
+  }
+
+  async typesWithContent(): Promise<string[]> {
+    // A loose index scan over audit_entries_type_time: one probe per distinct type.
+    const { rows } = await this.db.query<{ event_type: string | null }>(
+      `with recursive t(event_type) as (
+         (select event_type from audit_entries where not pruned order by event_type limit 1)
+         union all
+         select (select e.event_type from audit_entries e
+                  where not e.pruned and e.event_type > t.event_type order by e.event_type limit 1)
+           from t where t.event_type is not null
+       ) select event_type from t where event_type is not null`,
+    );
+    return rows.map((r) => r.event_type).filter((t): t is string => t !== null);
+  }
+
+  async prune(type: string, before: Date, through: number, actor: string): Promise<number> {
+    const { rows } = await this.db.query<{ n: unknown }>('select audit_prune($1, $2, $3, $4) as n', [
+      type,
+      before,
+      through,
+      actor,
+    ]);
+    return asNumber(rows[0]?.n ?? 0);
+  }
+}
+
+async function insertEntries(tx: Queryable, rows: readonly EntryRow[]): Promise<void> {
+  const column = <T>(pick: (row: EntryRow) => T): T[] => rows.map(pick);
+  // Entry and search texts never contain a newline (canonical JSON; control characters are removed
+  // from search text), so they travel as one joined string: far cheaper to bind than text[].
+  await tx.query(
+    `insert into audit_entries
+       (idx, event_id, leaf_hash, event_time, event_type, source, subject, actor, key_id, project, job, outcome, entry, search)
+     select u.idx, u.id, decode(u.hash, 'hex'), u.t::timestamptz, u.ty, u.src, u.sub, u.act, u.k, u.p, u.j, u.o,
+            u.entry, to_tsvector('simple', coalesce(u.words, ''))
+       from unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],
+                   $8::text[], $9::text[], $10::text[], $11::text[], $12::text[],
+                   string_to_array($13, E'\\n'), string_to_array($14, E'\\n'))
+         as u(idx, id, hash, t, ty, src, sub, act, k, p, j, o, entry, words)`,
+    [
+      column((r) => r.index),
+      column((r) => r.eventId),
+      column((r) => Buffer.from(r.leafHash).toString('hex')),
+      column((r) => r.time),
+      column((r) => r.type),
+      column((r) => r.source),
+      column((r) => r.subject) as string[],
+      column((r) => r.actor) as string[],
+      column((r) => r.keyId) as string[],
+      column((r) => r.project) as string[],
+      column((r) => r.job) as string[],
+      column((r) => r.outcome) as string[],
+      rows.map((r) => r.entry).join('\n'),
+      rows.map((r) => r.search).join('\n'),
+    ],
+  );
+}

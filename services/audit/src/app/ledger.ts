@@ -1,0 +1,505 @@
+import { randomBytes } from 'node:crypto';
+import { type CloudEvent, createEvent } from '@flowloom/contracts';
+import { AppError } from '@flowloom/errors';
+import {
+  generateKey,
+  keyIdHex,
+  MerkleLog,
+  type NodeStore,
+  parseSignerKey,
+  type SignerKey,
+  signCheckpoint,
+  verifierFor,
+} from '@flowloom/ledger';
+import { type PreparedEntry, prepareEntry } from '../domain/entry.js';
+import {
+  AUDIT_EXPORT_CREATED,
+  AUDIT_KEY_ROTATED,
+  AUDIT_REPORT_GENERATED,
+  AUDIT_RETENTION_APPLIED,
+  AUDIT_SOURCE,
+  AUDIT_VERIFICATION_COMPLETED,
+} from '../domain/events.js';
+import { cutoffFor, type RetentionRule } from '../domain/retention.js';
+import { packTile } from '../domain/tiles.js';
+import type { AuditActivity } from '../ports/audit-source.js';
+import type { CheckpointSink } from '../ports/checkpoint-sink.js';
+import {
+  type CheckpointRecord,
+  type EntryRow,
+  type EntryView,
+  LedgerConflictError,
+  type LedgerStore,
+} from '../ports/ledger-store.js';
+import { type AuditLogger, silentLogger } from '../ports/logger.js';
+import type { SigningKeyStore } from '../ports/signing-key-store.js';
+
+export interface LedgerOptions {
+  store: LedgerStore;
+  signingKeys: SigningKeyStore;
+  /** The configured origin; a new log without one gets `flowloom.local/audit/<random>`. */
+  origin?: string | undefined;
+  sinks?: readonly CheckpointSink[];
+  logger?: AuditLogger;
+  /** Where the ledger's own events also go (other consumers); best effort, the ledger has them. */
+  publish?: ((events: readonly CloudEvent[]) => Promise<void>) | undefined;
+  /** Most entries per database transaction. */
+  maxBatch?: number;
+  now?: () => Date;
+}
+
+export interface AppendOutcome {
+  /** Entries this call added. */
+  readonly appended: number;
+  /** Events of this call already in the ledger (redeliveries) or repeated within it. */
+  readonly duplicates: number;
+  readonly treeSize: number;
+}
+
+export interface InclusionProofResult {
+  readonly index: number;
+  readonly eventId?: string;
+  readonly treeSize: number;
+  readonly leafHash: Uint8Array;
+  readonly rootHash: Uint8Array;
+  readonly proof: Uint8Array[];
+}
+
+interface Waiter {
+  readonly events: readonly unknown[];
+  resolve(outcome: AppendOutcome): void;
+  reject(error: unknown): void;
+}
+
+interface RetentionResult {
+  readonly type: string;
+  readonly pruned: number;
+  readonly cutoff: string;
+}
+
+const ORIGIN_META = 'origin';
+
+/**
+ * The audit ledger: an RFC 9162 log whose entries are canonical events, stored write-once, with
+ * signed C2SP checkpoints. Appends are group-committed: calls arriving while a transaction runs are
+ * merged into the next one, and each call resolves only once its entries are durable. Redelivered
+ * events (same id) are appended once. One process appends at a time (the store serialises writers
+ * across processes and a conflicting writer makes this one reload the tree).
+ */
+export class AuditLedger {
+  private log!: MerkleLog;
+  private staged: { start: number; rows: EntryRow[] } | undefined;
+  private readonly waiters: Waiter[] = [];
+  private draining: Promise<void> | undefined;
+  private checkpointing: Promise<unknown> = Promise.resolve();
+  private externalPending = new Map<string, CheckpointRecord>();
+  private lastCheckpointSize = -1;
+  private closed = false;
+  private readonly store: LedgerStore;
+  private readonly logger: AuditLogger;
+  private readonly maxBatch: number;
+  private readonly now: () => Date;
+  private readonly nodeStore: NodeStore;
+
+  private constructor(
+    private readonly options: LedgerOptions,
+    readonly origin: string,
+    private signer: SignerKey,
+  ) {
+    this.store = options.store;
+    this.logger = options.logger ?? silentLogger;
+    this.maxBatch = options.maxBatch ?? 5_000;
+    this.now = options.now ?? (() => new Date());
+    this.nodeStore = {
+      readTreeSize: () => this.store.treeSize(),
+      readNodes: (ids) => this.store.readNodes(ids),
+      writeNodes: async (nodes, treeSize) => {
+        const staged = this.staged;
+        if (!staged) throw new AppError('internal', 'ledger nodes written outside an append');
+        await this.store.append(staged.rows, {
+          startSize: staged.start,
+          endSize: treeSize,
+          hashes: packTile(staged.start, treeSize, nodes),
+        });
+      },
+    };
+  }
+
+  /** Opens the ledger: its origin (fixed at first start), signing key (generated once) and tree. */
+  static async open(options: LedgerOptions): Promise<AuditLedger> {
+    const { store } = options;
+    const stored = await store.getMeta(ORIGIN_META);
+    if (stored !== undefined && options.origin !== undefined && options.origin !== stored) {
+      throw new AppError(
+        'invalid_request',
+        `this ledger's origin is "${stored}" but audit.origin says "${options.origin}". The origin of an existing log never changes. Fix: unset FLOWLOOM_AUDIT_ORIGIN (audit.origin) or set it to "${stored}".`,
+      );
+    }
+    const origin =
+      stored ??
+      (await store.putMeta(
+        ORIGIN_META,
+        options.origin ?? `flowloom.local/audit/${randomBytes(4).toString('hex')}`,
+      ));
+    const signer = await loadSigner(options.signingKeys, origin, store);
+    const ledger = new AuditLedger(options, origin, signer);
+    ledger.log = await MerkleLog.open(ledger.nodeStore);
+    ledger.lastCheckpointSize = (await store.latestCheckpoint())?.treeSize ?? -1;
+    return ledger;
+  }
+
+  /** Committed entries. */
+  get size(): number {
+    return this.log.size;
+  }
+
+  get keyId(): string {
+    return keyIdHex(this.signer.keyId);
+  }
+
+  get ledgerStore(): LedgerStore {
+    return this.store;
+  }
+
+  /**
+   * Appends events (any shape; secrets are removed and the result canonicalised) and resolves once
+   * they are durable. Events already logged are skipped.
+   */
+  append(events: readonly unknown[]): Promise<AppendOutcome> {
+    if (this.closed) return Promise.reject(new AppError('unavailable', 'the audit ledger is closed'));
+    if (events.length === 0) return Promise.resolve({ appended: 0, duplicates: 0, treeSize: this.size });
+    return new Promise((resolve, reject) => {
+      this.waiters.push({ events, resolve, reject });
+      this.draining ??= this.drain();
+    });
+  }
+
+  private async drain(): Promise<void> {
+    try {
+      while (this.waiters.length > 0) {
+        const batch: Waiter[] = [];
+        let count = 0;
+        while (this.waiters.length > 0) {
+          const next = this.waiters[0] as Waiter;
+          if (batch.length > 0 && count + next.events.length > this.maxBatch) break;
+          batch.push(next);
+          this.waiters.shift();
+          count += next.events.length;
+        }
+        try {
+          const appended = await this.commit(batch.flatMap((w) => w.events));
+          for (const waiter of batch) {
+            let mine = 0;
+            for (const event of waiter.events) {
+              const id = (event as { id?: unknown }).id;
+              if (typeof id === 'string' && appended.delete(id)) mine++;
+            }
+            waiter.resolve({ appended: mine, duplicates: waiter.events.length - mine, treeSize: this.size });
+          }
+        } catch (error) {
+          for (const waiter of batch) waiter.reject(error);
+        }
+      }
+    } finally {
+      this.draining = undefined;
+    }
+  }
+
+  /** Appends what is new among `events`; returns the ids appended. */
+  private async commit(events: readonly unknown[]): Promise<Set<string>> {
+    const receivedAt = this.now();
+    const seen = new Set<string>();
+    const unique: PreparedEntry[] = [];
+    for (const event of events) {
+      const prepared = prepareEntry(event as Record<string, unknown>, receivedAt);
+      if (seen.has(prepared.eventId)) continue;
+      seen.add(prepared.eventId);
+      unique.push(prepared);
+    }
+    const appended = new Set<string>();
+    for (let at = 0; at < unique.length; at += this.maxBatch) {
+      const chunk = unique.slice(at, at + this.maxBatch);
+      for (const entry of await this.appendNew(chunk, true)) appended.add(entry.eventId);
+    }
+    return appended;
+  }
+
+  private async appendNew(chunk: readonly PreparedEntry[], retry: boolean): Promise<PreparedEntry[]> {
+    const existing = await this.store.existingEventIds(chunk.map((p) => p.eventId));
+    const fresh = chunk.filter((p) => !existing.has(p.eventId));
+    if (fresh.length === 0) return [];
+    const start = this.log.size;
+    this.staged = {
+      start,
+      rows: fresh.map((p, i) => ({
+        index: start + i,
+        eventId: p.eventId,
+        leafHash: p.leafHash,
+        entry: p.entry,
+        time: p.time,
+        type: p.type,
+        source: p.source,
+        subject: p.subject,
+        actor: p.actor,
+        keyId: p.keyId,
+        project: p.project,
+        job: p.job,
+        outcome: p.outcome,
+        search: p.search,
+      })),
+    };
+    try {
+      await this.log.appendLeafHashes(fresh.map((p) => p.leafHash));
+      return fresh;
+    } catch (error) {
+      if (!(error instanceof LedgerConflictError) || !retry) throw error;
+      this.logger.warn({ err: error }, 'audit ledger: another writer appended; reloading the tree');
+      this.log = await MerkleLog.open(this.nodeStore);
+      return this.appendNew(chunk, false);
+    } finally {
+      this.staged = undefined;
+    }
+  }
+
+  /** Resolves when everything submitted so far is committed (or failed). */
+  async flush(): Promise<void> {
+    while (this.draining) await this.draining;
+  }
+
+  /**
+   * Signs a checkpoint of the committed tree, stores it and copies it to the external sinks. When
+   * the latest checkpoint already covers this size with the current key, that one is returned.
+   */
+  checkpoint(): Promise<CheckpointRecord> {
+    const run = this.checkpointing.then(() => this.issueCheckpoint());
+    this.checkpointing = run.catch(() => undefined);
+    return run;
+  }
+
+  /** A checkpoint only when entries were appended since the last one. */
+  async checkpointIfNew(): Promise<CheckpointRecord | undefined> {
+    await this.retryExternal();
+    if (this.log.size <= this.lastCheckpointSize) return undefined;
+    return this.checkpoint();
+  }
+
+  private async issueCheckpoint(): Promise<CheckpointRecord> {
+    const size = this.log.size;
+    const rootHash = this.log.rootHash();
+    const keyId = this.keyId;
+    const latest = await this.store.latestCheckpoint();
+    if (latest && latest.treeSize === size && latest.keyId === keyId) return latest;
+    const note = signCheckpoint({ origin: this.origin, size, rootHash, extensions: [] }, [this.signer]);
+    const record = await this.store.saveCheckpoint({ treeSize: size, rootHash, keyId, note });
+    this.lastCheckpointSize = Math.max(this.lastCheckpointSize, size);
+    for (const sink of this.options.sinks ?? []) this.externalPending.set(sink.name, record);
+    await this.retryExternal();
+    return record;
+  }
+
+  /** Copies the newest checkpoint to each sink that has not received it; a later one supersedes. */
+  private async retryExternal(): Promise<void> {
+    for (const sink of this.options.sinks ?? []) {
+      const record = this.externalPending.get(sink.name);
+      if (!record) continue;
+      try {
+        await sink.publish(record);
+        if (this.externalPending.get(sink.name) === record) this.externalPending.delete(sink.name);
+      } catch (error) {
+        this.logger.warn(
+          { err: error, sink: sink.name, treeSize: record.treeSize },
+          'audit: could not copy a checkpoint outside the database; will retry',
+        );
+      }
+    }
+  }
+
+  /** Checkpoints not yet copied to a sink (by sink name). */
+  externalBacklog(): string[] {
+    return [...this.externalPending.keys()];
+  }
+
+  /** Verifier keys (vkey text): the current key first, then every retired one. */
+  async verifierKeys(): Promise<string[]> {
+    const current = verifierFor(this.signer).text;
+    const stored = (await this.store.verifierKeys()).map((k) => k.verifierKey).filter((k) => k !== current);
+    return [current, ...stored];
+  }
+
+  /**
+   * Replaces the signing key: the new verifier key is published first, then the key file is
+   * replaced and a checkpoint is signed with the new key. Old checkpoints stay verifiable with the
+   * old verifier key, which stays in the published list.
+   */
+  async rotateKey(actor: string): Promise<{ previousKeyId: string; keyId: string; verifierKey: string }> {
+    const previousKeyId = this.keyId;
+    const next = generateKey(this.origin);
+    const keyId = keyIdHex(next.signer.keyId);
+    await this.store.addVerifierKey({ keyId, verifierKey: next.verifierKey });
+    await this.options.signingKeys.save(next.signerKey);
+    await this.checkpointing;
+    this.signer = next.signer;
+    await this.checkpoint();
+    await this.recordEvent(AUDIT_KEY_ROTATED, { actor, previousKeyId, keyId, verifierKey: next.verifierKey });
+    this.logger.info({ previousKeyId, keyId }, 'audit: signing key rotated');
+    return { previousKeyId, keyId, verifierKey: next.verifierKey };
+  }
+
+  /** RFC 9162 inclusion proof of entry `index` in the tree of `treeSize` (default: committed size). */
+  async inclusionProof(index: number, treeSize = this.size): Promise<InclusionProofResult> {
+    this.requireSize(treeSize);
+    if (!Number.isSafeInteger(index) || index < 0 || index >= treeSize) {
+      throw new AppError('not_found', `entry ${index} is not in a tree of ${treeSize} entries`);
+    }
+    const [proof, rootHash, entry] = await Promise.all([
+      this.log.inclusionProof(index, treeSize),
+      this.log.rootHashAt(treeSize),
+      this.store.entry(index),
+    ]);
+    if (!entry) throw new AppError('not_found', `entry ${index} is missing from the ledger`);
+    return { index, eventId: entry.eventId, treeSize, leafHash: entry.leafHash, rootHash, proof };
+  }
+
+  async inclusionProofByEvent(eventId: string, treeSize = this.size): Promise<InclusionProofResult> {
+    const index = await this.store.indexOfEvent(eventId);
+    if (index === undefined) throw new AppError('not_found', `event ${eventId} is not in the ledger`);
+    return this.inclusionProof(index, treeSize);
+  }
+
+  async inclusionProofs(indexes: readonly number[], treeSize: number): Promise<Uint8Array[][]> {
+    this.requireSize(treeSize);
+    return Promise.all(
+      indexes.map((index) => {
+        if (!Number.isSafeInteger(index) || index < 0 || index >= treeSize) {
+          throw new AppError('invalid_request', `entry ${index} is not in a tree of ${treeSize} entries`);
+        }
+        return this.log.inclusionProof(index, treeSize);
+      }),
+    );
+  }
+
+  async consistencyProof(
+    size1: number,
+    size2 = this.size,
+  ): Promise<{ size1: number; size2: number; root1: Uint8Array; root2: Uint8Array; proof: Uint8Array[] }> {
+    this.requireSize(size2);
+    if (!Number.isSafeInteger(size1) || size1 < 0 || size1 > size2) {
+      throw new AppError('invalid_request', `the first size must be between 0 and ${size2}`);
+    }
+    const [proof, root1, root2] = await Promise.all([
+      this.log.consistencyProof(size1, size2),
+      this.log.rootHashAt(size1),
+      this.log.rootHashAt(size2),
+    ]);
+    return { size1, size2, root1, root2, proof };
+  }
+
+  private requireSize(treeSize: number): void {
+    if (!Number.isSafeInteger(treeSize) || treeSize < 0 || treeSize > this.size) {
+      throw new AppError(
+        'invalid_request',
+        `tree size ${treeSize} is not between 0 and the ledger's size ${this.size}`,
+      );
+    }
+  }
+
+  entry(index: number): Promise<EntryView | undefined> {
+    return this.store.entry(index);
+  }
+
+  /**
+   * Removes the content of entries past their retention, only below the latest checkpoint (their
+   * hashes are signed), through the store's audited prune path, and records what it did.
+   */
+  async applyRetention(
+    rules: readonly RetentionRule[],
+    actor = 'flowloom/audit retention',
+  ): Promise<RetentionResult[]> {
+    if (rules.length === 0) return [];
+    const latest = await this.store.latestCheckpoint();
+    if (!latest || latest.treeSize === 0) return [];
+    const now = this.now();
+    const results: RetentionResult[] = [];
+    for (const type of await this.store.typesWithContent()) {
+      const cutoff = cutoffFor(type, rules, now);
+      if (!cutoff) continue;
+      const pruned = await this.store.prune(type, cutoff, latest.treeSize, actor);
+      if (pruned > 0) results.push({ type, pruned, cutoff: cutoff.toISOString() });
+    }
+    if (results.length > 0) {
+      await this.recordEvent(AUDIT_RETENTION_APPLIED, { actor, through: latest.treeSize, pruned: results });
+      this.logger.info({ results }, 'audit: retention pruned expired entry content');
+    }
+    return results;
+  }
+
+  /** Records an export, verification or report in the ledger. */
+  async record(activity: AuditActivity, actor: string): Promise<void> {
+    const { kind, ...details } = activity;
+    const type =
+      kind === 'export'
+        ? AUDIT_EXPORT_CREATED
+        : kind === 'verification'
+          ? AUDIT_VERIFICATION_COMPLETED
+          : AUDIT_REPORT_GENERATED;
+    const outcome = kind === 'verification' ? { outcome: activity.ok ? 'passed' : 'failed' } : {};
+    await this.recordEvent(type, { actor, ...outcome, ...details });
+  }
+
+  private async recordEvent(type: string, data: Record<string, unknown>): Promise<void> {
+    const event = createEvent(
+      type,
+      AUDIT_SOURCE,
+      data,
+      typeof data['actor'] === 'string' ? data['actor'] : undefined,
+    );
+    await this.append([event]);
+    try {
+      await this.options.publish?.([event]);
+    } catch (error) {
+      this.logger.warn(
+        { err: error, type },
+        'audit: could not publish an audit event to the bus (it is in the ledger)',
+      );
+    }
+  }
+
+  /** Stops taking appends, finishes the pending ones and signs a last checkpoint. */
+  async close(): Promise<void> {
+    await this.flush();
+    this.closed = true;
+    await this.checkpointIfNew().catch((error: unknown) =>
+      this.logger.warn({ err: error }, 'audit: the final checkpoint failed'),
+    );
+  }
+}
+
+async function loadSigner(keys: SigningKeyStore, origin: string, store: LedgerStore): Promise<SignerKey> {
+  const text = await keys.load();
+  if (text === undefined) {
+    const generated = generateKey(origin);
+    await store.addVerifierKey({
+      keyId: keyIdHex(generated.signer.keyId),
+      verifierKey: generated.verifierKey,
+    });
+    await keys.save(generated.signerKey);
+    return generated.signer;
+  }
+  let signer: SignerKey;
+  try {
+    signer = parseSignerKey(text.trim());
+  } catch (error) {
+    throw new AppError(
+      'invalid_request',
+      `the audit signing key at ${keys.location} is not a valid key: ${(error as Error).message}`,
+    );
+  }
+  if (signer.name !== origin) {
+    throw new AppError(
+      'invalid_request',
+      `the audit signing key at ${keys.location} is for the log "${signer.name}", but this ledger is "${origin}". Fix: point FLOWLOOM_AUDIT_SIGNING_KEY_FILE at this log's key.`,
+    );
+  }
+  await store.addVerifierKey({ keyId: keyIdHex(signer.keyId), verifierKey: verifierFor(signer).text });
+  return signer;
+}

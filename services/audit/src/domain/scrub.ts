@@ -1,0 +1,123 @@
+// Defensive secret removal before an event becomes a permanent ledger entry. Producers must not put
+// secrets in events at all; this is the backstop, because an entry can never be edited afterwards
+// (only pruned). It also normalises the value the way JSON serialisation would, so an event handed
+// over in-process and the same event read back from Kafka become the same entry.
+
+export const REDACTED = '[redacted]';
+
+/** Field names (lowercase, without `-`, `_` and spaces) whose value is always a secret. */
+const SECRET_FIELDS = new Set([
+  'authorization',
+  'proxyauthorization',
+  'cookie',
+  'setcookie',
+  'token',
+  'password',
+  'passwd',
+  'passphrase',
+  'secret',
+  'credential',
+  'credentials',
+]);
+const SECRET_SUFFIXES = ['apikey', 'secret', 'password', 'privatekey', 'signingkey', 'secretkey', 'token'];
+
+/** True for `authorization`, `apiKey`, `x-api-key`, `clientSecret`, `accessToken`… but not `inputTokens`. */
+export function isSecretField(name: string): boolean {
+  const normalized = name.toLowerCase().replace(/[-_\s]/g, '');
+  return SECRET_FIELDS.has(normalized) || SECRET_SUFFIXES.some((suffix) => normalized.endsWith(suffix));
+}
+
+// Credential shapes inside free text (same families as @flowloom/telemetry's scrubSecrets, plus
+// key=value pairs), matched per string value.
+const SECRET_PATTERNS: ReadonlyArray<{ pattern: RegExp; keep: boolean }> = [
+  { pattern: /\bflk_[A-Za-z0-9_-]{8,}/g, keep: false },
+  { pattern: /\bsk-(?:ant-)?[A-Za-z0-9_-]{8,}/g, keep: false },
+  { pattern: /\bAIza[0-9A-Za-z_-]{20,}/g, keep: false },
+  { pattern: /\b(Bearer\s+)[A-Za-z0-9._~+/-]{8,}=*/gi, keep: true },
+  { pattern: /\b(Basic\s+)[A-Za-z0-9+/]{8,}=*/g, keep: true },
+  { pattern: /(postgres(?:ql)?:\/\/[^:/\s@]+:)[^@\s]+(?=@)/gi, keep: true },
+  { pattern: /((?:api[-_]?key|token|secret|password)=)[^&\s"']+/gi, keep: true },
+];
+
+export interface ScrubResult {
+  readonly value: unknown;
+  /** How many values were replaced; recorded nowhere else, useful in tests and metrics. */
+  readonly redactions: number;
+}
+
+const MAX_DEPTH = 64;
+
+export function scrubText(text: string): { text: string; redactions: number } {
+  let redactions = 0;
+  let out = text;
+  for (const { pattern, keep } of SECRET_PATTERNS) {
+    out = out.replace(pattern, (_match: string, prefix: unknown) => {
+      redactions++;
+      return keep && typeof prefix === 'string' ? `${prefix}${REDACTED}` : REDACTED;
+    });
+  }
+  return { text: out, redactions };
+}
+
+/**
+ * A JSON-shaped deep copy of `value` with secrets replaced by "[redacted]": secret-named fields at
+ * any depth, credential patterns in every string. Like JSON.stringify it drops `undefined` and
+ * functions, calls `toJSON` (dates become ISO strings) and turns non-finite numbers into null.
+ */
+export function scrubSecrets(value: unknown): ScrubResult {
+  const state = { redactions: 0 };
+  const result = scrub(value, state, 0, new Set());
+  return { value: result === undefined ? null : result, redactions: state.redactions };
+}
+
+function scrub(value: unknown, state: { redactions: number }, depth: number, seen: Set<object>): unknown {
+  if (value === null) return null;
+  switch (typeof value) {
+    case 'string': {
+      const { text, redactions } = scrubText(value);
+      state.redactions += redactions;
+      return text;
+    }
+    case 'number':
+      return Number.isFinite(value) ? value : null;
+    case 'boolean':
+      return value;
+    case 'bigint':
+      return value.toString();
+    case 'object':
+      break;
+    default:
+      return undefined;
+  }
+  const object = value as object;
+  const withToJson = object as { toJSON?: unknown };
+  if (typeof withToJson.toJSON === 'function') {
+    return scrub((withToJson.toJSON as () => unknown).call(object), state, depth, seen);
+  }
+  if (depth >= MAX_DEPTH || seen.has(object)) {
+    state.redactions++;
+    return '[too deep]';
+  }
+  seen.add(object);
+  try {
+    if (Array.isArray(object)) {
+      return object.map((item) => {
+        const out = scrub(item, state, depth + 1, seen);
+        return out === undefined ? null : out;
+      });
+    }
+    const out: Record<string, unknown> = {};
+    for (const [key, item] of Object.entries(object)) {
+      if (isSecretField(key) && item !== null && item !== undefined && item !== '') {
+        state.redactions++;
+        out[key] = REDACTED;
+        continue;
+      }
+      const scrubbed = scrub(item, state, depth + 1, seen);
+      if (scrubbed !== undefined) out[key] = scrubbed;
+    }
+    return out;
+  } finally {
+    seen.delete(object);
+  }
+}

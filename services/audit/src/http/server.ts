@@ -1,0 +1,76 @@
+import { createHash, timingSafeEqual } from 'node:crypto';
+import { AppError, httpStatusOf, isAppError, toOpenAIError } from '@flowloom/errors';
+import Fastify, { type FastifyInstance } from 'fastify';
+import type { AdminAuthorizer } from '../ports/admin.js';
+import type { AuditLogger } from '../ports/logger.js';
+import type { AuditHttpPlugin } from './routes.js';
+
+function asAppError(error: unknown): AppError {
+  if (isAppError(error)) return error;
+  const e = error as { code?: string; statusCode?: number; message?: string };
+  if (e.code === 'FST_ERR_CTP_BODY_TOO_LARGE')
+    return new AppError('body_too_large', 'The request body is too large.');
+  if (e.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE')
+    return new AppError('unsupported_media_type', 'Send application/json.');
+  if (e.statusCode && e.statusCode >= 400 && e.statusCode < 500) {
+    return new AppError('invalid_request', e.message ?? 'Invalid request.');
+  }
+  return new AppError('internal', 'Internal error. Retry later; if it persists, report the request id.', {
+    cause: error,
+  });
+}
+
+/** The standalone audit service's HTTP server: the audit routes plus health endpoints. */
+export async function buildAuditHttpServer(
+  routes: AuditHttpPlugin,
+  authorizeAdmin: AdminAuthorizer,
+  readiness: () => Promise<boolean>,
+  logger: AuditLogger,
+): Promise<FastifyInstance> {
+  const app = Fastify({ logger: false, bodyLimit: 1024 * 1024, return503OnClosing: true });
+  app.setErrorHandler((error, request, reply) => {
+    const appError = asAppError(error);
+    if (appError.code === 'internal')
+      logger.error({ err: error, url: request.url }, 'audit HTTP: unhandled error');
+    return reply.code(httpStatusOf(appError)).type('application/json').send(toOpenAIError(appError));
+  });
+  app.setNotFoundHandler((request, reply) =>
+    reply
+      .code(404)
+      .send(
+        toOpenAIError(
+          new AppError('not_found', `No endpoint ${request.method} ${request.url.split('?')[0]}.`),
+        ),
+      ),
+  );
+  app.get('/healthz', async () => ({ status: 'ok' }));
+  app.get('/readyz', async (_request, reply) =>
+    (await readiness()) ? reply.send({ status: 'ready' }) : reply.code(503).send({ status: 'unavailable' }),
+  );
+  await routes(app, authorizeAdmin);
+  return app;
+}
+
+function presented(headers: Record<string, string | string[] | undefined>): string | undefined {
+  const first = (v: string | string[] | undefined): string | undefined => (Array.isArray(v) ? v[0] : v);
+  const authorization = first(headers['authorization']);
+  if (authorization?.toLowerCase().startsWith('bearer ')) return authorization.slice(7).trim();
+  return first(headers['x-api-key'])?.trim();
+}
+
+/**
+ * The standalone service's admin check: the configured admin key (FLOWLOOM_ADMIN_KEY), compared by
+ * hash in constant time. Keys themselves belong to the gateway; in `flowloom up` the gateway's own
+ * check is used instead.
+ */
+export function adminKeyAuthorizer(adminKey: string): AdminAuthorizer {
+  const expected = createHash('sha256').update(adminKey).digest();
+  return async (headers) => {
+    const key = presented(headers);
+    if (!key) throw new AppError('missing_api_key', 'Send an admin key: Authorization: Bearer <key>.');
+    const actual = createHash('sha256').update(key).digest();
+    if (!timingSafeEqual(actual, expected))
+      throw new AppError('invalid_api_key', 'The key is not valid for the audit API.');
+    return { actor: 'admin (FLOWLOOM_ADMIN_KEY)' };
+  };
+}

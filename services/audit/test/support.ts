@@ -1,0 +1,96 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { type CloudEvent, createEvent } from '@flowloom/contracts';
+import type { Db } from '@flowloom/store';
+import { FileSigningKeyStore } from '../src/adapters/file-signing-key-store.js';
+import { SqlLedgerStore } from '../src/adapters/sql-ledger-store.js';
+import { AuditLedger, type LedgerOptions } from '../src/app/ledger.js';
+
+export {
+  ENGINES,
+  type Engine,
+  openTestDatabase,
+  openTestPglite,
+  openTestPostgres,
+  TEST_PG_URL,
+} from './databases.js';
+
+export const COMPLETED = 'dev.flowloom.gateway.request.completed.v1';
+export const FAILED = 'dev.flowloom.gateway.request.failed.v1';
+export const KEY_CHANGED = 'dev.flowloom.gateway.key.changed.v1';
+export const TEST_ORIGIN = 'test.flowloom/audit';
+
+/** A temporary folder removed by the returned function. */
+export function tempDir(prefix = 'flowloom-audit-'): { path: string; remove(): void } {
+  const path = mkdtempSync(join(tmpdir(), prefix));
+  return { path, remove: () => rmSync(path, { recursive: true, force: true }) };
+}
+
+/** A request event as the gateway emits it; `i` varies the content. */
+export function requestEvent(
+  i: number,
+  overrides: {
+    project?: string;
+    job?: string;
+    owner?: string;
+    keyId?: string;
+    at?: Date;
+    failed?: boolean;
+  } = {},
+): CloudEvent {
+  const base = {
+    requestId: `req-${i}`,
+    keyId: overrides.keyId ?? `key-${i % 5}`,
+    owner: overrides.owner ?? `user-${i % 3}`,
+    project: overrides.project ?? `project-${i % 2}`,
+    ...(overrides.job ? { job: overrides.job } : {}),
+    api: 'openai',
+    operation: 'chat',
+    model: 'flowloom-local',
+    stream: false,
+    latencyMs: 12,
+    attempts: 1,
+  };
+  const data = overrides.failed
+    ? { ...base, errorCode: 'rate_limited', errorMessage: `slow down, request ${i}`, httpStatus: 429 }
+    : {
+        ...base,
+        provider: 'local',
+        deployment: 'local/flowloom-local',
+        providerModel: 'flowloom-local',
+        usage: { inputTokens: 10 + (i % 7), outputTokens: 20, cachedInputTokens: 0 },
+        costUsd: 0,
+      };
+  return createEvent(
+    overrides.failed ? FAILED : COMPLETED,
+    'flowloom/gateway',
+    data,
+    `key/${base.keyId}`,
+    (overrides.at ?? new Date()).getTime(),
+  );
+}
+
+export interface TestLedger {
+  readonly ledger: AuditLedger;
+  readonly store: SqlLedgerStore;
+  readonly keyFile: string;
+  reopen(options?: Partial<LedgerOptions>): Promise<AuditLedger>;
+  cleanup(): void;
+}
+
+/** A ledger over `db` with its signing key in a temporary folder. */
+export async function openTestLedger(db: Db, options: Partial<LedgerOptions> = {}): Promise<TestLedger> {
+  const dir = tempDir();
+  const keyFile = join(dir.path, 'audit', 'signing-key');
+  const store = await SqlLedgerStore.open(db);
+  const open = (extra: Partial<LedgerOptions> = {}) =>
+    AuditLedger.open({
+      store,
+      signingKeys: new FileSigningKeyStore(keyFile),
+      origin: TEST_ORIGIN,
+      ...options,
+      ...extra,
+    });
+  return { ledger: await open(), store, keyFile, reopen: open, cleanup: dir.remove };
+}
