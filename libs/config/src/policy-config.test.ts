@@ -14,7 +14,7 @@ describe('policy and signals settings', () => {
   it('when nothing is set, then no policy file is loaded and signal windows have their defaults', () => {
     const c = loadConfig({ env: {}, cwd: dir() });
     expect(c.policy).toEqual({ mode: 'enforce', percent: 10 });
-    expect(c.signals).toMatchObject({ windowSeconds: 60, repeatWindowSeconds: 300, nearDuplicateBits: 3 });
+    expect(c.signals).toMatchObject({ windowSeconds: 60, repeatWindowSeconds: 300, similarity: 0.75 });
   });
 
   it('when FLOWLOOM_POLICY_FILE is relative, then it is resolved against the working folder and merged with the file', () => {

@@ -225,7 +225,9 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     close() {
       closing ??= (async () => {
         // Stop taking requests, let in-flight ones (streams included) finish, then drain the outbox.
-        await Promise.all([http.close(), grpc.close()]);
+        // Keep-alive connections that fall idle after close() started would hold it open: sweep them.
+        const sweep = setInterval(() => http.server.closeIdleConnections(), 100);
+        await Promise.all([http.close(), grpc.close()]).finally(() => clearInterval(sweep));
         unsubscribePolicy?.();
         if (!options.policySource) await policySource?.close?.();
         await relay.close();

@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { TestDatabase } from './databases.js';
 import {
   eventsOf,
   expectAnthropicError,
@@ -15,6 +16,7 @@ import {
   JOB_CHANGED,
   type PolicyGateway,
   startPolicyGateway,
+  testPostgres,
 } from './policy-helpers.js';
 
 const POLICY = `
@@ -75,14 +77,19 @@ const MODELS = {
   },
 };
 
+let pg: TestDatabase;
 let t: PolicyGateway;
 let key: string;
 
 beforeAll(async () => {
-  t = await startPolicyGateway(POLICY, { overrides: MODELS });
+  pg = await testPostgres();
+  t = await startPolicyGateway(POLICY, { overrides: MODELS, db: pg.db });
   key = (await t.createKey({ name: 'member' })).key;
 });
-afterAll(async () => t.close());
+afterAll(async () => {
+  await t?.close();
+  await pg?.drop();
+});
 
 const job = (name: string): Record<string, string> => ({ 'x-flowloom-job': name });
 

@@ -1,6 +1,8 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import type { Db } from '@flowloom/store';
+import { openTestPostgres, type TestDatabase } from './databases.js';
 import { eventsOf, type RecordedEvent, sleep } from './http-helpers.js';
 import { startTestGateway, type TestGateway } from './support.js';
 
@@ -21,6 +23,7 @@ export async function startPolicyGateway(
     mode?: 'enforce' | 'shadow' | 'canary';
     percent?: number;
     overrides?: Record<string, unknown>;
+    db?: Db;
   } = {},
 ): Promise<PolicyGateway> {
   const dir = mkdtempSync(join(tmpdir(), 'flowloom-policy-'));
@@ -31,6 +34,7 @@ export async function startPolicyGateway(
       policy: { file: policyFile, mode: options.mode ?? 'enforce', percent: options.percent ?? 10 },
       ...options.overrides,
     },
+    ...(options.db ? { db: options.db } : {}),
   });
   return {
     ...t,
@@ -73,4 +77,12 @@ export async function within(ms: number, check: () => Promise<boolean>): Promise
     if (Date.now() - started > ms) throw new Error(`condition not met within ${ms} ms`);
     await sleep(25);
   }
+}
+
+/**
+ * A fresh schema on the test PostgreSQL for this file's gateways (much quicker to start than an
+ * embedded PGlite per gateway); fails with the reason when PostgreSQL is down.
+ */
+export async function testPostgres(): Promise<TestDatabase> {
+  return openTestPostgres();
 }

@@ -63,6 +63,7 @@ export class FileOutbox implements Outbox {
   private wakeRelay: (() => void) | undefined;
   private syncTimer: NodeJS.Timeout | undefined;
   private positionTimer: NodeJS.Timeout | undefined;
+  private publishing: Promise<void> = Promise.resolve();
   private dirty = false;
   private readonly fsync: FsyncMode;
   private readonly segmentBytes: number;
@@ -189,7 +190,17 @@ export class FileOutbox implements Outbox {
   }
 
   /** Publishes everything pending now; returns how many events went out. */
-  async publishPending(): Promise<number> {
+  publishPending(): Promise<number> {
+    // One publisher at a time: the relay loop and an explicit flush must not take the same batch.
+    const run = this.publishing.then(() => this.publishNow());
+    this.publishing = run.then(
+      () => undefined,
+      () => undefined,
+    );
+    return run;
+  }
+
+  private async publishNow(): Promise<number> {
     let total = 0;
     while (this.unpublished.length > 0) {
       const batch = this.unpublished.slice(0, 1000);

@@ -95,7 +95,10 @@ export async function withFallback<T>(
         { deployment: deployment.id, outcome: 'error', errorKind: failure.kind },
         (performance.now() - started) / 1000,
       );
-      if (failure.kind === 'aborted') throw failure;
+      if (failure.kind === 'aborted') {
+        breaker.release();
+        throw failure;
+      }
       breaker.onFailure(Date.now());
       lastFailure = failure;
       lastDeployment = deployment;

@@ -4,7 +4,6 @@ import { AppError, httpStatusOf, isAppError } from '@flowloom/errors';
 import {
   type ChatRequest,
   type ChatResponse,
-  countTokens,
   emptyUsage,
   mergeUsage,
   type StreamEvent,

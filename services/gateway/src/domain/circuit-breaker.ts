@@ -37,6 +37,11 @@ export class CircuitBreaker {
     return !this.probing;
   }
 
+  /** The request holding the probe went away without an answer: let another request probe. */
+  release(): void {
+    this.probing = false;
+  }
+
   onSuccess(): void {
     this.state = 'closed';
     this.failures = 0;

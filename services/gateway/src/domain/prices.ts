@@ -37,8 +37,7 @@ export const DEFAULT_PRICES: Readonly<Record<string, Price>> = {
 
 /** Finds a model's price: exact name first, then the longest known prefix (`gpt-4o-2024-08-06` → `gpt-4o`). */
 export function findPrice(model: string, table: Readonly<Record<string, Price>>): Price | undefined {
-  const exact = table[model];
-  if (exact) return exact;
+  if (Object.hasOwn(table, model)) return table[model];
   let best: string | undefined;
   for (const name of Object.keys(table)) {
     if (model.startsWith(name) && (best === undefined || name.length > best.length)) best = name;

@@ -65,13 +65,14 @@ export function resolveRoute(
   config: Pick<Config, 'models' | 'providers'>,
   localModels: readonly string[],
 ): Route {
-  const alias = config.models[model];
+  // Own properties only: a model named `constructor` must not resolve to Object's prototype.
+  const alias = Object.hasOwn(config.models, model) ? config.models[model] : undefined;
   if (alias)
     return { alias: model, strategy: alias.strategy, deployments: alias.deployments.map(toDeployment) };
   const slash = model.indexOf('/');
   if (slash > 0) {
     const provider = model.slice(0, slash);
-    if (config.providers[provider] || provider === LOCAL_PROVIDER) {
+    if (Object.hasOwn(config.providers, provider) || provider === LOCAL_PROVIDER) {
       return {
         alias: model,
         strategy: 'priority',

@@ -13,7 +13,7 @@ export interface SignalWindows {
   readonly buckets: number;
   readonly repeatWindowMs: number;
   readonly maxPrompts: number;
-  readonly nearDuplicateBits: number;
+  readonly similarity: number;
   readonly idleMs: number;
 }
 
@@ -27,7 +27,7 @@ export function signalWindows(config: SignalsConfig): SignalWindows {
     buckets: BUCKETS,
     repeatWindowMs: config.repeatWindowSeconds * 1000,
     maxPrompts: config.maxPrompts,
-    nearDuplicateBits: config.nearDuplicateBits,
+    similarity: config.similarity,
     idleMs: Math.max(config.idleSeconds * 1000, windowMs * 2, config.repeatWindowSeconds * 1000),
   };
 }
@@ -82,7 +82,7 @@ export function computeSignals(
     repeated_prompts:
       fingerprint === undefined
         ? 0
-        : countRepeats(totals.prompts, fingerprint, now - windows.repeatWindowMs, windows.nearDuplicateBits),
+        : countRepeats(totals.prompts, fingerprint, now - windows.repeatWindowMs, windows.similarity),
     error_rate: totals.finished > 0 ? round(totals.errors / totals.finished) : 0,
     tool_call_depth: toolCallDepth,
     job_duration_s: round(ageMs / 1000),
@@ -96,21 +96,29 @@ export function countRepeats(
   prompts: readonly PromptMark[],
   fingerprint: string,
   since: number,
-  maxBits: number,
+  threshold: number,
 ): number {
   let count = 0;
-  for (const p of prompts) if (p.at >= since && similar(p.fingerprint, fingerprint, maxBits)) count++;
+  for (const p of prompts) if (p.at >= since && similar(p.fingerprint, fingerprint, threshold)) count++;
   return count;
 }
 
 // ---------------------------------------------------------------------------------------------
 // Prompt fingerprints: an exact hash of the normalized text (case, whitespace, punctuation and the
-// value of numbers ignored, so "attempt 3" and "Attempt 4!" are the same) plus a 64-bit SimHash over
-// word pairs for near-identical prompts. 24 hex characters: 8 exact, 16 SimHash.
+// value of numbers ignored, so "attempt 3" and "Attempt 4!" are the same) plus a MinHash of its word
+// pairs (one-permutation hashing: each pair's hash picks one of 16 slots, which keeps its minimum),
+// whose share of equal slots estimates the Jaccard similarity of two prompts. 8 hex characters exact,
+// then 16 slots of 8; texts of fewer than 8 word pairs get no MinHash (exact matches only: "weather
+// in paris" and "weather in london" are different questions).
 
-const MAX_CHARS = 8192;
+const MAX_CHARS = 4096;
+const SLOTS = 16;
+const MIN_PAIRS = 8;
 const FNV_OFFSET = 0x811c9dc5;
 const FNV_PRIME = 0x01000193;
+const NO_MINHASH = '-'.repeat(SLOTS * 8);
+const EMPTY = 0xffffffff;
+const EMPTY_HEX = 'ffffffff';
 
 function mix(h: number): number {
   let x = h;
@@ -124,33 +132,24 @@ function mix(h: number): number {
 
 const hex8 = (n: number): string => (n >>> 0).toString(16).padStart(8, '0');
 
-/** Counters reused across calls (the gateway is single-threaded and this never awaits). */
-const votes = new Int32Array(64);
+/** Slot minima reused across calls (the gateway is single-threaded and this never awaits). */
+const minima = new Uint32Array(SLOTS);
 
 export function promptFingerprint(input: string): string {
   const text =
     input.length > MAX_CHARS ? `${input.slice(0, MAX_CHARS / 2)} ${input.slice(-MAX_CHARS / 2)}` : input;
-  votes.fill(0);
+  minima.fill(EMPTY);
   let exact = FNV_OFFSET;
   let word = FNV_OFFSET;
   let inWord = false;
   let inNumber = false;
   let previous = -1;
-  let shingles = 0;
-  const addWord = (w: number): void => {
-    exact = Math.imul(exact ^ w, FNV_PRIME) >>> 0;
-    if (previous !== -1) {
-      vote(mix(previous ^ Math.imul(w, 0x9e3779b1)), mix(Math.imul(previous, 0x85ebca6b) ^ w ^ 0x5bd1e995));
-      shingles++;
-    }
-    previous = w;
-  };
+  let pairs = 0;
   for (let i = 0; i <= text.length; i++) {
     let c = i < text.length ? text.charCodeAt(i) : 32;
     const digit = c >= 48 && c <= 57;
     if (c >= 65 && c <= 90) c += 32;
-    const letter = (c >= 97 && c <= 122) || c > 127;
-    if (letter || digit) {
+    if ((c >= 97 && c <= 122) || c > 127 || digit) {
       if (!inWord) {
         word = FNV_OFFSET;
         inWord = true;
@@ -163,42 +162,47 @@ export function promptFingerprint(input: string): string {
         word = Math.imul(word ^ c, FNV_PRIME);
         inNumber = false;
       }
-    } else if (inWord) {
-      addWord(word >>> 0);
-      inWord = false;
-      inNumber = false;
+      continue;
     }
+    if (!inWord) continue;
+    inWord = false;
+    inNumber = false;
+    const w = word >>> 0;
+    exact = Math.imul(exact ^ w, FNV_PRIME) >>> 0;
+    if (previous !== -1) {
+      const pair = mix(previous ^ Math.imul(w, 0x9e3779b1));
+      const slot = pair >>> 28;
+      const value = pair & 0x0fffffff;
+      if (value < minima[slot]!) minima[slot] = value;
+      pairs++;
+    }
+    previous = w;
   }
-  if (shingles === 0 && previous !== -1) vote(mix(previous), mix(previous ^ 0x5bd1e995));
-  let high = 0;
-  let low = 0;
-  for (let b = 0; b < 32; b++) {
-    if ((votes[b] ?? 0) > 0) high |= 1 << b;
-    if ((votes[b + 32] ?? 0) > 0) low |= 1 << b;
-  }
-  return `${hex8(exact)}${hex8(high)}${hex8(low)}`;
+  if (pairs < MIN_PAIRS) return `${hex8(exact)}${NO_MINHASH}`;
+  let out = hex8(exact);
+  for (let k = 0; k < SLOTS; k++) out += hex8(minima[k]!);
+  return out;
 }
 
-function vote(a: number, b: number): void {
-  for (let bit = 0; bit < 32; bit++) {
-    votes[bit] = (votes[bit] ?? 0) + ((a >>> bit) & 1 ? 1 : -1);
-    votes[bit + 32] = (votes[bit + 32] ?? 0) + ((b >>> bit) & 1 ? 1 : -1);
+const FINGERPRINT_LENGTH = 8 + SLOTS * 8;
+
+/**
+ * Same normalized text, or (both long enough) an estimated Jaccard similarity of word pairs of at
+ * least `threshold` (1 means exact matches only).
+ */
+export function similar(a: string, b: string, threshold: number): boolean {
+  if (a.length !== FINGERPRINT_LENGTH || b.length !== FINGERPRINT_LENGTH) return false;
+  if (a.startsWith(b.slice(0, 8))) return true;
+  if (threshold >= 1 || a.endsWith(NO_MINHASH) || b.endsWith(NO_MINHASH)) return false;
+  let equal = 0;
+  let used = 0;
+  for (let k = 0; k < SLOTS; k++) {
+    const at = 8 + k * 8;
+    const x = a.slice(at, at + 8);
+    const y = b.slice(at, at + 8);
+    if (x === EMPTY_HEX && y === EMPTY_HEX) continue;
+    used++;
+    if (x === y) equal++;
   }
-}
-
-function popcount(n: number): number {
-  let x = n - ((n >>> 1) & 0x55555555);
-  x = (x & 0x33333333) + ((x >>> 2) & 0x33333333);
-  return (Math.imul((x + (x >>> 4)) & 0x0f0f0f0f, 0x01010101) >>> 24) & 0xff;
-}
-
-/** Same normalized text, or SimHashes within `maxBits` bits of each other. */
-export function similar(a: string, b: string, maxBits: number): boolean {
-  if (a.length !== 24 || b.length !== 24) return false;
-  if (a.slice(0, 8) === b.slice(0, 8)) return true;
-  if (maxBits <= 0) return false;
-  const distance =
-    popcount(Number.parseInt(a.slice(8, 16), 16) ^ Number.parseInt(b.slice(8, 16), 16)) +
-    popcount(Number.parseInt(a.slice(16), 16) ^ Number.parseInt(b.slice(16), 16));
-  return distance <= maxBits;
+  return used > 0 && equal / used >= threshold;
 }

@@ -10,7 +10,7 @@ const utf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: false });
 export function registerJsonParser(app: FastifyInstance): void {
   app.removeContentTypeParser(['application/json', 'text/plain']);
   app.addContentTypeParser(
-    /^application\/([a-z.+-]+\+)?json$/,
+    /^application\/([a-z.+-]+\+)?json\s*(;|$)/i,
     { parseAs: 'buffer' },
     (_req, body: Buffer, done) => {
       let text: string;
