@@ -299,9 +299,64 @@ describe('helm/flowloom with the default values', () => {
         ).toBe(true);
       }
       expect(env.FLOWLOOM_HOST).toBe('0.0.0.0');
-      expect(env.FLOWLOOM_HTTP_PORT).toBe('8080');
-      expect(env.FLOWLOOM_CONFIG).toBe('/etc/flowloom/flowloom.yaml');
+      expect(env.FLOWLOOM_CONFIG).toBe(`/etc/flowloom/${name}.yaml`);
       expect(container.envFrom).toEqual([{ secretRef: { name: 'flowloom' } }]);
+    }
+  });
+
+  it("when the real config loader reads a pod's file and variables, then the service listens on the ports its probes and Services use", () => {
+    const configMap = only(defaults, 'ConfigMap', 'flowloom');
+    expect(Object.keys(configMap.data ?? {}).sort()).toEqual(['audit.yaml', 'gateway.yaml', 'policy.yaml']);
+    for (const name of SERVICES) {
+      const container = podTemplate(only(defaults, 'Deployment', `flowloom-${name}`)).spec.containers[0]!;
+      const env: Record<string, string> = {};
+      for (const e of container.env ?? []) if (e.value !== undefined) env[e.name] = e.value;
+      const file = join(scratch, `${name}.yaml`);
+      writeFileSync(file, configMap.data![`${name}.yaml`]!);
+      const config = loadConfig({ env: { ...env, FLOWLOOM_CONFIG: file }, cwd: scratch });
+      expect(config.host).toBe('0.0.0.0');
+      expect(config.dataDir).toBe('/data');
+      // The standalone audit service listens on audit.httpPort/grpcPort, the others on httpPort/grpcPort.
+      const [http, grpc] =
+        name === 'audit'
+          ? [config.audit.httpPort, config.audit.grpcPort]
+          : [config.httpPort, config.grpcPort];
+      expect({ name, http, grpc }).toEqual({ name, http: 8080, grpc: 50051 });
+    }
+  });
+
+  it('when the policy service is deployed, then the gateway streams bundles from its gRPC Service', () => {
+    const container = podTemplate(only(defaults, 'Deployment', 'flowloom-gateway')).spec.containers[0]!;
+    const url = container.env?.find((e) => e.name === 'FLOWLOOM_POLICY_SERVICE_URL')?.value;
+    expect(url).toBe('flowloom-policy-grpc.flowloom.svc:50051');
+    only(defaults, 'Service', 'flowloom-policy-grpc');
+    const withoutPolicy = render(['--set', 'policy.enabled=false']);
+    const gateway = podTemplate(only(withoutPolicy, 'Deployment', 'flowloom-gateway')).spec.containers[0]!;
+    expect(gateway.env?.map((e) => e.name)).not.toContain('FLOWLOOM_POLICY_SERVICE_URL');
+    expect(withoutPolicy.filter((m) => m.metadata.name.startsWith('flowloom-policy'))).toEqual([]);
+  });
+
+  it('when an audit signing key Secret is named, then an init container copies it into a 0600 file the audit service reads', () => {
+    const manifests = render(['--set', 'auditSigningKey.existingSecret=audit-signing-key']);
+    const spec = podTemplate(only(manifests, 'Deployment', 'flowloom-audit')).spec as PodSpec & {
+      initContainers?: (Container & { command?: string[] })[];
+    };
+    const init = spec.initContainers?.[0];
+    expect(init?.command?.join(' ')).toContain("chmodSync('/var/run/flowloom/audit-key/signing-key',0o600)");
+    expect(init?.securityContext?.readOnlyRootFilesystem).toBe(true);
+    const env = spec.containers[0]!.env ?? [];
+    expect(env).toContainEqual({
+      name: 'FLOWLOOM_AUDIT_SIGNING_KEY_FILE',
+      value: '/var/run/flowloom/audit-key/signing-key',
+    });
+    const volumes = spec.volumes as { name: string; secret?: { secretName: string; defaultMode: number } }[];
+    expect(volumes.find((v) => v.name === 'audit-key-secret')?.secret).toEqual(
+      expect.objectContaining({ secretName: 'audit-signing-key', defaultMode: 0o440 }),
+    );
+    // The other services never see the key.
+    for (const name of ['gateway', 'policy']) {
+      const other = podTemplate(only(manifests, 'Deployment', `flowloom-${name}`)).spec;
+      expect(JSON.stringify(other)).not.toContain('audit-signing-key');
     }
   });
 
@@ -335,18 +390,6 @@ describe('helm/flowloom with the default values', () => {
     // The migration hook runs before the release's Secret exists: it has its own, with the URL only.
     const hookSecret = only(manifests, 'Secret', 'flowloom-migrations');
     expect(Object.keys(hookSecret.data ?? {})).toEqual(['FLOWLOOM_DATABASE_URL']);
-  });
-
-  it('when rendered, then flowloom.yaml in the ConfigMap is accepted by the real config loader', () => {
-    const configMap = only(defaults, 'ConfigMap', 'flowloom');
-    const file = join(scratch, 'default-flowloom.yaml');
-    writeFileSync(file, configMap.data!['flowloom.yaml']!);
-    const config = loadConfig({
-      env: { FLOWLOOM_CONFIG: file, FLOWLOOM_HOST: '0.0.0.0' },
-      cwd: scratch,
-    });
-    expect(config.logLevel).toBe('info');
-    expect(config.maxBodyBytes).toBe(4194304);
   });
 
   it('when rendered, then the migration Job is a pre-install/pre-upgrade hook that runs after its Secret and keeps a failed run for its logs', () => {
@@ -513,8 +556,8 @@ describe('helm/flowloom with values-production.yaml', () => {
   });
 
   it('when rendered, then its flowloom.yaml (providers, aliases, routing, budgets) is accepted by the real config loader', () => {
-    const file = join(scratch, 'production-flowloom.yaml');
-    writeFileSync(file, only(production, 'ConfigMap', 'flowloom').data!['flowloom.yaml']!);
+    const file = join(scratch, 'production-gateway.yaml');
+    writeFileSync(file, only(production, 'ConfigMap', 'flowloom').data!['gateway.yaml']!);
     // The provider keys come from the existing Secret at run time.
     const config = loadConfig({
       env: { FLOWLOOM_CONFIG: file, OPENAI_API_KEY: 'sk-test', ANTHROPIC_API_KEY: 'sk-ant-test' },
@@ -581,10 +624,13 @@ describe('docker-compose.yml', () => {
       expect(env.FLOWLOOM_KAFKA_BROKERS).toBe('kafka:9092');
       expect(env.FLOWLOOM_REDIS_URL).toBe('redis://redis:6379');
       expect('FLOWLOOM_ADMIN_KEY' in env).toBe(true);
+      // Every service's HTTP server is on 8080, where its health check looks.
+      expect(env[name === 'audit' ? 'FLOWLOOM_AUDIT_HTTP_PORT' : 'FLOWLOOM_HTTP_PORT']).toBe('8080');
       for (const variable of Object.keys(env).filter((v) => v.startsWith('FLOWLOOM_'))) {
         expect(KNOWN_FLOWLOOM_VARIABLES.has(variable), `${name}: ${variable}`).toBe(true);
       }
     }
+    expect(services.gateway?.environment?.FLOWLOOM_POLICY_SERVICE_URL).toBe('policy:50051');
     expect(services.migrate?.command).toEqual(['migrate']);
     // Only the gateway is published, and on loopback unless asked otherwise.
     expect(services.gateway?.ports?.map((p) => [p.host_ip, p.target])).toEqual([

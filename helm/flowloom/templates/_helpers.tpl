@@ -77,10 +77,14 @@ app.kubernetes.io/component: {{ .component }}
 {{- end -}}
 {{- end -}}
 
-{{/* flowloom.yaml: the structured settings; empty collections are left out (the loader has defaults). */}}
+{{/*
+A service's flowloom.yaml: the global `config` with the service's own `config` merged over it; empty
+collections are left out (the loader has defaults). dict "root" $ "component" "gateway".
+*/}}
 {{- define "flowloom.configFile" -}}
+{{- $merged := mergeOverwrite (deepCopy .root.Values.config) (deepCopy (index .root.Values .component).config) -}}
 {{- $out := dict -}}
-{{- range $key, $value := .Values.config -}}
+{{- range $key, $value := $merged -}}
 {{- if or (kindIs "float64" $value) (kindIs "int64" $value) (kindIs "int" $value) (kindIs "bool" $value) $value -}}
 {{- $_ := set $out $key $value -}}
 {{- end -}}
@@ -88,25 +92,50 @@ app.kubernetes.io/component: {{ .component }}
 {{- toYaml $out -}}
 {{- end -}}
 
-{{/* Variables that say where things are: listen address, ports, data, log level, Kafka. */}}
+{{/*
+Variables that say where things are: config file, listen address, ports, data, log level, Kafka, and
+the peers. dict "root" $ "component" "gateway".
+*/}}
 {{- define "flowloom.env" -}}
+{{- $root := .root -}}
+{{- $ports := $root.Values.containerPorts -}}
 - name: FLOWLOOM_CONFIG
-  value: /etc/flowloom/flowloom.yaml
+  value: /etc/flowloom/{{ .component }}.yaml
 - name: FLOWLOOM_HOST
   value: "0.0.0.0"
 - name: FLOWLOOM_HTTP_PORT
-  value: {{ .Values.containerPorts.http | quote }}
+  value: {{ $ports.http | quote }}
 - name: FLOWLOOM_GRPC_PORT
-  value: {{ .Values.containerPorts.grpc | quote }}
+  value: {{ $ports.grpc | quote }}
 - name: FLOWLOOM_DATA_DIR
   value: /data
 - name: FLOWLOOM_LOG_LEVEL
-  value: {{ .Values.config.logLevel | quote }}
-{{- with .Values.kafka.brokers }}
+  value: {{ $root.Values.config.logLevel | quote }}
+{{- with $root.Values.kafka.brokers }}
 - name: FLOWLOOM_KAFKA_BROKERS
   value: {{ join "," . | quote }}
 {{- end }}
-{{- range $name, $value := .Values.env }}
+{{- if and (eq .component "gateway") $root.Values.policy.enabled }}
+# Policy bundles stream from the policy service over gRPC.
+- name: FLOWLOOM_POLICY_SERVICE_URL
+  value: {{ printf "%s-policy-grpc.%s.svc:%v" (include "flowloom.fullname" $root) $root.Release.Namespace $root.Values.policy.service.grpcPort | quote }}
+{{- end }}
+{{- if eq .component "audit" }}
+# The standalone audit service has ports of its own (8081, 50052 by default); every pod uses the same.
+- name: FLOWLOOM_AUDIT_HTTP_PORT
+  value: {{ $ports.http | quote }}
+- name: FLOWLOOM_AUDIT_GRPC_PORT
+  value: {{ $ports.grpc | quote }}
+{{- if $root.Values.auditSigningKey.existingSecret }}
+- name: FLOWLOOM_AUDIT_SIGNING_KEY_FILE
+  value: /var/run/flowloom/audit-key/signing-key
+{{- end }}
+{{- end }}
+{{- range $name, $value := $root.Values.env }}
+- name: {{ $name }}
+  value: {{ $value | toString | quote }}
+{{- end }}
+{{- range $name, $value := (index $root.Values .component).env }}
 - name: {{ $name }}
   value: {{ $value | toString | quote }}
 {{- end }}
