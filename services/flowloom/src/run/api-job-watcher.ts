@@ -1,0 +1,124 @@
+import { interventionSchema } from '@flowloom/contracts';
+import { z } from 'zod';
+import { findingOf, type JobObservation, type JobWatch, type JobWatcher } from './job-watcher.js';
+import { type PlatformApi, PlatformApiError } from './platform-api.js';
+
+const interventionPage = z.object({
+  data: z.array(interventionSchema.extend({ at: z.string().optional() })),
+  next: z.string().nullable().optional(),
+});
+
+export interface ApiJobWatcherOptions {
+  /** How often the job is looked at; a refused request makes it look at once. */
+  intervalMs?: number;
+}
+
+/**
+ * Watches a job through the admin API of a running platform:
+ * - `GET /api/v1/jobs/{job}`: stopped or running, by which decision, and the job's live signals;
+ * - `GET /api/v1/jobs/{job}/interventions?after=ID`: every policy finding about the job, shadow and
+ *   canary included, with the values and thresholds (where the platform has this endpoint).
+ */
+export class ApiJobWatcher implements JobWatcher {
+  constructor(
+    private readonly api: PlatformApi,
+    private readonly options: ApiJobWatcherOptions = {},
+  ) {}
+
+  watch(job: string, observe: (observation: JobObservation) => void): JobWatch {
+    const intervalMs = this.options.intervalMs ?? 1_000;
+    const path = `/api/v1/jobs/${encodeURIComponent(job)}`;
+    let stopped = false;
+    let timer: NodeJS.Timeout | undefined;
+    let running: Promise<void> | undefined;
+    let again = false;
+    let cursor: string | undefined;
+    let interventions = true;
+    let statusFailure: string | undefined;
+
+    const once = async (): Promise<void> => {
+      try {
+        const status = await this.api.jobStatus(job);
+        statusFailure = undefined;
+        if (status.status === 'stopped' && status.stoppedBy) {
+          const by = status.stoppedBy;
+          const at = status.stoppedAt ? Date.parse(status.stoppedAt) : undefined;
+          observe({
+            kind: 'stopped',
+            stop: {
+              actor: by.actor,
+              reason: status.reason ?? 'stopped',
+              ...(by.decisionId ? { decisionId: by.decisionId } : {}),
+              ...(by.policy ? { policy: by.policy } : {}),
+              ...(by.version ? { version: by.version } : {}),
+              ...(by.rule ? { rule: by.rule } : {}),
+            },
+            ...(at !== undefined && Number.isFinite(at) ? { at } : {}),
+          });
+        }
+        if (status.signals) observe({ kind: 'signals', signals: status.signals });
+      } catch (error) {
+        const message = (error as Error).message;
+        if (message !== statusFailure)
+          observe({ kind: 'limited', what: `job status unavailable: ${message}` });
+        statusFailure = message;
+      }
+      if (!interventions) return;
+      try {
+        for (let page = 0; page < 10; page++) {
+          const query = new URLSearchParams({ limit: '100', ...(cursor ? { after: cursor } : {}) });
+          const body = interventionPage.parse(
+            await this.api.request<unknown>('GET', `${path}/interventions?${query}`),
+          );
+          for (const item of body.data) {
+            const { at, ...intervention } = item;
+            const time = at ? Date.parse(at) : undefined;
+            observe({
+              kind: 'finding',
+              finding: findingOf(intervention),
+              ...(time !== undefined && Number.isFinite(time) ? { at: time } : {}),
+            });
+            cursor = intervention.decisionId;
+          }
+          if (body.next) cursor = body.next;
+          if (!body.next || body.data.length === 0) break;
+        }
+      } catch (error) {
+        if (error instanceof PlatformApiError && error.missingEndpoint) {
+          interventions = false;
+          observe({
+            kind: 'limited',
+            what: `this platform has no GET ${path}/interventions: shadow and canary findings are not shown, and a stop's values are the job's signals when it was seen`,
+          });
+        }
+        // Anything else (a restart of the platform, a timeout): the next poll tries again.
+      }
+    };
+
+    const run = (): void => {
+      if (stopped) return;
+      if (running) {
+        again = true;
+        return;
+      }
+      clearTimeout(timer);
+      running = once().finally(() => {
+        running = undefined;
+        if (stopped) return;
+        if (again) {
+          again = false;
+          run();
+        } else timer = setTimeout(run, intervalMs);
+      });
+    };
+    run();
+    return {
+      poke: run,
+      stop: async () => {
+        stopped = true;
+        clearTimeout(timer);
+        await running;
+      },
+    };
+  }
+}
