@@ -159,25 +159,21 @@ describe('file outbox', () => {
     expect(await third.publishPending()).toBe(0);
   });
 
-  it('when two publishes run at once while events keep arriving, then every event is delivered', async () => {
+  it('when two publishes run at once while events keep arriving, then every event is delivered once, in order', async () => {
     // The relay loop and a flush (shutdown, tests) can publish at the same time.
-    const calls: Array<{ events: readonly CloudEvent[]; release: () => void }> = [];
+    const releases: Array<() => void> = [];
     const accepted: CloudEvent[] = [];
-    let holding = true;
+    let inFlight = 0;
+    let maxInFlight = 0;
     const gated: EventBus = {
       publish: (events) =>
         new Promise<void>((resolve) => {
-          if (!holding) {
+          inFlight++;
+          maxInFlight = Math.max(maxInFlight, inFlight);
+          releases.push(() => {
+            inFlight--;
             accepted.push(...events);
             resolve();
-            return;
-          }
-          calls.push({
-            events,
-            release: () => {
-              accepted.push(...events);
-              resolve();
-            },
           });
         }),
       subscribe: async (_group: string, _handler: EventHandler) => {},
@@ -189,20 +185,18 @@ describe('file outbox', () => {
     await outbox.append(events.slice(0, 2));
     const first = outbox.publishPending();
     const second = outbox.publishPending();
-    await vi.waitFor(() => expect(calls).toHaveLength(2));
+    await vi.waitFor(() => expect(releases).toHaveLength(1));
     await outbox.append(events.slice(2, 4));
-    calls[0]?.release();
-    await vi.waitFor(() => expect(calls).toHaveLength(3));
-    calls[1]?.release();
-    await second;
+    releases[0]?.();
+    await vi.waitFor(() => expect(releases).toHaveLength(2));
     await outbox.append(events.slice(4, 6));
-    calls[2]?.release();
-    await first;
-    // Whatever is still pending goes out now.
-    holding = false;
-    for (const call of calls.slice(3)) call.release();
+    releases[1]?.();
+    await vi.waitFor(() => expect(releases).toHaveLength(3));
+    releases[2]?.();
+    await Promise.all([first, second]);
     await outbox.publishPending();
 
-    expect(new Set(ids(accepted))).toEqual(new Set(ids(events)));
+    expect(ids(accepted)).toEqual(ids(events));
+    expect(maxInFlight).toBe(1);
   });
 });

@@ -59,6 +59,11 @@ function classify(error: unknown, signal: AbortSignal, provider: string): Upstre
   );
 }
 
+function redactCredential(text: string, credential: string | undefined): string {
+  if (!credential || credential.length < 6) return text;
+  return text.split(credential).join('[redacted]');
+}
+
 export function createHttpProviderClient(endpoint: ProviderEndpoint, spec: HttpProviderSpec): ProviderClient {
   const base = endpoint.baseUrl ?? spec.defaultBaseUrl;
   if (!base) throw new Error(`provider "${endpoint.name}" needs a baseUrl`);
@@ -92,7 +97,10 @@ export function createHttpProviderClient(endpoint: ProviderEndpoint, spec: HttpP
     } catch {
       // Not JSON: decodeError gets the raw text.
     }
-    const { message, type } = spec.wire.decodeError(response.statusCode, parsed);
+    const decoded = spec.wire.decodeError(response.statusCode, parsed);
+    const type = decoded.type;
+    // Some providers echo the presented credential in their error text; it must never travel further.
+    const message = redactCredential(decoded.message, endpoint.apiKey);
     throw new UpstreamFailure(
       'http',
       `${label} answered ${response.statusCode}: ${message}`,
@@ -122,7 +130,11 @@ export function createHttpProviderClient(endpoint: ProviderEndpoint, spec: HttpP
     } catch (error) {
       // An `error` frame in a stream is the provider reporting a failure, not a malformed answer.
       if (error instanceof AppError && error.code === 'upstream_error') {
-        throw new UpstreamFailure('http', `${label} reported an error mid-stream: ${error.message}`, 502);
+        throw new UpstreamFailure(
+          'http',
+          `${label} reported an error mid-stream: ${redactCredential(error.message, endpoint.apiKey)}`,
+          502,
+        );
       }
       throw new UpstreamFailure(
         'bad_response',
