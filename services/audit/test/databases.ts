@@ -30,9 +30,45 @@ function redact(url: string): string {
   }
 }
 
+let sharedPglite: Promise<Db> | undefined;
+let activePgliteSchema: string | undefined;
+
+/**
+ * A fresh schema in one embedded PGlite per test file (creating a PGlite instance costs seconds;
+ * a schema costs milliseconds). PGlite has a single connection, so one such database is in use at
+ * a time; with `dataDir`, a PGlite of its own on disk.
+ */
 export async function openTestPglite(dataDir?: string): Promise<TestDatabase> {
-  const db = await openPglite(dataDir);
-  return { kind: 'pglite', db, superuser: async () => db, drop: () => db.close() };
+  if (dataDir !== undefined) {
+    const db = await openPglite(dataDir);
+    return { kind: 'pglite', db, superuser: async () => db, drop: () => db.close() };
+  }
+  if (activePgliteSchema !== undefined) {
+    throw new Error(`the shared test PGlite is still used by schema ${activePgliteSchema}: drop it first`);
+  }
+  sharedPglite ??= openPglite();
+  const db = await sharedPglite;
+  const schema = `audit_test_${randomBytes(5).toString('hex')}`;
+  await db.exec(`create schema ${schema}; set search_path to ${schema}`);
+  activePgliteSchema = schema;
+  // The shared instance outlives each test database: closing is a no-op, drop removes the schema.
+  const view: Db = {
+    kind: 'pglite',
+    query: (sql, params) => db.query(sql, params),
+    transaction: (fn) => db.transaction(fn),
+    exec: (sql) => db.exec(sql),
+    close: async () => {},
+  };
+  return {
+    kind: 'pglite',
+    db: view,
+    schema,
+    superuser: async () => view,
+    async drop() {
+      await db.exec(`set search_path to public; drop schema if exists ${schema} cascade`);
+      activePgliteSchema = undefined;
+    },
+  };
 }
 
 /**
