@@ -49,7 +49,7 @@ function start(
 const decoder = new TextDecoder();
 
 describe('client disconnects', () => {
-  it('when the client aborts a slow non-streamed request, then nothing is recorded as completed', async () => {
+  it('when the client aborts a slow non-streamed request, then it is recorded as client_closed, not completed', async () => {
     const job = `disconnect-${Date.now()}`;
     const controller = new AbortController();
     const pending = start(
@@ -67,6 +67,8 @@ describe('client disconnects', () => {
     await sleep(900);
     const events = await eventsOf(t);
     expect(events.filter((e) => e.data.job === job && e.type === REQUEST_COMPLETED)).toEqual([]);
+    const failed = events.filter((e) => e.data.job === job && e.type !== REQUEST_COMPLETED);
+    expect(failed.map((e) => [e.data.errorCode, e.data.httpStatus])).toEqual([['client_closed', 499]]);
   });
 
   it('when the client abandons a stream midway, then it is recorded as failed with client_closed, not completed', async () => {

@@ -396,7 +396,16 @@ export class ChatService {
     decisionEvents: readonly CloudEvent[] = [],
   ): Promise<void> {
     if (error instanceof UpstreamFailure && error.kind === 'aborted') {
-      if (decisionEvents.length > 0) await this.outbox.append(decisionEvents);
+      // The caller left before an answer: recorded as such, so the audit trail shows the attempt.
+      await this.outbox.append([
+        failedEvent(ctx, {
+          ...baseFields(ctx, 'chat', request.model, stream, attempts),
+          errorCode: 'client_closed',
+          errorMessage: 'The caller closed the connection before the answer.',
+          httpStatus: 499,
+        }),
+        ...decisionEvents,
+      ]);
       return;
     }
     const appError = asAppError(error);
