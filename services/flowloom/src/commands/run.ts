@@ -71,8 +71,11 @@ export function jobId(name: string, suffix = randomBytes(3).toString('hex')): st
 /** Splits `flowloom run` arguments at `--`: options before, the command after. */
 export function splitCommand(args: readonly string[]): { options: string[]; command: string[] } {
   const at = args.indexOf('--');
-  if (at === -1) return { options: [], command: [...args] };
-  return { options: args.slice(0, at), command: args.slice(at + 1) };
+  if (at !== -1) return { options: args.slice(0, at), command: args.slice(at + 1) };
+  // Without --, everything is the command; an option there means the -- was forgotten.
+  if (args[0]?.startsWith('-'))
+    throw new UsageError('put the command after --, e.g. flowloom run --name agent -- node agent.js');
+  return { options: [], command: [...args] };
 }
 
 export function parseRunArgs(args: readonly string[]) {

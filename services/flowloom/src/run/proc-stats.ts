@@ -35,7 +35,7 @@ export function parseVmRss(text: string): number | undefined {
 /** CPU use between two samples, in percent of one core (200 = two cores busy). */
 export function cpuPercent(ticks: number, elapsedMs: number, ticksPerSecond = CLOCK_TICKS): number {
   if (elapsedMs <= 0 || ticks <= 0) return 0;
-  return Math.round(((ticks / ticksPerSecond) * 100_000) / elapsedMs) / 10;
+  return Math.round(((ticks / ticksPerSecond) * 1_000_000) / elapsedMs) / 10;
 }
 
 /** USER_HZ: 100 on every Linux architecture Node supports. */
