@@ -67,7 +67,9 @@ ENV NODE_ENV=production \
     FLOWLOOM_DATA_DIR=/data
 
 WORKDIR /app
-COPY --from=deps /app/node_modules ./node_modules
+# All of /app from deps, not only node_modules: npm nests a workspace's own node_modules
+# (libs/telemetry/node_modules) when its versions differ from the hoisted ones.
+COPY --from=deps /app/ ./
 COPY --from=source /src/ ./
 
 USER 10001:10001
