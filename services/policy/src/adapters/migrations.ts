@@ -1,0 +1,84 @@
+import type { Migration } from '@flowloom/store';
+
+export const policyMigrations: Migration[] = [
+  {
+    id: 'policy/001_versions_deployments_promotions',
+    sql: `
+create table if not exists policy_versions (
+  name text not null,
+  version text not null,
+  seq integer not null,
+  document jsonb not null,
+  source text not null,
+  format text not null check (format in ('yaml', 'json')),
+  author text not null,
+  author_key text,
+  message text not null,
+  previous text,
+  created_at timestamptz not null default now(),
+  primary key (name, version),
+  unique (name, seq)
+);
+create table if not exists policy_deployments (
+  revision bigserial primary key,
+  name text not null,
+  stable text,
+  candidate text,
+  candidate_mode text check (candidate_mode in ('shadow', 'canary')),
+  percent double precision,
+  by_subject text check (by_subject in ('job', 'key')),
+  reason text not null,
+  actor text not null,
+  promotion_id text,
+  created_at timestamptz not null default now()
+);
+create index if not exists policy_deployments_name on policy_deployments (name, revision desc);
+create table if not exists policy_promotions (
+  id text primary key,
+  name text not null,
+  version text not null,
+  mode text not null check (mode in ('shadow', 'canary', 'enforce')),
+  percent double precision,
+  by_subject text,
+  author text not null,
+  requested_by text not null,
+  requested_at timestamptz not null default now(),
+  status text not null check (status in ('pending', 'applied', 'superseded')),
+  approved_by text,
+  approved_at timestamptz,
+  revision bigint
+);
+create index if not exists policy_promotions_name on policy_promotions (name, requested_at desc);
+create table if not exists policy_outbox (
+  seq bigserial primary key,
+  id text not null unique,
+  event jsonb not null,
+  published_at timestamptz
+);
+create index if not exists policy_outbox_pending on policy_outbox (seq) where published_at is null;
+`,
+  },
+  {
+    id: 'policy/002_decisions',
+    sql: `
+create table if not exists policy_decisions (
+  id text primary key,
+  request_id text not null,
+  at timestamptz not null,
+  key_id text,
+  job text,
+  session text,
+  policy text,
+  version text,
+  mode text,
+  verdict text not null,
+  intended_verdict text not null,
+  enforced boolean not null,
+  record jsonb not null
+);
+create index if not exists policy_decisions_at on policy_decisions (at);
+create index if not exists policy_decisions_job on policy_decisions (job, at);
+create index if not exists policy_decisions_request on policy_decisions (request_id);
+`,
+  },
+];

@@ -1,0 +1,141 @@
+import {
+  type CloudEvent,
+  type DecisionRecord,
+  decisionRecordSchema,
+  type PolicyEvaluation,
+} from '@flowloom/contracts';
+import { AppError } from '@flowloom/errors';
+import { type CompiledPolicy, compilePolicy } from '@flowloom/policy-engine';
+import type { DecisionFilter, DecisionStore } from '../ports/decision-store.js';
+import type { PolicyRepository } from '../ports/policy-repository.js';
+
+export interface RuleView {
+  id: string;
+  priority: number;
+  action: string;
+  matched: boolean;
+  error?: string;
+  onError: 'open' | 'closed';
+  /** The input values this rule's condition read. */
+  inputs: Record<string, unknown>;
+}
+
+export type EvaluationView = PolicyEvaluation & { rules?: RuleView[] };
+export type DecisionView = Omit<DecisionRecord, 'evaluations'> & {
+  evaluations: EvaluationView[];
+  /** A readable account: the outcome, then every rule that matched or failed with the values it read. */
+  explanation: string[];
+};
+
+const MAX_COMPILED = 64;
+
+/** Stores the gateways' decision events and shows a decision with every rule it evaluated. */
+export class DecisionsService {
+  private readonly compiled = new Map<string, CompiledPolicy>();
+
+  constructor(
+    private readonly store: DecisionStore,
+    private readonly repo: PolicyRepository,
+  ) {}
+
+  /**
+   * Consumes one decision event (redeliveries are stored once). A malformed one is skipped, with the
+   * reason returned, rather than retried for ever; a storage failure throws so the bus redelivers.
+   */
+  async ingest(event: CloudEvent): Promise<string | undefined> {
+    const parsed = decisionRecordSchema.safeParse(event.data);
+    if (!parsed.success) return `decision event ${event.id} is malformed: ${parsed.error.message}`;
+    await this.store.save(parsed.data);
+    return undefined;
+  }
+
+  async get(id: string): Promise<DecisionView> {
+    const record = await this.store.get(id);
+    if (!record) {
+      throw new AppError(
+        'not_found',
+        `No decision ${id}. Decisions appear here a moment after the request (they travel as events).`,
+        { param: 'id' },
+      );
+    }
+    return this.view(record);
+  }
+
+  async list(filter: DecisionFilter): Promise<DecisionRecord[]> {
+    return this.store.list(filter);
+  }
+
+  async view(record: DecisionRecord): Promise<DecisionView> {
+    const evaluations = await Promise.all(record.evaluations.map((e) => this.expand(e)));
+    return { ...record, evaluations, explanation: explain(record, evaluations) };
+  }
+
+  /** Every rule of the version in evaluation order, rebuilt from its (content-addressed) document. */
+  private async expand(evaluation: PolicyEvaluation): Promise<EvaluationView> {
+    const policy = await this.policyOf(evaluation.policy, evaluation.version);
+    if (!policy) return evaluation;
+    const matched = new Set(evaluation.matched);
+    const errors = new Map(evaluation.errors.map((e) => [e.ruleId, e.message]));
+    const rules = policy.rules.map((c) => {
+      const inputs: Record<string, unknown> = {};
+      for (const path of c.condition.reads) inputs[path] = evaluation.inputs[path] ?? null;
+      const error = errors.get(c.rule.id);
+      return {
+        id: c.rule.id,
+        priority: c.rule.priority,
+        action: c.rule.action.type,
+        matched: matched.has(c.rule.id),
+        ...(error !== undefined ? { error } : {}),
+        onError: c.rule.onError,
+        inputs,
+      };
+    });
+    return { ...evaluation, rules };
+  }
+
+  private async policyOf(name: string, version: string): Promise<CompiledPolicy | undefined> {
+    const cached = this.compiled.get(version);
+    if (cached) return cached;
+    const stored = await this.repo.getVersion(name, version);
+    if (!stored) return undefined;
+    const result = compilePolicy(stored.document);
+    if (!result.ok) return undefined;
+    if (this.compiled.size >= MAX_COMPILED) this.compiled.delete(this.compiled.keys().next().value ?? '');
+    this.compiled.set(version, result.policy);
+    return result.policy;
+  }
+}
+
+const show = (v: unknown): string =>
+  typeof v === 'string' ? JSON.stringify(v) : Array.isArray(v) ? `[${v.join(', ')}]` : String(v);
+
+function explain(record: DecisionRecord, evaluations: readonly EvaluationView[]): string[] {
+  const lines: string[] = [];
+  if (record.stoppedBy) {
+    lines.push(
+      `refused: job ${record.job} was stopped by decision ${record.stoppedBy} (${record.message ?? ''})`,
+    );
+    return lines;
+  }
+  const enforced = record.enforced
+    ? record.verdict
+    : `${record.verdict} (would ${record.intendedVerdict}; not enforced)`;
+  lines.push(
+    `${record.policy ?? 'policy'}@${(record.version ?? '').slice(0, 12)} [${record.mode ?? 'enforce'}]: ${enforced}${record.rule ? ` by rule ${record.rule}` : ''}`,
+  );
+  if (record.message) lines.push(`  message: ${record.message}`);
+  if (record.failure) lines.push(`  failure: ${record.failure}`);
+  for (const e of evaluations) {
+    for (const rule of e.rules ?? []) {
+      if (!rule.matched && rule.error === undefined) continue;
+      const values = Object.entries(rule.inputs)
+        .map(([k, v]) => `${k}=${show(v)}`)
+        .join(', ');
+      const failed = rule.error === undefined ? '' : ` [error: ${rule.error}; onError ${rule.onError}]`;
+      lines.push(
+        `  ${e.policy}@${e.version.slice(0, 12)} [${e.mode}] ${rule.matched ? 'matched' : 'no match'} ${rule.id} -> ${rule.action}${failed}: ${values}`,
+      );
+    }
+  }
+  return lines;
+}

@@ -1,0 +1,19 @@
+import type { EventBus } from '@flowloom/bus';
+import { POLICY_DECISION } from '@flowloom/contracts';
+import type { DecisionsService } from '../app/decisions.js';
+
+/** Stores every decision the gateways record (delivery is at least once; saving is idempotent). */
+export async function consumeDecisions(
+  bus: EventBus,
+  decisions: DecisionsService,
+  onSkipped: (reason: string) => void,
+): Promise<void> {
+  await bus.subscribe(
+    'policy-decisions',
+    async (event) => {
+      const skipped = await decisions.ingest(event);
+      if (skipped) onSkipped(skipped);
+    },
+    [POLICY_DECISION],
+  );
+}

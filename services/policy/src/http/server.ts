@@ -1,0 +1,39 @@
+import { AppError, httpStatusOf, isAppError, toOpenAIError } from '@flowloom/errors';
+import Fastify, { type FastifyInstance } from 'fastify';
+import type { AdminAuthorizer } from './routes.js';
+
+/** Fastify's own failures (bad JSON, limits) as stable codes; anything unknown is internal. */
+function asAppError(error: unknown): AppError {
+  if (isAppError(error)) return error;
+  const e = error as { statusCode?: number; message?: string };
+  if (e.statusCode && e.statusCode >= 400 && e.statusCode < 500)
+    return new AppError('invalid_request', e.message ?? 'Invalid request.');
+  return new AppError('internal', 'Internal error. Retry later; if it persists, report the request id.');
+}
+
+/**
+ * The admin API on a server of its own, for a policy service that runs without a gateway in its
+ * process. Errors use the OpenAI error shape, as on the gateway.
+ */
+export async function startPolicyHttp(
+  routes: (app: FastifyInstance, authorize: AdminAuthorizer) => Promise<void>,
+  authorize: AdminAuthorizer,
+  host: string,
+  port: number,
+): Promise<{ url: string; close(): Promise<void> }> {
+  const app = Fastify({ logger: false, bodyLimit: 2 * 1024 * 1024, forceCloseConnections: 'idle' });
+  app.setErrorHandler((error, _request, reply) => {
+    const appError = asAppError(error);
+    return reply.code(httpStatusOf(appError)).send(toOpenAIError(appError));
+  });
+  app.setNotFoundHandler((request, reply) =>
+    reply
+      .code(404)
+      .send(toOpenAIError(new AppError('not_found', `No endpoint ${request.method} ${request.url}.`))),
+  );
+  await routes(app, authorize);
+  await app.listen({ host, port });
+  const address = app.server.address();
+  const bound = typeof address === 'object' && address ? address.port : port;
+  return { url: `http://${host.includes(':') ? `[${host}]` : host}:${bound}`, close: () => app.close() };
+}

@@ -1,0 +1,126 @@
+import { readFileSync } from 'node:fs';
+import { type EventBus, InProcessBus } from '@flowloom/bus';
+import type { Config } from '@flowloom/config';
+import type { PolicyBundle } from '@flowloom/contracts';
+import { type Db, migrate, openDb } from '@flowloom/store';
+import { createLogger, type Logger } from '@flowloom/telemetry';
+import type { FastifyInstance } from 'fastify';
+import { policyMigrations } from './adapters/migrations.js';
+import { SqlDecisionStore } from './adapters/sql-decision-store.js';
+import { SqlEventRelay } from './adapters/sql-event-relay.js';
+import { SqlPolicyRepository } from './adapters/sql-policy-repository.js';
+import { DecisionsService } from './app/decisions.js';
+import { BundleDistributor } from './app/distribution.js';
+import { PolicyAdmin } from './app/policies.js';
+import { ReplayService } from './app/replay.js';
+import { consumeDecisions } from './consumers/decisions.js';
+import { startPolicyGrpc } from './grpc/server.js';
+import { type AdminAuthorizer, policyRoutes } from './http/routes.js';
+
+export interface PolicyServiceOptions {
+  config: Config;
+  /** Shared with the other services in this process (`flowloom up`); opened from the config otherwise. */
+  db?: Db;
+  bus?: EventBus;
+  logger?: Logger;
+  /** gRPC bundle stream for remote gateways: config.policy.grpcPort by default; off when neither is set. */
+  grpcPort?: number;
+  /** How often other replicas' changes are looked for (ms). */
+  pollMs?: number;
+}
+
+export interface PolicyService {
+  /** Gateways in this process subscribe here (the gateway's PolicySource). */
+  source: { subscribe(onBundle: (bundle: PolicyBundle) => void): () => void };
+  /** The admin API, mounted on an HTTP server with an admin authorizer (the gateway's `plugins`). */
+  http: (app: FastifyInstance, authorizeAdmin: AdminAuthorizer) => Promise<void>;
+  admin: PolicyAdmin;
+  decisions: DecisionsService;
+  replay: ReplayService;
+  distributor: BundleDistributor;
+  /** `host:port` of the bundle stream, when started. */
+  grpcAddress?: string;
+  /** Publishes the service's pending events now (tests). */
+  flushEvents(): Promise<number>;
+  close(): Promise<void>;
+}
+
+/** Composition root of the policy service: storage → use cases → consumers and servers. */
+export async function startPolicyService(options: PolicyServiceOptions): Promise<PolicyService> {
+  const { config } = options;
+  const log = options.logger ?? createLogger({ service: 'policy', level: config.logLevel });
+  const ownsDb = !options.db;
+  const db =
+    options.db ?? (await openDb({ databaseUrl: config.databaseUrl, dataDir: `${config.dataDir}/db` }));
+  const ownsBus = !options.bus;
+  const bus = options.bus ?? new InProcessBus();
+  await migrate(db, policyMigrations);
+
+  const relay = new SqlEventRelay(db, bus, (err) =>
+    log.warn({ err }, 'policy events: publish failed, will retry'),
+  );
+  const repo = new SqlPolicyRepository(db, () => relay.wake());
+  const distributor = new BundleDistributor(
+    repo,
+    (err) => log.error({ err }, 'policy bundle refresh failed'),
+    options.pollMs,
+  );
+  const admin = new PolicyAdmin(repo, () => distributor.refresh());
+  const store = new SqlDecisionStore(db);
+  const decisions = new DecisionsService(store, repo);
+  const replay = new ReplayService(repo, store);
+
+  if (config.policy.file) {
+    const file = config.policy.file;
+    const result = await admin.bootstrap(
+      { source: readPolicyFile(file), filename: file },
+      config.policy.mode,
+      config.policy.percent,
+      { id: 'config', label: `config:${file}` },
+    );
+    log.info(
+      {
+        policy: result.version.name,
+        version: result.version.version.slice(0, 12),
+        deployed: result.deployed,
+      },
+      result.deployed
+        ? 'policy file deployed'
+        : 'policy file stored; the deployed version is kept (promote to change it)',
+    );
+  }
+  await distributor.start();
+  await consumeDecisions(bus, decisions, (reason) => log.warn(reason));
+  relay.start();
+
+  const grpcPort = options.grpcPort ?? config.policy.grpcPort;
+  const grpc = grpcPort === undefined ? undefined : await startPolicyGrpc(distributor, config.host, grpcPort);
+  const host = config.host.includes(':') ? `[${config.host}]` : config.host;
+  if (grpc) log.info({ grpc: `${host}:${grpc.port}` }, 'policy bundle stream listening');
+
+  return {
+    source: { subscribe: (onBundle) => distributor.subscribe(onBundle) },
+    http: policyRoutes({ admin, distributor, decisions, replay }),
+    admin,
+    decisions,
+    replay,
+    distributor,
+    ...(grpc ? { grpcAddress: `${host}:${grpc.port}` } : {}),
+    flushEvents: () => relay.publishPending(),
+    async close() {
+      await grpc?.close();
+      distributor.stop();
+      await relay.stop();
+      if (ownsBus) await bus.close();
+      if (ownsDb) await db.close();
+    },
+  };
+}
+
+function readPolicyFile(path: string): string {
+  try {
+    return readFileSync(path, 'utf8');
+  } catch (error) {
+    throw new Error(`Cannot read the policy file ${path} (policy.file): ${(error as Error).message}`);
+  }
+}
