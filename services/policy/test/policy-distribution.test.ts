@@ -23,7 +23,7 @@ function distributionClient(address: string) {
   return new root.flowloom.policy.v1.PolicyDistribution(
     address,
     grpc.credentials.createInsecure(),
-  ) as grpc.Client & {
+  ) as unknown as grpc.Client & {
     watchBundle(request: {
       knownRevision: number;
       gateway: string;
