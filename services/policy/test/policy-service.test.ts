@@ -1,4 +1,11 @@
-import { createEvent, type DecisionRecord, POLICY_DECISION, uuidv7 } from '@flowloom/contracts';
+import {
+  createEvent,
+  type DecisionRecord,
+  type Intervention,
+  POLICY_DECISION,
+  POLICY_INTERVENTION,
+  uuidv7,
+} from '@flowloom/contracts';
 import type { Db } from '@flowloom/store';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { at, startTestPolicyService, type TestPolicyService, testSchema } from './support.js';
@@ -362,5 +369,41 @@ describe('decisions and replay', () => {
       since: new Date(Date.now() + 60_000).toISOString(),
     });
     expect(none.body).toMatchObject({ report: { total: 0 } });
+  });
+
+  it('when a job has interventions, then a supervisor pages through them in order, shadow findings included', async () => {
+    const intervention = (action: string, enforced: boolean): Intervention => ({
+      decisionId: uuidv7(),
+      requestId: uuidv7(),
+      job: 'agent-77',
+      action,
+      actions: [action],
+      enforced,
+      mode: enforced ? 'enforce' : 'shadow',
+      policy: 'guard',
+      version: 'a'.repeat(64),
+      rule: 'loop',
+      reason: 'looping',
+      signals: { repeated_prompts: 6 },
+      thresholds: [{ path: 'signals.repeated_prompts', operator: '>=', value: 5 }],
+    });
+    const sent = [
+      intervention('stop_job', false),
+      intervention('stop_job', false),
+      intervention('stop_job', true),
+    ];
+    for (const i of sent)
+      await t.bus.publish([createEvent(POLICY_INTERVENTION, 'flowloom/gateway', i, 'job/agent-77')]);
+    const first = await t.call('GET', '/api/v1/jobs/agent-77/interventions?limit=2');
+    expect(first.status, first.text).toBe(200);
+    expect(at<unknown[]>(first.body, 'data').map((d) => at(d, 'enforced'))).toEqual([false, false]);
+    const next = at<string>(first.body, 'next');
+    expect(next).toBe(sent[1]!.decisionId);
+    const rest = await t.call('GET', `/api/v1/jobs/agent-77/interventions?after=${next}`);
+    expect(rest.body).toMatchObject({
+      data: [{ decisionId: sent[2]!.decisionId, enforced: true }],
+      next: null,
+    });
+    expect(at<string>(rest.body, 'data.0.at')).toMatch(/^\d{4}-/);
   });
 });

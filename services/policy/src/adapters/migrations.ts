@@ -81,4 +81,17 @@ create index if not exists policy_decisions_job on policy_decisions (job, at);
 create index if not exists policy_decisions_request on policy_decisions (request_id);
 `,
   },
+  {
+    id: 'policy/003_interventions',
+    sql: `
+create table if not exists policy_interventions (
+  id text primary key,
+  decision_id text not null,
+  job text,
+  at timestamptz not null,
+  record jsonb not null
+);
+create index if not exists policy_interventions_job on policy_interventions (job, decision_id, id);
+`,
+  },
 ];

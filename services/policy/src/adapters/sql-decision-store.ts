@@ -1,4 +1,4 @@
-import type { DecisionRecord } from '@flowloom/contracts';
+import type { DecisionRecord, Intervention } from '@flowloom/contracts';
 import type { Db, Row, SqlParam } from '@flowloom/store';
 import type { DecisionFilter, DecisionStore } from '../ports/decision-store.js';
 
@@ -59,6 +59,40 @@ export class SqlDecisionStore implements DecisionStore {
     const sql = `select record from policy_decisions ${where.length ? `where ${where.join(' and ')}` : ''} order by at desc, id desc limit $${params.length}`;
     const found = await this.db.query<Row>(sql, params);
     return found.rows.map((r) => asRecord(r.record));
+  }
+
+  async saveIntervention(eventId: string, at: Date, intervention: Intervention): Promise<void> {
+    await this.db.query(
+      `insert into policy_interventions (id, decision_id, job, at, record) values ($1, $2, $3, $4, $5)
+       on conflict (id) do nothing`,
+      [eventId, intervention.decisionId, intervention.job ?? null, at, JSON.stringify(intervention)],
+    );
+  }
+
+  async interventions(
+    job: string,
+    after: string | undefined,
+    limit: number,
+  ): Promise<Array<Intervention & { at: string }>> {
+    type Found = { decision_id: string; at: Date | string; record: unknown };
+    const read = (r: Found) => ({
+      ...((typeof r.record === 'string' ? JSON.parse(r.record) : r.record) as Intervention),
+      at: (r.at instanceof Date ? r.at : new Date(String(r.at))).toISOString(),
+    });
+    const page = await this.db.query<Found>(
+      `select decision_id, at, record from policy_interventions where job = $1 and decision_id > $2
+       order by decision_id, id limit $3`,
+      [job, after ?? '', limit],
+    );
+    const last = page.rows.at(-1);
+    if (!last || page.rows.length < limit) return page.rows.map(read);
+    // The rest of the last decision's interventions, so the next page can start after it.
+    const rest = await this.db.query<Found>(
+      `select decision_id, at, record from policy_interventions where job = $1 and decision_id = $2
+       order by id offset $3`,
+      [job, last.decision_id, page.rows.filter((r) => r.decision_id === last.decision_id).length],
+    );
+    return [...page.rows, ...rest.rows].map(read);
   }
 
   async inputsSince(

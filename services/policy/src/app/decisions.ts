@@ -2,6 +2,9 @@ import {
   type CloudEvent,
   type DecisionRecord,
   decisionRecordSchema,
+  type Intervention,
+  interventionSchema,
+  POLICY_INTERVENTION,
   type PolicyEvaluation,
 } from '@flowloom/contracts';
 import { AppError } from '@flowloom/errors';
@@ -43,6 +46,13 @@ export class DecisionsService {
    * reason returned, rather than retried for ever; a storage failure throws so the bus redelivers.
    */
   async ingest(event: CloudEvent): Promise<string | undefined> {
+    if (event.type === POLICY_INTERVENTION) {
+      const intervention = interventionSchema.safeParse(event.data);
+      if (!intervention.success)
+        return `intervention event ${event.id} is malformed: ${intervention.error.message}`;
+      await this.store.saveIntervention(event.id, new Date(event.time), intervention.data);
+      return undefined;
+    }
     const parsed = decisionRecordSchema.safeParse(event.data);
     if (!parsed.success) return `decision event ${event.id} is malformed: ${parsed.error.message}`;
     await this.store.save(parsed.data);
@@ -63,6 +73,16 @@ export class DecisionsService {
 
   async list(filter: DecisionFilter): Promise<DecisionRecord[]> {
     return this.store.list(filter);
+  }
+
+  /** A job's interventions (shadow and canary findings included), for supervisors and timelines. */
+  async interventions(
+    job: string,
+    after: string | undefined,
+    limit: number,
+  ): Promise<{ data: Array<Intervention & { at: string }>; next: string | null }> {
+    const data = await this.store.interventions(job, after, limit);
+    return { data, next: data.length >= limit ? (data.at(-1)?.decisionId ?? null) : null };
   }
 
   async view(record: DecisionRecord): Promise<DecisionView> {

@@ -1,8 +1,8 @@
 import type { EventBus } from '@flowloom/bus';
-import { POLICY_DECISION } from '@flowloom/contracts';
+import { POLICY_DECISION, POLICY_INTERVENTION } from '@flowloom/contracts';
 import type { DecisionsService } from '../app/decisions.js';
 
-/** Stores every decision the gateways record (delivery is at least once; saving is idempotent). */
+/** Stores every decision and intervention the gateways record (at least once; saving is idempotent). */
 export async function consumeDecisions(
   bus: EventBus,
   decisions: DecisionsService,
@@ -14,6 +14,6 @@ export async function consumeDecisions(
       const skipped = await decisions.ingest(event);
       if (skipped) onSkipped(skipped);
     },
-    [POLICY_DECISION],
+    [POLICY_DECISION, POLICY_INTERVENTION],
   );
 }

@@ -49,6 +49,13 @@ const replayBody = z.strictObject({
   limit: z.number().int().positive().max(100_000).optional(),
   examples: z.number().int().min(0).max(20).optional(),
 });
+const jobParams = z.object({
+  job: z.string().regex(/^[\x21-\x7e]{1,200}$/, 'a job id is 1-200 printable ASCII characters'),
+});
+const interventionsQuery = z.object({
+  after: z.string().max(100).optional(),
+  limit: z.coerce.number().int().positive().max(1000).default(100),
+});
 const decisionsQuery = z.object({
   job: z.string().max(200).optional(),
   key: z.string().max(100).optional(),
@@ -270,6 +277,13 @@ export function policyRoutes(deps: PolicyHttpDeps) {
       await who(request.headers);
       const { id } = parse(idParams, request.params);
       return reply.send(await deps.decisions.get(id));
+    });
+
+    app.get('/api/v1/jobs/:job/interventions', async (request, reply) => {
+      await who(request.headers);
+      const { job } = parse(jobParams, request.params);
+      const { after, limit } = parse(interventionsQuery, request.query);
+      return reply.send(await deps.decisions.interventions(job, after, limit));
     });
 
     app.get('/api/v1/decisions', async (request, reply) => {

@@ -1,4 +1,4 @@
-import type { DecisionRecord } from '@flowloom/contracts';
+import type { DecisionRecord, Intervention } from '@flowloom/contracts';
 
 export interface DecisionFilter {
   job?: string;
@@ -16,6 +16,17 @@ export interface DecisionStore {
   get(id: string): Promise<DecisionRecord | undefined>;
   /** Newest first. */
   list(filter: DecisionFilter): Promise<DecisionRecord[]>;
+  /** Idempotent by event id. */
+  saveIntervention(eventId: string, at: Date, intervention: Intervention): Promise<void>;
+  /**
+   * A job's interventions in decision order after the decision `after` (exclusive); a page never
+   * splits the interventions of one decision.
+   */
+  interventions(
+    job: string,
+    after: string | undefined,
+    limit: number,
+  ): Promise<Array<Intervention & { at: string }>>;
   /** Recorded inputs since a time, oldest first, for replay. */
   inputsSince(
     since: Date,
