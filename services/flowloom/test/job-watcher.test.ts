@@ -13,6 +13,7 @@ import { BusJobWatcher } from '../src/run/bus-job-watcher.js';
 import {
   actionDetail,
   findingOf,
+  findingOfDecision,
   findingOfRefusal,
   findingOfStop,
   type JobObservation,
@@ -107,6 +108,47 @@ describe('findings from what the gateway says', () => {
     expect(actionDetail({ type: 'cap_max_tokens', value: 5 })).toBe('max_tokens 5');
   });
 
+  it('when a decision record is read, then what it did or would have done comes with its signals', () => {
+    expect(
+      findingOfDecision(
+        decision({
+          policy: 'runaway-guard',
+          version: VERSION,
+          mode: 'shadow',
+          rule: 'burst',
+          verdict: 'allow',
+          actions: [],
+          enforced: false,
+          message: 'too many',
+          signals: { requests_per_minute: 12 },
+        }),
+      ),
+    ).toEqual({
+      decisionId: DECISION_ID,
+      policy: 'runaway-guard',
+      version: VERSION,
+      mode: 'shadow',
+      rule: 'burst',
+      action: 'throttle',
+      enforced: false,
+      reason: 'too many',
+      signals: { requests_per_minute: 12 },
+      detail: 'delay 300 ms',
+    });
+    expect(
+      findingOfDecision(
+        decision({
+          policy: 'p',
+          version: VERSION,
+          verdict: 'allow',
+          intendedVerdict: 'allow',
+          actions: [],
+          intendedActions: [],
+        }),
+      ),
+    ).toBeUndefined();
+  });
+
   it("when a stop record names no policy (an admin's stop), then it is not a policy finding", () => {
     expect(findingOfStop({ actor: 'key/1 (ops)', reason: 'enough' })).toBeUndefined();
     expect(
@@ -198,6 +240,37 @@ describe('watching a job through the admin API', () => {
     });
     expect(seen.filter((o) => o.kind === 'limited')).toHaveLength(1);
     expect(calls.filter((c) => c.includes('/interventions'))).toHaveLength(1);
+  });
+
+  it('when a decision is to be explained, then its record is fetched and reported as a finding; a platform without the endpoint is asked once', async () => {
+    const record = decision({
+      policy: 'runaway-guard',
+      version: VERSION,
+      rule: 'burst',
+      signals: { requests_per_minute: 11 },
+    });
+    const { api, calls } = fakeApi({
+      'GET /api/v1/jobs/job-1': () => ({ status: 200, body: { job: 'job-1', status: 'running' } }),
+      [`GET /api/v1/decisions/${DECISION_ID}`]: () => ({ status: 200, body: record }),
+    });
+    const seen: JobObservation[] = [];
+    const watch = new ApiJobWatcher(api, { intervalMs: 10 }).watch('job-1', (o) => seen.push(o));
+    watch.explain?.(DECISION_ID);
+    await until(() => seen.some((o) => o.kind === 'finding'));
+    await watch.stop();
+    expect(seen.find((o) => o.kind === 'finding')).toMatchObject({
+      finding: { rule: 'burst', signals: { requests_per_minute: 11 }, detail: 'delay 300 ms' },
+    });
+
+    const without = fakeApi({
+      'GET /api/v1/jobs/job-1': () => ({ status: 200, body: { job: 'job-1', status: 'running' } }),
+    });
+    const watch2 = new ApiJobWatcher(without.api, { intervalMs: 10 }).watch('job-1', () => {});
+    watch2.explain?.('d-1');
+    watch2.explain?.('d-2');
+    await until(() => without.calls.filter((c) => c.startsWith('GET /api/v1/jobs/job-1')).length >= 5);
+    await watch2.stop();
+    expect(without.calls.filter((c) => c.includes('/decisions/'))).toHaveLength(1);
   });
 
   it('when the platform lists interventions, then each is reported once and the next poll asks after the last one', async () => {

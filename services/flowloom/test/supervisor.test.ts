@@ -224,7 +224,7 @@ describe('supervising a job', () => {
   });
 
   it('when the job prints the same line again and again, then an alert is recorded once', async () => {
-    const t = supervise('for (let i = 0; i < 30; i++) console.log(`retrying in ${i} s`);', {
+    const t = supervise('for (let i = 0; i < 30; i++) console.log("retrying in " + i + " s");', {
       watches: { repeatedOutput: { threshold: 5, windowLines: 20 } },
     });
     const result = await t.run();

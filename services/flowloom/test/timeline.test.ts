@@ -160,6 +160,18 @@ describe('timeline', () => {
     expect(lines.some((l) => l.includes('values'))).toBe(false);
   });
 
+  it("when only the job's signals seen afterwards are known, then they are shown as such, not as the decision's values", () => {
+    const bare = loop('s', 0, {
+      signals: undefined,
+      thresholds: undefined,
+      observed: { requests_per_minute: 3 },
+    });
+    const lines = formatTimeline([{ at: 0, event: { kind: 'decision', finding: bare } }], header);
+    expect(lines).toContain(
+      "             seen      requests_per_minute=3 (the job's signals just after, as flowloom run saw them)",
+    );
+  });
+
   it('when durations are formatted, then the unit fits the size', () => {
     expect(formatDuration(250)).toBe('250 ms');
     expect(formatDuration(4_200)).toBe('4.2 s');

@@ -1,6 +1,10 @@
+import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
+import { InProcessBus } from '@flowloom/bus';
 import { loadConfig } from '@flowloom/config';
 import { startGateway } from '@flowloom/gateway';
+import { startPolicyService } from '@flowloom/policy';
+import { openDb } from '@flowloom/store';
 import type { Command } from '../command.js';
 
 export const upCommand: Command = {
@@ -35,9 +39,18 @@ Options:
     if (values.host) env.FLOWLOOM_HOST = values.host;
     if (values['data-dir']) env.FLOWLOOM_DATA_DIR = values['data-dir'];
     const config = loadConfig({ env });
+    // One database and one event bus shared by every service in this process.
+    const db = await openDb({ databaseUrl: config.databaseUrl, dataDir: join(resolve(config.dataDir), 'db') });
+    const bus = new InProcessBus();
+    // Policies: bundles reach the gateway by a direct subscription; the admin API mounts on its HTTP server.
+    const policy = await startPolicyService({ config, db, bus });
     const gateway = await startGateway({
       config,
       env,
+      db,
+      bus,
+      policySource: policy.source,
+      plugins: [policy.http],
       onAdminKeyGenerated: (secret) =>
         io.out(
           [
@@ -64,6 +77,9 @@ Options:
       process.once('SIGTERM', stop);
     });
     await gateway.close();
+    await policy.close();
+    await bus.close();
+    await db.close();
     return 0;
   },
 };

@@ -1,6 +1,12 @@
-import { interventionSchema } from '@flowloom/contracts';
+import { decisionRecordSchema, interventionSchema } from '@flowloom/contracts';
 import { z } from 'zod';
-import { findingOf, type JobObservation, type JobWatch, type JobWatcher } from './job-watcher.js';
+import {
+  findingOf,
+  findingOfDecision,
+  type JobObservation,
+  type JobWatch,
+  type JobWatcher,
+} from './job-watcher.js';
 import { type PlatformApi, PlatformApiError } from './platform-api.js';
 
 const interventionPage = z.object({
@@ -17,7 +23,8 @@ export interface ApiJobWatcherOptions {
  * Watches a job through the admin API of a running platform:
  * - `GET /api/v1/jobs/{job}`: stopped or running, by which decision, and the job's live signals;
  * - `GET /api/v1/jobs/{job}/interventions?after=ID`: every policy finding about the job, shadow and
- *   canary included, with the values and thresholds (where the platform has this endpoint).
+ *   canary included, with the values and thresholds (where the platform has this endpoint);
+ * - `GET /api/v1/decisions/{id}`: the full record of a decision known only from a refusal or a stop.
  */
 export class ApiJobWatcher implements JobWatcher {
   constructor(
@@ -34,7 +41,31 @@ export class ApiJobWatcher implements JobWatcher {
     let again = false;
     let cursor: string | undefined;
     let interventions = true;
+    let decisions = true;
+    const toExplain = new Map<string, number>();
     let statusFailure: string | undefined;
+
+    const explainPending = async (): Promise<void> => {
+      for (const [id, tries] of [...toExplain].slice(0, 5)) {
+        try {
+          const record = decisionRecordSchema.parse(
+            await this.api.request<unknown>('GET', `/api/v1/decisions/${encodeURIComponent(id)}`),
+          );
+          toExplain.delete(id);
+          const finding = findingOfDecision(record);
+          if (finding) observe({ kind: 'finding', finding, at: Date.parse(record.at) });
+        } catch (error) {
+          if (error instanceof PlatformApiError && error.missingEndpoint) {
+            decisions = false;
+            toExplain.clear();
+            return;
+          }
+          // Not recorded yet (the outbox is asynchronous) or a passing failure: a few more tries.
+          if (tries >= 5) toExplain.delete(id);
+          else toExplain.set(id, tries + 1);
+        }
+      }
+    };
 
     const once = async (): Promise<void> => {
       try {
@@ -63,6 +94,7 @@ export class ApiJobWatcher implements JobWatcher {
           observe({ kind: 'limited', what: `job status unavailable: ${message}` });
         statusFailure = message;
       }
+      if (decisions && toExplain.size > 0) await explainPending();
       if (!interventions) return;
       try {
         for (let page = 0; page < 10; page++) {
@@ -88,7 +120,7 @@ export class ApiJobWatcher implements JobWatcher {
           interventions = false;
           observe({
             kind: 'limited',
-            what: `this platform has no GET ${path}/interventions: shadow and canary findings are not shown, and a stop's values are the job's signals when it was seen`,
+            what: `this platform does not list a job's interventions (GET ${path}/interventions): shadow and canary findings are not shown`,
           });
         }
         // Anything else (a restart of the platform, a timeout): the next poll tries again.
@@ -114,6 +146,11 @@ export class ApiJobWatcher implements JobWatcher {
     run();
     return {
       poke: run,
+      explain: (decisionId) => {
+        if (!decisions || toExplain.has(decisionId)) return;
+        toExplain.set(decisionId, 0);
+        run();
+      },
       stop: async () => {
         stopped = true;
         clearTimeout(timer);

@@ -25,6 +25,8 @@ export type JobObservation =
 export interface JobWatch {
   /** Look now rather than at the next poll (e.g. a request was just refused). */
   poke(): void;
+  /** Fetch the full record of a decision known only in part (a refusal message, a stop record). */
+  explain?(decisionId: string): void;
   stop(): Promise<void>;
 }
 
@@ -44,6 +46,9 @@ export function combineWatchers(...watchers: JobWatcher[]): JobWatcher {
       return {
         poke: () => {
           for (const w of watches) w.poke();
+        },
+        explain: (decisionId) => {
+          for (const w of watches) w.explain?.(decisionId);
         },
         stop: async () => {
           await Promise.all(watches.map((w) => w.stop()));
@@ -105,6 +110,34 @@ export function findingOf(i: Intervention, decision?: DecisionRecord): PolicyFin
     ...(i.thresholds ? { thresholds: i.thresholds } : {}),
     ...(detail ? { detail } : {}),
     ...(i.channel ? { channel: i.channel } : {}),
+  };
+}
+
+/**
+ * A decision record (GET /api/v1/decisions/{id}) as a finding: what it did or would have done, by
+ * which policy, version and rule, with the signals it saw. Undefined for a plain allow.
+ */
+export function findingOfDecision(d: DecisionRecord): PolicyFinding | undefined {
+  if (!d.policy || !d.version) return undefined;
+  const refused = d.verdict !== 'allow';
+  const intended = d.intendedVerdict !== 'allow';
+  const actions = refused || !intended ? d.actions : d.intendedActions;
+  const first = actions[0];
+  const action = refused ? d.verdict : intended ? d.intendedVerdict : first?.action.type;
+  if (!action || action === 'allow') return undefined;
+  const matching = actions.find((a) => a.action.type === action)?.action ?? first?.action;
+  const detail = actionDetail(matching);
+  return {
+    decisionId: d.decisionId,
+    policy: d.policy,
+    version: d.version,
+    mode: d.mode ?? 'enforce',
+    rule: d.rule ?? first?.ruleId ?? null,
+    action,
+    enforced: d.enforced,
+    reason: d.message ?? `rule "${d.rule ?? first?.ruleId ?? '-'}" matched`,
+    ...(d.signals ? { signals: d.signals } : {}),
+    ...(detail ? { detail } : {}),
   };
 }
 

@@ -1,6 +1,12 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { type ProxyExchange, startJobProxy } from './job-proxy.js';
-import { findingOfRefusal, findingOfStop, type JobObservation, type JobWatcher } from './job-watcher.js';
+import {
+  findingOfRefusal,
+  findingOfStop,
+  type JobObservation,
+  type JobWatch,
+  type JobWatcher,
+} from './job-watcher.js';
 import { LineSplitter } from './line-splitter.js';
 import {
   type AttemptEnd,
@@ -204,7 +210,7 @@ export class Supervisor {
       onExchange: (exchange) => this.onExchange(exchange),
     });
     const watch = o.watcher.watch(o.job, (observation) => this.observe(observation));
-    this.watchPoke = () => watch.poke();
+    this.watch = watch;
     const statusTimer = setInterval(() => this.drawStatus(), 250);
     let end: AttemptEnd = { kind: 'exited', code: 0 };
     let why = '';
@@ -273,7 +279,7 @@ export class Supervisor {
     };
   }
 
-  private watchPoke: () => void = () => {};
+  private watch: JobWatch | undefined;
 
   private async revokeKey(): Promise<void> {
     const key = this.key;
@@ -505,7 +511,7 @@ export class Supervisor {
         : undefined;
       if (finding) this.observe({ kind: 'finding', finding, at: this.now() });
       // The authoritative record (stop, values) is the platform's: look now.
-      this.watchPoke();
+      this.watch?.poke();
     }
   }
 
@@ -532,8 +538,17 @@ export class Supervisor {
         this.stopAttempt('admin', `stopped by ${stop.actor}: ${stop.reason}`);
         return;
       }
-      case 'signals':
+      case 'signals': {
+        const seen = Object.fromEntries(Object.entries(observation.signals).filter(([, v]) => v !== 0));
+        for (const entry of this.findings.values())
+          if (
+            entry.event.kind === 'decision' &&
+            !entry.event.finding.signals &&
+            !entry.event.finding.observed
+          )
+            entry.event = { kind: 'decision', finding: { ...entry.event.finding, observed: seen } };
         return;
+      }
       case 'limited':
         this.record({ kind: 'note', text: observation.what });
         return;
@@ -550,6 +565,7 @@ export class Supervisor {
     } else {
       const entry = this.record({ kind: 'decision', finding }, at);
       this.findings.set(id, entry);
+      if (!finding.signals) this.watch?.explain?.(finding.decisionId);
       if (finding.enforced) this.enforced++;
       else this.flagged++;
       this.last = `${findingVerb(finding)} (${finding.policy}/${finding.rule ?? '-'})`;

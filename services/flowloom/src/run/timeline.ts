@@ -18,6 +18,11 @@ export interface PolicyFinding {
   signals?: Readonly<Record<string, number>>;
   /** The deciding rule's comparisons with literal numbers, e.g. signals.repeated_prompts >= 3. */
   thresholds?: ReadonlyArray<{ path: string; operator: string; value: number }>;
+  /**
+   * The job's signals as the supervisor saw them just after the decision, shown when the decision's own
+   * values are not available (a platform that cannot list interventions or decisions).
+   */
+  observed?: Readonly<Record<string, number>>;
   /** Details of the action worth showing, e.g. "delay 250 ms". */
   detail?: string;
   channel?: string;
@@ -181,6 +186,15 @@ function eventLines(entry: TimelineEntry, group: TimelineEntry[]): string[] {
       out.push(more('why', f.reason));
       const values = formatValues(f, lastFinding);
       if (values) out.push(more('values', values));
+      else if (f.observed && Object.keys(f.observed).length > 0)
+        out.push(
+          more(
+            'seen',
+            `${Object.entries(f.observed)
+              .map(([k, v]) => `${k}=${v}`)
+              .join(', ')} (the job's signals just after, as flowloom run saw them)`,
+          ),
+        );
       if (f.channel) out.push(more('channel', f.channel));
       out.push(
         more(
