@@ -19,6 +19,8 @@ const env = {
 
 const steps = [
   ['engines', 'bash', ['deploy/engines/up.sh', ...ENGINES]],
+  // helm and kubernetes-validate for the chart checks; built once, then cached outside the repo.
+  ['deploy tools', 'bash', ['deploy/tools.sh']],
   ['lint', 'npx', ['biome', 'check', '.']],
   ['import rules', 'node', ['scripts/check-imports.mjs']],
   ['typecheck', 'npx', ['tsc', '-b', 'tsconfig.json']],
