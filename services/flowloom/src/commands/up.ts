@@ -40,7 +40,10 @@ Options:
     if (values['data-dir']) env.FLOWLOOM_DATA_DIR = values['data-dir'];
     const config = loadConfig({ env });
     // One database and one event bus shared by every service in this process.
-    const db = await openDb({ databaseUrl: config.databaseUrl, dataDir: join(resolve(config.dataDir), 'db') });
+    const db = await openDb({
+      databaseUrl: config.databaseUrl,
+      dataDir: join(resolve(config.dataDir), 'db'),
+    });
     const bus = new InProcessBus();
     // Policies: bundles reach the gateway by a direct subscription; the admin API mounts on its HTTP server.
     const policy = await startPolicyService({ config, db, bus });
