@@ -2,12 +2,21 @@ import type { Command, Io } from './command.js';
 import { UsageError } from './command.js';
 import { demoCommand } from './commands/demo.js';
 import { keysCommand } from './commands/keys.js';
+import { migrateCommand } from './commands/migrate.js';
 import { policyCommand } from './commands/policy.js';
 import { runCommand } from './commands/run.js';
 import { serveCommand } from './commands/serve.js';
 import { upCommand } from './commands/up.js';
 
-const commands: Command[] = [upCommand, serveCommand, keysCommand, policyCommand, runCommand, demoCommand];
+const commands: Command[] = [
+  upCommand,
+  serveCommand,
+  keysCommand,
+  policyCommand,
+  runCommand,
+  demoCommand,
+  migrateCommand,
+];
 
 function overview(): string {
   const width = Math.max(...commands.map((c) => c.name.length));

@@ -1,2 +1,9 @@
+export { gatewayMigrations } from './adapters/migrations.js';
 export { PROTO_ROOT } from './grpc/load.js';
-export { type Gateway, type GatewayOptions, startGateway } from './main.js';
+export {
+  type AdminAuthorizer,
+  type Gateway,
+  type GatewayOptions,
+  type HttpPlugin,
+  startGateway,
+} from './main.js';
