@@ -48,7 +48,7 @@ describe('npm run demo', () => {
         },
       );
       expect(code, output).toBe(0);
-      const [shadow, enforced] = output.split('▶ Promoting');
+      const [shadow, enforced] = output.split('▶ alice@example.com asks to ENFORCE');
       expect(enforced, output).toBeDefined();
 
       // Shadow: flagged with the policy, version, rule, reason and values; nothing enforced.
@@ -60,6 +60,9 @@ describe('npm run demo', () => {
       );
       expect(shadow).toMatch(/values +repeated_prompts=3→\d+ \(rule: >= 3\)/);
       expect(shadow).not.toMatch(/ signal {4}/);
+
+      // The promotion to enforce was approved by someone other than its author.
+      expect(enforced).toMatch(/^ "runaway-guard" [0-9a-f]{12}; bob@example\.com approves/);
 
       // Enforce: stopped, SIGTERM, restarted once, throttled, finished.
       const timeline = enforced!.slice(enforced!.indexOf('Timeline of job'));

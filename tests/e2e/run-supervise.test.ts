@@ -1,18 +1,21 @@
-import { spawn } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { startTestGateway, type TestGateway } from '@flowloom/gateway/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { freePort } from './helpers.js';
 
-// `flowloom run` as a user runs it: the CLI in its own process against a running gateway (admin key
-// in FLOWLOOM_API_KEY), supervising a real child that uses the official OpenAI SDK with nothing but
-// the environment it was given.
+// `flowloom run` as a user runs it: the platform started with `flowloom up` (gateway and policy
+// service, the policy file enforced), then the CLI in its own process with an admin key in
+// FLOWLOOM_API_KEY, supervising a real child that uses the official OpenAI SDK with nothing but the
+// environment it was given.
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const BIN = join(ROOT, 'services/flowloom/bin/flowloom.js');
 const AGENT = fileURLToPath(new URL('./fixtures/looping-agent.mjs', import.meta.url));
+const ADMIN_KEY = 'flk_e2e-run-admin-key-0123456789abcdefghij';
+const START_TIMEOUT_MS = 120_000;
 const RUN_TIMEOUT_MS = 120_000;
 
 const POLICY = `
@@ -25,20 +28,10 @@ rules:
     message: the job asked the same question 3 times
 `;
 
-let t: TestGateway;
 let dir: string;
-
-beforeAll(async () => {
-  dir = mkdtempSync(join(tmpdir(), 'flowloom-run-e2e-'));
-  const file = join(dir, 'policy.yaml');
-  writeFileSync(file, POLICY);
-  t = await startTestGateway({ overrides: { policy: { file, mode: 'enforce', percent: 10 } } });
-});
-
-afterAll(async () => {
-  await t?.close();
-  rmSync(dir, { recursive: true, force: true });
-});
+let url: string;
+let platform: ChildProcess | undefined;
+let platformOutput = '';
 
 function cleanEnv(extra: Record<string, string>): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = {};
@@ -47,14 +40,66 @@ function cleanEnv(extra: Record<string, string>): NodeJS.ProcessEnv {
     if (name === 'NODE_OPTIONS' || name.startsWith('VITEST')) continue;
     env[name] = value;
   }
-  return { ...env, NO_COLOR: '1', CI: '1', FLOWLOOM_URL: t.url, FLOWLOOM_API_KEY: t.adminKey, ...extra };
+  return { ...env, NO_COLOR: '1', CI: '1', ...extra };
+}
+
+beforeAll(async () => {
+  dir = mkdtempSync(join(tmpdir(), 'flowloom-run-e2e-'));
+  const file = join(dir, 'policy.yaml');
+  writeFileSync(file, POLICY);
+  const port = await freePort();
+  platform = spawn(process.execPath, [BIN, 'up'], {
+    cwd: dir,
+    env: cleanEnv({
+      FLOWLOOM_DATA_DIR: join(dir, 'data'),
+      FLOWLOOM_HTTP_PORT: String(port),
+      FLOWLOOM_GRPC_PORT: '0',
+      FLOWLOOM_ADMIN_KEY: ADMIN_KEY,
+      FLOWLOOM_POLICY_FILE: file,
+      FLOWLOOM_POLICY_MODE: 'enforce',
+      FLOWLOOM_LOG_LEVEL: 'warn',
+    }),
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const collect = (c: Buffer): void => {
+    platformOutput += c.toString();
+  };
+  platform.stdout?.on('data', collect);
+  platform.stderr?.on('data', collect);
+  const until = Date.now() + START_TIMEOUT_MS;
+  for (;;) {
+    const match = /FlowLoom is up: HTTP (\S+)/.exec(platformOutput);
+    if (match?.[1]) {
+      url = match[1];
+      break;
+    }
+    if (platform.exitCode !== null || Date.now() > until)
+      throw new Error(`flowloom up did not start:\n${platformOutput}`);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}, START_TIMEOUT_MS + 10_000);
+
+afterAll(async () => {
+  if (platform && platform.exitCode === null) {
+    const exited = new Promise((resolve) => platform?.once('exit', resolve));
+    platform.kill('SIGTERM');
+    await Promise.race([exited, new Promise((resolve) => setTimeout(resolve, 15_000))]);
+    if (platform.exitCode === null) platform.kill('SIGKILL');
+  }
+  rmSync(dir, { recursive: true, force: true });
+}, 30_000);
+
+async function api(path: string): Promise<unknown> {
+  const res = await fetch(`${url}${path}`, { headers: { authorization: `Bearer ${ADMIN_KEY}` } });
+  if (!res.ok) throw new Error(`GET ${path}: ${res.status} ${await res.text()}`);
+  return res.json();
 }
 
 function flowloomRun(args: string[], extra: Record<string, string> = {}) {
   return new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve, reject) => {
     const child = spawn(process.execPath, [BIN, 'run', ...args], {
       cwd: ROOT,
-      env: cleanEnv(extra),
+      env: cleanEnv({ FLOWLOOM_URL: url, FLOWLOOM_API_KEY: ADMIN_KEY, ...extra }),
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     let stdout = '';
@@ -83,8 +128,8 @@ interface KeyView {
 }
 
 async function jobKey(job: string): Promise<KeyView | undefined> {
-  const res = await t.get('/api/v1/keys?includeRevoked=true', t.adminKey);
-  return (res.body as { data: KeyView[] }).data.find((k) => k.name === `flowloom run ${job}`);
+  const { data } = (await api('/api/v1/keys?includeRevoked=true')) as { data: KeyView[] };
+  return data.find((k) => k.name === `flowloom run ${job}`);
 }
 
 describe('flowloom run', () => {
@@ -107,8 +152,11 @@ describe('flowloom run', () => {
       expect(stdout).toContain(`agent: job ${job}, attempt 1`);
       expect(stdout).toContain('agent: SIGTERM ignored, still looping');
 
-      // The timeline: the stop with its policy, version, mode, rule and reason, then the signals.
-      const version = (t.gateway.policy.status().policies[0]?.stable ?? '').slice(0, 12);
+      // The timeline: the stop with its policy, version, mode, rule, reason and values, then the signals.
+      const active = (await api('/api/v1/gateway/policy')) as {
+        policies: Array<{ name: string; stable?: string }>;
+      };
+      const version = (active.policies.find((p) => p.name === 'loop-guard')?.stable ?? '').slice(0, 12);
       expect(version).toMatch(/^[0-9a-f]{12}$/);
       expect(stderr).toContain(`Timeline of job ${job}`);
       expect(stderr).toMatch(
@@ -117,8 +165,7 @@ describe('flowloom run', () => {
         ),
       );
       expect(stderr).toContain('why       the job asked the same question 3 times');
-      // The values: the decision's own where the platform serves it, else the job's signals just after.
-      expect(stderr).toMatch(/(values|seen) +.*requests_per_minute=\d+/);
+      expect(stderr).toMatch(/values +.*repeated_prompts=2/);
       const timeline = stderr.slice(stderr.indexOf('Timeline of job'));
       const order = [
         'stop_job:',
@@ -135,16 +182,17 @@ describe('flowloom run', () => {
       expect([...positions].sort((a, b) => a - b)).toEqual(positions);
       expect(timeline).toContain('exit code 3: FlowLoom stopped the job');
 
-      // The gateway saw the job: its requests were tagged, it is stopped by that decision, and the key is gone.
-      const status = await t.get(`/api/v1/jobs/${job}`, t.adminKey);
-      expect(status.body).toMatchObject({
+      // The platform saw the job: its requests were tagged and decided, it is stopped by that decision.
+      const status = (await api(`/api/v1/jobs/${job}`)) as Record<string, unknown>;
+      expect(status).toMatchObject({
         status: 'stopped',
         stoppedBy: { policy: 'loop-guard', rule: 'same-question' },
       });
-      const completed = (await t.events()).filter(
-        (e) => e.type === 'dev.flowloom.gateway.request.completed.v1' && e.subject === `job/${job}`,
-      );
-      expect(completed.length).toBeGreaterThanOrEqual(2);
+      const { data: decisions } = (await api(`/api/v1/decisions?job=${job}`)) as {
+        data: Array<{ verdict: string; job: string }>;
+      };
+      expect(decisions.filter((d) => d.verdict === 'allow').length).toBeGreaterThanOrEqual(2);
+      expect(decisions.some((d) => d.verdict === 'stop_job')).toBe(true);
       const key = await jobKey(job!);
       expect(key?.revokedAt).toBeTruthy();
     },

@@ -249,7 +249,7 @@ describe('watching a job through the admin API', () => {
       rule: 'burst',
       signals: { requests_per_minute: 11 },
     });
-    const { api, calls } = fakeApi({
+    const { api } = fakeApi({
       'GET /api/v1/jobs/job-1': () => ({ status: 200, body: { job: 'job-1', status: 'running' } }),
       [`GET /api/v1/decisions/${DECISION_ID}`]: () => ({ status: 200, body: record }),
     });
@@ -271,6 +271,37 @@ describe('watching a job through the admin API', () => {
     await until(() => without.calls.filter((c) => c.startsWith('GET /api/v1/jobs/job-1')).length >= 5);
     await watch2.stop();
     expect(without.calls.filter((c) => c.includes('/decisions/'))).toHaveLength(1);
+  });
+
+  it("when an intervention's action has parameters, then they are read once from the policy version", async () => {
+    let versionReads = 0;
+    const { api } = fakeApi({
+      'GET /api/v1/jobs/job-1': () => ({ status: 200, body: { job: 'job-1', status: 'running' } }),
+      'GET /api/v1/jobs/job-1/interventions': () => ({
+        status: 200,
+        body: {
+          data: [
+            { ...intervention(), at: new Date().toISOString() },
+            { ...intervention({ decisionId: `${DECISION_ID.slice(0, -1)}9` }), at: new Date().toISOString() },
+          ],
+          next: null,
+        },
+      }),
+      [`GET /api/v1/policies/runaway-guard/versions/${VERSION}`]: () => {
+        versionReads++;
+        return {
+          status: 200,
+          body: { document: { rules: [{ id: 'burst', action: { type: 'throttle', delayMs: 250 } }] } },
+        };
+      },
+    });
+    const seen: JobObservation[] = [];
+    const watch = new ApiJobWatcher(api, { intervalMs: 10 }).watch('job-1', (o) => seen.push(o));
+    await until(() => seen.filter((o) => o.kind === 'finding').length >= 2);
+    await watch.stop();
+    const details = seen.flatMap((o) => (o.kind === 'finding' ? [o.finding.detail] : []));
+    expect(details.slice(0, 2)).toEqual(['delay 250 ms', 'delay 250 ms']);
+    expect(versionReads).toBe(1);
   });
 
   it('when the platform lists interventions, then each is reported once and the next poll asks after the last one', async () => {

@@ -3,33 +3,41 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { EventBus } from '@flowloom/bus';
+import { InProcessBus } from '@flowloom/bus';
 import { loadConfig } from '@flowloom/config';
 import { startGateway } from '@flowloom/gateway';
-import { BusJobWatcher } from '../run/bus-job-watcher.js';
+import { startPolicyService } from '@flowloom/policy';
+import { openDb } from '@flowloom/store';
+import { ApiJobWatcher } from '../run/api-job-watcher.js';
 import { DEFAULT_RESTART_RULE } from '../run/outcome.js';
 import { PlatformApi } from '../run/platform-api.js';
 import type { StatusSnapshot, SupervisorConsole } from '../run/status-line.js';
 import { type SupervisionResult, Supervisor } from '../run/supervisor.js';
 import { formatTimeline, type PolicyFinding, shortVersion } from '../run/timeline.js';
-import { type CompiledDemoPolicy, compileDemoPolicy, DemoPolicySource, RUNAWAY_GUARD } from './policy.js';
+import { describeRule, RUNAWAY_GUARD } from './policy.js';
 
 /** The platform of the demo, in this process, on free ports and a throwaway data folder. */
 export interface DemoPlatform {
   url: string;
   adminKey: string;
   dataDir: string;
-  bus: EventBus;
-  policies: DemoPolicySource;
-  /** Publishes every pending event now. */
+  /** Publishes every pending event now (decisions reach the policy service's store). */
   flush(): Promise<void>;
   close(): Promise<void>;
 }
 
+/**
+ * The gateway and the policy service in this process, as `flowloom up` composes them, on free ports
+ * with a throwaway data folder.
+ */
 export async function startDemoPlatform(): Promise<DemoPlatform> {
   const dataDir = mkdtempSync(join(tmpdir(), 'flowloom-demo-'));
   const adminKey = `flk_demo_${randomBytes(24).toString('base64url')}`;
-  const policies = new DemoPolicySource();
+  const cleanups: Array<() => Promise<unknown>> = [];
+  const close = async (): Promise<void> => {
+    for (const cleanup of cleanups.reverse()) await cleanup().catch(() => {});
+    rmSync(dataDir, { recursive: true, force: true });
+  };
   try {
     // An empty environment and a folder without flowloom.yaml: the user's settings and provider keys
     // play no part; only the offline `local` provider serves.
@@ -38,23 +46,32 @@ export async function startDemoPlatform(): Promise<DemoPlatform> {
       cwd: dataDir,
       overrides: { host: '127.0.0.1', httpPort: 0, grpcPort: 0, logLevel: 'silent', adminKey, dataDir },
     });
-    const gateway = await startGateway({ config, env: {}, policySource: policies });
+    const db = await openDb({ dataDir: join(dataDir, 'db') });
+    cleanups.push(() => db.close());
+    const bus = new InProcessBus();
+    cleanups.push(() => bus.close());
+    const policy = await startPolicyService({ config, db, bus });
+    cleanups.push(() => policy.close());
+    const gateway = await startGateway({
+      config,
+      env: {},
+      db,
+      bus,
+      policySource: policy.source,
+      plugins: [policy.http],
+    });
+    cleanups.push(() => gateway.close());
     return {
       url: gateway.httpUrl,
       adminKey,
       dataDir,
-      bus: gateway.bus,
-      policies,
       flush: async () => {
         await gateway.flushOutbox();
       },
-      close: async () => {
-        await gateway.close();
-        rmSync(dataDir, { recursive: true, force: true });
-      },
+      close,
     };
   } catch (error) {
-    rmSync(dataDir, { recursive: true, force: true });
+    await close();
     throw error;
   }
 }
@@ -82,11 +99,6 @@ export interface DemoOptions {
   /** The agent's pause between steps. */
   pauseMs?: number;
   now?: () => number;
-}
-
-interface Phase {
-  title: string;
-  result: SupervisionResult;
 }
 
 function findings(result: SupervisionResult): PolicyFinding[] {
@@ -132,51 +144,97 @@ export function checkStory(
   return { problems, summary };
 }
 
-const rule = (r: (typeof RUNAWAY_GUARD.rules)[number]): string =>
-  `${r.id}: ${r.condition} → ${typeof r.action === 'string' ? r.action : `${r.action.type} ${r.action.delayMs} ms`}`;
+interface PolicyStatus {
+  policies: Array<{ name: string; stable?: string; candidate?: { version: string; mode: string } }>;
+}
+
+/** Waits until the gateway enforces what the policy service deployed (a bundle arrives within a second). */
+async function inForce(
+  api: PlatformApi,
+  check: (p: PolicyStatus['policies'][number] | undefined) => boolean,
+): Promise<void> {
+  const until = Date.now() + 10_000;
+  for (;;) {
+    const status = await api.request<PolicyStatus>('GET', '/api/v1/gateway/policy');
+    if (check(status.policies.find((p) => p.name === RUNAWAY_GUARD.name))) return;
+    if (Date.now() > until) throw new Error('the gateway did not receive the policy bundle within 10 s');
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
+
+/** An admin key of a named person (policy changes are attributed, and approval needs someone else). */
+async function person(admin: PlatformApi, owner: string): Promise<PlatformApi> {
+  const created = await admin.request<{ key: string }>('POST', '/api/v1/keys', {
+    name: `demo ${owner}`,
+    owner,
+    role: 'admin',
+  });
+  return new PlatformApi(admin.baseUrl, created.key);
+}
 
 /**
- * `flowloom demo`: a new user's first minute, offline. Starts the platform in this process, runs a
- * scripted agent under `flowloom run` supervision while its loop is only flagged (shadow), promotes the
- * policy to enforce, runs it again: stopped, restarted, recovering under a throttle. Prints every
- * timeline. Returns the exit code: 0 when the story happened as told.
+ * `flowloom demo`: a new user's first minute, offline. Starts the gateway and the policy service in
+ * this process; Alice pushes a policy and puts it in shadow mode; a scripted agent runs under
+ * `flowloom run` supervision and falls into a loop, which is only flagged; Alice asks to enforce the
+ * policy and Bob approves; the agent runs again: stopped, restarted, recovering under a throttle.
+ * Prints every timeline. Returns the exit code: 0 when the story happened as told.
  */
 export async function runDemo(write: DemoWriter, options: DemoOptions = {}): Promise<number> {
   const now = options.now ?? Date.now;
   const started = now();
-  const policy: CompiledDemoPolicy = compileDemoPolicy();
   write.out('FlowLoom demo: the first minute, offline. No provider key and no network: the built-in');
   write.out('`local` provider answers. A scripted agent drafts release notes and falls into a loop.');
   write.out('');
-  write.out('▶ Starting FlowLoom in this process …');
+  write.out('▶ Starting FlowLoom (gateway and policy service) in this process …');
   const platform = await startDemoPlatform();
-  const phases: Phase[] = [];
   try {
     write.out(
       `  up in ${((now() - started) / 1000).toFixed(1)} s: HTTP ${platform.url}, data in ${platform.dataDir} (deleted at the end)`,
     );
-    const watcher = new BusJobWatcher(platform.bus, 'flowloom-demo');
-    await watcher.ready();
-    const api = new PlatformApi(platform.url, platform.adminKey);
+    const admin = new PlatformApi(platform.url, platform.adminKey);
+    const [alice, bob] = await Promise.all([
+      person(admin, 'alice@example.com'),
+      person(admin, 'bob@example.com'),
+    ]);
 
-    platform.policies.shadow(policy);
+    const pushed = await alice.request<{ version: string }>('POST', '/api/v1/policies', {
+      document: RUNAWAY_GUARD,
+      message: 'Stop agents that loop; slow down bursts',
+    });
+    const version = pushed.version;
+    await alice.request('POST', `/api/v1/policies/${RUNAWAY_GUARD.name}/promotions`, {
+      version,
+      mode: 'shadow',
+    });
+    await inForce(admin, (p) => p?.candidate?.version === version && p.candidate.mode === 'shadow');
     write.out('');
     write.out(
-      `▶ Policy "${policy.name}" version ${shortVersion(policy.version)} is in SHADOW mode: evaluated and recorded on every request, never enforced.`,
+      `▶ alice@example.com pushes policy "${RUNAWAY_GUARD.name}" (version ${shortVersion(version)}) in SHADOW mode: evaluated and recorded on every request, never enforced.`,
     );
-    for (const r of RUNAWAY_GUARD.rules) write.out(`    ${rule(r)}`);
+    write.out(
+      `  $ flowloom policy push runaway-guard.yaml && flowloom policy promote ${RUNAWAY_GUARD.name} --mode shadow`,
+    );
+    for (const r of RUNAWAY_GUARD.rules) write.out(`    ${describeRule(r)}`);
 
-    const supervise = async (title: string, command: string, maxRestarts: number): Promise<Phase> => {
+    // The same watcher `flowloom run` uses: the admin API, polled briskly for a short demo.
+    const watcher = new ApiJobWatcher(admin, { intervalMs: 200 });
+    let runs = 0;
+    const supervise = async (
+      title: string,
+      command: string,
+      maxRestarts: number,
+    ): Promise<SupervisionResult> => {
+      runs++;
       write.out('');
       write.out(`▶ ${title}`);
       write.out(`  $ ${command}`);
-      const supervisor = new Supervisor({
-        job: `release-notes-${phases.length + 1}`,
+      const result = await new Supervisor({
+        job: `release-notes-${runs}`,
         command: process.execPath,
         args: [AGENT],
         label: 'node agent.mjs',
         gatewayUrl: platform.url,
-        api,
+        api: admin,
         watcher,
         console: new DemoConsole(write),
         restart: { ...DEFAULT_RESTART_RULE, maxRestarts, baseDelayMs: 500 },
@@ -184,8 +242,7 @@ export async function runDemo(write: DemoWriter, options: DemoOptions = {}): Pro
         watches: { repeatedOutput: false },
         env: { ...process.env, DEMO_AGENT_PAUSE_MS: String(options.pauseMs ?? 60) },
         settle: () => platform.flush(),
-      });
-      const result = await supervisor.run();
+      }).run();
       write.out('');
       for (const line of formatTimeline(result.entries, {
         job: result.job,
@@ -193,9 +250,7 @@ export async function runDemo(write: DemoWriter, options: DemoOptions = {}): Pro
         durationMs: result.durationMs,
       }))
         write.out(line);
-      const phase = { title, result };
-      phases.push(phase);
-      return phase;
+      return result;
     };
 
     const shadow = await supervise(
@@ -204,10 +259,19 @@ export async function runDemo(write: DemoWriter, options: DemoOptions = {}): Pro
       0,
     );
 
-    platform.policies.enforce(policy);
+    const requested = await alice.request<{ promotion: { id: string } }>(
+      'POST',
+      `/api/v1/policies/${RUNAWAY_GUARD.name}/promotions`,
+      { version, mode: 'enforce' },
+    );
+    await bob.request('POST', `/api/v1/promotions/${requested.promotion.id}/approve`, {});
+    await inForce(admin, (p) => p?.stable === version);
     write.out('');
     write.out(
-      `▶ Promoting "${policy.name}" ${shortVersion(policy.version)} from shadow to ENFORCE (in production: flowloom policy promote, approved by a second person).`,
+      `▶ alice@example.com asks to ENFORCE "${RUNAWAY_GUARD.name}" ${shortVersion(version)}; bob@example.com approves (the author cannot approve her own change).`,
+    );
+    write.out(
+      `  $ flowloom policy promote ${RUNAWAY_GUARD.name} --mode enforce    # alice\n  $ flowloom policy approve ${requested.promotion.id}    # bob`,
     );
 
     const enforce = await supervise(
@@ -216,12 +280,12 @@ export async function runDemo(write: DemoWriter, options: DemoOptions = {}): Pro
       1,
     );
 
-    const { problems, summary } = checkStory(shadow.result, enforce.result);
+    const { problems, summary } = checkStory(shadow, enforce);
     write.out('');
     write.out('▶ What happened');
     for (const line of summary) write.out(`  ${problems.length === 0 ? '✔' : '•'} ${line}`);
     write.out(
-      '  Every decision above is recorded as an event (dev.flowloom.policy.decision.v1, .intervention.v1) with its policy version, rule and the values it read.',
+      `  Every decision is on record with its policy version, rule and the values it read: GET /api/v1/decisions/{id}, GET /api/v1/jobs/release-notes-2/interventions.`,
     );
     for (const problem of problems) write.out(`  ✖ ${problem}`);
     write.out('');

@@ -1,6 +1,7 @@
 import { decisionRecordSchema, interventionSchema } from '@flowloom/contracts';
 import { z } from 'zod';
 import {
+  actionDetail,
   findingOf,
   findingOfDecision,
   type JobObservation,
@@ -8,6 +9,19 @@ import {
   type JobWatcher,
 } from './job-watcher.js';
 import { type PlatformApi, PlatformApiError } from './platform-api.js';
+
+const versionDocument = z.object({
+  document: z.object({
+    rules: z.array(
+      z.object({ id: z.string(), action: z.object({ type: z.string() }).catchall(z.unknown()) }),
+    ),
+  }),
+});
+
+type RuleActions = ReadonlyMap<string, { type: string } & Record<string, unknown>>;
+
+/** Actions whose parameters (a delay, a target, a cap) an intervention does not carry. */
+const WITH_PARAMETERS = new Set(['throttle', 'reroute', 'cap_max_tokens']);
 
 const interventionPage = z.object({
   data: z.array(interventionSchema.extend({ at: z.string().optional() })),
@@ -24,7 +38,8 @@ export interface ApiJobWatcherOptions {
  * - `GET /api/v1/jobs/{job}`: stopped or running, by which decision, and the job's live signals;
  * - `GET /api/v1/jobs/{job}/interventions?after=ID`: every policy finding about the job, shadow and
  *   canary included, with the values and thresholds (where the platform has this endpoint);
- * - `GET /api/v1/decisions/{id}`: the full record of a decision known only from a refusal or a stop.
+ * - `GET /api/v1/decisions/{id}`: the full record of a decision known only from a refusal or a stop;
+ * - `GET /api/v1/policies/{name}/versions/{version}`: a rule's action parameters (once per version).
  */
 export class ApiJobWatcher implements JobWatcher {
   constructor(
@@ -42,6 +57,26 @@ export class ApiJobWatcher implements JobWatcher {
     let cursor: string | undefined;
     let interventions = true;
     let decisions = true;
+    let versions = true;
+    const documents = new Map<string, Promise<RuleActions | undefined>>();
+    const ruleActions = (policy: string, version: string): Promise<RuleActions | undefined> => {
+      const key = `${policy}@${version}`;
+      let found = documents.get(key);
+      if (!found) {
+        found = this.api
+          .request<unknown>(
+            'GET',
+            `/api/v1/policies/${encodeURIComponent(policy)}/versions/${encodeURIComponent(version)}`,
+          )
+          .then((body) => new Map(versionDocument.parse(body).document.rules.map((r) => [r.id, r.action])))
+          .catch((error: unknown) => {
+            if (error instanceof PlatformApiError && error.missingEndpoint) versions = false;
+            return undefined;
+          });
+        documents.set(key, found);
+      }
+      return found;
+    };
     const toExplain = new Map<string, number>();
     let statusFailure: string | undefined;
 
@@ -105,9 +140,15 @@ export class ApiJobWatcher implements JobWatcher {
           for (const item of body.data) {
             const { at, ...intervention } = item;
             const time = at ? Date.parse(at) : undefined;
+            let finding = findingOf(intervention);
+            if (versions && finding.rule && WITH_PARAMETERS.has(finding.action)) {
+              const action = (await ruleActions(finding.policy, finding.version))?.get(finding.rule);
+              const detail = action?.type === finding.action ? actionDetail(action) : undefined;
+              if (detail) finding = { ...finding, detail };
+            }
             observe({
               kind: 'finding',
-              finding: findingOf(intervention),
+              finding,
               ...(time !== undefined && Number.isFinite(time) ? { at: time } : {}),
             });
             cursor = intervention.decisionId;

@@ -100,6 +100,18 @@ export function findingSource(f: PolicyFinding): string {
   return `policy "${f.policy}" version ${shortVersion(f.version)} (${f.mode}), rule "${f.rule ?? '-'}"`;
 }
 
+/** The signals most telling about a runaway first. */
+const SIGNAL_ORDER = [
+  'requests_per_minute',
+  'repeated_prompts',
+  'spend_per_minute',
+  'tokens_per_minute',
+  'error_rate',
+  'tool_call_depth',
+  'baseline_ratio',
+  'job_duration_s',
+];
+
 /**
  * The values a decision read: each threshold of the deciding rule next to the value it met, then the
  * other non-zero signals. `last` (a later finding of the same rule) shows how the values moved.
@@ -116,8 +128,13 @@ export function formatValues(f: PolicyFinding, last?: PolicyFinding): string {
       value === undefined ? '?' : later !== undefined && later !== value ? `${value}→${later}` : `${value}`;
     parts.push(`${name}=${shown} (rule: ${t.operator} ${t.value})`);
   }
+  const rank = (name: string): number => {
+    const at = SIGNAL_ORDER.indexOf(name);
+    return at === -1 ? SIGNAL_ORDER.length : at;
+  };
   const others = Object.entries(f.signals ?? {})
     .filter(([name, value]) => !named.has(name) && value !== 0)
+    .sort(([a], [b]) => rank(a) - rank(b))
     .slice(0, 4)
     .map(([name, value]) => `${name}=${value}`);
   return [...parts, ...others].join(', ');
