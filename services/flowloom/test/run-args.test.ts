@@ -18,6 +18,8 @@ describe('flowloom run arguments', () => {
       '512',
       '--repeat-lines',
       '0',
+      '--cpu-alert',
+      '90',
       '--',
       'python',
       'agent.py',
@@ -29,7 +31,12 @@ describe('flowloom run arguments', () => {
       name: 'python',
       restart: { maxRestarts: 2, baseDelayMs: 1_000 },
       graceMs: 1_500,
-      watches: { maxMemoryBytes: 512 * 1024 * 1024, silenceMs: 300_000, repeatedOutput: false },
+      watches: {
+        maxMemoryBytes: 512 * 1024 * 1024,
+        silenceMs: 300_000,
+        repeatedOutput: false,
+        cpu: { percent: 90, forMs: 60_000 },
+      },
     });
   });
 

@@ -223,6 +223,34 @@ describe('supervising a job', () => {
     expect(result.why).toContain('an admin stopped the job');
   });
 
+  it('when the user interrupts flowloom run, then the signal is passed on, nothing restarts and the exit code is 130', async () => {
+    let supervisor: Supervisor | undefined;
+    const t = supervise(
+      `process.on('SIGINT', () => { console.log('interrupted'); process.exit(130); }); ${WAIT_FOREVER}`,
+      {
+        restart: { maxRestarts: 3, baseDelayMs: 10, maxDelayMs: 10 },
+        onLine: (line) => {
+          if (line === 'ready') supervisor?.interrupt('SIGINT');
+        },
+      },
+    );
+    supervisor = t.supervisor;
+    const result = await t.run();
+    expect(result.exitCode).toBe(130);
+    expect(t.console.lines).toEqual(['ready', 'interrupted']);
+    expect(events(result, 'signal')[0]).toMatchObject({ signal: 'SIGINT' });
+    expect(events(result, 'start')).toHaveLength(1);
+    expect(t.calls).toContain('POST /api/v1/keys/key-1/revoke');
+  });
+
+  it('when the job keeps a core busy, then a CPU alert is recorded', async () => {
+    const t = supervise('const end = Date.now() + 1500; while (Date.now() < end) {}', {
+      watches: { cpu: { percent: 10, forMs: 300 } },
+    });
+    const result = await t.run();
+    expect(events(result, 'watch')[0]).toMatchObject({ watch: 'cpu', action: 'alert' });
+  });
+
   it('when the job prints the same line again and again, then an alert is recorded once', async () => {
     const t = supervise('for (let i = 0; i < 30; i++) console.log("retrying in " + i + " s");', {
       watches: { repeatedOutput: { threshold: 5, windowLines: 20 } },

@@ -37,6 +37,7 @@ Options:
   --max-memory MB        stop the job when its processes use more resident memory than this
   --silence-seconds S    alert when the job prints nothing and calls no model for S seconds (default 300)
   --repeat-lines N       alert when one output line comes N times in the last 200 lines (default 20, 0: off)
+  --cpu-alert PERCENT    alert when the job keeps PERCENT of a core busy for a minute (e.g. 90)
 
 Exit code: the job's own; 128+N if a signal FlowLoom did not send killed it; ${EXIT_CODES.stopped} when FlowLoom
 stopped it (no restart left); ${EXIT_CODES.interrupted} when interrupted; ${EXIT_CODES.notFound} when CMD was not found; ${EXIT_CODES.failed} when the job
@@ -44,6 +45,8 @@ could not be set up (platform unreachable).
 
 Example:
   flowloom run --name nightly-agent --max-restarts 2 -- python agent.py --task triage`;
+
+const CPU_ALERT_AFTER_MS = 60_000;
 
 function positiveNumber(
   name: string,
@@ -93,6 +96,7 @@ export function parseRunArgs(args: readonly string[]) {
       'max-memory': { type: 'string' },
       'silence-seconds': { type: 'string' },
       'repeat-lines': { type: 'string' },
+      'cpu-alert': { type: 'string' },
     },
   });
   const [command, ...commandArgs] = split.command;
@@ -113,6 +117,8 @@ export function parseRunArgs(args: readonly string[]) {
     throw new UsageError(
       `--repeat-lines must be 0 (off) or a whole number from 2 to ${DEFAULT_REPEATED_OUTPUT.windowLines}`,
     );
+  const cpuAlert =
+    values['cpu-alert'] === undefined ? undefined : positiveNumber('cpu-alert', values['cpu-alert'], 0);
   const memoryMb =
     values['max-memory'] === undefined ? undefined : positiveNumber('max-memory', values['max-memory'], 0);
   return {
@@ -129,6 +135,7 @@ export function parseRunArgs(args: readonly string[]) {
     graceMs: positiveNumber('grace-seconds', values['grace-seconds'], 10, true) * 1000,
     watches: {
       ...(memoryMb !== undefined ? { maxMemoryBytes: memoryMb * 1024 * 1024 } : {}),
+      ...(cpuAlert !== undefined ? { cpu: { percent: cpuAlert, forMs: CPU_ALERT_AFTER_MS } } : {}),
       silenceMs: positiveNumber('silence-seconds', values['silence-seconds'], 300) * 1000,
       repeatedOutput:
         repeatLines === 0 ? (false as const) : { ...DEFAULT_REPEATED_OUTPUT, threshold: repeatLines },

@@ -81,7 +81,7 @@ export class TtyConsole implements SupervisorConsole {
   }
 
   status(snapshot: StatusSnapshot): void {
-    this.current = formatStatus(snapshot, Math.max(20, (this.stderr.columns ?? 120) - 1));
+    this.current = formatStatus(snapshot, Math.max(20, (this.stderr.columns || 120) - 1));
     this.clear();
     this.draw();
   }
