@@ -1,0 +1,251 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { type Db, openPostgres } from '@flowloom/store';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { freePort } from './helpers.js';
+
+// `flowloom policy` as an operator runs it against `flowloom up` (here on the test PostgreSQL):
+// validate and push, shadow, an enforce promotion that the author cannot approve and a reviewer
+// does, the loop stopped, replay, rollback.
+
+const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+const BIN = join(ROOT, 'services/flowloom/bin/flowloom.js');
+const PG_URL = process.env.FLOWLOOM_TEST_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/flowloom_test';
+const ADMIN = 'flk_e2e-cli-admin-0123456789abcdefghijklm';
+
+const GUARD = `name: runaway-guard
+rules:
+  - id: agent-loop
+    description: the same prompt over and over
+    condition: signals.repeated_prompts >= 3
+    action: stop_job
+    message: the agent kept sending the same prompt
+`;
+const BROKEN = `name: runaway-guard
+rules:
+  - id: agent-loop
+    condition: signals.repeated_prompts >= 3
+    action: stop_jobb
+`;
+
+function cleanEnv(extra: Record<string, string>): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = {};
+  for (const [name, value] of Object.entries(process.env)) {
+    if (/^(FLOWLOOM_|OPENAI_|ANTHROPIC_|GEMINI_|GOOGLE_|AZURE_OPENAI_)/.test(name)) continue;
+    if (name === 'NODE_OPTIONS' || name.startsWith('VITEST')) continue;
+    env[name] = value;
+  }
+  return { ...env, NO_COLOR: '1', ...extra };
+}
+
+function cli(
+  args: string[],
+  env: NodeJS.ProcessEnv,
+): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [BIN, ...args], {
+      cwd: ROOT,
+      env,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (chunk: Buffer) => {
+      stdout += chunk.toString('utf8');
+    });
+    child.stderr.on('data', (chunk: Buffer) => {
+      stderr += chunk.toString('utf8');
+    });
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`flowloom ${args.join(' ')} did not finish in time`));
+    }, 60_000);
+    child.once('exit', (code) => {
+      clearTimeout(timer);
+      resolve({ code, stdout, stderr });
+    });
+  });
+}
+
+let admin: Db;
+let schema: string;
+let dir: string;
+let up: ChildProcess;
+let upOutput = '';
+let base: string;
+let env: NodeJS.ProcessEnv;
+let reviewerEnv: NodeJS.ProcessEnv;
+let memberKey: string;
+
+beforeAll(async () => {
+  try {
+    admin = await openPostgres(PG_URL, { max: 1, connectionTimeoutMillis: 3_000 });
+  } catch (error) {
+    throw new Error(
+      `PostgreSQL not reachable at ${PG_URL}: run npm run engines:up (${(error as Error).message})`,
+    );
+  }
+  schema = `e2e_cli_${randomBytes(5).toString('hex')}`;
+  await admin.exec(`create schema ${schema}`);
+  const url = new URL(PG_URL);
+  url.searchParams.set('options', `-csearch_path=${schema}`);
+  dir = mkdtempSync(join(tmpdir(), 'flowloom-e2e-cli-'));
+  writeFileSync(join(dir, 'guard.yaml'), GUARD);
+  writeFileSync(join(dir, 'broken.yaml'), BROKEN);
+  const port = await freePort();
+  base = `http://127.0.0.1:${port}`;
+  const upEnv = cleanEnv({
+    FLOWLOOM_HTTP_PORT: String(port),
+    FLOWLOOM_GRPC_PORT: String(await freePort()),
+    FLOWLOOM_DATA_DIR: dir,
+    FLOWLOOM_DATABASE_URL: url.toString(),
+    FLOWLOOM_ADMIN_KEY: ADMIN,
+    FLOWLOOM_LOG_LEVEL: 'warn',
+  });
+  up = spawn(process.execPath, [BIN, 'up'], { cwd: ROOT, env: upEnv, stdio: ['ignore', 'pipe', 'pipe'] });
+  up.stdout?.on('data', (c: Buffer) => {
+    upOutput += c.toString('utf8');
+  });
+  up.stderr?.on('data', (c: Buffer) => {
+    upOutput += c.toString('utf8');
+  });
+  const until = Date.now() + 90_000;
+  while (!upOutput.includes('FlowLoom is up')) {
+    if (Date.now() > until || up.exitCode !== null)
+      throw new Error(`flowloom up did not start:\n${upOutput}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  env = cleanEnv({ FLOWLOOM_URL: base, FLOWLOOM_API_KEY: ADMIN });
+  const reviewer = await cli(
+    ['keys', 'create', '--name', 'reviewer', '--owner', 'reviewer', '--admin', '--json'],
+    env,
+  );
+  reviewerEnv = cleanEnv({
+    FLOWLOOM_URL: base,
+    FLOWLOOM_API_KEY: (JSON.parse(reviewer.stdout) as { key: string }).key,
+  });
+  const member = await fetch(`${base}/api/v1/keys`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${ADMIN}`, 'content-type': 'application/json' },
+    body: JSON.stringify({ name: 'agent' }),
+  });
+  memberKey = ((await member.json()) as { key: string }).key;
+});
+
+afterAll(async () => {
+  if (up && up.exitCode === null) {
+    const exited = new Promise((r) => up.once('exit', r));
+    up.kill('SIGTERM');
+    await exited;
+  }
+  await admin?.exec(`drop schema if exists ${schema} cascade`);
+  await admin?.close();
+  if (dir) rmSync(dir, { recursive: true, force: true });
+});
+
+async function loop(
+  job: string,
+  times: number,
+): Promise<Array<{ status: number; decision: string | null; text: string }>> {
+  const out: Array<{ status: number; decision: string | null; text: string }> = [];
+  for (let i = 0; i < times; i++) {
+    const res = await fetch(`${base}/v1/chat/completions`, {
+      method: 'POST',
+      headers: {
+        authorization: `Bearer ${memberKey}`,
+        'content-type': 'application/json',
+        'x-flowloom-job': job,
+      },
+      body: JSON.stringify({
+        model: 'flowloom-local',
+        messages: [{ role: 'user', content: 'Is the deployment finished? Check again and report back.' }],
+      }),
+    });
+    out.push({
+      status: res.status,
+      decision: res.headers.get('x-flowloom-decision'),
+      text: await res.text(),
+    });
+    if (res.status === 403) break;
+  }
+  return out;
+}
+
+describe('flowloom policy against flowloom up', () => {
+  let version: string;
+
+  it('when a policy file is invalid, then validate and push point at the line and nothing is stored', async () => {
+    const validated = await cli(['policy', 'validate', join(dir, 'broken.yaml')], env);
+    expect(validated.code).toBe(1);
+    expect(validated.stderr).toMatch(/broken\.yaml:5:\d+: rules\[0\]\.action: .*stop_jobb/);
+    const pushed = await cli(['policy', 'push', join(dir, 'broken.yaml')], env);
+    expect(pushed.code).toBe(1);
+    expect(pushed.stderr).toMatch(/broken\.yaml:5:\d+/);
+    expect((await cli(['policy', 'list'], env)).stdout).toContain('No policies');
+  });
+
+  it('when a valid policy is pushed and put in shadow, then a loop is flagged but nothing is refused', async () => {
+    expect((await cli(['policy', 'validate', join(dir, 'guard.yaml')], env)).code).toBe(0);
+    const pushed = await cli(['policy', 'push', join(dir, 'guard.yaml'), '-m', 'first guard', '--json'], env);
+    expect(pushed.code, pushed.stderr).toBe(0);
+    version = (JSON.parse(pushed.stdout) as { version: string }).version;
+    const shadow = await cli(
+      ['policy', 'promote', 'runaway-guard', version.slice(0, 10), '--mode', 'shadow'],
+      env,
+    );
+    expect(shadow.stdout).toContain(`shadow ${version.slice(0, 12)}`);
+
+    const results = await loop('shadow-job', 6);
+    expect(results.map((r) => r.status)).toEqual([200, 200, 200, 200, 200, 200]);
+    await new Promise((r) => setTimeout(r, 500)); // decisions travel as events
+    const explained = await cli(['policy', 'decision', results[5]!.decision!], env);
+    expect(explained.code, explained.stderr).toBe(0);
+    expect(explained.stdout).toMatch(/allow \(would stop_job; not enforced\) by rule agent-loop/);
+    expect(explained.stdout).toMatch(/matched agent-loop -> stop_job: signals\.repeated_prompts=5/);
+  });
+
+  it('when enforce is requested, then the author cannot approve it, a reviewer can, and the next loop is stopped', async () => {
+    const requested = await cli(['policy', 'promote', 'runaway-guard', version, '--mode', 'enforce'], env);
+    const id = /approve (\S+)/.exec(requested.stdout)?.[1];
+    expect(id, requested.stdout).toBeTruthy();
+    const self = await cli(['policy', 'approve', id!], env);
+    expect(self.code).toBe(1);
+    expect(self.stderr).toContain('cannot approve');
+    const approved = await cli(['policy', 'approve', id!], reviewerEnv);
+    expect(approved.code, approved.stderr).toBe(0);
+    expect(approved.stdout).toContain('approved by reviewer');
+
+    const results = await loop('enforced-job', 8);
+    const stopped = results.findIndex((r) => r.status === 403) + 1;
+    expect(stopped).toBeGreaterThanOrEqual(4); // the 4th identical prompt has 3 repeats before it
+    expect(stopped - 4).toBeLessThanOrEqual(3);
+    expect(results.at(-1)?.text).toContain('rule \\"agent-loop\\"');
+  });
+
+  it('when a stricter version is replayed, diffed and then rolled back, then each command says what happens', async () => {
+    writeFileSync(join(dir, 'stricter.yaml'), GUARD.replace('>= 3', '>= 2'));
+    const diff = await cli(['policy', 'diff', join(dir, 'stricter.yaml')], env);
+    expect(diff.stdout).toContain('agent-loop');
+    const pushed = await cli(['policy', 'push', join(dir, 'stricter.yaml'), '--json'], env);
+    expect(pushed.code, pushed.stderr).toBe(0);
+    const stricter = (JSON.parse(pushed.stdout) as { version: string }).version;
+    const replay = await cli(
+      ['policy', 'replay', 'runaway-guard', '--version', stricter, '--since', '1h'],
+      env,
+    );
+    expect(replay.code, replay.stderr).toBe(0);
+    expect(replay.stdout).toMatch(/replayed \d+ decisions: [1-9]\d* would change/);
+    expect(replay.stdout).toContain('allow -> stop_job');
+
+    const rolledBack = await cli(['policy', 'rollback', 'runaway-guard'], env);
+    expect(rolledBack.stdout).toContain(`shadow ${version.slice(0, 12)}`);
+    const shown = await cli(['policy', 'show', 'runaway-guard'], env);
+    expect(shown.stdout).toMatch(/#2 [0-9a-f]{12}/);
+    expect(shown.stdout).toContain('approved by reviewer');
+    expect((await cli(['policy', 'push', '--help'], env)).stdout).toContain('flowloom policy push FILE');
+  });
+});

@@ -1,0 +1,300 @@
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import Anthropic from '@anthropic-ai/sdk';
+import { InProcessBus } from '@flowloom/bus';
+import { loadConfig } from '@flowloom/config';
+import { type Gateway, startGateway } from '@flowloom/gateway';
+import { type PolicyService, startPolicyHttp, startPolicyService } from '@flowloom/policy';
+import { type Db, openPostgres } from '@flowloom/store';
+import * as grpc from '@grpc/grpc-js';
+import * as protoLoader from '@grpc/proto-loader';
+import OpenAI from 'openai';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { delay } from './helpers.js';
+
+// Distributed mode in one test process: a policy service streaming bundles over gRPC, and a gateway
+// that knows it only by address (policy.serviceUrl). Both share PostgreSQL and a bus (Kafka in
+// production). Callers use the official SDKs and a real gRPC client.
+
+const PG_URL = process.env.FLOWLOOM_TEST_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/flowloom_test';
+const ADMIN = 'flk_e2e-policy-admin-0123456789abcdefghij';
+const PROTO_ROOT = fileURLToPath(new URL('../../proto', import.meta.url));
+
+const GUARD = (threshold: number) => `name: runaway-guard
+description: stop agents that loop
+rules:
+  - id: agent-loop
+    condition: signals.repeated_prompts >= ${threshold}
+    action: stop_job
+    message: the agent kept sending the same prompt
+  - id: no-secrets
+    condition: request.job.startsWith("pii-")
+    action: { type: redact, patterns: [email, api_key] }
+`;
+
+let admin: Db;
+let schema: string;
+let db: Db;
+let bus: InProcessBus;
+let dir: string;
+let policy: PolicyService;
+let gateway: Gateway;
+let policyHttp: Awaited<ReturnType<typeof startPolicyHttp>>;
+let policyUrl: string;
+let memberKey: string;
+let reviewerKey: string;
+
+async function api(base: string, method: string, path: string, key: string, body?: unknown) {
+  const res = await fetch(`${base}${path}`, {
+    method,
+    headers: { authorization: `Bearer ${key}`, ...(body ? { 'content-type': 'application/json' } : {}) },
+    ...(body ? { body: JSON.stringify(body) } : {}),
+  });
+  const text = await res.text();
+  return {
+    status: res.status,
+    body: text ? (JSON.parse(text) as Record<string, unknown>) : {},
+    headers: res.headers,
+  };
+}
+
+beforeAll(async () => {
+  try {
+    admin = await openPostgres(PG_URL, { max: 1, connectionTimeoutMillis: 3_000 });
+  } catch (error) {
+    throw new Error(
+      `PostgreSQL not reachable at ${PG_URL}: run npm run engines:up (${(error as Error).message})`,
+    );
+  }
+  schema = `e2e_policy_${randomBytes(5).toString('hex')}`;
+  await admin.exec(`create schema ${schema}`);
+  const url = new URL(PG_URL);
+  url.searchParams.set('options', `-csearch_path=${schema}`);
+  db = await openPostgres(url.toString(), { max: 6 });
+  bus = new InProcessBus();
+  dir = mkdtempSync(join(tmpdir(), 'flowloom-e2e-policy-'));
+  const config = loadConfig({
+    env: {},
+    cwd: dir,
+    overrides: { httpPort: 0, grpcPort: 0, logLevel: 'silent', dataDir: dir, adminKey: ADMIN },
+  });
+  policy = await startPolicyService({ config, db, bus, grpcPort: 0 });
+  gateway = await startGateway({
+    config: { ...config, policy: { ...config.policy, serviceUrl: policy.grpcAddress! } },
+    env: {},
+    db,
+    bus,
+  });
+  // The policy service's admin API on a server of its own, authorizing with the gateway's keys.
+  policyHttp = await startPolicyHttp(policy.http, gateway.authorizeAdmin, '127.0.0.1', 0);
+  policyUrl = policyHttp.url;
+
+  memberKey = String((await api(gateway.httpUrl, 'POST', '/api/v1/keys', ADMIN, { name: 'agent' })).body.key);
+  reviewerKey = String(
+    (
+      await api(gateway.httpUrl, 'POST', '/api/v1/keys', ADMIN, {
+        name: 'reviewer',
+        owner: 'reviewer',
+        role: 'admin',
+      })
+    ).body.key,
+  );
+});
+
+afterAll(async () => {
+  await gateway?.close();
+  await policyHttp?.close();
+  await policy?.close();
+  await bus?.close();
+  await db?.close();
+  await admin?.exec(`drop schema if exists ${schema} cascade`);
+  await admin?.close();
+  if (dir) rmSync(dir, { recursive: true, force: true });
+});
+
+async function activeOnGateway(): Promise<{ revision: number; policies: Array<{ stable?: string }> }> {
+  return (await api(gateway.httpUrl, 'GET', '/api/v1/gateway/policy', ADMIN)).body as {
+    revision: number;
+    policies: Array<{ stable?: string }>;
+  };
+}
+
+async function pushAndEnforce(source: string): Promise<{ version: string; ms: number }> {
+  const pushed = await api(policyUrl, 'POST', '/api/v1/policies', ADMIN, { source, message: 'e2e' });
+  expect([200, 201]).toContain(pushed.status);
+  const version = String(pushed.body.version);
+  const requested = await api(policyUrl, 'POST', '/api/v1/policies/runaway-guard/promotions', ADMIN, {
+    version,
+    mode: 'enforce',
+  });
+  expect(requested.status).toBe(202);
+  const id = (requested.body.promotion as { id: string }).id;
+  expect((await api(policyUrl, 'POST', `/api/v1/promotions/${id}/approve`, ADMIN)).status).toBe(403);
+  const started = Date.now();
+  const approved = await api(policyUrl, 'POST', `/api/v1/promotions/${id}/approve`, reviewerKey);
+  expect(approved.status).toBe(200);
+  for (;;) {
+    if ((await activeOnGateway()).policies[0]?.stable === version)
+      return { version, ms: Date.now() - started };
+    if (Date.now() - started > 3_000) throw new Error('the gateway never received the new version');
+    await delay(20);
+  }
+}
+
+describe('policies across services', () => {
+  let v1: string;
+
+  it('when a version is approved on the policy service, then the gateway streaming its bundles enforces it within a second', async () => {
+    const first = await pushAndEnforce(GUARD(4));
+    v1 = first.version;
+    expect(first.ms).toBeLessThan(1_000);
+  });
+
+  it('when an OpenAI SDK agent loops, then it is stopped within 3 requests, reads why, and the decision is on the policy service', async () => {
+    const client = new OpenAI({ apiKey: memberKey, baseURL: `${gateway.httpUrl}/v1`, maxRetries: 0 });
+    const job = `agent-${randomBytes(3).toString('hex')}`;
+    let refusal: OpenAI.APIError | undefined;
+    let sent = 0;
+    for (; sent < 10 && !refusal; sent++) {
+      try {
+        await client.chat.completions.create(
+          {
+            model: 'flowloom-local',
+            messages: [{ role: 'user', content: 'check the build status once more' }],
+          },
+          { headers: { 'x-flowloom-job': job } },
+        );
+      } catch (error) {
+        refusal = error as OpenAI.APIError;
+      }
+    }
+    // The 5th identical prompt is the first with 4 earlier repeats.
+    expect(sent - 5).toBeLessThanOrEqual(3);
+    expect(refusal?.status).toBe(403);
+    expect(refusal?.message).toContain(`rule "agent-loop"`);
+    expect(refusal?.message).toContain(`version ${v1.slice(0, 12)}`);
+    const decisionId = refusal?.headers?.get('x-flowloom-decision');
+    expect(decisionId).toBeTruthy();
+
+    await gateway.flushOutbox();
+    const decision = await api(policyUrl, 'GET', `/api/v1/decisions/${decisionId}`, ADMIN);
+    expect(decision.status).toBe(200);
+    expect(decision.body).toMatchObject({
+      verdict: 'stop_job',
+      policy: 'runaway-guard',
+      version: v1,
+      rule: 'agent-loop',
+    });
+    const rules = (
+      decision.body.evaluations as Array<{
+        rules: Array<{ id: string; matched: boolean; inputs: Record<string, number> }>;
+      }>
+    )[0]!.rules;
+    expect(rules.find((r) => r.id === 'agent-loop')).toMatchObject({ matched: true });
+    expect(
+      rules.find((r) => r.id === 'agent-loop')!.inputs['signals.repeated_prompts'],
+    ).toBeGreaterThanOrEqual(4);
+
+    const status = await api(gateway.httpUrl, 'GET', `/api/v1/jobs/${job}`, ADMIN);
+    expect(status.body).toMatchObject({ status: 'stopped', stoppedBy: { decisionId } });
+    const found = await api(policyUrl, 'GET', `/api/v1/jobs/${job}/interventions`, ADMIN);
+    expect((found.body.data as Array<{ action: string }>).map((i) => i.action)).toContain('stop_job');
+  });
+
+  it('when an Anthropic SDK caller and a gRPC caller are refused, then each reads the reason in its own format', async () => {
+    const job = `agent-${randomBytes(3).toString('hex')}`;
+    await api(gateway.httpUrl, 'POST', `/api/v1/jobs/${job}/stop`, ADMIN, { reason: 'paused for review' });
+    const anthropic = new Anthropic({ apiKey: memberKey, baseURL: gateway.httpUrl, maxRetries: 0 });
+    const error = await anthropic.messages
+      .create(
+        { model: 'flowloom-local', max_tokens: 20, messages: [{ role: 'user', content: 'hi' }] },
+        { headers: { 'x-flowloom-job': job } },
+      )
+      .then(
+        () => undefined,
+        (e: unknown) => e as InstanceType<typeof Anthropic.APIError>,
+      );
+    expect(error?.status).toBe(403);
+    expect(JSON.stringify(error?.error)).toContain('permission_error');
+    expect(error?.message).toContain('paused for review');
+
+    const definition = protoLoader.loadSync(`${PROTO_ROOT}/flowloom/gateway/v1/gateway.proto`, {
+      keepCase: false,
+      longs: Number,
+      defaults: true,
+      includeDirs: [PROTO_ROOT],
+    });
+    const Gw = (
+      grpc.loadPackageDefinition(definition) as unknown as {
+        flowloom: { gateway: { v1: { Gateway: grpc.ServiceClientConstructor } } };
+      }
+    ).flowloom.gateway.v1.Gateway;
+    const client = new Gw(
+      gateway.grpcAddress,
+      grpc.credentials.createInsecure(),
+    ) as unknown as grpc.Client & {
+      chat(
+        request: Record<string, unknown>,
+        metadata: grpc.Metadata,
+        callback: (error: grpc.ServiceError | null) => void,
+      ): void;
+    };
+    const metadata = new grpc.Metadata();
+    metadata.set('authorization', `Bearer ${memberKey}`);
+    const status = await new Promise<grpc.ServiceError | null>((resolve) =>
+      client.chat(
+        { model: 'flowloom-local', messages: [{ role: 'user', content: 'hi' }], job },
+        metadata,
+        (e) => resolve(e),
+      ),
+    );
+    client.close();
+    expect(status?.code).toBe(grpc.status.PERMISSION_DENIED);
+    expect(status?.details).toContain('paused for review');
+  });
+
+  it('when redaction applies, then the provider sees masks and the decision records how many', async () => {
+    const client = new OpenAI({ apiKey: memberKey, baseURL: `${gateway.httpUrl}/v1`, maxRetries: 0 });
+    const { data, response } = await client.chat.completions
+      .create(
+        {
+          model: 'flowloom-local',
+          messages: [{ role: 'user', content: 'mail ops@example.com with sk-abcdefghijklmnopqrstuvwx12' }],
+        },
+        { headers: { 'x-flowloom-job': 'pii-export' } },
+      )
+      .withResponse();
+    expect(data.choices[0]?.message.content).not.toContain('ops@example.com');
+    await gateway.flushOutbox();
+    const decision = await api(
+      policyUrl,
+      'GET',
+      `/api/v1/decisions/${response.headers.get('x-flowloom-decision')}`,
+      ADMIN,
+    );
+    expect(decision.body).toMatchObject({ redactions: 2, actions: [{ ruleId: 'no-secrets' }] });
+  });
+
+  it('when a stricter candidate is replayed against the recorded traffic, then the changes are counted', async () => {
+    const pushed = await api(policyUrl, 'POST', '/api/v1/policies', ADMIN, {
+      source: GUARD(2),
+      message: 'stricter',
+    });
+    const replay = await api(policyUrl, 'POST', '/api/v1/policies/runaway-guard/replay', ADMIN, {
+      version: String(pushed.body.version),
+      since: '1h',
+    });
+    expect(replay.status).toBe(200);
+    const report = replay.body.report as {
+      total: number;
+      changed: number;
+      transitions: Array<{ from: string; to: string }>;
+    };
+    expect(report.total).toBeGreaterThan(5);
+    expect(report.changed).toBeGreaterThan(0);
+    expect(report.transitions.some((t) => t.from === 'allow' && t.to === 'stop_job')).toBe(true);
+  });
+});
