@@ -156,7 +156,7 @@ describe('policies across services', () => {
   it('when an OpenAI SDK agent loops, then it is stopped within 3 requests, reads why, and the decision is on the policy service', async () => {
     const client = new OpenAI({ apiKey: memberKey, baseURL: `${gateway.httpUrl}/v1`, maxRetries: 0 });
     const job = `agent-${randomBytes(3).toString('hex')}`;
-    let refusal: OpenAI.APIError | undefined;
+    let refusal: InstanceType<typeof OpenAI.APIError> | undefined;
     let sent = 0;
     for (; sent < 10 && !refusal; sent++) {
       try {
@@ -168,7 +168,7 @@ describe('policies across services', () => {
           { headers: { 'x-flowloom-job': job } },
         );
       } catch (error) {
-        refusal = error as OpenAI.APIError;
+        refusal = error as InstanceType<typeof OpenAI.APIError>;
       }
     }
     // The 5th identical prompt is the first with 4 earlier repeats.
