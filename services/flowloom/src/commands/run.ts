@@ -41,7 +41,7 @@ Options:
 
 Exit code: the job's own; 128+N if a signal FlowLoom did not send killed it; ${EXIT_CODES.stopped} when FlowLoom
 stopped it (no restart left); ${EXIT_CODES.interrupted} when interrupted; ${EXIT_CODES.notFound} when CMD was not found; ${EXIT_CODES.failed} when the job
-could not be set up (platform unreachable).
+could not be set up (platform unreachable); ${EXIT_CODES.usage} for usage errors (--policy P not in force included).
 
 Example:
   flowloom run --name nightly-agent --max-restarts 2 -- python agent.py --task triage`;
