@@ -208,6 +208,9 @@ export class Supervisor {
       job: o.job,
       onRequest: () => this.silence?.activity(this.now()),
       onExchange: (exchange) => this.onExchange(exchange),
+    }).catch(async (error: unknown) => {
+      await this.revokeKey();
+      throw error;
     });
     const watch = o.watcher.watch(o.job, (observation) => this.observe(observation));
     this.watch = watch;
