@@ -50,7 +50,9 @@ export async function main(argv: string[], io: Io = stdio): Promise<number> {
     io.err(`flowloom: unknown command "${name}"\n\n${overview()}`);
     return 2;
   }
-  if (args.includes('--help') || args.includes('-h')) {
+  // Flags after `--` belong to a supervised command (flowloom run -- grep -h x), not to us.
+  const ours = args.includes('--') ? args.slice(0, args.indexOf('--')) : args;
+  if (ours.includes('--help') || ours.includes('-h')) {
     io.out(command.help);
     return 0;
   }
