@@ -104,6 +104,7 @@ export async function openAudit(options: AuditOptions): Promise<AuditService> {
     sinks: sinksOf(config),
     logger,
     publish: bus ? (events: readonly CloudEvent[]) => bus.publish(events) : undefined,
+    autoIndex: background,
   });
   const rules = retentionRules(config.audit.retention);
   const reportSettings: ReportSettings = {

@@ -136,7 +136,7 @@ for (const engine of ENGINES) {
       ];
       await t.ledger.append(tagged);
       const q = (filter: Record<string, unknown>) =>
-        t.store.query({ limit: 100, order: 'desc', ...filter }).then((rows) => rows.map((r) => r.eventId));
+        t.ledger.query({ limit: 100, order: 'desc', ...filter }).then((rows) => rows.map((r) => r.eventId));
       expect(await q({ project: 'apollo' })).toEqual([tagged[1]?.id, tagged[0]?.id]);
       expect(await q({ job: 'nightly' })).toEqual([tagged[0]?.id]);
       expect(await q({ actor: 'carol' })).toEqual([tagged[2]?.id]);
@@ -152,7 +152,7 @@ for (const engine of ENGINES) {
       const all: number[] = [];
       let cursor: number | undefined;
       for (;;) {
-        const rows = await t.store.query({ limit: 7, order: 'asc', cursor });
+        const rows = await t.ledger.query({ limit: 7, order: 'asc', cursor });
         all.push(...rows.map((r) => r.index));
         if (rows.length < 7) break;
         cursor = rows[rows.length - 1]?.index;
@@ -164,13 +164,13 @@ for (const engine of ENGINES) {
       const size = t.ledger.size;
       const hostile = ["' or '1'='1", "x'); delete from audit_entries; --", '%', '_', '\\', 'apollo%'];
       for (const value of hostile) {
-        expect(await t.store.query({ limit: 10, order: 'desc', project: value })).toEqual([]);
-        expect(await t.store.query({ limit: 10, order: 'desc', actor: value })).toEqual([]);
-        expect(await t.store.query({ limit: 10, order: 'desc', type: `${value}*` })).toEqual([]);
-        await t.store.query({ limit: 10, order: 'desc', text: value });
+        expect(await t.ledger.query({ limit: 10, order: 'desc', project: value })).toEqual([]);
+        expect(await t.ledger.query({ limit: 10, order: 'desc', actor: value })).toEqual([]);
+        expect(await t.ledger.query({ limit: 10, order: 'desc', type: `${value}*` })).toEqual([]);
+        await t.ledger.query({ limit: 10, order: 'desc', text: value });
       }
       expect(
-        await t.store.query({ limit: 10, order: 'desc', text: "'; drop table audit_entries; --" }),
+        await t.ledger.query({ limit: 10, order: 'desc', text: "'; drop table audit_entries; --" }),
       ).toEqual([]);
       expect(await t.store.treeSize()).toBe(size);
       expect((await t.store.bundlePage(0, size)).lines).toHaveLength(size);

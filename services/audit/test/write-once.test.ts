@@ -75,7 +75,7 @@ for (const engine of ENGINES) {
       ).rejects.toThrow(/write-once/);
       await expect(
         withFlag(
-          "update audit_entries set entry = null, search = null, pruned = true, event_type = 'x', subject = null, actor = null, key_id = null, project = null, job = null where idx = 2",
+          "update audit_entries set entry = null, pruned = true, event_type = 'x', subject = null, actor = null, key_id = null, project = null, job = null where idx = 2",
         ),
       ).rejects.toThrow(/write-once/);
       await expect(withFlag('delete from audit_entries where idx = 2')).rejects.toThrow(/write-once/);
@@ -83,7 +83,7 @@ for (const engine of ENGINES) {
     });
 
     it('when retention pruned entries, then their hashes remain, the pruning is recorded and the log still verifies', async () => {
-      const pruned = await t.store.query({
+      const pruned = await t.ledger.query({
         limit: 10,
         order: 'asc',
         type: 'dev.flowloom.gateway.request.failed.v1',
@@ -93,7 +93,7 @@ for (const engine of ENGINES) {
         expect(view).toMatchObject({ pruned: true, entry: null, actor: null, project: null });
         expect(view.leafHash).toHaveLength(32);
       }
-      const recorded = await t.store.query({
+      const recorded = await t.ledger.query({
         limit: 5,
         order: 'desc',
         type: 'dev.flowloom.audit.retention.applied.v1',
@@ -106,7 +106,7 @@ for (const engine of ENGINES) {
       expect(report.prunedCount).toBe(3);
       // Completed requests have no rule: untouched.
       expect(
-        (await t.store.query({ limit: 10, order: 'asc', type: COMPLETED })).every((v) => !v.pruned),
+        (await t.ledger.query({ limit: 10, order: 'asc', type: COMPLETED })).every((v) => !v.pruned),
       ).toBe(true);
     });
   });

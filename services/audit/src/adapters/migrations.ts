@@ -38,18 +38,35 @@ create table if not exists audit_entries (
   job text,
   outcome text,
   entry text,
-  search tsvector,
   pruned boolean not null default false,
   appended_at timestamptz not null default now(),
   check (pruned = (entry is null))
 );
-create index if not exists audit_entries_time on audit_entries (event_time);
-create index if not exists audit_entries_type_time on audit_entries (event_type, event_time) where not pruned;
-create index if not exists audit_entries_actor on audit_entries (actor, idx) where actor is not null;
-create index if not exists audit_entries_key on audit_entries (key_id, idx) where key_id is not null;
-create index if not exists audit_entries_project on audit_entries (project, idx) where project is not null;
-create index if not exists audit_entries_job on audit_entries (job, idx) where job is not null;
-create index if not exists audit_entries_search on audit_entries using gin (search);
+-- Appends stay cheap: besides the keys, only a BRIN index (event time follows the index order).
+-- Everything else is looked up through audit_index.
+create index if not exists audit_entries_time on audit_entries using brin (event_time);
+
+-- The search index of the ledger: derived from audit_entries in the background, never part of what
+-- is verified, rebuildable at any time (it is not write-once; retention deletes from it).
+create table if not exists audit_index (
+  idx bigint primary key,
+  event_type text not null,
+  actor text,
+  key_id text,
+  project text,
+  job text,
+  outcome text,
+  pruned boolean not null default false,
+  search tsvector not null
+);
+create index if not exists audit_index_type on audit_index (event_type, idx);
+create index if not exists audit_index_content on audit_index (event_type, idx) where not pruned;
+create index if not exists audit_index_actor on audit_index (actor, idx) where actor is not null;
+create index if not exists audit_index_key on audit_index (key_id, idx) where key_id is not null;
+create index if not exists audit_index_project on audit_index (project, idx) where project is not null;
+create index if not exists audit_index_job on audit_index (job, idx) where job is not null;
+create index if not exists audit_index_outcome on audit_index (outcome, idx) where outcome is not null;
+create index if not exists audit_index_search on audit_index using gin (search);
 
 create table if not exists audit_node_tiles (
   start_size bigint primary key check (start_size >= 0),
@@ -100,7 +117,7 @@ begin
      and new.idx = old.idx and new.event_id = old.event_id and new.leaf_hash = old.leaf_hash
      and new.event_time = old.event_time and new.event_type = old.event_type and new.source = old.source
      and new.outcome is not distinct from old.outcome and new.appended_at = old.appended_at
-     and new.entry is null and new.search is null and new.subject is null and new.actor is null
+     and new.entry is null and new.subject is null and new.actor is null
      and new.key_id is null and new.project is null and new.job is null
   then
     return new;
@@ -134,17 +151,32 @@ create or replace trigger audit_prunings_write_once before update or delete on a
 create or replace trigger audit_prunings_no_truncate before truncate on audit_prunings
   for each statement execute function audit_refuse_change();
 
+-- What full-text search finds in an entry: every string value of the event. An entry that is not
+-- JSON (only possible by tampering) is indexed as plain text rather than stopping the indexer.
+create or replace function audit_search_vector(entry text) returns tsvector language plpgsql immutable as $$
+begin
+  return jsonb_to_tsvector('simple', entry::jsonb, '["string"]');
+exception when others then
+  return to_tsvector('simple', entry);
+end $$;
+
 create or replace function audit_prune(p_type text, p_before timestamptz, p_through bigint, p_actor text)
 returns bigint language plpgsql security definer set search_path from current as $$
 declare
   n bigint;
 begin
   perform set_config('flowloom.audit_prune', 'on', true);
+  -- Candidates come from the search index (by type), which covers every entry with content.
   update audit_entries
-     set entry = null, search = null, subject = null, actor = null, key_id = null, project = null,
-         job = null, pruned = true
-   where event_type = p_type and event_time < p_before and idx < p_through and not pruned;
+     set entry = null, subject = null, actor = null, key_id = null, project = null, job = null, pruned = true
+   where idx in (select i.idx from audit_index i where i.event_type = p_type and i.idx < p_through and not i.pruned)
+     and event_time < p_before and not pruned;
   get diagnostics n = row_count;
+  -- The index keeps the entry's type, time order and outcome, and forgets its words and people.
+  update audit_index i
+     set pruned = true, actor = null, key_id = null, project = null, job = null, search = ''::tsvector
+    from audit_entries e
+   where i.idx = e.idx and e.pruned and not i.pruned and i.event_type = p_type and i.idx < p_through;
   perform set_config('flowloom.audit_prune', 'off', true);
   if n > 0 then
     insert into audit_prunings (event_type, cutoff, through_size, pruned, actor)
@@ -178,6 +210,7 @@ end $$;
 revoke all on ${tables} from ${role};
 grant select, insert on ${tables} to ${role};
 grant select on schema_migrations to ${role};
+grant select, insert, update, delete on audit_index to ${role};
 grant usage, select on sequence audit_checkpoints_id_seq, audit_prunings_id_seq to ${role};
 grant execute on function audit_prune(text, timestamptz, bigint, text) to ${role};
 `;

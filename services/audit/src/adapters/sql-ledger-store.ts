@@ -4,6 +4,7 @@ import { completionSize, HASH_BYTES, nodePosition, nodesBefore } from '../domain
 import {
   type BundlePage,
   type CheckpointRecord,
+  DuplicateEventError,
   type EntryFilter,
   type EntryRow,
   type EntryView,
@@ -31,11 +32,15 @@ const buffer = (bytes: Uint8Array): Buffer => Buffer.from(bytes.buffer, bytes.by
 
 /**
  * Builds a WHERE fragment from a filter with every value as a parameter, never as SQL text: user
- * input cannot change the statement.
+ * input cannot change the statement. `indexed`: the attribute filters go to the search index
+ * (alias i), time to the entries (alias e); otherwise everything is evaluated on the entry row.
  */
 class Conditions {
   readonly parts: string[] = [];
-  constructor(readonly params: SqlParam[]) {}
+  constructor(
+    readonly params: SqlParam[],
+    private readonly indexed = false,
+  ) {}
 
   param(value: SqlParam): string {
     this.params.push(value);
@@ -44,28 +49,46 @@ class Conditions {
 
   add(filter: EntryFilter | undefined): this {
     if (!filter) return this;
-    if (filter.from) this.parts.push(`event_time >= ${this.param(filter.from)}::timestamptz`);
-    if (filter.to) this.parts.push(`event_time < ${this.param(filter.to)}::timestamptz`);
+    const e = this.indexed ? 'e.' : '';
+    const i = this.indexed ? 'i.' : '';
+    if (filter.from) this.parts.push(`${e}event_time >= ${this.param(filter.from)}::timestamptz`);
+    if (filter.to) this.parts.push(`${e}event_time < ${this.param(filter.to)}::timestamptz`);
     if (filter.type) {
       if (filter.type.endsWith('*')) {
         const prefix = filter.type.slice(0, -1).replace(/[\\%_]/g, (c) => `\\${c}`);
-        this.parts.push(`event_type like ${this.param(`${prefix}%`)} escape '\\'`);
+        this.parts.push(`${i}event_type like ${this.param(`${prefix}%`)} escape '\\'`);
       } else {
-        this.parts.push(`event_type = ${this.param(filter.type)}`);
+        this.parts.push(`${i}event_type = ${this.param(filter.type)}`);
       }
     }
-    if (filter.actor) this.parts.push(`actor = ${this.param(filter.actor)}`);
-    if (filter.keyId) this.parts.push(`key_id = ${this.param(filter.keyId)}`);
-    if (filter.project) this.parts.push(`project = ${this.param(filter.project)}`);
-    if (filter.job) this.parts.push(`job = ${this.param(filter.job)}`);
-    if (filter.outcome) this.parts.push(`outcome = ${this.param(filter.outcome)}`);
-    if (filter.text) this.parts.push(`search @@ plainto_tsquery('simple', ${this.param(filter.text)})`);
+    if (filter.actor) this.parts.push(`${i}actor = ${this.param(filter.actor)}`);
+    if (filter.keyId) this.parts.push(`${i}key_id = ${this.param(filter.keyId)}`);
+    if (filter.project) this.parts.push(`${i}project = ${this.param(filter.project)}`);
+    if (filter.job) this.parts.push(`${i}job = ${this.param(filter.job)}`);
+    if (filter.outcome) this.parts.push(`${i}outcome = ${this.param(filter.outcome)}`);
+    if (filter.text) {
+      const query = `plainto_tsquery('simple', ${this.param(filter.text)})`;
+      this.parts.push(this.indexed ? `i.search @@ ${query}` : `audit_search_vector(entry) @@ ${query}`);
+    }
     return this;
   }
 
   sql(empty = 'true'): string {
     return this.parts.length === 0 ? empty : this.parts.join(' and ');
   }
+}
+
+/** Whether a filter needs the search index (anything beyond the time range). */
+function usesIndex(filter: EntryFilter): boolean {
+  return [
+    filter.type,
+    filter.actor,
+    filter.keyId,
+    filter.project,
+    filter.job,
+    filter.outcome,
+    filter.text,
+  ].some((v) => v !== undefined && v !== '');
 }
 
 function hasFilter(filter: EntryFilter | undefined): boolean {
@@ -190,6 +213,18 @@ export class SqlLedgerStore implements LedgerStore {
   }
 
   async append(rows: readonly EntryRow[], tile: NodeTile): Promise<void> {
+    try {
+      await this.appendOnce(rows, tile);
+    } catch (error) {
+      const e = error as { code?: unknown; constraint?: unknown; message?: unknown };
+      if (e.code === '23505' && String(e.constraint ?? e.message).includes('event_id')) {
+        throw new DuplicateEventError('an event of this batch is already in the ledger');
+      }
+      throw error;
+    }
+  }
+
+  private async appendOnce(rows: readonly EntryRow[], tile: NodeTile): Promise<void> {
     await this.db.transaction(async (tx) => {
       await tx.query('select pg_advisory_xact_lock($1)', [APPEND_LOCK]);
       const { rows: size } = await tx.query<{ size: unknown }>(
@@ -202,9 +237,10 @@ export class SqlLedgerStore implements LedgerStore {
         );
       }
       if (rows.length > 0) await insertEntries(tx, rows);
+      // Hex text binds several times faster than a bytea parameter on PGlite.
       await tx.query(
-        'insert into audit_node_tiles (start_size, end_size, node_base, hashes) values ($1, $2, $3, $4)',
-        [tile.startSize, tile.endSize, nodesBefore(tile.startSize), buffer(tile.hashes)],
+        `insert into audit_node_tiles (start_size, end_size, node_base, hashes) values ($1, $2, $3, decode($4, 'hex'))`,
+        [tile.startSize, tile.endSize, nodesBefore(tile.startSize), buffer(tile.hashes).toString('hex')],
       );
     });
   }
@@ -281,15 +317,43 @@ export class SqlLedgerStore implements LedgerStore {
     return rows[0] ? viewOf(rows[0]) : undefined;
   }
 
+  async indexedUpTo(): Promise<number> {
+    const { rows } = await this.db.query<{ n: unknown }>(
+      'select coalesce(max(idx) + 1, 0) as n from audit_index',
+    );
+    return asNumber(rows[0]?.n ?? 0);
+  }
+
+  async indexEntries(from: number, to: number): Promise<void> {
+    await this.db.query(
+      `insert into audit_index (idx, event_type, actor, key_id, project, job, outcome, pruned, search)
+       select idx, event_type, actor, key_id, project, job, outcome, pruned,
+              case when pruned then ''::tsvector else audit_search_vector(entry) end
+         from audit_entries where idx >= $1 and idx < $2
+       on conflict (idx) do nothing`,
+      [from, to],
+    );
+  }
+
   async query(options: QueryOptions): Promise<EntryView[]> {
-    const conditions = new Conditions([]).add(options);
+    const indexed = usesIndex(options);
+    const conditions = new Conditions([], indexed).add(options);
+    const idx = indexed ? 'e.idx' : 'idx';
     if (options.cursor !== undefined) {
-      conditions.parts.push(`idx ${options.order === 'asc' ? '>' : '<'} ${conditions.param(options.cursor)}`);
+      conditions.parts.push(
+        `${idx} ${options.order === 'asc' ? '>' : '<'} ${conditions.param(options.cursor)}`,
+      );
     }
     const limit = conditions.param(options.limit);
+    const from = indexed ? 'audit_entries e join audit_index i on i.idx = e.idx' : 'audit_entries';
+    const columns = indexed
+      ? VIEW_COLUMNS.split(', ')
+          .map((c) => `e.${c}`)
+          .join(', ')
+      : VIEW_COLUMNS;
     const { rows } = await this.db.query(
-      `select ${VIEW_COLUMNS} from audit_entries where ${conditions.sql()}
-        order by idx ${options.order === 'asc' ? 'asc' : 'desc'} limit ${limit}`,
+      `select ${columns} from ${from} where ${conditions.sql()}
+        order by ${idx} ${options.order === 'asc' ? 'asc' : 'desc'} limit ${limit}`,
       conditions.params,
     );
     return rows.map(viewOf);
@@ -419,13 +483,13 @@ export class SqlLedgerStore implements LedgerStore {
   }
 
   async typesWithContent(): Promise<string[]> {
-    // A loose index scan over audit_entries_type_time: one probe per distinct type.
+    // A loose index scan over audit_index_content: one probe per distinct type.
     const { rows } = await this.db.query<{ event_type: string | null }>(
       `with recursive t(event_type) as (
-         (select event_type from audit_entries where not pruned order by event_type limit 1)
+         (select event_type from audit_index where not pruned order by event_type limit 1)
          union all
-         select (select e.event_type from audit_entries e
-                  where not e.pruned and e.event_type > t.event_type order by e.event_type limit 1)
+         select (select i.event_type from audit_index i where not i.pruned and i.event_type > t.event_type
+                  order by i.event_type limit 1)
            from t where t.event_type is not null
        ) select event_type from t where event_type is not null`,
     );
@@ -445,17 +509,15 @@ export class SqlLedgerStore implements LedgerStore {
 
 async function insertEntries(tx: Queryable, rows: readonly EntryRow[]): Promise<void> {
   const column = <T>(pick: (row: EntryRow) => T): T[] => rows.map(pick);
-  // Entry and search texts never contain a newline (canonical JSON; control characters are removed
-  // from search text), so they travel as one joined string: far cheaper to bind than text[].
+  // Entries never contain a newline (canonical JSON), so they travel as one joined string: far
+  // cheaper to bind than a text[] of large values.
   await tx.query(
     `insert into audit_entries
-       (idx, event_id, leaf_hash, event_time, event_type, source, subject, actor, key_id, project, job, outcome, entry, search)
-     select u.idx, u.id, decode(u.hash, 'hex'), u.t::timestamptz, u.ty, u.src, u.sub, u.act, u.k, u.p, u.j, u.o,
-            u.entry, to_tsvector('simple', coalesce(u.words, ''))
+       (idx, event_id, leaf_hash, event_time, event_type, source, subject, actor, key_id, project, job, outcome, entry)
+     select u.idx, u.id, decode(u.hash, 'hex'), u.t::timestamptz, u.ty, u.src, u.sub, u.act, u.k, u.p, u.j, u.o, u.entry
        from unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],
-                   $8::text[], $9::text[], $10::text[], $11::text[], $12::text[],
-                   string_to_array($13, E'\\n'), string_to_array($14, E'\\n'))
-         as u(idx, id, hash, t, ty, src, sub, act, k, p, j, o, entry, words)`,
+                   $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], string_to_array($13, E'\\n'))
+         as u(idx, id, hash, t, ty, src, sub, act, k, p, j, o, entry)`,
     [
       column((r) => r.index),
       column((r) => r.eventId),
@@ -470,7 +532,6 @@ async function insertEntries(tx: Queryable, rows: readonly EntryRow[]): Promise<
       column((r) => r.job) as string[],
       column((r) => r.outcome) as string[],
       rows.map((r) => r.entry).join('\n'),
-      rows.map((r) => r.search).join('\n'),
     ],
   );
 }

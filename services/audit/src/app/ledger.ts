@@ -26,10 +26,12 @@ import type { AuditActivity } from '../ports/audit-source.js';
 import type { CheckpointSink } from '../ports/checkpoint-sink.js';
 import {
   type CheckpointRecord,
+  DuplicateEventError,
   type EntryRow,
   type EntryView,
   LedgerConflictError,
   type LedgerStore,
+  type QueryOptions,
 } from '../ports/ledger-store.js';
 import { type AuditLogger, silentLogger } from '../ports/logger.js';
 import type { SigningKeyStore } from '../ports/signing-key-store.js';
@@ -45,6 +47,11 @@ export interface LedgerOptions {
   publish?: ((events: readonly CloudEvent[]) => Promise<void>) | undefined;
   /** Most entries per database transaction. */
   maxBatch?: number;
+  /**
+   * Keep the search index (audit_index) up to date in the background after appends (the service).
+   * Without it, queries and retention still bring it up to date first.
+   */
+  autoIndex?: boolean;
   now?: () => Date;
 }
 
@@ -94,6 +101,9 @@ export class AuditLedger {
   private checkpointing: Promise<unknown> = Promise.resolve();
   private externalPending = new Map<string, CheckpointRecord>();
   private lastCheckpointSize = -1;
+  private indexedTo = 0;
+  private maintenance: Promise<unknown> = Promise.resolve();
+  private indexTimer: NodeJS.Timeout | undefined;
   private closed = false;
   private readonly store: LedgerStore;
   private readonly logger: AuditLogger;
@@ -145,6 +155,8 @@ export class AuditLedger {
     const ledger = new AuditLedger(options, origin, signer);
     ledger.log = await MerkleLog.open(ledger.nodeStore);
     ledger.lastCheckpointSize = (await store.latestCheckpoint())?.treeSize ?? -1;
+    ledger.indexedTo = Math.min(await store.indexedUpTo(), ledger.log.size);
+    ledger.scheduleIndexing();
     return ledger;
   }
 
@@ -188,6 +200,7 @@ export class AuditLedger {
         }
         try {
           const appended = await this.commit(batch.flatMap((w) => w.events));
+          this.scheduleIndexing();
           for (const waiter of batch) {
             let mine = 0;
             for (const event of waiter.events) {
@@ -224,9 +237,21 @@ export class AuditLedger {
     return appended;
   }
 
-  private async appendNew(chunk: readonly PreparedEntry[], retry: boolean): Promise<PreparedEntry[]> {
-    const existing = await this.store.existingEventIds(chunk.map((p) => p.eventId));
-    const fresh = chunk.filter((p) => !existing.has(p.eventId));
+  /**
+   * Appends the entries of `chunk` not yet logged. Redeliveries are rare, so the chunk is first
+   * appended as is (the unique event id refuses a duplicate and nothing is written); only then are
+   * the logged ids looked up and skipped.
+   */
+  private async appendNew(
+    chunk: readonly PreparedEntry[],
+    retry: boolean,
+    checkExisting = false,
+  ): Promise<readonly PreparedEntry[]> {
+    let fresh = chunk;
+    if (checkExisting) {
+      const existing = await this.store.existingEventIds(chunk.map((p) => p.eventId));
+      fresh = chunk.filter((p) => !existing.has(p.eventId));
+    }
     if (fresh.length === 0) return [];
     const start = this.log.size;
     this.staged = {
@@ -245,20 +270,72 @@ export class AuditLedger {
         project: p.project,
         job: p.job,
         outcome: p.outcome,
-        search: p.search,
       })),
     };
     try {
       await this.log.appendLeafHashes(fresh.map((p) => p.leafHash));
       return fresh;
     } catch (error) {
+      if (error instanceof DuplicateEventError && !checkExisting) {
+        this.staged = undefined;
+        return this.appendNew(chunk, retry, true);
+      }
       if (!(error instanceof LedgerConflictError) || !retry) throw error;
       this.logger.warn({ err: error }, 'audit ledger: another writer appended; reloading the tree');
+      this.staged = undefined;
       this.log = await MerkleLog.open(this.nodeStore);
-      return this.appendNew(chunk, false);
+      return this.appendNew(chunk, false, true);
     } finally {
       this.staged = undefined;
     }
+  }
+
+  /** Runs index and retention work one at a time (they must not interleave: see audit_prune). */
+  private serially<T>(task: () => Promise<T>): Promise<T> {
+    const run = this.maintenance.then(task);
+    this.maintenance = run.catch(() => undefined);
+    return run;
+  }
+
+  private async indexChunk(limit: number): Promise<void> {
+    const from = this.indexedTo;
+    const to = Math.min(this.log.size, from + limit);
+    if (to <= from) return;
+    await this.store.indexEntries(from, to);
+    this.indexedTo = to;
+  }
+
+  /** Brings the search index up to every committed entry. */
+  catchUpIndex(): Promise<void> {
+    return this.serially(async () => {
+      while (this.indexedTo < this.log.size) await this.indexChunk(5_000);
+    });
+  }
+
+  /** Entries committed but not yet in the search index. */
+  get indexBacklog(): number {
+    return this.log.size - this.indexedTo;
+  }
+
+  // Small steps between appends: the embedded database serves one statement at a time, and the
+  // gateway shares it.
+  private scheduleIndexing(): void {
+    if (!this.options.autoIndex || this.closed || this.indexTimer || this.indexedTo >= this.log.size) return;
+    this.indexTimer = setTimeout(() => {
+      void this.serially(() => this.indexChunk(500))
+        .catch((error: unknown) => this.logger.warn({ err: error }, 'audit: indexing failed; will retry'))
+        .finally(() => {
+          this.indexTimer = undefined;
+          this.scheduleIndexing();
+        });
+    }, 25);
+    this.indexTimer.unref();
+  }
+
+  /** Filtered entries, through an up-to-date search index. */
+  async query(options: QueryOptions): Promise<EntryView[]> {
+    await this.catchUpIndex();
+    return this.store.query(options);
   }
 
   /** Resolves when everything submitted so far is committed (or failed). */
@@ -416,18 +493,23 @@ export class AuditLedger {
     actor = 'flowloom/audit retention',
   ): Promise<RetentionResult[]> {
     if (rules.length === 0) return [];
-    const latest = await this.store.latestCheckpoint();
-    if (!latest || latest.treeSize === 0) return [];
-    const now = this.now();
-    const results: RetentionResult[] = [];
-    for (const type of await this.store.typesWithContent()) {
-      const cutoff = cutoffFor(type, rules, now);
-      if (!cutoff) continue;
-      const pruned = await this.store.prune(type, cutoff, latest.treeSize, actor);
-      if (pruned > 0) results.push({ type, pruned, cutoff: cutoff.toISOString() });
-    }
+    await this.catchUpIndex();
+    const results = await this.serially(async () => {
+      const latest = await this.store.latestCheckpoint();
+      if (!latest || latest.treeSize === 0) return [];
+      const now = this.now();
+      const out: RetentionResult[] = [];
+      for (const type of await this.store.typesWithContent()) {
+        const cutoff = cutoffFor(type, rules, now);
+        if (!cutoff) continue;
+        const pruned = await this.store.prune(type, cutoff, latest.treeSize, actor);
+        if (pruned > 0) out.push({ type, pruned, cutoff: cutoff.toISOString() });
+      }
+      return out;
+    });
     if (results.length > 0) {
-      await this.recordEvent(AUDIT_RETENTION_APPLIED, { actor, through: latest.treeSize, pruned: results });
+      const through = (await this.store.latestCheckpoint())?.treeSize ?? 0;
+      await this.recordEvent(AUDIT_RETENTION_APPLIED, { actor, through, pruned: results });
       this.logger.info({ results }, 'audit: retention pruned expired entry content');
     }
     return results;
@@ -468,6 +550,9 @@ export class AuditLedger {
   async close(): Promise<void> {
     await this.flush();
     this.closed = true;
+    if (this.indexTimer) clearTimeout(this.indexTimer);
+    this.indexTimer = undefined;
+    await this.maintenance;
     await this.checkpointIfNew().catch((error: unknown) =>
       this.logger.warn({ err: error }, 'audit: the final checkpoint failed'),
     );

@@ -17,7 +17,7 @@ export async function collectFacts(ledger: AuditLedger, settings: ReportSettings
   const [stats, keys, lastVerification] = await Promise.all([
     store.stats(),
     ledger.verifierKeys(),
-    store.query({ type: AUDIT_VERIFICATION_COMPLETED, limit: 1, order: 'desc' }),
+    ledger.query({ type: AUDIT_VERIFICATION_COMPLETED, limit: 1, order: 'desc' }),
   ]);
   const verification = lastVerification[0];
   let verificationFacts: ReportFacts['lastVerification'] = null;

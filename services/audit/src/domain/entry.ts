@@ -1,9 +1,9 @@
 import { createHash } from 'node:crypto';
 import type { CloudEvent } from '@flowloom/contracts';
 import { canonicalize, entryLeafHash } from '@flowloom/ledger';
-import { scrubSecrets } from './scrub.js';
+import { mayHoldSecretText, scrubSecrets } from './scrub.js';
 
-/** An event turned into a ledger entry plus the columns that make it searchable. */
+/** An event turned into a ledger entry plus the columns it is found by. */
 export interface PreparedEntry {
   readonly eventId: string;
   /** RFC 8785 canonical JSON of the event, secrets removed: the bytes the log hashes. */
@@ -19,13 +19,10 @@ export interface PreparedEntry {
   readonly project: string | null;
   readonly job: string | null;
   readonly outcome: string | null;
-  /** Words for full-text search: the event's string values. */
-  readonly search: string;
   readonly redactions: number;
 }
 
 const MAX_COLUMN = 500;
-const MAX_SEARCH = 8_000;
 const MAX_ID = 200;
 
 type WellFormed = { toWellFormed(): string };
@@ -76,45 +73,6 @@ export function actorOf(data: Record<string, unknown>): string | null {
   return pick(data, ['actor', 'requestedBy', 'approvedBy', 'owner']);
 }
 
-/** Control characters become spaces: search text travels newline-separated and is only for words. */
-function withoutControlCharacters(text: string): string {
-  let out = '';
-  let start = 0;
-  for (let i = 0; i < text.length; i++) {
-    const code = text.charCodeAt(i);
-    if (code < 0x20 || code === 0x7f) {
-      out += `${text.slice(start, i)} `;
-      start = i + 1;
-    }
-  }
-  return start === 0 ? text : out + text.slice(start);
-}
-
-function collectText(value: unknown, out: string[], budget: { left: number }, depth: number): void {
-  if (budget.left <= 0 || depth > 16) return;
-  if (typeof value === 'string') {
-    const text = withoutControlCharacters(value).trim();
-    if (text === '' || text === '[redacted]') return;
-    const piece = text.length > budget.left ? text.slice(0, budget.left) : text;
-    out.push(piece);
-    budget.left -= piece.length + 1;
-    return;
-  }
-  if (Array.isArray(value)) {
-    for (const item of value) collectText(item, out, budget, depth + 1);
-    return;
-  }
-  if (isRecord(value)) for (const item of Object.values(value)) collectText(item, out, budget, depth + 1);
-}
-
-/** The words an entry is found by: its type, source, subject and every string in its data. */
-export function searchTextOf(event: Record<string, unknown>): string {
-  const out: string[] = [];
-  const budget = { left: MAX_SEARCH };
-  collectText([event['type'], event['source'], event['subject'], event['data']], out, budget, 0);
-  return (out.join(' ') as unknown as WellFormed).toWellFormed();
-}
-
 function validTime(value: unknown): string | undefined {
   if (typeof value !== 'string') return undefined;
   const ms = Date.parse(value);
@@ -127,13 +85,23 @@ function validTime(value: unknown): string | undefined {
  * type and why its content could not be logged, so nothing delivered disappears silently.
  */
 export function prepareEntry(event: CloudEvent | Record<string, unknown>, receivedAt: Date): PreparedEntry {
-  const { value, redactions } = scrubSecrets(event);
+  // Fast path: secret-named fields only, then one screen of the whole text for credential shapes;
+  // the string-by-string scrub runs only when the screen matches.
+  let scrubResult = scrubSecrets(event, { patterns: false });
+  let text = JSON.stringify(scrubResult.value);
+  if (mayHoldSecretText(text)) {
+    scrubResult = scrubSecrets(event);
+    text = JSON.stringify(scrubResult.value);
+  }
+  const { value, redactions, canonical } = scrubResult;
   const scrubbed: Record<string, unknown> = isRecord(value) ? value : { data: value };
   const type = columnText(scrubbed['type']) ?? 'dev.flowloom.unknown.v1';
   let entry: string;
   let leaf: Uint8Array;
   try {
-    entry = canonicalize(scrubbed);
+    // The scrubbed copy has sorted keys: JSON.stringify is then RFC 8785 (ECMAScript number and
+    // string serialisation are the RFC's); the reference canonicaliser handles the rest.
+    entry = canonical && isRecord(value) ? text : canonicalize(scrubbed);
     leaf = entryLeafHash(entry);
   } catch (error) {
     entry = canonicalize({
@@ -165,7 +133,6 @@ export function prepareEntry(event: CloudEvent | Record<string, unknown>, receiv
     project: pick(data, ['project']),
     job: pick(data, ['job']),
     outcome: outcomeOf(type, data),
-    search: searchTextOf(scrubbed),
     redactions,
   };
 }

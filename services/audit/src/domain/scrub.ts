@@ -21,13 +21,21 @@ const SECRET_FIELDS = new Set([
 ]);
 const SECRET_SUFFIXES = ['apikey', 'secret', 'password', 'privatekey', 'signingkey', 'secretkey', 'token'];
 
+const fieldVerdicts = new Map<string, boolean>();
+
 /** True for `authorization`, `apiKey`, `x-api-key`, `clientSecret`, `accessToken`… but not `inputTokens`. */
 export function isSecretField(name: string): boolean {
-  const normalized = name.toLowerCase().replace(/[-_\s]/g, '');
-  return SECRET_FIELDS.has(normalized) || SECRET_SUFFIXES.some((suffix) => normalized.endsWith(suffix));
+  let verdict = fieldVerdicts.get(name);
+  if (verdict === undefined) {
+    const normalized = name.toLowerCase().replace(/[-_\s]/g, '');
+    verdict = SECRET_FIELDS.has(normalized) || SECRET_SUFFIXES.some((suffix) => normalized.endsWith(suffix));
+    // Field names repeat across events; remember a bounded number of them.
+    if (fieldVerdicts.size < 10_000) fieldVerdicts.set(name, verdict);
+  }
+  return verdict;
 }
 
-// Credential shapes inside free text (same families as @flowloom/telemetry's scrubSecrets, plus
+// Credential shapes inside free text (the families of @flowloom/telemetry's scrubSecrets, plus
 // key=value pairs), matched per string value.
 const SECRET_PATTERNS: ReadonlyArray<{ pattern: RegExp; keep: boolean }> = [
   { pattern: /\bflk_[A-Za-z0-9_-]{8,}/g, keep: false },
@@ -38,16 +46,30 @@ const SECRET_PATTERNS: ReadonlyArray<{ pattern: RegExp; keep: boolean }> = [
   { pattern: /(postgres(?:ql)?:\/\/[^:/\s@]+:)[^@\s]+(?=@)/gi, keep: true },
   { pattern: /((?:api[-_]?key|token|secret|password)=)[^&\s"']+/gi, keep: true },
 ];
+/** Cheap screen: only text containing one of these can match a pattern above. */
+const SUSPICIOUS = /flk_|sk-|AIza|bearer|basic|postgres|key=|token=|secret=|password=/i;
+
+/** Whether serialised text may hold a credential pattern (then scrub its strings one by one). */
+export function mayHoldSecretText(text: string): boolean {
+  return SUSPICIOUS.test(text);
+}
 
 export interface ScrubResult {
   readonly value: unknown;
   /** How many values were replaced; recorded nowhere else, useful in tests and metrics. */
   readonly redactions: number;
+  /**
+   * True when `JSON.stringify(value)` is already the RFC 8785 canonical form: keys were inserted in
+   * UTF-16 order, no key is an array index (JavaScript would move it first) and every string is
+   * well-formed Unicode. Otherwise the reference canonicaliser must be used (and may refuse).
+   */
+  readonly canonical: boolean;
 }
 
 const MAX_DEPTH = 64;
 
 export function scrubText(text: string): { text: string; redactions: number } {
+  if (text.length < 8 || !SUSPICIOUS.test(text)) return { text, redactions: 0 };
   let redactions = 0;
   let out = text;
   for (const { pattern, keep } of SECRET_PATTERNS) {
@@ -59,25 +81,50 @@ export function scrubText(text: string): { text: string; redactions: number } {
   return { text: out, redactions };
 }
 
+interface State {
+  redactions: number;
+  canonical: boolean;
+  /** Look for credential patterns inside strings (skipped when the caller screened the text). */
+  patterns: boolean;
+}
+
+type WellFormed = { isWellFormed(): boolean };
+const ARRAY_INDEX = /^(?:0|[1-9][0-9]{0,9})$/;
+
 /**
  * A JSON-shaped deep copy of `value` with secrets replaced by "[redacted]": secret-named fields at
  * any depth, credential patterns in every string. Like JSON.stringify it drops `undefined` and
  * functions, calls `toJSON` (dates become ISO strings) and turns non-finite numbers into null.
+ * Object keys are inserted sorted, so the copy usually serialises straight to canonical JSON.
+ * With `patterns: false` only secret-named fields are replaced: for a caller that screened the
+ * serialised result with mayHoldSecretText and scrubs again when it matches.
  */
-export function scrubSecrets(value: unknown): ScrubResult {
-  const state = { redactions: 0 };
+export function scrubSecrets(value: unknown, options: { patterns?: boolean } = {}): ScrubResult {
+  const state: State = { redactions: 0, canonical: true, patterns: options.patterns ?? true };
   const result = scrub(value, state, 0, new Set());
-  return { value: result === undefined ? null : result, redactions: state.redactions };
+  return {
+    value: result === undefined ? null : result,
+    redactions: state.redactions,
+    canonical: state.canonical,
+  };
 }
 
-function scrub(value: unknown, state: { redactions: number }, depth: number, seen: Set<object>): unknown {
+function scrubString(value: string, state: State): string {
+  if (!state.patterns) {
+    if (state.canonical && !(value as unknown as WellFormed).isWellFormed()) state.canonical = false;
+    return value;
+  }
+  const { text, redactions } = scrubText(value);
+  state.redactions += redactions;
+  if (state.canonical && !(text as unknown as WellFormed).isWellFormed()) state.canonical = false;
+  return text;
+}
+
+function scrub(value: unknown, state: State, depth: number, seen: Set<object>): unknown {
   if (value === null) return null;
   switch (typeof value) {
-    case 'string': {
-      const { text, redactions } = scrubText(value);
-      state.redactions += redactions;
-      return text;
-    }
+    case 'string':
+      return scrubString(value, state);
     case 'number':
       return Number.isFinite(value) ? value : null;
     case 'boolean':
@@ -106,8 +153,13 @@ function scrub(value: unknown, state: { redactions: number }, depth: number, see
         return out === undefined ? null : out;
       });
     }
+    const keys = Object.keys(object).sort();
     const out: Record<string, unknown> = {};
-    for (const [key, item] of Object.entries(object)) {
+    for (const key of keys) {
+      const item = (object as Record<string, unknown>)[key];
+      if (state.canonical && (ARRAY_INDEX.test(key) || !(key as unknown as WellFormed).isWellFormed())) {
+        state.canonical = false;
+      }
       if (isSecretField(key) && item !== null && item !== undefined && item !== '') {
         state.redactions++;
         out[key] = REDACTED;

@@ -198,7 +198,7 @@ export async function startAuditGrpcServer(
           throw new AppError('invalid_request', 'cursor is not valid', { param: 'cursor' });
         cursor = Number(request.cursor);
       }
-      const rows = await ledger.ledgerStore.query({
+      const rows = await ledger.query({
         from: optionalTime(request.from, 'from'),
         to: optionalTime(request.to, 'to'),
         type,

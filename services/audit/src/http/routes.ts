@@ -222,7 +222,7 @@ export function auditRoutes(deps: AuditHttpDeps): AuditHttpPlugin {
     app.get('/api/v1/audit/entries', async (request, reply) => {
       await admin(request);
       const q = parse(querySchema, request.query);
-      const rows = await ledger.ledgerStore.query({
+      const rows = await ledger.query({
         ...toFilter(q),
         limit: q.limit,
         cursor: q.cursor,

@@ -15,7 +15,6 @@ export interface EntryRow {
   readonly project: string | null;
   readonly job: string | null;
   readonly outcome: string | null;
-  readonly search: string;
 }
 
 /**
@@ -59,7 +58,7 @@ export interface EntryFilter {
   readonly project?: string | undefined;
   readonly job?: string | undefined;
   readonly outcome?: string | undefined;
-  /** Full-text search over the event's text (PostgreSQL `plainto_tsquery('simple', …)`). */
+  /** Full-text search over the event's string values (PostgreSQL `plainto_tsquery('simple', …)`). */
   readonly text?: string | undefined;
 }
 
@@ -145,8 +144,9 @@ export interface LedgerStore {
   /** Which of these event ids are already logged. */
   existingEventIds(ids: readonly string[]): Promise<Set<string>>;
   /**
-   * Appends entries and their tile atomically. Fails with LedgerConflictError when the log no
-   * longer ends at `tile.startSize` (another writer appended), leaving everything unchanged.
+   * Appends entries and their tile atomically. Fails, leaving everything unchanged, with
+   * LedgerConflictError when the log no longer ends at `tile.startSize` (another writer appended),
+   * and with DuplicateEventError when an event id is already logged.
    */
   append(rows: readonly EntryRow[], tile: NodeTile): Promise<void>;
   tiles(start: number, end: number): Promise<NodeTile[]>;
@@ -160,13 +160,19 @@ export interface LedgerStore {
   /** Every verifier key ever used, most recently added first. */
   verifierKeys(): Promise<VerifierKeyRecord[]>;
 
+  /** Entries [0, n) are in the search index (audit_index), which is derived and maintained in the background. */
+  indexedUpTo(): Promise<number>;
+  /** Adds entries [from, to) to the search index (pruned ones excepted); idempotent. */
+  indexEntries(from: number, to: number): Promise<void>;
+
   indexOfEvent(eventId: string): Promise<number | undefined>;
   entry(index: number): Promise<EntryView | undefined>;
+  /** Filtered entries; filters other than time go through the search index, so index first. */
   query(options: QueryOptions): Promise<EntryView[]>;
   bundlePage(start: number, end: number, filter?: EntryFilter): Promise<BundlePage>;
   stats(): Promise<LedgerStats>;
 
-  /** Types that still have entries with content, for retention. */
+  /** Types that still have entries with content (per the search index), for retention. */
   typesWithContent(): Promise<string[]>;
   /**
    * The one narrow path that changes entries: removes the content of entries of `type` older than
@@ -174,6 +180,14 @@ export interface LedgerStore {
    * records the pruning. Returns how many entries were pruned.
    */
   prune(type: string, before: Date, through: number, actor: string): Promise<number>;
+}
+
+/** An appended event id is already in the ledger (a redelivery): nothing was written. */
+export class DuplicateEventError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'DuplicateEventError';
+  }
 }
 
 export class LedgerConflictError extends Error {
