@@ -25,6 +25,7 @@ function newKey(extra: Partial<NewKey> = {}): NewKey {
     owner: 'alice',
     project: null,
     team: null,
+    job: null,
     role: 'member',
     models: null,
     expiresAt: null,

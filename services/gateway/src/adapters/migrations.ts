@@ -37,4 +37,8 @@ create table if not exists outbox (
 create index if not exists outbox_unpublished on outbox (seq) where published_at is null;
 `,
   },
+  {
+    id: 'gateway/003_key_job',
+    sql: `alter table api_keys add column if not exists job text;`,
+  },
 ];

@@ -9,6 +9,7 @@ interface KeyRow extends Record<string, unknown> {
   owner: string;
   project: string | null;
   team: string | null;
+  job: string | null;
   role: KeyRole;
   models: string[] | null;
   created_at: Date | string;
@@ -18,7 +19,7 @@ interface KeyRow extends Record<string, unknown> {
 }
 
 const COLUMNS =
-  'id, hint, name, owner, project, team, role, models, created_at, expires_at, revoked_at, rotated_from';
+  'id, hint, name, owner, project, team, job, role, models, created_at, expires_at, revoked_at, rotated_from';
 
 const date = (v: Date | string | null): Date | null =>
   v === null ? null : v instanceof Date ? v : new Date(v);
@@ -31,6 +32,7 @@ function toRecord(row: KeyRow): KeyRecord {
     owner: row.owner,
     project: row.project,
     team: row.team,
+    job: row.job,
     role: row.role,
     models: row.models,
     createdAt: date(row.created_at) ?? new Date(0),
@@ -46,8 +48,8 @@ export class SqlKeyStore implements KeyStore {
 
   async insert(key: NewKey): Promise<KeyRecord> {
     const { rows } = await this.db.query<KeyRow>(
-      `insert into api_keys (id, secret_hash, hint, name, owner, project, team, role, models, expires_at, rotated_from)
-       values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) returning ${COLUMNS}`,
+      `insert into api_keys (id, secret_hash, hint, name, owner, project, team, role, models, expires_at, rotated_from, job)
+       values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) returning ${COLUMNS}`,
       [
         key.id,
         key.secretHash,
@@ -60,6 +62,7 @@ export class SqlKeyStore implements KeyStore {
         key.models,
         key.expiresAt,
         key.rotatedFrom,
+        key.job,
       ],
     );
     return toRecord(rows[0]!);

@@ -15,6 +15,7 @@ export interface CreateKeyInput {
   owner: string;
   project?: string | null;
   team?: string | null;
+  job?: string | null;
   role?: KeyRole;
   models?: string[] | null;
   expiresAt?: Date | null;
@@ -52,6 +53,7 @@ export class KeysAdmin {
       owner: input.owner,
       project: input.project ?? null,
       team: input.team ?? null,
+      job: input.job ?? null,
       role: input.role ?? 'member',
       models: input.models ?? null,
       expiresAt: input.expiresAt ?? null,
@@ -90,6 +92,7 @@ export class KeysAdmin {
         owner: old.owner,
         project: old.project,
         team: old.team,
+        job: old.job,
         role: old.role,
         models: old.models,
         expiresAt: old.expiresAt,

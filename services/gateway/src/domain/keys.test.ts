@@ -21,6 +21,7 @@ function key(extra: Partial<KeyRecord> = {}): KeyRecord {
     owner: 'alice',
     project: null,
     team: null,
+    job: null,
     role: 'member',
     models: null,
     hint: 'flk_abcd…',

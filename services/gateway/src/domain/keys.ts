@@ -12,6 +12,8 @@ export interface KeyRecord {
   owner: string;
   project: string | null;
   team: string | null;
+  /** A key issued for one job (`flowloom run`): every request it makes is tagged with that job. */
+  job: string | null;
   role: KeyRole;
   /** Models (names or `*` patterns) the key may use; null means any. */
   models: string[] | null;

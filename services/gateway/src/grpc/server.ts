@@ -53,7 +53,15 @@ async function contextOf(
   const controller = new AbortController();
   call.on('cancelled', () => controller.abort(new Error('client cancelled')));
   const r = call.request;
-  const job = tagOf(r.job, 'job');
+  const taggedJob = tagOf(r.job, 'job');
+  if (key.job && taggedJob && taggedJob !== key.job) {
+    throw new AppError(
+      'forbidden',
+      `This key belongs to job '${key.job}' and cannot tag requests for '${taggedJob}'.`,
+      { param: 'job' },
+    );
+  }
+  const job = key.job ?? taggedJob;
   const session = tagOf(r.session, 'session');
   const project = tagOf(r.project, 'project');
   return {

@@ -50,7 +50,17 @@ export async function requestContext(
       'x-goog-api-key': header(request, 'x-goog-api-key') ?? googKeyParam(request),
     }),
   );
-  const job = tag(request, 'x-flowloom-job');
+  const taggedJob = tag(request, 'x-flowloom-job');
+  if (key.job && taggedJob && taggedJob !== key.job) {
+    throw new AppError(
+      'forbidden',
+      `This key belongs to job '${key.job}' and cannot tag requests for '${taggedJob}'.`,
+      {
+        param: 'x-flowloom-job',
+      },
+    );
+  }
+  const job = key.job ?? taggedJob;
   const session = tag(request, 'x-flowloom-session');
   const project = tag(request, 'x-flowloom-project');
   if (project && key.project && project !== key.project) {

@@ -8,6 +8,7 @@ export interface NewKey {
   owner: string;
   project: string | null;
   team: string | null;
+  job: string | null;
   role: KeyRole;
   models: string[] | null;
   expiresAt: Date | null;

@@ -10,6 +10,10 @@ const createBody = z.strictObject({
   owner: z.string().min(1).max(200).optional(),
   project: z.string().min(1).max(200).optional(),
   team: z.string().min(1).max(200).optional(),
+  job: z
+    .string()
+    .regex(/^[\x21-\x7e]{1,200}$/, 'job must be 1-200 printable ASCII characters without spaces')
+    .optional(),
   role: z.enum(['admin', 'member']).optional(),
   models: z.array(z.string().min(1).max(200)).max(200).optional(),
   expiresAt: z.iso.datetime({ offset: true }).optional(),
@@ -50,6 +54,7 @@ export function keyView(key: KeyRecord) {
     owner: key.owner,
     project: key.project,
     team: key.team,
+    job: key.job,
     role: key.role,
     models: key.models,
     hint: key.hint,
@@ -81,6 +86,7 @@ export function registerAdminKeys(app: FastifyInstance, deps: HttpDeps): void {
         owner: body.owner ?? ctx.key.owner,
         project: body.project ?? null,
         team: body.team ?? null,
+        job: body.job ?? null,
         role: body.role ?? 'member',
         models: body.models ?? null,
         expiresAt,
