@@ -98,6 +98,8 @@ export class PlatformApi {
   createJobKey(job: string, project?: string): Promise<IssuedJobKey> {
     return this.request<IssuedJobKey>('POST', '/api/v1/keys', {
       name: `flowloom run ${job}`.slice(0, 200),
+      // The gateway tags every request of this key with the job, even one that bypasses the forwarder.
+      job,
       ...(project ? { project } : {}),
       // A safety net should `flowloom run` itself be killed before it revokes the key.
       expiresInDays: 7,
