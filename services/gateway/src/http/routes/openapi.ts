@@ -52,6 +52,7 @@ export const openApiDocument = {
           owner: { type: 'string' },
           project: { type: ['string', 'null'] },
           team: { type: ['string', 'null'] },
+          job: { type: ['string', 'null'], description: 'Every request of this key is tagged with this job' },
           role: { enum: ['admin', 'member'] },
           models: { type: ['array', 'null'], items: { type: 'string' } },
           hint: { type: 'string', description: 'The first characters of the secret' },
@@ -80,6 +81,7 @@ export const openApiDocument = {
           owner: { type: 'string' },
           project: { type: 'string' },
           team: { type: 'string' },
+          job: { type: 'string', description: 'Bind the key to one job (flowloom run)' },
           role: { enum: ['admin', 'member'], default: 'member' },
           models: {
             type: 'array',
