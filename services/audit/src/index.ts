@@ -28,6 +28,7 @@ export {
   auditPaths,
   embeddedOwner,
   openAudit,
+  openAuditDirect,
   type StandaloneAudit,
   startAudit,
 } from './main.js';

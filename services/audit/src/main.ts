@@ -32,6 +32,8 @@ export interface AuditOptions {
    * a database.
    */
   background?: boolean;
+  /** Generate a signing key when none exists (default: when running in the background). */
+  createKey?: boolean;
 }
 
 export interface AuditService {
@@ -105,6 +107,7 @@ export async function openAudit(options: AuditOptions): Promise<AuditService> {
     logger,
     publish: bus ? (events: readonly CloudEvent[]) => bus.publish(events) : undefined,
     autoIndex: background,
+    createKey: options.createKey ?? background,
   });
   const rules = retentionRules(config.audit.retention);
   const reportSettings: ReportSettings = {
@@ -178,6 +181,54 @@ export async function openAudit(options: AuditOptions): Promise<AuditService> {
         if (ownsDb) await db.close();
       })();
       return closing;
+    },
+  };
+}
+
+/**
+ * Opens an existing ledger directly, without a running service: the embedded database in the data
+ * folder (refused while a platform has it open) or PostgreSQL at databaseUrl. For the CLI's
+ * verify, export and report; it signs nothing unless the data folder holds the signing key.
+ */
+export async function openAuditDirect(config: Config, logger?: Logger): Promise<AuditService> {
+  const paths = auditPaths(config);
+  if (!config.databaseUrl) {
+    if (!existsSync(paths.dbDir)) {
+      throw new Error(
+        `there is no FlowLoom data in ${resolve(config.dataDir)} (no db folder): check --data-dir`,
+      );
+    }
+    const owner = embeddedOwner(config);
+    if (owner !== undefined) {
+      throw new Error(
+        `FlowLoom (pid ${owner}) has ${resolve(config.dataDir)} open: use the running platform (FLOWLOOM_URL, FLOWLOOM_API_KEY) or stop it first`,
+      );
+    }
+  }
+  const db = await openDb({ databaseUrl: config.databaseUrl, dataDir: paths.dbDir });
+  try {
+    const { rows } = await db.query<{ n: unknown }>(
+      "select count(*) as n from schema_migrations where id = 'audit/001_ledger'",
+    );
+    if (Number(rows[0]?.n ?? 0) === 0) throw new Error('no audit/001_ledger migration');
+  } catch {
+    await db.close();
+    throw new Error(
+      `there is no audit ledger in ${config.databaseUrl ? 'this database' : resolve(config.dataDir)}: nothing to read`,
+    );
+  }
+  const service = await openAudit({
+    config,
+    db,
+    background: false,
+    createKey: false,
+    logger: logger ?? createLogger({ service: 'audit', level: 'silent' }),
+  });
+  return {
+    ...service,
+    async close() {
+      await service.close();
+      await db.close();
     },
   };
 }

@@ -1,9 +1,11 @@
 import type { Command, Io } from './command.js';
 import { UsageError } from './command.js';
+import { auditCommand } from './commands/audit.js';
 import { demoCommand } from './commands/demo.js';
 import { keysCommand } from './commands/keys.js';
 import { migrateCommand } from './commands/migrate.js';
 import { policyCommand } from './commands/policy.js';
+import { reportCommand } from './commands/report.js';
 import { runCommand } from './commands/run.js';
 import { serveCommand } from './commands/serve.js';
 import { upCommand } from './commands/up.js';
@@ -16,6 +18,8 @@ const commands: Command[] = [
   runCommand,
   demoCommand,
   migrateCommand,
+  auditCommand,
+  reportCommand,
 ];
 
 function overview(): string {

@@ -48,6 +48,11 @@ export interface LedgerOptions {
   /** Most entries per database transaction. */
   maxBatch?: number;
   /**
+   * Generate the signing key when there is none (default). `false` for a reader such as the CLI on
+   * a database: it then signs nothing and uses the checkpoints the service signed.
+   */
+  createKey?: boolean;
+  /**
    * Keep the search index (audit_index) up to date in the background after appends (the service).
    * Without it, queries and retention still bring it up to date first.
    */
@@ -114,7 +119,7 @@ export class AuditLedger {
   private constructor(
     private readonly options: LedgerOptions,
     readonly origin: string,
-    private signer: SignerKey,
+    private signer: SignerKey | undefined,
   ) {
     this.store = options.store;
     this.logger = options.logger ?? silentLogger;
@@ -151,7 +156,7 @@ export class AuditLedger {
         ORIGIN_META,
         options.origin ?? `flowloom.local/audit/${randomBytes(4).toString('hex')}`,
       ));
-    const signer = await loadSigner(options.signingKeys, origin, store);
+    const signer = await loadSigner(options.signingKeys, origin, store, options.createKey ?? true);
     const ledger = new AuditLedger(options, origin, signer);
     ledger.log = await MerkleLog.open(ledger.nodeStore);
     ledger.lastCheckpointSize = (await store.latestCheckpoint())?.treeSize ?? -1;
@@ -166,7 +171,7 @@ export class AuditLedger {
   }
 
   get keyId(): string {
-    return keyIdHex(this.signer.keyId);
+    return this.signer ? keyIdHex(this.signer.keyId) : '';
   }
 
   get ledgerStore(): LedgerStore {
@@ -366,6 +371,11 @@ export class AuditLedger {
     const keyId = this.keyId;
     const latest = await this.store.latestCheckpoint();
     if (latest && latest.treeSize === size && latest.keyId === keyId) return latest;
+    if (!this.signer) {
+      // A reader without the key: the latest checkpoint the service signed is as fresh as it gets.
+      if (latest) return latest;
+      throw new AppError('unavailable', 'the ledger has no signed checkpoint yet and no signing key here');
+    }
     const note = signCheckpoint({ origin: this.origin, size, rootHash, extensions: [] }, [this.signer]);
     const record = await this.store.saveCheckpoint({ treeSize: size, rootHash, keyId, note });
     this.lastCheckpointSize = Math.max(this.lastCheckpointSize, size);
@@ -398,9 +408,10 @@ export class AuditLedger {
 
   /** Verifier keys (vkey text): the current key first, then every retired one. */
   async verifierKeys(): Promise<string[]> {
+    const stored = (await this.store.verifierKeys()).map((k) => k.verifierKey);
+    if (!this.signer) return stored;
     const current = verifierFor(this.signer).text;
-    const stored = (await this.store.verifierKeys()).map((k) => k.verifierKey).filter((k) => k !== current);
-    return [current, ...stored];
+    return [current, ...stored.filter((k) => k !== current)];
   }
 
   /**
@@ -409,6 +420,7 @@ export class AuditLedger {
    * old verifier key, which stays in the published list.
    */
   async rotateKey(actor: string): Promise<{ previousKeyId: string; keyId: string; verifierKey: string }> {
+    if (!this.signer) throw new AppError('unavailable', 'the signing key is not available here');
     const previousKeyId = this.keyId;
     const next = generateKey(this.origin);
     const keyId = keyIdHex(next.signer.keyId);
@@ -559,9 +571,15 @@ export class AuditLedger {
   }
 }
 
-async function loadSigner(keys: SigningKeyStore, origin: string, store: LedgerStore): Promise<SignerKey> {
+async function loadSigner(
+  keys: SigningKeyStore,
+  origin: string,
+  store: LedgerStore,
+  create: boolean,
+): Promise<SignerKey | undefined> {
   const text = await keys.load();
   if (text === undefined) {
+    if (!create) return undefined;
     const generated = generateKey(origin);
     await store.addVerifierKey({
       keyId: keyIdHex(generated.signer.keyId),

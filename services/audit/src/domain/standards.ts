@@ -244,25 +244,37 @@ function copies(facts: ReportFacts, f: Finding): void {
   if (exports === 0) f.partial.push('No evidence export has been made yet.');
 }
 
-function retention(minimumDays: number | undefined, label: string) {
+/**
+ * Retention evidence. `minimumDays`: every rule must keep at least that long (keeping forever is
+ * fine). `defined`: a standard that requires a limit (GDPR storage limitation) counts "forever" as a
+ * gap; `preferred`: as a point to settle (partial).
+ */
+function retention(options: { minimumDays?: number; limit?: 'defined' | 'preferred'; label: string }) {
   return (facts: ReportFacts, f: Finding): void => {
     const rules = Object.entries(facts.retention);
     f.counts['retentionRules'] = rules.length;
     f.counts['prunedEntries'] = facts.pruned;
     if (rules.length === 0) {
-      f.evidence.push('No retention rule: every entry is kept indefinitely.');
-      if (minimumDays === undefined) {
-        f.gaps.push(`No retention period is defined (${label}): set audit.retention per event type.`);
+      f.evidence.push(
+        'No retention rule: every entry is kept indefinitely (with its hash, so it stays verifiable).',
+      );
+      if (options.limit === 'defined') {
+        f.gaps.push(`No retention period is defined (${options.label}): set audit.retention per event type.`);
+      } else if (options.limit === 'preferred') {
+        f.partial.push(
+          `No retention period is defined (${options.label}): decide one and set audit.retention.`,
+        );
       }
       return;
     }
     f.evidence.push(
       `Retention per event type: ${rules.map(([type, days]) => `${type} ${days} days`).join('; ')}. Expired entries lose their content only; their hashes stay, so verification still covers them (${fmt(facts.pruned)} pruned so far in ${fmt(facts.prunings)} audited runs).`,
     );
-    if (minimumDays !== undefined) {
-      const short = rules.filter(([, days]) => days < minimumDays);
-      for (const [type, days] of short) {
-        f.gaps.push(`${type} is kept ${days} days, shorter than ${label} (${minimumDays} days).`);
+    if (options.minimumDays !== undefined) {
+      for (const [type, days] of rules.filter(([, d]) => d < (options.minimumDays ?? 0))) {
+        f.gaps.push(
+          `${type} is kept ${days} days, shorter than ${options.label} (${options.minimumDays} days).`,
+        );
       }
     }
   };
@@ -332,7 +344,11 @@ export const STANDARDS: Readonly<Record<StandardId, StandardDefinition>> = {
         '§802 (18 U.S.C. §1519–1520), SEC Rule 2-06',
         'Record retention and non-alteration',
         'Audit-relevant records are retained for seven years and may not be altered, destroyed or falsified.',
-        [appendOnly, retention(2555, 'the 7-year SOX/SEC retention'), signedIntegrity],
+        [
+          appendOnly,
+          retention({ minimumDays: 2555, label: 'the 7-year SOX/SEC retention' }),
+          signedIntegrity,
+        ],
       ),
       req(
         'sox-404-access',
@@ -403,7 +419,7 @@ export const STANDARDS: Readonly<Record<StandardId, StandardDefinition>> = {
         '45 CFR §164.316(b)(2)(i)',
         'Retention of documentation',
         'Retain required documentation for six years from creation or last effective date.',
-        [retention(2190, 'the 6-year HIPAA retention')],
+        [retention({ minimumDays: 2190, label: 'the 6-year HIPAA retention' })],
       ),
     ],
   },
@@ -422,7 +438,7 @@ export const STANDARDS: Readonly<Record<StandardId, StandardDefinition>> = {
           timestamped,
           attributed,
           appendOnly,
-          retention(undefined, 'at least as long as the subject records'),
+          retention({ label: 'at least as long as the subject records' }),
           copies,
         ],
       ),
@@ -445,7 +461,7 @@ export const STANDARDS: Readonly<Record<StandardId, StandardDefinition>> = {
         '21 CFR §11.10(c)',
         'Protection of records',
         'Protect records to enable their accurate and ready retrieval throughout the retention period.',
-        [appendOnly, signedIntegrity, retention(undefined, 'the records retention period')],
+        [appendOnly, signedIntegrity, retention({ label: 'the records retention period' })],
       ),
       req(
         'part11-10d',
@@ -501,7 +517,12 @@ export const STANDARDS: Readonly<Record<StandardId, StandardDefinition>> = {
         'A.5.33',
         'Protection of records',
         'Records are protected from loss, destruction, falsification and unauthorized access or release.',
-        [appendOnly, signedIntegrity, retention(undefined, 'a defined records retention'), secretsRemoved],
+        [
+          appendOnly,
+          signedIntegrity,
+          retention({ limit: 'preferred', label: 'a defined records retention' }),
+          secretsRemoved,
+        ],
       ),
       req(
         'iso-a518',
@@ -523,7 +544,7 @@ export const STANDARDS: Readonly<Record<StandardId, StandardDefinition>> = {
         'Art. 5(1)(e)',
         'Storage limitation',
         'Personal data is kept no longer than necessary for its purposes.',
-        [retention(undefined, 'a defined period (storage limitation)')],
+        [retention({ limit: 'defined', label: 'storage limitation' })],
       ),
       req(
         'gdpr-5-1-f',

@@ -1,18 +1,21 @@
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
+import { type AuditService, openAudit } from '@flowloom/audit';
 import { InProcessBus } from '@flowloom/bus';
-import { loadConfig } from '@flowloom/config';
+import { type Config, loadConfig } from '@flowloom/config';
 import { startGateway } from '@flowloom/gateway';
 import { startPolicyService } from '@flowloom/policy';
 import { openDb } from '@flowloom/store';
-import type { Command } from '../command.js';
+import type { Command, Io } from '../command.js';
 
 export const upCommand: Command = {
   name: 'up',
   summary: 'Run the whole platform in one process on embedded storage',
   help: `Usage: flowloom up [--port N] [--grpc-port N] [--host H] [--data-dir DIR]
 
-Starts the gateway (HTTP on 127.0.0.1:8080, gRPC on 127.0.0.1:50051) with its data in ./.flowloom.
+Starts the gateway (HTTP on 127.0.0.1:8080, gRPC on 127.0.0.1:50051) with its data in ./.flowloom,
+the policy service and the audit trail (its API under /api/v1/audit on the same HTTP port; its gRPC
+service flowloom.audit.v1.Audit on the gRPC port + 1, or FLOWLOOM_AUDIT_GRPC_PORT).
 Settings come from flowloom.yaml (FLOWLOOM_CONFIG) and FLOWLOOM_* variables; flags win over both.
 Without FLOWLOOM_ADMIN_KEY, a first start generates an admin key and prints it once.
 Stop with Ctrl-C: in-flight requests and streams finish first.
@@ -45,6 +48,8 @@ Options:
       dataDir: join(resolve(config.dataDir), 'db'),
     });
     const bus = new InProcessBus();
+    // The audit ledger subscribes first, so it receives every event from the very first one.
+    const audit = await openAudit({ config, db, bus });
     // Policies: bundles reach the gateway by a direct subscription; the admin API mounts on its HTTP server.
     const policy = await startPolicyService({ config, db, bus });
     const gateway = await startGateway({
@@ -53,7 +58,7 @@ Options:
       db,
       bus,
       policySource: policy.source,
-      plugins: [policy.http],
+      plugins: [policy.http, audit.httpRoutes],
       onAdminKeyGenerated: (secret) =>
         io.out(
           [
@@ -67,9 +72,13 @@ Options:
           ].join('\n'),
         ),
     });
+    const auditGrpc = await serveAuditGrpc(audit, config, gateway.authorizeAdmin, io);
     const providers = ['local', ...Object.keys(config.providers)].join(', ');
     io.out(
       `FlowLoom is up: HTTP ${gateway.httpUrl}  gRPC ${gateway.grpcAddress}  data ${config.databaseUrl ? 'PostgreSQL' : config.dataDir}  providers: ${providers}`,
+    );
+    io.out(
+      `Audit trail: ${audit.ledger.origin}, checkpoints signed by key ${audit.ledger.keyId}; API ${gateway.httpUrl}/api/v1/audit, gRPC ${config.host}:${auditGrpc}`,
     );
     await new Promise<void>((resolve) => {
       const stop = (): void => {
@@ -81,8 +90,32 @@ Options:
     });
     await gateway.close();
     await policy.close();
+    // After the gateway: its outbox drains into the ledger; then the last checkpoint is signed.
+    await audit.close();
     await bus.close();
     await db.close();
     return 0;
   },
 };
+
+/**
+ * The audit gRPC service gets a server of its own (the gateway's gRPC server takes no plugins): on
+ * FLOWLOOM_AUDIT_GRPC_PORT when set, else on the gateway's gRPC port + 1, or any free port when
+ * that one is taken. Admins are checked with the gateway's keys.
+ */
+async function serveAuditGrpc(
+  audit: AuditService,
+  config: Config,
+  authorizeAdmin: Parameters<AuditService['serveGrpc']>[0]['authorizeAdmin'],
+  io: Io,
+): Promise<number> {
+  const explicit = config.audit.grpcPort;
+  const port = explicit ?? (config.grpcPort === 0 ? 0 : config.grpcPort + 1);
+  try {
+    return (await audit.serveGrpc({ host: config.host, port, authorizeAdmin })).port;
+  } catch (error) {
+    if (explicit !== undefined) throw error;
+    io.err(`Audit gRPC: port ${port} is taken (${(error as Error).message}); using a free port instead.`);
+    return (await audit.serveGrpc({ host: config.host, port: 0, authorizeAdmin })).port;
+  }
+}
