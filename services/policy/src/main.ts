@@ -1,10 +1,12 @@
 import { readFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
 import { type EventBus, InProcessBus } from '@flowloom/bus';
 import type { Config } from '@flowloom/config';
 import type { PolicyBundle } from '@flowloom/contracts';
 import { type Db, migrate, openDb } from '@flowloom/store';
 import { createLogger, type Logger } from '@flowloom/telemetry';
 import type { FastifyInstance } from 'fastify';
+import { BufferedDecisionStore } from './adapters/buffered-decision-store.js';
 import { policyMigrations } from './adapters/migrations.js';
 import { SqlDecisionStore } from './adapters/sql-decision-store.js';
 import { SqlEventRelay } from './adapters/sql-event-relay.js';
@@ -66,7 +68,16 @@ export async function startPolicyService(options: PolicyServiceOptions): Promise
     options.pollMs,
   );
   const admin = new PolicyAdmin(repo, () => distributor.refresh());
-  const store = new SqlDecisionStore(db);
+  // Embedded: decisions are buffered and written in batches (see BufferedDecisionStore); a server
+  // database takes them one by one.
+  const store =
+    db.kind === 'pglite'
+      ? await BufferedDecisionStore.open(
+          new SqlDecisionStore(db),
+          join(resolve(config.dataDir), 'policy-decisions'),
+          (err) => log.warn({ err }, 'decisions: write failed, will retry'),
+        )
+      : new SqlDecisionStore(db);
   const decisions = new DecisionsService(store, repo);
   const replay = new ReplayService(repo, store);
 
@@ -112,6 +123,7 @@ export async function startPolicyService(options: PolicyServiceOptions): Promise
       distributor.stop();
       await relay.stop();
       if (ownsBus) await bus.close();
+      await store.close();
       if (ownsDb) await db.close();
     },
   };

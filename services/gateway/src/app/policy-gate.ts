@@ -377,7 +377,8 @@ export class PolicyGate {
         });
       }
     }
-    const evaluationMicros = Math.round((performance.now() - started) * 1000) / 1000;
+    // performance.now() is in milliseconds: one decimal of a microsecond is plenty.
+    const evaluationMicros = Math.round((performance.now() - started) * 10_000) / 10;
 
     const effective = merge(evaluated, 'effective');
     const intended = merge(
@@ -848,7 +849,8 @@ function evaluationRecord(e: Evaluated): PolicyEvaluation {
     ruleCount: d.rules.length,
     matched,
     errors: d.errors.map((x) => ({ ...x })),
-    inputs: jsonInputs(d.inputs),
+    // +Infinity (no budget) serializes as null, as the engine documents.
+    inputs: d.inputs,
   };
 }
 
@@ -859,14 +861,6 @@ function outcomeRecord(o: Outcome): DecisionOutcome {
     actions: o.actions.map((a) => ({ ruleId: a.ruleId, action: { ...a.action } })),
     ...(o.message ? { message: o.message } : {}),
   };
-}
-
-/** JSON has no Infinity: an absent budget (+Infinity) is recorded as null. */
-function jsonInputs(inputs: Decision['inputs']): Record<string, unknown> {
-  const out: Record<string, unknown> = {};
-  for (const [k, v] of Object.entries(inputs))
-    out[k] = typeof v === 'number' && !Number.isFinite(v) ? null : v;
-  return out;
 }
 
 function jsonBudget(b: NonNullable<EvaluationInput['budget']>): { remaining: number; limit: number } {

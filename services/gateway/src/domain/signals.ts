@@ -105,20 +105,20 @@ export function countRepeats(
 
 // ---------------------------------------------------------------------------------------------
 // Prompt fingerprints: an exact hash of the normalized text (case, whitespace, punctuation and the
-// value of numbers ignored, so "attempt 3" and "Attempt 4!" are the same) plus a MinHash of its word
-// pairs (one-permutation hashing: each pair's hash picks one of 16 slots, which keeps its minimum),
-// whose share of equal slots estimates the Jaccard similarity of two prompts. 8 hex characters exact,
-// then 16 slots of 8; texts of fewer than 8 word pairs get no MinHash (exact matches only: "weather
-// in paris" and "weather in london" are different questions).
+// value of numbers ignored, so "attempt 3" and "Attempt 4!" are the same) plus a bottom-k MinHash of
+// its word pairs (the 16 smallest pair hashes). Two sketches estimate the Jaccard similarity of the
+// prompts' word pairs; for a prompt of at most 16 distinct pairs the sketch holds them all and the
+// similarity is exact. 8 hex characters exact, then 16 values of 8; texts of fewer than 8 word pairs
+// get no sketch (exact matches only: "weather in paris" and "weather in london" are different
+// questions).
 
 const MAX_CHARS = 4096;
-const SLOTS = 16;
+const K = 16;
 const MIN_PAIRS = 8;
 const FNV_OFFSET = 0x811c9dc5;
 const FNV_PRIME = 0x01000193;
-const NO_MINHASH = '-'.repeat(SLOTS * 8);
 const EMPTY = 0xffffffff;
-const EMPTY_HEX = 'ffffffff';
+const NO_SKETCH = '-'.repeat(K * 8);
 
 function mix(h: number): number {
   let x = h;
@@ -132,19 +132,32 @@ function mix(h: number): number {
 
 const hex8 = (n: number): string => (n >>> 0).toString(16).padStart(8, '0');
 
-/** Slot minima reused across calls (the gateway is single-threaded and this never awaits). */
-const minima = new Uint32Array(SLOTS);
+/** The k smallest distinct pair hashes, ascending (reused: single-threaded, never awaits). */
+const bottom = new Uint32Array(K);
+
+function keep(value: number, count: number): number {
+  // Insert into the ascending array if smaller than its largest (or not full), skipping duplicates.
+  if (count === K && value >= bottom[K - 1]!) return count;
+  let at = count === K ? K - 1 : count;
+  while (at > 0 && bottom[at - 1]! > value) at--;
+  if (at > 0 && bottom[at - 1] === value) return count;
+  if (at < count && bottom[at] === value) return count;
+  const end = count === K ? K - 1 : count;
+  bottom.copyWithin(at + 1, at, end);
+  bottom[at] = value;
+  return count === K ? K : count + 1;
+}
 
 export function promptFingerprint(input: string): string {
   const text =
     input.length > MAX_CHARS ? `${input.slice(0, MAX_CHARS / 2)} ${input.slice(-MAX_CHARS / 2)}` : input;
-  minima.fill(EMPTY);
   let exact = FNV_OFFSET;
   let word = FNV_OFFSET;
   let inWord = false;
   let inNumber = false;
   let previous = -1;
   let pairs = 0;
+  let count = 0;
   for (let i = 0; i <= text.length; i++) {
     let c = i < text.length ? text.charCodeAt(i) : 32;
     const digit = c >= 48 && c <= 57;
@@ -170,21 +183,27 @@ export function promptFingerprint(input: string): string {
     const w = word >>> 0;
     exact = Math.imul(exact ^ w, FNV_PRIME) >>> 0;
     if (previous !== -1) {
-      const pair = mix(previous ^ Math.imul(w, 0x9e3779b1));
-      const slot = pair >>> 28;
-      const value = pair & 0x0fffffff;
-      if (value < minima[slot]!) minima[slot] = value;
+      count = keep(mix(previous ^ Math.imul(w, 0x9e3779b1)), count);
       pairs++;
     }
     previous = w;
   }
-  if (pairs < MIN_PAIRS) return `${hex8(exact)}${NO_MINHASH}`;
+  if (pairs < MIN_PAIRS) return `${hex8(exact)}${NO_SKETCH}`;
   let out = hex8(exact);
-  for (let k = 0; k < SLOTS; k++) out += hex8(minima[k]!);
+  for (let k = 0; k < K; k++) out += k < count ? hex8(bottom[k]!) : hex8(EMPTY);
   return out;
 }
 
-const FINGERPRINT_LENGTH = 8 + SLOTS * 8;
+const FINGERPRINT_LENGTH = 8 + K * 8;
+
+function sketchOf(f: string): number[] {
+  const values: number[] = [];
+  for (let k = 0; k < K; k++) {
+    const v = Number.parseInt(f.slice(8 + k * 8, 16 + k * 8), 16);
+    if (v !== EMPTY) values.push(v);
+  }
+  return values;
+}
 
 /**
  * Same normalized text, or (both long enough) an estimated Jaccard similarity of word pairs of at
@@ -193,16 +212,24 @@ const FINGERPRINT_LENGTH = 8 + SLOTS * 8;
 export function similar(a: string, b: string, threshold: number): boolean {
   if (a.length !== FINGERPRINT_LENGTH || b.length !== FINGERPRINT_LENGTH) return false;
   if (a.startsWith(b.slice(0, 8))) return true;
-  if (threshold >= 1 || a.endsWith(NO_MINHASH) || b.endsWith(NO_MINHASH)) return false;
-  let equal = 0;
-  let used = 0;
-  for (let k = 0; k < SLOTS; k++) {
-    const at = 8 + k * 8;
-    const x = a.slice(at, at + 8);
-    const y = b.slice(at, at + 8);
-    if (x === EMPTY_HEX && y === EMPTY_HEX) continue;
-    used++;
-    if (x === y) equal++;
+  if (threshold >= 1 || a.endsWith(NO_SKETCH) || b.endsWith(NO_SKETCH)) return false;
+  // Bottom-k of the union: the k smallest values of both sketches; those in both are shared pairs.
+  const x = sketchOf(a);
+  const y = sketchOf(b);
+  let i = 0;
+  let j = 0;
+  let taken = 0;
+  let shared = 0;
+  while (taken < K && (i < x.length || j < y.length)) {
+    const xi = i < x.length ? x[i]! : Number.POSITIVE_INFINITY;
+    const yj = j < y.length ? y[j]! : Number.POSITIVE_INFINITY;
+    if (xi === yj) {
+      shared++;
+      i++;
+      j++;
+    } else if (xi < yj) i++;
+    else j++;
+    taken++;
   }
-  return used > 0 && equal / used >= threshold;
+  return taken > 0 && shared / taken >= threshold;
 }

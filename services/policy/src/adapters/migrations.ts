@@ -94,4 +94,14 @@ create table if not exists policy_interventions (
 create index if not exists policy_interventions_job on policy_interventions (job, decision_id, id);
 `,
   },
+  {
+    // One row per request: JSON text is several times cheaper to insert than jsonb (PGlite above all),
+    // and the request-id index was never read.
+    id: 'policy/004_decisions_as_text',
+    sql: `
+alter table policy_decisions alter column record type text using record::text;
+drop index if exists policy_decisions_request;
+alter table policy_interventions alter column record type text using record::text;
+`,
+  },
 ];

@@ -13,11 +13,15 @@ export interface DecisionFilter {
 export interface DecisionStore {
   /** Idempotent: a redelivered decision is stored once. */
   save(record: DecisionRecord): Promise<void>;
+  saveMany(records: readonly DecisionRecord[]): Promise<void>;
   get(id: string): Promise<DecisionRecord | undefined>;
   /** Newest first. */
   list(filter: DecisionFilter): Promise<DecisionRecord[]>;
   /** Idempotent by event id. */
   saveIntervention(eventId: string, at: Date, intervention: Intervention): Promise<void>;
+  saveInterventions(
+    entries: ReadonlyArray<{ eventId: string; at: Date; intervention: Intervention }>,
+  ): Promise<void>;
   /**
    * A job's interventions in decision order after the decision `after` (exclusive); a page never
    * splits the interventions of one decision.
@@ -32,4 +36,7 @@ export interface DecisionStore {
     since: Date,
     limit: number,
   ): Promise<Array<{ id: string; at: string; input: Record<string, unknown> }>>;
+  /** Writes whatever is buffered (a no-op for stores that write through). */
+  flush(): Promise<void>;
+  close(): Promise<void>;
 }
