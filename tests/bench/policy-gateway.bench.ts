@@ -100,17 +100,26 @@ interface Gateway {
   dataDir: string;
 }
 
+/**
+ * `flowloom up` (the whole platform: gateway, policy service consuming every decision, audit), or
+ * with `gatewayOnly` the gateway alone (this file as its entry, a policy file enforced by the
+ * gateway itself): the inline gate and its decision events without the consumers.
+ */
 async function startFlowloom(
   name: string,
   upstreamBase: string,
   configFile: string | undefined,
   policyFile: string | undefined,
+  gatewayOnly = false,
 ): Promise<Gateway> {
   const dataDir = mkdtempSync(join(tmpdir(), `flowloom-bench-${name}-`));
   const [httpPort, grpcPort] = [await freePort(), await freePort()];
+  const entry = gatewayOnly
+    ? ['--import', 'tsx', fileURLToPath(import.meta.url), GATEWAY_ONLY]
+    : [join(ROOT, 'services/flowloom/bin/flowloom.js'), 'up'];
   const child = await startChild(
     'node',
-    [join(ROOT, 'services/flowloom/bin/flowloom.js'), 'up'],
+    entry,
     {
       FLOWLOOM_HTTP_PORT: String(httpPort),
       FLOWLOOM_GRPC_PORT: String(grpcPort),
@@ -127,6 +136,8 @@ async function startFlowloom(
   );
   return { child, base: `http://127.0.0.1:${httpPort}`, dataDir };
 }
+
+const GATEWAY_ONLY = '--gateway-only';
 
 async function call(
   base: string,
@@ -207,69 +218,89 @@ export async function runPolicyGatewayBench(
       ),
     );
     const upstreamBase = `http://127.0.0.1:${upstreamPort}/v1`;
-    log('starting FlowLoom without a policy, and FlowLoom with the 100-rule policy enforced…');
-    const plain = await startFlowloom('plain', upstreamBase, configFile, undefined);
-    children.push(plain.child);
-    dirs.push(plain.dataDir);
-    const guarded = await startFlowloom('policy', upstreamBase, configFile, policyFile);
-    children.push(guarded.child);
-    dirs.push(guarded.dataDir);
+    log('starting the gateway alone and the whole platform, each without and with the 100-rule policy…');
+    const started: Gateway[] = [];
+    const start = async (name: string, policy: boolean, gatewayOnly: boolean) => {
+      const g = await startFlowloom(
+        name,
+        upstreamBase,
+        configFile,
+        policy ? policyFile : undefined,
+        gatewayOnly,
+      );
+      children.push(g.child);
+      dirs.push(g.dataDir);
+      started.push(g);
+      return g;
+    };
+    const gwPlain = await start('gateway-plain', false, true);
+    const gwPolicy = await start('gateway-policy', true, true);
+    const plain = await start('up-plain', false, false);
+    const guarded = await start('up-policy', true, false);
 
     const keyOf = async (g: Gateway) =>
       (await admin<{ key: string }>(g.base, 'POST', '/api/v1/keys', { name: 'bench', project: 'bench' })).key;
-    const plainKey = await keyOf(plain);
-    const guardedKey = await keyOf(guarded);
+    const keys = new Map<Gateway, string>();
+    for (const g of started) keys.set(g, await keyOf(g));
+    const guardedKey = keys.get(guarded)!;
     const chat = JSON.stringify({
       model: 'gpt-4o-mini',
       messages: [{ role: 'user', content: 'Say hello in five words.' }],
     });
-    const target = (g: Gateway, key: string): Target => ({
-      name: g === plain ? 'no policy' : '100-rule policy',
+    const target = (g: Gateway): Target => ({
+      name: g.base,
       url: `${g.base}/v1/chat/completions`,
-      headers: { 'content-type': 'application/json', authorization: `Bearer ${key}` },
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${keys.get(g)}` },
       body: chat,
     });
-    const check = await call(guarded.base, guardedKey, JSON.parse(chat));
-    if (check.status !== 200) throw new Error(`the policy gateway answered ${check.status}: ${check.text}`);
-
-    // Alternate rounds so that load from other work on the machine hits both alike.
-    const rounds: Record<'plain' | 'guarded', number[]> = { plain: [], guarded: [] };
-    const p99: Record<'plain' | 'guarded', number[]> = { plain: [], guarded: [] };
-    let non2xx = 0;
-    for (let round = 0; round < 2; round++) {
-      for (const [name, g, key] of [
-        ['plain', plain, plainKey],
-        ['guarded', guarded, guardedKey],
-      ] as const) {
-        log(`throughput round ${round + 1}, 32 connections, ${seconds} s: ${name}…`);
-        await throughput(target(g, key), 32, 2);
-        const r = await throughput(target(g, key), 32, seconds);
-        rounds[name].push(r.rps);
-        p99[name].push(r.p99Ms);
-        non2xx += r.non2xx + r.errors;
-      }
+    for (const g of [gwPolicy, guarded]) {
+      const check = await call(g.base, keys.get(g)!, JSON.parse(chat));
+      if (check.status !== 200) throw new Error(`a policy gateway answered ${check.status}: ${check.text}`);
     }
-    const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
-    const figures: Figure[] = [
-      {
-        name: 'gateway throughput, no policy',
-        value: Math.round(mean(rounds.plain)),
-        unit: 'req/s',
-        note: `rounds ${rounds.plain.map(Math.round).join(', ')}; p99 ${p99.plain.join(', ')} ms`,
-      },
-      {
-        name: 'gateway throughput, 100-rule policy + signals',
-        value: Math.round(mean(rounds.guarded)),
-        unit: 'req/s',
-        note: `rounds ${rounds.guarded.map(Math.round).join(', ')}; p99 ${p99.guarded.join(', ')} ms; non-2xx/errors ${non2xx}`,
-      },
-      {
-        name: 'ratio: with policy / without',
-        value: Number((mean(rounds.guarded) / mean(rounds.plain)).toFixed(3)),
-        unit: '×',
-        note: `load average ${loadavg()[0]?.toFixed(2)}`,
-      },
-    ];
+
+    // Alternate rounds so that load from other work on the machine hits each alike.
+    const figures: Figure[] = [];
+    let non2xx = 0;
+    for (const [label, without, withPolicy] of [
+      ['gateway alone', gwPlain, gwPolicy],
+      ['whole platform (flowloom up)', plain, guarded],
+    ] as const) {
+      const rps: [number[], number[]] = [[], []];
+      const p99: [number[], number[]] = [[], []];
+      for (let round = 0; round < 2; round++) {
+        for (const [i, g] of [without, withPolicy].entries()) {
+          log(
+            `${label}, round ${round + 1}, 32 connections, ${seconds} s: ${i === 0 ? 'no policy' : '100-rule policy'}…`,
+          );
+          await throughput(target(g), 32, 2);
+          const r = await throughput(target(g), 32, seconds);
+          rps[i]!.push(r.rps);
+          p99[i]!.push(r.p99Ms);
+          non2xx += r.non2xx + r.errors;
+        }
+      }
+      const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
+      figures.push(
+        {
+          name: `${label}: throughput, no policy`,
+          value: Math.round(mean(rps[0])),
+          unit: 'req/s',
+          note: `rounds ${rps[0].map(Math.round).join(', ')}; p99 ${p99[0].join(', ')} ms`,
+        },
+        {
+          name: `${label}: throughput, 100-rule policy + signals`,
+          value: Math.round(mean(rps[1])),
+          unit: 'req/s',
+          note: `rounds ${rps[1].map(Math.round).join(', ')}; p99 ${p99[1].join(', ')} ms`,
+        },
+        {
+          name: `${label}: ratio with policy / without`,
+          value: Number((mean(rps[1]) / mean(rps[0])).toFixed(3)),
+          unit: '×',
+          note: `load average ${loadavg()[0]?.toFixed(2)}; non-2xx/errors so far ${non2xx}`,
+        },
+      );
+    }
 
     log('decision latency of the 100 rules, as recorded by the gateway…');
     await new Promise((r) => setTimeout(r, 1_000)); // decisions travel as events
@@ -404,6 +435,15 @@ export async function runPolicyGatewayBench(
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) {
-  for (const f of await runPolicyGatewayBench())
-    console.log(`${f.name.padEnd(52)} ${String(f.value).padStart(10)} ${f.unit.padEnd(8)} ${f.note ?? ''}`);
+  if (process.argv.includes(GATEWAY_ONLY)) {
+    // The gateway alone, configured from the environment like `flowloom up`.
+    const { loadConfig } = await import('@flowloom/config');
+    const { startGateway } = await import('@flowloom/gateway');
+    const gateway = await startGateway({ config: loadConfig({ env: process.env }), env: process.env });
+    process.stdout.write(`FlowLoom is up: HTTP ${gateway.httpUrl} (gateway alone)\n`);
+    process.once('SIGTERM', () => void gateway.close().then(() => process.exit(0)));
+  } else {
+    for (const f of await runPolicyGatewayBench())
+      console.log(`${f.name.padEnd(56)} ${String(f.value).padStart(10)} ${f.unit.padEnd(8)} ${f.note ?? ''}`);
+  }
 }
