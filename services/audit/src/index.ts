@@ -1,6 +1,8 @@
 export { type BundleFiles, DirectoryBundleWriter, readBundleDir } from './adapters/bundle-files.js';
 export { checkpointFileName } from './adapters/checkpoint-sinks.js';
+export { FileSigningKeyStore } from './adapters/file-signing-key-store.js';
 export { HttpAuditSource } from './adapters/http-audit-source.js';
+export { createLineHasher, type LineHasher } from './adapters/line-hasher.js';
 export { auditMigrations, LEDGER_TABLES, ledgerWriterRoleSql } from './adapters/migrations.js';
 export { SqlLedgerStore } from './adapters/sql-ledger-store.js';
 export {
@@ -14,12 +16,19 @@ export { type AppendOutcome, AuditLedger, type InclusionProofResult } from './ap
 export { LocalAuditSource } from './app/local-source.js';
 export { collectFacts, generateReport, type ReportSettings } from './app/report.js';
 export { type EvidenceReport, verifyEvidenceBundle } from './app/verify-bundle.js';
-export { type LogProblem, type LogReport, type VerifyProgress, verifyLog } from './app/verify-log.js';
+export {
+  hashLinesHere,
+  type LogProblem,
+  type LogReport,
+  type VerifyProgress,
+  verifyLog,
+} from './app/verify-log.js';
 export { AUDIT_CONSUMER_GROUP } from './consumers/bus-consumer.js';
 export * from './domain/events.js';
 export { buildReport, type ComplianceReport, REPORT_FORMAT, renderReportHtml } from './domain/report.js';
 export { isSecretField, scrubSecrets } from './domain/scrub.js';
 export { STANDARD_IDS, STANDARDS, type StandardId } from './domain/standards.js';
+export { nodeInTile, nodePosition, packTile } from './domain/tiles.js';
 export { auditGrpcClient } from './grpc/server.js';
 export type { AuditHttpPlugin } from './http/routes.js';
 export {

@@ -96,6 +96,12 @@ function hasFilter(filter: EntryFilter | undefined): boolean {
 }
 
 const MARKER_SQL = `'{"$pruned":"' || encode(leaf_hash, 'hex') || '"}'`;
+const MARKER_PREFIX = '{"$pruned":"';
+
+/** Whether a bundle line is a pruned marker (as written by MARKER_SQL). */
+function prunedLeafHashLine(line: string): boolean {
+  return line.length === MARKER_PREFIX.length + 66 && line.startsWith(MARKER_PREFIX);
+}
 
 function viewOf(row: Record<string, unknown>): EntryView {
   return {
@@ -246,15 +252,15 @@ export class SqlLedgerStore implements LedgerStore {
   }
 
   async tiles(start: number, end: number): Promise<NodeTile[]> {
-    const { rows } = await this.db.query<{ start_size: unknown; end_size: unknown; hashes: Uint8Array }>(
-      `select start_size, end_size, hashes from audit_node_tiles
+    const { rows } = await this.db.query<{ start_size: unknown; end_size: unknown; hashes: string }>(
+      `select start_size, end_size, encode(hashes, 'hex') as hashes from audit_node_tiles
         where end_size > $1 and start_size < $2 order by start_size`,
       [start, end],
     );
     return rows.map((r) => ({
       startSize: asNumber(r.start_size),
       endSize: asNumber(r.end_size),
-      hashes: asBytes(r.hashes),
+      hashes: Buffer.from(r.hashes, 'hex'),
     }));
   }
 
@@ -361,22 +367,24 @@ export class SqlLedgerStore implements LedgerStore {
 
   async bundlePage(start: number, end: number, filter?: EntryFilter): Promise<BundlePage> {
     const params: SqlParam[] = [start, end];
-    const match = hasFilter(filter) ? new Conditions(params).add(filter).sql() : 'true';
-    // Fast path: one aggregated row per page. Rows are read one by one only when the page is not
-    // what the appender writes (a gap, or an entry holding a newline or missing): tampering.
+    const filtered = hasFilter(filter);
+    const match = filtered ? `coalesce(${new Conditions(params).add(filter).sql()}, false)` : 'true';
+    // Fast path: one aggregated row per page (bytea travels as hex text: decoding it is native).
+    // Rows are read one by one only when the page is not what the appender writes (a gap, or an
+    // entry holding a newline or missing): tampering.
     const { rows } = await this.db.query<{
       n: unknown;
       lo: unknown;
       hi: unknown;
       lines: string | null;
-      hashes: Uint8Array | null;
+      hashes: string | null;
       matched: string | null;
       pruned: unknown;
     }>(
       `select count(*) as n, min(idx) as lo, max(idx) as hi,
-              string_agg(case when pruned or not coalesce(${match}, false) then ${MARKER_SQL} else entry end, E'\\n' order by idx) as lines,
-              string_agg(leaf_hash, ''::bytea order by idx) as hashes,
-              string_agg(case when not pruned and coalesce(${match}, false) then idx::text end, ',' order by idx) as matched,
+              string_agg(case when pruned or not ${match} then ${MARKER_SQL} else entry end, E'\\n' order by idx) as lines,
+              string_agg(encode(leaf_hash, 'hex'), '' order by idx) as hashes,
+              ${filtered ? `string_agg(case when not pruned and ${match} then idx::text end, ',' order by idx)` : 'null'} as matched,
               count(*) filter (where pruned) as pruned
          from audit_entries where idx >= $1 and idx < $2`,
       params,
@@ -387,17 +395,17 @@ export class SqlLedgerStore implements LedgerStore {
       return { start, lines: [], indexes: [], leafHashes: new Uint8Array(0), matched: [], pruned: 0 };
     const lines = (row?.lines ?? '').split('\n');
     const contiguous = asNumber(row?.lo) === start && asNumber(row?.hi) === start + n - 1;
-    if (!contiguous || lines.length !== n || row?.hashes?.length !== n * HASH_BYTES) {
+    const leafHashes = Buffer.from(row?.hashes ?? '', 'hex');
+    if (!contiguous || lines.length !== n || leafHashes.length !== n * HASH_BYTES) {
       return this.bundlePageByRow(start, end, filter);
     }
-    return {
-      start,
-      lines,
-      indexes: Array.from({ length: n }, (_, i) => start + i),
-      leafHashes: row.hashes,
-      matched: row.matched ? row.matched.split(',').map(Number) : [],
-      pruned: asNumber(row.pruned),
-    };
+    const indexes = Array.from({ length: n }, (_, i) => start + i);
+    const pruned = asNumber(row?.pruned);
+    let matched: number[];
+    if (filtered) matched = row?.matched ? row.matched.split(',').map(Number) : [];
+    else if (pruned === 0) matched = indexes;
+    else matched = indexes.filter((_, i) => prunedLeafHashLine(lines[i] ?? '') === false);
+    return { start, lines, indexes, leafHashes, matched, pruned };
   }
 
   private async bundlePageByRow(start: number, end: number, filter?: EntryFilter): Promise<BundlePage> {

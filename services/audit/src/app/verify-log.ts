@@ -11,9 +11,9 @@ import {
   toBase64,
   type VerifierKey,
 } from '@flowloom/ledger';
-import { HASH_BYTES, nodeInTile } from '../domain/tiles.js';
+import { HASH_BYTES, nodesBefore } from '../domain/tiles.js';
 import type { AuditSource } from '../ports/audit-source.js';
-import type { NodeTile } from '../ports/ledger-store.js';
+import type { BundlePage, NodeTile } from '../ports/ledger-store.js';
 
 export interface VerifyProgress {
   readonly phase: 'checkpoints' | 'tree' | 'entries';
@@ -28,6 +28,21 @@ export interface VerifyLogOptions {
   readonly externalCheckpoints?: ReadonlyArray<{ name: string; note: string }> | undefined;
   readonly pageSize?: number;
   readonly onProgress?: (progress: VerifyProgress) => void;
+  /**
+   * Leaf hashes of a page of bundle lines, packed (a pruned marker gives the hash it declares).
+   * Give one that runs on another thread to hash a page while the next one is read.
+   */
+  readonly hashLines?: (lines: readonly string[]) => Promise<Uint8Array>;
+}
+
+/** In-thread leaf hashing of bundle lines. */
+export async function hashLinesHere(lines: readonly string[]): Promise<Uint8Array> {
+  const out = new Uint8Array(lines.length * HASH_BYTES);
+  lines.forEach((line, i) => {
+    const bytes = Buffer.from(line, 'utf8');
+    out.set(prunedLeafHash(bytes) ?? leafHash(bytes), i * HASH_BYTES);
+  });
+  return out;
 }
 
 export type LogProblemCode =
@@ -203,27 +218,29 @@ export async function verifyLog(source: AuditSource, options: VerifyLogOptions =
   }
   if (firstNodeProblem) problems.push({ code: 'node-store', message: firstNodeProblem });
 
-  // 3. The entries, in row order: recompute each leaf hash from the entry itself.
+  // 3. The entries, in row order: recompute each leaf hash from the entry itself. While they equal
+  //    the node store's leaves, the tree computed above is theirs too; from the first difference
+  //    on, their own tree is computed (replaying the common prefix once).
   const actual = new HashList(Math.min(treeSize + 1, 1 << 20));
   const column = new HashList(Math.min(treeSize + 1, 1 << 20));
-  const fromEntries = new PrefixChecker(anchors, (a, ok) => {
-    a.matchedByEntries = ok;
-  });
-  const fromColumn = new PrefixChecker(anchors, (a, ok) => {
-    a.matchedByColumn = ok;
-  });
+  let fromEntries: PrefixChecker | undefined;
+  const diverge = (): PrefixChecker => {
+    const checker = new PrefixChecker(anchors, (a, ok) => {
+      a.matchedByEntries = ok;
+    });
+    for (let i = 0; i < actual.length; i++) checker.push(actual.at(i));
+    return checker;
+  };
   let prunedCount = 0;
   let columnMismatch: number | undefined;
   let rowAnomaly: LogProblem | undefined;
-  const readPage = async (start: number, end: number): Promise<number> => {
-    const page = await source.bundlePage(start, end);
+  const hashLines = options.hashLines ?? hashLinesHere;
+  const consume = (page: BundlePage, hashes: Uint8Array): number => {
     page.lines.forEach((line, i) => {
       const position = actual.length;
-      const bytes = Buffer.from(line, 'utf8');
-      const declared = prunedLeafHash(bytes);
-      const hash = declared ?? leafHash(bytes);
+      const hash = hashes.subarray(i * HASH_BYTES, (i + 1) * HASH_BYTES);
       const stored = page.leafHashes.subarray(i * HASH_BYTES, (i + 1) * HASH_BYTES);
-      if (declared) prunedCount++;
+      if (isMarker(line)) prunedCount++;
       else if (columnMismatch === undefined && !hashesEqual(hash, stored)) columnMismatch = position;
       const claimed = page.indexes[i];
       if (rowAnomaly === undefined && claimed !== position) {
@@ -236,15 +253,30 @@ export async function verifyLog(source: AuditSource, options: VerifyLogOptions =
               : `the row at position ${position} claims index ${claimed}: rows were duplicated or renumbered`,
         };
       }
+      if (!fromEntries && (position >= committed.length || !hashesEqual(committed.at(position), hash))) {
+        fromEntries = diverge();
+      }
       actual.push(hash);
-      fromEntries.push(hash);
+      fromEntries?.push(hash);
       column.push(stored);
-      fromColumn.push(stored);
     });
     return page.lines.length;
   };
+  const readPage = async (start: number, end: number): Promise<number> => {
+    const page = await source.bundlePage(start, end);
+    return consume(page, await hashLines(page.lines));
+  };
+  // Read page k + 1 while page k is hashed.
+  let pending: Promise<BundlePage> | undefined =
+    treeSize > 0 ? source.bundlePage(0, Math.min(treeSize, pageSize)) : undefined;
   for (let start = 0; start < treeSize; start += pageSize) {
-    await readPage(start, Math.min(treeSize, start + pageSize));
+    const page = (await pending) as BundlePage;
+    const nextStart = start + pageSize;
+    pending =
+      nextStart < treeSize
+        ? source.bundlePage(nextStart, Math.min(treeSize, nextStart + pageSize))
+        : undefined;
+    consume(page, await hashLines(page.lines));
     progress({ phase: 'entries', done: actual.length, total: treeSize });
   }
   // Rows past the committed tree were inserted, unless the log grew meanwhile (a live service):
@@ -252,6 +284,10 @@ export async function verifyLog(source: AuditSource, options: VerifyLogOptions =
   const beyond = await readPage(treeSize, treeSize + pageSize);
   const grew = beyond > 0 && (await source.treeSize()) > treeSize;
   const entryCount = grew ? actual.length - beyond : actual.length;
+  if (!fromEntries) {
+    if (actual.length < committed.length) fromEntries = diverge();
+    else for (const anchor of anchors) anchor.matchedByEntries = anchor.matchedByTree;
+  }
 
   // 4. Findings.
   for (const anchor of anchors) {
@@ -271,7 +307,14 @@ export async function verifyLog(source: AuditSource, options: VerifyLogOptions =
     tilesContiguous &&
     committed.length === treeSize &&
     anchors.every((a) => a.size > treeSize || a.matchedByTree);
-  const columnAuthentic = anchors.every((a) => a.matchedByColumn === true);
+  let columnAuthentic = false;
+  if (!treeAuthentic && anchors.length > 0) {
+    const fromColumn = new PrefixChecker(anchors, (a, ok) => {
+      a.matchedByColumn = ok;
+    });
+    for (let i = 0; i < column.length; i++) fromColumn.push(column.at(i));
+    columnAuthentic = anchors.every((a) => a.matchedByColumn === true);
+  }
   const entriesMatchAnchors = anchors.every((a) => a.matchedByEntries === true);
 
   const actualCovered = grew ? sliceList(actual, treeSize) : actual;
@@ -279,7 +322,7 @@ export async function verifyLog(source: AuditSource, options: VerifyLogOptions =
   if (treeAuthentic) {
     const difference = firstDifference(committed, actualCovered);
     if (difference) firstBad = { ...difference, exact: true };
-  } else if (columnAuthentic && anchors.length > 0) {
+  } else if (columnAuthentic) {
     const difference = firstDifference(sliceList(column, actualCovered.length), actualCovered);
     if (difference) firstBad = { ...difference, exact: true };
   }
@@ -326,6 +369,12 @@ export async function verifyLog(source: AuditSource, options: VerifyLogOptions =
   };
 }
 
+const MARKER_PREFIX = '{"$pruned":"';
+const MARKER = /^\{"\$pruned":"[0-9a-f]{64}"\}$/;
+function isMarker(line: string): boolean {
+  return line.length === MARKER_PREFIX.length + 66 && MARKER.test(line);
+}
+
 function failed(origin: string, pinned: boolean, problem: LogProblem): LogReport {
   return {
     ok: false,
@@ -343,30 +392,45 @@ function failed(origin: string, pinned: boolean, problem: LogProblem): LogReport
   };
 }
 
-/** Pushes a tile's leaves and checks every interior node it stores against the recomputed one. */
+/**
+ * Pushes a tile's leaves and checks every interior node it stores against the recomputed one. A
+ * tile holds its nodes in exactly the order the frontier completes them, so a running offset
+ * walks both together.
+ */
 function pushTile(
   tile: NodeTile,
   committed: HashList,
   tree: PrefixChecker,
   report: (message: string) => void,
 ): void {
-  for (let leaf = tile.startSize; leaf < tile.endSize; leaf++) {
-    const stored = nodeInTile(tile, 0, leaf);
-    if (!stored) {
-      report(`the node store lacks leaf ${leaf}`);
-      return;
-    }
-    const hash = Uint8Array.from(stored);
-    committed.push(hash);
-    tree.push(hash, (level, index, computed) => {
-      if (level === 0) return;
-      const kept = nodeInTile(tile, level, index);
-      if (!kept || !hashesEqual(kept, computed)) {
-        report(
-          `stored node (level ${level}, index ${index}) is not the hash of its children: proofs served from it would not verify`,
-        );
+  const expected = (nodesBefore(tile.endSize) - nodesBefore(tile.startSize)) * HASH_BYTES;
+  if (tile.hashes.length !== expected) {
+    report(
+      `the node tile for leaves ${tile.startSize}..${tile.endSize - 1} holds ${tile.hashes.length} bytes, not ${expected}`,
+    );
+    return;
+  }
+  const hashes = tile.hashes;
+  let offset = 0;
+  let bad = false;
+  const check = (level: number, index: number, computed: Uint8Array): void => {
+    if (level > 0 && !bad) {
+      for (let b = 0; b < HASH_BYTES; b++) {
+        if (hashes[offset + b] !== computed[b]) {
+          bad = true;
+          report(
+            `stored node (level ${level}, index ${index}) is not the hash of its children: proofs served from it would not verify`,
+          );
+          break;
+        }
       }
-    });
+    }
+    offset += HASH_BYTES;
+  };
+  for (let leaf = tile.startSize; leaf < tile.endSize; leaf++) {
+    const hash = hashes.slice(offset, offset + HASH_BYTES);
+    committed.push(hash);
+    tree.push(hash, check);
   }
 }
 
