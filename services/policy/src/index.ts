@@ -1,3 +1,4 @@
+export { policyMigrations } from './adapters/migrations.js';
 export type { DecisionView } from './app/decisions.js';
 export type { PolicyAdmin } from './app/policies.js';
 export type { AdminAuthorizer } from './http/routes.js';

@@ -2,11 +2,16 @@ import { join, resolve } from 'node:path';
 import { auditMigrations } from '@flowloom/audit';
 import { loadConfig } from '@flowloom/config';
 import { gatewayMigrations } from '@flowloom/gateway';
+import { policyMigrations } from '@flowloom/policy';
 import { type Migration, migrate, openDb } from '@flowloom/store';
 import type { Command } from '../command.js';
 
 /** Every service's schema, in the order they depend on each other. */
-export const ALL_MIGRATIONS: readonly Migration[] = [...gatewayMigrations, ...auditMigrations];
+export const ALL_MIGRATIONS: readonly Migration[] = [
+  ...gatewayMigrations,
+  ...policyMigrations,
+  ...auditMigrations,
+];
 
 export const migrateCommand: Command = {
   name: 'migrate',
