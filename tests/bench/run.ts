@@ -1,8 +1,10 @@
 // `npm run bench [-- gateway ledger policy]`: prints figures and ratios measured side by side in one
 // run. Nothing here passes or fails on time: machines are shared and noisy, so compare ratios.
+import { runAuditBench } from './audit.bench.js';
 import { runGatewayBench } from './gateway.bench.js';
 import { runLedgerBench } from './ledger.bench.js';
 import { runPolicyBench } from './policy.bench.js';
+import { runPolicyGatewayBench } from './policy-gateway.bench.js';
 
 interface Figure {
   name: string;
@@ -18,7 +20,9 @@ const log = (line: string): void => {
 const suites: Record<string, () => Promise<Figure[]>> = {
   gateway: () => runGatewayBench(log, Number(process.env.BENCH_SECONDS ?? 10)),
   policy: () => runPolicyBench(),
+  'policy-gateway': () => runPolicyGatewayBench(log),
   ledger: () => runLedgerBench(),
+  audit: () => runAuditBench(),
 };
 
 const wanted = process.argv.slice(2).filter((a) => !a.startsWith('-'));
