@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import {
   AuditLedger,
-  createLineHasher,
+  createVerifyWorker,
   FileSigningKeyStore,
   LocalAuditSource,
   packTile,
@@ -191,11 +191,14 @@ async function verifyRun(
     }
   }
   const hashSeconds = (performance.now() - hashStart) / 1000;
-  const hasher = createLineHasher();
+  const worker = createVerifyWorker();
   const start = performance.now();
-  const report = await verifyLog(source, { hashLines: (lines) => hasher.hashLines(lines) });
+  const report = await verifyLog(source, {
+    hashLines: (lines) => worker.hashLines(lines),
+    treeChecker: worker.treeChecker,
+  });
   const seconds = (performance.now() - start) / 1000;
-  await hasher.close();
+  await worker.close();
   if (!report.ok || report.entryCount !== count)
     throw new Error(`bench ledger failed to verify: ${report.summary}`);
   await ledger.close();

@@ -2,9 +2,9 @@ export { type BundleFiles, DirectoryBundleWriter, readBundleDir } from './adapte
 export { checkpointFileName } from './adapters/checkpoint-sinks.js';
 export { FileSigningKeyStore } from './adapters/file-signing-key-store.js';
 export { HttpAuditSource } from './adapters/http-audit-source.js';
-export { createLineHasher, type LineHasher } from './adapters/line-hasher.js';
 export { auditMigrations, LEDGER_TABLES, ledgerWriterRoleSql } from './adapters/migrations.js';
 export { SqlLedgerStore } from './adapters/sql-ledger-store.js';
+export { createVerifyWorker, type VerifyWorker } from './adapters/verify-worker.js';
 export {
   describeFilter,
   type ExportOptions,

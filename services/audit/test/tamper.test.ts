@@ -1,6 +1,7 @@
 import type { Db, Queryable } from '@flowloom/store';
 import { afterEach, describe, expect, it } from 'vitest';
 import { LocalAuditSource } from '../src/app/local-source.js';
+import { createVerifyWorker } from '../src/adapters/verify-worker.js';
 import { type LogReport, verifyLog } from '../src/app/verify-log.js';
 import type { TestDatabase } from './databases.js';
 import { ENGINES, openTestDatabase, openTestLedger, requestEvent, type TestLedger } from './support.js';
@@ -10,6 +11,25 @@ import { ENGINES, openTestDatabase, openTestLedger, requestEvent, type TestLedge
 // name the first bad entry. Checkpoints exist at sizes 10, 20 and 40.
 
 const SIZE = 40;
+
+/**
+ * Verifies on this thread and with the worker thread (the CLI's way); both must report the same.
+ */
+async function verifyBothWays(source: LocalAuditSource): Promise<LogReport> {
+  const here = await verifyLog(source, { pageSize: 8 });
+  const worker = createVerifyWorker();
+  try {
+    const offloaded = await verifyLog(source, {
+      pageSize: 8,
+      hashLines: (lines) => worker.hashLines(lines),
+      treeChecker: worker.treeChecker,
+    });
+    expect(offloaded).toEqual(here);
+  } finally {
+    await worker.close();
+  }
+  return here;
+}
 
 async function seeded(engine: (typeof ENGINES)[number]): Promise<{ database: TestDatabase; t: TestLedger }> {
   const database = await openTestDatabase(engine);
@@ -99,7 +119,7 @@ for (const engine of ENGINES) {
 
     it('when nothing was touched, then verification passes', async () => {
       current = await seeded(engine);
-      const report = await verifyLog(new LocalAuditSource(current.t.ledger, engine), { pageSize: 8 });
+      const report = await verifyBothWays(new LocalAuditSource(current.t.ledger, engine));
       expect(report.problems).toEqual([]);
       expect(report).toMatchObject({ ok: true, entryCount: SIZE, checkpointsVerified: 3 });
     });
@@ -108,7 +128,7 @@ for (const engine of ENGINES) {
       it(`when ${c.name}, then verification fails and names the first bad entry`, async () => {
         current = await seeded(engine);
         await tamper(current.database, c.statements);
-        const report = await verifyLog(new LocalAuditSource(current.t.ledger, engine), { pageSize: 8 });
+        const report = await verifyBothWays(new LocalAuditSource(current.t.ledger, engine));
         expect(report.ok).toBe(false);
         expect(report.firstBad).toMatchObject(c.expect as Record<string, unknown>);
         expect(report.summary).toMatch(/^FAILED: /);

@@ -33,7 +33,58 @@ export interface VerifyLogOptions {
    * Give one that runs on another thread to hash a page while the next one is read.
    */
   readonly hashLines?: (lines: readonly string[]) => Promise<Uint8Array>;
+  /**
+   * Recomputes the tree from the node store's tiles and checks every stored node and the roots at
+   * the anchor sizes. Give one that runs on another thread to do it while entries are read.
+   */
+  readonly treeChecker?: TreeCheckerFactory;
 }
+
+export interface TreeCheckResult {
+  /** The node store's leaf hashes, packed, as fed (up to the first gap). */
+  readonly leaves: Uint8Array;
+  /** Per anchor (in the order given): whether the recomputed root at its size matched. */
+  readonly matches: ReadonlyArray<boolean | undefined>;
+  /** The first thing wrong with the node store, if any. */
+  readonly problem?: string | undefined;
+}
+
+export interface TreeChecker {
+  /** Feeds the next tile (tiles must follow each other: a gap is reported and ends the check). */
+  push(tile: NodeTile): void;
+  finish(): Promise<TreeCheckResult>;
+}
+
+export type TreeCheckerFactory = (anchors: ReadonlyArray<{ size: number; root: Uint8Array }>) => TreeChecker;
+
+/** The tree check on this thread. */
+export const checkTreeHere: TreeCheckerFactory = (anchors) => {
+  const committed = new HashList(1 << 16);
+  const matches: Array<boolean | undefined> = anchors.map(() => undefined);
+  const tree = new PrefixChecker(
+    anchors.map((a, i) => ({ size: a.size, root: a.root, i })),
+    (a, ok) => {
+      matches[a.i] = ok;
+    },
+  );
+  let problem: string | undefined;
+  return {
+    push(tile) {
+      if (problem !== undefined && /gap|overlap/.test(problem)) return;
+      if (tile.endSize <= committed.length) return;
+      if (tile.startSize !== committed.length) {
+        problem ??= `the node store has a gap or overlap at leaf ${committed.length} (a tile starts at ${tile.startSize})`;
+        return;
+      }
+      pushTile(tile, committed, tree, (message) => {
+        problem ??= message;
+      });
+    },
+    async finish() {
+      return { leaves: committed.packed(), matches, problem };
+    },
+  };
+};
 
 /** In-thread leaf hashing of bundle lines. */
 export async function hashLinesHere(lines: readonly string[]): Promise<Uint8Array> {
@@ -91,13 +142,13 @@ interface Anchor {
 }
 
 /** Streams leaves into a frontier and records, at each anchor size, whether the prefix root matches. */
-class PrefixChecker {
+class PrefixChecker<T extends { readonly size: number; readonly root: Uint8Array }> {
   private readonly frontier = Frontier.empty();
   private next = 0;
 
   constructor(
-    private readonly anchors: readonly Anchor[],
-    private readonly mark: (anchor: Anchor, matched: boolean) => void,
+    private readonly anchors: readonly T[],
+    private readonly mark: (anchor: T, matched: boolean) => void,
   ) {
     this.settle();
   }
@@ -192,45 +243,22 @@ export async function verifyLog(source: AuditSource, options: VerifyLogOptions =
   const anchors = [...bySize.values()].sort((a, b) => a.size - b.size);
   const latest = anchors[anchors.length - 1];
 
-  // 2. The node store: its leaf hashes (what the log committed, independent of the entries table)
-  //    and every interior node, recomputed.
+  // 2. The node store (tiles: what the log committed, independent of the entries table) and
+  // 3. the entries, in row order, read page by page. The tree is recomputed from the tiles and
+  //    every stored node checked; each entry's leaf hash is recomputed from the entry itself. Both
+  //    can run on another thread while the next page is read.
   const treeSize = await source.treeSize();
-  const committed = new HashList(Math.min(treeSize + 1, 1 << 20));
-  let firstNodeProblem: string | undefined;
-  const tree = new PrefixChecker(anchors, (a, ok) => {
-    a.matchedByTree = ok;
-  });
-  let tilesContiguous = true;
-  for (let start = 0; start < treeSize && tilesContiguous; start += pageSize) {
-    const end = Math.min(treeSize, start + pageSize);
+  const checker = (options.treeChecker ?? checkTreeHere)(anchors);
+  let fedTo = 0;
+  const feedTiles = async (start: number, end: number): Promise<void> => {
     for (const tile of await source.tiles(start, end)) {
-      if (tile.endSize <= committed.length) continue;
-      if (tile.startSize !== committed.length) {
-        tilesContiguous = false;
-        firstNodeProblem ??= `the node store has a gap or overlap at leaf ${committed.length} (a tile starts at ${tile.startSize})`;
-        break;
-      }
-      pushTile(tile, committed, tree, (message) => {
-        firstNodeProblem ??= message;
-      });
+      if (tile.endSize <= fedTo) continue;
+      checker.push(tile);
+      fedTo = tile.endSize;
     }
-    progress({ phase: 'tree', done: committed.length, total: treeSize });
-  }
-  if (firstNodeProblem) problems.push({ code: 'node-store', message: firstNodeProblem });
-
-  // 3. The entries, in row order: recompute each leaf hash from the entry itself. While they equal
-  //    the node store's leaves, the tree computed above is theirs too; from the first difference
-  //    on, their own tree is computed (replaying the common prefix once).
+  };
   const actual = new HashList(Math.min(treeSize + 1, 1 << 20));
   const column = new HashList(Math.min(treeSize + 1, 1 << 20));
-  let fromEntries: PrefixChecker | undefined;
-  const diverge = (): PrefixChecker => {
-    const checker = new PrefixChecker(anchors, (a, ok) => {
-      a.matchedByEntries = ok;
-    });
-    for (let i = 0; i < actual.length; i++) checker.push(actual.at(i));
-    return checker;
-  };
   let prunedCount = 0;
   let columnMismatch: number | undefined;
   let rowAnomaly: LogProblem | undefined;
@@ -253,40 +281,54 @@ export async function verifyLog(source: AuditSource, options: VerifyLogOptions =
               : `the row at position ${position} claims index ${claimed}: rows were duplicated or renumbered`,
         };
       }
-      if (!fromEntries && (position >= committed.length || !hashesEqual(committed.at(position), hash))) {
-        fromEntries = diverge();
-      }
       actual.push(hash);
-      fromEntries?.push(hash);
       column.push(stored);
     });
     return page.lines.length;
-  };
-  const readPage = async (start: number, end: number): Promise<number> => {
-    const page = await source.bundlePage(start, end);
-    return consume(page, await hashLines(page.lines));
   };
   // Read page k + 1 while page k is hashed.
   let pending: Promise<BundlePage> | undefined =
     treeSize > 0 ? source.bundlePage(0, Math.min(treeSize, pageSize)) : undefined;
   for (let start = 0; start < treeSize; start += pageSize) {
+    const end = Math.min(treeSize, start + pageSize);
     const page = (await pending) as BundlePage;
-    const nextStart = start + pageSize;
-    pending =
-      nextStart < treeSize
-        ? source.bundlePage(nextStart, Math.min(treeSize, nextStart + pageSize))
-        : undefined;
-    consume(page, await hashLines(page.lines));
+    const hashing = hashLines(page.lines);
+    await feedTiles(start, end);
+    pending = end < treeSize ? source.bundlePage(end, Math.min(treeSize, end + pageSize)) : undefined;
+    consume(page, await hashing);
     progress({ phase: 'entries', done: actual.length, total: treeSize });
   }
   // Rows past the committed tree were inserted, unless the log grew meanwhile (a live service):
   // then they are new entries, left to the next verification.
-  const beyond = await readPage(treeSize, treeSize + pageSize);
+  const extra = await source.bundlePage(treeSize, treeSize + pageSize);
+  const beyond = consume(extra, await hashLines(extra.lines));
   const grew = beyond > 0 && (await source.treeSize()) > treeSize;
   const entryCount = grew ? actual.length - beyond : actual.length;
-  if (!fromEntries) {
-    if (actual.length < committed.length) fromEntries = diverge();
-    else for (const anchor of anchors) anchor.matchedByEntries = anchor.matchedByTree;
+
+  const checked = await checker.finish();
+  const committed = HashList.wrap(checked.leaves);
+  anchors.forEach((anchor, i) => {
+    anchor.matchedByTree = checked.matches[i];
+  });
+  const tilesContiguous = !/gap or overlap/.test(checked.problem ?? '');
+  if (checked.problem) problems.push({ code: 'node-store', message: checked.problem });
+  progress({ phase: 'tree', done: committed.length, total: treeSize });
+  // Where the entries equal the node store's leaves, the tree computed from the tiles is theirs too;
+  // otherwise their own tree is computed.
+  const covered = grew ? treeSize : actual.length;
+  const same =
+    covered === committed.length &&
+    Buffer.compare(
+      Buffer.from(actual.packed().buffer, actual.packed().byteOffset, covered * HASH_BYTES),
+      Buffer.from(committed.packed().buffer, committed.packed().byteOffset, committed.length * HASH_BYTES),
+    ) === 0;
+  if (same) {
+    for (const anchor of anchors) anchor.matchedByEntries = anchor.matchedByTree;
+  } else {
+    const fromEntries = new PrefixChecker(anchors, (a, ok) => {
+      a.matchedByEntries = ok;
+    });
+    for (let i = 0; i < covered; i++) fromEntries.push(actual.at(i));
   }
 
   // 4. Findings.
@@ -397,10 +439,10 @@ function failed(origin: string, pinned: boolean, problem: LogProblem): LogReport
  * tile holds its nodes in exactly the order the frontier completes them, so a running offset
  * walks both together.
  */
-function pushTile(
+function pushTile<T extends { readonly size: number; readonly root: Uint8Array }>(
   tile: NodeTile,
   committed: HashList,
-  tree: PrefixChecker,
+  tree: PrefixChecker<T>,
   report: (message: string) => void,
 ): void {
   const expected = (nodesBefore(tile.endSize) - nodesBefore(tile.startSize)) * HASH_BYTES;

@@ -4,7 +4,7 @@ import { parseArgs } from 'node:util';
 import {
   type AuditService,
   type AuditSource,
-  createLineHasher,
+  createVerifyWorker,
   DirectoryBundleWriter,
   type EntryFilter,
   type EvidenceReport,
@@ -241,13 +241,14 @@ async function verifyCommand(args: string[], io: Io): Promise<number> {
     io.err(`Verifying the audit ledger from ${opened.source.description}…`);
     // A running service signs what it has so far, so the whole log is covered by a signature.
     if (opened.live) await opened.live.issueCheckpoint();
-    const hasher = createLineHasher();
+    const worker = createVerifyWorker();
     const report = await verifyLog(opened.source, {
       trustedKeys: keyLines(trusted),
       externalCheckpoints: readExternalCheckpoints(str(values, 'checkpoints')),
       onProgress: progressPrinter(io, process.stderr.isTTY === true),
-      hashLines: (lines) => hasher.hashLines(lines),
-    }).finally(() => hasher.close());
+      hashLines: (lines) => worker.hashLines(lines),
+      treeChecker: worker.treeChecker,
+    }).finally(() => worker.close());
     if (values.json) io.out(JSON.stringify(report, null, 2));
     else printLogReport(io, report);
     await opened.source
