@@ -91,12 +91,10 @@ const services: Record<string, Service> = {
               await db.query('select 1');
               return reply.send({ status: 'ready', checks: { database: 'ok' } });
             } catch (error) {
-              return reply
-                .code(503)
-                .send({
-                  status: 'not_ready',
-                  checks: { database: `unavailable: ${(error as Error).message}` },
-                });
+              return reply.code(503).send({
+                status: 'not_ready',
+                checks: { database: `unavailable: ${(error as Error).message}` },
+              });
             }
           });
           await service.http(app, authorize);
