@@ -1,7 +1,7 @@
 import type { Db, Queryable } from '@flowloom/store';
 import { afterEach, describe, expect, it } from 'vitest';
-import { LocalAuditSource } from '../src/app/local-source.js';
 import { createVerifyWorker } from '../src/adapters/verify-worker.js';
+import { LocalAuditSource } from '../src/app/local-source.js';
 import { type LogReport, verifyLog } from '../src/app/verify-log.js';
 import type { TestDatabase } from './databases.js';
 import { ENGINES, openTestDatabase, openTestLedger, requestEvent, type TestLedger } from './support.js';
