@@ -6,7 +6,7 @@ import type { CloudEvent } from '@flowloom/contracts';
 import { type Db, openDb } from '@flowloom/store';
 import { createLogger, type Logger } from '@flowloom/telemetry';
 import { DirectoryCheckpointSink, HttpCheckpointSink } from './adapters/checkpoint-sinks.js';
-import { FileSigningKeyStore } from './adapters/file-signing-key-store.js';
+import { FileSigningKeyStore, NoSigningKey } from './adapters/file-signing-key-store.js';
 import { SqlLedgerStore } from './adapters/sql-ledger-store.js';
 import { AuditLedger } from './app/ledger.js';
 import { LocalAuditSource } from './app/local-source.js';
@@ -34,6 +34,8 @@ export interface AuditOptions {
   background?: boolean;
   /** Generate a signing key when none exists (default: when running in the background). */
   createKey?: boolean;
+  /** Read the signing key at all (default true); false for a reader of a database with no key here. */
+  useKey?: boolean;
 }
 
 export interface AuditService {
@@ -101,7 +103,7 @@ export async function openAudit(options: AuditOptions): Promise<AuditService> {
   const bus = options.bus;
   const ledger = await AuditLedger.open({
     store,
-    signingKeys: new FileSigningKeyStore(paths.signingKey),
+    signingKeys: options.useKey === false ? new NoSigningKey() : new FileSigningKeyStore(paths.signingKey),
     origin: config.audit.origin,
     sinks: sinksOf(config),
     logger,
@@ -222,6 +224,9 @@ export async function openAuditDirect(config: Config, logger?: Logger): Promise<
     db,
     background: false,
     createKey: false,
+    // The data folder holds its log's key; for a database, only an explicitly configured key counts
+    // (a ./.flowloom key from some local platform belongs to another log).
+    useKey: !config.databaseUrl || config.audit.signingKeyFile !== undefined,
     logger: logger ?? createLogger({ service: 'audit', level: 'silent' }),
   });
   return {

@@ -91,3 +91,31 @@ describe('the checkpoint signing key', () => {
     );
   });
 });
+
+describe('a new log next to an existing signing key', () => {
+  it('when no origin is configured, then the new log takes the key’s name, so the key keeps working', async () => {
+    const dir = tempDir();
+    const keyFile = join(dir.path, 'signing-key');
+    const first = await openTestDatabase('pglite');
+    try {
+      const a = await AuditLedger.open({
+        store: await SqlLedgerStore.open(first.db),
+        signingKeys: new FileSigningKeyStore(keyFile),
+      });
+      await first.drop();
+      const second = await openTestDatabase('pglite');
+      try {
+        const b = await AuditLedger.open({
+          store: await SqlLedgerStore.open(second.db),
+          signingKeys: new FileSigningKeyStore(keyFile),
+        });
+        expect(b.origin).toBe(a.origin);
+        expect(b.keyId).toBe(a.keyId);
+      } finally {
+        await second.drop();
+      }
+    } finally {
+      dir.remove();
+    }
+  });
+});

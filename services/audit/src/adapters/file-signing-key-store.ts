@@ -38,3 +38,16 @@ export class FileSigningKeyStore implements SigningKeyStore {
     if (process.platform !== 'win32') await chmod(this.location, 0o600);
   }
 }
+
+/** No signing key: a reader (the CLI on a database) that signs nothing. */
+export class NoSigningKey implements SigningKeyStore {
+  readonly location = 'nowhere (read-only)';
+
+  async load(): Promise<string | undefined> {
+    return undefined;
+  }
+
+  async save(): Promise<void> {
+    throw new Error('this reader has no signing key store');
+  }
+}

@@ -150,11 +150,15 @@ export class AuditLedger {
         `this ledger's origin is "${stored}" but audit.origin says "${options.origin}". The origin of an existing log never changes. Fix: unset FLOWLOOM_AUDIT_ORIGIN (audit.origin) or set it to "${stored}".`,
       );
     }
+    // A new log takes its name from the configuration, else from an existing signing key (the key
+    // is the log's identity), else a fresh random one.
     const origin =
       stored ??
       (await store.putMeta(
         ORIGIN_META,
-        options.origin ?? `flowloom.local/audit/${randomBytes(4).toString('hex')}`,
+        options.origin ??
+          (await existingKeyName(options.signingKeys)) ??
+          `flowloom.local/audit/${randomBytes(4).toString('hex')}`,
       ));
     const signer = await loadSigner(options.signingKeys, origin, store, options.createKey ?? true);
     const ledger = new AuditLedger(options, origin, signer);
@@ -568,6 +572,17 @@ export class AuditLedger {
     await this.checkpointIfNew().catch((error: unknown) =>
       this.logger.warn({ err: error }, 'audit: the final checkpoint failed'),
     );
+  }
+}
+
+/** The name (log origin) of the signing key already on file, if it is a valid key. */
+async function existingKeyName(keys: SigningKeyStore): Promise<string | undefined> {
+  const text = await keys.load();
+  if (text === undefined) return undefined;
+  try {
+    return parseSignerKey(text.trim()).name;
+  } catch {
+    return undefined;
   }
 }
 
