@@ -1,7 +1,7 @@
 export { gatewayMigrations } from './adapters/migrations.js';
+export { type AdminAuthorizer, adminAuthorizerFor } from './admin-authorizer.js';
 export { PROTO_ROOT } from './grpc/load.js';
 export {
-  type AdminAuthorizer,
   type Gateway,
   type GatewayOptions,
   type HttpPlugin,

@@ -1,7 +1,6 @@
 import { join, resolve } from 'node:path';
 import { type EventBus, InProcessBus } from '@flowloom/bus';
 import type { Config } from '@flowloom/config';
-import { AppError } from '@flowloom/errors';
 import { LOCAL_EMBEDDING_MODEL, LOCAL_MODEL } from '@flowloom/providers';
 import { type Db, migrate, openDb } from '@flowloom/store';
 import { createLogger, createRegistry, Gauge, type Logger, type Registry } from '@flowloom/telemetry';
@@ -18,7 +17,8 @@ import { RedisLimitStore } from './adapters/redis-limit-store.js';
 import { RedisSignalStore } from './adapters/redis-signal-store.js';
 import { SqlKeyStore } from './adapters/sql-key-store.js';
 import { OutboxRelay, SqlOutbox } from './adapters/sql-outbox.js';
-import { Authenticator, presentedKey } from './app/authenticate.js';
+import { type AdminAuthorizer, adminAuthorizer } from './admin-authorizer.js';
+import { Authenticator } from './app/authenticate.js';
 import { bootstrapAdmin } from './app/bootstrap-admin.js';
 import { ChatService } from './app/chat.js';
 import { EmbeddingsService } from './app/embeddings.js';
@@ -58,11 +58,6 @@ export interface GatewayOptions {
   /** Receives a generated bootstrap admin key, which exists nowhere else. */
   onAdminKeyGenerated?: (secret: string) => void;
 }
-
-/** Authenticates a request's key (Bearer or x-api-key) and requires the admin role; throws AppError otherwise. */
-export type AdminAuthorizer = (
-  headers: Record<string, string | string[] | undefined>,
-) => Promise<{ actor: string; keyId: string; owner: string }>;
 
 export type HttpPlugin = (app: FastifyInstance, authorizeAdmin: AdminAuthorizer) => void | Promise<void>;
 
@@ -179,14 +174,8 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     return checks;
   };
 
-  const authorizeAdmin: AdminAuthorizer = async (headers) => {
-    const first = (v: string | string[] | undefined): string | undefined => (Array.isArray(v) ? v[0] : v);
-    const key = await auth.authenticate(
-      presentedKey({ authorization: first(headers.authorization), 'x-api-key': first(headers['x-api-key']) }),
-    );
-    if (key.role !== 'admin') throw new AppError('forbidden', 'This endpoint needs an admin key.');
-    return { actor: `key/${key.id} (${key.name})`, keyId: key.id, owner: key.owner };
-  };
+  const authorizeAdmin = adminAuthorizer(auth);
+
   const deps = {
     auth,
     chat,

@@ -1,10 +1,8 @@
-import { createHash } from 'node:crypto';
 import { parseArgs } from 'node:util';
 import { startAudit } from '@flowloom/audit';
 import { type EventBus, KafkaBus } from '@flowloom/bus';
 import { type Config, loadConfig } from '@flowloom/config';
-import { AppError } from '@flowloom/errors';
-import { startGateway } from '@flowloom/gateway';
+import { adminAuthorizerFor, startGateway } from '@flowloom/gateway';
 import { startPolicyHttp, startPolicyService } from '@flowloom/policy';
 import { type Db, openPostgres } from '@flowloom/store';
 import { type Command, type Io, UsageError } from '../command.js';
@@ -20,36 +18,6 @@ async function kafkaBus(config: Config, clientId: string): Promise<EventBus | un
   const bus = new KafkaBus({ brokers: config.kafkaBrokers, clientId });
   await bus.start();
   return bus;
-}
-
-type Headers = Record<string, string | string[] | undefined>;
-
-/**
- * Admins of a service that runs apart from the gateway are checked against the gateway's key table
- * in the shared PostgreSQL database, so each approver is a person with a key of their own.
- */
-function keyTableAuthorizer(db: Db) {
-  return async (headers: Headers): Promise<{ actor: string; keyId: string; owner: string }> => {
-    const first = (v: string | string[] | undefined): string | undefined => (Array.isArray(v) ? v[0] : v);
-    const auth = first(headers.authorization);
-    const secret = auth ? /^Bearer\s+(\S+)/i.exec(auth)?.[1] : first(headers['x-api-key']);
-    if (!secret) throw new AppError('missing_api_key', 'Send an admin key: Authorization: Bearer <key>.');
-    const hash = createHash('sha256').update(secret).digest('hex');
-    const { rows } = await db.query<{
-      id: string;
-      name: string;
-      owner: string;
-      role: string;
-      revoked_at: unknown;
-      expires_at: Date | null;
-    }>('select id, name, owner, role, revoked_at, expires_at from api_keys where secret_hash = $1', [hash]);
-    const key = rows[0];
-    if (!key || key.revoked_at || (key.expires_at && new Date(key.expires_at) <= new Date())) {
-      throw new AppError('invalid_api_key', 'The API key is not valid.');
-    }
-    if (key.role !== 'admin') throw new AppError('forbidden', 'This endpoint needs an admin key.');
-    return { actor: `key/${key.id} (${key.name})`, keyId: key.id, owner: key.owner };
-  };
 }
 
 const services: Record<string, Service> = {
@@ -99,7 +67,7 @@ const services: Record<string, Service> = {
           });
           await service.http(app, authorize);
         },
-        keyTableAuthorizer(db),
+        adminAuthorizerFor(db),
         config.host,
         config.httpPort,
       );
@@ -123,7 +91,7 @@ const services: Record<string, Service> = {
         config,
         db,
         ...(bus ? { bus } : {}),
-        authorizeAdmin: keyTableAuthorizer(db),
+        authorizeAdmin: adminAuthorizerFor(db),
       });
       return {
         describe: `audit: HTTP ${audit.httpUrl}, gRPC ${audit.grpcAddress}, events from ${bus ? 'Kafka' : 'the in-process bus'}`,
