@@ -1,2 +1,3 @@
 export { AppError, type ErrorCode, isAppError } from './app-error.js';
+export { fromHttpFrameworkError } from './http-framework.js';
 export { grpcStatusOf, httpStatusOf, toAnthropicError, toGeminiError, toOpenAIError } from './mapping.js';

@@ -1,24 +1,9 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
-import { AppError, httpStatusOf, isAppError, toOpenAIError } from '@flowloom/errors';
+import { AppError, fromHttpFrameworkError, httpStatusOf, toOpenAIError } from '@flowloom/errors';
 import Fastify, { type FastifyInstance } from 'fastify';
 import type { AdminAuthorizer } from '../ports/admin.js';
 import type { AuditLogger } from '../ports/logger.js';
 import type { AuditHttpPlugin } from './routes.js';
-
-function asAppError(error: unknown): AppError {
-  if (isAppError(error)) return error;
-  const e = error as { code?: string; statusCode?: number; message?: string };
-  if (e.code === 'FST_ERR_CTP_BODY_TOO_LARGE')
-    return new AppError('body_too_large', 'The request body is too large.');
-  if (e.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE')
-    return new AppError('unsupported_media_type', 'Send application/json.');
-  if (e.statusCode && e.statusCode >= 400 && e.statusCode < 500) {
-    return new AppError('invalid_request', e.message ?? 'Invalid request.');
-  }
-  return new AppError('internal', 'Internal error. Retry later; if it persists, report the request id.', {
-    cause: error,
-  });
-}
 
 /** The standalone audit service's HTTP server: the audit routes plus health endpoints. */
 export async function buildAuditHttpServer(
@@ -29,7 +14,7 @@ export async function buildAuditHttpServer(
 ): Promise<FastifyInstance> {
   const app = Fastify({ logger: false, bodyLimit: 1024 * 1024, return503OnClosing: true });
   app.setErrorHandler((error, request, reply) => {
-    const appError = asAppError(error);
+    const appError = fromHttpFrameworkError(error);
     if (appError.code === 'internal')
       logger.error({ err: error, url: request.url }, 'audit HTTP: unhandled error');
     return reply.code(httpStatusOf(appError)).type('application/json').send(toOpenAIError(appError));

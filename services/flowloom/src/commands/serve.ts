@@ -4,7 +4,7 @@ import { type EventBus, KafkaBus } from '@flowloom/bus';
 import { type Config, loadConfig } from '@flowloom/config';
 import { adminAuthorizerFor, startGateway } from '@flowloom/gateway';
 import { startPolicyHttp, startPolicyService } from '@flowloom/policy';
-import { type Db, openPostgres } from '@flowloom/store';
+import { openPostgres } from '@flowloom/store';
 import { type Command, type Io, UsageError } from '../command.js';
 
 /** A service started on its own, as one process of a distributed install. */

@@ -1,15 +1,6 @@
-import { AppError, httpStatusOf, isAppError, toOpenAIError } from '@flowloom/errors';
+import { AppError, fromHttpFrameworkError, httpStatusOf, toOpenAIError } from '@flowloom/errors';
 import Fastify, { type FastifyInstance } from 'fastify';
 import type { AdminAuthorizer } from './routes.js';
-
-/** Fastify's own failures (bad JSON, limits) as stable codes; anything unknown is internal. */
-function asAppError(error: unknown): AppError {
-  if (isAppError(error)) return error;
-  const e = error as { statusCode?: number; message?: string };
-  if (e.statusCode && e.statusCode >= 400 && e.statusCode < 500)
-    return new AppError('invalid_request', e.message ?? 'Invalid request.');
-  return new AppError('internal', 'Internal error. Retry later; if it persists, report the request id.');
-}
 
 /**
  * The admin API on a server of its own, for a policy service that runs without a gateway in its
@@ -23,7 +14,7 @@ export async function startPolicyHttp(
 ): Promise<{ url: string; close(): Promise<void> }> {
   const app = Fastify({ logger: false, bodyLimit: 2 * 1024 * 1024, forceCloseConnections: 'idle' });
   app.setErrorHandler((error, _request, reply) => {
-    const appError = asAppError(error);
+    const appError = fromHttpFrameworkError(error);
     return reply.code(httpStatusOf(appError)).send(toOpenAIError(appError));
   });
   app.setNotFoundHandler((request, reply) =>
