@@ -375,6 +375,7 @@ describe('helm/flowloom with the default values', () => {
       'postgresql.url': 'postgres://flowloom:pg-secret-3141@db.internal:5432/flowloom',
       'redis.url': 'redis://:redis-secret-2718@cache.internal:6379',
       'auth.adminKey': 'flk_admin-secret-1618-abcdefgh',
+      'auth.policyServiceKey': 'flk_gateway-service-1732-abcdefgh',
       'providerKeys.OPENAI_API_KEY': 'sk-openai-secret-1414',
     };
     const args = Object.entries(secrets).flatMap(([k, v]) => ['--set-string', `${k}=${v}`]);
@@ -386,6 +387,7 @@ describe('helm/flowloom with the default values', () => {
     expect(decode(data.FLOWLOOM_DATABASE_URL!)).toBe(secrets['postgresql.url']);
     expect(decode(data.FLOWLOOM_REDIS_URL!)).toBe(secrets['redis.url']);
     expect(decode(data.FLOWLOOM_ADMIN_KEY!)).toBe(secrets['auth.adminKey']);
+    expect(decode(data.FLOWLOOM_POLICY_SERVICE_KEY!)).toBe(secrets['auth.policyServiceKey']);
     expect(decode(data.OPENAI_API_KEY!)).toBe(secrets['providerKeys.OPENAI_API_KEY']);
     // The migration hook runs before the release's Secret exists: it has its own, with the URL only.
     const hookSecret = only(manifests, 'Secret', 'flowloom-migrations');
@@ -460,6 +462,7 @@ describe('helm/flowloom with the default values', () => {
       [['--set', 'securityContext.capabilities.drop={CHOWN}'], 'drop'],
       [['--set', 'podSecurityContext.seccompProfile.type=Unconfined'], 'seccompProfile'],
       [['--set', 'auth.adminKey=short'], 'adminKey'],
+      [['--set', 'auth.policyServiceKey=short'], 'policyServiceKey'],
       [['--set', 'postgresql.url=mysql://x'], 'url'],
       [['--set', 'kafka.brokers={kafka}'], 'brokers'],
       [['--set', 'config.logLevel=loud'], 'logLevel'],

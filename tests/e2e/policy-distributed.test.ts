@@ -6,7 +6,7 @@ import { fileURLToPath } from 'node:url';
 import Anthropic from '@anthropic-ai/sdk';
 import { InProcessBus } from '@flowloom/bus';
 import { loadConfig } from '@flowloom/config';
-import { type Gateway, startGateway } from '@flowloom/gateway';
+import { adminAuthorizerFor, type Gateway, startGateway } from '@flowloom/gateway';
 import { type PolicyService, startPolicyHttp, startPolicyService } from '@flowloom/policy';
 import { type Db, openPostgres } from '@flowloom/store';
 import * as grpc from '@grpc/grpc-js';
@@ -81,7 +81,14 @@ beforeAll(async () => {
     cwd: dir,
     overrides: { httpPort: 0, grpcPort: 0, logLevel: 'silent', dataDir: dir, adminKey: ADMIN },
   });
-  policy = await startPolicyService({ config, db, bus, grpcPort: 0 });
+  // Gateways authenticate to the bundle stream with an admin key from the shared key table.
+  policy = await startPolicyService({
+    config,
+    db,
+    bus,
+    grpcPort: 0,
+    authorizeGateway: adminAuthorizerFor(db),
+  });
   gateway = await startGateway({
     config: { ...config, policy: { ...config.policy, serviceUrl: policy.grpcAddress! } },
     env: {},
@@ -142,6 +149,29 @@ async function pushAndEnforce(source: string): Promise<{ version: string; ms: nu
     if (Date.now() - started > 3_000) throw new Error('the gateway never received the new version');
     await delay(20);
   }
+}
+
+/** A real gRPC client of a service in proto/flowloom, e.g. ('gateway/v1/gateway.proto', 'flowloom.gateway.v1.Gateway'). */
+function grpcClient<T>(file: string, service: string, address: string): grpc.Client & T {
+  const definition = protoLoader.loadSync(`${PROTO_ROOT}/flowloom/${file}`, {
+    keepCase: false,
+    longs: Number,
+    defaults: true,
+    includeDirs: [PROTO_ROOT],
+  });
+  let node: unknown = grpc.loadPackageDefinition(definition);
+  for (const part of service.split('.')) node = (node as Record<string, unknown>)[part];
+  const Client = node as grpc.ServiceClientConstructor;
+  return new Client(address, grpc.credentials.createInsecure()) as unknown as grpc.Client & T;
+}
+
+function distributionClient() {
+  return grpcClient<{
+    watchBundle(
+      request: { knownRevision: number; gateway: string },
+      metadata: grpc.Metadata,
+    ): grpc.ClientReadableStream<{ revision: number }>;
+  }>('policy/v1/policy.proto', 'flowloom.policy.v1.PolicyDistribution', policy.grpcAddress!);
 }
 
 describe('policies across services', () => {
@@ -221,27 +251,13 @@ describe('policies across services', () => {
     expect(JSON.stringify(error?.error)).toContain('permission_error');
     expect(error?.message).toContain('paused for review');
 
-    const definition = protoLoader.loadSync(`${PROTO_ROOT}/flowloom/gateway/v1/gateway.proto`, {
-      keepCase: false,
-      longs: Number,
-      defaults: true,
-      includeDirs: [PROTO_ROOT],
-    });
-    const Gw = (
-      grpc.loadPackageDefinition(definition) as unknown as {
-        flowloom: { gateway: { v1: { Gateway: grpc.ServiceClientConstructor } } };
-      }
-    ).flowloom.gateway.v1.Gateway;
-    const client = new Gw(
-      gateway.grpcAddress,
-      grpc.credentials.createInsecure(),
-    ) as unknown as grpc.Client & {
+    const client = grpcClient<{
       chat(
         request: Record<string, unknown>,
         metadata: grpc.Metadata,
         callback: (error: grpc.ServiceError | null) => void,
       ): void;
-    };
+    }>('gateway/v1/gateway.proto', 'flowloom.gateway.v1.Gateway', gateway.grpcAddress);
     const metadata = new grpc.Metadata();
     metadata.set('authorization', `Bearer ${memberKey}`);
     const status = await new Promise<grpc.ServiceError | null>((resolve) =>
@@ -296,5 +312,74 @@ describe('policies across services', () => {
     expect(report.total).toBeGreaterThan(5);
     expect(report.changed).toBeGreaterThan(0);
     expect(report.transitions.some((t) => t.from === 'allow' && t.to === 'stop_job')).toBe(true);
+  });
+});
+
+describe('the bundle stream is for gateways only', () => {
+  it('when a client without a key, with a member key or with an admin key opens the stream, then it is refused UNAUTHENTICATED, PERMISSION_DENIED, or served', async () => {
+    const client = distributionClient();
+    const open = (key?: string) => {
+      const metadata = new grpc.Metadata();
+      if (key) metadata.set('authorization', `Bearer ${key}`);
+      const stream = client.watchBundle({ knownRevision: -1, gateway: 'e2e' }, metadata);
+      return new Promise<{ revision?: number; error?: grpc.ServiceError }>((resolve) => {
+        stream.once('data', (bundle: { revision: number }) => {
+          stream.cancel();
+          resolve({ revision: bundle.revision });
+        });
+        stream.once('error', (error: grpc.ServiceError) => resolve({ error }));
+      });
+    };
+    const anonymous = await open();
+    expect(anonymous.error?.code).toBe(grpc.status.UNAUTHENTICATED);
+    expect(anonymous.error?.details).toContain("the gateway's service credential");
+    expect((await open('flk_not-a-real-key-0000000000000000')).error?.code).toBe(grpc.status.UNAUTHENTICATED);
+    const member = await open(memberKey);
+    expect(member.error?.code).toBe(grpc.status.PERMISSION_DENIED);
+    expect(member.error?.details).toContain('needs an admin key');
+    expect((await open(reviewerKey)).revision).toEqual(expect.any(Number));
+    client.close();
+  });
+
+  it('when a gateway presents a key without the admin role, then it starts at once without policies', async () => {
+    const started = Date.now();
+    const config = loadConfig({
+      env: {},
+      cwd: dir,
+      overrides: { httpPort: 0, grpcPort: 0, logLevel: 'silent', dataDir: join(dir, 'second') },
+    });
+    const refused = await startGateway({
+      config: {
+        ...config,
+        policy: { ...config.policy, serviceUrl: policy.grpcAddress!, serviceKey: memberKey },
+      },
+      env: {},
+      db,
+      bus,
+    });
+    try {
+      // It does not wait out the 5 s for a first bundle: a refused credential will not fix itself.
+      expect(Date.now() - started).toBeLessThan(4_000);
+      // The gateway with the admin key enforces runaway-guard (the tests above); this one has nothing.
+      expect((await activeOnGateway()).policies).not.toEqual([]);
+      const active = await api(refused.httpUrl, 'GET', '/api/v1/gateway/policy', ADMIN);
+      expect(active.body.policies).toEqual([]);
+    } finally {
+      await refused.close();
+    }
+  });
+
+  it('when a gateway has the policy service address but no key at all, then it refuses to start and names the setting', async () => {
+    const config = loadConfig({
+      env: {},
+      cwd: dir,
+      overrides: { logLevel: 'silent', dataDir: join(dir, 'third') },
+    });
+    await expect(
+      startGateway({
+        config: { ...config, policy: { ...config.policy, serviceUrl: policy.grpcAddress! } },
+        env: {},
+      }),
+    ).rejects.toThrow(/Fix: set FLOWLOOM_POLICY_SERVICE_KEY \(or FLOWLOOM_ADMIN_KEY\)/);
   });
 });

@@ -30,6 +30,7 @@ export const ENV_VARIABLES = {
   FLOWLOOM_POLICY_FILE: { key: 'policy.file', type: 'string' },
   FLOWLOOM_POLICY_MODE: { key: 'policy.mode', type: 'string' },
   FLOWLOOM_POLICY_SERVICE_URL: { key: 'policy.serviceUrl', type: 'string' },
+  FLOWLOOM_POLICY_SERVICE_KEY: { key: 'policy.serviceKey', type: 'string' },
   FLOWLOOM_AUDIT_ORIGIN: { key: 'audit.origin', type: 'string' },
   FLOWLOOM_AUDIT_CHECKPOINT_INTERVAL_MS: { key: 'audit.checkpointIntervalMs', type: 'int' },
   FLOWLOOM_AUDIT_SIGNING_KEY_FILE: { key: 'audit.signingKeyFile', type: 'string' },

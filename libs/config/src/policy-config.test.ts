@@ -32,4 +32,12 @@ describe('policy and signals settings', () => {
       /FLOWLOOM_POLICY_SERVICE_URL \(policy\.serviceUrl\): must be host:port/,
     );
   });
+
+  it('when FLOWLOOM_POLICY_SERVICE_KEY is set, then it is the credential for the bundle stream; a short one is refused by name', () => {
+    const key = 'flk_gateway-service-key-0123456789';
+    expect(loadConfig({ env: { FLOWLOOM_POLICY_SERVICE_KEY: key }, cwd: dir() }).policy.serviceKey).toBe(key);
+    expect(() => loadConfig({ env: { FLOWLOOM_POLICY_SERVICE_KEY: 'short' }, cwd: dir() })).toThrow(
+      /FLOWLOOM_POLICY_SERVICE_KEY \(policy\.serviceKey\): must be at least 16 characters/,
+    );
+  });
 });

@@ -113,6 +113,11 @@ export const policyConfigSchema = z.strictObject({
     .string()
     .regex(/^[^\s/]+:\d+$/, 'must be host:port')
     .optional(),
+  /**
+   * The gateway's service credential for the policy service's bundle stream: an admin key, sent as
+   * `authorization: Bearer <key>`. `adminKey` when omitted.
+   */
+  serviceKey: z.string().min(16, 'must be at least 16 characters').optional(),
   /** Port of the policy service's own gRPC server (bundle stream for remote gateways); off when omitted. */
   grpcPort: z.number().int().min(0).max(65535).optional(),
 });

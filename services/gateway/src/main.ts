@@ -1,6 +1,6 @@
 import { join, resolve } from 'node:path';
 import { type EventBus, InProcessBus } from '@flowloom/bus';
-import type { Config } from '@flowloom/config';
+import { type Config, ConfigError } from '@flowloom/config';
 import { LOCAL_EMBEDDING_MODEL, LOCAL_MODEL } from '@flowloom/providers';
 import { type Db, migrate, openDb } from '@flowloom/store';
 import { createLogger, createRegistry, Gauge, type Logger, type Registry } from '@flowloom/telemetry';
@@ -97,6 +97,8 @@ function sqlOutbox(db: Db, bus: EventBus, onError: (err: unknown) => void): Rela
 export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   const { config } = options;
   const env = options.env ?? process.env;
+  // Before anything opens: a gateway that streams policies cannot start without its credential.
+  if (!options.policySource && config.policy.serviceUrl) policyServiceKey(config);
   const log = options.logger ?? createLogger({ service: 'gateway', level: config.logLevel });
   const registry = options.registry ?? createRegistry();
   const ownsDb = !options.db;
@@ -231,6 +233,16 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   };
 }
 
+/** The credential the gateway presents to the policy service's bundle stream. */
+function policyServiceKey(config: Config): string {
+  const key = config.policy.serviceKey ?? config.adminKey;
+  if (!key)
+    throw new ConfigError(
+      'FLOWLOOM_POLICY_SERVICE_URL (policy.serviceUrl) is set but the gateway has no credential for the policy service. Fix: set FLOWLOOM_POLICY_SERVICE_KEY (or FLOWLOOM_ADMIN_KEY) to an admin key.',
+    );
+  return key;
+}
+
 /**
  * The policy source: the one given (the policy service in this process), else the policy service's
  * gRPC stream (waiting briefly for the first bundle), else a watched policy file, else none.
@@ -243,7 +255,8 @@ async function openPolicySource(
   if (given) return given;
   const { serviceUrl, file, mode, percent } = config.policy;
   if (serviceUrl) {
-    const source = new GrpcPolicySource(serviceUrl, `gateway@${config.host}:${config.httpPort}`, (message) =>
+    const name = `gateway@${config.host}:${config.httpPort}`;
+    const source = new GrpcPolicySource(serviceUrl, name, policyServiceKey(config), (message) =>
       log.warn(message),
     );
     if (!(await source.ready(5_000)))

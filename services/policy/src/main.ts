@@ -27,6 +27,8 @@ export interface PolicyServiceOptions {
   logger?: Logger;
   /** gRPC bundle stream for remote gateways: config.policy.grpcPort by default; off when neither is set. */
   grpcPort?: number;
+  /** Checks the credential a gateway presents on the bundle stream; required when the stream is on. */
+  authorizeGateway?: AdminAuthorizer;
   /** How often other replicas' changes are looked for (ms). */
   pollMs?: number;
 }
@@ -105,7 +107,13 @@ export async function startPolicyService(options: PolicyServiceOptions): Promise
   relay.start();
 
   const grpcPort = options.grpcPort ?? config.policy.grpcPort;
-  const grpc = grpcPort === undefined ? undefined : await startPolicyGrpc(distributor, config.host, grpcPort);
+  let grpc: Awaited<ReturnType<typeof startPolicyGrpc>> | undefined;
+  if (grpcPort !== undefined) {
+    // Bundles reveal every policy: never serve them without a way to check who asks.
+    if (!options.authorizeGateway)
+      throw new Error('the policy bundle stream (gRPC) needs authorizeGateway to check gateway credentials');
+    grpc = await startPolicyGrpc(distributor, options.authorizeGateway, config.host, grpcPort);
+  }
   const host = config.host.includes(':') ? `[${config.host}]` : config.host;
   if (grpc) log.info({ grpc: `${host}:${grpc.port}` }, 'policy bundle stream listening');
 

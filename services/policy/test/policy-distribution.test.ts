@@ -24,11 +24,36 @@ function distributionClient(address: string) {
     address,
     grpc.credentials.createInsecure(),
   ) as unknown as grpc.Client & {
-    watchBundle(request: {
-      knownRevision: number;
-      gateway: string;
-    }): grpc.ClientReadableStream<PolicyBundleWire>;
+    watchBundle(
+      request: { knownRevision: number; gateway: string },
+      metadata?: grpc.Metadata,
+    ): grpc.ClientReadableStream<PolicyBundleWire>;
+    getBundle(
+      request: Record<string, never>,
+      metadata: grpc.Metadata,
+      callback: (error: grpc.ServiceError | null, bundle?: PolicyBundleWire) => void,
+    ): void;
   };
+}
+
+/** Metadata with `authorization: Bearer <owner>` (see testAuthorizer), or none. */
+function as(owner?: string): grpc.Metadata {
+  const metadata = new grpc.Metadata();
+  if (owner) metadata.set('authorization', `Bearer ${owner}`);
+  return metadata;
+}
+
+/** How a WatchBundle stream ends: its first message, or the status it failed with. */
+function firstOf(
+  stream: grpc.ClientReadableStream<PolicyBundleWire>,
+): Promise<{ bundle?: PolicyBundleWire; error?: grpc.ServiceError }> {
+  return new Promise((resolve) => {
+    stream.once('data', (bundle: PolicyBundleWire) => {
+      stream.cancel();
+      resolve({ bundle });
+    });
+    stream.once('error', (error: grpc.ServiceError) => resolve({ error }));
+  });
 }
 
 const POLICY = (action: string) => `name: budget-guard
@@ -54,7 +79,7 @@ beforeAll(async () => {
   a = await startTestPolicyService(await schema.open(), { grpcPort: 0, policy: { file, mode: 'shadow' } });
   b = await startTestPolicyService(await schema.open(), { pollMs: 200, policy: { file, mode: 'enforce' } });
   client = distributionClient(a.service.grpcAddress!);
-  stream = client.watchBundle({ knownRevision: -1, gateway: 'test' });
+  stream = client.watchBundle({ knownRevision: -1, gateway: 'test' }, as('gateway'));
   stream.on('data', (wire: PolicyBundleWire) =>
     received.push({ at: Date.now(), bundle: bundleFromWire(wire) }),
   );
@@ -117,11 +142,44 @@ describe('bundle distribution', () => {
   });
 
   it('when a gateway reconnects with the revision it has, then it still gets the current bundle first', async () => {
-    const again = client.watchBundle({ knownRevision: 999, gateway: 'again' });
+    const again = client.watchBundle({ knownRevision: 999, gateway: 'again' }, as('gateway'));
     again.on('error', () => {}); // the cancel below ends it with CANCELLED
     const first = await new Promise<PolicyBundleWire>((resolve) => again.once('data', resolve));
     again.cancel();
     expect(bundleFromWire(first).revision).toBe(received.at(-1)?.bundle.revision);
+  });
+
+  it('when a caller presents no key or an unknown one, then the stream ends UNAUTHENTICATED and names the credential', async () => {
+    for (const metadata of [as(), as('not a key!')]) {
+      const { bundle, error } = await firstOf(
+        client.watchBundle({ knownRevision: -1, gateway: 'x' }, metadata),
+      );
+      expect(bundle).toBeUndefined();
+      expect(error?.code).toBe(grpc.status.UNAUTHENTICATED);
+      expect(error?.details).toContain("Policy bundles need the gateway's service credential");
+      expect(error?.details).toContain('FLOWLOOM_POLICY_SERVICE_KEY');
+    }
+  });
+
+  it('when a caller presents a key without the admin role, then the stream ends PERMISSION_DENIED', async () => {
+    const { bundle, error } = await firstOf(
+      client.watchBundle({ knownRevision: -1, gateway: 'x' }, as('member')),
+    );
+    expect(bundle).toBeUndefined();
+    expect(error?.code).toBe(grpc.status.PERMISSION_DENIED);
+    expect(error?.details).toContain('needs an admin key');
+  });
+
+  it('when GetBundle is called, then the same credential is required', async () => {
+    const get = (metadata: grpc.Metadata) =>
+      new Promise<{ error: grpc.ServiceError | null; bundle?: PolicyBundleWire }>((resolve) =>
+        client.getBundle({}, metadata, (error, bundle) => resolve({ error, ...(bundle ? { bundle } : {}) })),
+      );
+    expect((await get(as())).error?.code).toBe(grpc.status.UNAUTHENTICATED);
+    expect((await get(as('member'))).error?.code).toBe(grpc.status.PERMISSION_DENIED);
+    const allowed = await get(as('gateway'));
+    expect(allowed.error).toBeNull();
+    expect(bundleFromWire(allowed.bundle!).revision).toBe(received.at(-1)?.bundle.revision);
   });
 
   it('when the service records changes, then each is an event on the bus', async () => {

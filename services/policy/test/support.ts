@@ -99,6 +99,7 @@ export async function startTestPolicyService(
     config,
     db,
     bus,
+    authorizeGateway: testAuthorizer,
     ...(options.grpcPort !== undefined ? { grpcPort: options.grpcPort } : {}),
     ...(options.pollMs !== undefined ? { pollMs: options.pollMs } : {}),
   });

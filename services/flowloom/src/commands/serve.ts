@@ -45,11 +45,13 @@ const services: Record<string, Service> = {
     async start(config) {
       const bus = await kafkaBus(config, 'flowloom-policy');
       const db = await openPostgres(config.databaseUrl ?? '');
+      const authorize = adminAuthorizerFor(db);
       const service = await startPolicyService({
         config,
         db,
         ...(bus ? { bus } : {}),
         grpcPort: config.policy.grpcPort ?? config.grpcPort,
+        authorizeGateway: authorize,
       });
       const http = await startPolicyHttp(
         async (app, authorize) => {
@@ -67,7 +69,7 @@ const services: Record<string, Service> = {
           });
           await service.http(app, authorize);
         },
-        adminAuthorizerFor(db),
+        authorize,
         config.host,
         config.httpPort,
       );

@@ -3,7 +3,7 @@ import { parseArgs } from 'node:util';
 import { type AuditService, openAudit } from '@flowloom/audit';
 import { InProcessBus } from '@flowloom/bus';
 import { type Config, loadConfig } from '@flowloom/config';
-import { startGateway } from '@flowloom/gateway';
+import { adminAuthorizerFor, startGateway } from '@flowloom/gateway';
 import { startPolicyService } from '@flowloom/policy';
 import { openDb } from '@flowloom/store';
 import type { Command, Io } from '../command.js';
@@ -51,7 +51,8 @@ Options:
     // The audit ledger subscribes first, so it receives every event from the very first one.
     const audit = await openAudit({ config, db, bus });
     // Policies: bundles reach the gateway by a direct subscription; the admin API mounts on its HTTP server.
-    const policy = await startPolicyService({ config, db, bus });
+    // A bundle stream for remote gateways (policy.grpcPort) checks their keys against the shared table.
+    const policy = await startPolicyService({ config, db, bus, authorizeGateway: adminAuthorizerFor(db) });
     const gateway = await startGateway({
       config,
       env,

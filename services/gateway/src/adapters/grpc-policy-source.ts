@@ -8,14 +8,15 @@ const RETRY_MAX_MS = 5_000;
 
 /**
  * Streams bundles from the policy service (`flowloom.policy.v1.PolicyDistribution/WatchBundle`) and
- * reconnects with backoff when the stream breaks. The last bundle stays in force meanwhile.
+ * reconnects with backoff when the stream breaks. The last bundle stays in force meanwhile. Each call
+ * carries the gateway's service credential (an admin key) in `authorization`.
  */
 export class GrpcPolicySource implements PolicySource {
   private readonly client: grpc.Client & {
-    watchBundle(request: {
-      knownRevision: number;
-      gateway: string;
-    }): grpc.ClientReadableStream<PolicyBundleWire>;
+    watchBundle(
+      request: { knownRevision: number; gateway: string },
+      metadata: grpc.Metadata,
+    ): grpc.ClientReadableStream<PolicyBundleWire>;
   };
   private readonly listeners = new Set<(bundle: PolicyBundle) => void>();
   private latest: PolicyBundle | undefined;
@@ -23,14 +24,18 @@ export class GrpcPolicySource implements PolicySource {
   private retryMs = RETRY_MIN_MS;
   private timer: ReturnType<typeof setTimeout> | undefined;
   private closed = false;
-  private firstBundle: (() => void) | undefined;
-  private readonly first: Promise<void>;
+  /** Settles the wait for the first bundle: true when one arrived, false when the credential was refused. */
+  private settleFirst: ((received: boolean) => void) | undefined;
+  private readonly first: Promise<boolean>;
+  private readonly metadata = new grpc.Metadata();
 
   constructor(
     address: string,
     private readonly name: string,
+    serviceKey: string,
     private readonly onProblem: (message: string) => void,
   ) {
+    this.metadata.set('authorization', `Bearer ${serviceKey}`);
     const Service = loadService(`${PROTO_ROOT}/flowloom/policy/v1/policy.proto`, [
       'flowloom',
       'policy',
@@ -42,25 +47,31 @@ export class GrpcPolicySource implements PolicySource {
       grpc.credentials.createInsecure(),
     ) as unknown as GrpcPolicySource['client'];
     this.first = new Promise((resolve) => {
-      this.firstBundle = resolve;
+      this.settleFirst = resolve;
     });
     this.connect();
   }
 
-  /** Resolves when the first bundle arrived, or after `timeoutMs` (false then). */
+  /**
+   * Resolves true when the first bundle arrived; false after `timeoutMs`, or at once when the policy
+   * service refused the credential (waiting would not change that).
+   */
   async ready(timeoutMs: number): Promise<boolean> {
     let timer: ReturnType<typeof setTimeout> | undefined;
     const timeout = new Promise<boolean>((resolve) => {
       timer = setTimeout(() => resolve(false), timeoutMs);
     });
-    const result = await Promise.race([this.first.then(() => true), timeout]);
+    const result = await Promise.race([this.first, timeout]);
     clearTimeout(timer);
     return result;
   }
 
   private connect(): void {
     if (this.closed) return;
-    const call = this.client.watchBundle({ knownRevision: this.latest?.revision ?? -1, gateway: this.name });
+    const call = this.client.watchBundle(
+      { knownRevision: this.latest?.revision ?? -1, gateway: this.name },
+      this.metadata,
+    );
     this.call = call;
     call.on('data', (wire: PolicyBundleWire) => {
       this.retryMs = RETRY_MIN_MS;
@@ -73,14 +84,19 @@ export class GrpcPolicySource implements PolicySource {
       }
       if (this.latest && bundle.revision < this.latest.revision) return;
       this.latest = bundle;
-      this.firstBundle?.();
+      this.settleFirst?.(true);
       for (const listener of this.listeners) listener(bundle);
     });
     call.on('error', (error: grpc.ServiceError) => {
       if (this.closed || error.code === grpc.status.CANCELLED) return;
+      // A refused credential is a configuration problem: say which setting fixes it. Keep retrying,
+      // since the key may be created (or its table migrated) after this gateway started.
+      const refused =
+        error.code === grpc.status.UNAUTHENTICATED || error.code === grpc.status.PERMISSION_DENIED;
       this.onProblem(
-        `policy bundle stream: ${error.details || error.message}; retrying in ${this.retryMs} ms`,
+        `policy bundle stream: ${error.details || error.message}${refused ? ' (set FLOWLOOM_POLICY_SERVICE_KEY, or FLOWLOOM_ADMIN_KEY, to an admin key the policy service knows)' : ''}; retrying in ${this.retryMs} ms`,
       );
+      if (refused) this.settleFirst?.(false);
       this.retry();
     });
     call.on('end', () => {
