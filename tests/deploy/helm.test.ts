@@ -465,6 +465,8 @@ describe('helm/flowloom with the default values', () => {
       [['--set', 'auth.policyServiceKey=short'], 'policyServiceKey'],
       [['--set', 'postgresql.url=mysql://x'], 'url'],
       [['--set', 'kafka.brokers={kafka}'], 'brokers'],
+      [['--set', 'kafka.topics.replicationFactor=0'], 'replicationFactor'],
+      [['--set', 'kafka.topics.prefix=flowloom.staging'], 'prefix'],
       [['--set', 'config.logLevel=loud'], 'logLevel'],
     ];
     for (const [args, key] of cases) {
@@ -491,6 +493,26 @@ describe('helm/flowloom with the default values', () => {
     const ports = (egress ?? []).flatMap((r) => r.ports ?? []);
     expect(ports).toContainEqual({ port: 9092, protocol: 'TCP' });
     expect(ports).toContainEqual({ port: 6379, protocol: 'TCP' });
+  });
+
+  it("when Kafka is configured, then each service's flowloom.yaml says how to create topics: by default one replica, for a single broker", () => {
+    expect(only(defaults, 'ConfigMap', 'flowloom').data!['gateway.yaml']).not.toContain('kafkaTopics');
+    const configMap = only(
+      render(['--set', 'kafka.brokers={kafka:9092}', '--set', 'kafka.topics.partitions=4']),
+      'ConfigMap',
+      'flowloom',
+    );
+    for (const name of SERVICES) {
+      const file = join(scratch, `kafka-${name}.yaml`);
+      writeFileSync(file, configMap.data![`${name}.yaml`]!);
+      const config = loadConfig({ env: { FLOWLOOM_CONFIG: file }, cwd: scratch });
+      expect({ name, ...config.kafkaTopics }).toEqual({
+        name,
+        replicationFactor: 1,
+        partitions: 4,
+        prefix: 'flowloom',
+      });
+    }
   });
 });
 
@@ -573,6 +595,24 @@ describe('helm/flowloom with values-production.yaml', () => {
     expect(config.models.smart?.deployments.map((d) => d.provider)).toEqual(['openai', 'anthropic']);
     expect(config.providers.openai?.models).toEqual(['gpt-*', 'o3*', 'o4*', 'text-embedding-*']);
     expect(config.budgets).toEqual([{ scope: 'team', period: 'month', limitUsd: 5000 }]);
+  });
+
+  it('when rendered, then every service creates Kafka topics with 3 replicas (one broker may fail without losing events)', () => {
+    const configMap = only(production, 'ConfigMap', 'flowloom');
+    for (const name of SERVICES) {
+      const file = join(scratch, `production-${name}.yaml`);
+      writeFileSync(file, configMap.data![`${name}.yaml`]!);
+      const config = loadConfig({
+        env: { FLOWLOOM_CONFIG: file, OPENAI_API_KEY: 'sk-test', ANTHROPIC_API_KEY: 'sk-ant-test' },
+        cwd: scratch,
+      });
+      expect({ name, ...config.kafkaTopics }).toEqual({
+        name,
+        replicationFactor: 3,
+        partitions: 12,
+        prefix: 'flowloom',
+      });
+    }
   });
 });
 

@@ -79,7 +79,8 @@ app.kubernetes.io/component: {{ .component }}
 
 {{/*
 A service's flowloom.yaml: the global `config` with the service's own `config` merged over it; empty
-collections are left out (the loader has defaults). dict "root" $ "component" "gateway".
+collections are left out (the loader has defaults). With Kafka, how topics are created (kafka.topics).
+dict "root" $ "component" "gateway".
 */}}
 {{- define "flowloom.configFile" -}}
 {{- $merged := mergeOverwrite (deepCopy .root.Values.config) (deepCopy (index .root.Values .component).config) -}}
@@ -88,6 +89,9 @@ collections are left out (the loader has defaults). dict "root" $ "component" "g
 {{- if or (kindIs "float64" $value) (kindIs "int64" $value) (kindIs "int" $value) (kindIs "bool" $value) $value -}}
 {{- $_ := set $out $key $value -}}
 {{- end -}}
+{{- end -}}
+{{- if .root.Values.kafka.brokers -}}
+{{- $_ := set $out "kafkaTopics" (deepCopy .root.Values.kafka.topics) -}}
 {{- end -}}
 {{- toYaml $out -}}
 {{- end -}}

@@ -60,12 +60,16 @@ export function fromKafkaRecord(
   };
 }
 
+/** The prefix of every topic name unless configured otherwise. */
+export const DEFAULT_TOPIC_PREFIX = 'flowloom';
+
 /**
  * One topic per event family: `dev.flowloom.gateway.request.completed.v1` → `flowloom.gateway.request`.
- * Families keep related events ordered together while letting consumers subscribe narrowly.
+ * Families keep related events ordered together while letting consumers subscribe narrowly. Another
+ * prefix lets several installs (or test runs) share one Kafka cluster without seeing each other's events.
  */
-export function topicFor(type: string): string {
+export function topicFor(type: string, prefix: string = DEFAULT_TOPIC_PREFIX): string {
   const parts = type.split('.');
-  if (parts.length < 5 || parts[0] !== 'dev' || parts[1] !== 'flowloom') return 'flowloom.other';
-  return `flowloom.${parts[2]}.${parts[3]}`;
+  if (parts.length < 5 || parts[0] !== 'dev' || parts[1] !== 'flowloom') return `${prefix}.other`;
+  return `${prefix}.${parts[2]}.${parts[3]}`;
 }

@@ -90,4 +90,23 @@ describe('loadConfig', () => {
       /audit\.retention/,
     );
   });
+
+  it('when Kafka topic settings come from the file and variables, then the variable wins; without them one broker suffices', () => {
+    expect(loadConfig({ env: {}, cwd: dir() }).kafkaTopics).toEqual({
+      partitions: 6,
+      replicationFactor: 1,
+      prefix: 'flowloom',
+    });
+    const c = loadConfig({
+      env: { FLOWLOOM_KAFKA_REPLICATION_FACTOR: '3', FLOWLOOM_KAFKA_TOPIC_PREFIX: 'staging' },
+      cwd: dir('kafkaTopics:\n  partitions: 12\n  replicationFactor: 2\n'),
+    });
+    expect(c.kafkaTopics).toEqual({ partitions: 12, replicationFactor: 3, prefix: 'staging' });
+    expect(() => loadConfig({ env: { FLOWLOOM_KAFKA_REPLICATION_FACTOR: '0' }, cwd: dir() })).toThrow(
+      /FLOWLOOM_KAFKA_REPLICATION_FACTOR \(kafkaTopics\.replicationFactor\)/,
+    );
+    expect(() => loadConfig({ env: { FLOWLOOM_KAFKA_TOPIC_PREFIX: 'a.b' }, cwd: dir() })).toThrow(
+      /FLOWLOOM_KAFKA_TOPIC_PREFIX/,
+    );
+  });
 });

@@ -181,6 +181,19 @@ export const auditConfigSchema = z.strictObject({
 });
 export type AuditConfig = z.infer<typeof auditConfigSchema>;
 
+export const kafkaTopicsSchema = z.strictObject({
+  /** Partitions per topic: the most consumers of one group that can share a family's events. */
+  partitions: z.number().int().min(1).max(10_000).default(6),
+  /** Copies of each partition, each on its own broker: 1 for one broker, 3 in production. */
+  replicationFactor: z.number().int().min(1).max(32).default(1),
+  /** First part of topic (and consumer group) names, so that several installs can share a cluster. */
+  prefix: z
+    .string()
+    .regex(/^[A-Za-z0-9_-]{1,100}$/, 'letters, digits, _ and - only (at most 100)')
+    .default('flowloom'),
+});
+export type KafkaTopicsConfig = z.infer<typeof kafkaTopicsSchema>;
+
 export const configSchema = z.strictObject({
   host: z.string().min(1).default('127.0.0.1'),
   httpPort: z.number().int().min(0).max(65535).default(8080),
@@ -193,6 +206,8 @@ export const configSchema = z.strictObject({
     .optional(),
   /** Kafka brokers (`host:port`): events travel on Kafka instead of the in-process bus. */
   kafkaBrokers: z.array(z.string().regex(/^[^\s:]+:\d+$/, 'must be host:port')).optional(),
+  /** How the Kafka bus creates its topics (one per event family); topics that exist are left as they are. */
+  kafkaTopics: kafkaTopicsSchema.default(kafkaTopicsSchema.parse({})),
   /** A `redis://` URL: budgets and rate limits shared by all gateway replicas; in-process when omitted. */
   redisUrl: z
     .string()

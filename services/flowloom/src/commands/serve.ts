@@ -15,7 +15,13 @@ interface Service {
 
 async function kafkaBus(config: Config, clientId: string): Promise<EventBus | undefined> {
   if (!config.kafkaBrokers || config.kafkaBrokers.length === 0) return undefined;
-  const bus = new KafkaBus({ brokers: config.kafkaBrokers, clientId });
+  const bus = new KafkaBus({
+    brokers: config.kafkaBrokers,
+    clientId,
+    partitions: config.kafkaTopics.partitions,
+    replicationFactor: config.kafkaTopics.replicationFactor,
+    topicPrefix: config.kafkaTopics.prefix,
+  });
   await bus.start();
   return bus;
 }
