@@ -2,18 +2,13 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { fixedRate, type Target, throughput, timeToFirstByte } from './load.js';
-import { type Child, freePort, startChild } from './processes.js';
+import { type Figure, overheadFigures, type Target, throughputFigures, timeToFirstByte } from './load.js';
+import { adminCall, type Child, freePort, startChild, startMockUpstream } from './processes.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const ADMIN_KEY = 'flk_bench-admin-0123456789abcdefghijklmnopqrstuv';
 
-export interface Figure {
-  name: string;
-  value: number;
-  unit: string;
-  note?: string;
-}
+export type { Figure } from './load.js';
 
 const CHAT = JSON.stringify({
   model: 'gpt-4o-mini',
@@ -34,17 +29,9 @@ export async function runGatewayBench(log: (line: string) => void, seconds = 10)
   const children: Child[] = [];
   const dataDir = mkdtempSync(join(tmpdir(), 'flowloom-bench-'));
   try {
-    const upstreamPort = await freePort();
-    log(`starting the mock OpenAI upstream on ${upstreamPort}…`);
-    children.push(
-      await startChild(
-        'node',
-        ['--import', 'tsx', join(ROOT, 'tests/bench/mock-upstream.ts'), String(upstreamPort)],
-        {},
-        /listening/,
-      ),
-    );
-    const upstreamBase = `http://127.0.0.1:${upstreamPort}/v1`;
+    const mock = await startMockUpstream(log);
+    children.push(mock.child);
+    const upstreamBase = mock.base;
 
     const [httpPort, grpcPort, portkeyPort] = [await freePort(), await freePort(), await freePort()];
     log('starting FlowLoom (keys, routing, metering and the durable outbox on; logs at warn)…');
@@ -65,12 +52,13 @@ export async function runGatewayBench(log: (line: string) => void, seconds = 10)
         /FlowLoom is up/,
       ),
     );
-    const created = await fetch(`http://127.0.0.1:${httpPort}/api/v1/keys`, {
-      method: 'POST',
-      headers: { authorization: `Bearer ${ADMIN_KEY}`, 'content-type': 'application/json' },
-      body: JSON.stringify({ name: 'bench', project: 'bench' }),
-    });
-    const { key } = (await created.json()) as { key: string };
+    const { key } = await adminCall<{ key: string }>(
+      `http://127.0.0.1:${httpPort}`,
+      ADMIN_KEY,
+      'POST',
+      '/api/v1/keys',
+      { name: 'bench', project: 'bench' },
+    );
 
     log(`starting Portkey's gateway (@portkey-ai/gateway) on ${portkeyPort}…`);
     children.push(
@@ -116,20 +104,11 @@ export async function runGatewayBench(log: (line: string) => void, seconds = 10)
         `Portkey answered ${checkPortkey.status}: ${(await checkPortkey.text()).slice(0, 200)}; it is left out`,
       );
 
-    const figures: Figure[] = [];
-    const results: Record<string, Awaited<ReturnType<typeof throughput>>> = {};
-    for (const target of portkeyWorks ? [upstream, flowloom, portkey] : [upstream, flowloom]) {
-      log(`throughput, 32 connections, ${seconds} s: ${target.name}…`);
-      await throughput(target, 32, 2);
-      const r = await throughput(target, 32, seconds);
-      results[target.name] = r;
-      figures.push({
-        name: `${target.name}: throughput (32 connections)`,
-        value: Math.round(r.rps),
-        unit: 'req/s',
-        note: `p50 ${r.p50Ms} ms, p99 ${r.p99Ms} ms, errors ${r.errors}, non-2xx ${r.non2xx}`,
-      });
-    }
+    const { figures, results } = await throughputFigures(
+      portkeyWorks ? [upstream, flowloom, portkey] : [upstream, flowloom],
+      seconds,
+      log,
+    );
     const up = results.upstream!;
     const fl = results.flowloom!;
     figures.push({
@@ -147,37 +126,7 @@ export async function runGatewayBench(log: (line: string) => void, seconds = 10)
       });
     }
 
-    log(`fixed rate 500 req/s for ${seconds} s: upstream alone, then through FlowLoom…`);
-    await fixedRate(upstream, 500, 2);
-    const direct = await fixedRate(upstream, 500, seconds);
-    await fixedRate(flowloom, 500, 2);
-    const via = await fixedRate(flowloom, 500, seconds);
-    figures.push(
-      {
-        name: 'upstream alone at 500 req/s: p50 / p99',
-        value: Math.round(direct.p50Us),
-        unit: 'µs',
-        note: `p99 ${Math.round(direct.p99Us)} µs, failed ${direct.failed}/${direct.sent}`,
-      },
-      {
-        name: 'through FlowLoom at 500 req/s: p50 / p99',
-        value: Math.round(via.p50Us),
-        unit: 'µs',
-        note: `p99 ${Math.round(via.p99Us)} µs, failed ${via.failed}/${via.sent}`,
-      },
-      {
-        name: 'FlowLoom overhead at 500 req/s, p50',
-        value: Math.round(via.p50Us - direct.p50Us),
-        unit: 'µs',
-        note: 'target ≤ 1000 µs',
-      },
-      {
-        name: 'FlowLoom overhead at 500 req/s, p99',
-        value: Math.round(via.p99Us - direct.p99Us),
-        unit: 'µs',
-        note: 'target ≤ 5000 µs',
-      },
-    );
+    figures.push(...(await overheadFigures(upstream, flowloom, seconds, log, 'FlowLoom')));
 
     log('streaming time to first byte, 300 sequential requests each…');
     const streamUpstream = { ...upstream, body: CHAT_STREAM };

@@ -1,6 +1,14 @@
 import autocannon from 'autocannon';
 import { Pool } from 'undici';
 
+/** One printed line of `npm run bench`. */
+export interface Figure {
+  name: string;
+  value: number;
+  unit: string;
+  note?: string;
+}
+
 export interface Target {
   name: string;
   url: string;
@@ -56,6 +64,8 @@ export async function fixedRate(
   target: Target,
   ratePerSecond: number,
   seconds: number,
+  /** Sees each successful answer's headers and the wall-clock time (ms) its body had arrived. */
+  onAnswer?: (headers: Record<string, string | string[] | undefined>, answeredAtMs: number) => void,
 ): Promise<LatencyProfile> {
   const url = new URL(target.url);
   const pool = new Pool(url.origin, { connections: 64, pipelining: 1 });
@@ -76,7 +86,11 @@ export async function fixedRate(
         .then(async (res) => {
           await res.body.dump();
           if (res.statusCode !== 200) failed++;
-          else latencies.push((performance.now() - sent) * 1000);
+          else {
+            const now = performance.now();
+            latencies.push((now - sent) * 1000);
+            onAnswer?.(res.headers, performance.timeOrigin + now);
+          }
         })
         .catch(() => {
           failed++;
@@ -122,4 +136,71 @@ export async function timeToFirstByte(
   await pool.close();
   samples.sort((a, b) => a - b);
   return { p50Us: percentile(samples, 50), p99Us: percentile(samples, 99) };
+}
+
+/**
+ * Each target's closed-loop throughput at 32 connections (after a 2 s warm-up), one after the other
+ * so that they never compete for the machine.
+ */
+export async function throughputFigures(
+  targets: readonly Target[],
+  seconds: number,
+  log: (line: string) => void,
+): Promise<{ figures: Figure[]; results: Record<string, Throughput> }> {
+  const figures: Figure[] = [];
+  const results: Record<string, Throughput> = {};
+  for (const target of targets) {
+    log(`throughput, 32 connections, ${seconds} s: ${target.name}…`);
+    await throughput(target, 32, 2);
+    const r = await throughput(target, 32, seconds);
+    results[target.name] = r;
+    figures.push({
+      name: `${target.name}: throughput (32 connections)`,
+      value: Math.round(r.rps),
+      unit: 'req/s',
+      note: `p50 ${r.p50Ms} ms, p99 ${r.p99Ms} ms, errors ${r.errors}, non-2xx ${r.non2xx}`,
+    });
+  }
+  return { figures, results };
+}
+
+/** Latency at 500 req/s of the upstream alone, then through `via`, and the difference (the overhead). */
+export async function overheadFigures(
+  upstream: Target,
+  via: Target,
+  seconds: number,
+  log: (line: string) => void,
+  label = via.name,
+): Promise<Figure[]> {
+  log(`fixed rate 500 req/s for ${seconds} s: upstream alone, then through ${label}…`);
+  await fixedRate(upstream, 500, 2);
+  const direct = await fixedRate(upstream, 500, seconds);
+  await fixedRate(via, 500, 2);
+  const through = await fixedRate(via, 500, seconds);
+  return [
+    {
+      name: 'upstream alone at 500 req/s: p50 / p99',
+      value: Math.round(direct.p50Us),
+      unit: 'µs',
+      note: `p99 ${Math.round(direct.p99Us)} µs, failed ${direct.failed}/${direct.sent}`,
+    },
+    {
+      name: `through ${label} at 500 req/s: p50 / p99`,
+      value: Math.round(through.p50Us),
+      unit: 'µs',
+      note: `p99 ${Math.round(through.p99Us)} µs, failed ${through.failed}/${through.sent}`,
+    },
+    {
+      name: `${label} overhead at 500 req/s, p50`,
+      value: Math.round(through.p50Us - direct.p50Us),
+      unit: 'µs',
+      note: 'target ≤ 1000 µs',
+    },
+    {
+      name: `${label} overhead at 500 req/s, p99`,
+      value: Math.round(through.p99Us - direct.p99Us),
+      unit: 'µs',
+      note: 'target ≤ 5000 µs',
+    },
+  ];
 }

@@ -3,7 +3,7 @@ import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { type Target, throughput } from './load.js';
-import { type Child, freePort, startChild } from './processes.js';
+import { adminCall, type Child, freePort, startChild } from './processes.js';
 
 // The policy gate inside the gateway, measured through `flowloom up` processes:
 // - throughput with a 100-rule policy (runaway signals on) next to the same gateway without one;
@@ -154,18 +154,8 @@ async function call(
   return { status: res.status, text, at: performance.now() };
 }
 
-async function admin<T>(base: string, method: string, path: string, body?: unknown): Promise<T> {
-  const res = await fetch(`${base}${path}`, {
-    method,
-    headers: {
-      authorization: `Bearer ${ADMIN_KEY}`,
-      ...(body ? { 'content-type': 'application/json' } : {}),
-    },
-    ...(body ? { body: JSON.stringify(body) } : {}),
-  });
-  if (!res.ok) throw new Error(`${method} ${path}: ${res.status} ${await res.text()}`);
-  return (await res.json()) as T;
-}
+const admin = <T>(base: string, method: string, path: string, body?: unknown): Promise<T> =>
+  adminCall<T>(base, ADMIN_KEY, method, path, body);
 
 const local = (text: string, script: Record<string, unknown> = {}) => ({
   model: 'flowloom-local',

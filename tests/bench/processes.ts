@@ -1,5 +1,6 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { createServer } from 'node:net';
+import { fileURLToPath } from 'node:url';
 
 export async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -55,4 +56,39 @@ export async function startChild(
       clearTimeout(timer);
     },
   };
+}
+
+/** The benchmark's mock OpenAI upstream (mock-upstream.ts) in a process of its own; `base` ends in /v1. */
+export async function startMockUpstream(
+  log: (line: string) => void,
+): Promise<{ child: Child; base: string }> {
+  const port = await freePort();
+  log(`starting the mock OpenAI upstream on ${port}…`);
+  const child = await startChild(
+    'node',
+    ['--import', 'tsx', fileURLToPath(new URL('./mock-upstream.ts', import.meta.url)), String(port)],
+    {},
+    /listening/,
+  );
+  return { child, base: `http://127.0.0.1:${port}/v1` };
+}
+
+/** A call to a FlowLoom admin API (`/api/v1/...`) with an admin key; fails on any non-2xx answer. */
+export async function adminCall<T>(
+  base: string,
+  adminKey: string,
+  method: string,
+  path: string,
+  body?: unknown,
+): Promise<T> {
+  const res = await fetch(`${base}${path}`, {
+    method,
+    headers: {
+      authorization: `Bearer ${adminKey}`,
+      ...(body ? { 'content-type': 'application/json' } : {}),
+    },
+    ...(body ? { body: JSON.stringify(body) } : {}),
+  });
+  if (!res.ok) throw new Error(`${method} ${path}: ${res.status} ${await res.text()}`);
+  return (await res.json()) as T;
 }

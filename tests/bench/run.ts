@@ -1,6 +1,7 @@
-// `npm run bench [-- gateway ledger policy]`: prints figures and ratios measured side by side in one
+// `npm run bench [-- gateway distributed ledger policy]`: prints figures and ratios measured side by side in one
 // run. Nothing here passes or fails on time: machines are shared and noisy, so compare ratios.
 import { runAuditBench } from './audit.bench.js';
+import { runDistributedBench } from './distributed.bench.js';
 import { runGatewayBench } from './gateway.bench.js';
 import { runLedgerBench } from './ledger.bench.js';
 import { runPolicyBench } from './policy.bench.js';
@@ -19,6 +20,7 @@ const log = (line: string): void => {
 
 const suites: Record<string, () => Promise<Figure[]>> = {
   gateway: () => runGatewayBench(log, Number(process.env.BENCH_SECONDS ?? 10)),
+  distributed: () => runDistributedBench(log, Number(process.env.BENCH_SECONDS ?? 10)),
   policy: () => runPolicyBench(),
   'policy-gateway': () => runPolicyGatewayBench(log),
   ledger: () => runLedgerBench(),
