@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Apache Kafka for tests: one KRaft node (broker + controller) from Maven Central jars.
-# usage: kafka.sh up|down|status
+# usage: kafka.sh up|down|status|purge
 #        kafka.sh fetch                  only download the jars (up.sh runs it beside the others)
 #        kafka.sh tool NAME [ARGS...]   the bundled command line tools, e.g.
 #          kafka.sh tool topics --bootstrap-server 127.0.0.1:9092 --list
@@ -8,8 +8,18 @@
 #
 # The jars come from kafka/pom.xml through `mvn dependency:copy-dependencies` into the cache,
 # once; later runs reuse them until the pom changes.
+#
+# FLOWLOOM_KAFKA_INSTANCE=NAME runs a second, independent broker (fault tests kill theirs without
+# touching the shared one): it reuses the cached jars but has its own config, data, log, pid and lock
+# under kafka/instances/NAME. Give it its own FLOWLOOM_KAFKA_PORT and FLOWLOOM_KAFKA_CONTROLLER_PORT.
+# `purge` (instances only) stops it and deletes its folder.
 set -euo pipefail
-ENGINE=kafka
+KAFKA_INSTANCE="${FLOWLOOM_KAFKA_INSTANCE:-}"
+[[ -z $KAFKA_INSTANCE || $KAFKA_INSTANCE =~ ^[A-Za-z0-9_.-]+$ ]] || {
+  printf '[kafka] ERROR: FLOWLOOM_KAFKA_INSTANCE=%s: use letters, digits, _ . and - only\n' "$KAFKA_INSTANCE" >&2
+  exit 2
+}
+ENGINE=kafka${KAFKA_INSTANCE:+-$KAFKA_INSTANCE}
 # shellcheck source=lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
@@ -19,10 +29,12 @@ KAFKA_HEAP="${FLOWLOOM_KAFKA_HEAP:-512m}"
 KAFKA_START_TIMEOUT="${FLOWLOOM_KAFKA_START_TIMEOUT:-120}"
 KAFKA_HOME="$ENGINES_HOME/kafka"
 KAFKA_LIB="$KAFKA_HOME/lib"
-KAFKA_CONF="$KAFKA_HOME/config"
-KAFKA_DATA="$KAFKA_HOME/data"
-KAFKA_LOG="$KAFKA_HOME/kafka.log"
-KAFKA_PIDFILE="$KAFKA_HOME/kafka.pid"
+# What belongs to one broker; the jars above are shared by every instance.
+KAFKA_STATE="$KAFKA_HOME${KAFKA_INSTANCE:+/instances/$KAFKA_INSTANCE}"
+KAFKA_CONF="$KAFKA_STATE/config"
+KAFKA_DATA="$KAFKA_STATE/data"
+KAFKA_LOG="$KAFKA_STATE/kafka.log"
+KAFKA_PIDFILE="$KAFKA_STATE/kafka.pid"
 MAVEN_REPO="${FLOWLOOM_MAVEN_REPO:-$ENGINES_HOME/maven-repo}"
 POM_SRC="$ENGINES_DIR/kafka/pom.xml"
 KAFKA_BROKERS="$LOOPBACK:$KAFKA_PORT"
@@ -137,20 +149,20 @@ kafka_pid() { cat "$KAFKA_PIDFILE" 2>/dev/null || true; }
 format_storage() {
   [[ -f $KAFKA_DATA/meta.properties ]] && return
   local cluster_id
-  if [[ -s $KAFKA_HOME/cluster-id ]]; then
-    cluster_id=$(<"$KAFKA_HOME/cluster-id")
+  if [[ -s $KAFKA_STATE/cluster-id ]]; then
+    cluster_id=$(<"$KAFKA_STATE/cluster-id")
   else
     cluster_id=$(kafka_java kafka.tools.StorageTool random-uuid 2>/dev/null | tail -n1)
     [[ -n $cluster_id ]] || die "kafka.tools.StorageTool random-uuid printed nothing" \
       "try it by hand: java -cp '$KAFKA_LIB/*' kafka.tools.StorageTool random-uuid"
-    echo "$cluster_id" >"$KAFKA_HOME/cluster-id"
+    echo "$cluster_id" >"$KAFKA_STATE/cluster-id"
   fi
   say "formatting storage in $KAFKA_DATA (cluster id $cluster_id)"
   kafka_java kafka.tools.StorageTool format -t "$cluster_id" -c "$KAFKA_CONF/server.properties" \
-    --ignore-formatted >"$KAFKA_HOME/format.log" 2>&1 || {
-    show_log_tail "$KAFKA_HOME/format.log"
+    --ignore-formatted >"$KAFKA_STATE/format.log" 2>&1 || {
+    show_log_tail "$KAFKA_STATE/format.log"
     die "formatting the KRaft storage failed (log above)" \
-      "to start from an empty broker: bash deploy/engines/kafka.sh down; rm -rf $KAFKA_DATA $KAFKA_HOME/cluster-id"
+      "to start from an empty broker: bash deploy/engines/kafka.sh down; rm -rf $KAFKA_DATA $KAFKA_STATE/cluster-id"
   }
 }
 
@@ -209,7 +221,12 @@ cmd_up() {
     fi
   done
   install_tools
-  fetch_jars
+  if [[ -n $KAFKA_INSTANCE ]]; then
+    # The jars are shared: fetch them under the shared lock, never beside another fetch.
+    FLOWLOOM_KAFKA_INSTANCE='' bash "$ENGINES_DIR/kafka.sh" fetch 9>&-
+  else
+    fetch_jars
+  fi
   write_config
   format_storage
   start_broker
@@ -235,6 +252,15 @@ cmd_down() {
   fi
   rm -f "$KAFKA_PIDFILE"
   say "down"
+}
+
+# Instances are disposable: stop one and delete its folder (the shared broker is never purged).
+cmd_purge() {
+  [[ -n $KAFKA_INSTANCE ]] || die "purge deletes a broker's data: it only applies to FLOWLOOM_KAFKA_INSTANCE brokers" \
+    "to stop the shared broker: bash deploy/engines/kafka.sh down"
+  cmd_down
+  rm -rf "$KAFKA_STATE"
+  say "purged $KAFKA_STATE"
 }
 
 cmd_status() {
@@ -273,8 +299,9 @@ cmd_tool() {
 case "${1:-}" in
   up) cmd_up ;;
   down) cmd_down ;;
+  purge) cmd_purge ;;
   status) cmd_status ;;
   fetch) take_lock && fetch_jars ;;
   tool) shift && cmd_tool "$@" ;;
-  *) printf 'usage: %s up|down|status|fetch|tool NAME [ARGS...]\n' "$0" >&2 && exit 2 ;;
+  *) printf 'usage: %s up|down|status|purge|fetch|tool NAME [ARGS...]\n' "$0" >&2 && exit 2 ;;
 esac

@@ -1,11 +1,20 @@
 #!/usr/bin/env bash
 # PostgreSQL 15 for tests: a dedicated cluster (initdb + pg_ctl), trust auth, loopback only.
-# usage: postgres.sh up|down|status
+# usage: postgres.sh up|down|status|purge
 #
 # A cluster of our own, rather than Debian's 15/main: it leaves /etc/postgresql alone, does not
 # depend on pg_ctlcluster or systemd, and `down` + deleting its folder resets everything.
+#
+# FLOWLOOM_PG_INSTANCE=NAME runs a second, independent cluster (fault tests stop theirs without
+# touching the shared one) in instances/NAME beside the shared cluster's folder, with its own lock.
+# Give it its own FLOWLOOM_PG_PORT. `purge` (instances only) stops it and deletes its folder.
 set -euo pipefail
-ENGINE=postgres
+PG_INSTANCE="${FLOWLOOM_PG_INSTANCE:-}"
+[[ -z $PG_INSTANCE || $PG_INSTANCE =~ ^[A-Za-z0-9_.-]+$ ]] || {
+  printf '[postgres] ERROR: FLOWLOOM_PG_INSTANCE=%s: use letters, digits, _ . and - only\n' "$PG_INSTANCE" >&2
+  exit 2
+}
+ENGINE=postgres${PG_INSTANCE:+-$PG_INSTANCE}
 # shellcheck source=lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
@@ -38,6 +47,7 @@ choose_base_dir() {
   if is_root && ! (cd / && runuser -u "$SERVER_USER" -- test -x "$ENGINES_HOME") 2>/dev/null; then
     PG_BASE="/var/lib/postgresql/flowloom/$PG_VERSION"
   fi
+  [[ -n $PG_INSTANCE ]] && PG_BASE="$PG_BASE/instances/$PG_INSTANCE"
   PG_DATA="$PG_BASE/data"
 }
 
@@ -182,6 +192,15 @@ cmd_down() {
   say "down"
 }
 
+# Instances are disposable: stop one and delete its folder (the shared cluster is never purged).
+cmd_purge() {
+  [[ -n $PG_INSTANCE ]] || die "purge deletes a cluster's data: it only applies to FLOWLOOM_PG_INSTANCE clusters" \
+    "to stop the shared cluster: bash deploy/engines/postgres.sh down"
+  cmd_down
+  rm -rf "$PG_BASE"
+  say "purged $PG_BASE"
+}
+
 cmd_status() {
   set_paths
   if server_running && accepting; then
@@ -198,6 +217,7 @@ cmd_status() {
 case "${1:-}" in
   up) cmd_up ;;
   down) cmd_down ;;
+  purge) cmd_purge ;;
   status) cmd_status ;;
   *) usage_and_exit ;;
 esac
