@@ -30,6 +30,7 @@ export const ENV_VARIABLES = {
   FLOWLOOM_LOG_LEVEL: { key: 'logLevel', type: 'string' },
   FLOWLOOM_MAX_BODY_BYTES: { key: 'maxBodyBytes', type: 'int' },
   FLOWLOOM_OUTBOX_FSYNC: { key: 'outboxFsync', type: 'string' },
+  FLOWLOOM_OUTBOX_ON_DATABASE_DOWN: { key: 'outboxOnDatabaseDown', type: 'string' },
   FLOWLOOM_POLICY_FILE: { key: 'policy.file', type: 'string' },
   FLOWLOOM_POLICY_MODE: { key: 'policy.mode', type: 'string' },
   FLOWLOOM_POLICY_SERVICE_URL: { key: 'policy.serviceUrl', type: 'string' },

@@ -229,6 +229,12 @@ export const configSchema = z.strictObject({
    * flushes to disk within 50 ms; `always` flushes before acknowledging; `never` leaves it to the OS.
    */
   outboxFsync: z.enum(['always', 'interval', 'never']).default('interval'),
+  /**
+   * On PostgreSQL, when the database is unreachable: `spool` keeps serving and writes events to a
+   * durable local spool in the data folder, moved into the database once it is back; `fail` refuses
+   * requests with 503 before any upstream call, so nothing is answered that cannot be recorded.
+   */
+  outboxOnDatabaseDown: z.enum(['spool', 'fail']).default('spool'),
   providers: z
     .record(z.string().regex(/^[a-z0-9][a-z0-9_-]*$/, 'lowercase letters, digits, _ and -'), providerSchema)
     .default({}),

@@ -37,6 +37,10 @@ export async function openPostgres(url: string, options: PostgresOptions = {}): 
     query,
     async transaction(fn) {
       const client = await pool.connect();
+      // The pool stops watching a client it hands out: losing the server while this one is held
+      // between queries (a relay publishing inside its transaction) must not crash the process.
+      client.on('error', ignore);
+      let broken: unknown;
       try {
         await client.query('begin');
         const result = await fn({
@@ -48,10 +52,14 @@ export async function openPostgres(url: string, options: PostgresOptions = {}): 
         await client.query('commit');
         return result;
       } catch (error) {
-        await client.query('rollback').catch(() => {});
+        await client.query('rollback').catch((rollbackError: unknown) => {
+          broken = rollbackError;
+        });
         throw error;
       } finally {
-        client.release();
+        client.off('error', ignore);
+        // A client that could not even roll back has lost its server: destroy it, never reuse it.
+        client.release(broken instanceof Error ? broken : undefined);
       }
     },
     async exec(sql) {
@@ -62,6 +70,8 @@ export async function openPostgres(url: string, options: PostgresOptions = {}): 
     },
   };
 }
+
+function ignore(): void {}
 
 /** Hides the password of a connection URL in messages. */
 export function redactUrl(url: string): string {

@@ -6,6 +6,7 @@ import { type Db, migrate, openDb } from '@flowloom/store';
 import { createLogger, createRegistry, Gauge, type Logger, type Registry } from '@flowloom/telemetry';
 import type { FastifyInstance } from 'fastify';
 import { FallbackLimitStore } from './adapters/fallback-limit-store.js';
+import { FallbackOutbox } from './adapters/fallback-outbox.js';
 import { FileOutbox } from './adapters/file-outbox.js';
 import { FilePolicySource } from './adapters/file-policy-source.js';
 import { GrpcPolicySource } from './adapters/grpc-policy-source.js';
@@ -79,17 +80,66 @@ interface RelayedOutbox extends Outbox {
   start(): void;
   publishPending(): Promise<number>;
   close(): Promise<void>;
+  /** `ok`, or what is degraded (for /readyz). */
+  status?(): string;
 }
 
-/** On PostgreSQL the outbox is a table written in the same database, relayed with skip-locked batches. */
-function sqlOutbox(db: Db, bus: EventBus, onError: (err: unknown) => void): RelayedOutbox {
+/**
+ * On PostgreSQL the outbox is a table written in the same database, relayed with skip-locked batches;
+ * when the database is unreachable, events spool locally or requests fail closed (`outboxOnDatabaseDown`).
+ */
+async function sqlOutbox(
+  db: Db,
+  bus: EventBus,
+  config: Config,
+  registry: Registry,
+  log: Logger,
+  onError: (err: unknown) => void,
+): Promise<RelayedOutbox> {
   const relay = new OutboxRelay(db, bus, { onError });
-  const outbox = new SqlOutbox(db, () => relay.wake());
+  const degraded = new Gauge({
+    name: 'flowloom_outbox_degraded',
+    help: '1 while the database is unreachable and events spool locally (spool) or requests are refused (fail)',
+    registers: [registry],
+  });
+  const outbox = await FallbackOutbox.open(new SqlOutbox(db, () => relay.wake()), {
+    mode: config.outboxOnDatabaseDown,
+    spoolDir: join(resolve(config.dataDir), 'outbox-spool'),
+    fsync: config.outboxFsync,
+    probe: async () => {
+      await db.query('select 1');
+    },
+    onChange: (down, reason) => {
+      degraded.set(down ? 1 : 0);
+      if (down) log.error({ reason, plan: config.outboxOnDatabaseDown }, 'outbox: database unreachable');
+      else log.warn('outbox: database reachable again');
+    },
+    onError: (err) => log.warn({ err }, 'outbox spool: cannot move events into the database yet'),
+  });
+  new Gauge({
+    name: 'flowloom_outbox_spooled_events',
+    help: 'Events waiting in the local spool for the database to come back',
+    registers: [registry],
+    collect() {
+      this.set(outbox.spooled);
+    },
+  });
   return {
     append: (events) => outbox.append(events),
-    start: () => relay.start(),
-    publishPending: () => relay.publishPending(),
-    close: () => relay.stop(),
+    ensureWritable: () => outbox.ensureWritable(),
+    start: () => {
+      outbox.start();
+      relay.start();
+    },
+    publishPending: async () => {
+      await outbox.drainSpool();
+      return relay.publishPending();
+    },
+    status: () => outbox.status(),
+    close: async () => {
+      await outbox.close();
+      await relay.stop();
+    },
   };
 }
 
@@ -110,7 +160,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
 
   const onRelayError = (err: unknown): void => log.warn({ err }, 'outbox relay: publish failed, will retry');
   const outbox: RelayedOutbox = config.databaseUrl
-    ? sqlOutbox(db, bus, onRelayError)
+    ? await sqlOutbox(db, bus, config, registry, log, onRelayError)
     : await FileOutbox.open(join(resolve(config.dataDir), 'outbox'), bus, {
         fsync: config.outboxFsync,
         onError: onRelayError,
@@ -171,6 +221,13 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       checks.database = 'ok';
     } catch (error) {
       checks.database = `unavailable: ${(error as Error).message}`;
+    }
+    const outboxStatus = outbox.status?.();
+    if (outboxStatus !== undefined) {
+      checks.outbox = outboxStatus;
+      // Spooling, the gateway still serves the keys it knows: degraded, not down.
+      if (checks.database !== 'ok' && config.outboxOnDatabaseDown === 'spool')
+        checks.database = `degraded: ${checks.database}; events spool locally`;
     }
     if (limits.status) checks.limits = limits.status();
     return checks;

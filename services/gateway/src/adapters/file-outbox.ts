@@ -41,6 +41,9 @@ interface Pending {
   event: CloudEvent;
 }
 
+/** Where the relay delivers: the bus, or (as the PostgreSQL outbox's spool) the database outbox. */
+export type EventSink = Pick<EventBus, 'publish'>;
+
 const SEGMENT = /^(\d{20})\.jsonl$/;
 const segmentName = (firstSeq: number): string => `${String(firstSeq).padStart(20, '0')}.jsonl`;
 
@@ -72,7 +75,7 @@ export class FileOutbox implements Outbox {
 
   private constructor(
     private readonly dir: string,
-    private readonly bus: EventBus,
+    private readonly bus: EventSink,
     private readonly options: FileOutboxOptions,
   ) {
     this.fsync = options.fsync ?? 'interval';
@@ -80,7 +83,7 @@ export class FileOutbox implements Outbox {
   }
 
   /** Opens the log in `dir`, loading what was written but not yet published. */
-  static async open(dir: string, bus: EventBus, options: FileOutboxOptions = {}): Promise<FileOutbox> {
+  static async open(dir: string, bus: EventSink, options: FileOutboxOptions = {}): Promise<FileOutbox> {
     const outbox = new FileOutbox(dir, bus, options);
     await outbox.recover();
     return outbox;

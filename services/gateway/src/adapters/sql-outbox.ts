@@ -106,12 +106,12 @@ export class OutboxRelay {
     this.wakeUp?.();
   }
 
-  /** Publishes everything pending, then stops. */
+  /** Publishes everything pending, then stops; what cannot be published now stays for the next start. */
   async stop(): Promise<void> {
     this.running = false;
     this.wakeUp?.();
     await this.loop;
-    await this.publishPending();
+    await this.publishPending().catch((error: unknown) => this.options.onError?.(error));
   }
 
   /** Publishes until nothing is pending; returns how many events went out. */

@@ -33,12 +33,28 @@ export class Authenticator {
     const now = this.now();
     let entry = this.cache.get(hash);
     if (!entry || entry.until < now) {
-      const key = await this.store.findByHash(hash);
+      let key: KeyRecord | undefined;
+      try {
+        key = await this.store.findByHash(hash);
+      } catch (error) {
+        // The key store (the database) is unreachable: a key seen before keeps working on what was
+        // last read (it can be neither revoked nor rotated meanwhile); an unseen key cannot be checked.
+        if (entry) return this.usable(entry, now);
+        throw new AppError(
+          'unavailable',
+          'API keys cannot be checked right now (the key store is unreachable). Retry shortly.',
+          { retryAfterSeconds: 2, cause: error },
+        );
+      }
       // Unknown keys are cached for less time, so a key created on another replica works quickly.
       entry = { key, until: now + (key ? this.ttlMs : Math.min(this.ttlMs, 1_000)) };
       if (this.cache.size >= 10_000) this.cache.clear();
       this.cache.set(hash, entry);
     }
+    return this.usable(entry, now);
+  }
+
+  private usable(entry: Cached, now: number): KeyRecord {
     if (!entry.key)
       throw new AppError(
         'invalid_api_key',

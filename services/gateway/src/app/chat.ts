@@ -154,6 +154,7 @@ export class ChatService {
     original: ChatRequest,
     options: CallOptions = NO_OPTIONS,
   ): Promise<ChatResult> {
+    this.outbox.ensureWritable?.();
     let attempts = 0;
     let hold: Hold | undefined;
     let admission: Admission | undefined;
@@ -218,6 +219,7 @@ export class ChatService {
     original: ChatRequest,
     options: CallOptions = NO_OPTIONS,
   ): Promise<ChatStream> {
+    this.outbox.ensureWritable?.();
     let opened: Awaited<
       ReturnType<
         typeof withFallback<{

@@ -35,6 +35,7 @@ export class EmbeddingsService {
     attempts: number;
     decisionId?: string;
   }> {
+    this.outbox.ensureWritable?.();
     let attempts = 0;
     let hold: Hold | undefined;
     let admission: Admission | undefined;

@@ -6,4 +6,9 @@ import type { CloudEvent } from '@flowloom/contracts';
  */
 export interface Outbox {
   append(events: readonly CloudEvent[]): Promise<void>;
+  /**
+   * Throws (503 `unavailable`) when events cannot be recorded now and the gateway is configured to
+   * fail closed. Called before any upstream call or spend, so nothing is answered unrecorded.
+   */
+  ensureWritable?(): void;
 }

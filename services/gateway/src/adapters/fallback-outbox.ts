@@ -1,0 +1,162 @@
+import type { CloudEvent } from '@flowloom/contracts';
+import { AppError } from '@flowloom/errors';
+import type { Outbox } from '../ports/outbox.js';
+import { FileOutbox, type FsyncMode } from './file-outbox.js';
+
+export type OutboxOnDatabaseDown = 'spool' | 'fail';
+
+export interface FallbackOutboxOptions {
+  mode: OutboxOnDatabaseDown;
+  /** The durable local spool's folder (`spool` mode); it must belong to this replica alone. */
+  spoolDir: string;
+  fsync: FsyncMode;
+  /** Resolves when the database answers. */
+  probe: () => Promise<void>;
+  /** How often the database is probed: while it is down, and in `fail` mode always. */
+  probeMs?: number;
+  onChange?: (down: boolean, reason: string) => void;
+  onError?: (error: unknown) => void;
+}
+
+const RETRY_SECONDS = 2;
+
+/**
+ * The PostgreSQL outbox with a plan for the database being unreachable.
+ *
+ * `spool`: an append the database refuses goes to a durable local spool (the embedded FileOutbox),
+ * which drains into the database once it answers again (inserts are idempotent by event id, so a
+ * batch moved twice is stored once). Later appends queue behind the spool until it is empty, so a
+ * subject's events keep their order.
+ *
+ * `fail`: the database is probed every `probeMs`; while it is unreachable `ensureWritable` refuses
+ * requests before any upstream call, and an append that fails anyway answers 503 instead of an
+ * unrecorded success.
+ */
+export class FallbackOutbox implements Outbox {
+  private downSince: number | undefined;
+  private lastError = '';
+  private spoolWrites = 0;
+  private probing = false;
+  private timer: NodeJS.Timeout | undefined;
+
+  private constructor(
+    private readonly database: Outbox,
+    private readonly spool: FileOutbox | undefined,
+    private readonly options: FallbackOutboxOptions,
+  ) {}
+
+  /** `database` is the plain SQL outbox; in `spool` mode the spool left by a previous run drains into it. */
+  static async open(database: Outbox, options: FallbackOutboxOptions): Promise<FallbackOutbox> {
+    let self: FallbackOutbox | undefined;
+    const spool =
+      options.mode === 'spool'
+        ? await FileOutbox.open(
+            options.spoolDir,
+            {
+              publish: async (events) => {
+                await database.append(events);
+                self?.markUp();
+              },
+            },
+            { fsync: options.fsync, ...(options.onError ? { onError: options.onError } : {}) },
+          )
+        : undefined;
+    self = new FallbackOutbox(database, spool, options);
+    return self;
+  }
+
+  /** Events waiting in the local spool. */
+  get spooled(): number {
+    return (this.spool?.backlog ?? 0) + this.spoolWrites;
+  }
+
+  get down(): boolean {
+    return this.downSince !== undefined;
+  }
+
+  /** `ok`, or what is degraded (a `refusing requests` suffix makes /readyz answer not ready). */
+  status(): string {
+    if (this.down) {
+      const plan = this.spool ? `spooling events locally (${this.spooled} waiting)` : 'refusing requests';
+      return `degraded: database unreachable (${this.lastError}); ${plan}`;
+    }
+    return this.spooled > 0 ? `degraded: moving ${this.spooled} spooled events into the database` : 'ok';
+  }
+
+  ensureWritable(): void {
+    if (this.options.mode === 'fail' && this.down) throw unavailable();
+  }
+
+  async append(events: readonly CloudEvent[]): Promise<void> {
+    if (events.length === 0) return;
+    if (this.spool && (this.down || this.spooled > 0)) return this.toSpool(this.spool, events);
+    try {
+      await this.database.append(events);
+    } catch (error) {
+      this.markDown(error);
+      if (!this.spool) throw unavailable();
+      await this.toSpool(this.spool, events);
+    }
+  }
+
+  private async toSpool(spool: FileOutbox, events: readonly CloudEvent[]): Promise<void> {
+    this.spoolWrites++;
+    try {
+      await spool.append(events);
+    } finally {
+      this.spoolWrites--;
+    }
+  }
+
+  start(): void {
+    this.spool?.start();
+    this.timer = setInterval(() => void this.check(), this.options.probeMs ?? 1_000);
+    this.timer.unref();
+  }
+
+  /** Publishes the spool into the database now (tests and shutdown); returns how many moved. */
+  drainSpool(): Promise<number> {
+    return this.spool?.publishPending() ?? Promise.resolve(0);
+  }
+
+  private async check(): Promise<void> {
+    if (this.probing || (this.options.mode === 'spool' && !this.down)) return;
+    this.probing = true;
+    try {
+      await this.options.probe();
+      this.markUp();
+    } catch (error) {
+      this.markDown(error);
+    } finally {
+      this.probing = false;
+    }
+  }
+
+  private markDown(error: unknown): void {
+    this.lastError = error instanceof Error ? error.message : String(error);
+    if (this.downSince !== undefined) return;
+    this.downSince = Date.now();
+    this.options.onChange?.(true, this.lastError);
+  }
+
+  private markUp(): void {
+    if (this.downSince === undefined) return;
+    this.downSince = undefined;
+    this.options.onChange?.(false, 'the database answers again');
+    this.spool?.wake();
+  }
+
+  /** Stops probing and closes the spool; what the database cannot take yet stays on disk for the next start. */
+  async close(): Promise<void> {
+    if (this.timer) clearInterval(this.timer);
+    await this.spool?.close();
+  }
+}
+
+function unavailable(): AppError {
+  return new AppError(
+    'unavailable',
+    'The gateway cannot record requests right now (its database is unreachable), so it refuses them before calling a provider. Retry shortly.',
+    { retryAfterSeconds: RETRY_SECONDS },
+  );
+}

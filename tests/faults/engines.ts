@@ -1,0 +1,95 @@
+import { execFile } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { homedir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { freePort } from '../bench/processes.js';
+
+// Fault tests kill and restart engines. The shared engines on 5432/6379/9092 serve every other test
+// file running in parallel, so each fault test runs disposable instances of its own (the
+// FLOWLOOM_*_INSTANCE options of deploy/engines) on free ports, and purges them afterwards.
+
+const ENGINES = fileURLToPath(new URL('../../deploy/engines/', import.meta.url));
+
+function script(name: string, command: string, env: Record<string, string>): Promise<string> {
+  return new Promise((resolve, reject) => {
+    execFile(
+      'bash',
+      [join(ENGINES, `${name}.sh`), command],
+      { env: { ...process.env, ...env }, timeout: 180_000, maxBuffer: 4 * 1024 * 1024 },
+      (error, stdout, stderr) => {
+        if (error)
+          reject(
+            new Error(
+              `deploy/engines/${name}.sh ${command} failed (${error.message.split('\n')[0]}); a fault test needs ${name} installed: run npm run engines:up first.\n${stderr.slice(-3000)}`,
+            ),
+          );
+        else resolve(stdout);
+      },
+    );
+  });
+}
+
+export interface OwnPostgres {
+  /** A URL of one of its databases (`flowloom_test` by default). */
+  url(database?: string): string;
+  /** Stops the server (fast shutdown: sessions are cut off). */
+  stop(): Promise<void>;
+  start(): Promise<void>;
+  /** Stops it and deletes its data. */
+  purge(): Promise<void>;
+}
+
+/** A PostgreSQL cluster of the test's own, on a free port. */
+export async function startOwnPostgres(name: string): Promise<OwnPostgres> {
+  const port = await freePort();
+  const env = { FLOWLOOM_PG_INSTANCE: name, FLOWLOOM_PG_PORT: String(port) };
+  await script('postgres', 'up', env);
+  return {
+    url: (database = 'flowloom_test') => `postgres://postgres@127.0.0.1:${port}/${database}`,
+    stop: async () => void (await script('postgres', 'down', env)),
+    start: async () => void (await script('postgres', 'up', env)),
+    purge: async () => void (await script('postgres', 'purge', env)),
+  };
+}
+
+export interface OwnKafka {
+  brokers: string;
+  /** SIGKILL: no controlled shutdown, the broker recovers its log on the next start. */
+  kill(): Promise<void>;
+  start(): Promise<void>;
+  purge(): Promise<void>;
+}
+
+/** A one-node Kafka (KRaft) of the test's own, on free ports, with a small heap. */
+export async function startOwnKafka(name: string): Promise<OwnKafka> {
+  const [port, controller] = [await freePort(), await freePort()];
+  const env = {
+    FLOWLOOM_KAFKA_INSTANCE: name,
+    FLOWLOOM_KAFKA_PORT: String(port),
+    FLOWLOOM_KAFKA_CONTROLLER_PORT: String(controller),
+    FLOWLOOM_KAFKA_HEAP: '256m',
+  };
+  await script('kafka', 'up', env);
+  const home = process.env.FLOWLOOM_ENGINES_HOME ?? join(homedir(), '.cache/flowloom-engines');
+  const pidFile = join(home, 'kafka/instances', name, 'kafka.pid');
+  return {
+    brokers: `127.0.0.1:${port}`,
+    kill: async () => {
+      const pid = Number(readFileSync(pidFile, 'utf8').trim());
+      process.kill(pid, 'SIGKILL');
+      while (isAlive(pid)) await new Promise((r) => setTimeout(r, 50));
+    },
+    start: async () => void (await script('kafka', 'up', env)),
+    purge: async () => void (await script('kafka', 'purge', env)),
+  };
+}
+
+/** A zombie counts as gone: whoever reaps orphans here (pid 1) may be slow to do it. */
+function isAlive(pid: number): boolean {
+  try {
+    return readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.[0] !== 'Z';
+  } catch {
+    return false;
+  }
+}
