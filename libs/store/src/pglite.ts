@@ -3,7 +3,7 @@ import { existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import { PGlite } from '@electric-sql/pglite';
+import { Worker } from 'node:worker_threads';
 import type { Db, QueryResult, Row, SqlParam } from './db.js';
 
 /**
@@ -28,36 +28,108 @@ async function initInChild(dataDir: string): Promise<void> {
   }
 }
 
-/** Opens an embedded PGlite database in `dataDir` (created if missing), or in memory when omitted. */
+/** What pglite-worker.mjs accepts; `id` pairs each request with its reply. */
+type Request =
+  | { op: 'ready' }
+  | { op: 'query'; sql: string; params: SqlParam[] | undefined; tx: number | undefined }
+  | { op: 'exec'; sql: string }
+  | { op: 'begin' }
+  | { op: 'end'; tx: number; commit: boolean }
+  | { op: 'close' };
+
+type Reply =
+  | { id: number; ok: true; value: unknown }
+  | { id: number; ok: false; error: { message: string } & Record<string, string> };
+
+/** A PostgreSQL error from the embedded database, with its SQLSTATE `code` and detail fields. */
+export class EmbeddedDbError extends Error {
+  code?: string;
+  detail?: string;
+  constraint?: string;
+}
+
+/**
+ * Opens an embedded PGlite database in `dataDir` (created if missing), or in memory when omitted.
+ * It runs on a worker thread (pglite-worker.mjs), so queries never block the thread serving requests.
+ */
 export async function openPglite(dataDir?: string): Promise<Db> {
   if (dataDir) {
     mkdirSync(dataDir, { recursive: true });
     if (!existsSync(join(dataDir, 'PG_VERSION'))) await initInChild(dataDir);
   }
-  const pg = new PGlite({ ...(dataDir ? { dataDir } : {}), postgresqlconf: EMBEDDED_SETTINGS });
-  await pg.waitReady;
-  const query = async <R extends Row>(sql: string, params?: readonly SqlParam[]): Promise<QueryResult<R>> => {
-    const result = await pg.query<R>(sql, params ? [...params] : undefined);
-    return { rows: result.rows, rowCount: result.affectedRows ?? result.rows.length };
+  const worker = new Worker(fileURLToPath(new URL('./pglite-worker.mjs', import.meta.url)), {
+    workerData: { dataDir, settings: EMBEDDED_SETTINGS },
+  });
+  const pending = new Map<number, { resolve: (value: unknown) => void; reject: (error: Error) => void }>();
+  let nextId = 1;
+  let failure: Error | undefined;
+  // The worker keeps the process alive only while it owes an answer, like a socket with a query in flight.
+  worker.unref();
+  const settle = (id: number): void => {
+    pending.delete(id);
+    if (pending.size === 0) worker.unref();
   };
+  worker.on('message', (reply: Reply) => {
+    const waiter = pending.get(reply.id);
+    if (!waiter) return;
+    settle(reply.id);
+    if (reply.ok) waiter.resolve(reply.value);
+    else waiter.reject(Object.assign(new EmbeddedDbError(reply.error.message), reply.error));
+  });
+  const fail = (error: Error): void => {
+    failure = new Error(`The embedded database stopped: ${error.message}`);
+    for (const [id, waiter] of pending) {
+      settle(id);
+      waiter.reject(failure);
+    }
+  };
+  worker.on('error', fail);
+  worker.on('exit', (code) => fail(new Error(`its thread exited (code ${code})`)));
+
+  const call = <T>(request: Request): Promise<T> => {
+    if (failure) return Promise.reject(failure);
+    const id = nextId++;
+    if (pending.size === 0) worker.ref();
+    return new Promise<T>((resolve, reject) => {
+      pending.set(id, { resolve: resolve as (value: unknown) => void, reject });
+      worker.postMessage({ id, ...request });
+    });
+  };
+  const queryIn =
+    (tx: number | undefined) =>
+    <R extends Row>(sql: string, params?: readonly SqlParam[]): Promise<QueryResult<R>> =>
+      call<QueryResult<R>>({ op: 'query', sql, params: params ? [...params] : undefined, tx });
+
+  try {
+    await call({ op: 'ready' });
+  } catch (error) {
+    await worker.terminate();
+    throw error;
+  }
   return {
     kind: 'pglite',
-    query,
+    query: queryIn(undefined),
     async transaction(fn) {
-      return pg.transaction(async (tx) =>
-        fn({
-          async query<R extends Row>(sql: string, params?: readonly SqlParam[]) {
-            const result = await tx.query<R>(sql, params ? [...params] : undefined);
-            return { rows: result.rows, rowCount: result.affectedRows ?? result.rows.length };
-          },
-        }),
-      );
+      const tx = await call<number>({ op: 'begin' });
+      let result: Awaited<ReturnType<typeof fn>>;
+      try {
+        result = await fn({ query: queryIn(tx) });
+      } catch (error) {
+        await call({ op: 'end', tx, commit: false });
+        throw error;
+      }
+      await call({ op: 'end', tx, commit: true });
+      return result;
     },
     async exec(sql) {
-      await pg.exec(sql);
+      await call({ op: 'exec', sql });
     },
     async close() {
-      await pg.close();
+      if (failure) return;
+      await call({ op: 'close' });
+      worker.removeAllListeners('exit');
+      await worker.terminate();
+      failure = new Error('The embedded database is closed');
     },
   };
 }

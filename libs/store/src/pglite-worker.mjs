@@ -1,0 +1,94 @@
+// The embedded database on a thread of its own. PGlite is PostgreSQL compiled to WASM: every query
+// runs synchronously on the thread that owns it, so on the main thread the ledger's and the
+// decision store's inserts took the CPU that serves requests. Here they run beside it.
+// Plain JavaScript, so the worker needs no TypeScript loader; the message shapes are the
+// `Request` and `Reply` types of pglite.ts.
+import { parentPort, workerData } from 'node:worker_threads';
+import { PGlite } from '@electric-sql/pglite';
+
+if (!parentPort) throw new Error('pglite-worker.mjs runs as a worker thread (see pglite.ts)');
+const port = parentPort;
+const { dataDir, settings } = workerData;
+
+/** Open transactions by id: each is a `tx` handle and the function that ends it. */
+const transactions = new Map();
+let nextTx = 1;
+
+const pg = new PGlite({ ...(dataDir ? { dataDir } : {}), postgresqlconf: settings });
+
+// Like pg's rowCount: the rows returned when there are any, else the rows a write touched.
+const asResult = (result) => ({
+  rows: result.rows,
+  rowCount: result.fields.length > 0 ? result.rows.length : (result.affectedRows ?? 0),
+});
+
+// PostgreSQL's error fields survive the thread boundary, so callers see the same error as in-thread.
+const FIELDS = ['code', 'detail', 'hint', 'constraint', 'table', 'column', 'schema', 'severity', 'where'];
+function asError(error) {
+  const out = { message: error instanceof Error ? error.message : String(error) };
+  for (const field of FIELDS) if (typeof error?.[field] === 'string') out[field] = error[field];
+  return out;
+}
+
+function begin() {
+  const id = nextTx++;
+  return new Promise((opened, failed) => {
+    const open = {};
+    // PGlite runs BEGIN, then this function, then COMMIT (or ROLLBACK when it rejects): the
+    // function's promise stays pending until the caller's `end` settles it.
+    open.done = pg
+      .transaction(
+        (tx) =>
+          new Promise((finish, abort) => {
+            Object.assign(open, { tx, finish, abort });
+            transactions.set(id, open);
+            opened(id);
+          }),
+      )
+      .finally(() => transactions.delete(id));
+    open.done.catch(failed);
+  });
+}
+
+async function end(id, commit) {
+  const open = transactions.get(id);
+  if (!open) throw new Error(`transaction ${id} is not open`);
+  if (commit) open.finish();
+  else open.abort(new Error('rolled back'));
+  await open.done.catch((error) => {
+    if (commit) throw error;
+  });
+}
+
+async function handle(request) {
+  switch (request.op) {
+    case 'ready':
+      await pg.waitReady;
+      return null;
+    case 'query': {
+      const target = request.tx === undefined ? pg : transactions.get(request.tx)?.tx;
+      if (!target) throw new Error(`transaction ${request.tx} is not open`);
+      return asResult(await target.query(request.sql, request.params));
+    }
+    case 'exec':
+      await pg.exec(request.sql);
+      return null;
+    case 'begin':
+      return await begin();
+    case 'end':
+      await end(request.tx, request.commit);
+      return null;
+    case 'close':
+      await pg.close();
+      return null;
+    default:
+      throw new Error(`unknown request ${JSON.stringify(request.op)}`);
+  }
+}
+
+port.on('message', (request) => {
+  handle(request).then(
+    (value) => port.postMessage({ id: request.id, ok: true, value }),
+    (error) => port.postMessage({ id: request.id, ok: false, error: asError(error) }),
+  );
+});

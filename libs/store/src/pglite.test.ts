@@ -1,0 +1,63 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Db } from './db.js';
+import { openPglite } from './pglite.js';
+
+// The embedded database answers from a worker thread: what crosses the thread boundary (values,
+// errors, transactions) must behave exactly as an in-thread PGlite does.
+describe('embedded database on its worker thread', () => {
+  let db: Db;
+  beforeAll(async () => {
+    db = await openPglite();
+    await db.exec('create table t (id int primary key, at timestamptz, bytes bytea, tags text[])');
+  });
+  afterAll(async () => {
+    await db.close();
+  });
+
+  it('when values of every parameter type are written, then they read back unchanged', async () => {
+    const at = new Date('2026-11-22T06:00:00.000Z');
+    await db.query('insert into t values ($1, $2, $3, $4)', [1, at, new Uint8Array([0, 1, 255]), ['a', 'b']]);
+    const { rows, rowCount } = await db.query('select * from t where id = $1', [1]);
+    expect(rowCount).toBe(1);
+    expect(rows[0]).toEqual({ id: 1, at, bytes: new Uint8Array([0, 1, 255]), tags: ['a', 'b'] });
+  });
+
+  it('when a statement fails, then the error keeps its message and SQLSTATE code', async () => {
+    const failure = await db.query('insert into t (id) values (1)').catch((error: unknown) => error);
+    expect(failure).toBeInstanceOf(Error);
+    expect(failure).toMatchObject({ code: '23505', message: expect.stringContaining('duplicate key') });
+  });
+
+  it('when a transaction throws, then none of its writes remain and the error reaches the caller', async () => {
+    const failure = await db
+      .transaction(async (tx) => {
+        await tx.query('insert into t (id) values (2)');
+        throw new Error('changed my mind');
+      })
+      .catch((error: unknown) => error);
+    expect((failure as Error).message).toBe('changed my mind');
+    expect((await db.query('select id from t where id = 2')).rowCount).toBe(0);
+  });
+
+  it('when a query arrives during a transaction, then it waits and sees only committed rows', async () => {
+    let release: () => void = () => undefined;
+    const held = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    const writing = db.transaction(async (tx) => {
+      await tx.query('insert into t (id) values (3)');
+      await held;
+      return 'committed';
+    });
+    const reading = db.query<{ n: number }>('select count(*)::int as n from t where id = 3');
+    release();
+    expect(await writing).toBe('committed');
+    expect((await reading).rows[0]?.n).toBe(1);
+  });
+
+  it('when the database is closed, then later calls fail with a clear error', async () => {
+    const other = await openPglite();
+    await other.close();
+    await expect(other.query('select 1')).rejects.toThrow(/embedded database is closed/);
+  });
+});
