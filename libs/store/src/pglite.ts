@@ -59,6 +59,8 @@ export async function openPglite(dataDir?: string): Promise<Db> {
   }
   const worker = new Worker(fileURLToPath(new URL('./pglite-worker.mjs', import.meta.url)), {
     workerData: { dataDir, settings: EMBEDDED_SETTINGS },
+    // The worker's JavaScript is thin glue around WASM; a small young generation saves ~20 MB RSS.
+    resourceLimits: { maxYoungGenerationSizeMb: 4 },
   });
   const pending = new Map<number, { resolve: (value: unknown) => void; reject: (error: Error) => void }>();
   let nextId = 1;
