@@ -43,6 +43,19 @@ export async function throughput(target: Target, connections: number, seconds: n
   };
 }
 
+/** Sends exactly `amount` requests over `connections` connections; returns how many got a 2xx. */
+export async function sendMany(target: Target, connections: number, amount: number): Promise<number> {
+  const result = await autocannon({
+    url: target.url,
+    method: 'POST',
+    headers: target.headers,
+    body: target.body,
+    connections,
+    amount,
+  });
+  return result['2xx'];
+}
+
 function percentile(sorted: number[], p: number): number {
   if (sorted.length === 0) return Number.NaN;
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
