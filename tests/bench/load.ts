@@ -24,16 +24,21 @@ export interface Throughput {
   non2xx: number;
 }
 
-/** Closed-loop throughput with autocannon: `connections` clients sending back to back. */
-export async function throughput(target: Target, connections: number, seconds: number): Promise<Throughput> {
-  const result = await autocannon({
+/** Closed-loop load with autocannon: `connections` clients sending `target`'s request back to back. */
+function load(target: Target, connections: number, until: { duration: number } | { amount: number }) {
+  return autocannon({
     url: target.url,
     method: 'POST',
     headers: target.headers,
     body: target.body,
     connections,
-    duration: seconds,
+    ...until,
   });
+}
+
+/** Closed-loop throughput over `seconds`. */
+export async function throughput(target: Target, connections: number, seconds: number): Promise<Throughput> {
+  const result = await load(target, connections, { duration: seconds });
   return {
     rps: result.requests.average,
     p50Ms: result.latency.p50,
@@ -45,15 +50,7 @@ export async function throughput(target: Target, connections: number, seconds: n
 
 /** Sends exactly `amount` requests over `connections` connections; returns how many got a 2xx. */
 export async function sendMany(target: Target, connections: number, amount: number): Promise<number> {
-  const result = await autocannon({
-    url: target.url,
-    method: 'POST',
-    headers: target.headers,
-    body: target.body,
-    connections,
-    amount,
-  });
-  return result['2xx'];
+  return (await load(target, connections, { amount }))['2xx'];
 }
 
 function percentile(sorted: number[], p: number): number {
