@@ -7,6 +7,7 @@ import { createLogger, createRegistry, Gauge, type Logger, type Registry } from 
 import type { FastifyInstance } from 'fastify';
 import { FallbackLimitStore } from './adapters/fallback-limit-store.js';
 import { FallbackOutbox } from './adapters/fallback-outbox.js';
+import { FallbackSignalStore } from './adapters/fallback-signal-store.js';
 import { FileOutbox } from './adapters/file-outbox.js';
 import { FilePolicySource } from './adapters/file-policy-source.js';
 import { GrpcPolicySource } from './adapters/grpc-policy-source.js';
@@ -174,28 +175,23 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
 
   const metrics = createPrometheusMetrics(registry);
   const router = new Router(config, createProviderClients(config, env), [LOCAL_MODEL, LOCAL_EMBEDDING_MODEL]);
-  const limitsGauge = new Gauge({
-    name: 'flowloom_limits_degraded',
-    help: '1 while the shared budgets/rate-limits store (Redis) is unreachable and the fallback is in use',
-    registers: [registry],
-  });
-  const limits: LimitStore & { status?: () => string } = config.redisUrl
+  // Shared through Redis when configured; each store falls back while Redis is unreachable.
+  const limits: LimitStore & { check?: () => Promise<string> } = config.redisUrl
     ? new FallbackLimitStore(
-        RedisLimitStore.open(config.redisUrl),
+        await RedisLimitStore.open(config.redisUrl),
         new MemoryLimitStore(),
         config.limitsFallback,
-        (degraded, reason) => {
-          limitsGauge.set(degraded ? 1 : 0);
-          if (degraded)
-            log.error({ reason, fallback: config.limitsFallback }, 'limits store unreachable; falling back');
-          else log.warn('limits store reachable again');
-        },
+        reportFallback('limits', 'budgets/rate-limits', config.limitsFallback, registry, log),
       )
     : new MemoryLimitStore();
   const limiter = new Limiter(limits, config.budgets, config.rateLimits);
   const windows = signalWindows(config.signals);
-  const signals: SignalStore = config.redisUrl
-    ? await RedisSignalStore.connect(config.redisUrl, windows)
+  const signals: SignalStore & { check?: () => Promise<string> } = config.redisUrl
+    ? new FallbackSignalStore(
+        await RedisSignalStore.open(config.redisUrl, windows),
+        new MemorySignalStore(windows),
+        { onChange: reportFallback('signals', 'runaway-signals', 'local', registry, log) },
+      )
     : new MemorySignalStore(windows);
   const gate = new PolicyGate({
     signals,
@@ -229,7 +225,8 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       if (checks.database !== 'ok' && config.outboxOnDatabaseDown === 'spool')
         checks.database = `degraded: ${checks.database}; events spool locally`;
     }
-    if (limits.status) checks.limits = limits.status();
+    if (limits.check) checks.limits = await limits.check();
+    if (signals.check) checks.signals = await signals.check();
     return checks;
   };
 
@@ -287,6 +284,26 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       })();
       return closing;
     },
+  };
+}
+
+/** A shared store's fallback in metrics (`flowloom_<what>_degraded`) and logs. */
+function reportFallback(
+  what: 'limits' | 'signals',
+  holds: string,
+  fallback: string,
+  registry: Registry,
+  log: Logger,
+): (degraded: boolean, reason: string) => void {
+  const gauge = new Gauge({
+    name: `flowloom_${what}_degraded`,
+    help: `1 while the shared ${holds} store (Redis) is unreachable and the fallback is in use`,
+    registers: [registry],
+  });
+  return (degraded, reason) => {
+    gauge.set(degraded ? 1 : 0);
+    if (degraded) log.error({ reason, fallback }, `${what} store unreachable; falling back`);
+    else log.warn(`${what} store reachable again`);
   };
 }
 

@@ -1,86 +1,58 @@
-import { AppError } from '@flowloom/errors';
 import type { LimitStore, Reservation, ReserveResult, TakeResult } from '../ports/limit-store.js';
+import { type FallbackMode, FallbackStore } from './shared-store-fallback.js';
 
-export type LimitsFallback = 'local' | 'closed';
+export type LimitsFallback = FallbackMode;
+
+/** A counter nobody uses: reading it tells whether the shared store answers. */
+const READINESS_KEY = 'readiness-probe';
 
 /**
- * Shared counters with a way to keep serving when they are unreachable: `local` switches to this
- * replica's own counters (limits then hold per replica, not jointly) and `closed` refuses requests.
- * It tries the shared store again after `retryMs`, and reports its state for /readyz and metrics.
+ * Budgets and rate limits on the shared store, with its fallback (SharedStoreFallback): `local`
+ * switches to this replica's own counters (limits then hold per replica, not jointly) and `closed`
+ * refuses requests.
  */
-export class FallbackLimitStore implements LimitStore {
-  private failedAt: number | undefined;
-  private lastError = '';
-
+export class FallbackLimitStore extends FallbackStore<LimitStore> implements LimitStore {
   constructor(
-    private readonly shared: LimitStore,
-    private readonly local: LimitStore,
-    private readonly mode: LimitsFallback,
-    private readonly onChange: (degraded: boolean, reason: string) => void = () => {},
-    private readonly retryMs = 5_000,
-    private readonly now: () => number = Date.now,
-  ) {}
-
-  /** `ok`, or why limits are degraded. */
-  status(): string {
-    return this.failedAt === undefined
-      ? 'ok'
-      : `degraded: ${this.lastError}; ${this.mode === 'local' ? 'using local limits' : 'refusing requests'}`;
-  }
-
-  get degraded(): boolean {
-    return this.failedAt !== undefined;
-  }
-
-  private async use<T>(op: (store: LimitStore) => Promise<T>): Promise<T> {
-    if (this.failedAt === undefined || this.now() - this.failedAt >= this.retryMs) {
-      try {
-        const result = await op(this.shared);
-        if (this.failedAt !== undefined) {
-          this.failedAt = undefined;
-          this.onChange(false, 'shared limits store is back');
-        }
-        return result;
-      } catch (error) {
-        const first = this.failedAt === undefined;
-        this.failedAt = this.now();
-        this.lastError = (error as Error).message;
-        if (first) this.onChange(true, this.lastError);
-      }
-    }
-    if (this.mode === 'closed') {
-      throw new AppError(
-        'unavailable',
-        'Budgets and rate limits cannot be checked right now (limits store unreachable). Retry shortly.',
-        {
-          retryAfterSeconds: Math.ceil(this.retryMs / 1000),
-        },
-      );
-    }
-    return op(this.local);
+    shared: LimitStore,
+    local: LimitStore,
+    mode: LimitsFallback,
+    onChange: (degraded: boolean, reason: string) => void = () => {},
+    retryMs = 5_000,
+    now: () => number = Date.now,
+  ) {
+    super(
+      shared,
+      local,
+      {
+        what: 'limits',
+        mode,
+        closedMessage:
+          'Budgets and rate limits cannot be checked right now (limits store unreachable). Retry shortly.',
+        onChange,
+        retryMs,
+        now,
+      },
+      (store) => store.get(READINESS_KEY),
+    );
   }
 
   reserve(reservations: readonly Reservation[]): Promise<ReserveResult> {
-    return this.use((s) => s.reserve(reservations));
+    return this.fallback.use((s) => s.reserve(reservations));
   }
 
   adjust(entries: ReadonlyArray<{ key: string; delta: number; ttlSeconds: number }>): Promise<void> {
-    return this.use((s) => s.adjust(entries));
+    return this.fallback.use((s) => s.adjust(entries));
   }
 
   take(key: string, amount: number, limit: number, windowMs: number, now: number): Promise<TakeResult> {
-    return this.use((s) => s.take(key, amount, limit, windowMs, now));
+    return this.fallback.use((s) => s.take(key, amount, limit, windowMs, now));
   }
 
   record(key: string, amount: number, windowMs: number, now: number): Promise<void> {
-    return this.use((s) => s.record(key, amount, windowMs, now));
+    return this.fallback.use((s) => s.record(key, amount, windowMs, now));
   }
 
   get(key: string): Promise<number> {
-    return this.use((s) => s.get(key));
-  }
-
-  async close(): Promise<void> {
-    await Promise.all([this.shared.close(), this.local.close()]);
+    return this.fallback.use((s) => s.get(key));
   }
 }

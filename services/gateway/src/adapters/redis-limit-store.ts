@@ -1,6 +1,7 @@
-import { Redis } from 'ioredis';
+import type { Redis } from 'ioredis';
 import type { LimitStore, Reservation, ReserveResult, TakeResult } from '../ports/limit-store.js';
 import { retryAfter } from './memory-limit-store.js';
+import { connectRedis, openRedis } from './redis-client.js';
 
 // Check-then-add across all buckets in one script: Redis runs a script atomically, so N gateway
 // replicas reserving against one budget are serialized here and can never jointly pass its limit.
@@ -55,40 +56,16 @@ export class RedisLimitStore implements LimitStore {
   }
 
   /**
-   * Starts connecting without waiting: while Redis is unreachable, commands fail at once (no offline
-   * queue) and the client keeps reconnecting, so a FallbackLimitStore can serve meanwhile.
+   * Does not fail when Redis is unreachable (see openRedis): commands fail at once meanwhile and the
+   * client keeps reconnecting, so a FallbackLimitStore can serve meanwhile.
    */
-  static open(url: string, prefix = 'flowloom:'): RedisLimitStore {
-    const redis = new Redis(url, {
-      maxRetriesPerRequest: 1,
-      enableOfflineQueue: false,
-      connectTimeout: 3_000,
-      retryStrategy: (times) => Math.min(5_000, 100 * times),
-    });
-    redis.on('error', () => {});
-    return new RedisLimitStore(redis, prefix);
+  static async open(url: string, prefix = 'flowloom:'): Promise<RedisLimitStore> {
+    return new RedisLimitStore(await openRedis(url), prefix);
   }
 
   /** Connects and checks that Redis answers; fails with a message naming the URL otherwise. */
   static async connect(url: string, prefix = 'flowloom:'): Promise<RedisLimitStore> {
-    const redis = new Redis(url, {
-      lazyConnect: true,
-      maxRetriesPerRequest: 1,
-      enableOfflineQueue: false,
-      connectTimeout: 3_000,
-    });
-    redis.on('error', () => {}); // reported by the failing command; reconnection is automatic
-    try {
-      await redis.connect();
-      await redis.ping();
-    } catch (error) {
-      redis.disconnect();
-      const where = url.replace(/\/\/[^@/]*@/, '//***@');
-      throw new Error(
-        `Cannot reach Redis at ${where}: ${(error as Error).message}. Is it running? (npm run engines:up)`,
-      );
-    }
-    return new RedisLimitStore(redis, prefix);
+    return new RedisLimitStore(await connectRedis(url), prefix);
   }
 
   async reserve(reservations: readonly Reservation[]): Promise<ReserveResult> {

@@ -1,7 +1,8 @@
-import { Redis } from 'ioredis';
+import type { Redis } from 'ioredis';
 import { type JobStop, parseJobStop } from '../domain/jobs.js';
 import type { PromptMark, SignalWindows, WindowTotals } from '../domain/signals.js';
 import type { SignalOutcome, SignalStore } from '../ports/signal-store.js';
+import { connectRedis, openRedis } from './redis-client.js';
 
 // One hash per subject holds a ring of buckets (field i<s> = the bucket index slot s holds, then
 // r/f/e/c/t<s> = requests, finished, errors, cost micros, tokens) plus `first` and `total`; a list
@@ -79,26 +80,17 @@ export class RedisSignalStore implements SignalStore {
     this.redis = redis as Redis & SignalCommands;
   }
 
+  /**
+   * Does not fail when Redis is unreachable (see openRedis): commands fail at once meanwhile and the
+   * client keeps reconnecting, so a FallbackSignalStore can serve meanwhile.
+   */
+  static async open(url: string, windows: SignalWindows, prefix = 'flowloom:'): Promise<RedisSignalStore> {
+    return new RedisSignalStore(await openRedis(url), windows, prefix);
+  }
+
   /** Connects and checks that Redis answers; fails with a message naming the URL otherwise. */
   static async connect(url: string, windows: SignalWindows, prefix = 'flowloom:'): Promise<RedisSignalStore> {
-    const redis = new Redis(url, {
-      lazyConnect: true,
-      maxRetriesPerRequest: 1,
-      enableOfflineQueue: false,
-      connectTimeout: 3_000,
-    });
-    redis.on('error', () => {}); // reported by the failing command; reconnection is automatic
-    try {
-      await redis.connect();
-      await redis.ping();
-    } catch (error) {
-      redis.disconnect();
-      const where = url.replace(/\/\/[^@/]*@/, '//***@');
-      throw new Error(
-        `Cannot reach Redis at ${where}: ${(error as Error).message}. Is it running? (npm run engines:up)`,
-      );
-    }
-    return new RedisSignalStore(redis, windows, prefix);
+    return new RedisSignalStore(await connectRedis(url), windows, prefix);
   }
 
   // The hash tag keeps a subject's keys (and its job's stop record) in one Redis Cluster slot.
