@@ -26,6 +26,8 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 KAFKA_PORT="${FLOWLOOM_KAFKA_PORT:-9092}"
 KAFKA_CONTROLLER_PORT="${FLOWLOOM_KAFKA_CONTROLLER_PORT:-9093}"
 KAFKA_HEAP="${FLOWLOOM_KAFKA_HEAP:-512m}"
+# Extra JVM options, e.g. `-XX:TieredStopAtLevel=1` for a broker that should start fast rather than run fast.
+read -r -a KAFKA_JAVA_OPTS <<<"${FLOWLOOM_KAFKA_JAVA_OPTS:-}"
 KAFKA_START_TIMEOUT="${FLOWLOOM_KAFKA_START_TIMEOUT:-120}"
 KAFKA_HOME="$ENGINES_HOME/kafka"
 KAFKA_LIB="$KAFKA_HOME/lib"
@@ -152,9 +154,12 @@ format_storage() {
   if [[ -s $KAFKA_STATE/cluster-id ]]; then
     cluster_id=$(<"$KAFKA_STATE/cluster-id")
   else
-    cluster_id=$(kafka_java kafka.tools.StorageTool random-uuid 2>/dev/null | tail -n1)
-    [[ -n $cluster_id ]] || die "kafka.tools.StorageTool random-uuid printed nothing" \
-      "try it by hand: java -cp '$KAFKA_LIB/*' kafka.tools.StorageTool random-uuid"
+    # What `StorageTool random-uuid` prints (16 random bytes, URL-safe base64 without padding, never
+    # starting with "-"), without starting a JVM for it: a disposable instance starts seconds sooner.
+    cluster_id=-
+    while [[ $cluster_id == -* ]]; do
+      cluster_id=$(head -c 16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=')
+    done
     echo "$cluster_id" >"$KAFKA_STATE/cluster-id"
   fi
   say "formatting storage in $KAFKA_DATA (cluster id $cluster_id)"
@@ -177,7 +182,7 @@ start_broker() {
   # (and so keep holding) our lock.
   # shellcheck disable=SC2016 # expanded by the child shell
   setsid nohup bash -c 'echo $$ >"$1"; shift; exec "$@"' _ "$KAFKA_PIDFILE" \
-    "$java" "-Xmx$KAFKA_HEAP" "-Xms$KAFKA_HEAP" -XX:+UseG1GC -XX:MaxGCPauseMillis=20 \
+    "$java" "-Xmx$KAFKA_HEAP" "-Xms$KAFKA_HEAP" -XX:+UseG1GC -XX:MaxGCPauseMillis=20 "${KAFKA_JAVA_OPTS[@]}" \
     -Djava.awt.headless=true -Dlog4j.configuration="file:$KAFKA_CONF/log4j.properties" \
     -cp "$KAFKA_LIB/*" kafka.Kafka "$KAFKA_CONF/server.properties" \
     </dev/null >"$KAFKA_LOG" 2>&1 9>&- &

@@ -1,0 +1,308 @@
+import { execFile } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import { type Db, openPostgres } from '@flowloom/store';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { adminCall, type Child, freePort, startChild } from '../bench/processes.js';
+import { freshDatabase, type OwnKafka, startOwnKafka } from './engines.js';
+import { type Answer, Load } from './load.js';
+
+// Distributed mode under faults, as installed: two `flowloom serve gateway` replicas and `flowloom
+// serve audit`, each a process of its own, on PostgreSQL, Redis and a Kafka broker of this test's own
+// (the shared one on 9092 serves the other test files and is never killed). Under load through both
+// replicas, the audit consumer, Kafka and one gateway are killed (SIGKILL) and restarted in turn; then
+// every answered request must be in the audit ledger exactly once. A project budget spent through
+// both replicas at once must hold within one reservation.
+
+const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+const CLI = join(ROOT, 'services/flowloom/bin/flowloom.js');
+const ADMIN = 'flk_faults-distributed-admin-0123456789abcdef';
+const REDIS_URL = process.env.FLOWLOOM_TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
+const COMPLETED = 'dev.flowloom.gateway.request.completed.v1';
+// The local provider, scripted to 10 input and 50 output tokens, priced at $1000 per million: $0.06 a
+// request. A request reserves its worst case first: the estimated prompt (< 30 tokens) + max_tokens.
+const PRICE_PER_MILLION = 1000;
+const MAX_TOKENS = 50;
+const RESERVATION_USD = ((30 + MAX_TOKENS) * PRICE_PER_MILLION) / 1_000_000;
+const CAPPED_LIMIT_USD = 3;
+// Budget counters live in the shared Redis and outlive a run (period total): a project of this run's own.
+const CAPPED_PROJECT = `capped-${randomBytes(4).toString('hex')}`;
+
+const ask = (n: number) => ({
+  model: 'flowloom-local',
+  max_tokens: MAX_TOKENS,
+  messages: [
+    {
+      role: 'user',
+      content: `request ${n}\nflowloom-local: {"reply":"ok","inputTokens":10,"outputTokens":50}`,
+    },
+  ],
+});
+
+/** A FlowLoom service in a process of its own that the test can kill and start again on the same ports. */
+class Service {
+  private child: Child | undefined;
+  /** How long the last start took, until the service said it was serving. */
+  startSeconds = 0;
+
+  constructor(
+    readonly name: string,
+    private readonly command: 'gateway' | 'audit',
+    private readonly env: Record<string, string>,
+    readonly url: string,
+  ) {}
+
+  async start(): Promise<void> {
+    const began = Date.now();
+    this.child = await startChild(
+      'node',
+      [CLI, 'serve', this.command],
+      this.env,
+      /FlowLoom (gateway|audit):/,
+      120_000,
+    );
+    this.startSeconds = (Date.now() - began) / 1000;
+  }
+
+  /** SIGKILL: no drain, no shutdown hooks. */
+  async kill(): Promise<void> {
+    const child = this.child?.process;
+    if (!child || child.exitCode !== null || child.signalCode !== null) return;
+    const exited = new Promise((r) => child.once('exit', r));
+    child.kill('SIGKILL');
+    await exited;
+  }
+
+  async stop(): Promise<void> {
+    await this.child?.stop();
+  }
+
+  output(): string {
+    return this.child?.output() ?? '';
+  }
+}
+
+let kafka: OwnKafka | undefined;
+let database: { url: string; drop(): Promise<void> } | undefined;
+let db: Db | undefined;
+let work = '';
+let audit: Service;
+let gatewayA: Service;
+let gatewayB: Service;
+const services: Service[] = [];
+
+beforeAll(async () => {
+  const started = Date.now();
+  work = mkdtempSync(join(tmpdir(), 'flowloom-faults-distributed-'));
+  const config = join(work, 'flowloom.yaml');
+  writeFileSync(
+    config,
+    [
+      'prices:',
+      `  flowloom-local: { input: ${PRICE_PER_MILLION}, output: ${PRICE_PER_MILLION} }`,
+      'budgets:',
+      `  - { scope: project, id: ${CAPPED_PROJECT}, period: total, limitUsd: ${CAPPED_LIMIT_USD} }`,
+      '',
+    ].join('\n'),
+  );
+  const common: Record<string, string> = {
+    FLOWLOOM_REDIS_URL: REDIS_URL,
+    FLOWLOOM_CONFIG: config,
+    FLOWLOOM_ADMIN_KEY: ADMIN,
+    FLOWLOOM_LOG_LEVEL: 'warn',
+    // A checkpoint now and then is enough here; the ledger's appends are what is tested.
+    FLOWLOOM_AUDIT_CHECKPOINT_INTERVAL_MS: '60000',
+  };
+  // The broker's JVM starts while the database is made and migrated.
+  await Promise.all([
+    startOwnKafka(`faults-${randomBytes(3).toString('hex')}`).then((started) => {
+      kafka = started;
+      common.FLOWLOOM_KAFKA_BROKERS = started.brokers;
+    }),
+    freshDatabase('flowloom_faults').then(async (fresh) => {
+      database = fresh;
+      common.FLOWLOOM_DATABASE_URL = fresh.url;
+      await promisify(execFile)('node', [CLI, 'migrate'], { env: { ...process.env, ...common } });
+    }),
+  ]);
+  const ports = await Promise.all(Array.from({ length: 6 }, () => freePort()));
+  const [auditHttp, auditGrpc, aHttp, aGrpc, bHttp, bGrpc] = ports as [
+    number,
+    number,
+    number,
+    number,
+    number,
+    number,
+  ];
+  audit = new Service(
+    'audit',
+    'audit',
+    {
+      ...common,
+      FLOWLOOM_DATA_DIR: join(work, 'audit'),
+      FLOWLOOM_AUDIT_HTTP_PORT: String(auditHttp),
+      FLOWLOOM_AUDIT_GRPC_PORT: String(auditGrpc),
+    },
+    `http://127.0.0.1:${auditHttp}`,
+  );
+  const gateway = (name: string, http: number, grpc: number) =>
+    new Service(
+      name,
+      'gateway',
+      {
+        ...common,
+        FLOWLOOM_DATA_DIR: join(work, name),
+        FLOWLOOM_HTTP_PORT: String(http),
+        FLOWLOOM_GRPC_PORT: String(grpc),
+      },
+      `http://127.0.0.1:${http}`,
+    );
+  gatewayA = gateway('gateway-a', aHttp, aGrpc);
+  gatewayB = gateway('gateway-b', bHttp, bGrpc);
+  services.push(audit, gatewayA, gatewayB);
+  await Promise.all(services.map((service) => service.start()));
+  db = await openPostgres(common.FLOWLOOM_DATABASE_URL!, { max: 2 });
+  console.log(`[faults] distributed stack up in ${((Date.now() - started) / 1000).toFixed(1)} s`);
+}, 170_000);
+
+afterAll(async () => {
+  for (const service of services) await service.stop().catch(() => {});
+  await db?.close();
+  await kafka?.purge().catch((error: Error) => console.error(error.message));
+  await database?.drop();
+  if (work) rmSync(work, { recursive: true, force: true });
+}, 120_000);
+
+/** Ledger entries of completed requests, by request id. */
+async function ledger(): Promise<Map<string, { n: number; costUsd: number; project: string | null }>> {
+  const { rows } = await db!.query<{ request_id: string; n: number; cost: number; project: string | null }>(
+    `select entry::jsonb->'data'->>'requestId' as request_id, count(*)::int as n,
+            sum((entry::jsonb->'data'->>'costUsd')::float8) as cost, max(project) as project
+       from audit_entries where event_type = $1 and not pruned group by 1`,
+    [COMPLETED],
+  );
+  return new Map(rows.map((r) => [r.request_id, { n: r.n, costUsd: r.cost, project: r.project }]));
+}
+
+/** Waits until every answered request is in the ledger; returns the last reading. */
+async function ledgerHolding(answered: readonly Answer[], timeoutMs: number) {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const entries = await ledger();
+    const missing = answered.filter((a) => !entries.has(a.requestId ?? ''));
+    if (missing.length === 0 || Date.now() > deadline) return { entries, missing };
+    await new Promise((r) => setTimeout(r, 500));
+  }
+}
+
+async function phase(log: string[], load: Load, name: string, fault: () => Promise<string>): Promise<void> {
+  const started = Date.now();
+  const answered = load.answered.length;
+  const total = load.answers.length;
+  const note = await fault();
+  log.push(
+    `${name} (${note}): ${load.answered.length - answered} answered, ${load.answers.length - total - (load.answered.length - answered)} not, in ${((Date.now() - started) / 1000).toFixed(1)} s`,
+  );
+}
+
+describe('distributed mode under faults', () => {
+  it('when the audit consumer, Kafka and a gateway are killed and restarted in turn under load through two replicas, then every answered request is in the ledger exactly once', async () => {
+    const started = Date.now();
+    const { key } = await adminCall<{ key: string }>(gatewayA.url, ADMIN, 'POST', '/api/v1/keys', {
+      name: 'faults',
+      project: 'faults',
+    });
+    let live = [gatewayA.url, gatewayB.url];
+    const load = new Load({ targets: () => live, key, body: ask, concurrency: 4 });
+    const log: string[] = [];
+    try {
+      await load.waitForAnswers(20);
+      await phase(log, load, 'audit consumer killed and restarted', async () => {
+        await audit.kill();
+        await load.waitForAnswers(40);
+        await audit.start();
+        await load.waitForAnswers(20);
+        return `restart ${audit.startSeconds.toFixed(1)} s`;
+      });
+      await phase(log, load, 'Kafka killed and restarted', async () => {
+        await kafka!.kill();
+        await load.waitForAnswers(40);
+        const began = Date.now();
+        await kafka!.start();
+        const seconds = (Date.now() - began) / 1000;
+        await load.waitForAnswers(20);
+        return `restart ${seconds.toFixed(1)} s`;
+      });
+      await phase(log, load, 'gateway B killed and restarted', async () => {
+        // As a load balancer would, once its health check fails: requests in flight on B are lost.
+        live = [gatewayA.url];
+        await gatewayB.kill();
+        await load.waitForAnswers(40);
+        await gatewayB.start();
+        live = [gatewayA.url, gatewayB.url];
+        await load.waitForAnswers(20);
+        return `restart ${gatewayB.startSeconds.toFixed(1)} s`;
+      });
+    } finally {
+      await load.stop();
+    }
+    const loadSeconds = (Date.now() - started) / 1000;
+    const answered = load.answered;
+    const { entries, missing } = await ledgerHolding(answered, 90_000);
+    const duplicated = answered.filter((a) => (entries.get(a.requestId ?? '')?.n ?? 0) > 1);
+    const once = answered.filter((a) => entries.get(a.requestId ?? '')?.n === 1);
+    const byStatus = new Map<string, number>();
+    for (const a of load.answers) byStatus.set(String(a.status), (byStatus.get(String(a.status)) ?? 0) + 1);
+    console.log(
+      [
+        `[faults] distributed: ${load.answers.length} requests through 2 gateway replicas, ${answered.length} answered (by status: ${[...byStatus].map(([s, n]) => `${s}×${n}`).join(', ')})`,
+        ...log.map((line) => `[faults]   ${line}`),
+        `[faults]   ledger: ${once.length} answered requests exactly once, ${missing.length} missing, ${duplicated.length} duplicated; ${entries.size} completed requests in the ledger in all`,
+        `[faults]   load ${loadSeconds.toFixed(1)} s, ledger complete ${((Date.now() - started) / 1000 - loadSeconds).toFixed(1)} s later`,
+      ].join('\n'),
+    );
+    expect(missing.map((a) => `${a.requestId} via ${a.target}`)).toEqual([]);
+    expect(duplicated.map((a) => a.requestId)).toEqual([]);
+    expect(once.length).toBe(answered.length);
+    // The only requests left unanswered are those caught on the killed gateway.
+    expect(load.answers.filter((a) => a.status !== 200 && a.target !== gatewayB.url)).toEqual([]);
+  }, 170_000);
+
+  it('when a capped project spends through both replicas at once, then the budget holds within one reservation', async () => {
+    const { key } = await adminCall<{ key: string }>(gatewayA.url, ADMIN, 'POST', '/api/v1/keys', {
+      name: 'capped',
+      project: CAPPED_PROJECT,
+    });
+    const load = new Load({ targets: () => [gatewayA.url, gatewayB.url], key, body: ask, concurrency: 6 });
+    const deadline = Date.now() + 60_000;
+    try {
+      while (load.answers.filter((a) => a.code === 'budget_exceeded').length < 20 && Date.now() < deadline)
+        await new Promise((r) => setTimeout(r, 100));
+    } finally {
+      await load.stop();
+    }
+    const answered = load.answered;
+    const refused = load.answers.filter((a) => a.code === 'budget_exceeded');
+    const { entries, missing } = await ledgerHolding(answered, 60_000);
+    const spent = answered.reduce((sum, a) => sum + (entries.get(a.requestId ?? '')?.costUsd ?? 0), 0);
+    const perReplica = [gatewayA.url, gatewayB.url].map(
+      (url) => answered.filter((a) => a.target === url).length,
+    );
+    console.log(
+      `[faults] budget: $${CAPPED_LIMIT_USD} for project "${CAPPED_PROJECT}" spent through 2 replicas with 6 connections: ` +
+        `${answered.length} answered (${perReplica.join(' + ')}), ${refused.length} refused with budget_exceeded, ` +
+        `$${spent.toFixed(4)} recorded in the ledger (limit + one reservation = $${(CAPPED_LIMIT_USD + RESERVATION_USD).toFixed(4)})`,
+    );
+    expect(missing).toEqual([]);
+    expect(refused.length).toBeGreaterThanOrEqual(20);
+    expect(perReplica.every((n) => n > 0)).toBe(true);
+    expect(load.answers.filter((a) => a.status !== 200 && a.code !== 'budget_exceeded')).toEqual([]);
+    expect(spent).toBeLessThanOrEqual(CAPPED_LIMIT_USD + RESERVATION_USD);
+    // The budget was really spent, not refused early: within two reservations of the limit.
+    expect(spent).toBeGreaterThan(CAPPED_LIMIT_USD - 2 * RESERVATION_USD);
+  }, 120_000);
+});
