@@ -10,7 +10,7 @@ import {
   throughputFigures,
   timeToFirstByte,
 } from './load.js';
-import { adminCall, type Child, freePort, startChild, startMockUpstream } from './processes.js';
+import { adminCall, type Child, cpuMicros, freePort, startChild, startMockUpstream } from './processes.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const ADMIN_KEY = 'flk_bench-admin-0123456789abcdefghijklmnopqrstuv';
@@ -42,23 +42,22 @@ export async function runGatewayBench(log: (line: string) => void, seconds = 10)
 
     const [httpPort, grpcPort, portkeyPort] = [await freePort(), await freePort(), await freePort()];
     log('starting FlowLoom (keys, routing, metering and the durable outbox on; logs at warn)…');
-    children.push(
-      await startChild(
-        'node',
-        [join(ROOT, 'services/flowloom/bin/flowloom.js'), 'up'],
-        {
-          FLOWLOOM_HTTP_PORT: String(httpPort),
-          FLOWLOOM_GRPC_PORT: String(grpcPort),
-          FLOWLOOM_DATA_DIR: dataDir,
-          FLOWLOOM_ADMIN_KEY: ADMIN_KEY,
-          FLOWLOOM_LOG_LEVEL: 'warn',
-          FLOWLOOM_CONFIG: undefined,
-          OPENAI_API_KEY: 'sk-bench',
-          OPENAI_BASE_URL: upstreamBase,
-        },
-        /FlowLoom is up/,
-      ),
+    const flowloomProcess = await startChild(
+      'node',
+      [join(ROOT, 'services/flowloom/bin/flowloom.js'), 'up'],
+      {
+        FLOWLOOM_HTTP_PORT: String(httpPort),
+        FLOWLOOM_GRPC_PORT: String(grpcPort),
+        FLOWLOOM_DATA_DIR: dataDir,
+        FLOWLOOM_ADMIN_KEY: ADMIN_KEY,
+        FLOWLOOM_LOG_LEVEL: 'warn',
+        FLOWLOOM_CONFIG: undefined,
+        OPENAI_API_KEY: 'sk-bench',
+        OPENAI_BASE_URL: upstreamBase,
+      },
+      /FlowLoom is up/,
     );
+    children.push(flowloomProcess);
     const { key } = await adminCall<{ key: string }>(
       `http://127.0.0.1:${httpPort}`,
       ADMIN_KEY,
@@ -177,7 +176,10 @@ export async function runGatewayBench(log: (line: string) => void, seconds = 10)
     // requests; the target is < 10% over 1,000,000 (BENCH_SOAK_REQUESTS=1000000 measures exactly that).
     const soak = Number(process.env.BENCH_SOAK_REQUESTS ?? 100_000);
     log(`memory growth: ${soak} more requests through FlowLoom, 32 connections…`);
+    const pid = flowloomProcess.process.pid ?? 0;
+    const cpuBefore = cpuMicros(pid);
     const answered = await sendMany(flowloom, 32, soak);
+    const cpuAfter = cpuMicros(pid);
     await new Promise((resolve) => setTimeout(resolve, 3_000));
     const afterSoak = await flowloomRss();
     figures.push(
@@ -190,6 +192,13 @@ export async function runGatewayBench(log: (line: string) => void, seconds = 10)
         note: `${afterRun} → ${afterSoak} MB, ${answered} answered 2xx; target < 10% over 1,000,000`,
       },
     );
+    if (cpuBefore && cpuAfter)
+      figures.push({
+        name: 'FlowLoom CPU per request, all threads',
+        value: Math.round((cpuAfter.all - cpuBefore.all) / soak),
+        unit: 'µs',
+        note: `main thread ${Math.round((cpuAfter.main - cpuBefore.main) / soak)} µs (serves HTTP); the rest: embedded database thread, GC`,
+      });
     return figures;
   } finally {
     for (const child of children.reverse()) await child.stop();

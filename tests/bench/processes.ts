@@ -1,4 +1,5 @@
 import { type ChildProcess, spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { fileURLToPath } from 'node:url';
 
@@ -56,6 +57,24 @@ export async function startChild(
       clearTimeout(timer);
     },
   };
+}
+
+/**
+ * CPU time a process has used, in µs: all its threads, and its main thread alone (Linux /proc; the
+ * clock tick is 1/100 s there). Undefined where /proc is missing. CPU per request stays comparable
+ * on a busy machine, where req/s mostly measures what the neighbours left over.
+ */
+export function cpuMicros(pid: number): { all: number; main: number } | undefined {
+  const ticks = (path: string): number => {
+    // Fields after the ")" that closes the command name: utime and stime are the 12th and 13th.
+    const fields = readFileSync(path, 'utf8').split(') ')[1]?.split(' ') ?? [];
+    return (Number(fields[11]) + Number(fields[12])) * 10_000;
+  };
+  try {
+    return { all: ticks(`/proc/${pid}/stat`), main: ticks(`/proc/${pid}/task/${pid}/stat`) };
+  } catch {
+    return undefined;
+  }
 }
 
 /** The benchmark's mock OpenAI upstream (mock-upstream.ts) in a process of its own; `base` ends in /v1. */
