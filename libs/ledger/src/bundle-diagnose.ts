@@ -27,8 +27,7 @@ export function firstDifference(expected: HashList, actual: HashList): EntryDiff
   const n = expected.length;
   const m = actual.length;
   const common = Math.min(n, m);
-  let i = 0;
-  while (i < common && expected.equalAt(i, actual, i)) i++;
+  const i = expected.commonPrefix(actual);
   if (i === common) {
     if (m < n) {
       return {

@@ -69,6 +69,11 @@ export class Frontier {
     this.count++;
   }
 
+  /** The hashes of `rangeNodes(0, size)`, in that order: read-only, copy before handing out. */
+  rangeHashes(): readonly Uint8Array[] {
+    return this.hashes;
+  }
+
   /** MTH of the leaves pushed so far. */
   root(): Uint8Array {
     return foldRight(this.hashes);

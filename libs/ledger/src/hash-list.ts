@@ -59,6 +59,23 @@ export class HashList {
     );
   }
 
+  /**
+   * How many leading hashes this list shares with `other`: a million-entry log is compared in
+   * large native blocks, then hash by hash only inside the first block that differs.
+   */
+  commonPrefix(other: HashList): number {
+    const common = Math.min(this.count, other.count);
+    const block = 4096;
+    let i = 0;
+    while (i < common) {
+      const end = Math.min(common, i + block) * HASH_SIZE;
+      if (this.buffer.compare(other.buffer, i * HASH_SIZE, end, i * HASH_SIZE, end) !== 0) break;
+      i = end / HASH_SIZE;
+    }
+    while (i < common && this.equalAt(i, other, i)) i++;
+    return i;
+  }
+
   /** Same hashes in the same order. */
   equals(other: HashList): boolean {
     return (

@@ -2,9 +2,10 @@ import { describe, expect, it } from 'vitest';
 import { leafHash, toHex } from './hash.js';
 import { InMemoryNodeStore } from './memory-node-store.js';
 import { MerkleLog } from './merkle-log.js';
+import { NodeCache } from './node-cache.js';
 import type { NodeId } from './node-id.js';
 import type { NodeStore, StoredNode } from './node-store.js';
-import { merkleTreeHash } from './rfc9162.js';
+import { merkleTreeHash, referenceConsistencyProof, referenceInclusionProof } from './rfc9162.js';
 
 /** An async store that counts round trips and can be told to fail writes. */
 class AsyncStore implements NodeStore {
@@ -106,5 +107,69 @@ describe('MerkleLog over a NodeStore', () => {
     ).toThrow(/out of order/);
     expect(store.readTreeSize()).toBe(0);
     expect(() => store.readNodes([{ level: 0, index: 0 }])).toThrow(/not stored/);
+  });
+});
+
+describe('MerkleLog reading through memory', () => {
+  const leavesOf = (n: number): Uint8Array[] =>
+    Array.from({ length: n }, (_, i) => leafHash(Buffer.from(entry(i))));
+
+  it('when a tiny cache keeps evicting, then every proof at every size is still the RFC proof', async () => {
+    const store = new AsyncStore();
+    const log = await MerkleLog.open(store, { cache: new NodeCache(5, 1) });
+    const size = 70;
+    await log.appendEntries(Array.from({ length: size }, (_, i) => entry(i)));
+    const leaves = leavesOf(size);
+    for (let n = 1; n <= size; n++) {
+      for (const m of [0, n - 1, Math.floor(n / 2), Math.floor(n / 3)]) {
+        const proof = await log.inclusionProof(m, n);
+        expect(proof.map(toHex)).toEqual(referenceInclusionProof(m, leaves.slice(0, n)).map(toHex));
+      }
+      const consistency = await log.consistencyProof(Math.ceil(n / 2), n);
+      expect(consistency.map(toHex)).toEqual(
+        referenceConsistencyProof(Math.ceil(n / 2), leaves.slice(0, n)).map(toHex),
+      );
+      expect(toHex(await log.rootHashAt(n))).toBe(toHex(merkleTreeHash(leaves.slice(0, n))));
+    }
+  });
+
+  it('when proofs are asked again against a past size, then memory answers the shared nodes', async () => {
+    const store = new AsyncStore();
+    const log = await MerkleLog.open(store, { cache: new NodeCache(1 << 14, 0) });
+    await log.appendEntries(Array.from({ length: 5000 }, (_, i) => entry(i)));
+    store.reads = 0;
+    await log.inclusionProof(1234, 4321);
+    expect(store.reads).toBe(1);
+    // The past size's compact range came with that read; the current size's is the frontier.
+    await log.rootHashAt(4321);
+    await log.rootHashAt(5000);
+    await log.inclusionProof(1234, 4321);
+    await log.consistencyProof(4321, 5000);
+    expect(store.reads).toBe(1);
+  });
+
+  it('when a proof is given to a caller who changes it, then later proofs are unaffected', async () => {
+    const log = await MerkleLog.open(new InMemoryNodeStore(), { cache: new NodeCache(64, 0) });
+    await log.appendEntries(Array.from({ length: 33 }, (_, i) => entry(i)));
+    const first = await log.inclusionProof(3, 20);
+    const expected = first.map(toHex);
+    for (const hash of first) hash.fill(0);
+    for (const hash of await log.inclusionProof(31)) hash.fill(0);
+    expect((await log.inclusionProof(3, 20)).map(toHex)).toEqual(expected);
+    expect(toHex(log.rootHash())).toBe(toHex(merkleTreeHash(leavesOf(33))));
+  });
+
+  it('when a write fails, then nodes of the failed append are never served from memory', async () => {
+    const store = new AsyncStore();
+    const log = await MerkleLog.open(store, { cache: new NodeCache(64, 0) });
+    await log.appendEntries(Array.from({ length: 3 }, (_, i) => entry(i)));
+    store.failWrites = true;
+    await expect(log.appendEntries([entry(100)])).rejects.toThrow('disk full');
+    store.failWrites = false;
+    await log.appendEntries([entry(3), entry(4)]);
+    const leaves = leavesOf(5);
+    expect((await log.inclusionProof(0, 4)).map(toHex)).toEqual(
+      referenceInclusionProof(0, leaves.slice(0, 4)).map(toHex),
+    );
   });
 });

@@ -42,3 +42,16 @@ export function rangeNodes(begin: number, end: number): NodeId[] {
   }
   return nodes;
 }
+
+/**
+ * Where `node` sits in `rangeNodes(0, size)`, or undefined when it is not one of them. The range
+ * holds one node per set bit of `size`, largest first; the one at level l ends where `size`
+ * with its bits below l cleared does.
+ */
+export function rangePosition(size: number, node: NodeId): number | undefined {
+  const above = shiftRight(size, node.level);
+  if (above % 2 !== 1 || node.index !== above - 1) return undefined;
+  let position = 0;
+  for (let rest = shiftRight(above, 1); rest > 0; rest = shiftRight(rest, 1)) position += rest % 2;
+  return position;
+}

@@ -5,6 +5,7 @@ import {
   merkleTreeHash,
   openCheckpoint,
   parseVerifierKey,
+  toHex,
   verifyConsistency,
   verifyInclusion,
 } from '@flowloom/ledger';
@@ -108,6 +109,26 @@ for (const engine of ENGINES) {
       }
       const byEvent = await t.ledger.inclusionProofByEvent(events[3]?.id ?? '', size);
       expect(byEvent.index).toBe(3);
+      expect(verifyInclusion(3, size, byEvent.leafHash, byEvent.proof, byEvent.rootHash)).toBe(true);
+      // Proofs against a past size, served partly from memory, still verify against that size's root.
+      const past = await t.ledger.consistencyProof(10, size);
+      for (const index of [0, 9]) {
+        const proof = await t.ledger.inclusionProof(index, 10);
+        expect(toHex(proof.rootHash)).toBe(toHex(past.root1));
+        expect(verifyInclusion(index, 10, proof.leafHash, proof.proof, past.root1)).toBe(true);
+      }
+    });
+
+    it('when an entry is looked up for a proof, then index and event id give the same reference', async () => {
+      const byIndex = await t.store.entryRef({ index: 4 });
+      const byEvent = await t.store.entryRef({ eventId: events[4]?.id ?? '' });
+      expect(byIndex).toEqual(byEvent);
+      expect(byIndex?.eventId).toBe(events[4]?.id);
+      expect(toHex(byIndex?.leafHash ?? new Uint8Array())).toBe(
+        toHex((await t.store.entry(4))?.leafHash ?? new Uint8Array()),
+      );
+      expect(await t.store.entryRef({ eventId: 'no-such-event' })).toBeUndefined();
+      expect(await t.store.entryRef({ index: 1_000_000 })).toBeUndefined();
     });
 
     it('when the ledger is reopened, then the tree continues and stays consistent with the old checkpoint', async () => {

@@ -186,6 +186,27 @@ begin
 end $$;
 `,
   },
+  {
+    id: 'audit/002_read_nodes',
+    // Proofs read their nodes through a function so the statement is planned once per connection,
+    // not per proof (PL/pgSQL caches the plan; planning cost as much as running it). Each node is a
+    // 32-byte slice of the one tile that completed it: the first tile ending at or after the size at
+    // which the node completes.
+    sql: `
+create or replace function audit_read_nodes(p_positions bigint[], p_completions bigint[])
+returns table (ord bigint, hash bytea) language plpgsql stable as $$
+begin
+  return query
+    select u.ord, substring(t.hashes from ((u.pos - t.node_base) * 32 + 1)::int for 32)
+      from unnest(p_positions, p_completions) with ordinality as u(pos, completion, ord)
+      cross join lateral (
+        select n.node_base, n.start_size, n.hashes from audit_node_tiles n
+         where n.end_size >= u.completion order by n.end_size limit 1
+      ) t
+     where t.start_size < u.completion;
+end $$;
+`,
+  },
 ];
 
 const ROLE_NAME = /^[a-z_][a-z0-9_]{0,62}$/;
@@ -213,5 +234,6 @@ grant select on schema_migrations to ${role};
 grant select, insert, update, delete on audit_index to ${role};
 grant usage, select on sequence audit_checkpoints_id_seq, audit_prunings_id_seq to ${role};
 grant execute on function audit_prune(text, timestamptz, bigint, text) to ${role};
+grant execute on function audit_read_nodes(bigint[], bigint[]) to ${role};
 `;
 }

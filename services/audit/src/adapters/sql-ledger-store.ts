@@ -6,6 +6,7 @@ import {
   type CheckpointRecord,
   DuplicateEventError,
   type EntryFilter,
+  type EntryRef,
   type EntryRow,
   type EntryView,
   LedgerConflictError,
@@ -187,13 +188,7 @@ export class SqlLedgerStore implements LedgerStore {
     const positions = ids.map((id) => nodePosition(id.level, id.index));
     const completions = ids.map((id) => completionSize(id.level, id.index));
     const { rows } = await this.db.query<{ ord: unknown; hash: Uint8Array }>(
-      `select u.ord, substring(t.hashes from ((u.pos - t.node_base) * 32 + 1)::int for 32) as hash
-         from unnest($1::bigint[], $2::bigint[]) with ordinality as u(pos, completion, ord)
-         cross join lateral (
-           select node_base, start_size, hashes from audit_node_tiles
-            where end_size >= u.completion order by end_size limit 1
-         ) t
-        where t.start_size < u.completion`,
+      'select ord, hash from audit_read_nodes($1::bigint[], $2::bigint[])',
       [positions, completions],
     );
     const out: Array<Uint8Array | undefined> = new Array(ids.length);
@@ -318,6 +313,18 @@ export class SqlLedgerStore implements LedgerStore {
     return rows[0] ? asNumber(rows[0].idx) : undefined;
   }
 
+  async entryRef(ref: { index: number } | { eventId: string }): Promise<EntryRef | undefined> {
+    const byIndex = 'index' in ref;
+    const { rows } = await this.db.query<{ idx: unknown; event_id: string; leaf_hash: unknown }>(
+      `select idx, event_id, leaf_hash from audit_entries where ${byIndex ? 'idx' : 'event_id'} = $1`,
+      [byIndex ? ref.index : ref.eventId],
+    );
+    const row = rows[0];
+    return row
+      ? { index: asNumber(row.idx), eventId: row.event_id, leafHash: asBytes(row.leaf_hash) }
+      : undefined;
+  }
+
   async entry(index: number): Promise<EntryView | undefined> {
     const { rows } = await this.db.query(`select ${VIEW_COLUMNS} from audit_entries where idx = $1`, [index]);
     return rows[0] ? viewOf(rows[0]) : undefined;
@@ -372,23 +379,29 @@ export class SqlLedgerStore implements LedgerStore {
     // Fast path: one aggregated row per page (bytea travels as hex text: decoding it is native).
     // Rows are read one by one only when the page is not what the appender writes (a gap, or an
     // entry holding a newline or missing): tampering.
-    const { rows } = await this.db.query<{
-      n: unknown;
-      lo: unknown;
-      hi: unknown;
-      lines: string | null;
-      hashes: string | null;
-      matched: string | null;
-      pruned: unknown;
-    }>(
-      `select count(*) as n, min(idx) as lo, max(idx) as hi,
+    // Left to the planner (no statistics on PGlite), the ordered aggregates sort the page's wide
+    // rows, which spills to disk past work_mem: made to read the primary key in order instead
+    // (PostgreSQL 16+, PGlite), else to sort in memory (PostgreSQL 15 sorts inside the aggregate).
+    const { rows } = await this.db.transaction(async (tx) => {
+      await tx.query("select set_config('enable_sort', 'off', true), set_config('work_mem', '64MB', true)");
+      return tx.query<{
+        n: unknown;
+        lo: unknown;
+        hi: unknown;
+        lines: string | null;
+        hashes: string | null;
+        matched: string | null;
+        pruned: unknown;
+      }>(
+        `select count(*) as n, min(idx) as lo, max(idx) as hi,
               string_agg(case when pruned or not ${match} then ${MARKER_SQL} else entry end, E'\\n' order by idx) as lines,
               string_agg(encode(leaf_hash, 'hex'), '' order by idx) as hashes,
               ${filtered ? `string_agg(case when not pruned and ${match} then idx::text end, ',' order by idx)` : 'null'} as matched,
               count(*) filter (where pruned) as pruned
          from audit_entries where idx >= $1 and idx < $2`,
-      params,
-    );
+        params,
+      );
+    });
     const row = rows[0];
     const n = asNumber(row?.n ?? 0);
     if (n === 0)

@@ -27,6 +27,7 @@ import type { CheckpointSink } from '../ports/checkpoint-sink.js';
 import {
   type CheckpointRecord,
   DuplicateEventError,
+  type EntryRef,
   type EntryRow,
   type EntryView,
   LedgerConflictError,
@@ -438,25 +439,32 @@ export class AuditLedger {
     return { previousKeyId, keyId, verifierKey: next.verifierKey };
   }
 
-  /** RFC 9162 inclusion proof of entry `index` in the tree of `treeSize` (default: committed size). */
-  async inclusionProof(index: number, treeSize = this.size): Promise<InclusionProofResult> {
+  /**
+   * RFC 9162 inclusion proof of entry `index` in the tree of `treeSize` (default: committed size).
+   * `entry`: the entry's reference when the caller looked it up already (one query fewer).
+   */
+  async inclusionProof(index: number, treeSize = this.size, entry?: EntryRef): Promise<InclusionProofResult> {
     this.requireSize(treeSize);
     if (!Number.isSafeInteger(index) || index < 0 || index >= treeSize) {
       throw new AppError('not_found', `entry ${index} is not in a tree of ${treeSize} entries`);
     }
-    const [proof, rootHash, entry] = await Promise.all([
-      this.log.inclusionProof(index, treeSize),
-      this.log.rootHashAt(treeSize),
-      this.store.entry(index),
+    const [{ proof, rootHash }, ref] = await Promise.all([
+      // The proof's read brings the compact range of treeSize, from which the root then follows.
+      this.log.inclusionProof(index, treeSize).then(async (proof) => ({
+        proof,
+        rootHash: await this.log.rootHashAt(treeSize),
+      })),
+      entry ?? this.store.entryRef({ index }),
     ]);
-    if (!entry) throw new AppError('not_found', `entry ${index} is missing from the ledger`);
-    return { index, eventId: entry.eventId, treeSize, leafHash: entry.leafHash, rootHash, proof };
+    if (!ref || ref.index !== index)
+      throw new AppError('not_found', `entry ${index} is missing from the ledger`);
+    return { index, eventId: ref.eventId, treeSize, leafHash: ref.leafHash, rootHash, proof };
   }
 
   async inclusionProofByEvent(eventId: string, treeSize = this.size): Promise<InclusionProofResult> {
-    const index = await this.store.indexOfEvent(eventId);
-    if (index === undefined) throw new AppError('not_found', `event ${eventId} is not in the ledger`);
-    return this.inclusionProof(index, treeSize);
+    const ref = await this.store.entryRef({ eventId });
+    if (ref === undefined) throw new AppError('not_found', `event ${eventId} is not in the ledger`);
+    return this.inclusionProof(ref.index, treeSize, ref);
   }
 
   async inclusionProofs(indexes: readonly number[], treeSize: number): Promise<Uint8Array[][]> {

@@ -2,42 +2,48 @@ import { AppError } from '@flowloom/errors';
 import type { CheckpointRecord } from '../ports/ledger-store.js';
 import type { AuditLedger, InclusionProofResult } from './ledger.js';
 
-/**
- * The tree size proofs are given against when the caller names none: the latest signed checkpoint,
- * or a fresh one when the entry is newer, so every proof comes with a signed root to check it by.
- */
-async function signedSizeCovering(ledger: AuditLedger, index: number): Promise<CheckpointRecord> {
-  const latest = await ledger.ledgerStore.latestCheckpoint();
-  if (latest && latest.treeSize > index) return latest;
-  return ledger.checkpoint();
-}
-
 export interface ProvenInclusion extends InclusionProofResult {
   /** The signed checkpoint of this tree size, when one exists. */
   readonly checkpoint?: CheckpointRecord | undefined;
 }
 
+/**
+ * An inclusion proof with the signed checkpoint to check it by. Without a tree size it is given
+ * against the latest signed checkpoint, or a fresh one when the entry is newer. The entry and the
+ * latest checkpoint are looked up together; the proof's nodes then come in one read at most.
+ */
 export async function proveInclusion(
   ledger: AuditLedger,
   ref: { index?: number | undefined; eventId?: string | undefined },
   treeSize?: number,
 ): Promise<ProvenInclusion> {
-  let index = ref.index;
-  if (ref.eventId !== undefined) {
-    index = await ledger.ledgerStore.indexOfEvent(ref.eventId);
-    if (index === undefined)
-      throw new AppError('not_found', `event ${ref.eventId} is not in the audit ledger`);
+  const { index, eventId } = ref;
+  let lookup: { index: number } | { eventId: string };
+  if (eventId !== undefined) lookup = { eventId };
+  else if (index !== undefined) lookup = { index };
+  else throw new AppError('invalid_request', 'give an entry index or an event id');
+  if ('index' in lookup && lookup.index >= ledger.size)
+    throw new AppError('not_found', `entry ${lookup.index} is not in the ledger (size ${ledger.size})`);
+  const [entry, latest] = await Promise.all([
+    ledger.ledgerStore.entryRef(lookup),
+    ledger.ledgerStore.latestCheckpoint(),
+  ]);
+  if (entry === undefined) {
+    throw new AppError(
+      'not_found',
+      'eventId' in lookup
+        ? `event ${lookup.eventId} is not in the audit ledger`
+        : `entry ${lookup.index} is missing from the ledger`,
+    );
   }
-  if (index === undefined) throw new AppError('invalid_request', 'give an entry index or an event id');
-  if (index >= ledger.size)
-    throw new AppError('not_found', `entry ${index} is not in the ledger (size ${ledger.size})`);
+  if (entry.index >= ledger.size)
+    throw new AppError('not_found', `entry ${entry.index} is not in the ledger (size ${ledger.size})`);
   if (treeSize !== undefined) {
-    const proof = await ledger.inclusionProof(index, treeSize);
-    const latest = await ledger.ledgerStore.latestCheckpoint();
+    const proof = await ledger.inclusionProof(entry.index, treeSize, entry);
     return { ...proof, checkpoint: latest?.treeSize === treeSize ? latest : undefined };
   }
-  const checkpoint = await signedSizeCovering(ledger, index);
-  return { ...(await ledger.inclusionProof(index, checkpoint.treeSize)), checkpoint };
+  const checkpoint = latest && latest.treeSize > entry.index ? latest : await ledger.checkpoint();
+  return { ...(await ledger.inclusionProof(entry.index, checkpoint.treeSize, entry)), checkpoint };
 }
 
 export async function proveConsistency(ledger: AuditLedger, from: number, to?: number) {

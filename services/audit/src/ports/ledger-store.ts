@@ -69,6 +69,12 @@ export interface QueryOptions extends EntryFilter {
   readonly order: 'asc' | 'desc';
 }
 
+export interface EntryRef {
+  readonly index: number;
+  readonly eventId: string;
+  readonly leafHash: Uint8Array;
+}
+
 export interface EntryView {
   readonly index: number;
   readonly eventId: string;
@@ -166,6 +172,8 @@ export interface LedgerStore {
   indexEntries(from: number, to: number): Promise<void>;
 
   indexOfEvent(eventId: string): Promise<number | undefined>;
+  /** What a proof needs of an entry (no content), by index or by event id, in one lookup. */
+  entryRef(ref: { index: number } | { eventId: string }): Promise<EntryRef | undefined>;
   entry(index: number): Promise<EntryView | undefined>;
   /** Filtered entries; filters other than time go through the search index, so index first. */
   query(options: QueryOptions): Promise<EntryView[]>;
