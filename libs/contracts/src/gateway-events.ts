@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { auditEventPayloadSchemas } from './audit-events.js';
 import { policyEventPayloadSchemas } from './policy-events.js';
 
 // Payloads evolve by adding optional fields only, so producers and consumers of different versions
@@ -72,4 +73,5 @@ export const eventPayloadSchemas: Record<string, z.ZodType> = {
   [GATEWAY_REQUEST_FAILED]: requestFailedSchema,
   [GATEWAY_KEY_CHANGED]: keyChangedSchema,
   ...policyEventPayloadSchemas,
+  ...auditEventPayloadSchemas,
 };

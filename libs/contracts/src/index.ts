@@ -1,3 +1,4 @@
+export * from './audit-events.js';
 export { type CloudEvent, cloudEventSchema, createEvent } from './cloudevent.js';
 export * from './gateway-events.js';
 export * from './policy-bundle.js';

@@ -24,7 +24,6 @@ export {
   verifyLog,
 } from './app/verify-log.js';
 export { AUDIT_CONSUMER_GROUP } from './consumers/bus-consumer.js';
-export * from './domain/events.js';
 export { buildReport, type ComplianceReport, REPORT_FORMAT, renderReportHtml } from './domain/report.js';
 export { isSecretField, scrubSecrets } from './domain/scrub.js';
 export { STANDARD_IDS, STANDARDS, type StandardId } from './domain/standards.js';

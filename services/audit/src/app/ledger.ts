@@ -1,5 +1,16 @@
 import { randomBytes } from 'node:crypto';
-import { type CloudEvent, createEvent } from '@flowloom/contracts';
+import {
+  AUDIT_EXPORT_CREATED,
+  AUDIT_KEY_ROTATED,
+  AUDIT_REPORT_GENERATED,
+  AUDIT_RETENTION_APPLIED,
+  AUDIT_SOURCE,
+  AUDIT_VERIFICATION_COMPLETED,
+  type AuditEventType,
+  auditEventPayloadSchemas,
+  type CloudEvent,
+  createEvent,
+} from '@flowloom/contracts';
 import { AppError } from '@flowloom/errors';
 import {
   generateKey,
@@ -11,15 +22,8 @@ import {
   signCheckpoint,
   verifierFor,
 } from '@flowloom/ledger';
+import type { z } from 'zod';
 import { type PreparedEntry, prepareEntry } from '../domain/entry.js';
-import {
-  AUDIT_EXPORT_CREATED,
-  AUDIT_KEY_ROTATED,
-  AUDIT_REPORT_GENERATED,
-  AUDIT_RETENTION_APPLIED,
-  AUDIT_SOURCE,
-  AUDIT_VERIFICATION_COMPLETED,
-} from '../domain/events.js';
 import { cutoffFor, type RetentionRule } from '../domain/retention.js';
 import { packTile } from '../domain/tiles.js';
 import type { AuditActivity } from '../ports/audit-source.js';
@@ -541,24 +545,30 @@ export class AuditLedger {
 
   /** Records an export, verification or report in the ledger. */
   async record(activity: AuditActivity, actor: string): Promise<void> {
-    const { kind, ...details } = activity;
-    const type =
-      kind === 'export'
-        ? AUDIT_EXPORT_CREATED
-        : kind === 'verification'
-          ? AUDIT_VERIFICATION_COMPLETED
-          : AUDIT_REPORT_GENERATED;
-    const outcome = kind === 'verification' ? { outcome: activity.ok ? 'passed' : 'failed' } : {};
-    await this.recordEvent(type, { actor, ...outcome, ...details });
+    switch (activity.kind) {
+      case 'export': {
+        const { kind: _, ...details } = activity;
+        return this.recordEvent(AUDIT_EXPORT_CREATED, { actor, ...details });
+      }
+      case 'verification': {
+        const { kind: _, ...details } = activity;
+        const outcome = activity.ok ? 'passed' : 'failed';
+        return this.recordEvent(AUDIT_VERIFICATION_COMPLETED, { actor, outcome, ...details });
+      }
+      case 'report': {
+        const { kind: _, ...details } = activity;
+        return this.recordEvent(AUDIT_REPORT_GENERATED, { actor, ...details });
+      }
+    }
   }
 
-  private async recordEvent(type: string, data: Record<string, unknown>): Promise<void> {
-    const event = createEvent(
-      type,
-      AUDIT_SOURCE,
-      data,
-      typeof data['actor'] === 'string' ? data['actor'] : undefined,
-    );
+  /** Appends one of the ledger's own events; its payload is checked against the contract first. */
+  private async recordEvent<T extends AuditEventType>(
+    type: T,
+    data: z.input<(typeof auditEventPayloadSchemas)[T]>,
+  ): Promise<void> {
+    const payload = auditEventPayloadSchemas[type].parse(data);
+    const event = createEvent(type, AUDIT_SOURCE, payload, payload.actor);
     await this.append([event]);
     try {
       await this.options.publish?.([event]);

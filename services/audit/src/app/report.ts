@@ -1,5 +1,5 @@
+import { AUDIT_VERIFICATION_COMPLETED } from '@flowloom/contracts';
 import { toBase64 } from '@flowloom/ledger';
-import { AUDIT_VERIFICATION_COMPLETED } from '../domain/events.js';
 import { buildReport, type ComplianceReport } from '../domain/report.js';
 import type { ReportFacts, StandardId } from '../domain/standards.js';
 import type { AuditLedger } from './ledger.js';

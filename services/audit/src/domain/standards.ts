@@ -3,6 +3,12 @@
 // per requirement, what is evidenced, with counts, and what is missing. It is an evidence map for
 // an auditor, not a certification.
 
+import {
+  AUDIT_EXPORT_CREATED,
+  AUDIT_REPORT_GENERATED,
+  AUDIT_VERIFICATION_COMPLETED,
+} from '@flowloom/contracts';
+
 export const STANDARD_IDS = ['sox', 'hipaa', 'part11', 'iso27001', 'gdpr'] as const;
 export type StandardId = (typeof STANDARD_IDS)[number];
 
@@ -86,9 +92,9 @@ const POLICY_CHANGES = (t: string): boolean =>
   /\.policy\.(version\.pushed|promotion\.(requested|approved)|deployment\.changed)\.v\d+$/.test(t);
 const DECISIONS = (t: string): boolean => /\.policy\.(decision|intervention)\.v\d+$/.test(t);
 const LOGINS = (t: string): boolean => /\.(login|session|sso)\./.test(t);
-const VERIFICATIONS = (t: string): boolean => t === 'dev.flowloom.audit.verification.completed.v1';
-const EXPORTS = (t: string): boolean => t === 'dev.flowloom.audit.export.created.v1';
-const REPORTS = (t: string): boolean => t === 'dev.flowloom.audit.report.generated.v1';
+const VERIFICATIONS = (t: string): boolean => t === AUDIT_VERIFICATION_COMPLETED;
+const EXPORTS = (t: string): boolean => t === AUDIT_EXPORT_CREATED;
+const REPORTS = (t: string): boolean => t === AUDIT_REPORT_GENERATED;
 
 const DAY = 86_400_000;
 const fmt = (n: number): string => n.toLocaleString('en-US');

@@ -1,3 +1,4 @@
+import { auditExportCreatedSchema, auditVerificationCompletedSchema } from '@flowloom/contracts';
 import { AppError } from '@flowloom/errors';
 import { toBase64, toHex } from '@flowloom/ledger';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
@@ -293,26 +294,17 @@ export function auditRoutes(deps: AuditHttpDeps): AuditHttpPlugin {
 
     app.post('/api/v1/audit/activity', async (request, reply) => {
       const { actor } = await admin(request);
-      const count = z.number().int().min(0);
+      // The payloads of the contract, without the actor (the caller is the actor).
       const body = parse(
         z.discriminatedUnion('kind', [
           z.strictObject({
             kind: z.literal('export'),
-            treeSize: count,
-            filter: z.record(z.string().max(50), z.string().max(500)).default({}),
-            exported: count,
-            withheld: count,
-            pruned: count,
-            destination: z.string().max(1000).optional(),
+            ...auditExportCreatedSchema.omit({ actor: true }).shape,
+            filter: auditExportCreatedSchema.shape.filter.default({}),
           }),
           z.strictObject({
             kind: z.literal('verification'),
-            ok: z.boolean(),
-            treeSize: count,
-            entries: count,
-            checkpoints: count,
-            summary: z.string().max(2000),
-            firstBadIndex: count.optional(),
+            ...auditVerificationCompletedSchema.omit({ actor: true, outcome: true }).shape,
           }),
         ]),
         request.body,

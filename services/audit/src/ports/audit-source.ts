@@ -1,31 +1,15 @@
+import type {
+  AuditExportCreated,
+  AuditReportGenerated,
+  AuditVerificationCompleted,
+} from '@flowloom/contracts';
 import type { BundlePage, CheckpointRecord, EntryFilter, LedgerStats, NodeTile } from './ledger-store.js';
 
-/** Something done to the trail that the trail itself records (see domain/events.ts). */
+/** Something done to the trail that the trail itself records (payloads: @flowloom/contracts audit-events). */
 export type AuditActivity =
-  | {
-      readonly kind: 'export';
-      readonly treeSize: number;
-      readonly filter: Readonly<Record<string, string>>;
-      readonly exported: number;
-      readonly withheld: number;
-      readonly pruned: number;
-      readonly destination?: string;
-    }
-  | {
-      readonly kind: 'verification';
-      readonly ok: boolean;
-      readonly treeSize: number;
-      readonly entries: number;
-      readonly checkpoints: number;
-      readonly summary: string;
-      readonly firstBadIndex?: number;
-    }
-  | {
-      readonly kind: 'report';
-      readonly standard: string;
-      readonly treeSize: number;
-      readonly gaps: number;
-    };
+  | ({ readonly kind: 'export' } & Omit<AuditExportCreated, 'actor'>)
+  | ({ readonly kind: 'verification' } & Omit<AuditVerificationCompleted, 'actor' | 'outcome'>)
+  | ({ readonly kind: 'report' } & Omit<AuditReportGenerated, 'actor'>);
 
 /**
  * Read access to a ledger for verification, export and reports: the local store (the service
