@@ -216,6 +216,70 @@ describe('flowloom run', () => {
   );
 
   it(
+    'when the supervisor stops a job itself (its memory limit), then the stop reaches the audit trail with the value, the limit and the decision',
+    async () => {
+      const { code, stdout, stderr } = await flowloomRun([
+        '--name',
+        'hungry',
+        '--max-memory',
+        '1',
+        '--grace-seconds',
+        '1',
+        '--',
+        process.execPath,
+        '-e',
+        'setInterval(() => {}, 1000)',
+      ]);
+      const output = `${stdout}\n${stderr}`;
+      expect(code, output).toBe(3);
+      const job = /job (hungry-[0-9a-f]{6}): /.exec(stderr)?.[1];
+      expect(job, output).toBeDefined();
+      expect(stderr).not.toContain('could not be recorded');
+
+      // The ledger: an intervention event of origin supervisor, appended by the audit consumer.
+      type Entry = { job: string | null; event: { data: Record<string, unknown> } | null };
+      let entries: Entry[] = [];
+      for (let i = 0; i < 100 && entries.length === 0; i++) {
+        const page = (await api(
+          `/api/v1/audit/entries?type=dev.flowloom.policy.intervention.v1&job=${job}`,
+        )) as { data: Entry[] };
+        entries = page.data;
+        if (entries.length === 0) await new Promise((r) => setTimeout(r, 100));
+      }
+      expect(entries).toHaveLength(1);
+      const data = entries[0]!.event!.data as {
+        decisionId: string;
+        reason: string;
+        signals: { rss_mb: number };
+        thresholds: unknown[];
+        supervisor: { pid: number; actor: string };
+      };
+      expect(data).toMatchObject({
+        job,
+        origin: 'supervisor',
+        policy: 'flowloom-run',
+        rule: 'memory',
+        action: 'stop_job',
+        enforced: true,
+        version: expect.stringMatching(/^[0-9a-f]{64}$/),
+        thresholds: [{ path: 'process.rss_mb', operator: '>', value: 1 }],
+      });
+      expect(data.signals.rss_mb).toBeGreaterThan(1);
+      expect(data.supervisor.pid).toBeGreaterThan(0);
+      expect(data.supervisor.actor).toMatch(/^key\//);
+      expect(data.reason).toContain('is above --max-memory');
+      // And the policy service lists it with the job's interventions, under the same decision id.
+      const listed = (await api(`/api/v1/jobs/${job}/interventions`)) as {
+        data: Array<{ decisionId: string; origin?: string }>;
+      };
+      expect(listed.data).toEqual([
+        expect.objectContaining({ decisionId: data.decisionId, origin: 'supervisor' }),
+      ]);
+    },
+    RUN_TIMEOUT_MS + 10_000,
+  );
+
+  it(
     'when --policy names a policy that is not in force, then nothing starts and the message lists what is',
     async () => {
       const { code, stderr } = await flowloomRun([

@@ -139,8 +139,54 @@ export const interventionSchema = z.object({
   thresholds: z.array(thresholdSchema).optional(),
   /** For alert: the rule's channel. */
   channel: z.string().optional(),
+  /**
+   * Who found it: the gateway's policies on a request (absent: gateway), or the supervisor of a
+   * local job (`flowloom run`) watching the process itself. A supervisor's finding names the
+   * policy SUPERVISOR_POLICY, its watch settings' hash as version, and the watch as rule.
+   */
+  origin: z.enum(['gateway', 'supervisor']).optional(),
+  /** For a supervisor's finding: the admin that reported it and the process it was about. */
+  supervisor: z
+    .object({
+      actor: z.string(),
+      attempt: z.number().int().optional(),
+      pid: z.number().int().optional(),
+      command: z.string().optional(),
+      /** When the supervisor acted (ISO time); the event's own time is when it was recorded. */
+      at: z.string().optional(),
+    })
+    .optional(),
 });
 export type Intervention = z.infer<typeof interventionSchema>;
+
+/** The policy name of a supervisor's own watches (process memory, CPU, repeated output, silence). */
+export const SUPERVISOR_POLICY = 'flowloom-run';
+
+/**
+ * What `flowloom run` reports about an intervention of its own (POST /api/v1/jobs/{job}/interventions);
+ * the gateway records it as an intervention event with origin `supervisor`.
+ */
+export const supervisorReportSchema = z.strictObject({
+  /** The watch that found it. */
+  watch: z.enum(['memory', 'cpu', 'repeated_output', 'silence']),
+  action: z.enum(['alert', 'stop_job']),
+  reason: z.string().min(1).max(1000),
+  /** Hex SHA-256 of the supervisor's watch settings (canonical JSON): the "version" of its rules. */
+  version: z.string().regex(/^[0-9a-f]{64}$/, 'a hex SHA-256'),
+  /** What the watch measured, e.g. rss_mb. */
+  signals: z
+    .record(z.string().regex(/^[a-z][a-z0-9_.]{0,99}$/, 'a lowercase name'), z.number())
+    .refine((v) => Object.keys(v).length <= 32, 'at most 32 values'),
+  /** The limits it compared them with, e.g. process.rss_mb > 512. */
+  thresholds: z.array(thresholdSchema).max(16),
+  /** The job's own key, whose traffic this is. */
+  keyId: z.string().max(200).optional(),
+  attempt: z.number().int().min(1).optional(),
+  pid: z.number().int().min(1).optional(),
+  command: z.string().max(2000).optional(),
+  at: z.iso.datetime().optional(),
+});
+export type SupervisorReport = z.infer<typeof supervisorReportSchema>;
 
 export const jobChangedSchema = z.object({
   job: z.string(),

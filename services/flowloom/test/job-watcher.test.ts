@@ -175,6 +175,13 @@ describe('watching a job on the event bus', () => {
       createEvent(POLICY_DECISION, 'flowloom/gateway', decision(), 'job/job-1'),
       createEvent(POLICY_INTERVENTION, 'flowloom/gateway', intervention(), 'job/job-1'),
       createEvent(POLICY_INTERVENTION, 'flowloom/gateway', intervention({ job: 'job-2' }), 'job/job-2'),
+      // The supervisor's own report comes back on the bus: it is not a new finding.
+      createEvent(
+        POLICY_INTERVENTION,
+        'flowloom/gateway',
+        intervention({ decisionId: 'own', origin: 'supervisor', policy: 'flowloom-run' }),
+        'job/job-1',
+      ),
       createEvent(
         POLICY_JOB_CHANGED,
         'flowloom/gateway',
@@ -311,7 +318,17 @@ describe('watching a job through the admin API', () => {
         page++;
         return {
           status: 200,
-          body: { data: page === 1 ? [{ ...intervention(), at: new Date().toISOString() }] : [], next: null },
+          body: {
+            data:
+              page === 1
+                ? [
+                    { ...intervention(), at: new Date().toISOString() },
+                    // The supervisor's own report: skipped, but the cursor moves past it.
+                    { ...intervention({ decisionId: 'own-report', origin: 'supervisor' }) },
+                  ]
+                : [],
+            next: null,
+          },
         };
       },
       'GET /api/v1/jobs/job-1': () => ({ status: 200, body: { job: 'job-1', status: 'running' } }),
@@ -321,6 +338,6 @@ describe('watching a job through the admin API', () => {
     await until(() => page >= 3);
     await watch.stop();
     expect(seen.filter((o) => o.kind === 'finding')).toHaveLength(1);
-    expect(calls.some((c) => c.includes(`after=${DECISION_ID}`))).toBe(true);
+    expect(calls.some((c) => c.includes('after=own-report'))).toBe(true);
   });
 });

@@ -14,7 +14,12 @@ describe('repeated output', () => {
     expect(d.push('polling job 1')).toBeUndefined();
     expect(d.push('other')).toBeUndefined();
     expect(d.push('polling job 2')).toBeUndefined();
-    expect(d.push('polling job 3')).toEqual({ line: 'polling job 3', count: 3, windowLines: 10 });
+    expect(d.push('polling job 3')).toEqual({
+      line: 'polling job 3',
+      count: 3,
+      threshold: 3,
+      windowLines: 10,
+    });
     for (let i = 0; i < 5; i++) expect(d.push(`polling job ${i}`)).toBeUndefined();
   });
 

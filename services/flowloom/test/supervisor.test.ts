@@ -50,24 +50,34 @@ class ManualWatcher implements JobWatcher {
   }
 }
 
-function fakeApi() {
+/** A fake admin API; `missing` paths answer 404 "No endpoint" as an older platform would. */
+function fakeApi(missing: RegExp = /^$/) {
   const calls: string[] = [];
+  const reports: Array<Record<string, unknown>> = [];
   const fetchImpl = (async (input: string | URL | Request, init?: RequestInit) => {
     const url = new URL(String(input));
     calls.push(`${init?.method ?? 'GET'} ${url.pathname}`);
+    if (missing.test(url.pathname))
+      return new Response(JSON.stringify({ error: { message: `No endpoint POST ${url.pathname}.` } }), {
+        status: 404,
+      });
+    if (url.pathname.endsWith('/interventions')) reports.push(JSON.parse(String(init?.body)));
     const body =
       url.pathname === '/api/v1/keys' ? { id: 'key-1', key: 'flk_job_secret', hint: 'flk_job_…' } : {};
     return new Response(JSON.stringify(body), { status: url.pathname === '/api/v1/keys' ? 201 : 200 });
   }) as typeof fetch;
-  return { api: new PlatformApi('http://platform.test', 'flk_admin', fetchImpl), calls };
+  return { api: new PlatformApi('http://platform.test', 'flk_admin', fetchImpl), calls, reports };
 }
 
 function supervise(
   script: string,
-  options: Partial<SupervisorOptions> & { onLine?: (line: string, watcher: ManualWatcher) => void } = {},
+  options: Partial<SupervisorOptions> & {
+    onLine?: (line: string, watcher: ManualWatcher) => void;
+    missing?: RegExp;
+  } = {},
 ) {
   const watcher = new ManualWatcher();
-  const { api, calls } = fakeApi();
+  const { api, calls, reports } = fakeApi(options.missing);
   const console = new TestConsole((line) => options.onLine?.(line, watcher));
   const supervisor = new Supervisor({
     job: 'job-1',
@@ -83,7 +93,7 @@ function supervise(
     sampleEveryMs: 100,
     ...options,
   });
-  return { supervisor, watcher, calls, console, run: () => supervisor.run() };
+  return { supervisor, watcher, calls, reports, console, run: () => supervisor.run() };
 }
 
 const kinds = (r: SupervisionResult): string[] => r.entries.map((e) => e.event.kind);
@@ -259,6 +269,31 @@ describe('supervising a job', () => {
     const alerts = events(result, 'watch');
     expect(alerts).toHaveLength(1);
     expect(alerts[0]).toMatchObject({ watch: 'repeated_output', action: 'alert', values: { count: 5 } });
+    // Recorded on the platform with the value, the limit and the settings' hash as version.
+    expect(t.reports).toEqual([
+      expect.objectContaining({
+        watch: 'repeated_output',
+        action: 'alert',
+        version: expect.stringMatching(/^[0-9a-f]{64}$/),
+        signals: { repeated_lines: 5, window_lines: 20 },
+        thresholds: [{ path: 'output.repeated_lines', operator: '>=', value: 5 }],
+        keyId: 'key-1',
+        attempt: 1,
+      }),
+    ]);
+  });
+
+  it('when the platform has no endpoint for supervisor interventions, then the timeline says so once and the job goes on', async () => {
+    const t = supervise('for (let i = 0; i < 30; i++) console.log(i % 2 ? "retry a" : "poll b");', {
+      watches: { repeatedOutput: { threshold: 5, windowLines: 20 } },
+      missing: /\/interventions$/,
+    });
+    const result = await t.run();
+    expect(result.exitCode).toBe(0);
+    expect(events(result, 'watch')).toHaveLength(2);
+    expect(t.calls.filter((c) => c.endsWith('/interventions'))).toHaveLength(1);
+    const notes = events(result, 'note').filter((n) => n.text.includes('does not record supervisor'));
+    expect(notes).toHaveLength(1);
   });
 
   it.runIf(process.platform === 'linux')(
@@ -268,6 +303,10 @@ describe('supervising a job', () => {
       const result = await t.run();
       expect(result.exitCode).toBe(3);
       expect(events(result, 'watch')[0]).toMatchObject({ watch: 'memory', action: 'stop' });
+      const report = t.reports[0] as { signals: { rss_mb: number }; thresholds: unknown[] };
+      expect(report).toMatchObject({ watch: 'memory', action: 'stop_job', pid: expect.any(Number) });
+      expect(report.signals.rss_mb).toBeGreaterThan(1);
+      expect(report.thresholds).toEqual([{ path: 'process.rss_mb', operator: '>', value: 1 }]);
     },
   );
 

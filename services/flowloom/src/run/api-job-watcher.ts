@@ -139,6 +139,11 @@ export class ApiJobWatcher implements JobWatcher {
           );
           for (const item of body.data) {
             const { at, ...intervention } = item;
+            // The supervisor's own reports: it knows them already.
+            if (intervention.origin === 'supervisor') {
+              cursor = intervention.decisionId;
+              continue;
+            }
             const time = at ? Date.parse(at) : undefined;
             let finding = findingOf(intervention);
             if (versions && finding.rule && WITH_PARAMETERS.has(finding.action)) {

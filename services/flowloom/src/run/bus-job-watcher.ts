@@ -61,7 +61,8 @@ export class BusJobWatcher implements JobWatcher {
       }
     } else if (event.type === POLICY_INTERVENTION) {
       const parsed = interventionSchema.safeParse(event.data);
-      if (!parsed.success || !parsed.data.job) return;
+      // The supervisor's own reports (origin supervisor): it knows them already.
+      if (!parsed.success || !parsed.data.job || parsed.data.origin === 'supervisor') return;
       const finding = findingOf(parsed.data, this.decisions.get(parsed.data.decisionId));
       this.emit(parsed.data.job, { kind: 'finding', finding, ...time });
     } else if (event.type === POLICY_JOB_CHANGED) {

@@ -1,3 +1,5 @@
+import type { Intervention, SupervisorReport } from '@flowloom/contracts';
+
 /** A failed admin API call, with what the caller needs to react to it. */
 export class PlatformApiError extends Error {
   constructor(
@@ -116,6 +118,15 @@ export class PlatformApi {
 
   async clearJob(job: string): Promise<void> {
     await this.request('POST', `/api/v1/jobs/${encodeURIComponent(job)}/clear`, {});
+  }
+
+  /** Records an intervention of the supervisor's own in the platform's evidence (an intervention event). */
+  reportIntervention(job: string, report: SupervisorReport): Promise<Intervention> {
+    return this.request<Intervention>(
+      'POST',
+      `/api/v1/jobs/${encodeURIComponent(job)}/interventions`,
+      report,
+    );
   }
 
   activePolicies(): Promise<ActivePolicies> {

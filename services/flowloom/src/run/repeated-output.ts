@@ -15,6 +15,8 @@ export interface RepeatedOutput {
   line: string;
   /** Occurrences within the window when it was reported. */
   count: number;
+  /** The count that makes a report. */
+  threshold: number;
   windowLines: number;
 }
 
@@ -64,7 +66,12 @@ export class RepeatedOutputDetector {
     this.counts.set(key, count);
     if (count < this.options.threshold || this.reported.has(key)) return undefined;
     this.reported.add(key);
-    return { line: clip(line.replace(ANSI, '').trim(), 200), count, windowLines: this.options.windowLines };
+    return {
+      line: clip(line.replace(ANSI, '').trim(), 200),
+      count,
+      threshold: this.options.threshold,
+      windowLines: this.options.windowLines,
+    };
   }
 }
 

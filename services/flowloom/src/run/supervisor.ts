@@ -1,4 +1,7 @@
 import { type ChildProcess, spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import type { SupervisorReport, Threshold } from '@flowloom/contracts';
+import { canonicalJson } from '@flowloom/policy-engine';
 import { type ProxyExchange, startJobProxy } from './job-proxy.js';
 import {
   findingOfRefusal,
@@ -16,7 +19,7 @@ import {
   type RestartRule,
   type StopOrigin,
 } from './outcome.js';
-import type { IssuedJobKey, PlatformApi } from './platform-api.js';
+import { type IssuedJobKey, type PlatformApi, PlatformApiError } from './platform-api.js';
 import { ProcessGroupSampler, type ProcessUsage } from './proc-stats.js';
 import { RepeatedOutputDetector, type RepeatedOutputOptions } from './repeated-output.js';
 import { SilenceDetector } from './silence.js';
@@ -185,10 +188,18 @@ export class Supervisor {
   private finalStop: StopOrigin | undefined;
   private wakeRestartWait: (() => void) | undefined;
   private silence: SilenceDetector | undefined;
+  /** The supervisor's own rules, as the version its interventions are recorded under. */
+  private readonly watchesVersion: string;
+  /** Reports of the supervisor's interventions on their way to the platform. */
+  private readonly reports = new Set<Promise<void>>();
+  private reportsUnsupported = false;
 
   constructor(private readonly options: SupervisorOptions) {
     this.now = options.now ?? Date.now;
     this.commandText = options.label ?? commandLine(options.command, options.args);
+    this.watchesVersion = createHash('sha256')
+      .update(canonicalJson(options.watches ?? {}), 'utf8')
+      .digest('hex');
   }
 
   /** The user interrupted `flowloom run`: pass the signal on, no restart. */
@@ -261,6 +272,8 @@ export class Supervisor {
     } finally {
       clearInterval(statusTimer);
       this.state = 'finished';
+      // Our own interventions reach the evidence before the platform is asked a last time.
+      await Promise.all(this.reports);
       // Findings about the last requests may still be on their way: one last look.
       await o.settle?.().catch(() => {});
       watch.poke();
@@ -428,6 +441,10 @@ export class Supervisor {
             silent_s: Math.round(quiet.silentForMs / 1000),
             limit_s: Math.round(quiet.silenceMs / 1000),
           },
+          {
+            signals: { silent_s: quiet.silentForMs / 1000 },
+            thresholds: [{ path: 'process.silent_s', operator: '>=', value: quiet.silenceMs / 1000 }],
+          },
         );
       if (sampling) return;
       sampling = true;
@@ -438,11 +455,20 @@ export class Supervisor {
           this.usage = usage;
           if (o.watches?.maxMemoryBytes && usage.rssBytes > o.watches.maxMemoryBytes && !attempt.stop) {
             const reason = `memory ${formatBytes(usage.rssBytes)} is above --max-memory ${formatBytes(o.watches.maxMemoryBytes)}`;
-            this.watchAlert('memory', 'stop', reason, {
-              rss_mb: Math.round(usage.rssBytes / 1024 / 1024),
-              limit_mb: Math.round(o.watches.maxMemoryBytes / 1024 / 1024),
-              processes: usage.processes,
-            });
+            const rssMb = Math.round(usage.rssBytes / 1024 / 1024);
+            const limitMb = Math.round(o.watches.maxMemoryBytes / 1024 / 1024);
+            this.watchAlert(
+              'memory',
+              'stop',
+              reason,
+              { rss_mb: rssMb, limit_mb: limitMb, processes: usage.processes },
+              {
+                signals: { rss_mb: usage.rssBytes / 1024 / 1024, processes: usage.processes },
+                thresholds: [
+                  { path: 'process.rss_mb', operator: '>', value: o.watches.maxMemoryBytes / 1024 / 1024 },
+                ],
+              },
+            );
             this.stopAttempt('limit', reason);
           }
           const cpu = watches.cpu;
@@ -458,6 +484,13 @@ export class Supervisor {
                   cpu_percent: usage.cpuPercent,
                   limit_percent: cpu.percent,
                   for_s: Math.round(cpu.forMs / 1000),
+                },
+                {
+                  signals: { cpu_percent: usage.cpuPercent, busy_s: (now - busySince) / 1000 },
+                  thresholds: [
+                    { path: 'process.cpu_percent', operator: '>=', value: cpu.percent },
+                    { path: 'process.busy_s', operator: '>=', value: cpu.forMs / 1000 },
+                  ],
                 },
               );
             }
@@ -484,18 +517,61 @@ export class Supervisor {
         'alert',
         `the same line came ${repeated.count} times in the last ${repeated.windowLines} lines: "${repeated.line}"`,
         { count: repeated.count, window_lines: repeated.windowLines },
+        {
+          signals: { repeated_lines: repeated.count, window_lines: repeated.windowLines },
+          thresholds: [{ path: 'output.repeated_lines', operator: '>=', value: repeated.threshold }],
+        },
       );
   }
 
   private watchAlert(
-    watch: 'memory' | 'cpu' | 'repeated_output' | 'silence',
+    watch: SupervisorReport['watch'],
     action: 'alert' | 'stop',
     reason: string,
     values: Record<string, string | number>,
+    evidence: { signals: Record<string, number>; thresholds: Threshold[] },
   ): void {
     this.record({ kind: 'watch', watch, action, reason, values });
     this.last = reason;
     this.notice(`${action === 'stop' ? 'stopping the job' : 'alert'}: ${reason}`);
+    this.report({
+      watch,
+      action: action === 'stop' ? 'stop_job' : 'alert',
+      reason,
+      version: this.watchesVersion,
+      ...evidence,
+      ...(this.key ? { keyId: this.key.id } : {}),
+      ...(this.attempt ? { attempt: this.attempt.number, pid: this.attempt.pid } : {}),
+      command: this.commandText.slice(0, 2000),
+      at: new Date(this.now()).toISOString(),
+    });
+  }
+
+  /**
+   * Sends an intervention of the supervisor's own to the platform, which records it with the
+   * policies' (the audit trail): the action is taken at once, its record follows.
+   */
+  private report(report: SupervisorReport): void {
+    if (this.reportsUnsupported) return;
+    const sent = this.options.api.reportIntervention(this.options.job, report).then(
+      () => {},
+      (error: unknown) => {
+        if (error instanceof PlatformApiError && error.missingEndpoint) {
+          this.reportsUnsupported = true;
+          this.record({
+            kind: 'note',
+            text: 'this platform does not record supervisor interventions (POST /api/v1/jobs/{job}/interventions): they are in this timeline only',
+          });
+          return;
+        }
+        this.record({
+          kind: 'note',
+          text: `the ${report.watch} ${report.action} could not be recorded on the platform: ${(error as Error).message}`,
+        });
+      },
+    );
+    this.reports.add(sent);
+    void sent.finally(() => this.reports.delete(sent));
   }
 
   private onExchange(exchange: ProxyExchange): void {

@@ -10,6 +10,7 @@ import {
   POLICY_JOB_CHANGED,
   type PolicyBundle,
   type PolicyEvaluation,
+  type SupervisorReport,
   type Threshold,
   uuidv7,
 } from '@flowloom/contracts';
@@ -45,6 +46,7 @@ import type { Outbox } from '../ports/outbox.js';
 import { type SignalStore, signalSubject } from '../ports/signal-store.js';
 import type { RequestContext } from './context.js';
 import { subjectOf as limitSubjectOf } from './limits.js';
+import { supervisorInterventionEvent } from './supervisor-interventions.js';
 import { delay, ThrottleQueues } from './throttle-queue.js';
 
 export const POLICY_SOURCE = 'flowloom/gateway';
@@ -698,6 +700,22 @@ export class PolicyGate {
       ...(stop ? { stop } : {}),
       ...(totals ? windowView(totals, this.options.windows, now) : {}),
     };
+  }
+
+  /** Records an intervention a supervisor made on the job's process itself (see supervisorInterventionEvent). */
+  async recordSupervisorIntervention(
+    job: string,
+    report: SupervisorReport,
+    actor: string,
+    requestId: string,
+  ): Promise<Intervention> {
+    const event = supervisorInterventionEvent(POLICY_SOURCE, job, report, {
+      actor,
+      requestId,
+      decisionId: uuidv7(),
+    });
+    await this.options.outbox.append([event]);
+    return event.data;
   }
 
   async stopJob(job: string, reason: string, actor: string): Promise<JobStop> {

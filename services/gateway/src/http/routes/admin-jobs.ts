@@ -1,3 +1,4 @@
+import { supervisorReportSchema } from '@flowloom/contracts';
 import { AppError } from '@flowloom/errors';
 import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
@@ -64,6 +65,16 @@ export function registerAdminJobs(app: FastifyInstance, deps: HttpDeps & { polic
     const cleared = await deps.policy.clearJob(job, actorOf(ctx));
     if (!cleared) throw new AppError('not_found', `Job "${job}" is not stopped.`, { param: 'job' });
     return reply.send({ job, status: 'running', cleared: stopView(cleared) });
+  });
+
+  // `flowloom run` reports what it did to the job's process itself (memory, CPU, output, silence),
+  // so that its interventions are recorded like the policies'.
+  app.post('/api/v1/jobs/:job/interventions', { config: { format: 'admin' } }, async (request, reply) => {
+    const ctx = await adminContext(request, reply, deps);
+    const { job } = parse(jobParams, request.params);
+    const report = parse(supervisorReportSchema, request.body);
+    const recorded = await deps.policy.recordSupervisorIntervention(job, report, actorOf(ctx), ctx.requestId);
+    return reply.code(201).send(recorded);
   });
 
   app.get('/api/v1/gateway/policy', { config: { format: 'admin' } }, async (request, reply) => {

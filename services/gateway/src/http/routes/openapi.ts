@@ -263,6 +263,46 @@ export const openApiDocument = {
         parameters: [jobParam, { name: 'after', in: 'query', schema: { type: 'string' } }, limitParam],
         responses: { '200': { description: '{ data, next }' }, ...errors },
       },
+      post: {
+        summary:
+          "Record an intervention a supervisor (flowloom run) made on the job's process (memory, CPU, repeated output, silence): an intervention event with origin supervisor",
+        parameters: [jobParam],
+        requestBody: {
+          required: true,
+          content: {
+            'application/json': {
+              schema: {
+                type: 'object',
+                required: ['watch', 'action', 'reason', 'version', 'signals', 'thresholds'],
+                properties: {
+                  watch: { type: 'string', enum: ['memory', 'cpu', 'repeated_output', 'silence'] },
+                  action: { type: 'string', enum: ['alert', 'stop_job'] },
+                  reason: { type: 'string' },
+                  version: { type: 'string', description: 'hex SHA-256 of the watch settings' },
+                  signals: { type: 'object', additionalProperties: { type: 'number' } },
+                  thresholds: {
+                    type: 'array',
+                    items: {
+                      type: 'object',
+                      properties: {
+                        path: { type: 'string' },
+                        operator: { type: 'string' },
+                        value: { type: 'number' },
+                      },
+                    },
+                  },
+                  keyId: { type: 'string' },
+                  attempt: { type: 'integer' },
+                  pid: { type: 'integer' },
+                  command: { type: 'string' },
+                  at: { type: 'string', format: 'date-time' },
+                },
+              },
+            },
+          },
+        },
+        responses: { '201': { description: 'The recorded intervention' }, ...errors },
+      },
     },
     '/api/v1/gateway/policy': {
       get: {
