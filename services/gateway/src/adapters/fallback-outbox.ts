@@ -1,3 +1,6 @@
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { hostname } from 'node:os';
+import { join } from 'node:path';
 import type { CloudEvent } from '@flowloom/contracts';
 import { AppError } from '@flowloom/errors';
 import type { Outbox } from '../ports/outbox.js';
@@ -47,6 +50,7 @@ export class FallbackOutbox implements Outbox {
 
   /** `database` is the plain SQL outbox; in `spool` mode the spool left by a previous run drains into it. */
   static async open(database: Outbox, options: FallbackOutboxOptions): Promise<FallbackOutbox> {
+    if (options.mode === 'spool') claimSpool(options.spoolDir);
     let self: FallbackOutbox | undefined;
     const spool =
       options.mode === 'spool'
@@ -149,7 +153,45 @@ export class FallbackOutbox implements Outbox {
   /** Stops probing and closes the spool; what the database cannot take yet stays on disk for the next start. */
   async close(): Promise<void> {
     if (this.timer) clearInterval(this.timer);
-    await this.spool?.close();
+    if (!this.spool) return;
+    await this.spool.close();
+    rmSync(join(this.options.spoolDir, OWNER_FILE), { force: true });
+  }
+}
+
+const OWNER_FILE = 'owner';
+
+/**
+ * A spool belongs to one gateway process: two appending to one folder would each record how far
+ * they got in the other's lines, and a restart would skip events. A folder whose owner is gone is
+ * taken over, so a restarted gateway drains what it spooled. Only a process on this host can be
+ * checked: replicas on other hosts must not share the folder (README, outboxOnDatabaseDown).
+ */
+function claimSpool(dir: string): void {
+  mkdirSync(dir, { recursive: true });
+  const file = join(dir, OWNER_FILE);
+  let owner = '';
+  try {
+    owner = readFileSync(file, 'utf8').trim();
+  } catch {
+    // no owner yet
+  }
+  const [host, pid] = owner.split(' ');
+  if (host === hostname() && Number(pid) !== process.pid && isRunning(Number(pid))) {
+    throw new Error(
+      `The outbox spool ${dir} belongs to gateway process ${pid}, which is running. Give each gateway replica its own FLOWLOOM_DATA_DIR.`,
+    );
+  }
+  writeFileSync(file, `${hostname()} ${process.pid}`);
+}
+
+function isRunning(pid: number): boolean {
+  if (!Number.isSafeInteger(pid) || pid <= 0) return false;
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
   }
 }
 

@@ -1,0 +1,106 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { hostname, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { type CloudEvent, createEvent, GATEWAY_REQUEST_COMPLETED } from '@flowloom/contracts';
+import { AppError } from '@flowloom/errors';
+import { afterEach, describe, expect, it } from 'vitest';
+import type { Outbox } from '../ports/outbox.js';
+import { FallbackOutbox, type OutboxOnDatabaseDown } from './fallback-outbox.js';
+
+/** A database outbox that can be switched off, recording what it stored. */
+class SwitchableDatabase implements Outbox {
+  up = true;
+  readonly stored: CloudEvent[] = [];
+
+  async append(events: readonly CloudEvent[]): Promise<void> {
+    if (!this.up) throw new Error('connect ECONNREFUSED');
+    for (const e of events) if (!this.stored.some((s) => s.id === e.id)) this.stored.push(e);
+  }
+}
+
+const event = (n: number): CloudEvent => createEvent(GATEWAY_REQUEST_COMPLETED, 'test', { n }, 'key/k');
+
+const dirs: string[] = [];
+const opened: FallbackOutbox[] = [];
+afterEach(async () => {
+  for (const o of opened.splice(0)) await o.close();
+  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
+});
+
+async function open(database: SwitchableDatabase, mode: OutboxOnDatabaseDown, dir?: string) {
+  const spoolDir = dir ?? mkdtempSync(join(tmpdir(), 'flowloom-spool-'));
+  if (!dir) dirs.push(spoolDir);
+  const outbox = await FallbackOutbox.open(database, {
+    mode,
+    spoolDir,
+    fsync: 'never',
+    probeMs: 20,
+    probe: async () => {
+      if (!database.up) throw new Error('connect ECONNREFUSED');
+    },
+  });
+  outbox.start();
+  opened.push(outbox);
+  return { outbox, spoolDir };
+}
+
+async function eventually(check: () => boolean): Promise<void> {
+  for (let i = 0; i < 200 && !check(); i++) await new Promise((r) => setTimeout(r, 10));
+  expect(check()).toBe(true);
+}
+
+describe('FallbackOutbox', () => {
+  it('when the database is down in spool mode, then appends succeed, are reported, and reach the database in order once it is back', async () => {
+    const database = new SwitchableDatabase();
+    const { outbox } = await open(database, 'spool');
+    await outbox.append([event(1)]);
+    database.up = false;
+    await outbox.append([event(2)]);
+    await outbox.append([event(3)]);
+    expect(outbox.status()).toMatch(
+      /^degraded: database unreachable \(connect ECONNREFUSED\); spooling events locally \(2 waiting\)$/,
+    );
+    expect(() => outbox.ensureWritable()).not.toThrow();
+    database.up = true;
+    await outbox.append([event(4)]);
+    await eventually(() => database.stored.length === 4);
+    expect(database.stored.map((e) => (e.data as { n: number }).n)).toEqual([1, 2, 3, 4]);
+    await eventually(() => outbox.status() === 'ok');
+  });
+
+  it('when a gateway stops with events spooled, then the next one on the folder moves them into the database', async () => {
+    const database = new SwitchableDatabase();
+    const first = await open(database, 'spool');
+    database.up = false;
+    await first.outbox.append([event(1), event(2)]);
+    await first.outbox.close();
+    opened.splice(opened.indexOf(first.outbox), 1);
+    expect(database.stored).toEqual([]);
+    database.up = true;
+    await open(database, 'spool', first.spoolDir);
+    await eventually(() => database.stored.length === 2);
+  });
+
+  it('when the database is down in fail mode, then requests are refused up front with 503 and a failed append is not acknowledged', async () => {
+    const database = new SwitchableDatabase();
+    const { outbox } = await open(database, 'fail');
+    database.up = false;
+    await eventually(() => outbox.down);
+    expect(() => outbox.ensureWritable()).toThrow(AppError);
+    await expect(outbox.append([event(1)])).rejects.toMatchObject({ code: 'unavailable' });
+    expect(outbox.status()).toMatch(/refusing requests$/);
+    database.up = true;
+    await eventually(() => !outbox.down);
+    expect(() => outbox.ensureWritable()).not.toThrow();
+  });
+
+  it('when another running gateway owns the spool folder, then opening it fails and names the fix', async () => {
+    const spoolDir = mkdtempSync(join(tmpdir(), 'flowloom-spool-'));
+    dirs.push(spoolDir);
+    // The parent of this process is alive and is not this process.
+    writeFileSync(join(spoolDir, 'owner'), `${hostname()} ${process.ppid}`);
+    await expect(open(new SwitchableDatabase(), 'spool', spoolDir)).rejects.toThrow(
+      /its own FLOWLOOM_DATA_DIR/,
+    );
+  });
+});
