@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { generateKey, leafHash, parseProofs, prunedLeafHash, verifyInclusion } from '@flowloom/ledger';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DirectoryBundleWriter, readBundleDir } from '../src/adapters/bundle-files.js';
-import { exportBundle } from '../src/app/export.js';
+import { describeFilter, exportBundle } from '../src/app/export.js';
 import { LocalAuditSource } from '../src/app/local-source.js';
 import { verifyEvidenceBundle } from '../src/app/verify-bundle.js';
 import type { TestDatabase } from './databases.js';
@@ -95,6 +95,40 @@ describe('evidence export', () => {
       filter: { project: 'apollo', from: JAN.toISOString() },
       entries: { exported: 10, pruned: 5 },
     });
+  });
+
+  it('when a manifest is written, then it has exactly the fields BUNDLE-FORMAT.md documents', async () => {
+    const spec = readFileSync(new URL('../../../libs/ledger/BUNDLE-FORMAT.md', import.meta.url), 'utf8');
+    const section = spec.slice(spec.indexOf('## 6. `manifest.json`'), spec.indexOf('## 7.'));
+    const documented = [...section.matchAll(/^\| `([\w.]+)` +\|/gm)].map((m) => m[1]).sort();
+    const fields = (value: Record<string, unknown>, prefix = ''): string[] =>
+      Object.entries(value).flatMap(([key, v]) =>
+        key !== 'filter' && typeof v === 'object' && v !== null
+          ? fields(v as Record<string, unknown>, `${prefix}${key}.`)
+          : [`${prefix}${key}`],
+      );
+    for (const filter of [undefined, { filter: { project: 'apollo' } }]) {
+      const manifest = JSON.parse((await readBundleDir(await exportTo(filter))).manifest ?? '{}');
+      expect(fields(manifest).sort()).toEqual(documented);
+    }
+    // The documented filter keys are the ones the exporter writes.
+    const filterSection = spec.slice(
+      spec.indexOf('## 7. Filtered exports'),
+      spec.indexOf('**How it is verified.**'),
+    );
+    const filterKeys = [...filterSection.matchAll(/^\| `(\w+)` +\|/gm)].map((m) => m[1]).sort();
+    const all = {
+      from: JAN,
+      to: JAN,
+      type: 't',
+      actor: 'a',
+      keyId: 'k',
+      project: 'p',
+      job: 'j',
+      outcome: 'o',
+      text: 'w',
+    };
+    expect(Object.keys(describeFilter(all)).sort()).toEqual(filterKeys);
   });
 
   const tampering: Array<{ name: string; edit: (lines: string[]) => string[]; index: number; kind: string }> =
