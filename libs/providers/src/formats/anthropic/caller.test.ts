@@ -97,7 +97,7 @@ describe('anthropic caller: decoding a Messages request', () => {
       ],
       messages: [
         { role: 'system', content: 'You are terse.' },
-        { role: 'system', content: 'Answer in English.' },
+        { role: 'system', content: 'Answer in English.', cacheControl: { type: 'ephemeral' } },
         {
           role: 'user',
           content: [
@@ -109,6 +109,7 @@ describe('anthropic caller: decoding a Messages request', () => {
         {
           role: 'assistant',
           content: 'A cat. Checking the weather.',
+          reasoning: [{ type: 'thinking', text: 'Two things to do.', signature: 'sig' }],
           toolCalls: [
             { id: 'toolu_01', name: 'get_weather', arguments: '{"city":"Paris","days":2}' },
             { id: 'toolu_02', name: 'get_time', arguments: '{}' },

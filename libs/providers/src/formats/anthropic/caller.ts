@@ -3,13 +3,18 @@
  * `POST /v1/messages`, and the `message` objects and SSE events they expect back.
  */
 import type {
+  CacheControl,
+  Cacheable,
   ChatRequest,
   ChatResponse,
   ContentPart,
   JsonObject,
   Message,
+  ReasoningBlock,
+  ReasoningConfig,
   ResponseFormat,
   StreamEvent,
+  ToolCall,
   ToolChoice,
   ToolDefinition,
   Usage,
@@ -20,11 +25,12 @@ import { sseFrame } from '../../sse.js';
 import { type AnthropicRequestBody, anthropicRequestSchema } from './request-schema.js';
 import { argumentsToObject, invalidField, parseRequest, toJsonObject } from './validation.js';
 import {
+  type AnthropicContentBlockStartEvent,
   type AnthropicMessage,
+  type AnthropicResponseBlock,
   type AnthropicStreamEvent,
-  type AnthropicTextBlock,
-  type AnthropicToolUseBlock,
   toAnthropicMessageId,
+  toAnthropicReasoningBlock,
   toAnthropicStopReason,
   toAnthropicUsage,
 } from './wire.js';
@@ -33,15 +39,23 @@ type RequestMessage = AnthropicRequestBody['messages'][number];
 type UserBlocks = Exclude<Extract<RequestMessage, { role: 'user' }>['content'], string>;
 type AssistantBlocks = Exclude<Extract<RequestMessage, { role: 'assistant' }>['content'], string>;
 
+/** `{ cacheControl }` when the block carries a breakpoint, for spreading into canonical objects. */
+export function cached(marker: CacheControl | null | undefined): Cacheable {
+  return marker ? { cacheControl: marker } : {};
+}
+
 export function decodeAnthropicRequest(body: unknown): ChatRequest {
   const request = parseRequest(anthropicRequestSchema, body);
   checkToolChoice(request);
+  const reasoning = decodeThinking(request);
 
   const messages: Message[] = [];
   if (typeof request.system === 'string') {
     if (request.system !== '') messages.push({ role: 'system', content: request.system });
   } else if (request.system) {
-    for (const block of request.system) messages.push({ role: 'system', content: block.text });
+    for (const block of request.system) {
+      messages.push({ role: 'system', content: block.text, ...cached(block.cache_control) });
+    }
   }
   request.messages.forEach((message, index) => {
     messages.push(...decodeMessage(message, index));
@@ -73,7 +87,30 @@ export function decodeAnthropicRequest(body: unknown): ChatRequest {
     ...(disableParallel === true ? { parallelToolCalls: false } : {}),
     ...(responseFormat ? { responseFormat } : {}),
     ...(typeof userId === 'string' && userId !== '' ? { user: userId } : {}),
+    ...(reasoning ? { reasoning } : {}),
+    ...cached(request.cache_control),
   };
+}
+
+/** Anthropic's own limits are checked here so the caller gets its error before any upstream call. */
+function decodeThinking(request: AnthropicRequestBody): ReasoningConfig | undefined {
+  const thinking = request.thinking;
+  if (!thinking) return undefined;
+  const display = 'display' in thinking && thinking.display ? { display: thinking.display } : {};
+  switch (thinking.type) {
+    case 'disabled':
+      return { type: 'disabled' };
+    case 'adaptive':
+      return { type: 'adaptive', ...display };
+    case 'enabled':
+      if (thinking.budget_tokens >= request.max_tokens) {
+        throw invalidField(
+          'thinking.budget_tokens',
+          `must be less than max_tokens (${String(request.max_tokens)}); thinking tokens count towards max_tokens`,
+        );
+      }
+      return { type: 'budget', budgetTokens: thinking.budget_tokens, ...display };
+  }
 }
 
 function checkToolChoice(request: AnthropicRequestBody): void {
@@ -93,7 +130,11 @@ function decodeMessage(message: RequestMessage, index: number): Message[] {
     case 'system':
       return typeof message.content === 'string'
         ? [{ role: 'system', content: message.content }]
-        : message.content.map((block) => ({ role: 'system', content: block.text }));
+        : message.content.map((block) => ({
+            role: 'system',
+            content: block.text,
+            ...cached(block.cache_control),
+          }));
     case 'user':
       if (typeof message.content === 'string') {
         return [{ role: 'user', content: [{ type: 'text', text: message.content }] }];
@@ -126,10 +167,10 @@ function decodeUserBlocks(blocks: UserBlocks, messageIndex: number): Message[] {
             'text content blocks must be non-empty',
           );
         }
-        parts.push({ type: 'text', text: block.text });
+        parts.push({ type: 'text', text: block.text, ...cached(block.cache_control) });
         break;
       case 'image':
-        parts.push(decodeImage(block.source));
+        parts.push({ ...decodeImage(block.source), ...cached(block.cache_control) });
         break;
       case 'tool_result': {
         flush();
@@ -149,6 +190,7 @@ function decodeUserBlocks(blocks: UserBlocks, messageIndex: number): Message[] {
           toolCallId: block.tool_use_id,
           content: text,
           ...(block.is_error === true ? { isError: true } : {}),
+          ...cached(block.cache_control),
         });
         parts.push(...images);
         break;
@@ -167,22 +209,45 @@ function decodeImage(
     : { type: 'image', url: source.url };
 }
 
+/**
+ * Texts are joined into one (the canonical turn has one text), so a breakpoint on any of them marks
+ * that text; thinking blocks are kept in order ahead of it, which is where Anthropic puts them.
+ */
 function decodeAssistantBlocks(blocks: AssistantBlocks): Message[] {
   const texts: string[] = [];
-  const toolCalls: { id: string; name: string; arguments: string }[] = [];
+  let textCache: CacheControl | undefined;
+  const toolCalls: ToolCall[] = [];
+  const reasoning: ReasoningBlock[] = [];
   for (const block of blocks) {
-    if (block.type === 'text') texts.push(block.text);
-    else if (block.type === 'tool_use') {
-      toolCalls.push({ id: block.id, name: block.name, arguments: JSON.stringify(block.input) });
+    switch (block.type) {
+      case 'text':
+        texts.push(block.text);
+        textCache = block.cache_control ?? textCache;
+        break;
+      case 'tool_use':
+        toolCalls.push({
+          id: block.id,
+          name: block.name,
+          arguments: JSON.stringify(block.input),
+          ...cached(block.cache_control),
+        });
+        break;
+      case 'thinking':
+        reasoning.push({ type: 'thinking', text: block.thinking, signature: block.signature });
+        break;
+      case 'redacted_thinking':
+        reasoning.push({ type: 'redacted', data: block.data });
+        break;
     }
   }
-  // A turn holding only thinking blocks has nothing the canonical model can carry.
-  if (texts.length === 0 && toolCalls.length === 0) return [];
+  if (texts.length === 0 && toolCalls.length === 0 && reasoning.length === 0) return [];
   return [
     {
       role: 'assistant',
       content: texts.length > 0 ? texts.join('') : null,
       ...(toolCalls.length > 0 ? { toolCalls } : {}),
+      ...(reasoning.length > 0 ? { reasoning } : {}),
+      ...cached(textCache),
     },
   ];
 }
@@ -193,6 +258,7 @@ function decodeTool(tool: NonNullable<AnthropicRequestBody['tools']>[number]): T
     name: tool.name,
     parameters,
     ...(tool.description !== undefined ? { description: tool.description } : {}),
+    ...cached(tool.cache_control),
   };
 }
 
@@ -210,7 +276,7 @@ function decodeToolChoice(choice: NonNullable<AnthropicRequestBody['tool_choice'
 }
 
 export function toAnthropicMessage(response: ChatResponse, model: string): AnthropicMessage {
-  const content: (AnthropicTextBlock | AnthropicToolUseBlock)[] = [];
+  const content: AnthropicResponseBlock[] = (response.reasoning ?? []).map(toAnthropicReasoningBlock);
   if (response.content !== null && (response.content !== '' || response.toolCalls.length === 0)) {
     content.push({ type: 'text', text: response.content });
   }
@@ -235,12 +301,18 @@ export function toAnthropicMessage(response: ChatResponse, model: string): Anthr
   };
 }
 
-type OpenBlock = { index: number; kind: 'text' } | { index: number; kind: 'tool'; toolIndex: number };
+type OpenBlock =
+  | { index: number; kind: 'text' }
+  | { index: number; kind: 'tool'; toolIndex: number }
+  /** `signed` once its signature went out: the block is complete, more reasoning starts another. */
+  | { index: number; kind: 'thinking'; signed: boolean };
 
 /**
  * Writes the Anthropic SSE sequence: message_start, then per block content_block_start, deltas and
- * content_block_stop (one block open at a time, indexes counted from 0 across text and tool_use
- * blocks), then message_delta and message_stop.
+ * content_block_stop (one block open at a time, indexes counted from 0 across thinking, text and
+ * tool_use blocks), then message_delta and message_stop. A thinking block opens with empty `thinking`
+ * and `signature`, grows by thinking_delta and ends with a signature_delta, as the API streams it;
+ * a redacted one is a start and a stop with its data.
  *
  * message_start is held back until the first content or the end so it can carry the input usage that
  * providers send right after their own start event. message_delta is written by `end()`, because
@@ -268,6 +340,39 @@ export class AnthropicStreamEncoder implements StreamEncoder {
       case 'usage':
         this.usage = mergeUsage(this.usage, event.usage);
         return '';
+      case 'reasoning': {
+        const out = this.ensureThinking();
+        const index = this.open?.index ?? 0;
+        if (event.delta === '') return out;
+        return (
+          out +
+          frame({
+            type: 'content_block_delta',
+            index,
+            delta: { type: 'thinking_delta', thinking: event.delta },
+          })
+        );
+      }
+      case 'reasoning_signature': {
+        const out = this.ensureThinking();
+        if (this.open?.kind !== 'thinking') return out;
+        this.open.signed = true;
+        return (
+          out +
+          frame({
+            type: 'content_block_delta',
+            index: this.open.index,
+            delta: { type: 'signature_delta', signature: event.signature },
+          })
+        );
+      }
+      case 'reasoning_redacted': {
+        const out =
+          this.ensureStarted() +
+          this.closeOpen() +
+          this.openBlock({ type: 'redacted_thinking', data: event.data }, undefined);
+        return out + this.closeOpen();
+      }
       case 'text': {
         if (event.delta === '') return '';
         let out = this.ensureStarted();
@@ -342,16 +447,25 @@ export class AnthropicStreamEncoder implements StreamEncoder {
     });
   }
 
+  /** Keeps the open, unsigned thinking block, or opens a new one. */
+  private ensureThinking(): string {
+    const out = this.ensureStarted();
+    if (this.open?.kind === 'thinking' && !this.open.signed) return out;
+    return (
+      out + this.closeOpen() + this.openBlock({ type: 'thinking', thinking: '', signature: '' }, undefined)
+    );
+  }
+
   private openBlock(
-    block: AnthropicTextBlock | AnthropicToolUseBlock,
+    block: AnthropicContentBlockStartEvent['content_block'],
     toolIndex: number | undefined,
   ): string {
     const index = this.nextIndex++;
-    if (toolIndex === undefined) this.open = { index, kind: 'text' };
-    else {
+    if (toolIndex !== undefined) {
       this.open = { index, kind: 'tool', toolIndex };
       this.toolBlocks.set(toolIndex, index);
-    }
+    } else if (block.type === 'thinking') this.open = { index, kind: 'thinking', signed: false };
+    else this.open = { index, kind: 'text' };
     return frame({ type: 'content_block_start', index, content_block: block });
   }
 

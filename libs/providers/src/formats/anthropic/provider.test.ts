@@ -210,6 +210,7 @@ describe('anthropic provider: decoding a message', () => {
         { id: 'toolu_01KFbKqPYSuAKujiL6mTfzYA', name: 'get_weather', arguments: '{"city":"Zürich"}' },
         { id: 'toolu_01A09q90qw90lq917835lq9', name: 'get_time', arguments: '{"tz":"Europe/Zurich"}' },
       ],
+      reasoning: [{ type: 'thinking', text: 'The user wants two things.', signature: 'EqQBCgIYAhIM' }],
       finishReason: 'tool_calls',
       stopSequence: null,
       usage: {
@@ -366,20 +367,55 @@ describe('anthropic provider: decoding a stream', () => {
     expect(decoder.push({ event: 'future_event', data: '{"type":"future_event","x":1}' })).toEqual([]);
   });
 
-  it('when a thinking block streams, then it yields no canonical events', () => {
+  it('when thinking and redacted thinking blocks stream, then they become reasoning events with the signature', () => {
     const decoder = new AnthropicStreamDecoder();
+    const push = (event: string, data: object): StreamEvent[] =>
+      decoder.push({ event, data: JSON.stringify(data) });
     expect(
-      decoder.push({
-        event: 'content_block_start',
-        data: '{"type":"content_block_start","index":0,"content_block":{"type":"thinking","thinking":""}}',
+      push('content_block_start', {
+        type: 'content_block_start',
+        index: 0,
+        content_block: { type: 'thinking', thinking: '', signature: '' },
       }),
-    ).toEqual([]);
+    ).toEqual([{ type: 'reasoning', delta: '' }]);
     expect(
-      decoder.push({
-        event: 'content_block_delta',
-        data: '{"type":"content_block_delta","index":0,"delta":{"type":"thinking_delta","thinking":"hmm"}}',
+      push('content_block_delta', {
+        type: 'content_block_delta',
+        index: 0,
+        delta: { type: 'thinking_delta', thinking: 'hmm' },
       }),
-    ).toEqual([]);
+    ).toEqual([{ type: 'reasoning', delta: 'hmm' }]);
+    expect(
+      push('content_block_delta', {
+        type: 'content_block_delta',
+        index: 0,
+        delta: { type: 'signature_delta', signature: 'EqQBsig' },
+      }),
+    ).toEqual([{ type: 'reasoning_signature', signature: 'EqQBsig' }]);
+    expect(push('content_block_stop', { type: 'content_block_stop', index: 0 })).toEqual([]);
+    expect(
+      push('content_block_start', {
+        type: 'content_block_start',
+        index: 1,
+        content_block: { type: 'redacted_thinking', data: 'EmwKAhgBEgy' },
+      }),
+    ).toEqual([{ type: 'reasoning_redacted', data: 'EmwKAhgBEgy' }]);
+  });
+
+  it('when message_delta reports thinking tokens, then usage carries them as reasoning tokens', () => {
+    const decoder = new AnthropicStreamDecoder();
+    const events = decoder.push({
+      event: 'message_delta',
+      data: JSON.stringify({
+        type: 'message_delta',
+        delta: { stop_reason: 'end_turn', stop_sequence: null },
+        usage: { output_tokens: 120, output_tokens_details: { thinking_tokens: 100 } },
+      }),
+    });
+    expect(events.at(-1)).toEqual({
+      type: 'usage',
+      usage: expect.objectContaining({ outputTokens: 120, reasoningTokens: 100 }),
+    });
   });
 });
 

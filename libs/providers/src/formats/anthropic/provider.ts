@@ -5,15 +5,18 @@
 import { AppError } from '@flowloom/errors';
 import { z } from 'zod';
 import type {
+  CacheControl,
   ChatRequest,
   ChatResponse,
   ContentPart,
+  ReasoningBlock,
   StreamEvent,
   ToolCall,
   ToolChoice,
   Usage,
 } from '../../canonical.js';
 import type { ProviderWire, StreamDecoder } from '../../codec.js';
+import { ANTHROPIC_MIN_THINKING_BUDGET, reasoningBudget, reasoningDisabled } from '../../reasoning.js';
 import type { SseMessage } from '../../sse.js';
 import { argumentsToObject, invalidField, jsonValue, parseDataUrl, toJsonObject } from './validation.js';
 import {
@@ -22,10 +25,12 @@ import {
   type AnthropicRequest,
   type AnthropicRequestBlock,
   type AnthropicTextBlock,
+  type AnthropicThinkingConfig,
   type AnthropicToolChoice,
   type AnthropicWireMessage,
   fromAnthropicStopReason,
   fromAnthropicUsage,
+  toAnthropicReasoningBlock,
 } from './wire.js';
 
 /** Used when the caller set no limit (OpenAI and Gemini make it optional; Anthropic requires it). */
@@ -54,7 +59,8 @@ export function encodeAnthropicRequest(request: ChatRequest, model: string): Ant
     switch (message.role) {
       case 'system':
         // Anthropic has one top-level system prompt; system messages anywhere in the history join it.
-        if (message.content !== '') system.push({ type: 'text', text: message.content });
+        if (message.content !== '')
+          system.push({ type: 'text', text: message.content, ...cacheControl(message.cacheControl) });
         break;
       case 'user':
         append(
@@ -65,14 +71,17 @@ export function encodeAnthropicRequest(request: ChatRequest, model: string): Ant
         );
         break;
       case 'assistant': {
-        const blocks: AnthropicRequestBlock[] = [];
-        if (message.content) blocks.push({ type: 'text', text: message.content });
+        // Thinking blocks go back first and untouched: Anthropic checks their signatures.
+        const blocks: AnthropicRequestBlock[] = (message.reasoning ?? []).map(toAnthropicReasoningBlock);
+        if (message.content)
+          blocks.push({ type: 'text', text: message.content, ...cacheControl(message.cacheControl) });
         for (const call of message.toolCalls ?? []) {
           blocks.push({
             type: 'tool_use',
             id: call.id,
             name: call.name,
             input: argumentsToObject(call.arguments),
+            ...cacheControl(call.cacheControl),
           });
         }
         append('assistant', blocks);
@@ -85,6 +94,7 @@ export function encodeAnthropicRequest(request: ChatRequest, model: string): Ant
             tool_use_id: message.toolCallId,
             content: message.content,
             ...(message.isError === true ? { is_error: true } : {}),
+            ...cacheControl(message.cacheControl),
           },
         ]);
         break;
@@ -98,12 +108,18 @@ export function encodeAnthropicRequest(request: ChatRequest, model: string): Ant
   const toolChoice =
     tools.length > 0 ? encodeToolChoice(request.toolChoice, request.parallelToolCalls) : undefined;
   const first = system[0];
+  const thinking = encodeThinking(request);
+  const maxTokens =
+    request.maxTokens ??
+    // Thinking counts towards max_tokens: the default answer length comes on top of the budget.
+    (thinking?.type === 'enabled' ? thinking.budget_tokens : 0) + ANTHROPIC_DEFAULT_MAX_TOKENS;
 
   return {
     model,
-    max_tokens: request.maxTokens ?? ANTHROPIC_DEFAULT_MAX_TOKENS,
+    max_tokens: maxTokens,
     messages,
-    ...(first ? { system: system.length === 1 ? first.text : system } : {}),
+    // A single plain system text goes as a string; blocks keep their cache breakpoints.
+    ...(first ? { system: system.length === 1 && !first.cache_control ? first.text : system } : {}),
     // Anthropic's range is 0..1 where OpenAI's is 0..2; out-of-range values are clamped, not rejected.
     ...(request.temperature !== undefined
       ? { temperature: Math.min(1, Math.max(0, request.temperature)) }
@@ -118,6 +134,7 @@ export function encodeAnthropicRequest(request: ChatRequest, model: string): Ant
             ...(tool.description !== undefined ? { description: tool.description } : {}),
             // Anthropic only takes object schemas; a schema without a type (OpenAI allows `{}`) is one.
             input_schema: { ...tool.parameters, type: 'object' as const },
+            ...cacheControl(tool.cacheControl),
           })),
         }
       : {}),
@@ -126,13 +143,41 @@ export function encodeAnthropicRequest(request: ChatRequest, model: string): Ant
     ...(request.responseFormat?.type === 'json_schema'
       ? { output_config: { format: { type: 'json_schema', schema: request.responseFormat.schema } } }
       : {}),
+    ...(thinking ? { thinking } : {}),
+    ...cacheControl(request.cacheControl),
   };
+}
+
+function cacheControl(marker: CacheControl | undefined): { cache_control?: CacheControl } {
+  return marker ? { cache_control: marker } : {};
+}
+
+/**
+ * Canonical reasoning → `thinking`. A budget from an Anthropic caller was already checked against
+ * Anthropic's limits; one from another format (an OpenAI effort, a Gemini budget) is fitted to them:
+ * raised to the 1,024 minimum and kept below the caller's token limit, which in all three formats
+ * includes thinking. When the limit leaves no room for the minimum, the answer is asked for without
+ * thinking rather than failing a request that was valid in the caller's own format.
+ */
+function encodeThinking(request: ChatRequest): AnthropicThinkingConfig | undefined {
+  const config = request.reasoning;
+  if (!config) return undefined;
+  const display = config.display ? { display: config.display } : {};
+  if (reasoningDisabled(config)) return { type: 'disabled' };
+  if (config.type === 'adaptive') return { type: 'adaptive', ...display };
+  const wanted = reasoningBudget(config);
+  if (wanted === undefined) return undefined;
+  let budget = Math.max(ANTHROPIC_MIN_THINKING_BUDGET, wanted);
+  if (request.maxTokens !== undefined) budget = Math.min(budget, request.maxTokens - 1);
+  if (budget < ANTHROPIC_MIN_THINKING_BUDGET) return undefined;
+  return { type: 'enabled', budget_tokens: budget, ...display };
 }
 
 function encodePart(part: ContentPart, param: string): AnthropicRequestBlock[] {
   // Anthropic rejects empty text blocks, which OpenAI callers may send.
-  if (part.type === 'text') return part.text === '' ? [] : [{ type: 'text', text: part.text }];
-  return [encodeImage(part.url, param)];
+  if (part.type === 'text')
+    return part.text === '' ? [] : [{ type: 'text', text: part.text, ...cacheControl(part.cacheControl) }];
+  return [{ ...encodeImage(part.url, param), ...cacheControl(part.cacheControl) }];
 }
 
 function encodeImage(url: string, param: string): AnthropicImageBlock {
@@ -181,22 +226,30 @@ function encodeToolChoice(
   }
 }
 
+const outputDetailsSchema = z
+  .object({ thinking_tokens: z.number().nullable().optional() })
+  .nullable()
+  .optional();
+
 const usageSchema = z.object({
   input_tokens: z.number(),
   output_tokens: z.number(),
   cache_creation_input_tokens: z.number().nullable().optional(),
   cache_read_input_tokens: z.number().nullable().optional(),
+  output_tokens_details: outputDetailsSchema,
 });
 
 const contentBlockSchema = z.discriminatedUnion('type', [
   z.object({ type: z.literal('text'), text: z.string() }),
   z.object({ type: z.literal('tool_use'), id: z.string(), name: z.string(), input: jsonValue.optional() }),
+  z.object({ type: z.literal('thinking'), thinking: z.string(), signature: z.string() }),
+  z.object({ type: z.literal('redacted_thinking'), data: z.string() }),
 ]);
 
 const messageSchema = z.object({
   id: z.string(),
   model: z.string(),
-  // Thinking, server tool and future block types are skipped, not rejected.
+  // Server tool and future block types are skipped, not rejected.
   content: z.array(z.object({ type: z.string() }).loose()),
   stop_reason: z.string().nullable(),
   stop_sequence: z.string().nullable().optional(),
@@ -209,16 +262,27 @@ export function decodeAnthropicResponse(body: unknown): ChatResponse {
   const message = parsed.data;
   const texts: string[] = [];
   const toolCalls: ToolCall[] = [];
+  const reasoning: ReasoningBlock[] = [];
   for (const raw of message.content) {
     const block = contentBlockSchema.safeParse(raw);
     if (!block.success) continue;
-    if (block.data.type === 'text') texts.push(block.data.text);
-    else {
-      toolCalls.push({
-        id: block.data.id,
-        name: block.data.name,
-        arguments: JSON.stringify(block.data.input ?? {}),
-      });
+    switch (block.data.type) {
+      case 'text':
+        texts.push(block.data.text);
+        break;
+      case 'tool_use':
+        toolCalls.push({
+          id: block.data.id,
+          name: block.data.name,
+          arguments: JSON.stringify(block.data.input ?? {}),
+        });
+        break;
+      case 'thinking':
+        reasoning.push({ type: 'thinking', text: block.data.thinking, signature: block.data.signature });
+        break;
+      case 'redacted_thinking':
+        reasoning.push({ type: 'redacted', data: block.data.data });
+        break;
     }
   }
   return {
@@ -227,6 +291,7 @@ export function decodeAnthropicResponse(body: unknown): ChatResponse {
     created: Math.floor(Date.now() / 1000),
     content: texts.length > 0 ? texts.join('') : null,
     toolCalls,
+    ...(reasoning.length > 0 ? { reasoning } : {}),
     finishReason: fromAnthropicStopReason(message.stop_reason),
     stopSequence: message.stop_sequence ?? null,
     usage: fromAnthropicUsage(message.usage),
@@ -252,12 +317,20 @@ const streamEventSchema = z.discriminatedUnion('type', [
       id: z.string().optional(),
       name: z.string().optional(),
       text: z.string().optional(),
+      thinking: z.string().optional(),
+      data: z.string().optional(),
     }),
   }),
   z.object({
     type: z.literal('content_block_delta'),
     index: z.number(),
-    delta: z.object({ type: z.string(), text: z.string().optional(), partial_json: z.string().optional() }),
+    delta: z.object({
+      type: z.string(),
+      text: z.string().optional(),
+      partial_json: z.string().optional(),
+      thinking: z.string().optional(),
+      signature: z.string().optional(),
+    }),
   }),
   z.object({ type: z.literal('content_block_stop'), index: z.number() }),
   z.object({
@@ -271,6 +344,7 @@ const streamEventSchema = z.discriminatedUnion('type', [
       input_tokens: z.number().nullable().optional(),
       cache_creation_input_tokens: z.number().nullable().optional(),
       cache_read_input_tokens: z.number().nullable().optional(),
+      output_tokens_details: outputDetailsSchema,
     }),
   }),
   z.object({ type: z.literal('message_stop') }),
@@ -287,7 +361,13 @@ export class AnthropicStreamDecoder implements StreamDecoder {
   private readonly toolIndexByBlock = new Map<number, number>();
   private toolCount = 0;
   // Raw Anthropic counters: message_delta may restate any of them as cumulative totals.
-  private readonly counters = { input: 0, output: 0, cacheRead: 0, cacheWrite: 0 };
+  private readonly counters: {
+    input: number;
+    output: number;
+    cacheRead: number;
+    cacheWrite: number;
+    thinking?: number;
+  } = { input: 0, output: 0, cacheRead: 0, cacheWrite: 0 };
 
   get done(): boolean {
     return this.finished;
@@ -317,6 +397,7 @@ export class AnthropicStreamDecoder implements StreamDecoder {
         this.counters.output = usage.output_tokens;
         this.counters.cacheRead = usage.cache_read_input_tokens ?? 0;
         this.counters.cacheWrite = usage.cache_creation_input_tokens ?? 0;
+        this.readThinkingTokens(usage.output_tokens_details);
         return [
           {
             type: 'start',
@@ -335,6 +416,9 @@ export class AnthropicStreamDecoder implements StreamDecoder {
           return [{ type: 'tool_call_start', index, id: block.id ?? '', name: block.name ?? '' }];
         }
         if (block.type === 'text' && block.text) return [{ type: 'text', delta: block.text }];
+        // An empty delta still marks where a thinking block begins, so block boundaries survive.
+        if (block.type === 'thinking') return [{ type: 'reasoning', delta: block.thinking ?? '' }];
+        if (block.type === 'redacted_thinking') return [{ type: 'reasoning_redacted', data: block.data ?? '' }];
         return [];
       }
       case 'content_block_delta': {
@@ -345,7 +429,11 @@ export class AnthropicStreamDecoder implements StreamDecoder {
           if (index === undefined) return [];
           return [{ type: 'tool_call_delta', index, argumentsDelta: delta.partial_json }];
         }
-        // thinking_delta, signature_delta, citations_delta: nothing canonical to say.
+        if (delta.type === 'thinking_delta' && delta.thinking) return [{ type: 'reasoning', delta: delta.thinking }];
+        if (delta.type === 'signature_delta' && delta.signature !== undefined) {
+          return [{ type: 'reasoning_signature', signature: delta.signature }];
+        }
+        // citations_delta and newer kinds: nothing canonical to say.
         return [];
       }
       case 'message_delta': {
@@ -355,6 +443,7 @@ export class AnthropicStreamDecoder implements StreamDecoder {
         if (usage.cache_read_input_tokens != null) this.counters.cacheRead = usage.cache_read_input_tokens;
         if (usage.cache_creation_input_tokens != null)
           this.counters.cacheWrite = usage.cache_creation_input_tokens;
+        this.readThinkingTokens(usage.output_tokens_details);
         const events: StreamEvent[] = [];
         if (event.delta.stop_reason != null) {
           events.push({
@@ -383,12 +472,19 @@ export class AnthropicStreamDecoder implements StreamDecoder {
     }
   }
 
+  private readThinkingTokens(details: z.infer<typeof outputDetailsSchema>): void {
+    const thinking = details?.thinking_tokens;
+    if (typeof thinking === 'number') this.counters.thinking = thinking;
+  }
+
   private usage(): Usage {
+    const thinking = this.counters.thinking;
     return fromAnthropicUsage({
       input_tokens: this.counters.input,
       output_tokens: this.counters.output,
       cache_read_input_tokens: this.counters.cacheRead,
       cache_creation_input_tokens: this.counters.cacheWrite,
+      ...(thinking !== undefined ? { output_tokens_details: { thinking_tokens: thinking } } : {}),
     });
   }
 }

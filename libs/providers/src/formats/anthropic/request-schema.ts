@@ -4,12 +4,16 @@
  * FlowLoom cannot translate to other providers (server tools, documents, file sources), naming the field.
  */
 import { z } from 'zod';
-import { jsonObject, jsonValue } from './validation.js';
+import type { CacheControl } from '../../canonical.js';
+import { ANTHROPIC_MIN_THINKING_BUDGET } from '../../reasoning.js';
+import { isJsonObject, jsonObject, jsonValue } from './validation.js';
 import { ANTHROPIC_IMAGE_TYPES } from './wire.js';
 
+// Kept whole (ttl and any newer member) so an Anthropic upstream receives exactly what the caller sent.
 const cacheControl = z
-  .object({ type: z.literal('ephemeral') })
-  .loose()
+  .custom<CacheControl>((value) => isJsonObject(value) && value['type'] === 'ephemeral', {
+    error: 'expected {"type": "ephemeral"} with an optional ttl',
+  })
   .nullable()
   .optional();
 
@@ -52,10 +56,26 @@ const toolResultBlockSchema = z.object({
   cache_control: cacheControl,
 });
 
-// Thinking blocks come back in the history of extended-thinking conversations; the canonical model has
-// no place for them, so they are accepted and dropped.
-const thinkingBlockSchema = z.object({ type: z.literal('thinking'), thinking: z.string() }).loose();
-const redactedThinkingBlockSchema = z.object({ type: z.literal('redacted_thinking') }).loose();
+// Thinking blocks come back in the history of extended-thinking conversations; Anthropic requires them
+// unchanged (signature included) in a turn that used tools, so they are carried, not interpreted.
+const thinkingBlockSchema = z.object({
+  type: z.literal('thinking'),
+  thinking: z.string(),
+  signature: z.string(),
+});
+const redactedThinkingBlockSchema = z.object({ type: z.literal('redacted_thinking'), data: z.string() });
+
+const thinkingDisplay = z.enum(['summarized', 'omitted']).nullable().optional();
+
+const thinkingSchema = z.discriminatedUnion('type', [
+  z.object({
+    type: z.literal('enabled'),
+    budget_tokens: z.number().int().min(ANTHROPIC_MIN_THINKING_BUDGET),
+    display: thinkingDisplay,
+  }),
+  z.object({ type: z.literal('disabled') }),
+  z.object({ type: z.literal('adaptive'), display: thinkingDisplay }),
+]);
 
 const userContentSchema = z.union([
   z.string(),
@@ -121,6 +141,8 @@ export const anthropicRequestSchema = z.object({
   tools: z.array(toolSchema).optional(),
   tool_choice: toolChoiceSchema.optional(),
   metadata: z.object({ user_id: z.string().nullable().optional() }).optional(),
+  thinking: thinkingSchema.optional(),
+  cache_control: cacheControl,
   output_config: z
     .object({
       format: z

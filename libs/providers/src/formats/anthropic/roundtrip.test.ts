@@ -92,8 +92,9 @@ describe('anthropic round trips', () => {
       type: 'message',
       role: 'assistant',
       model: ANTHROPIC_TOOL_MESSAGE.model,
-      // Thinking blocks have no canonical form; the rest is unchanged.
+      // Unchanged, thinking block and signature included (the SDK's null citations are not restated).
       content: [
+        { type: 'thinking', thinking: 'The user wants two things.', signature: 'EqQBCgIYAhIM' },
         { type: 'text', text: 'Je vérifie la météo à Zürich ☀️ et l’heure.' },
         {
           type: 'tool_use',

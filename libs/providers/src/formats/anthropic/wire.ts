@@ -3,7 +3,7 @@
  * events to Anthropic clients). Type aliases, not interfaces, so they convert to `JsonObject`.
  * Field names follow https://docs.anthropic.com/en/api/messages and `@anthropic-ai/sdk` types.
  */
-import type { FinishReason, JsonObject, Usage } from '../../canonical.js';
+import type { CacheControl, FinishReason, JsonObject, ReasoningBlock, Usage } from '../../canonical.js';
 
 export type AnthropicStopReason =
   | 'end_turn'
@@ -14,26 +14,43 @@ export type AnthropicStopReason =
   | 'refusal'
   | 'model_context_window_exceeded';
 
-export type AnthropicTextBlock = { type: 'text'; text: string };
-export type AnthropicToolUseBlock = { type: 'tool_use'; id: string; name: string; input: JsonObject };
+/** `cache_control` as the request allows it on system, content and tool blocks. */
+type Cached = { cache_control?: CacheControl };
+
+export type AnthropicTextBlock = { type: 'text'; text: string } & Cached;
+export type AnthropicToolUseBlock = {
+  type: 'tool_use';
+  id: string;
+  name: string;
+  input: JsonObject;
+} & Cached;
+export type AnthropicThinkingBlock = { type: 'thinking'; thinking: string; signature: string };
+export type AnthropicRedactedThinkingBlock = { type: 'redacted_thinking'; data: string };
+export type AnthropicResponseBlock =
+  | AnthropicThinkingBlock
+  | AnthropicRedactedThinkingBlock
+  | AnthropicTextBlock
+  | AnthropicToolUseBlock;
 export const ANTHROPIC_IMAGE_TYPES = ['image/jpeg', 'image/png', 'image/gif', 'image/webp'] as const;
 export type AnthropicImageType = (typeof ANTHROPIC_IMAGE_TYPES)[number];
 
 export type AnthropicImageBlock = {
   type: 'image';
   source: { type: 'base64'; media_type: AnthropicImageType; data: string } | { type: 'url'; url: string };
-};
+} & Cached;
 export type AnthropicToolResultBlock = {
   type: 'tool_result';
   tool_use_id: string;
   content: string;
   is_error?: boolean;
-};
+} & Cached;
 export type AnthropicRequestBlock =
   | AnthropicTextBlock
   | AnthropicImageBlock
   | AnthropicToolUseBlock
-  | AnthropicToolResultBlock;
+  | AnthropicToolResultBlock
+  | AnthropicThinkingBlock
+  | AnthropicRedactedThinkingBlock;
 
 export type AnthropicWireMessage = { role: 'user' | 'assistant'; content: AnthropicRequestBlock[] };
 
@@ -41,7 +58,13 @@ export type AnthropicTool = {
   name: string;
   description?: string;
   input_schema: JsonObject & { type: 'object' };
-};
+} & Cached;
+
+type ThinkingDisplay = { display?: 'summarized' | 'omitted' };
+export type AnthropicThinkingConfig =
+  | ({ type: 'enabled'; budget_tokens: number } & ThinkingDisplay)
+  | { type: 'disabled' }
+  | ({ type: 'adaptive' } & ThinkingDisplay);
 
 export type AnthropicToolChoice =
   | { type: 'auto'; disable_parallel_tool_use?: boolean }
@@ -62,6 +85,8 @@ export type AnthropicRequest = {
   tool_choice?: AnthropicToolChoice;
   metadata?: { user_id: string };
   output_config?: { format: { type: 'json_schema'; schema: JsonObject } };
+  thinking?: AnthropicThinkingConfig;
+  cache_control?: CacheControl;
 };
 
 export type AnthropicUsage = {
@@ -69,6 +94,8 @@ export type AnthropicUsage = {
   output_tokens: number;
   cache_creation_input_tokens: number;
   cache_read_input_tokens: number;
+  /** Only when the thinking tokens are known (the API reports them for thinking answers). */
+  output_tokens_details?: { thinking_tokens: number };
 };
 
 export type AnthropicMessage = {
@@ -76,7 +103,7 @@ export type AnthropicMessage = {
   type: 'message';
   role: 'assistant';
   model: string;
-  content: (AnthropicTextBlock | AnthropicToolUseBlock)[];
+  content: AnthropicResponseBlock[];
   stop_reason: AnthropicStopReason | null;
   stop_sequence: string | null;
   usage: AnthropicUsage;
@@ -86,12 +113,21 @@ export type AnthropicMessageStartEvent = { type: 'message_start'; message: Anthr
 export type AnthropicContentBlockStartEvent = {
   type: 'content_block_start';
   index: number;
-  content_block: AnthropicTextBlock | AnthropicToolUseBlock;
+  content_block:
+    | AnthropicTextBlock
+    | AnthropicToolUseBlock
+    // The API opens a thinking block with both fields empty; they fill in through deltas.
+    | { type: 'thinking'; thinking: ''; signature: '' }
+    | AnthropicRedactedThinkingBlock;
 };
 export type AnthropicContentBlockDeltaEvent = {
   type: 'content_block_delta';
   index: number;
-  delta: { type: 'text_delta'; text: string } | { type: 'input_json_delta'; partial_json: string };
+  delta:
+    | { type: 'text_delta'; text: string }
+    | { type: 'input_json_delta'; partial_json: string }
+    | { type: 'thinking_delta'; thinking: string }
+    | { type: 'signature_delta'; signature: string };
 };
 export type AnthropicContentBlockStopEvent = { type: 'content_block_stop'; index: number };
 export type AnthropicMessageDeltaEvent = {
@@ -120,6 +156,9 @@ export function toAnthropicUsage(usage: Partial<Usage>): AnthropicUsage {
     output_tokens: usage.outputTokens ?? 0,
     cache_creation_input_tokens: cacheWrite,
     cache_read_input_tokens: cacheRead,
+    ...(usage.reasoningTokens !== undefined
+      ? { output_tokens_details: { thinking_tokens: usage.reasoningTokens } }
+      : {}),
   };
 }
 
@@ -128,14 +167,17 @@ export function fromAnthropicUsage(usage: {
   output_tokens: number;
   cache_creation_input_tokens?: number | null | undefined;
   cache_read_input_tokens?: number | null | undefined;
+  output_tokens_details?: { thinking_tokens?: number | null | undefined } | null | undefined;
 }): Usage {
   const cacheRead = usage.cache_read_input_tokens ?? 0;
   const cacheWrite = usage.cache_creation_input_tokens ?? 0;
+  const thinking = usage.output_tokens_details?.thinking_tokens;
   return {
     inputTokens: usage.input_tokens + cacheRead + cacheWrite,
     outputTokens: usage.output_tokens,
     cachedInputTokens: cacheRead,
     cacheWriteTokens: cacheWrite,
+    ...(typeof thinking === 'number' ? { reasoningTokens: thinking } : {}),
   };
 }
 
@@ -171,6 +213,15 @@ export function fromAnthropicStopReason(reason: string | null | undefined): Fini
       // end_turn, stop_sequence, pause_turn and anything newer.
       return 'stop';
   }
+}
+
+/** Reasoning goes out exactly as Anthropic sent it, which its signature check requires. */
+export function toAnthropicReasoningBlock(
+  block: ReasoningBlock,
+): AnthropicThinkingBlock | AnthropicRedactedThinkingBlock {
+  return block.type === 'thinking'
+    ? { type: 'thinking', thinking: block.text, signature: block.signature }
+    : { type: 'redacted_thinking', data: block.data };
 }
 
 /** Anthropic message ids start with `msg_`; other providers' ids are kept behind that prefix. */

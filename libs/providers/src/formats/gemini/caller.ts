@@ -17,6 +17,7 @@ import type {
   ContentPart,
   JsonObject,
   Message,
+  ReasoningConfig,
   ResponseFormat,
   StreamEvent,
   ToolCall,
@@ -83,6 +84,7 @@ export function decodeGeminiRequest(body: unknown, route: GeminiRoute): ChatRequ
   const responseFormat = decodeResponseFormat(config);
   const declarations = (request.tools ?? []).flatMap((tool) => tool.functionDeclarations ?? []);
   const toolChoice = decodeToolChoice(request.toolConfig?.functionCallingConfig);
+  const reasoning = decodeThinkingConfig(config?.thinkingConfig);
   return {
     model,
     messages,
@@ -109,7 +111,24 @@ export function decodeGeminiRequest(body: unknown, route: GeminiRoute): ChatRequ
         }
       : {}),
     ...(toolChoice ? { toolChoice } : {}),
+    ...(reasoning ? { reasoning } : {}),
   };
+}
+
+/** `thinkingBudget` 0 is off and -1 dynamic (the model decides); `thinkingLevel` is an effort. */
+function decodeThinkingConfig(
+  config: NonNullable<GeminiRequestBody['generationConfig']>['thinkingConfig'],
+): ReasoningConfig | undefined {
+  if (config?.thinkingLevel !== undefined && config.thinkingLevel !== 'THINKING_LEVEL_UNSPECIFIED') {
+    const effort = config.thinkingLevel.toLowerCase();
+    return effort === 'minimal' || effort === 'low' || effort === 'medium' || effort === 'high'
+      ? { type: 'effort', effort }
+      : undefined;
+  }
+  const budget = config?.thinkingBudget;
+  if (budget === undefined) return undefined;
+  if (budget === 0) return { type: 'disabled' };
+  return budget === -1 ? { type: 'adaptive' } : { type: 'budget', budgetTokens: budget };
 }
 
 /**
@@ -337,6 +356,12 @@ export class GeminiStreamEncoder implements StreamEncoder {
       }
       case 'finish':
         this.finishReason = event.finishReason;
+        return '';
+      // Another provider's thinking is not replayed as Gemini thought parts: Gemini callers see its token
+      // count (thoughtsTokenCount), and Anthropic's signed blocks mean nothing to a Gemini client.
+      case 'reasoning':
+      case 'reasoning_signature':
+      case 'reasoning_redacted':
         return '';
     }
   }

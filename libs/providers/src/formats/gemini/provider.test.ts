@@ -228,7 +228,7 @@ describe('gemini provider: decoding a response', () => {
         { id: 'call_mcDJaP3sA6ey1dkPqp7fkAY_1', name: 'get_time', arguments: '{"tz":"Europe/Zurich"}' },
       ],
       finishReason: 'tool_calls',
-      usage: { inputTokens: 1510, outputTokens: 42 + 98, cachedInputTokens: 1024 },
+      usage: { inputTokens: 1510, outputTokens: 42 + 98, cachedInputTokens: 1024, reasoningTokens: 98 },
     });
   });
 
@@ -323,7 +323,10 @@ describe('gemini provider: decoding a stream', () => {
     { type: 'tool_call_start', index: 1, id: 'call_mcDJaP3sA6ey1dkPqp7fkAY_1', name: 'get_time' },
     { type: 'tool_call_delta', index: 1, argumentsDelta: '{"tz":"Europe/Zurich"}' },
     { type: 'finish', finishReason: 'tool_calls' },
-    { type: 'usage', usage: { inputTokens: 1510, outputTokens: 140, cachedInputTokens: 1024 } },
+    {
+      type: 'usage',
+      usage: { inputTokens: 1510, outputTokens: 140, cachedInputTokens: 1024, reasoningTokens: 98 },
+    },
   ];
 
   it('when the recorded transcript arrives whole, then it decodes to the canonical sequence and ends done', () => {

@@ -9,10 +9,13 @@ import type {
   ChatResponse,
   ContentPart,
   JsonObject,
+  ReasoningConfig,
+  ReasoningEffort,
   StreamEvent,
   ToolCall,
 } from '../../canonical.js';
 import type { ProviderWire, StreamDecoder } from '../../codec.js';
+import { reasoningBudget, reasoningDisabled } from '../../reasoning.js';
 import type { SseMessage } from '../../sse.js';
 import {
   argumentsToObject,
@@ -23,6 +26,7 @@ import {
 } from '../anthropic/validation.js';
 import {
   attachSignature,
+  isGemini3OrLater,
   requiresThoughtSignatures,
   SKIP_SIGNATURE_VALIDATION,
   splitToolCallId,
@@ -36,6 +40,8 @@ import {
   type GeminiFunctionCallingMode,
   type GeminiPart,
   type GeminiRequest,
+  type GeminiThinkingConfig,
+  type GeminiThinkingLevel,
 } from './wire.js';
 
 export function encodeGeminiRequest(request: ChatRequest, model: string): GeminiRequest {
@@ -104,6 +110,8 @@ export function encodeGeminiRequest(request: ChatRequest, model: string): Gemini
       ? { responseMimeType: 'application/json', responseJsonSchema: request.responseFormat.schema }
       : {}),
   };
+  const thinkingConfig = request.reasoning ? encodeThinkingConfig(request.reasoning, model) : undefined;
+  if (thinkingConfig) config.thinkingConfig = thinkingConfig;
   const choice = tools.length > 0 ? encodeToolChoice(request.toolChoice) : undefined;
 
   return {
@@ -127,6 +135,38 @@ export function encodeGeminiRequest(request: ChatRequest, model: string): Gemini
     ...(Object.keys(config).length > 0 ? { generationConfig: config } : {}),
   };
 }
+
+/**
+ * Canonical reasoning → `thinkingConfig`, after Google's documented translation of OpenAI's
+ * `reasoning_effort` (reasoning.ts). Gemini 3 takes efforts natively as `thinkingLevel` and cannot
+ * switch thinking off, so "off" becomes its lowest level there; Gemini 2.x takes budgets, with 0 for
+ * off and -1 for dynamic. Budgets go as budgets to both (Gemini 3 still accepts `thinkingBudget`).
+ */
+function encodeThinkingConfig(config: ReasoningConfig, model: string): GeminiThinkingConfig | undefined {
+  const levels = isGemini3OrLater(model);
+  if (reasoningDisabled(config)) return levels ? { thinkingLevel: 'MINIMAL' } : { thinkingBudget: 0 };
+  switch (config.type) {
+    case 'adaptive':
+      // Dynamic thinking is Gemini 3's default; on 2.x it is asked for with -1.
+      return levels ? undefined : { thinkingBudget: -1 };
+    case 'budget':
+      return { thinkingBudget: config.budgetTokens };
+    case 'effort':
+      if (levels) return { thinkingLevel: GEMINI_LEVEL[config.effort] };
+      return { thinkingBudget: reasoningBudget(config) ?? 0 };
+    case 'disabled':
+      return undefined;
+  }
+}
+
+const GEMINI_LEVEL: Readonly<Record<ReasoningEffort, GeminiThinkingLevel>> = {
+  none: 'MINIMAL',
+  minimal: 'MINIMAL',
+  low: 'LOW',
+  medium: 'MEDIUM',
+  high: 'HIGH',
+  xhigh: 'HIGH',
+};
 
 function encodePart(part: ContentPart): GeminiPart[] {
   if (part.type === 'text') return part.text === '' ? [] : [{ text: part.text }];

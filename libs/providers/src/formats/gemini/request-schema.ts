@@ -124,6 +124,23 @@ const generationConfigSchema = protoObject({
   responseSchema: jsonObject.optional(),
   responseJsonSchema: jsonValue.optional(),
   seed: z.number().int().optional(),
+  thinkingConfig: protoObject({
+    // -1 asks for dynamic thinking, 0 turns it off (on models that allow it).
+    thinkingBudget: z.number().int().min(-1).optional(),
+    // The REST enum is upper case; Google's samples also write it in lower case.
+    thinkingLevel: z
+      .preprocess(
+        (value) => (typeof value === 'string' ? value.toUpperCase() : value),
+        z.enum(['THINKING_LEVEL_UNSPECIFIED', 'MINIMAL', 'LOW', 'MEDIUM', 'HIGH']),
+      )
+      .optional(),
+    includeThoughts: z.boolean().optional(),
+  })
+    .refine((config) => config.thinkingBudget === undefined || config.thinkingLevel === undefined, {
+      message: 'thinkingBudget and thinkingLevel cannot be used together',
+      path: ['thinkingLevel'],
+    })
+    .optional(),
 });
 
 export const geminiRequestSchema = protoObject({

@@ -4,6 +4,7 @@ import type {
   FunctionDeclaration,
   GenerateContentResponseUsageMetadata,
   GenerationConfig,
+  ThinkingConfig,
   Part,
 } from '@google/genai';
 import { describe, expect, expectTypeOf, it } from 'vitest';
@@ -16,6 +17,7 @@ import type {
   GeminiContent,
   GeminiPart,
   GeminiRequest,
+  GeminiThinkingConfig,
   GeminiResponse,
   GeminiUsageMetadata,
 } from './wire.js';
@@ -108,10 +110,11 @@ describe('gemini round trips', () => {
           index: 0,
         },
       ],
-      // Thoughts are folded into candidatesTokenCount, since canonical output includes them.
+      // Thoughts are counted apart again, as Gemini reported them.
       usageMetadata: {
         promptTokenCount: 1510,
-        candidatesTokenCount: 140,
+        candidatesTokenCount: 42,
+        thoughtsTokenCount: 98,
         totalTokenCount: 1650,
         cachedContentTokenCount: 1024,
       },
@@ -159,7 +162,10 @@ describe('gemini wire types against @google/genai', () => {
     expectTypeOf<GeminiPart>().toExtend<Part>();
     expectTypeOf<GeminiContent>().toExtend<Content>();
     expectTypeOf<GeminiUsageMetadata>().toExtend<GenerateContentResponseUsageMetadata>();
-    expectTypeOf<NonNullable<GeminiRequest['generationConfig']>>().toExtend<GenerationConfig>();
+    expectTypeOf<
+      Omit<NonNullable<GeminiRequest['generationConfig']>, 'thinkingConfig'>
+    >().toExtend<GenerationConfig>();
+    expectTypeOf<Extract<GeminiThinkingConfig, { thinkingBudget: number }>>().toExtend<ThinkingConfig>();
     expectTypeOf<
       NonNullable<GeminiRequest['tools']>[number]['functionDeclarations'][number]
     >().toExtend<FunctionDeclaration>();

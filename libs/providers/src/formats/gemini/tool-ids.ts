@@ -47,6 +47,11 @@ export const SKIP_SIGNATURE_VALIDATION = 'skip_thought_signature_validator';
 
 /** Gemini 1.x and 2.x do not validate signatures; everything newer (or unknown) gets the placeholder. */
 export function requiresThoughtSignatures(model: string): boolean {
+  return isGemini3OrLater(model);
+}
+
+/** Gemini 3 brought thought signatures on calls and `thinkingLevel`; unknown names count as newer. */
+export function isGemini3OrLater(model: string): boolean {
   return !/^(models\/)?gemini-(1|2)([.-]|$)/.test(model);
 }
 

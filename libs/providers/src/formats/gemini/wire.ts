@@ -36,14 +36,19 @@ export type GeminiRequest = {
     seed?: number;
     responseMimeType?: string;
     responseJsonSchema?: JsonObject;
+    thinkingConfig?: GeminiThinkingConfig;
   };
 };
+
+export type GeminiThinkingLevel = 'MINIMAL' | 'LOW' | 'MEDIUM' | 'HIGH';
+export type GeminiThinkingConfig = { thinkingBudget: number } | { thinkingLevel: GeminiThinkingLevel };
 
 export type GeminiUsageMetadata = {
   promptTokenCount: number;
   candidatesTokenCount: number;
   totalTokenCount: number;
   cachedContentTokenCount?: number;
+  thoughtsTokenCount?: number;
 };
 
 export type GeminiFinishReason =
@@ -86,16 +91,22 @@ export function fromGeminiUsage(usage: GeminiUsageCounters): Usage {
     inputTokens: (usage.promptTokenCount ?? 0) + (usage.toolUsePromptTokenCount ?? 0),
     outputTokens: (usage.candidatesTokenCount ?? 0) + (usage.thoughtsTokenCount ?? 0),
     cachedInputTokens: usage.cachedContentTokenCount ?? 0,
+    ...(usage.thoughtsTokenCount !== undefined ? { reasoningTokens: usage.thoughtsTokenCount } : {}),
   };
 }
 
-/** Canonical output folds thoughts in, so Gemini clients see them inside `candidatesTokenCount`. */
+/**
+ * Canonical output includes reasoning; when its share is known it is reported apart, as Gemini does,
+ * otherwise it stays inside `candidatesTokenCount`.
+ */
 export function toGeminiUsage(usage: Usage): GeminiUsageMetadata {
+  const thoughts = Math.min(usage.reasoningTokens ?? 0, usage.outputTokens);
   return {
     promptTokenCount: usage.inputTokens,
-    candidatesTokenCount: usage.outputTokens,
+    candidatesTokenCount: usage.outputTokens - thoughts,
     totalTokenCount: usage.inputTokens + usage.outputTokens,
     ...(usage.cachedInputTokens > 0 ? { cachedContentTokenCount: usage.cachedInputTokens } : {}),
+    ...(usage.reasoningTokens !== undefined ? { thoughtsTokenCount: thoughts } : {}),
   };
 }
 

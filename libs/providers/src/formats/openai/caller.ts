@@ -97,15 +97,24 @@ export function decodeOpenAIChatRequest(body: unknown): ChatRequest {
   if (r.stream_options?.include_usage) request.includeUsage = true;
   if (r.user !== undefined) request.user = r.user;
   if (r.seed != null) request.seed = r.seed;
+  if (r.reasoning_effort != null) request.reasoning = { type: 'effort', effort: r.reasoning_effort };
   return request;
 }
 
+/**
+ * `cached_tokens` counts cache reads only (what OpenAI means by cached); Anthropic cache writes are plain
+ * prompt tokens here. `reasoning_tokens` appears only when the provider reported it, since 0 would
+ * wrongly say that a thinking model did not think.
+ */
 export function encodeOpenAIUsage(usage: Usage): JsonObject {
   return {
     prompt_tokens: usage.inputTokens,
     completion_tokens: usage.outputTokens,
     total_tokens: usage.inputTokens + usage.outputTokens,
     prompt_tokens_details: { cached_tokens: usage.cachedInputTokens },
+    ...(usage.reasoningTokens !== undefined
+      ? { completion_tokens_details: { reasoning_tokens: usage.reasoningTokens } }
+      : {}),
   };
 }
 
@@ -184,6 +193,11 @@ class OpenAIStreamEncoder implements StreamEncoder {
       case 'finish':
         return this.chunk({}, finishReasonOf(event.finishReason));
       case 'usage':
+      // Chat Completions documents no field for reasoning text (OpenAI's own models never return it),
+      // so another provider's thinking is not shown to OpenAI-format callers; its token count is, in usage.
+      case 'reasoning':
+      case 'reasoning_signature':
+      case 'reasoning_redacted':
         return '';
     }
   }

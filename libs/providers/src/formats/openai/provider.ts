@@ -13,6 +13,7 @@ import type {
   Usage,
 } from '../../canonical.js';
 import type { ProviderWire, StreamDecoder } from '../../codec.js';
+import { effortForBudget } from '../../reasoning.js';
 import type { SseMessage } from '../../sse.js';
 
 export interface OpenAIWireOptions {
@@ -61,7 +62,11 @@ export function encodeOpenAIChatRequest(
   model: string,
   options: OpenAIWireOptions,
 ): JsonObject {
-  const body: JsonObject = { model, messages: request.messages.map(encodeMessage) };
+  // A turn that held only another provider's reasoning has nothing OpenAI can take (no content, no calls).
+  const messages = request.messages.filter(
+    (m) => m.role !== 'assistant' || m.content !== null || (m.toolCalls?.length ?? 0) > 0,
+  );
+  const body: JsonObject = { model, messages: messages.map(encodeMessage) };
   if (request.maxTokens !== undefined) body[options.maxTokensField] = request.maxTokens;
   if (request.temperature !== undefined) body.temperature = request.temperature;
   if (request.topP !== undefined) body.top_p = request.topP;
@@ -83,6 +88,8 @@ export function encodeOpenAIChatRequest(
     body.tool_choice =
       choice.type === 'tool' ? { type: 'function', function: { name: choice.name } } : choice.type;
   if (request.parallelToolCalls !== undefined) body.parallel_tool_calls = request.parallelToolCalls;
+  const effort = encodeReasoningEffort(request.reasoning);
+  if (effort !== undefined) body.reasoning_effort = effort;
   const format = request.responseFormat;
   if (format) {
     body.response_format =
@@ -105,6 +112,22 @@ export function encodeOpenAIChatRequest(
   return body;
 }
 
+/**
+ * An effort goes as is; a budget becomes the smallest level that covers it (reasoning.ts). "Disabled"
+ * and "adaptive" send nothing: the model's default is the closest OpenAI has, and models that do not
+ * reason reject the parameter outright.
+ */
+function encodeReasoningEffort(config: ChatRequest['reasoning']): string | undefined {
+  switch (config?.type) {
+    case 'effort':
+      return config.effort;
+    case 'budget':
+      return effortForBudget(config.budgetTokens);
+    default:
+      return undefined;
+  }
+}
+
 function isObject(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
@@ -116,10 +139,14 @@ function num(value: unknown): number {
 export function decodeOpenAIUsage(value: unknown): Usage {
   if (!isObject(value)) return { inputTokens: 0, outputTokens: 0, cachedInputTokens: 0 };
   const details = isObject(value.prompt_tokens_details) ? value.prompt_tokens_details : {};
+  const completion = isObject(value.completion_tokens_details) ? value.completion_tokens_details : {};
   return {
     inputTokens: num(value.prompt_tokens),
     outputTokens: num(value.completion_tokens),
     cachedInputTokens: num(details.cached_tokens),
+    ...(typeof completion.reasoning_tokens === 'number'
+      ? { reasoningTokens: completion.reasoning_tokens }
+      : {}),
   };
 }
 

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { REASONING_EFFORTS } from '../../canonical.js';
 
 // The OpenAI Chat Completions request as documented; unknown fields are accepted and ignored, as
 // OpenAI-compatible clients send many optional ones (logprobs, metadata, store, ...).
@@ -87,6 +88,10 @@ export const openAIChatRequest = z.object({
     .optional(),
   user: z.string().optional(),
   seed: z.number().int().nullable().optional(),
+  reasoning_effort: z
+    .enum(REASONING_EFFORTS, { error: `reasoning_effort must be one of ${REASONING_EFFORTS.join(', ')}` })
+    .nullable()
+    .optional(),
 });
 
 export type OpenAIChatRequest = z.infer<typeof openAIChatRequest>;
