@@ -18,6 +18,8 @@ export const priceSchema = z.strictObject({
   input: z.number().nonnegative(),
   output: z.number().nonnegative(),
   cachedInput: z.number().nonnegative().optional(),
+  /** Prompt-cache writes (Anthropic bills them above the input rate); the input rate when absent. */
+  cacheWriteInput: z.number().nonnegative().optional(),
 });
 export type Price = z.infer<typeof priceSchema>;
 

@@ -29,6 +29,10 @@ export const usageSchema = z.object({
   inputTokens: z.number().int(),
   outputTokens: z.number().int(),
   cachedInputTokens: z.number().int(),
+  /** Part of inputTokens written to the provider's prompt cache (Anthropic), billed at its own rate. */
+  cacheWriteTokens: z.number().int().optional(),
+  /** Part of outputTokens spent on reasoning, when the provider reports it. */
+  reasoningTokens: z.number().int().optional(),
 });
 
 export const requestCompletedSchema = z.object({

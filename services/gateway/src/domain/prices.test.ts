@@ -65,6 +65,30 @@ describe('cost', () => {
     expect(cost).toBeCloseTo((600 * 2.5 + 400 * 1.25 + 100 * 10) / 1e6, 12);
   });
 
+  it('when Anthropic reports cache writes, then they cost the cache-write rate and reads the cached rate', () => {
+    const price = DEFAULT_PRICES['claude-sonnet-4'];
+    // 1,000 input: 600 read from the cache, 300 written to it, 100 plain.
+    const cost = costOf({ ...usage(1_000, 50, 600), cacheWriteTokens: 300 }, price);
+    expect(cost).toBeCloseTo((100 * 3 + 600 * 0.3 + 300 * 3.75 + 50 * 15) / 1e6, 12);
+    expect(cost).toBeGreaterThan(costOf(usage(1_000, 50, 600), price));
+  });
+
+  it('when the model lists no cache-write rate, then writes cost the input rate', () => {
+    const price = { input: 2, output: 4 };
+    expect(costOf({ ...usage(1_000, 0), cacheWriteTokens: 400 }, price)).toBeCloseTo(
+      costOf(usage(1_000, 0), price),
+      12,
+    );
+  });
+
+  it('when reported cache reads and writes exceed the input, then nothing is billed twice or negative', () => {
+    const price = { input: 10, output: 0, cachedInput: 1, cacheWriteInput: 20 };
+    expect(costOf({ ...usage(100, 0, 80), cacheWriteTokens: 80 }, price)).toBeCloseTo(
+      (80 * 1 + 20 * 20) / 1e6,
+      12,
+    );
+  });
+
   it('when the model lists no cached rate, then cached tokens cost the input rate', () => {
     const price = { input: 3, output: 6 };
     expect(costOf(usage(1_000, 0, 400), price)).toBeCloseTo(costOf(usage(1_000, 0, 0), price), 12);

@@ -4,7 +4,10 @@ import type { Usage } from '@flowloom/providers';
 export interface Price {
   input: number;
   output: number;
+  /** Input read from the provider's prompt cache. */
   cachedInput?: number;
+  /** Input written to the prompt cache (Anthropic bills it above the input rate). */
+  cacheWriteInput?: number;
 }
 
 /**
@@ -23,12 +26,14 @@ export const DEFAULT_PRICES: Readonly<Record<string, Price>> = {
   'o4-mini': { input: 1.1, output: 4.4, cachedInput: 0.275 },
   'text-embedding-3-small': { input: 0.02, output: 0 },
   'text-embedding-3-large': { input: 0.13, output: 0 },
-  'claude-3-5-haiku': { input: 0.8, output: 4, cachedInput: 0.08 },
-  'claude-3-5-sonnet': { input: 3, output: 15, cachedInput: 0.3 },
-  'claude-3-7-sonnet': { input: 3, output: 15, cachedInput: 0.3 },
-  'claude-sonnet-4': { input: 3, output: 15, cachedInput: 0.3 },
-  'claude-opus-4': { input: 15, output: 75, cachedInput: 1.5 },
-  'claude-haiku-4-5': { input: 1, output: 5, cachedInput: 0.1 },
+  // Anthropic: cache reads 0.1× and 5-minute cache writes 1.25× the input rate (1-hour writes, 2×, are
+  // billed at the 5-minute rate here, as usage does not always split them).
+  'claude-3-5-haiku': { input: 0.8, output: 4, cachedInput: 0.08, cacheWriteInput: 1 },
+  'claude-3-5-sonnet': { input: 3, output: 15, cachedInput: 0.3, cacheWriteInput: 3.75 },
+  'claude-3-7-sonnet': { input: 3, output: 15, cachedInput: 0.3, cacheWriteInput: 3.75 },
+  'claude-sonnet-4': { input: 3, output: 15, cachedInput: 0.3, cacheWriteInput: 3.75 },
+  'claude-opus-4': { input: 15, output: 75, cachedInput: 1.5, cacheWriteInput: 18.75 },
+  'claude-haiku-4-5': { input: 1, output: 5, cachedInput: 0.1, cacheWriteInput: 1.25 },
   'gemini-2.0-flash': { input: 0.1, output: 0.4, cachedInput: 0.025 },
   'gemini-2.5-flash': { input: 0.3, output: 2.5, cachedInput: 0.075 },
   'gemini-2.5-pro': { input: 1.25, output: 10, cachedInput: 0.31 },
@@ -45,12 +50,19 @@ export function findPrice(model: string, table: Readonly<Record<string, Price>>)
   return best === undefined ? undefined : table[best];
 }
 
-/** Cost in USD; cached input tokens are billed at the cached rate (input rate when none is listed). */
+/**
+ * Cost in USD. Input splits into cache reads, cache writes and the rest, each at its own rate (the input
+ * rate when the model lists none); reasoning tokens are part of the output and cost the output rate.
+ */
 export function costOf(usage: Usage, price: Price | undefined): number {
   if (!price) return 0;
   const cached = Math.min(usage.cachedInputTokens, usage.inputTokens);
-  const fresh = usage.inputTokens - cached;
+  const written = Math.min(usage.cacheWriteTokens ?? 0, usage.inputTokens - cached);
+  const fresh = usage.inputTokens - cached - written;
   const micro =
-    fresh * price.input + cached * (price.cachedInput ?? price.input) + usage.outputTokens * price.output;
+    fresh * price.input +
+    cached * (price.cachedInput ?? price.input) +
+    written * (price.cacheWriteInput ?? price.input) +
+    usage.outputTokens * price.output;
   return micro / 1_000_000;
 }
