@@ -285,4 +285,114 @@ describe('fake Anthropic upstream driven by the official @anthropic-ai/sdk', () 
     for await (const model of client.models.list()) ids.push(model.id);
     expect(ids).toContain(MODEL);
   });
+
+  describe('extended thinking', () => {
+    const thinking = { type: 'enabled', budget_tokens: 2048 } as const;
+
+    it('when thinking is scripted and the answer streams, then the documented event sequence is sent', async () => {
+      fake.script({
+        kind: 'reply',
+        thinking: [{ thinking: 'Let me think.', chunks: ['Let me', ' think.'], signature: 'EqQBsig1' }],
+        chunks: ['Done.'],
+        usage: { input: 40, output: 30, reasoning: 20 },
+      });
+      const stream = await client.messages.create({
+        model: MODEL,
+        max_tokens: 4096,
+        thinking,
+        messages: [{ role: 'user', content: 'x' }],
+        stream: true,
+      });
+      const events: RawEvent[] = [];
+      for await (const event of stream) events.push(event);
+      expect(events.map((e) => (e.type === 'content_block_delta' ? e.delta.type : e.type))).toEqual([
+        'message_start',
+        'content_block_start',
+        'thinking_delta',
+        'thinking_delta',
+        'signature_delta',
+        'content_block_stop',
+        'content_block_start',
+        'text_delta',
+        'content_block_stop',
+        'message_delta',
+        'message_stop',
+      ]);
+      expect(events[1]).toEqual({
+        type: 'content_block_start',
+        index: 0,
+        content_block: { type: 'thinking', thinking: '', signature: '' },
+      });
+      expect(events[4]).toEqual({
+        type: 'content_block_delta',
+        index: 0,
+        delta: { type: 'signature_delta', signature: 'EqQBsig1' },
+      });
+      expect(events[6]).toMatchObject({ type: 'content_block_start', index: 1 });
+      expect(events.at(-2)).toMatchObject({
+        type: 'message_delta',
+        usage: { output_tokens: 30, output_tokens_details: { thinking_tokens: 20 } },
+      });
+    });
+
+    it('when thinking and redacted thinking are scripted, then the SDK accumulates both blocks unchanged', async () => {
+      fake.script({
+        kind: 'reply',
+        thinking: [{ thinking: 'Plan: answer.', signature: 'EqQBsig2' }, { redacted: 'EmwKAhgBEgyRedacted' }],
+        text: 'Answer.',
+        usage: { cached: 10, cacheWrite: 5, input: 50 },
+      });
+      const message = await client.messages
+        .stream({ model: MODEL, max_tokens: 4096, thinking, messages: [{ role: 'user', content: 'x' }] })
+        .finalMessage();
+      expect(message.content).toEqual([
+        { type: 'thinking', thinking: 'Plan: answer.', signature: 'EqQBsig2' },
+        { type: 'redacted_thinking', data: 'EmwKAhgBEgyRedacted' },
+        { type: 'text', text: 'Answer.' },
+      ]);
+      expect(message.usage).toMatchObject({
+        input_tokens: 35,
+        cache_read_input_tokens: 10,
+        cache_creation_input_tokens: 5,
+      });
+      const plain = await (async () => {
+        fake.script({
+          kind: 'reply',
+          thinking: [{ thinking: 'Plan: answer.', signature: 'EqQBsig2' }],
+          text: 'Answer.',
+        });
+        return client.messages.create({
+          model: MODEL,
+          max_tokens: 4096,
+          thinking,
+          messages: [{ role: 'user', content: 'x' }],
+        });
+      })();
+      expect(plain.content[0]).toEqual({ type: 'thinking', thinking: 'Plan: answer.', signature: 'EqQBsig2' });
+      expect(plain.usage.output_tokens_details?.thinking_tokens).toBeGreaterThan(0);
+    });
+
+    it('when budget_tokens is below 1024 or not below max_tokens, then the fake answers 400 as the API does', async () => {
+      const low = await client.messages
+        .create({
+          model: MODEL,
+          max_tokens: 4096,
+          thinking: { type: 'enabled', budget_tokens: 512 },
+          messages: [{ role: 'user', content: 'x' }],
+        })
+        .catch((caught: unknown) => caught);
+      expect(low).toBeInstanceOf(Anthropic.BadRequestError);
+      expect((low as Error).message).toContain('budget_tokens');
+      const high = await client.messages
+        .create({
+          model: MODEL,
+          max_tokens: 2048,
+          thinking: { type: 'enabled', budget_tokens: 2048 },
+          messages: [{ role: 'user', content: 'x' }],
+        })
+        .catch((caught: unknown) => caught);
+      expect(high).toBeInstanceOf(Anthropic.BadRequestError);
+      expect((high as Error).message).toContain('`max_tokens` must be greater than `thinking.budget_tokens`');
+    });
+  });
 });

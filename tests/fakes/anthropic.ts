@@ -10,7 +10,7 @@ import type {
   StreamFrame,
 } from './server.js';
 import { SSE_CONTENT_TYPE } from './server.js';
-import type { FakeErrorBehaviour, FakeFinish, FakeReplyContent } from './types.js';
+import type { FakeErrorBehaviour, FakeFinish, FakeReplyContent, FakeThinkingBlock } from './types.js';
 import {
   argumentsJson,
   argumentsObject,
@@ -22,6 +22,7 @@ import {
   randomId,
   resolveAnswer,
   splitInto,
+  splitWords,
   textOfContent,
 } from './util.js';
 
@@ -83,6 +84,14 @@ function stopReason(finish: FakeFinish): string {
   }
 }
 
+/** `output_tokens_details` is reported for answers that thought (or when a test sets the count). */
+function thinkingDetails(answer: ResolvedAnswer): Record<string, unknown> {
+  const { reasoning } = answer.usage;
+  return answer.thinking.length > 0 || reasoning > 0
+    ? { output_tokens_details: { thinking_tokens: reasoning } }
+    : {};
+}
+
 function usageObject(answer: ResolvedAnswer, outputTokens: number): Record<string, unknown> {
   const { input, cached, cacheWrite } = answer.usage;
   return {
@@ -93,6 +102,17 @@ function usageObject(answer: ResolvedAnswer, outputTokens: number): Record<strin
     output_tokens: outputTokens,
     service_tier: 'standard',
   };
+}
+
+/** A signature-shaped opaque value (base64, as the API's start with `Eq`/`Er`). */
+function fakeSignature(): string {
+  return `EqQB${Buffer.from(randomId(72)).toString('base64')}`;
+}
+
+function thinkingBlock(block: FakeThinkingBlock): Record<string, unknown> {
+  return 'redacted' in block
+    ? { type: 'redacted_thinking', data: block.redacted }
+    : { type: 'thinking', thinking: block.thinking, signature: block.signature ?? fakeSignature() };
 }
 
 export interface AnthropicRouterOptions {
@@ -199,7 +219,7 @@ export function createAnthropicRouter(options: AnthropicRouterOptions): Provider
       reply(content: FakeReplyContent): HttpAnswer {
         const answer = resolveAnswer(content, context);
         const ids = toolIds(answer);
-        const blocks: unknown[] = [];
+        const blocks: unknown[] = answer.thinking.map(thinkingBlock);
         if (hasTextBlock(answer)) blocks.push({ type: 'text', text: answer.text });
         answer.toolCalls.forEach((call, i) => {
           blocks.push({ type: 'tool_use', id: ids[i], name: call.name, input: argumentsObject(call) });
@@ -212,7 +232,7 @@ export function createAnthropicRouter(options: AnthropicRouterOptions): Provider
           content: blocks,
           stop_reason: stopReason(answer.finish),
           stop_sequence: answer.finish === 'stop_sequence' ? (answer.stopSequence ?? null) : null,
-          usage: usageObject(answer, answer.usage.output),
+          usage: { ...usageObject(answer, answer.usage.output), ...thinkingDetails(answer) },
         });
       },
       streamPlan(content: FakeReplyContent) {
@@ -239,6 +259,37 @@ export function createAnthropicRouter(options: AnthropicRouterOptions): Provider
         const ping = (): void => {
           if (index === 0) push('ping', { type: 'ping' });
         };
+        for (const block of answer.thinking) {
+          const wire = thinkingBlock(block);
+          if (wire['type'] === 'redacted_thinking') {
+            push('content_block_start', { type: 'content_block_start', index, content_block: wire }, true);
+            ping();
+          } else {
+            // Both fields start empty and fill in through deltas; the signature comes last.
+            push('content_block_start', {
+              type: 'content_block_start',
+              index,
+              content_block: { type: 'thinking', thinking: '', signature: '' },
+            });
+            ping();
+            const text = 'thinking' in block ? block.thinking : '';
+            const chunks = ('chunks' in block ? block.chunks : undefined) ?? splitWords(text);
+            for (const piece of chunks) {
+              push(
+                'content_block_delta',
+                { type: 'content_block_delta', index, delta: { type: 'thinking_delta', thinking: piece } },
+                true,
+              );
+            }
+            push('content_block_delta', {
+              type: 'content_block_delta',
+              index,
+              delta: { type: 'signature_delta', signature: wire['signature'] },
+            });
+          }
+          push('content_block_stop', { type: 'content_block_stop', index });
+          index++;
+        }
         if (hasTextBlock(answer)) {
           push('content_block_start', {
             type: 'content_block_start',
@@ -295,6 +346,7 @@ export function createAnthropicRouter(options: AnthropicRouterOptions): Provider
             cache_creation_input_tokens: cacheWrite,
             cache_read_input_tokens: cached,
             output_tokens: output,
+            ...thinkingDetails(answer),
           },
         });
         push('message_stop', { type: 'message_stop' });
@@ -325,6 +377,34 @@ export function createAnthropicRouter(options: AnthropicRouterOptions): Provider
         'invalid_request_error',
         `anthropic-version: invalid version '${version}'`,
       );
+    }
+    return undefined;
+  }
+
+  /** The extended-thinking rules the API enforces, with its messages. */
+  function checkThinking(body: Record<string, unknown>): string | undefined {
+    const thinking = body['thinking'];
+    if (isRecord(thinking) && thinking['type'] === 'enabled') {
+      const budget = thinking['budget_tokens'];
+      if (typeof budget !== 'number') return 'thinking.enabled.budget_tokens: Field required';
+      if (budget < 1024) {
+        return 'thinking.enabled.budget_tokens: Input should be greater than or equal to 1024';
+      }
+      if (typeof body['max_tokens'] === 'number' && budget >= body['max_tokens']) {
+        return '`max_tokens` must be greater than `thinking.budget_tokens`. Please consult our documentation at https://docs.claude.com/en/docs/build-with-claude/extended-thinking#max-tokens-and-context-window-size';
+      }
+    }
+    const messages = asArray(body['messages']);
+    for (let m = 0; m < messages.length; m++) {
+      const message = messages[m];
+      if (!isRecord(message)) continue;
+      const content = asArray(message['content']);
+      for (let b = 0; b < content.length; b++) {
+        const block = content[b];
+        if (isRecord(block) && block['type'] === 'thinking' && typeof block['signature'] !== 'string') {
+          return `messages.${m}.content.${b}.thinking.signature: Field required`;
+        }
+      }
     }
     return undefined;
   }
@@ -386,6 +466,10 @@ export function createAnthropicRouter(options: AnthropicRouterOptions): Provider
       }
       if (!known.has(model)) {
         return { answer: errorAnswer(404, headers, 'not_found_error', `model: ${model}`) };
+      }
+      const thinkingError = isMessages ? checkThinking(body) : undefined;
+      if (thinkingError !== undefined) {
+        return { answer: errorAnswer(400, headers, 'invalid_request_error', thinkingError) };
       }
       if (isCount) {
         const messages = asArray(body['messages']);

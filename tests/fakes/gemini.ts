@@ -96,13 +96,16 @@ function pretty(value: unknown): string {
 }
 
 function usageMetadata(answer: ResolvedAnswer, candidates: number): Record<string, unknown> {
-  const { input, cached } = answer.usage;
+  const { input, cached, reasoning } = answer.usage;
+  // Gemini counts thoughts apart from the candidates; the neutral output count includes them.
+  const thoughts = Math.min(reasoning, candidates);
   const usage: Record<string, unknown> = {
     promptTokenCount: input,
-    candidatesTokenCount: candidates,
+    candidatesTokenCount: candidates - thoughts,
     totalTokenCount: input + candidates,
   };
   if (cached > 0) usage['cachedContentTokenCount'] = cached;
+  if (thoughts > 0) usage['thoughtsTokenCount'] = thoughts;
   usage['promptTokensDetails'] = [{ modality: 'TEXT', tokenCount: input }];
   if (cached > 0) usage['cacheTokensDetails'] = [{ modality: 'TEXT', tokenCount: cached }];
   return usage;

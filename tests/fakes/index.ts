@@ -19,6 +19,7 @@ export type {
   FakeReplyContent,
   FakeStreamErrorBehaviour,
   FakeTiming,
+  FakeThinkingBlock,
   FakeToolCall,
   FakeUsage,
   RecordedRequest,

@@ -153,14 +153,14 @@ function finishReason(finish: FakeFinish): string {
 }
 
 function usageObject(answer: ResolvedAnswer): Record<string, unknown> {
-  const { input, output, cached } = answer.usage;
+  const { input, output, cached, reasoning } = answer.usage;
   return {
     prompt_tokens: input,
     completion_tokens: output,
     total_tokens: input + output,
     prompt_tokens_details: { cached_tokens: cached, audio_tokens: 0 },
     completion_tokens_details: {
-      reasoning_tokens: 0,
+      reasoning_tokens: reasoning,
       audio_tokens: 0,
       accepted_prediction_tokens: 0,
       rejected_prediction_tokens: 0,

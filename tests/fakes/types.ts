@@ -12,13 +12,27 @@ export type FakeProviderKind = 'openai' | 'azure' | 'anthropic' | 'gemini';
  *   Gemini `cachedContentTokenCount`).
  * - `cacheWrite` is the part of `input` written to the cache (Anthropic only:
  *   `cache_creation_input_tokens`; the other providers do not report it).
+ * - `reasoning` is the part of `output` spent thinking (OpenAI `completion_tokens_details.reasoning_tokens`,
+ *   Anthropic `output_tokens_details.thinking_tokens`, Gemini `thoughtsTokenCount` beside a
+ *   `candidatesTokenCount` that then excludes it). Anthropic reports it only for answers with thinking.
  */
 export interface FakeUsage {
   input?: number;
   output?: number;
   cached?: number;
   cacheWrite?: number;
+  reasoning?: number;
 }
+
+/**
+ * An Anthropic extended-thinking block, sent before the answer's text and tool calls (the other fakes
+ * ignore thinking). A thinking block streams as `content_block_start` with empty `thinking` and
+ * `signature`, one `thinking_delta` per chunk, then one `signature_delta`; a redacted one as a start
+ * carrying its `data`, then a stop.
+ */
+export type FakeThinkingBlock =
+  | { thinking: string; signature?: string; chunks?: readonly string[] }
+  | { redacted: string };
 
 export interface FakeToolCall {
   name: string;
@@ -50,6 +64,8 @@ export interface FakeReplyContent {
   /** How the text is split into streamed deltas; defaults to one chunk per word. */
   chunks?: readonly string[];
   toolCalls?: readonly FakeToolCall[];
+  /** Anthropic only: thinking blocks ahead of the text. */
+  thinking?: readonly FakeThinkingBlock[];
   /** Missing counts are estimated from the request and answer (about 4 characters a token). */
   usage?: FakeUsage;
   /** Defaults to `tool_calls` when there are tool calls, `stop` otherwise. */

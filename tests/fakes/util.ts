@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import type { FakeFinish, FakeReplyContent, FakeToolCall, FakeUsage } from './types.js';
+import type { FakeFinish, FakeReplyContent, FakeThinkingBlock, FakeToolCall, FakeUsage } from './types.js';
 
 const ALPHANUMERIC = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789';
 
@@ -107,6 +107,7 @@ export interface ResolvedAnswer {
   text: string;
   chunks: readonly string[];
   toolCalls: readonly FakeToolCall[];
+  thinking: readonly FakeThinkingBlock[];
   finish: FakeFinish;
   stopSequence: string | undefined;
   model: string;
@@ -133,20 +134,26 @@ export function resolveAnswer(
   const toolCalls = content.toolCalls ?? [];
   let toolText = '';
   for (const call of toolCalls) toolText += call.name + argumentsJson(call);
+  const thinking = content.thinking ?? [];
+  let thinkingText = '';
+  for (const block of thinking) thinkingText += 'thinking' in block ? block.thinking : block.redacted;
   const usage = content.usage ?? {};
   const input = usage.input ?? estimatePromptTokens(context.promptText, context.promptMessages);
+  const reasoning = usage.reasoning ?? estimateTokens(thinkingText);
   return {
     text,
     chunks,
     toolCalls,
+    thinking,
     finish: content.finish ?? (toolCalls.length > 0 ? 'tool_calls' : 'stop'),
     stopSequence: content.stopSequence,
     model: content.model ?? context.model,
     usage: {
       input,
-      output: usage.output ?? Math.max(1, estimateTokens(text) + estimateTokens(toolText)),
+      output: usage.output ?? Math.max(1, estimateTokens(text) + estimateTokens(toolText) + reasoning),
       cached: usage.cached ?? 0,
       cacheWrite: usage.cacheWrite ?? 0,
+      reasoning,
     },
   };
 }
