@@ -368,7 +368,11 @@ describe('fake Anthropic upstream driven by the official @anthropic-ai/sdk', () 
           messages: [{ role: 'user', content: 'x' }],
         });
       })();
-      expect(plain.content[0]).toEqual({ type: 'thinking', thinking: 'Plan: answer.', signature: 'EqQBsig2' });
+      expect(plain.content[0]).toEqual({
+        type: 'thinking',
+        thinking: 'Plan: answer.',
+        signature: 'EqQBsig2',
+      });
       expect(plain.usage.output_tokens_details?.thinking_tokens).toBeGreaterThan(0);
     });
 

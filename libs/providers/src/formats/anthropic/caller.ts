@@ -3,8 +3,8 @@
  * `POST /v1/messages`, and the `message` objects and SSE events they expect back.
  */
 import type {
-  CacheControl,
   Cacheable,
+  CacheControl,
   ChatRequest,
   ChatResponse,
   ContentPart,

@@ -418,7 +418,8 @@ export class AnthropicStreamDecoder implements StreamDecoder {
         if (block.type === 'text' && block.text) return [{ type: 'text', delta: block.text }];
         // An empty delta still marks where a thinking block begins, so block boundaries survive.
         if (block.type === 'thinking') return [{ type: 'reasoning', delta: block.thinking ?? '' }];
-        if (block.type === 'redacted_thinking') return [{ type: 'reasoning_redacted', data: block.data ?? '' }];
+        if (block.type === 'redacted_thinking')
+          return [{ type: 'reasoning_redacted', data: block.data ?? '' }];
         return [];
       }
       case 'content_block_delta': {
@@ -429,7 +430,8 @@ export class AnthropicStreamDecoder implements StreamDecoder {
           if (index === undefined) return [];
           return [{ type: 'tool_call_delta', index, argumentsDelta: delta.partial_json }];
         }
-        if (delta.type === 'thinking_delta' && delta.thinking) return [{ type: 'reasoning', delta: delta.thinking }];
+        if (delta.type === 'thinking_delta' && delta.thinking)
+          return [{ type: 'reasoning', delta: delta.thinking }];
         if (delta.type === 'signature_delta' && delta.signature !== undefined) {
           return [{ type: 'reasoning_signature', signature: delta.signature }];
         }

@@ -4,8 +4,8 @@ import type {
   FunctionDeclaration,
   GenerateContentResponseUsageMetadata,
   GenerationConfig,
-  ThinkingConfig,
   Part,
+  ThinkingConfig,
 } from '@google/genai';
 import { describe, expect, expectTypeOf, it } from 'vitest';
 import { emptyUsage, mergeUsage, type StreamEvent } from '../../canonical.js';
@@ -17,8 +17,8 @@ import type {
   GeminiContent,
   GeminiPart,
   GeminiRequest,
-  GeminiThinkingConfig,
   GeminiResponse,
+  GeminiThinkingConfig,
   GeminiUsageMetadata,
 } from './wire.js';
 
