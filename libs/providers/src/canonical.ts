@@ -59,8 +59,8 @@ export interface ToolDefinition extends Cacheable {
   parameters: JsonObject;
 }
 
-/** OpenAI `reasoning_effort` levels (also Gemini 3 `thinkingLevel`, upper-cased there). */
-export const REASONING_EFFORTS = ['none', 'minimal', 'low', 'medium', 'high', 'xhigh'] as const;
+/** OpenAI `reasoning_effort` levels, as its SDK lists them (Gemini 3 `thinkingLevel` has four of them). */
+export const REASONING_EFFORTS = ['none', 'minimal', 'low', 'medium', 'high', 'xhigh', 'max'] as const;
 export type ReasoningEffort = (typeof REASONING_EFFORTS)[number];
 
 /**

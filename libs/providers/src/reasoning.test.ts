@@ -8,6 +8,7 @@ describe('reasoning effort ↔ thinking budget', () => {
     ['medium', 8192],
     ['high', 24_576],
     ['xhigh', 32_768],
+    ['max', 32_768],
   ] as const)('when the effort is %s, then the budget is %i tokens', (effort, budget) => {
     expect(budgetForEffort(effort)).toBe(budget);
   });

@@ -6,8 +6,9 @@
  * Levels → budgets follow Google's documented translation of OpenAI's `reasoning_effort` for Gemini
  * (ai.google.dev/gemini-api/docs/openai: low 1,024, medium 8,192, high 24,576 thinking tokens, `none`
  * turns thinking off). `minimal` takes the low budget, since 1,024 is also Anthropic's smallest;
- * `xhigh` (newer OpenAI models), which Google does not map, takes 32,768, Anthropic's usual ceiling for
- * a single non-batch request. Budgets → levels is the inverse: the smallest level whose budget covers it.
+ * `xhigh` and `max` (newer OpenAI models), which Google does not map, take 32,768, the budget above
+ * which Anthropic recommends batch processing. Budgets → levels is the inverse: the smallest level whose
+ * budget covers it (never `max`, which only an OpenAI caller can ask for).
  */
 import type { ReasoningConfig, ReasoningEffort } from './canonical.js';
 
@@ -19,6 +20,7 @@ const BUDGET_BY_EFFORT: Readonly<Record<ThinkingEffort, number>> = {
   medium: 8192,
   high: 24_576,
   xhigh: 32_768,
+  max: 32_768,
 };
 
 /** Anthropic rejects `budget_tokens` below this. */

@@ -166,6 +166,7 @@ const GEMINI_LEVEL: Readonly<Record<ReasoningEffort, GeminiThinkingLevel>> = {
   medium: 'MEDIUM',
   high: 'HIGH',
   xhigh: 'HIGH',
+  max: 'HIGH',
 };
 
 function encodePart(part: ContentPart): GeminiPart[] {

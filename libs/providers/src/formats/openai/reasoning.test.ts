@@ -15,7 +15,7 @@ const request = (overrides: Partial<ChatRequest>): ChatRequest => ({
 
 describe('OpenAI reasoning_effort and reasoning tokens', () => {
   it('when reasoning_effort is sent, then it becomes a canonical effort and reaches an OpenAI upstream unchanged', () => {
-    for (const effort of ['none', 'minimal', 'low', 'medium', 'high', 'xhigh']) {
+    for (const effort of ['none', 'minimal', 'low', 'medium', 'high', 'xhigh', 'max']) {
       const decoded = decodeOpenAIChatRequest({ ...ask, reasoning_effort: effort });
       expect(decoded.reasoning).toEqual({ type: 'effort', effort });
       expect(wire.encodeChatRequest(decoded, 'o4-mini').reasoning_effort).toBe(effort);
@@ -31,7 +31,7 @@ describe('OpenAI reasoning_effort and reasoning tokens', () => {
     }
     expect(caught).toBeInstanceOf(AppError);
     expect((caught as AppError).param).toBe('reasoning_effort');
-    expect((caught as AppError).message).toContain('none, minimal, low, medium, high, xhigh');
+    expect((caught as AppError).message).toContain('none, minimal, low, medium, high, xhigh, max');
   });
 
   it('when a thinking budget comes from another format, then the smallest level covering it is sent', () => {
