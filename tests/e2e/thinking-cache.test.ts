@@ -60,7 +60,11 @@ const cachedThinking = {
   thinking: { type: 'enabled', budget_tokens: 4000 },
   system: [
     { type: 'text', text: 'You are a weather assistant.' },
-    { type: 'text', text: 'A long and stable reference manual.', cache_control: { type: 'ephemeral', ttl: '1h' } },
+    {
+      type: 'text',
+      text: 'A long and stable reference manual.',
+      cache_control: { type: 'ephemeral', ttl: '1h' },
+    },
   ],
   tools: [weatherTool],
   messages: [
@@ -175,7 +179,10 @@ describe('prompt caching and extended thinking through the gateway (Anthropic SD
       cache_creation_input_tokens: 1500,
       output_tokens: 300,
     });
-    expect(bodyOf(lastCall(anthropicFake))).toMatchObject({ stream: true, thinking: cachedThinking.thinking });
+    expect(bodyOf(lastCall(anthropicFake))).toMatchObject({
+      stream: true,
+      thinking: cachedThinking.thinking,
+    });
 
     const requestId = (await stream.withResponse()).response.headers.get('x-request-id');
     const event = await eventFor(t, requestId);
@@ -213,7 +220,11 @@ describe('prompt caching and extended thinking through the gateway (Anthropic SD
       [2048, 2048, 'thinking.budget_tokens: must be less than max_tokens (2048)'],
     ] as const) {
       const error = await anthropic.messages
-        .create({ ...cachedThinking, max_tokens: maxTokens, thinking: { type: 'enabled', budget_tokens: budget } })
+        .create({
+          ...cachedThinking,
+          max_tokens: maxTokens,
+          thinking: { type: 'enabled', budget_tokens: budget },
+        })
         .catch((caught: unknown) => caught);
       expect(error).toBeInstanceOf(Anthropic.BadRequestError);
       const e = error as InstanceType<typeof Anthropic.BadRequestError>;
@@ -286,7 +297,11 @@ describe('reasoning and cached tokens through the gateway (OpenAI SDK)', () => {
   });
 
   it('when reasoning_effort goes to an OpenAI model, then it is carried and its reasoning tokens are reported', async () => {
-    openaiFake.script({ kind: 'reply', text: 'ok', usage: { input: 900, output: 400, cached: 512, reasoning: 320 } });
+    openaiFake.script({
+      kind: 'reply',
+      text: 'ok',
+      usage: { input: 900, output: 400, cached: 512, reasoning: 320 },
+    });
     const completion = await openai.chat.completions.create({
       model: 'reasoner',
       reasoning_effort: 'low',
