@@ -1,4 +1,3 @@
-import { AppError } from '@flowloom/errors';
 import { describe, expect, it } from 'vitest';
 import { type ChatRequest, emptyUsage, mergeUsage, type StreamEvent } from '../../canonical.js';
 import { SseParser } from '../../sse.js';
@@ -71,14 +70,15 @@ const cachedThinkingRequest = {
   ],
 };
 
-function rejection(body: unknown): AppError {
-  try {
-    decodeAnthropicRequest(body);
-  } catch (error) {
-    if (error instanceof AppError) return error;
-    throw error;
-  }
-  throw new Error('expected the request to be rejected');
+/** Expects the body to be refused as an invalid request naming `param`. */
+function expectRejected(body: unknown, param: string, message?: RegExp): void {
+  expect(() => decodeAnthropicRequest(body)).toThrowError(
+    expect.objectContaining({
+      code: 'invalid_request',
+      param,
+      ...(message ? { message: expect.stringMatching(message) } : {}),
+    }),
+  );
 }
 
 const canonical = (overrides: Partial<ChatRequest>): ChatRequest => ({
@@ -108,46 +108,44 @@ describe('anthropic caller → anthropic upstream: prompt caching and extended t
   });
 
   it('when budget_tokens is below 1024, then the request is rejected naming the field', () => {
-    const error = rejection({ ...cachedThinkingRequest, thinking: { type: 'enabled', budget_tokens: 512 } });
-    expect(error.code).toBe('invalid_request');
-    expect(error.message).toBe('thinking.budget_tokens: must be >= 1024');
-    expect(error.param).toBe('thinking.budget_tokens');
+    expectRejected(
+      { ...cachedThinkingRequest, thinking: { type: 'enabled', budget_tokens: 512 } },
+      'thinking.budget_tokens',
+      /^thinking\.budget_tokens: must be >= 1024$/,
+    );
   });
 
   it('when budget_tokens is not below max_tokens, then the request is rejected naming both', () => {
-    const error = rejection({
-      ...cachedThinkingRequest,
-      max_tokens: 2048,
-      thinking: { type: 'enabled', budget_tokens: 2048 },
-    });
-    expect(error.message).toMatch(/^thinking\.budget_tokens: must be less than max_tokens \(2048\)/);
-    expect(error.param).toBe('thinking.budget_tokens');
+    expectRejected(
+      { ...cachedThinkingRequest, max_tokens: 2048, thinking: { type: 'enabled', budget_tokens: 2048 } },
+      'thinking.budget_tokens',
+      /^thinking\.budget_tokens: must be less than max_tokens \(2048\)/,
+    );
   });
 
   it('when a thinking block in the history has no signature, then the request is rejected', () => {
-    const error = rejection({
-      ...cachedThinkingRequest,
-      messages: [
-        { role: 'user', content: 'x' },
-        { role: 'assistant', content: [{ type: 'thinking', thinking: 'hm' }] },
-        { role: 'user', content: 'y' },
-      ],
-    });
-    expect(error.param).toBe('messages.1.content.0.signature');
+    expectRejected(
+      {
+        ...cachedThinkingRequest,
+        messages: [
+          { role: 'user', content: 'x' },
+          { role: 'assistant', content: [{ type: 'thinking', thinking: 'hm' }] },
+          { role: 'user', content: 'y' },
+        ],
+      },
+      'messages.1.content.0.signature',
+    );
   });
 
   it('when cache_control is not an ephemeral marker, then the request is rejected naming the block', () => {
-    const error = rejection({
-      ...cachedThinkingRequest,
-      system: [{ type: 'text', text: 'x', cache_control: { type: 'forever' } }],
-    });
-    expect(error.param).toBe('system.0.cache_control');
+    expectRejected(
+      { ...cachedThinkingRequest, system: [{ type: 'text', text: 'x', cache_control: { type: 'forever' } }] },
+      'system.0.cache_control',
+    );
   });
 
   it('when the thinking type is unknown, then the request is rejected', () => {
-    expect(rejection({ ...cachedThinkingRequest, thinking: { type: 'sometimes' } }).param).toBe(
-      'thinking.type',
-    );
+    expectRejected({ ...cachedThinkingRequest, thinking: { type: 'sometimes' } }, 'thinking.type');
   });
 
   it('when a single system text carries no breakpoint, then it still goes as a plain string', () => {
