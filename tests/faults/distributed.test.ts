@@ -3,13 +3,13 @@ import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { type Db, openPostgres } from '@flowloom/store';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { adminCall, type Child, freePort, startChild } from '../bench/processes.js';
+import { adminCall, freePort } from '../bench/processes.js';
 import { freshDatabase, type OwnKafka, startOwnKafka } from './engines.js';
 import { type Answer, Load } from './load.js';
+import { CLI, Service } from './services.js';
 
 // Distributed mode under faults, as installed: two `flowloom serve gateway` replicas and `flowloom
 // serve audit`, each a process of its own, on PostgreSQL, Redis and a Kafka broker of this test's own
@@ -18,8 +18,6 @@ import { type Answer, Load } from './load.js';
 // every answered request must be in the audit ledger exactly once. A project budget spent through
 // both replicas at once must hold within one reservation.
 
-const ROOT = fileURLToPath(new URL('../..', import.meta.url));
-const CLI = join(ROOT, 'services/flowloom/bin/flowloom.js');
 const ADMIN = 'flk_faults-distributed-admin-0123456789abcdef';
 const REDIS_URL = process.env.FLOWLOOM_TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
 const COMPLETED = 'dev.flowloom.gateway.request.completed.v1';
@@ -42,49 +40,6 @@ const ask = (n: number) => ({
     },
   ],
 });
-
-/** A FlowLoom service in a process of its own that the test can kill and start again on the same ports. */
-class Service {
-  private child: Child | undefined;
-  /** How long the last start took, until the service said it was serving. */
-  startSeconds = 0;
-
-  constructor(
-    readonly name: string,
-    private readonly command: 'gateway' | 'audit',
-    private readonly env: Record<string, string>,
-    readonly url: string,
-  ) {}
-
-  async start(): Promise<void> {
-    const began = Date.now();
-    this.child = await startChild(
-      'node',
-      [CLI, 'serve', this.command],
-      this.env,
-      /FlowLoom (gateway|audit):/,
-      120_000,
-    );
-    this.startSeconds = (Date.now() - began) / 1000;
-  }
-
-  /** SIGKILL: no drain, no shutdown hooks. */
-  async kill(): Promise<void> {
-    const child = this.child?.process;
-    if (!child || child.exitCode !== null || child.signalCode !== null) return;
-    const exited = new Promise((r) => child.once('exit', r));
-    child.kill('SIGKILL');
-    await exited;
-  }
-
-  async stop(): Promise<void> {
-    await this.child?.stop();
-  }
-
-  output(): string {
-    return this.child?.output() ?? '';
-  }
-}
 
 let kafka: OwnKafka | undefined;
 let database: { url: string; drop(): Promise<void> } | undefined;

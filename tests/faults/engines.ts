@@ -75,15 +75,10 @@ export async function startOwnKafka(name: string): Promise<OwnKafka> {
     FLOWLOOM_KAFKA_JAVA_OPTS: '-XX:TieredStopAtLevel=1',
   };
   await script('kafka', 'up', env);
-  const home = process.env.FLOWLOOM_ENGINES_HOME ?? join(homedir(), '.cache/flowloom-engines');
-  const pidFile = join(home, 'kafka/instances', name, 'kafka.pid');
+  const pidFile = join(enginesHome(), 'kafka/instances', name, 'kafka.pid');
   return {
     brokers: `127.0.0.1:${port}`,
-    kill: async () => {
-      const pid = Number(readFileSync(pidFile, 'utf8').trim());
-      process.kill(pid, 'SIGKILL');
-      while (isAlive(pid)) await new Promise((r) => setTimeout(r, 50));
-    },
+    kill: () => killByPidFile(pidFile),
     start: async () => void (await script('kafka', 'up', env)),
     purge: async () => void (await script('kafka', 'purge', env)),
   };
@@ -96,6 +91,38 @@ function isAlive(pid: number): boolean {
   } catch {
     return false;
   }
+}
+
+export interface OwnRedis {
+  url: string;
+  /** SIGKILL: Redis keeps nothing here (no persistence), so it comes back empty. */
+  kill(): Promise<void>;
+  start(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+/** A Redis of the test's own on a free port (redis.sh keeps one pidfile per port). */
+export async function startOwnRedis(): Promise<OwnRedis> {
+  const port = await freePort();
+  const env = { FLOWLOOM_REDIS_PORT: String(port) };
+  await script('redis', 'up', env);
+  const pidFile = join(enginesHome(), 'redis', `redis-${port}.pid`);
+  return {
+    url: `redis://127.0.0.1:${port}`,
+    kill: () => killByPidFile(pidFile),
+    start: async () => void (await script('redis', 'up', env)),
+    stop: async () => void (await script('redis', 'down', env)),
+  };
+}
+
+function enginesHome(): string {
+  return process.env.FLOWLOOM_ENGINES_HOME ?? join(homedir(), '.cache/flowloom-engines');
+}
+
+async function killByPidFile(pidFile: string): Promise<void> {
+  const pid = Number(readFileSync(pidFile, 'utf8').trim());
+  process.kill(pid, 'SIGKILL');
+  while (isAlive(pid)) await new Promise((r) => setTimeout(r, 50));
 }
 
 const SHARED_PG_URL = process.env.FLOWLOOM_TEST_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/flowloom_test';

@@ -98,11 +98,6 @@ async function sqlOutbox(
   onError: (err: unknown) => void,
 ): Promise<RelayedOutbox> {
   const relay = new OutboxRelay(db, bus, { onError });
-  const degraded = new Gauge({
-    name: 'flowloom_outbox_degraded',
-    help: '1 while the database is unreachable and events spool locally (spool) or requests are refused (fail)',
-    registers: [registry],
-  });
   const outbox = await FallbackOutbox.open(new SqlOutbox(db, () => relay.wake()), {
     mode: config.outboxOnDatabaseDown,
     spoolDir: join(resolve(config.dataDir), 'outbox-spool'),
@@ -110,11 +105,13 @@ async function sqlOutbox(
     probe: async () => {
       await db.query('select 1');
     },
-    onChange: (down, reason) => {
-      degraded.set(down ? 1 : 0);
-      if (down) log.error({ reason, plan: config.outboxOnDatabaseDown }, 'outbox: database unreachable');
-      else log.warn('outbox: database reachable again');
-    },
+    onChange: reportFallback(
+      'outbox',
+      'the database behind the outbox (PostgreSQL)',
+      config.outboxOnDatabaseDown,
+      registry,
+      log,
+    ),
     onError: (err) => log.warn({ err }, 'outbox spool: cannot move events into the database yet'),
   });
   new Gauge({
@@ -181,7 +178,13 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
         await RedisLimitStore.open(config.redisUrl),
         new MemoryLimitStore(),
         config.limitsFallback,
-        reportFallback('limits', 'budgets/rate-limits', config.limitsFallback, registry, log),
+        reportFallback(
+          'limits',
+          'the shared budgets/rate-limits store (Redis)',
+          config.limitsFallback,
+          registry,
+          log,
+        ),
       )
     : new MemoryLimitStore();
   const limiter = new Limiter(limits, config.budgets, config.rateLimits);
@@ -190,7 +193,15 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     ? new FallbackSignalStore(
         await RedisSignalStore.open(config.redisUrl, windows),
         new MemorySignalStore(windows),
-        { onChange: reportFallback('signals', 'runaway-signals', 'local', registry, log) },
+        {
+          onChange: reportFallback(
+            'signals',
+            'the shared runaway-signals store (Redis)',
+            'local',
+            registry,
+            log,
+          ),
+        },
       )
     : new MemorySignalStore(windows);
   const gate = new PolicyGate({
@@ -287,17 +298,17 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   };
 }
 
-/** A shared store's fallback in metrics (`flowloom_<what>_degraded`) and logs. */
+/** A store's fallback in metrics (`flowloom_<what>_degraded`) and logs. */
 function reportFallback(
-  what: 'limits' | 'signals',
-  holds: string,
+  what: 'limits' | 'signals' | 'outbox',
+  store: string,
   fallback: string,
   registry: Registry,
   log: Logger,
 ): (degraded: boolean, reason: string) => void {
   const gauge = new Gauge({
     name: `flowloom_${what}_degraded`,
-    help: `1 while the shared ${holds} store (Redis) is unreachable and the fallback is in use`,
+    help: `1 while ${store} is unreachable and the fallback is in use`,
     registers: [registry],
   });
   return (degraded, reason) => {
