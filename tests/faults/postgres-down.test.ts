@@ -11,6 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type FakeProvider, startFakeProvider } from '../fakes/index.js';
 import { type OwnPostgres, startOwnPostgres } from './engines.js';
 import { type Answer, Load } from './load.js';
+import { until } from './until.js';
 
 // PostgreSQL going away under load, on a cluster of this test's own (never the shared one):
 // with `outboxOnDatabaseDown: spool` every request is still answered and every answered request's
@@ -112,16 +113,6 @@ async function metric(url: string, name: string): Promise<number> {
   const match = new RegExp(`^${name} (\\S+)$`, 'm').exec(text);
   if (!match) throw new Error(`metric ${name} is missing from /metrics`);
   return Number(match[1]);
-}
-
-async function until<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 30_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
 }
 
 /** How many outbox rows each request id has (completed requests only). */

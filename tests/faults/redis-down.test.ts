@@ -6,6 +6,7 @@ import { adminCall, freePort } from '../bench/processes.js';
 import { freshDatabase, type OwnRedis, startOwnRedis } from './engines.js';
 import { Load } from './load.js';
 import { Service } from './services.js';
+import { until } from './until.js';
 
 // Redis going away under a real `flowloom serve gateway` process (a Redis of this test's own, never
 // the shared one): with the default fallback the process keeps answering every request on local
@@ -67,16 +68,6 @@ async function health(
   const ready = await fetch(`${url}/readyz`);
   const body = (await ready.json()) as { checks: Record<string, string> };
   return { status: ready.status, checks: body.checks, metrics: await (await fetch(`${url}/metrics`)).text() };
-}
-
-async function until<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 30_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 250));
-  }
 }
 
 describe('when Redis is unavailable to a gateway process', () => {
