@@ -86,7 +86,7 @@ const scriptedThinking = {
   ],
   text: 'Let me check.',
   toolCalls: [{ name: 'get_weather', arguments: { city: 'Zürich' }, id: 'toolu_01Zurich' }],
-  usage: { input: 5000, output: 300, cached: 3000, cacheWrite: 1500, reasoning: 200 },
+  usage: { input: 5000, output: 300, cached: 3000, cacheWrite: 1500, cacheWrite1h: 1000, reasoning: 200 },
 } as const;
 
 describe('prompt caching and extended thinking through the gateway (Anthropic SDK → Anthropic)', () => {
@@ -114,6 +114,7 @@ describe('prompt caching and extended thinking through the gateway (Anthropic SD
       cache_creation_input_tokens: 1500,
       output_tokens: 300,
       output_tokens_details: { thinking_tokens: 200 },
+      cache_creation: { ephemeral_5m_input_tokens: 500, ephemeral_1h_input_tokens: 1000 },
     });
 
     const event = await eventFor(t, response.headers.get('x-request-id'));
@@ -124,11 +125,16 @@ describe('prompt caching and extended thinking through the gateway (Anthropic SD
         outputTokens: 300,
         cachedInputTokens: 3000,
         cacheWriteTokens: 1500,
+        cacheWrite1hTokens: 1000,
         reasoningTokens: 200,
       },
     });
-    // claude-sonnet-4 prices: 500 plain × $3, 3000 reads × $0.30, 1500 writes × $3.75, 300 out × $15 per M.
-    expect(event.data.costUsd).toBeCloseTo((500 * 3 + 3000 * 0.3 + 1500 * 3.75 + 300 * 15) / 1e6, 10);
+    // claude-sonnet-4 prices per million: 500 plain × $3, 3000 reads × $0.30, 500 five-minute writes
+    // × $3.75, 1000 one-hour writes × $6, 300 out × $15.
+    expect(event.data.costUsd).toBeCloseTo(
+      (500 * 3 + 3000 * 0.3 + 500 * 3.75 + 1000 * 6 + 300 * 15) / 1e6,
+      10,
+    );
   });
 
   it('when a thinking answer is streamed, then the SDK sees the upstream event sequence, thinking and signature deltas', async () => {

@@ -93,12 +93,15 @@ function thinkingDetails(answer: ResolvedAnswer): Record<string, unknown> {
 }
 
 function usageObject(answer: ResolvedAnswer, outputTokens: number): Record<string, unknown> {
-  const { input, cached, cacheWrite } = answer.usage;
+  const { input, cached, cacheWrite, cacheWrite1h } = answer.usage;
   return {
     input_tokens: Math.max(0, input - cached - cacheWrite),
     cache_creation_input_tokens: cacheWrite,
     cache_read_input_tokens: cached,
-    cache_creation: { ephemeral_5m_input_tokens: cacheWrite, ephemeral_1h_input_tokens: 0 },
+    cache_creation: {
+      ephemeral_5m_input_tokens: cacheWrite - cacheWrite1h,
+      ephemeral_1h_input_tokens: cacheWrite1h,
+    },
     output_tokens: outputTokens,
     service_tier: 'standard',
   };

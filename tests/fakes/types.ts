@@ -12,6 +12,8 @@ export type FakeProviderKind = 'openai' | 'azure' | 'anthropic' | 'gemini';
  *   Gemini `cachedContentTokenCount`).
  * - `cacheWrite` is the part of `input` written to the cache (Anthropic only:
  *   `cache_creation_input_tokens`; the other providers do not report it).
+ * - `cacheWrite1h` is the part of `cacheWrite` cached for one hour (Anthropic
+ *   `cache_creation.ephemeral_1h_input_tokens`; the rest is reported as `ephemeral_5m_input_tokens`).
  * - `reasoning` is the part of `output` spent thinking (OpenAI `completion_tokens_details.reasoning_tokens`,
  *   Anthropic `output_tokens_details.thinking_tokens`, Gemini `thoughtsTokenCount` beside a
  *   `candidatesTokenCount` that then excludes it). Anthropic reports it only for answers with thinking.
@@ -21,6 +23,7 @@ export interface FakeUsage {
   output?: number;
   cached?: number;
   cacheWrite?: number;
+  cacheWrite1h?: number;
   reasoning?: number;
 }
 

@@ -153,6 +153,7 @@ export function resolveAnswer(
       output: usage.output ?? Math.max(1, estimateTokens(text) + estimateTokens(toolText) + reasoning),
       cached: usage.cached ?? 0,
       cacheWrite: usage.cacheWrite ?? 0,
+      cacheWrite1h: Math.min(usage.cacheWrite1h ?? 0, usage.cacheWrite ?? 0),
       reasoning,
     },
   };

@@ -20,6 +20,8 @@ export const priceSchema = z.strictObject({
   cachedInput: z.number().nonnegative().optional(),
   /** Prompt-cache writes (Anthropic bills them above the input rate); the input rate when absent. */
   cacheWriteInput: z.number().nonnegative().optional(),
+  /** One-hour prompt-cache writes; the cacheWriteInput rate when absent. */
+  cacheWrite1hInput: z.number().nonnegative().optional(),
 });
 export type Price = z.infer<typeof priceSchema>;
 

@@ -31,6 +31,8 @@ export const usageSchema = z.object({
   cachedInputTokens: z.number().int(),
   /** Part of inputTokens written to the provider's prompt cache (Anthropic), billed at its own rate. */
   cacheWriteTokens: z.number().int().optional(),
+  /** Part of cacheWriteTokens cached for one hour, billed at its own rate. */
+  cacheWrite1hTokens: z.number().int().optional(),
   /** Part of outputTokens spent on reasoning, when the provider reports it. */
   reasoningTokens: z.number().int().optional(),
 });

@@ -121,6 +121,8 @@ export interface Usage {
   cachedInputTokens: number;
   /** Anthropic bills cache writes separately; part of `inputTokens`. */
   cacheWriteTokens?: number;
+  /** The part of `cacheWriteTokens` cached for one hour (`ttl: '1h'`), billed above five-minute writes. */
+  cacheWrite1hTokens?: number;
   /**
    * The part of `outputTokens` spent on reasoning, when the provider reports it (OpenAI
    * `reasoning_tokens`, Gemini `thoughtsTokenCount`, Anthropic `output_tokens_details.thinking_tokens`).
@@ -185,15 +187,15 @@ export function emptyUsage(): Usage {
 
 /** Folds a stream's usage events into one total; later values replace earlier ones per field. */
 export function mergeUsage(total: Usage, part: Partial<Usage>): Usage {
-  return {
+  const merged: Usage = {
     inputTokens: part.inputTokens ?? total.inputTokens,
     outputTokens: part.outputTokens ?? total.outputTokens,
     cachedInputTokens: part.cachedInputTokens ?? total.cachedInputTokens,
-    ...(part.cacheWriteTokens !== undefined || total.cacheWriteTokens !== undefined
-      ? { cacheWriteTokens: part.cacheWriteTokens ?? total.cacheWriteTokens }
-      : {}),
-    ...(part.reasoningTokens !== undefined || total.reasoningTokens !== undefined
-      ? { reasoningTokens: part.reasoningTokens ?? total.reasoningTokens }
-      : {}),
   };
+  // Optional counters stay absent until some provider event reports them (absent means unknown).
+  for (const field of ['cacheWriteTokens', 'cacheWrite1hTokens', 'reasoningTokens'] as const) {
+    const value = part[field] ?? total[field];
+    if (value !== undefined) merged[field] = value;
+  }
+  return merged;
 }

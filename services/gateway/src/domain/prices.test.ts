@@ -73,6 +73,19 @@ describe('cost', () => {
     expect(cost).toBeGreaterThan(costOf(usage(1_000, 50, 600), price));
   });
 
+  it('when part of the cache writes are for one hour, then those cost the one-hour rate', () => {
+    const price = DEFAULT_PRICES['claude-sonnet-4'];
+    const cost = costOf({ ...usage(1_000, 0), cacheWriteTokens: 800, cacheWrite1hTokens: 500 }, price);
+    // 200 plain × $3, 300 five-minute writes × $3.75, 500 one-hour writes × $6
+    expect(cost).toBeCloseTo((200 * 3 + 300 * 3.75 + 500 * 6) / 1e6, 12);
+    // Without a one-hour rate they cost the five-minute one.
+    const flat = { input: 3, output: 15, cacheWriteInput: 3.75 };
+    expect(costOf({ ...usage(1_000, 0), cacheWriteTokens: 800, cacheWrite1hTokens: 500 }, flat)).toBeCloseTo(
+      (200 * 3 + 800 * 3.75) / 1e6,
+      12,
+    );
+  });
+
   it('when the model lists no cache-write rate, then writes cost the input rate', () => {
     const price = { input: 2, output: 4 };
     expect(costOf({ ...usage(1_000, 0), cacheWriteTokens: 400 }, price)).toBeCloseTo(

@@ -6,8 +6,10 @@ export interface Price {
   output: number;
   /** Input read from the provider's prompt cache. */
   cachedInput?: number;
-  /** Input written to the prompt cache (Anthropic bills it above the input rate). */
+  /** Input written to the prompt cache for five minutes (Anthropic bills it above the input rate). */
   cacheWriteInput?: number;
+  /** Input written to the prompt cache for one hour; the five-minute write rate when absent. */
+  cacheWrite1hInput?: number;
 }
 
 /**
@@ -26,14 +28,31 @@ export const DEFAULT_PRICES: Readonly<Record<string, Price>> = {
   'o4-mini': { input: 1.1, output: 4.4, cachedInput: 0.275 },
   'text-embedding-3-small': { input: 0.02, output: 0 },
   'text-embedding-3-large': { input: 0.13, output: 0 },
-  // Anthropic: cache reads 0.1× and 5-minute cache writes 1.25× the input rate (1-hour writes, 2×, are
-  // billed at the 5-minute rate here, as usage does not always split them).
-  'claude-3-5-haiku': { input: 0.8, output: 4, cachedInput: 0.08, cacheWriteInput: 1 },
-  'claude-3-5-sonnet': { input: 3, output: 15, cachedInput: 0.3, cacheWriteInput: 3.75 },
-  'claude-3-7-sonnet': { input: 3, output: 15, cachedInput: 0.3, cacheWriteInput: 3.75 },
-  'claude-sonnet-4': { input: 3, output: 15, cachedInput: 0.3, cacheWriteInput: 3.75 },
-  'claude-opus-4': { input: 15, output: 75, cachedInput: 1.5, cacheWriteInput: 18.75 },
-  'claude-haiku-4-5': { input: 1, output: 5, cachedInput: 0.1, cacheWriteInput: 1.25 },
+  // Anthropic: cache reads 0.1×, 5-minute cache writes 1.25× and 1-hour writes 2× the input rate.
+  'claude-3-5-haiku': {
+    input: 0.8,
+    output: 4,
+    cachedInput: 0.08,
+    cacheWriteInput: 1,
+    cacheWrite1hInput: 1.6,
+  },
+  'claude-3-5-sonnet': {
+    input: 3,
+    output: 15,
+    cachedInput: 0.3,
+    cacheWriteInput: 3.75,
+    cacheWrite1hInput: 6,
+  },
+  'claude-3-7-sonnet': {
+    input: 3,
+    output: 15,
+    cachedInput: 0.3,
+    cacheWriteInput: 3.75,
+    cacheWrite1hInput: 6,
+  },
+  'claude-sonnet-4': { input: 3, output: 15, cachedInput: 0.3, cacheWriteInput: 3.75, cacheWrite1hInput: 6 },
+  'claude-opus-4': { input: 15, output: 75, cachedInput: 1.5, cacheWriteInput: 18.75, cacheWrite1hInput: 30 },
+  'claude-haiku-4-5': { input: 1, output: 5, cachedInput: 0.1, cacheWriteInput: 1.25, cacheWrite1hInput: 2 },
   'gemini-2.0-flash': { input: 0.1, output: 0.4, cachedInput: 0.025 },
   'gemini-2.5-flash': { input: 0.3, output: 2.5, cachedInput: 0.075 },
   'gemini-2.5-pro': { input: 1.25, output: 10, cachedInput: 0.31 },
@@ -51,18 +70,22 @@ export function findPrice(model: string, table: Readonly<Record<string, Price>>)
 }
 
 /**
- * Cost in USD. Input splits into cache reads, cache writes and the rest, each at its own rate (the input
- * rate when the model lists none); reasoning tokens are part of the output and cost the output rate.
+ * Cost in USD. Input splits into cache reads, one-hour and five-minute cache writes and the rest, each at
+ * its own rate (falling back to the next cheaper one the model lists, then the input rate); reasoning
+ * tokens are part of the output and cost the output rate.
  */
 export function costOf(usage: Usage, price: Price | undefined): number {
   if (!price) return 0;
   const cached = Math.min(usage.cachedInputTokens, usage.inputTokens);
   const written = Math.min(usage.cacheWriteTokens ?? 0, usage.inputTokens - cached);
+  const writtenForAnHour = Math.min(usage.cacheWrite1hTokens ?? 0, written);
   const fresh = usage.inputTokens - cached - written;
+  const writeRate = price.cacheWriteInput ?? price.input;
   const micro =
     fresh * price.input +
     cached * (price.cachedInput ?? price.input) +
-    written * (price.cacheWriteInput ?? price.input) +
+    (written - writtenForAnHour) * writeRate +
+    writtenForAnHour * (price.cacheWrite1hInput ?? writeRate) +
     usage.outputTokens * price.output;
   return micro / 1_000_000;
 }

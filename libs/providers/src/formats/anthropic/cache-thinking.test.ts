@@ -173,6 +173,7 @@ describe('anthropic upstream → anthropic caller: thinking in answers', () => {
       cache_creation_input_tokens: 100,
       cache_read_input_tokens: 2000,
       output_tokens_details: { thinking_tokens: 70 },
+      cache_creation: { ephemeral_5m_input_tokens: 60, ephemeral_1h_input_tokens: 40 },
     },
   };
 
@@ -187,9 +188,31 @@ describe('anthropic upstream → anthropic caller: thinking in answers', () => {
       outputTokens: 90,
       cachedInputTokens: 2000,
       cacheWriteTokens: 100,
+      cacheWrite1hTokens: 40,
       reasoningTokens: 70,
     });
     expect(anthropicCaller.encodeChatResponse(decoded, 'claude')).toEqual({ ...message, model: 'claude' });
+  });
+
+  it('when cache writes are split by TTL, then the one-hour part is kept for pricing, streamed or not', () => {
+    const usage = {
+      input_tokens: 10,
+      output_tokens: 5,
+      cache_creation_input_tokens: 900,
+      cache_read_input_tokens: 0,
+      cache_creation: { ephemeral_5m_input_tokens: 300, ephemeral_1h_input_tokens: 600 },
+    };
+    expect(decodeAnthropicResponse({ ...message, usage }).usage).toMatchObject({
+      inputTokens: 910,
+      cacheWriteTokens: 900,
+      cacheWrite1hTokens: 600,
+    });
+    const decoder = new AnthropicStreamDecoder();
+    const events = decoder.push({
+      event: 'message_start',
+      data: JSON.stringify({ type: 'message_start', message: { id: 'msg_1', model: 'm', usage } }),
+    });
+    expect(events.at(-1)).toMatchObject({ type: 'usage', usage: { cacheWrite1hTokens: 600 } });
   });
 
   it('when a thinking stream is decoded and re-encoded, then every frame but message_start is identical', () => {

@@ -370,6 +370,7 @@ describe('anthropic caller: encoding a response', () => {
         output_tokens: 40,
         cache_read_input_tokens: 1000,
         cache_creation_input_tokens: 150,
+        cache_creation: { ephemeral_5m_input_tokens: 150, ephemeral_1h_input_tokens: 0 },
       },
     });
   });

@@ -297,7 +297,7 @@ export function toAnthropicMessage(response: ChatResponse, model: string): Anthr
     content,
     stop_reason: stopReason,
     stop_sequence: stopReason === 'stop_sequence' ? (response.stopSequence ?? null) : null,
-    usage: toAnthropicUsage(response.usage),
+    usage: toAnthropicUsage(response.usage, true),
   };
 }
 
@@ -442,7 +442,7 @@ export class AnthropicStreamEncoder implements StreamEncoder {
         content: [],
         stop_reason: null,
         stop_sequence: null,
-        usage: toAnthropicUsage(this.usage),
+        usage: toAnthropicUsage(this.usage, true),
       },
     });
   }

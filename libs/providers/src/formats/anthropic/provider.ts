@@ -231,12 +231,19 @@ const outputDetailsSchema = z
   .nullable()
   .optional();
 
+// The split of cache writes by TTL: one-hour writes cost more than five-minute ones.
+const cacheCreationSchema = z
+  .object({ ephemeral_1h_input_tokens: z.number().nullable().optional() })
+  .nullable()
+  .optional();
+
 const usageSchema = z.object({
   input_tokens: z.number(),
   output_tokens: z.number(),
   cache_creation_input_tokens: z.number().nullable().optional(),
   cache_read_input_tokens: z.number().nullable().optional(),
   output_tokens_details: outputDetailsSchema,
+  cache_creation: cacheCreationSchema,
 });
 
 const contentBlockSchema = z.discriminatedUnion('type', [
@@ -345,6 +352,7 @@ const streamEventSchema = z.discriminatedUnion('type', [
       cache_creation_input_tokens: z.number().nullable().optional(),
       cache_read_input_tokens: z.number().nullable().optional(),
       output_tokens_details: outputDetailsSchema,
+      cache_creation: cacheCreationSchema,
     }),
   }),
   z.object({ type: z.literal('message_stop') }),
@@ -366,6 +374,7 @@ export class AnthropicStreamDecoder implements StreamDecoder {
     output: number;
     cacheRead: number;
     cacheWrite: number;
+    cacheWrite1h?: number;
     thinking?: number;
   } = { input: 0, output: 0, cacheRead: 0, cacheWrite: 0 };
 
@@ -397,7 +406,7 @@ export class AnthropicStreamDecoder implements StreamDecoder {
         this.counters.output = usage.output_tokens;
         this.counters.cacheRead = usage.cache_read_input_tokens ?? 0;
         this.counters.cacheWrite = usage.cache_creation_input_tokens ?? 0;
-        this.readThinkingTokens(usage.output_tokens_details);
+        this.readDetails(usage);
         return [
           {
             type: 'start',
@@ -445,7 +454,7 @@ export class AnthropicStreamDecoder implements StreamDecoder {
         if (usage.cache_read_input_tokens != null) this.counters.cacheRead = usage.cache_read_input_tokens;
         if (usage.cache_creation_input_tokens != null)
           this.counters.cacheWrite = usage.cache_creation_input_tokens;
-        this.readThinkingTokens(usage.output_tokens_details);
+        this.readDetails(usage);
         const events: StreamEvent[] = [];
         if (event.delta.stop_reason != null) {
           events.push({
@@ -474,19 +483,25 @@ export class AnthropicStreamDecoder implements StreamDecoder {
     }
   }
 
-  private readThinkingTokens(details: z.infer<typeof outputDetailsSchema>): void {
-    const thinking = details?.thinking_tokens;
+  private readDetails(usage: {
+    output_tokens_details?: z.infer<typeof outputDetailsSchema>;
+    cache_creation?: z.infer<typeof cacheCreationSchema>;
+  }): void {
+    const thinking = usage.output_tokens_details?.thinking_tokens;
     if (typeof thinking === 'number') this.counters.thinking = thinking;
+    const hourWrites = usage.cache_creation?.ephemeral_1h_input_tokens;
+    if (typeof hourWrites === 'number') this.counters.cacheWrite1h = hourWrites;
   }
 
   private usage(): Usage {
-    const thinking = this.counters.thinking;
+    const { thinking, cacheWrite1h } = this.counters;
     return fromAnthropicUsage({
       input_tokens: this.counters.input,
       output_tokens: this.counters.output,
       cache_read_input_tokens: this.counters.cacheRead,
       cache_creation_input_tokens: this.counters.cacheWrite,
       ...(thinking !== undefined ? { output_tokens_details: { thinking_tokens: thinking } } : {}),
+      ...(cacheWrite1h !== undefined ? { cache_creation: { ephemeral_1h_input_tokens: cacheWrite1h } } : {}),
     });
   }
 }

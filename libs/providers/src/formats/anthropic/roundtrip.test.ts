@@ -116,6 +116,7 @@ describe('anthropic round trips', () => {
         output_tokens: 89,
         cache_creation_input_tokens: 300,
         cache_read_input_tokens: 2048,
+        cache_creation: { ephemeral_5m_input_tokens: 300, ephemeral_1h_input_tokens: 0 },
       },
     });
   });

@@ -96,6 +96,8 @@ export type AnthropicUsage = {
   cache_read_input_tokens: number;
   /** Only when the thinking tokens are known (the API reports them for thinking answers). */
   output_tokens_details?: { thinking_tokens: number };
+  /** Cache writes by TTL, in messages (not in message_delta, as the API does). */
+  cache_creation?: { ephemeral_5m_input_tokens: number; ephemeral_1h_input_tokens: number };
 };
 
 export type AnthropicMessage = {
@@ -147,10 +149,15 @@ export type AnthropicStreamEvent =
   | AnthropicMessageStopEvent
   | AnthropicErrorEvent;
 
-/** Anthropic reports uncached input apart from cache reads and writes; canonical input includes both. */
-export function toAnthropicUsage(usage: Partial<Usage>): AnthropicUsage {
+/**
+ * Anthropic reports uncached input apart from cache reads and writes; canonical input includes both.
+ * `withCacheCreation` adds the writes' TTL split, which messages carry and message_delta does not; it is
+ * known only when the answer came from Anthropic.
+ */
+export function toAnthropicUsage(usage: Partial<Usage>, withCacheCreation = false): AnthropicUsage {
   const cacheRead = usage.cachedInputTokens ?? 0;
   const cacheWrite = usage.cacheWriteTokens ?? 0;
+  const hourWrites = Math.min(usage.cacheWrite1hTokens ?? 0, cacheWrite);
   return {
     input_tokens: Math.max(0, (usage.inputTokens ?? 0) - cacheRead - cacheWrite),
     output_tokens: usage.outputTokens ?? 0,
@@ -158,6 +165,14 @@ export function toAnthropicUsage(usage: Partial<Usage>): AnthropicUsage {
     cache_read_input_tokens: cacheRead,
     ...(usage.reasoningTokens !== undefined
       ? { output_tokens_details: { thinking_tokens: usage.reasoningTokens } }
+      : {}),
+    ...(withCacheCreation && usage.cacheWriteTokens !== undefined
+      ? {
+          cache_creation: {
+            ephemeral_5m_input_tokens: cacheWrite - hourWrites,
+            ephemeral_1h_input_tokens: hourWrites,
+          },
+        }
       : {}),
   };
 }
@@ -168,15 +183,18 @@ export function fromAnthropicUsage(usage: {
   cache_creation_input_tokens?: number | null | undefined;
   cache_read_input_tokens?: number | null | undefined;
   output_tokens_details?: { thinking_tokens?: number | null | undefined } | null | undefined;
+  cache_creation?: { ephemeral_1h_input_tokens?: number | null | undefined } | null | undefined;
 }): Usage {
   const cacheRead = usage.cache_read_input_tokens ?? 0;
   const cacheWrite = usage.cache_creation_input_tokens ?? 0;
   const thinking = usage.output_tokens_details?.thinking_tokens;
+  const hourWrites = usage.cache_creation?.ephemeral_1h_input_tokens;
   return {
     inputTokens: usage.input_tokens + cacheRead + cacheWrite,
     outputTokens: usage.output_tokens,
     cachedInputTokens: cacheRead,
     cacheWriteTokens: cacheWrite,
+    ...(typeof hourWrites === 'number' && hourWrites > 0 ? { cacheWrite1hTokens: hourWrites } : {}),
     ...(typeof thinking === 'number' ? { reasoningTokens: thinking } : {}),
   };
 }
