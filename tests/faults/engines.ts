@@ -1,6 +1,6 @@
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { readFileSync, rmSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -98,6 +98,7 @@ export interface OwnRedis {
   /** SIGKILL: Redis keeps nothing here (no persistence), so it comes back empty. */
   kill(): Promise<void>;
   start(): Promise<void>;
+  /** Stops it and deletes its log. */
   stop(): Promise<void>;
 }
 
@@ -111,7 +112,11 @@ export async function startOwnRedis(): Promise<OwnRedis> {
     url: `redis://127.0.0.1:${port}`,
     kill: () => killByPidFile(pidFile),
     start: async () => void (await script('redis', 'up', env)),
-    stop: async () => void (await script('redis', 'down', env)),
+    stop: async () => {
+      await script('redis', 'down', env);
+      // A port of its own each run: its log would only pile up in the cache.
+      rmSync(join(enginesHome(), 'redis', `redis-${port}.log`), { force: true });
+    },
   };
 }
 
