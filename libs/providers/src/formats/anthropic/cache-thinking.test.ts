@@ -293,6 +293,25 @@ describe('canonical reasoning → anthropic thinking (other callers)', () => {
     expect(body.thinking).toEqual({ type: 'enabled', budget_tokens: 1024 });
   });
 
+  it('when the Claude model predates thinking, then no thinking setting is sent', () => {
+    for (const model of [
+      'claude-3-5-haiku-20241022',
+      'claude-3-haiku-20240307',
+      'claude-3-5-sonnet-latest',
+    ]) {
+      const body = encodeAnthropicRequest(
+        canonical({ reasoning: { type: 'effort', effort: 'high' } }),
+        model,
+      );
+      expect(body.thinking).toBeUndefined();
+    }
+    const body = encodeAnthropicRequest(
+      canonical({ reasoning: { type: 'effort', effort: 'high' } }),
+      'claude-3-7-sonnet-latest',
+    );
+    expect(body.thinking).toEqual({ type: 'enabled', budget_tokens: 24_576 });
+  });
+
   it('when thinking is off (effort none, budget 0) or left to the model, then disabled or adaptive is sent', () => {
     expect(
       encodeAnthropicRequest(canonical({ reasoning: { type: 'effort', effort: 'none' } }), 'm').thinking,

@@ -108,7 +108,7 @@ export function encodeAnthropicRequest(request: ChatRequest, model: string): Ant
   const toolChoice =
     tools.length > 0 ? encodeToolChoice(request.toolChoice, request.parallelToolCalls) : undefined;
   const first = system[0];
-  const thinking = encodeThinking(request);
+  const thinking = encodeThinking(request, model);
   const maxTokens =
     request.maxTokens ??
     // Thinking counts towards max_tokens: the default answer length comes on top of the budget.
@@ -159,9 +159,10 @@ function cacheControl(marker: CacheControl | undefined): { cache_control?: Cache
  * includes thinking. When the limit leaves no room for the minimum, the answer is asked for without
  * thinking rather than failing a request that was valid in the caller's own format.
  */
-function encodeThinking(request: ChatRequest): AnthropicThinkingConfig | undefined {
+function encodeThinking(request: ChatRequest, model: string): AnthropicThinkingConfig | undefined {
   const config = request.reasoning;
-  if (!config) return undefined;
+  // Claude models before 3.7 do not think and reject the parameter; the hint is dropped instead.
+  if (!config || /^claude-(instant|2|3-(haiku|sonnet|opus)|3-5)/.test(model)) return undefined;
   const display = config.display ? { display: config.display } : {};
   if (reasoningDisabled(config)) return { type: 'disabled' };
   if (config.type === 'adaptive') return { type: 'adaptive', ...display };

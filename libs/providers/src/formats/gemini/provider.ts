@@ -143,6 +143,8 @@ export function encodeGeminiRequest(request: ChatRequest, model: string): Gemini
  * off and -1 for dynamic. Budgets go as budgets to both (Gemini 3 still accepts `thinkingBudget`).
  */
 function encodeThinkingConfig(config: ReasoningConfig, model: string): GeminiThinkingConfig | undefined {
+  // Gemini 1.x and 2.0 do not think; a thinking hint from another format is dropped, not an error.
+  if (/^(models\/)?gemini-(1|2\.0)([.-]|$)/.test(model)) return undefined;
   const levels = isGemini3OrLater(model);
   if (reasoningDisabled(config)) return levels ? { thinkingLevel: 'MINIMAL' } : { thinkingBudget: 0 };
   switch (config.type) {

@@ -73,6 +73,13 @@ describe('gemini thinkingConfig', () => {
     });
   });
 
+  it('when any thinking setting goes to a Gemini model that does not think, then it is dropped', () => {
+    for (const model of ['gemini-2.0-flash', 'gemini-1.5-pro', 'models/gemini-2.0-flash-lite']) {
+      expect(thinkingConfigFor({ type: 'budget', budgetTokens: 4096 }, model)).toBeUndefined();
+      expect(thinkingConfigFor({ type: 'effort', effort: 'high' }, model)).toBeUndefined();
+    }
+  });
+
   it('when an effort goes to Gemini 3, then it is sent as thinkingLevel, and off becomes MINIMAL', () => {
     expect(thinkingConfigFor({ type: 'effort', effort: 'medium' }, 'gemini-3-pro-preview')).toEqual({
       thinkingLevel: 'MEDIUM',

@@ -88,7 +88,7 @@ export function encodeOpenAIChatRequest(
     body.tool_choice =
       choice.type === 'tool' ? { type: 'function', function: { name: choice.name } } : choice.type;
   if (request.parallelToolCalls !== undefined) body.parallel_tool_calls = request.parallelToolCalls;
-  const effort = encodeReasoningEffort(request.reasoning);
+  const effort = encodeReasoningEffort(request.reasoning, model);
   if (effort !== undefined) body.reasoning_effort = effort;
   const format = request.responseFormat;
   if (format) {
@@ -113,19 +113,25 @@ export function encodeOpenAIChatRequest(
 }
 
 /**
- * An effort goes as is; a budget becomes the smallest level that covers it (reasoning.ts). "Disabled"
- * and "adaptive" send nothing: the model's default is the closest OpenAI has, and models that do not
- * reason reject the parameter outright.
+ * An effort goes as is: it is what an OpenAI caller wrote. A budget (from Anthropic or Gemini callers)
+ * becomes the smallest level that covers it (reasoning.ts), but only for models that reason (o-series,
+ * gpt-5): others reject the parameter, and a hint another format sent by habit must not fail the call.
+ * "Disabled" and "adaptive" send nothing: the model's default is the closest OpenAI has.
  */
-function encodeReasoningEffort(config: ChatRequest['reasoning']): string | undefined {
+function encodeReasoningEffort(config: ChatRequest['reasoning'], model: string): string | undefined {
   switch (config?.type) {
     case 'effort':
       return config.effort;
     case 'budget':
-      return effortForBudget(config.budgetTokens);
+      return isOpenAIReasoningModel(model) ? effortForBudget(config.budgetTokens) : undefined;
     default:
       return undefined;
   }
+}
+
+/** OpenAI's reasoning models by name; deployments named otherwise (Azure) are not recognised. */
+function isOpenAIReasoningModel(model: string): boolean {
+  return /^(o[1-9]|gpt-5(?!-chat)|codex)/i.test(model);
 }
 
 function isObject(value: unknown): value is Record<string, unknown> {

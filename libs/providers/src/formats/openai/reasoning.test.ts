@@ -30,12 +30,16 @@ describe('OpenAI reasoning_effort and reasoning tokens', () => {
     );
   });
 
-  it('when a thinking budget comes from another format, then the smallest level covering it is sent', () => {
-    const effortFor = (budgetTokens: number): unknown =>
-      wire.encodeChatRequest(request({ reasoning: { type: 'budget', budgetTokens } }), 'm').reasoning_effort;
+  it('when a thinking budget comes from another format, then a reasoning model gets the smallest level covering it', () => {
+    const effortFor = (budgetTokens: number, model = 'o4-mini'): unknown =>
+      wire.encodeChatRequest(request({ reasoning: { type: 'budget', budgetTokens } }), model)
+        .reasoning_effort;
     expect(effortFor(1024)).toBe('low');
-    expect(effortFor(5000)).toBe('medium');
-    expect(effortFor(20_000)).toBe('high');
+    expect(effortFor(5000, 'gpt-5-mini')).toBe('medium');
+    expect(effortFor(20_000, 'o3')).toBe('high');
+    // Models that do not reason reject the parameter: the hint is dropped instead.
+    expect(effortFor(20_000, 'gpt-4o')).toBeUndefined();
+    expect(effortFor(20_000, 'gpt-5-chat-latest')).toBeUndefined();
   });
 
   it('when thinking is disabled or adaptive, or not asked, then no reasoning_effort is sent', () => {
