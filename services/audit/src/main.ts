@@ -14,6 +14,7 @@ import type { ReportSettings } from './app/report.js';
 import { consumeAllEvents } from './consumers/bus-consumer.js';
 import { retentionRules } from './domain/retention.js';
 import { type AuditGrpcServer, startAuditGrpcServer } from './grpc/server.js';
+import { auditOpenApi } from './http/openapi.js';
 import { type AuditHttpPlugin, auditRoutes } from './http/routes.js';
 import { adminKeyAuthorizer, buildAuditHttpServer } from './http/server.js';
 import type { AdminAuthorizer } from './ports/admin.js';
@@ -44,6 +45,8 @@ export interface AuditService {
   readonly source: LocalAuditSource;
   /** The audit API routes, to mount on a fastify server (the gateway's, in `flowloom up`). */
   readonly httpRoutes: AuditHttpPlugin;
+  /** The OpenAPI document of those routes, for a server that mounts them to compose into its own. */
+  readonly openApi: typeof auditOpenApi;
   readonly reportSettings: ReportSettings;
   /** Serves `flowloom.audit.v1.Audit` (and gRPC health) on a server of its own. */
   serveGrpc(options: {
@@ -167,6 +170,7 @@ export async function openAudit(options: AuditOptions): Promise<AuditService> {
       db.kind === 'pglite' ? `data folder ${config.dataDir}` : 'PostgreSQL',
     ),
     httpRoutes: auditRoutes({ ledger, report: reportSettings, retention: rules }),
+    openApi: auditOpenApi,
     reportSettings,
     async serveGrpc({ host, port, authorizeAdmin }) {
       const server = await startAuditGrpcServer(ledger, authorizeAdmin, host, port, logger);

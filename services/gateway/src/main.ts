@@ -31,7 +31,8 @@ import { Router } from './app/router.js';
 import { signalWindows } from './domain/signals.js';
 import { startGrpcServer } from './grpc/server.js';
 import { registerAdminJobs } from './http/routes/admin-jobs.js';
-import { buildHttpServer } from './http/server.js';
+import type { OpenApiDocument } from './http/routes/openapi.js';
+import { buildHttpServer, type ServedRoute, servedRoutes } from './http/server.js';
 import type { LimitStore } from './ports/limit-store.js';
 import type { Outbox } from './ports/outbox.js';
 import type { PolicySource } from './ports/policy-source.js';
@@ -52,6 +53,8 @@ export interface GatewayOptions {
    * (`flowloom up`). Each gets the function that authenticates an admin caller.
    */
   plugins?: ReadonlyArray<HttpPlugin>;
+  /** The OpenAPI documents of those routes, composed into the one served at /api/v1/openapi.json. */
+  apiDocuments?: readonly OpenApiDocument[];
   /**
    * Where policy bundles come from when the policy service runs in this process (a direct
    * subscription). Otherwise `policy.serviceUrl` streams them over gRPC, or `policy.file` is enforced.
@@ -72,6 +75,8 @@ export interface Gateway {
   bus: EventBus;
   /** The inline policy decision: the active bundle's status, job stops. */
   policy: PolicyGate;
+  /** The HTTP routes served, mounted plugins' included. */
+  routes(): readonly ServedRoute[];
   /** Publishes every outbox row now (tests and shutdown). */
   flushOutbox(): Promise<number>;
   close(): Promise<void>;
@@ -254,6 +259,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     registry,
     maxBodyBytes: config.maxBodyBytes,
     readiness,
+    mountedApiDocuments: options.apiDocuments,
   };
   const http = buildHttpServer(deps, log);
   registerAdminJobs(http, deps);
@@ -277,6 +283,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     db,
     bus,
     policy: gate,
+    routes: () => servedRoutes(http),
     flushOutbox: () => relay.publishPending(),
     close() {
       closing ??= (async () => {

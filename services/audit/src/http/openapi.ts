@@ -1,12 +1,8 @@
-// The audit API's contract, served at /api/v1/audit/openapi.json (the gateway's document covers its own routes).
+import { errorResponsesWithNotFound as errors, openApiErrorComponents } from '@flowloom/errors';
 
-const error = { $ref: '#/components/schemas/Error' };
-const errors = {
-  '400': { description: 'Invalid request', content: { 'application/json': { schema: error } } },
-  '401': { description: 'Missing or invalid key', content: { 'application/json': { schema: error } } },
-  '403': { description: 'Not an admin key', content: { 'application/json': { schema: error } } },
-  '404': { description: 'No such entry or event', content: { 'application/json': { schema: error } } },
-};
+// The audit API's contract, served at /api/v1/audit/openapi.json; in `flowloom up` the gateway
+// composes it into its own document (/api/v1/openapi.json), which then describes these routes too.
+
 const q = (name: string, description: string, schema: Record<string, unknown> = { type: 'string' }) => ({
   name,
   in: 'query',
@@ -41,24 +37,25 @@ export const auditOpenApi = {
       bearer: { type: 'http', scheme: 'bearer' },
       apiKey: { type: 'apiKey', in: 'header', name: 'x-api-key' },
     },
-    schemas: {
-      Error: {
-        type: 'object',
-        properties: {
-          error: { type: 'object', properties: { message: { type: 'string' }, code: { type: 'string' } } },
-        },
-      },
-    },
+    ...openApiErrorComponents,
   },
   paths: {
+    '/api/v1/audit/openapi.json': {
+      get: { summary: 'This document', security: [], responses: { '200': { description: 'OpenAPI 3.1' } } },
+    },
     '/api/v1/audit/public-key': {
       get: {
         summary: 'Verifier keys, current first (text/plain; JSON with Accept: application/json)',
-        responses: ok('Keys'),
+        security: [],
+        responses: { '200': { description: 'Keys' } },
       },
     },
     '/api/v1/audit/checkpoints/latest': {
-      get: { summary: 'The latest signed checkpoint', responses: ok('Checkpoint') },
+      get: {
+        summary: 'The latest signed checkpoint',
+        security: [],
+        responses: { '200': { description: 'Checkpoint' }, '404': errors['404'] },
+      },
     },
     '/api/v1/audit/checkpoints': {
       get: {

@@ -3,7 +3,7 @@ import { parseArgs } from 'node:util';
 import { type AuditService, openAudit } from '@flowloom/audit';
 import { InProcessBus } from '@flowloom/bus';
 import { type Config, loadConfig } from '@flowloom/config';
-import { adminAuthorizerFor, startGateway } from '@flowloom/gateway';
+import { adminAuthorizerFor, type Gateway, startGateway } from '@flowloom/gateway';
 import { startPolicyService } from '@flowloom/policy';
 import { openDb } from '@flowloom/store';
 import type { Command, Io } from '../command.js';
@@ -42,37 +42,19 @@ Options:
     if (values.host) env.FLOWLOOM_HOST = values.host;
     if (values['data-dir']) env.FLOWLOOM_DATA_DIR = values['data-dir'];
     const config = loadConfig({ env });
-    // One database and one event bus shared by every service in this process.
-    const db = await openDb({
-      databaseUrl: config.databaseUrl,
-      dataDir: join(resolve(config.dataDir), 'db'),
-    });
-    const bus = new InProcessBus();
-    // The audit ledger subscribes first, so it receives every event from the very first one.
-    const audit = await openAudit({ config, db, bus });
-    // Policies: bundles reach the gateway by a direct subscription; the admin API mounts on its HTTP server.
-    // A bundle stream for remote gateways (policy.grpcPort) checks their keys against the shared table.
-    const policy = await startPolicyService({ config, db, bus, authorizeGateway: adminAuthorizerFor(db) });
-    const gateway = await startGateway({
-      config,
-      env,
-      db,
-      bus,
-      policySource: policy.source,
-      plugins: [policy.http, audit.httpRoutes],
-      onAdminKeyGenerated: (secret) =>
-        io.out(
-          [
-            '',
-            '  A bootstrap admin key was generated. It is shown only this once and stored only as a hash:',
-            '',
-            `    ${secret}`,
-            '',
-            '  export FLOWLOOM_API_KEY=<that key> to use the CLI and the admin API.',
-            '',
-          ].join('\n'),
-        ),
-    });
+    const { gateway, audit, close } = await startEmbeddedPlatform(config, env, (secret) =>
+      io.out(
+        [
+          '',
+          '  A bootstrap admin key was generated. It is shown only this once and stored only as a hash:',
+          '',
+          `    ${secret}`,
+          '',
+          '  export FLOWLOOM_API_KEY=<that key> to use the CLI and the admin API.',
+          '',
+        ].join('\n'),
+      ),
+    );
     const auditGrpc = await serveAuditGrpc(audit, config, gateway.authorizeAdmin, io);
     const providers = ['local', ...Object.keys(config.providers)].join(', ');
     io.out(
@@ -89,15 +71,61 @@ Options:
       process.once('SIGINT', stop);
       process.once('SIGTERM', stop);
     });
-    await gateway.close();
-    await policy.close();
-    // After the gateway: its outbox drains into the ledger; then the last checkpoint is signed.
-    await audit.close();
-    await bus.close();
-    await db.close();
+    await close();
     return 0;
   },
 };
+
+export interface EmbeddedPlatform {
+  readonly gateway: Gateway;
+  readonly audit: AuditService;
+  close(): Promise<void>;
+}
+
+/**
+ * The gateway, the policy service and the audit trail in this process, on one database and one
+ * in-process bus; the policy and audit HTTP routes (and the audit OpenAPI document) mount on the
+ * gateway's server. `flowloom up` without the gRPC audit server and the console output.
+ */
+export async function startEmbeddedPlatform(
+  config: Config,
+  env: Record<string, string | undefined>,
+  onAdminKeyGenerated?: (secret: string) => void,
+): Promise<EmbeddedPlatform> {
+  // One database and one event bus shared by every service in this process.
+  const db = await openDb({
+    databaseUrl: config.databaseUrl,
+    dataDir: join(resolve(config.dataDir), 'db'),
+  });
+  const bus = new InProcessBus();
+  // The audit ledger subscribes first, so it receives every event from the very first one.
+  const audit = await openAudit({ config, db, bus });
+  // Policies: bundles reach the gateway by a direct subscription; the admin API mounts on its HTTP server.
+  // A bundle stream for remote gateways (policy.grpcPort) checks their keys against the shared table.
+  const policy = await startPolicyService({ config, db, bus, authorizeGateway: adminAuthorizerFor(db) });
+  const gateway = await startGateway({
+    config,
+    env,
+    db,
+    bus,
+    policySource: policy.source,
+    plugins: [policy.http, audit.httpRoutes],
+    apiDocuments: [audit.openApi],
+    onAdminKeyGenerated,
+  });
+  return {
+    gateway,
+    audit,
+    async close() {
+      await gateway.close();
+      await policy.close();
+      // After the gateway: its outbox drains into the ledger; then the last checkpoint is signed.
+      await audit.close();
+      await bus.close();
+      await db.close();
+    },
+  };
+}
 
 /**
  * The audit gRPC service gets a server of its own (the gateway's gRPC server takes no plugins): on

@@ -6,6 +6,7 @@ import type { KeysAdmin } from '../app/keys-admin.js';
 import type { PolicyGate } from '../app/policy-gate.js';
 import type { Router } from '../app/router.js';
 import type { GatewayMetrics } from '../ports/metrics.js';
+import type { OpenApiDocument } from './routes/openapi.js';
 
 /** What the HTTP entry points need; main.ts builds it. */
 export interface HttpDeps {
@@ -21,4 +22,6 @@ export interface HttpDeps {
   maxBodyBytes: number;
   /** Checks the dependencies a request needs (database, bus); throws with a reason when not ready. */
   readiness: () => Promise<Record<string, 'ok' | string>>;
+  /** OpenAPI documents of other services' routes mounted on this server (`flowloom up`). */
+  mountedApiDocuments?: readonly OpenApiDocument[];
 }

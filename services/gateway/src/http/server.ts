@@ -26,6 +26,19 @@ function formatFor(url: string, configured: ErrorFormat | undefined): ErrorForma
   return url.startsWith('/v1beta/') ? 'gemini' : 'openai';
 }
 
+export interface ServedRoute {
+  readonly method: string;
+  /** Fastify's pattern, e.g. `/api/v1/keys/:id`. */
+  readonly url: string;
+}
+
+const served = new WeakMap<FastifyInstance, ServedRoute[]>();
+
+/** Every route the server serves, plugins' included (HEAD and OPTIONS left out). */
+export function servedRoutes(app: FastifyInstance): readonly ServedRoute[] {
+  return served.get(app) ?? [];
+}
+
 /** The HTTP API: OpenAI- and Anthropic-compatible endpoints, the admin API and operations endpoints. */
 export function buildHttpServer(deps: HttpDeps, log: Logger): FastifyInstance {
   const app = Fastify({
@@ -39,6 +52,13 @@ export function buildHttpServer(deps: HttpDeps, log: Logger): FastifyInstance {
     routerOptions: { ignoreTrailingSlash: true, maxParamLength: 200 },
   });
   registerJsonParser(app);
+  const routes: ServedRoute[] = [];
+  served.set(app, routes);
+  app.addHook('onRoute', (route) => {
+    for (const method of [route.method].flat()) {
+      if (method !== 'HEAD' && method !== 'OPTIONS') routes.push({ method, url: route.url });
+    }
+  });
 
   app.addHook('onRequest', async (request, reply) => {
     request.startedAt = performance.now();
@@ -95,6 +115,6 @@ export function buildHttpServer(deps: HttpDeps, log: Logger): FastifyInstance {
   registerGeminiGenerate(app, deps);
   registerAdminKeys(app, deps);
   registerOperations(app, deps);
-  registerOpenApi(app);
+  registerOpenApi(app, deps.mountedApiDocuments);
   return app;
 }

@@ -1,14 +1,5 @@
+import { errorResponses as errors, openApiErrorComponents } from '@flowloom/errors';
 import type { FastifyInstance } from 'fastify';
-
-const error = { $ref: '#/components/schemas/Error' };
-const errors = {
-  '400': { description: 'Invalid request', content: { 'application/json': { schema: error } } },
-  '401': {
-    description: 'Missing, unknown, revoked or expired key',
-    content: { 'application/json': { schema: error } },
-  },
-  '403': { description: 'The key may not do this', content: { 'application/json': { schema: error } } },
-};
 
 const jobParam = { name: 'job', in: 'path', required: true, schema: { type: 'string' } };
 const policyName = { name: 'name', in: 'path', required: true, schema: { type: 'string' } };
@@ -31,24 +22,12 @@ export const openApiDocument = {
     securitySchemes: {
       bearer: { type: 'http', scheme: 'bearer' },
       apiKey: { type: 'apiKey', in: 'header', name: 'x-api-key' },
+      googApiKey: { type: 'apiKey', in: 'header', name: 'x-goog-api-key' },
+      googKeyQuery: { type: 'apiKey', in: 'query', name: 'key' },
     },
+    responses: openApiErrorComponents.responses,
     schemas: {
-      Error: {
-        type: 'object',
-        required: ['error'],
-        properties: {
-          error: {
-            type: 'object',
-            required: ['message', 'type', 'code'],
-            properties: {
-              message: { type: 'string' },
-              type: { type: 'string' },
-              param: { type: ['string', 'null'] },
-              code: { type: 'string' },
-            },
-          },
-        },
-      },
+      ...openApiErrorComponents.schemas,
       Key: {
         type: 'object',
         required: ['id', 'name', 'owner', 'role', 'hint', 'createdAt'],
@@ -475,6 +454,28 @@ export const openApiDocument = {
         },
       },
     },
+    '/v1beta/models/{model}:generateContent': {
+      post: {
+        summary: 'Gemini generateContent; key in x-goog-api-key or ?key=',
+        security: [{ googApiKey: [] }, { googKeyQuery: [] }],
+        parameters: [{ name: 'model', in: 'path', required: true, schema: { type: 'string' } }],
+        responses: { '200': { description: 'A GenerateContentResponse' }, ...errors },
+      },
+    },
+    '/v1beta/models/{model}:streamGenerateContent': {
+      post: {
+        summary: 'Gemini streamGenerateContent (?alt=sse for server-sent events)',
+        security: [{ googApiKey: [] }, { googKeyQuery: [] }],
+        parameters: [
+          { name: 'model', in: 'path', required: true, schema: { type: 'string' } },
+          { name: 'alt', in: 'query', schema: { enum: ['sse'] } },
+        ],
+        responses: { '200': { description: 'A stream of GenerateContentResponse' }, ...errors },
+      },
+    },
+    '/api/v1/openapi.json': {
+      get: { summary: 'This document', security: [], responses: { '200': { description: 'OpenAPI 3.1' } } },
+    },
     '/healthz': {
       get: { summary: 'Liveness', security: [], responses: { '200': { description: 'Alive' } } },
     },
@@ -495,6 +496,46 @@ export const openApiDocument = {
   },
 } as const;
 
-export function registerOpenApi(app: FastifyInstance): void {
-  app.get('/api/v1/openapi.json', async (_request, reply) => reply.send(openApiDocument));
+/** An OpenAPI document, or the part of one a service mounted on the gateway contributes. */
+export interface OpenApiDocument {
+  readonly paths: Readonly<Record<string, Readonly<Record<string, unknown>>>>;
+  readonly components?: Readonly<Record<string, Readonly<Record<string, unknown>>>>;
+}
+
+/**
+ * One document from the gateway's and those of services whose routes are mounted on its server
+ * (`flowloom up`): their paths and components are added as they are, never copied. A path
+ * operation described twice, or a component of the same name described differently, is an error:
+ * the composed document would silently describe one of them wrongly.
+ */
+export function composeOpenApi<T extends OpenApiDocument>(base: T, others: readonly OpenApiDocument[]): T {
+  const paths: Record<string, Record<string, unknown>> = {};
+  const components: Record<string, Record<string, unknown>> = {};
+  for (const doc of [base, ...others]) {
+    for (const [path, operations] of Object.entries(doc.paths)) {
+      const into = paths[path] ?? {};
+      paths[path] = into;
+      for (const [method, operation] of Object.entries(operations)) {
+        if (method in into) throw new Error(`OpenAPI: ${method.toUpperCase()} ${path} is described twice`);
+        into[method] = operation;
+      }
+    }
+    for (const [section, entries] of Object.entries(doc.components ?? {})) {
+      const into = components[section] ?? {};
+      components[section] = into;
+      for (const [name, value] of Object.entries(entries)) {
+        if (name in into && JSON.stringify(into[name]) !== JSON.stringify(value)) {
+          throw new Error(`OpenAPI: components.${section}.${name} is described differently by two documents`);
+        }
+        into[name] = value;
+      }
+    }
+  }
+  return { ...base, components, paths };
+}
+
+/** Serves the gateway's document, with the documents of the routes other services mounted on it. */
+export function registerOpenApi(app: FastifyInstance, mounted: readonly OpenApiDocument[] = []): void {
+  const document = composeOpenApi(openApiDocument, mounted);
+  app.get('/api/v1/openapi.json', async (_request, reply) => reply.send(document));
 }
