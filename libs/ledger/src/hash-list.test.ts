@@ -28,3 +28,14 @@ describe('HashList.commonPrefix', () => {
     expect(list(0).commonPrefix(list(3))).toBe(0);
   });
 });
+
+describe('HashList.pushPacked', () => {
+  it('when packed pages are appended past the capacity, then the list equals one built hash by hash', () => {
+    const byOne = list(5000);
+    const packed = new HashList(1);
+    const all = byOne.packed();
+    for (let at = 0; at < all.length; at += 32 * 777) packed.pushPacked(all.subarray(at, at + 32 * 777));
+    expect(packed.length).toBe(5000);
+    expect(packed.equals(byOne)).toBe(true);
+  });
+});

@@ -34,6 +34,18 @@ export class HashList {
     this.count++;
   }
 
+  /** Appends packed hashes (a multiple of 32 bytes) in one copy. */
+  pushPacked(packed: Uint8Array): void {
+    const needed = this.count * HASH_SIZE + packed.length;
+    if (needed > this.buffer.length) {
+      const grown = Buffer.allocUnsafe(Math.max(2 * this.buffer.length, needed, HASH_SIZE * 1024));
+      this.buffer.copy(grown, 0, 0, this.count * HASH_SIZE);
+      this.buffer = grown;
+    }
+    this.buffer.set(packed, this.count * HASH_SIZE);
+    this.count += Math.floor(packed.length / HASH_SIZE);
+  }
+
   /** A view of hash i; valid until the next push. */
   at(i: number): Uint8Array {
     return this.buffer.subarray(i * HASH_SIZE, (i + 1) * HASH_SIZE);
