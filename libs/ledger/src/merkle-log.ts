@@ -91,7 +91,8 @@ export class MerkleLog {
     for (const leaf of leafHashes) next.push(leaf, sink);
     await this.store.writeNodes(nodes, next.size);
     // Cached only once durable: a failed write may be followed by other leaves at these positions.
-    for (const node of nodes) this.cache.put(node.level, node.index, node.hash);
+    const minLevel = this.cache.minLevel;
+    for (const node of nodes) if (node.level >= minLevel) this.cache.put(node.level, node.index, node.hash);
     const firstIndex = this.frontier.size;
     this.frontier = next;
     return { firstIndex, treeSize: next.size, rootHash: next.root(), leafHashes };
