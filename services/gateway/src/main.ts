@@ -8,15 +8,18 @@ import type { FastifyInstance } from 'fastify';
 import { FallbackLimitStore } from './adapters/fallback-limit-store.js';
 import { FallbackOutbox } from './adapters/fallback-outbox.js';
 import { FallbackSignalStore } from './adapters/fallback-signal-store.js';
+import { FallbackThrottleSemaphore } from './adapters/fallback-throttle-semaphore.js';
 import { FileOutbox } from './adapters/file-outbox.js';
 import { FilePolicySource } from './adapters/file-policy-source.js';
 import { GrpcPolicySource } from './adapters/grpc-policy-source.js';
 import { MemoryLimitStore } from './adapters/memory-limit-store.js';
 import { MemorySignalStore } from './adapters/memory-signal-store.js';
+import { MemoryThrottleSemaphore } from './adapters/memory-throttle-semaphore.js';
 import { gatewayMigrations } from './adapters/migrations.js';
 import { createPrometheusMetrics } from './adapters/prometheus-metrics.js';
 import { RedisLimitStore } from './adapters/redis-limit-store.js';
 import { RedisSignalStore } from './adapters/redis-signal-store.js';
+import { RedisThrottleSemaphore } from './adapters/redis-throttle-semaphore.js';
 import { SqlKeyStore } from './adapters/sql-key-store.js';
 import { OutboxRelay, SqlOutbox } from './adapters/sql-outbox.js';
 import { type AdminAuthorizer, adminAuthorizer } from './admin-authorizer.js';
@@ -37,6 +40,7 @@ import type { LimitStore } from './ports/limit-store.js';
 import type { Outbox } from './ports/outbox.js';
 import type { PolicySource } from './ports/policy-source.js';
 import type { SignalStore } from './ports/signal-store.js';
+import type { ThrottleSemaphore } from './ports/throttle-semaphore.js';
 import { createProviderClients } from './providers.js';
 
 export interface GatewayOptions {
@@ -209,7 +213,23 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
         },
       )
     : new MemorySignalStore(windows);
+  const throttle: ThrottleSemaphore & { check?: () => Promise<string> } = config.redisUrl
+    ? new FallbackThrottleSemaphore(
+        await RedisThrottleSemaphore.open(config.redisUrl),
+        new MemoryThrottleSemaphore(),
+        {
+          onChange: reportFallback(
+            'throttle',
+            'the shared throttle-queue store (Redis)',
+            'local',
+            registry,
+            log,
+          ),
+        },
+      )
+    : new MemoryThrottleSemaphore();
   const gate = new PolicyGate({
+    throttle,
     signals,
     windows,
     outbox,
@@ -243,6 +263,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     }
     if (limits.check) checks.limits = await limits.check();
     if (signals.check) checks.signals = await signals.check();
+    if (throttle.check) checks.throttle = await throttle.check();
     return checks;
   };
 
@@ -296,6 +317,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
         await relay.close();
         await limits.close();
         await signals.close();
+        await throttle.close();
         if (ownsDb) await db.close();
         log.info('gateway stopped');
         log.flush();
@@ -307,7 +329,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
 
 /** A store's fallback in metrics (`flowloom_<what>_degraded`) and logs. */
 function reportFallback(
-  what: 'limits' | 'signals' | 'outbox',
+  what: 'limits' | 'signals' | 'outbox' | 'throttle',
   store: string,
   fallback: string,
   registry: Registry,

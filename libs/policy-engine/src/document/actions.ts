@@ -35,12 +35,17 @@ export interface SuspendKeyAction {
 export interface StopJobAction {
   readonly type: 'stop_job';
 }
-/** Exactly one of `delayMs` (hold each request) or `queue: true` (serialize, waiting at most `maxWaitMs`). */
+/**
+ * Exactly one of `delayMs` (hold each request) or `queue: true` (at most `concurrency` requests of
+ * the subject at once, 1 by default, across every gateway replica sharing Redis; the others wait in
+ * line at most `maxWaitMs`).
+ */
 export interface ThrottleAction {
   readonly type: 'throttle';
   readonly delayMs?: number;
   readonly queue?: true;
   readonly maxWaitMs?: number;
+  readonly concurrency?: number;
 }
 /** At least one of model, deployment, region. */
 export interface RerouteAction {
@@ -123,16 +128,19 @@ export const ACTION_SCHEMAS = {
       delayMs: z.int().min(1).max(MAX_MS).optional(),
       queue: z.literal(true).optional(),
       maxWaitMs: z.int().min(1).max(MAX_MS).optional(),
+      concurrency: z.int().min(1).max(10_000).optional(),
     })
     .superRefine((a, ctx) => {
       if ((a.delayMs === undefined) === (a.queue === undefined)) {
         ctx.addIssue({ code: 'custom', message: 'throttle needs exactly one of "delayMs" or "queue: true"' });
-      } else if (a.maxWaitMs !== undefined && a.queue === undefined) {
-        ctx.addIssue({
-          code: 'custom',
-          path: ['maxWaitMs'],
-          message: '"maxWaitMs" applies only with "queue: true"',
-        });
+      } else if (a.queue === undefined) {
+        for (const field of ['maxWaitMs', 'concurrency'] as const)
+          if (a[field] !== undefined)
+            ctx.addIssue({
+              code: 'custom',
+              path: [field],
+              message: `"${field}" applies only with "queue: true"`,
+            });
       }
     }),
   reroute: z

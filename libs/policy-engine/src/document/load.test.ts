@@ -195,6 +195,22 @@ describe('loadPolicy: JSON diagnostics name the path', () => {
       '<policy>: rules[0].action: throttle needs exactly one of "delayMs" or "queue: true"',
     );
   });
+
+  it('when a throttle sets concurrency, then it needs queue: true and a whole number from 1', () => {
+    const compile = (action: Record<string, unknown>) =>
+      compilePolicy({
+        name: 'x',
+        rules: [{ id: 'a', condition: 'true', action: { type: 'throttle', ...action } }],
+      });
+    expect(compile({ queue: true, concurrency: 3 }).ok).toBe(true);
+    const delayed = compile({ delayMs: 10, concurrency: 3 });
+    expect(delayed.ok).toBe(false);
+    if (!delayed.ok)
+      expect(formatDiagnostics(delayed.errors)).toBe(
+        '<policy>: rules[0].action.concurrency: "concurrency" applies only with "queue: true"',
+      );
+    expect(compile({ queue: true, concurrency: 0 }).ok).toBe(false);
+  });
 });
 
 describe('loadPolicy: normalization', () => {

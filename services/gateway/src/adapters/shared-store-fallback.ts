@@ -1,4 +1,4 @@
-import { AppError } from '@flowloom/errors';
+import { AppError, isAppError } from '@flowloom/errors';
 
 /** When the shared store (Redis) is unreachable: `local` serves from this replica's own store, `closed` refuses. */
 export type FallbackMode = 'local' | 'closed';
@@ -65,6 +65,8 @@ export class SharedStoreFallback<S extends { close(): Promise<void> }> {
         }
         return result;
       } catch (error) {
+        // An AppError is the store's answer (a refusal, a timeout), not a failure to reach it.
+        if (isAppError(error)) throw error;
         const first = this.failedAt === undefined;
         this.failedAt = this.now();
         this.lastError = (error as Error).message;

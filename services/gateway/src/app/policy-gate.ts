@@ -44,10 +44,11 @@ import { thresholdsOf } from '../domain/thresholds.js';
 import type { LimitStore } from '../ports/limit-store.js';
 import type { Outbox } from '../ports/outbox.js';
 import { type SignalStore, signalSubject } from '../ports/signal-store.js';
+import type { ThrottleSemaphore } from '../ports/throttle-semaphore.js';
 import type { RequestContext } from './context.js';
 import { subjectOf as limitSubjectOf } from './limits.js';
 import { supervisorInterventionEvent } from './supervisor-interventions.js';
-import { delay, ThrottleQueues } from './throttle-queue.js';
+import { delay } from './throttle-queue.js';
 
 export const POLICY_SOURCE = 'flowloom/gateway';
 const DEFAULT_QUEUE_WAIT_MS = 30_000;
@@ -140,6 +141,8 @@ export interface PolicyGateOptions {
   keys: KeySuspender;
   limits: LimitStore;
   budgets: readonly BudgetRule[];
+  /** The queue of `throttle: { queue: true }`: shared by the replicas when it is Redis's. */
+  throttle: ThrottleSemaphore;
   /** A bundle (or a version in it) that does not compile; the previous one stays active. */
   onRejected?: (message: string) => void;
   now?: () => number;
@@ -165,7 +168,6 @@ export class PolicyGate {
   private revision = -1;
   private needs: Needs = { signals: false, prompts: false, budget: false, headers: false };
   private readonly compiled = new Map<string, CompiledPolicy>();
-  private readonly queues = new ThrottleQueues();
   private readonly now: () => number;
 
   constructor(private readonly options: PolicyGateOptions) {
@@ -464,12 +466,13 @@ export class PolicyGate {
         try {
           if (action.delayMs !== undefined) await delay(action.delayMs, ctx.signal);
           else
-            release = await this.queues.acquire(
+            release = await this.options.throttle.acquire({
               subject,
-              action.maxWaitMs ?? DEFAULT_QUEUE_WAIT_MS,
-              ctx.signal,
+              limit: action.concurrency ?? 1,
+              maxWaitMs: action.maxWaitMs ?? DEFAULT_QUEUE_WAIT_MS,
+              signal: ctx.signal,
               explain,
-            );
+            });
         } catch (error) {
           await this.options.outbox.append([
             createEvent(POLICY_DECISION, POLICY_SOURCE, record, eventSubject(ctx)),
