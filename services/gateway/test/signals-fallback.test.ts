@@ -17,10 +17,11 @@ const gateways: PolicyGateway[] = [];
 const redises: ChildProcess[] = [];
 let pg: TestDatabase | undefined;
 afterAll(async () => {
-  for (const g of gateways) await g.close();
+  // The Redis first: nothing else may keep it alive after the suite (the gateways close without it).
   for (const r of redises) await killRedis(r);
+  for (const g of gateways) await g.close();
   await pg?.drop();
-});
+}, 60_000);
 
 const job = (name: string) => ({ 'x-flowloom-job': name });
 const loop = chat('Run the build again and tell me whether it passes.');
