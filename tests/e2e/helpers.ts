@@ -1,4 +1,5 @@
 import type { TestGateway } from '@flowloom/gateway/testing';
+import { afterAll, beforeEach } from 'vitest';
 import type { FakeProvider, RecordedRequest } from '../fakes/index.js';
 
 export const COMPLETED = 'dev.flowloom.gateway.request.completed.v1';
@@ -20,6 +21,23 @@ export async function eventFor(
     if (Date.now() > until) throw new Error(`no event recorded for request ${requestId}`);
     await delay(25);
   }
+}
+
+/**
+ * A suite's gateway and fakes, read when the hooks run (they are started in `beforeAll`): the fakes
+ * forget their recorded requests before each test, and everything is closed after the suite.
+ */
+export function resetAndCloseAfterSuite(
+  parts: () => { gateway: TestGateway | undefined; fakes: ReadonlyArray<FakeProvider | undefined> },
+): void {
+  beforeEach(() => {
+    for (const fake of parts().fakes) fake?.reset();
+  });
+  afterAll(async () => {
+    const { gateway, fakes } = parts();
+    await gateway?.close();
+    for (const fake of fakes) await fake?.close();
+  });
 }
 
 export function delay(ms: number): Promise<void> {

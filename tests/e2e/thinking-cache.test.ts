@@ -1,9 +1,9 @@
 import Anthropic from '@anthropic-ai/sdk';
 import { startTestGateway, type TestGateway } from '@flowloom/gateway/testing';
 import OpenAI from 'openai';
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { type FakeProvider, startFakeProvider } from '../fakes/index.js';
-import { bodyOf, COMPLETED, eventFor, lastCall, modelCalls } from './helpers.js';
+import { bodyOf, COMPLETED, eventFor, lastCall, modelCalls, resetAndCloseAfterSuite } from './helpers.js';
 
 const ANTHROPIC_KEY = 'sk-ant-fake-upstream-thinking-0123456789';
 const OPENAI_KEY = 'sk-fake-openai-upstream-thinking-0123456789';
@@ -35,16 +35,7 @@ beforeAll(async () => {
   openai = new OpenAI({ baseURL: `${t.url}/v1`, apiKey: key, maxRetries: 0, timeout: 10_000 });
 });
 
-afterAll(async () => {
-  await t?.close();
-  await anthropicFake?.close();
-  await openaiFake?.close();
-});
-
-beforeEach(() => {
-  anthropicFake.reset();
-  openaiFake.reset();
-});
+resetAndCloseAfterSuite(() => ({ gateway: t, fakes: [anthropicFake, openaiFake] }));
 
 const weatherTool: Anthropic.Tool = {
   name: 'get_weather',

@@ -65,3 +65,21 @@ export class UpstreamFailure extends Error {
     return this.retryable || this.status === 401 || this.status === 403 || this.status === 404;
   }
 }
+
+/**
+ * The request cannot be expressed in this provider's format (a field or feature it does not take, e.g.
+ * an image type Anthropic refuses). Raised before anything is sent: it is the caller's request, not the
+ * provider, that is at fault, so routing neither retries it nor counts it against the deployment.
+ */
+export class UnsupportedRequest extends Error {
+  constructor(
+    /** The provider as configured, e.g. `provider "anthropic"`. */
+    readonly provider: string,
+    message: string,
+    /** The canonical request field at fault, when the codec named one. */
+    readonly param?: string,
+  ) {
+    super(message);
+    this.name = 'UnsupportedRequest';
+  }
+}

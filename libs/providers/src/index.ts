@@ -3,6 +3,7 @@ export {
   type ProviderClient,
   type ProviderEndpoint,
   type ProviderKind,
+  UnsupportedRequest,
   type UpstreamCall,
   UpstreamFailure,
 } from './client.js';

@@ -8,7 +8,7 @@ import type {
   StreamEvent,
 } from '../canonical.js';
 import type { ProviderClient, ProviderEndpoint, UpstreamCall } from '../client.js';
-import { UpstreamFailure } from '../client.js';
+import { UnsupportedRequest, UpstreamFailure } from '../client.js';
 import type { HttpProviderSpec } from '../registry.js';
 import { SseParser } from '../sse.js';
 import { parseRetryAfter, retryAfterFromBody } from './retry-after.js';
@@ -143,10 +143,21 @@ export function createHttpProviderClient(endpoint: ProviderEndpoint, spec: HttpP
     }
   }
 
+  /** A codec's `invalid_request` means this provider cannot take the request as it stands. */
+  function encodeOrReject<T>(encode: () => T): T {
+    try {
+      return encode();
+    } catch (error) {
+      if (error instanceof AppError && error.code === 'invalid_request')
+        throw new UnsupportedRequest(label, error.message, error.param);
+      throw error;
+    }
+  }
+
   return {
     endpoint,
     async chat({ request, model, signal }: UpstreamCall<ChatRequest>): Promise<ChatResponse> {
-      const body = spec.wire.encodeChatRequest({ ...request, stream: false }, model);
+      const body = encodeOrReject(() => spec.wire.encodeChatRequest({ ...request, stream: false }, model));
       const raw = await json(spec.chatUrl(base, endpoint, model, false), body, signal);
       return decodeOrFail(() => spec.wire.decodeChatResponse(raw));
     },
@@ -156,7 +167,7 @@ export function createHttpProviderClient(endpoint: ProviderEndpoint, spec: HttpP
       model,
       signal,
     }: UpstreamCall<ChatRequest>): AsyncGenerator<StreamEvent, void, undefined> {
-      const body = spec.wire.encodeChatRequest({ ...request, stream: true }, model);
+      const body = encodeOrReject(() => spec.wire.encodeChatRequest({ ...request, stream: true }, model));
       let response: Dispatcher.ResponseData;
       try {
         response = await send(spec.chatUrl(base, endpoint, model, true), body, signal, true);
@@ -196,7 +207,8 @@ export function createHttpProviderClient(endpoint: ProviderEndpoint, spec: HttpP
       if (!spec.embeddingsUrl || !encode || !decode) {
         throw new UpstreamFailure('http', `${label} does not offer embeddings`, 404);
       }
-      const raw = await json(spec.embeddingsUrl(base, endpoint, model), encode(request, model), signal);
+      const body = encodeOrReject(() => encode(request, model));
+      const raw = await json(spec.embeddingsUrl(base, endpoint, model), body, signal);
       return decodeOrFail(() => decode(raw));
     },
 

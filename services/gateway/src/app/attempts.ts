@@ -1,6 +1,6 @@
 import type { RoutingConfig } from '@flowloom/config';
 import { AppError } from '@flowloom/errors';
-import { type ProviderClient, UpstreamFailure } from '@flowloom/providers';
+import { type ProviderClient, UnsupportedRequest, UpstreamFailure } from '@flowloom/providers';
 import { scrubSecrets } from '@flowloom/telemetry';
 import { retryDelayMs } from '../domain/backoff.js';
 import type { Deployment } from '../domain/routing.js';
@@ -25,6 +25,12 @@ export function timeoutReason(): Error {
  * Runs `call` against the candidates in order: retries and falls back on retryable failures with
  * jittered backoff that honours `retry-after`, feeds the circuit breakers and latency averages, and
  * turns the last failure into an error the caller can act on.
+ *
+ * A deployment whose format cannot express the request (`UnsupportedRequest`, raised before anything
+ * is sent) is skipped for the rest of this request without using up an attempt or touching its
+ * breaker: the request is at fault, not the deployment, and another provider in the route may take it
+ * as it stands. Only when no candidate can is the caller told, with a 400 naming each deployment and
+ * the field it refused.
  */
 export async function withFallback<T>(
   ctx: RequestContext,
@@ -44,8 +50,21 @@ export async function withFallback<T>(
   }
   let lastFailure: UpstreamFailure | undefined;
   let lastDeployment: Deployment | undefined;
+  const refused = new Map<string, UnsupportedRequest>();
+  let cursor = 0;
+  // Round robin over the candidates, passing over those that cannot take the request.
+  const nextCandidate = (): Deployment | undefined => {
+    for (let step = 0; step < candidates.length; step++) {
+      const deployment = candidates[(cursor + step) % candidates.length]!;
+      if (refused.has(deployment.id)) continue;
+      cursor += step + 1;
+      return deployment;
+    }
+    return undefined;
+  };
   for (let attempt = 1; attempt <= routing.maxAttempts; attempt++) {
-    const deployment = candidates[(attempt - 1) % candidates.length]!;
+    const deployment = nextCandidate();
+    if (!deployment) throw notExpressible(refused, attempt - 1);
     if (attempt > 1) {
       // A different deployment is tried at once; the same one again only after a backoff.
       const sameAgain = deployment.id === lastDeployment?.id;
@@ -87,6 +106,12 @@ export async function withFallback<T>(
     } catch (error) {
       clearTimeout(timer);
       ctx.signal.removeEventListener('abort', onCallerGone);
+      if (error instanceof UnsupportedRequest) {
+        breaker.release();
+        refused.set(deployment.id, error);
+        attempt--;
+        continue;
+      }
       const failure =
         error instanceof UpstreamFailure
           ? error
@@ -109,6 +134,21 @@ export async function withFallback<T>(
     lastFailure ?? new UpstreamFailure('timeout', 'the request ran out of time'),
     routing.maxAttempts,
   );
+}
+
+/** Every candidate refused the request before it was sent: the caller's 400, naming who refused what. */
+function notExpressible(refused: ReadonlyMap<string, UnsupportedRequest>, attempts: number): AppError {
+  const entries = [...refused.entries()];
+  const reasons = entries.map(([id, error]) => `deployment ${id} (${error.provider}): ${error.message}`);
+  const param = entries[0]?.[1].param;
+  const lead =
+    entries.length === 1
+      ? 'The request cannot be sent to the only deployment that serves this model'
+      : `The request cannot be sent to any of the ${entries.length} deployments that serve this model`;
+  return new AppError('invalid_request', `${lead}: ${reasons.join('; ')}`, {
+    ...(param !== undefined ? { param } : {}),
+    details: { attempts, deployments: entries.map(([id]) => id) },
+  });
 }
 
 async function sleep(ms: number, signal: AbortSignal): Promise<void> {
