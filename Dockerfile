@@ -7,12 +7,13 @@
 #                                           # `flowloom up`: the whole platform on embedded storage in /data
 #   docker run ... flowloom:dev serve gateway   # one service of a distributed install (see docker-compose.yml)
 #
-# The sources run as TypeScript through tsx (as in development): there is no compile step, and the image
-# holds only the runtime sources, the proto contracts and the production dependencies.
+# The image holds only the runtime sources, the proto contracts and the production dependencies. The CLI
+# runs its TypeScript sources from a bundle (services/flowloom/bin/bundle.mjs), built once here when the
+# image is built, as it is on a laptop's first start.
 #
 # Read-only root filesystem: the app is owned by root and not writable by the service user. Two places
-# must be writable: /tmp (tsx caches transpiled modules there; mount a tmpfs/emptyDir) and /data
-# (FLOWLOOM_DATA_DIR, the embedded database and outbox of `flowloom up`; unused by `serve` on PostgreSQL).
+# must be writable: /tmp (scratch space; mount a tmpfs/emptyDir) and /data (FLOWLOOM_DATA_DIR, the
+# embedded database and outbox of `flowloom up`; unused by `serve` on PostgreSQL).
 
 ARG NODE_IMAGE=node:20-bookworm-slim
 # The npm the lock file is written with (package.json "packageManager"); the base image's npm 10 is older.
@@ -71,6 +72,8 @@ WORKDIR /app
 # (libs/telemetry/node_modules) when its versions differ from the hoisted ones.
 COPY --from=deps /app/ ./
 COPY --from=source /src/ ./
+# The CLI bundle, into /app/node_modules/.cache/flowloom while /app is still writable.
+RUN node services/flowloom/bin/flowloom.js --help > /dev/null
 
 USER 10001:10001
 VOLUME ["/data"]
