@@ -10,7 +10,7 @@ import {
   UpstreamFailure,
   type Usage,
 } from '@flowloom/providers';
-import { worstCaseMicros } from '../domain/budget.js';
+import { cacheWritesOf, reservationPrice, worstCaseMicros } from '../domain/budget.js';
 import { assertModelAllowed } from '../domain/keys.js';
 import { costOf } from '../domain/prices.js';
 import { type Deployment, filterCapable, type Route, requiredCapabilities } from '../domain/routing.js';
@@ -75,8 +75,14 @@ export class ChatService {
       ctx,
       estimateInputTokens(request),
       request.maxTokens ?? DEFAULT_MAX_OUTPUT_TOKENS,
-      candidates.map((d) => this.router.priceOf(d)),
+      this.reservationPrices(request, candidates),
     );
+  }
+
+  /** Each deployment's price as a worst-case estimate sees it (cache writes included). */
+  private reservationPrices(request: ChatRequest, deployments: readonly Deployment[]) {
+    const writes = cacheWritesOf(request);
+    return deployments.map((d) => reservationPrice(this.router.priceOf(d), writes));
   }
 
   private plan(route: Route, request: ChatRequest): Deployment[] {
@@ -106,7 +112,7 @@ export class ChatService {
           worstCaseMicros(
             estimated,
             request.maxTokens ?? DEFAULT_MAX_OUTPUT_TOKENS,
-            route.deployments.map((d) => this.router.priceOf(d)),
+            this.reservationPrices(request, route.deployments),
           ) / 1_000_000,
         toolsCount: request.tools?.length ?? 0,
         toolCallDepth: toolCallDepth(request),

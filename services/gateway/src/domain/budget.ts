@@ -1,3 +1,4 @@
+import type { CacheControl, ChatRequest } from '@flowloom/providers';
 import type { Price } from './prices.js';
 
 export type LimitScope = 'key' | 'project' | 'team' | 'job';
@@ -124,6 +125,45 @@ export function worstCaseMicros(
     worst = Math.max(worst, inputTokens * p.input + maxOutputTokens * p.output);
   }
   return Math.ceil(worst);
+}
+
+/** The prompt-cache writes a request may cause: none, five-minute ones, or one-hour ones too. */
+export type CacheWrites = 'none' | '5m' | '1h';
+
+/**
+ * Reads the request's cache breakpoints (Anthropic `cache_control`, top level and on any block). A
+ * breakpoint may make the provider write the whole prefix before it to the cache, billed above plain
+ * input; `ttl: '1h'` at the one-hour rate.
+ */
+export function cacheWritesOf(request: ChatRequest): CacheWrites {
+  let writes: CacheWrites = 'none';
+  const see = (marker: CacheControl | undefined): void => {
+    if (!marker) return;
+    writes = marker.ttl === '1h' ? '1h' : writes === 'none' ? '5m' : writes;
+  };
+  see(request.cacheControl);
+  for (const tool of request.tools ?? []) see(tool.cacheControl);
+  for (const message of request.messages) {
+    if (message.role === 'user') for (const part of message.content) see(part.cacheControl);
+    else {
+      see(message.cacheControl);
+      if (message.role === 'assistant') for (const call of message.toolCalls ?? []) see(call.cacheControl);
+    }
+  }
+  return writes;
+}
+
+/**
+ * The price a reservation assumes. A request with cache breakpoints may have every input token billed
+ * as a cache write, so its input is reserved at the dearest rate a write of that kind can cost (rates
+ * fall back as in `costOf`); without breakpoints, at the input rate. This keeps the reservation at or
+ * above the real cost, which is what bounds a budget's overshoot to one reservation.
+ */
+export function reservationPrice(price: Price | undefined, writes: CacheWrites): Price | undefined {
+  if (!price || writes === 'none') return price;
+  const fiveMinutes = price.cacheWriteInput ?? price.input;
+  const oneHour = writes === '1h' ? (price.cacheWrite1hInput ?? fiveMinutes) : fiveMinutes;
+  return { ...price, input: Math.max(price.input, fiveMinutes, oneHour) };
 }
 
 export function usdFromMicros(micros: number): string {
