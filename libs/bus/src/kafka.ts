@@ -1,5 +1,5 @@
 import { type CloudEvent, eventPayloadSchemas } from '@flowloom/contracts';
-import { type Consumer, Kafka, logLevel, type Producer } from 'kafkajs';
+import type { Consumer, Kafka, Producer } from 'kafkajs';
 import type { BatchEventHandler, EventBus, EventHandler } from './bus.js';
 import { DEFAULT_TOPIC_PREFIX, fromKafkaRecord, toKafkaRecord, topicFor } from './kafka-binding.js';
 
@@ -27,7 +27,7 @@ const TOPIC_PREFIX = /^[A-Za-z0-9_-]+$/;
  * durable is delivered again (handlers deduplicate by event id).
  */
 export class KafkaBus implements EventBus {
-  private readonly kafka: Kafka;
+  private kafka: Promise<Kafka> | undefined;
   private producer: Producer | undefined;
   private readonly consumers: Consumer[] = [];
   private readonly knownTopics = new Set<string>();
@@ -37,12 +37,20 @@ export class KafkaBus implements EventBus {
     this.prefix = options.topicPrefix ?? DEFAULT_TOPIC_PREFIX;
     if (!TOPIC_PREFIX.test(this.prefix))
       throw new Error(`Kafka topic prefix "${this.prefix}" may hold only letters, digits, _ and -`);
-    this.kafka = new Kafka({
-      clientId: options.clientId,
-      brokers: options.brokers,
-      logLevel: logLevel.NOTHING,
-      retry: { retries: 5, initialRetryTime: 200, maxRetryTime: 5_000 },
-    });
+  }
+
+  /** kafkajs is loaded on first use: a process on the in-process bus never holds it in memory. */
+  private client(): Promise<Kafka> {
+    this.kafka ??= import('kafkajs').then(
+      ({ Kafka, logLevel }) =>
+        new Kafka({
+          clientId: this.options.clientId,
+          brokers: this.options.brokers,
+          logLevel: logLevel.NOTHING,
+          retry: { retries: 5, initialRetryTime: 200, maxRetryTime: 5_000 },
+        }),
+    );
+    return this.kafka;
   }
 
   /** The topic of an event type under this bus's prefix. */
@@ -53,7 +61,7 @@ export class KafkaBus implements EventBus {
   /** Connects the producer and creates the configured topics; fails with the brokers named. */
   async start(): Promise<void> {
     try {
-      this.producer = this.kafka.producer({ idempotent: true, maxInFlightRequests: 1 });
+      this.producer = (await this.client()).producer({ idempotent: true, maxInFlightRequests: 1 });
       await this.producer.connect();
     } catch (error) {
       throw new Error(
@@ -69,7 +77,7 @@ export class KafkaBus implements EventBus {
     const missing = topics.filter((t) => !this.knownTopics.has(t));
     if (missing.length === 0) return;
     const replicationFactor = this.options.replicationFactor ?? 1;
-    const admin = this.kafka.admin();
+    const admin = (await this.client()).admin();
     await admin.connect();
     try {
       await admin.createTopics({
@@ -109,7 +117,7 @@ export class KafkaBus implements EventBus {
 
   /** A consumer of every topic under this bus's prefix, joined to `group`. */
   private async consumerFor(group: string): Promise<Consumer> {
-    const consumer = this.kafka.consumer({
+    const consumer = (await this.client()).consumer({
       // Groups are per prefix too: members of one group must subscribe alike. The default prefix keeps
       // the plain names, so an existing install resumes from its committed offsets.
       groupId: this.prefix === DEFAULT_TOPIC_PREFIX ? group : `${this.prefix}.${group}`,

@@ -1,9 +1,17 @@
-import pg from 'pg';
+import type pg from 'pg';
 import type { Db, QueryResult, Row, SqlParam } from './db.js';
 
-// Return int8 and numeric as numbers: counters and token totals here stay far below 2^53.
-pg.types.setTypeParser(20, (value) => Number(value));
-pg.types.setTypeParser(1700, (value) => Number(value));
+let loaded: Promise<typeof pg> | undefined;
+/** pg is loaded on first use: a process on embedded storage never holds it in memory. */
+function loadPg(): Promise<typeof pg> {
+  loaded ??= import('pg').then(({ default: pg }) => {
+    // Return int8 and numeric as numbers: counters and token totals here stay far below 2^53.
+    pg.types.setTypeParser(20, (value) => Number(value));
+    pg.types.setTypeParser(1700, (value) => Number(value));
+    return pg;
+  });
+  return loaded;
+}
 
 export interface PostgresOptions {
   max?: number;
@@ -13,6 +21,7 @@ export interface PostgresOptions {
 
 /** Opens a pool on a real PostgreSQL server and checks that it answers. */
 export async function openPostgres(url: string, options: PostgresOptions = {}): Promise<Db> {
+  const pg = await loadPg();
   const pool = new pg.Pool({
     connectionString: url,
     max: options.max ?? 10,

@@ -1,4 +1,7 @@
-import { Redis } from 'ioredis';
+import type { Redis } from 'ioredis';
+
+/** ioredis is loaded on first use: a gateway without Redis never holds it in memory. */
+const ioredis = (): Promise<typeof import('ioredis')> => import('ioredis');
 
 /**
  * A client for the gateway's shared stores. Commands fail at once while Redis is unreachable (no
@@ -7,6 +10,7 @@ import { Redis } from 'ioredis';
  * first request, and one that is down does not hold up start-up.
  */
 export async function openRedis(url: string): Promise<Redis> {
+  const { Redis } = await ioredis();
   const redis = new Redis(url, {
     maxRetriesPerRequest: 1,
     enableOfflineQueue: false,
@@ -28,6 +32,7 @@ export async function openRedis(url: string): Promise<Redis> {
 
 /** Like openRedis, but waits until Redis answers; fails with a message naming the URL (password hidden). */
 export async function connectRedis(url: string): Promise<Redis> {
+  const { Redis } = await ioredis();
   const redis = new Redis(url, {
     lazyConnect: true,
     maxRetriesPerRequest: 1,
