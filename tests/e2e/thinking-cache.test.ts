@@ -1,5 +1,5 @@
 import Anthropic from '@anthropic-ai/sdk';
-import { startTestGateway, type TestGateway } from '@flowloom/gateway/testing';
+import { sample, startTestGateway, type TestGateway } from '@flowloom/gateway/testing';
 import OpenAI from 'openai';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { type FakeProvider, startFakeProvider } from '../fakes/index.js';
@@ -328,5 +328,42 @@ describe('reasoning and cached tokens through the gateway (OpenAI SDK)', () => {
     expect(error).toBeInstanceOf(OpenAI.BadRequestError);
     expect((error as InstanceType<typeof OpenAI.BadRequestError>).param).toBe('reasoning_effort');
     expect(modelCalls(anthropicFake)).toHaveLength(0);
+  });
+});
+
+describe('token metrics for cache writes and reasoning', () => {
+  const series = { model: 'claude', deployment: 'anthropic/claude-sonnet-4-5' };
+  const tokenCounts = async (): Promise<Record<string, number>> => {
+    const res = await t.get('/metrics');
+    expect(res.status).toBe(200);
+    const counts: Record<string, number> = {};
+    for (const kind of ['input', 'output', 'cached_input', 'cache_write', 'cache_write_1h', 'reasoning'])
+      counts[kind] = sample(res.text, 'flowloom_tokens_total', { ...series, kind }) ?? 0;
+    return counts;
+  };
+  const grew = (before: Record<string, number>, after: Record<string, number>) =>
+    Object.fromEntries(Object.entries(after).map(([kind, n]) => [kind, n - (before[kind] ?? 0)]));
+  const reported = {
+    input: 5000,
+    output: 300,
+    cached_input: 3000,
+    cache_write: 1500,
+    cache_write_1h: 1000,
+    reasoning: 200,
+  };
+
+  it('when an answer reports cache writes and thinking tokens, then /metrics counts each kind', async () => {
+    const before = await tokenCounts();
+    anthropicFake.script(scriptedThinking);
+    await anthropic.messages.create(cachedThinking);
+    expect(grew(before, await tokenCounts())).toEqual(reported);
+  });
+
+  it('when the answer is streamed, then the same kinds are counted from the stream', async () => {
+    const before = await tokenCounts();
+    anthropicFake.script(scriptedThinking);
+    const stream = anthropic.messages.stream(cachedThinking);
+    await stream.finalMessage();
+    await expect.poll(async () => grew(before, await tokenCounts())).toEqual(reported);
   });
 });

@@ -5,6 +5,9 @@ import { loadConfig } from '@flowloom/config';
 import type { Db } from '@flowloom/store';
 import { type Gateway, startGateway } from '../src/main.js';
 
+/** Reads one sample of a Prometheus text exposition. */
+export { sample } from './http-helpers.js';
+
 export const TEST_ADMIN_KEY = 'flk_test-admin-key-0123456789abcdefghijklmnop';
 
 export interface TestGateway {

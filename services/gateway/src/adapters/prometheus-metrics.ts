@@ -33,7 +33,7 @@ export function createPrometheusMetrics(registry: Registry): GatewayMetrics {
   });
   const tokens = new Counter({
     name: 'flowloom_tokens_total',
-    help: 'Tokens metered, by model, deployment and kind (input, output, cached_input)',
+    help: 'Tokens metered, by model, deployment and kind: input and output, and the parts of them that were cached_input (cache reads), cache_write (cache writes, of which cache_write_1h for an hour) and reasoning',
     labelNames: ['model', 'deployment', 'kind'],
     registers: [registry],
   });
@@ -60,10 +60,15 @@ export function createPrometheusMetrics(registry: Registry): GatewayMetrics {
       if (l.outcome === 'error')
         upstreamErrors.inc({ deployment: l.deployment, kind: l.errorKind ?? 'unknown' });
     },
-    tokens(l, input, output, cached) {
-      tokens.inc({ ...l, kind: 'input' }, input);
-      tokens.inc({ ...l, kind: 'output' }, output);
-      tokens.inc({ ...l, kind: 'cached_input' }, cached);
+    tokens(l, usage) {
+      tokens.inc({ ...l, kind: 'input' }, usage.inputTokens);
+      tokens.inc({ ...l, kind: 'output' }, usage.outputTokens);
+      tokens.inc({ ...l, kind: 'cached_input' }, usage.cachedInputTokens);
+      if (usage.cacheWriteTokens !== undefined)
+        tokens.inc({ ...l, kind: 'cache_write' }, usage.cacheWriteTokens);
+      if (usage.cacheWrite1hTokens !== undefined)
+        tokens.inc({ ...l, kind: 'cache_write_1h' }, usage.cacheWrite1hTokens);
+      if (usage.reasoningTokens !== undefined) tokens.inc({ ...l, kind: 'reasoning' }, usage.reasoningTokens);
     },
     cost(l, usd) {
       cost.inc(l, usd);

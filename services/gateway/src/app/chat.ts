@@ -391,7 +391,7 @@ export class ChatService {
 
   private meter(model: string, deployment: Deployment, usage: Usage, costUsd: number): void {
     const labels = { model, deployment: deployment.id };
-    this.metrics.tokens(labels, usage.inputTokens, usage.outputTokens, usage.cachedInputTokens);
+    this.metrics.tokens(labels, usage);
     this.metrics.cost(labels, costUsd);
   }
 

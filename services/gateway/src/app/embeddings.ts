@@ -86,12 +86,7 @@ export class EmbeddingsService {
       attempts = result.attempts;
       const usage = { inputTokens: result.value.usage.inputTokens, outputTokens: 0, cachedInputTokens: 0 };
       const costUsd = costOf(usage, this.router.priceOf(result.deployment));
-      this.metrics.tokens(
-        { model: request.model, deployment: result.deployment.id },
-        usage.inputTokens,
-        0,
-        0,
-      );
+      this.metrics.tokens({ model: request.model, deployment: result.deployment.id }, usage);
       this.metrics.cost({ model: request.model, deployment: result.deployment.id }, costUsd);
       const settling = hold.settle(costUsd, usage.inputTokens);
       hold = undefined;
