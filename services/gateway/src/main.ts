@@ -89,6 +89,8 @@ export interface Gateway {
 interface RelayedOutbox extends Outbox {
   start(): void;
   publishPending(): Promise<number>;
+  /** Events written and not yet published on the bus. */
+  pendingCount(): Promise<number>;
   close(): Promise<void>;
   /** `ok`, or what is degraded (for /readyz). */
   status?(): string;
@@ -143,6 +145,7 @@ async function sqlOutbox(
       return relay.publishPending();
     },
     status: () => outbox.status(),
+    pendingCount: () => relay.backlog(),
     close: async () => {
       await outbox.close();
       await relay.stop();
@@ -173,6 +176,14 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
         onError: onRelayError,
       });
   const relay = outbox;
+  new Gauge({
+    name: 'flowloom_outbox_backlog_events',
+    help: 'Events in the outbox not yet published on the bus (growing: the consumers, e.g. the audit ledger, are behind)',
+    registers: [registry],
+    async collect() {
+      this.set(await relay.pendingCount());
+    },
+  });
   const keyStore = new SqlKeyStore(db);
   const auth = new Authenticator(keyStore);
   const keys = new KeysAdmin(keyStore, outbox, () => auth.invalidate());

@@ -11,6 +11,14 @@ beforeAll(async () => {
 });
 afterAll(async () => t.close());
 
+async function until(condition: () => Promise<boolean>, timeoutMs = 10_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await condition())) {
+    if (Date.now() > deadline) throw new Error('condition not met in time');
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
+
 async function metrics(): Promise<string> {
   const res = await t.get('/metrics');
   expect(res.status).toBe(200);
@@ -46,6 +54,29 @@ describe('health and readiness', () => {
 });
 
 describe('metrics', () => {
+  it('when a consumer of the bus is behind, then the outbox backlog gauge counts the waiting events until it catches up', async () => {
+    const backlog = async (): Promise<number> =>
+      sample(await metrics(), 'flowloom_outbox_backlog_events', {}) ?? -1;
+    await until(async () => (await backlog()) === 0);
+    // A consumer that holds every delivery until released: the in-process bus waits for all of them.
+    let release: () => void = () => {};
+    const held = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    let holding = true;
+    await t.gateway.bus.subscribe('slow-consumer', async () => {
+      if (holding) await held;
+    });
+    const res = await t.post('/v1/chat/completions', scripted({ reply: 'ok' }), key);
+    expect(res.status).toBe(200);
+    // The first event is taken by the held delivery; the next request's event waits behind it.
+    await t.post('/v1/chat/completions', scripted({ reply: 'ok' }), key);
+    await until(async () => (await backlog()) >= 1);
+    holding = false;
+    release();
+    await until(async () => (await backlog()) === 0);
+  });
+
   it('when a chat request is answered, then requests, tokens and cost series count it', async () => {
     const before = await metrics();
     const res = await t.post(

@@ -261,6 +261,11 @@ export class FileOutbox implements Outbox {
     return this.unpublished.length;
   }
 
+  /** The backlog, in the shape every relayed outbox reports it (the SQL one counts rows). */
+  pendingCount(): Promise<number> {
+    return Promise.resolve(this.backlog);
+  }
+
   private async runRelay(): Promise<void> {
     let failures = 0;
     while (this.relayRunning) {

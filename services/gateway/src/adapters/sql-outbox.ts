@@ -114,6 +114,14 @@ export class OutboxRelay {
     await this.publishPending().catch((error: unknown) => this.options.onError?.(error));
   }
 
+  /** Events written and not yet published (the partial index on unpublished rows makes this cheap). */
+  async backlog(): Promise<number> {
+    const { rows } = await this.db.query<{ n: number }>(
+      'select count(*)::int as n from outbox where published_at is null',
+    );
+    return rows[0]?.n ?? 0;
+  }
+
   /** Publishes until nothing is pending; returns how many events went out. */
   async publishPending(): Promise<number> {
     let total = 0;
