@@ -3,6 +3,8 @@
 // decision store's inserts took the CPU that serves requests. Here they run beside it.
 // Plain JavaScript, so the worker needs no TypeScript loader; the message shapes are the
 // `Request` and `Reply` types of pglite.ts.
+import { readlinkSync } from 'node:fs';
+import { getPriority, setPriority } from 'node:os';
 import { parentPort, workerData } from 'node:worker_threads';
 import { PGlite } from '@electric-sql/pglite';
 
@@ -13,6 +15,19 @@ const { dataDir, settings } = workerData;
 /** Open transactions by id: each is a `tx` handle and the function that ends it. */
 const transactions = new Map();
 let nextTx = 1;
+
+// This thread yields the CPU (its nice value is the process's plus workerData.nice) to the one answering requests: its big work (the audit trail's group
+// commits and search index) is asynchronous, and on a small machine a burst of it (indexing
+// thousands of entries) would otherwise compete with every answer waiting for a core. Linux applies
+// a nice value to the one thread whose id is given; elsewhere this is skipped.
+if (workerData.nice) {
+  try {
+    const thread = Number(readlinkSync('/proc/thread-self').split('/').pop());
+    setPriority(thread, Math.min(19, getPriority(thread) + workerData.nice));
+  } catch {
+    // No /proc/thread-self (not Linux) or not permitted: the thread keeps the process's priority.
+  }
+}
 
 const pg = new PGlite({ ...(dataDir ? { dataDir } : {}), postgresqlconf: settings });
 

@@ -1,3 +1,4 @@
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Db } from './db.js';
 import { openPglite } from './pglite.js';
@@ -13,6 +14,17 @@ describe('embedded database on its worker thread', () => {
   afterAll(async () => {
     await db.close();
   });
+
+  it.runIf(existsSync('/proc/thread-self'))(
+    'when it runs on Linux, then its thread has a lower CPU priority than the thread that serves requests',
+    () => {
+      // Field 19 of a thread's stat line (after the parenthesised name) is its nice value.
+      const nice = (task: string): number =>
+        Number(readFileSync(`/proc/self/task/${task}/stat`, 'utf8').split(') ')[1]?.split(' ')[16]);
+      const main = nice(String(process.pid));
+      expect(readdirSync('/proc/self/task').map(nice)).toContain(Math.min(19, main + 5));
+    },
+  );
 
   it('when values of every parameter type are written, then they read back unchanged', async () => {
     const at = new Date('2026-11-22T06:00:00.000Z');

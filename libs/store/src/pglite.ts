@@ -18,6 +18,13 @@ const EMBEDDED_SETTINGS = [
   'wal_buffers=1MB',
 ];
 
+/**
+ * The database thread's nice value, above the request-serving thread's (see pglite-worker.mjs). Five,
+ * not more: under a sustained full load it still gets about a quarter of a contended core, so the
+ * audit trail falls behind only briefly (flowloom_outbox_backlog_events shows it).
+ */
+const DATABASE_THREAD_NICE = 5;
+
 async function initInChild(dataDir: string): Promise<void> {
   const script = fileURLToPath(new URL('./init-pglite.mjs', import.meta.url));
   try {
@@ -62,7 +69,7 @@ export async function openPglite(dataDir?: string): Promise<Db> {
   // each on its first call instead of all up front keeps ~20 MB of machine code out of idle RSS.
   setFlagsFromString('--wasm-lazy-compilation');
   const worker = new Worker(fileURLToPath(new URL('./pglite-worker.mjs', import.meta.url)), {
-    workerData: { dataDir, settings: EMBEDDED_SETTINGS },
+    workerData: { dataDir, settings: EMBEDDED_SETTINGS, nice: DATABASE_THREAD_NICE },
     // The worker's JavaScript is thin glue around WASM; a small young generation saves ~20 MB RSS.
     resourceLimits: { maxYoungGenerationSizeMb: 4 },
   });
