@@ -234,6 +234,26 @@ describe('the audit trail of a composed platform (flowloom up)', () => {
     expect(offline.code, offline.stdout).toBe(0);
   }, 60_000);
 
+  it('when flowloom audit query filters by project, type and text, then it lists exactly the matching entries', async () => {
+    const cliEnv = { ...env, FLOWLOOM_URL: url, FLOWLOOM_API_KEY: ADMIN };
+    const completed = 'dev.flowloom.gateway.request.completed.v1';
+    const byProject = await runCli(
+      ['audit', 'query', '--project', 'apollo', '--type', completed, '--limit', '100', '--json'],
+      cliEnv,
+    );
+    expect(byProject.code, byProject.stdout + byProject.stderr).toBe(0);
+    const page = JSON.parse(byProject.stdout) as { data: EntryJson[] };
+    expect(page.data.map((e) => e.event?.data['requestId']).sort()).toEqual([...apolloIds].sort());
+
+    const byText = await runCli(['audit', 'query', '--text', requestIds[2] ?? '~'], cliEnv);
+    expect(byText.code, byText.stdout + byText.stderr).toBe(0);
+    // One line per entry: the request's own completion is among them, the other requests' are not.
+    const lines = byText.stdout.trim().split('\n');
+    expect(lines.filter((l) => l.includes(completed))).toHaveLength(1);
+    const all = await runCli(['audit', 'query', '--type', completed, '--limit', '100'], cliEnv);
+    expect(all.stdout.trim().split('\n').length).toBeGreaterThanOrEqual(requestIds.length);
+  }, 60_000);
+
   it('when a gRPC client asks flowloom.audit.v1.Audit, then proofs verify against the signed checkpoint and auth is required', async () => {
     const Audit = auditGrpcClient();
     const client = new Audit(grpcAddress, grpc.credentials.createInsecure());

@@ -1,7 +1,7 @@
 export { type BundleFiles, DirectoryBundleWriter, readBundleDir } from './adapters/bundle-files.js';
 export { checkpointFileName } from './adapters/checkpoint-sinks.js';
 export { FileSigningKeyStore } from './adapters/file-signing-key-store.js';
-export { HttpAuditSource } from './adapters/http-audit-source.js';
+export { filterParams, HttpAuditSource } from './adapters/http-audit-source.js';
 export { auditMigrations, LEDGER_TABLES, ledgerWriterRoleSql } from './adapters/migrations.js';
 export { SqlLedgerStore } from './adapters/sql-ledger-store.js';
 export { createVerifyWorker, type VerifyWorker } from './adapters/verify-worker.js';

@@ -29,7 +29,8 @@ function checkpointOf(json: CheckpointJson): CheckpointRecord {
   };
 }
 
-function filterParams(filter: EntryFilter | undefined, params: URLSearchParams): void {
+/** An entry filter as the audit API's query parameters (`GET /api/v1/audit/entries`, exports). */
+export function filterParams(filter: EntryFilter | undefined, params: URLSearchParams): void {
   if (!filter) return;
   const set = (name: string, value: string | Date | undefined): void => {
     if (value !== undefined && value !== '')

@@ -9,6 +9,7 @@ import {
   type EntryFilter,
   type EvidenceReport,
   exportBundle,
+  filterParams,
   HttpAuditSource,
   type LogReport,
   openAuditDirect,
@@ -351,18 +352,10 @@ async function queryCommand(args: string[], io: Io): Promise<number> {
   });
   const filter = filterOf(values);
   const params = new URLSearchParams();
-  const set = (name: string, value: string | Date | undefined): void => {
-    if (value !== undefined) params.set(name, value instanceof Date ? value.toISOString() : value);
+  filterParams(filter, params);
+  const set = (name: string, value: string | undefined): void => {
+    if (value !== undefined) params.set(name, value);
   };
-  set('from', filter.from);
-  set('to', filter.to);
-  set('type', filter.type);
-  set('actor', filter.actor);
-  set('key', filter.keyId);
-  set('project', filter.project);
-  set('job', filter.job);
-  set('outcome', filter.outcome);
-  set('q', filter.text);
   set('limit', str(values, 'limit'));
   set('cursor', str(values, 'cursor'));
   const page = (await callApi(io, 'GET', `/api/v1/audit/entries?${params}`)) as {
