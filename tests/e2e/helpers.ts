@@ -1,6 +1,8 @@
-import type { TestGateway } from '@flowloom/gateway/testing';
+import Anthropic from '@anthropic-ai/sdk';
+import { startTestGateway, type TestGateway } from '@flowloom/gateway/testing';
+import OpenAI from 'openai';
 import { afterAll, beforeEach } from 'vitest';
-import type { FakeProvider, RecordedRequest } from '../fakes/index.js';
+import { type FakeProvider, type RecordedRequest, startFakeProvider } from '../fakes/index.js';
 
 export const COMPLETED = 'dev.flowloom.gateway.request.completed.v1';
 export const FAILED = 'dev.flowloom.gateway.request.failed.v1';
@@ -21,6 +23,61 @@ export async function eventFor(
     if (Date.now() > until) throw new Error(`no event recorded for request ${requestId}`);
     await delay(25);
   }
+}
+
+export interface AnthropicAndOpenAI {
+  anthropicFake: FakeProvider;
+  openaiFake: FakeProvider;
+  /** The upstream keys the fakes accept (configured on the gateway's providers). */
+  anthropicKey: string;
+  openaiKey: string;
+  gateway: TestGateway;
+  /** A member key, and the official SDKs pointed at the gateway with it. */
+  key: string;
+  anthropic: Anthropic;
+  openai: OpenAI;
+}
+
+/**
+ * An Anthropic and an OpenAI fake, and a gateway whose provider `openai` and providers `anthropic`
+ * (plus `anthropicNames`, each with a circuit breaker of its own) point at them.
+ */
+export async function startAnthropicAndOpenAI(
+  suite: string,
+  options: {
+    models: Record<string, unknown>;
+    routing: Record<string, unknown>;
+    anthropicNames?: string[];
+  } & Record<string, unknown>,
+): Promise<AnthropicAndOpenAI> {
+  const { models, routing, anthropicNames = [], ...overrides } = options;
+  const anthropicKey = `sk-ant-fake-upstream-${suite}-0123456789`;
+  const openaiKey = `sk-fake-openai-upstream-${suite}-0123456789`;
+  const anthropicFake = await startFakeProvider({ kind: 'anthropic', apiKey: anthropicKey });
+  const openaiFake = await startFakeProvider({ kind: 'openai', apiKey: openaiKey });
+  const anthropicProvider = { kind: 'anthropic', baseUrl: anthropicFake.url, apiKey: anthropicKey };
+  const gateway = await startTestGateway({
+    overrides: {
+      ...overrides,
+      providers: {
+        ...Object.fromEntries(['anthropic', ...anthropicNames].map((name) => [name, anthropicProvider])),
+        openai: { kind: 'openai', baseUrl: `${openaiFake.url}/v1`, apiKey: openaiKey },
+      },
+      models,
+      routing,
+    },
+  });
+  const key = (await gateway.createKey({ name: suite })).key;
+  return {
+    anthropicFake,
+    openaiFake,
+    anthropicKey,
+    openaiKey,
+    gateway,
+    key,
+    anthropic: new Anthropic({ baseURL: gateway.url, apiKey: key, maxRetries: 0, timeout: 10_000 }),
+    openai: new OpenAI({ baseURL: `${gateway.url}/v1`, apiKey: key, maxRetries: 0, timeout: 10_000 }),
+  };
 }
 
 /**

@@ -1,38 +1,40 @@
 import Anthropic from '@anthropic-ai/sdk';
-import { sample, startTestGateway, type TestGateway } from '@flowloom/gateway/testing';
+import { sample, type TestGateway } from '@flowloom/gateway/testing';
 import OpenAI from 'openai';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { type FakeProvider, startFakeProvider } from '../fakes/index.js';
-import { bodyOf, COMPLETED, eventFor, lastCall, modelCalls, resetAndCloseAfterSuite } from './helpers.js';
-
-const ANTHROPIC_KEY = 'sk-ant-fake-upstream-thinking-0123456789';
-const OPENAI_KEY = 'sk-fake-openai-upstream-thinking-0123456789';
+import type { FakeProvider } from '../fakes/index.js';
+import {
+  bodyOf,
+  COMPLETED,
+  eventFor,
+  lastCall,
+  modelCalls,
+  resetAndCloseAfterSuite,
+  startAnthropicAndOpenAI,
+} from './helpers.js';
 
 let anthropicFake: FakeProvider;
 let openaiFake: FakeProvider;
 let t: TestGateway;
 let anthropic: Anthropic;
 let openai: OpenAI;
+let anthropicKey: string;
 
 beforeAll(async () => {
-  anthropicFake = await startFakeProvider({ kind: 'anthropic', apiKey: ANTHROPIC_KEY });
-  openaiFake = await startFakeProvider({ kind: 'openai', apiKey: OPENAI_KEY });
-  t = await startTestGateway({
-    overrides: {
-      providers: {
-        anthropic: { kind: 'anthropic', baseUrl: anthropicFake.url, apiKey: ANTHROPIC_KEY },
-        openai: { kind: 'openai', baseUrl: `${openaiFake.url}/v1`, apiKey: OPENAI_KEY },
-      },
-      models: {
-        claude: { deployments: [{ provider: 'anthropic', model: 'claude-sonnet-4-5' }] },
-        reasoner: { deployments: [{ provider: 'openai', model: 'gpt-5-mini' }] },
-      },
-      routing: { maxAttempts: 1 },
+  ({
+    anthropicFake,
+    openaiFake,
+    gateway: t,
+    anthropic,
+    openai,
+    anthropicKey,
+  } = await startAnthropicAndOpenAI('thinking-cache', {
+    models: {
+      claude: { deployments: [{ provider: 'anthropic', model: 'claude-sonnet-4-5' }] },
+      reasoner: { deployments: [{ provider: 'openai', model: 'gpt-5-mini' }] },
     },
-  });
-  const key = (await t.createKey({ name: 'thinking-cache' })).key;
-  anthropic = new Anthropic({ baseURL: t.url, apiKey: key, maxRetries: 0, timeout: 10_000 });
-  openai = new OpenAI({ baseURL: `${t.url}/v1`, apiKey: key, maxRetries: 0, timeout: 10_000 });
+    routing: { maxAttempts: 1 },
+  }));
 });
 
 resetAndCloseAfterSuite(() => ({ gateway: t, fakes: [anthropicFake, openaiFake] }));
@@ -152,7 +154,7 @@ describe('prompt caching and extended thinking through the gateway (Anthropic SD
     };
     // What the upstream itself sends, read by the same SDK without the gateway in between.
     anthropicFake.script(reply);
-    const direct = new Anthropic({ baseURL: anthropicFake.url, apiKey: ANTHROPIC_KEY, maxRetries: 0 });
+    const direct = new Anthropic({ baseURL: anthropicFake.url, apiKey: anthropicKey, maxRetries: 0 });
     const directStream = direct.messages.stream({ ...cachedThinking, model: 'claude-sonnet-4-5' });
     const upstreamTypes = eventTypes(directStream);
     await directStream.finalMessage();

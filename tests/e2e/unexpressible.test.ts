@@ -1,16 +1,22 @@
-import { startTestGateway, type TestGateway } from '@flowloom/gateway/testing';
+import type { TestGateway } from '@flowloom/gateway/testing';
 import OpenAI from 'openai';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { type FakeProvider, startFakeProvider } from '../fakes/index.js';
-import { bodyOf, eventFor, FAILED, lastCall, modelCalls, resetAndCloseAfterSuite } from './helpers.js';
+import type { FakeProvider } from '../fakes/index.js';
+import {
+  bodyOf,
+  eventFor,
+  FAILED,
+  lastCall,
+  modelCalls,
+  resetAndCloseAfterSuite,
+  startAnthropicAndOpenAI,
+} from './helpers.js';
 
 /**
  * A request one provider's format cannot express (Anthropic takes jpeg, png, gif and webp images, not
  * bmp) is the caller's problem, not the deployment's: no retry, no breaker penalty, and another
  * deployment of the route that can take it answers instead.
  */
-const ANTHROPIC_KEY = 'sk-ant-fake-upstream-unexpressible-0123456789';
-const OPENAI_KEY = 'sk-fake-openai-upstream-unexpressible-0123456789';
 const FAILURE_THRESHOLD = 2;
 
 let anthropicFake: FakeProvider;
@@ -20,31 +26,27 @@ let openai: OpenAI;
 let key: string;
 
 beforeAll(async () => {
-  anthropicFake = await startFakeProvider({ kind: 'anthropic', apiKey: ANTHROPIC_KEY });
-  openaiFake = await startFakeProvider({ kind: 'openai', apiKey: OPENAI_KEY });
   const claude = { provider: 'anthropic', model: 'claude-haiku-4-5' };
   // Its own provider name, so that the other scenarios cannot have opened its circuit breaker.
   const claudeFirst = { provider: 'anthropic-first', model: 'claude-haiku-4-5' };
   const gpt = { provider: 'openai', model: 'gpt-4o' };
-  t = await startTestGateway({
-    overrides: {
-      providers: {
-        anthropic: { kind: 'anthropic', baseUrl: anthropicFake.url, apiKey: ANTHROPIC_KEY },
-        'anthropic-first': { kind: 'anthropic', baseUrl: anthropicFake.url, apiKey: ANTHROPIC_KEY },
-        openai: { kind: 'openai', baseUrl: `${openaiFake.url}/v1`, apiKey: OPENAI_KEY },
-      },
-      models: {
-        'claude-only': { deployments: [claude] },
-        'claude-then-gpt': { deployments: [claudeFirst, gpt] },
-      },
-      routing: {
-        maxAttempts: 3,
-        circuitBreaker: { failureThreshold: FAILURE_THRESHOLD, cooldownMs: 60_000 },
-      },
+  ({
+    anthropicFake,
+    openaiFake,
+    gateway: t,
+    openai,
+    key,
+  } = await startAnthropicAndOpenAI('unexpressible', {
+    anthropicNames: ['anthropic-first'],
+    models: {
+      'claude-only': { deployments: [claude] },
+      'claude-then-gpt': { deployments: [claudeFirst, gpt] },
     },
-  });
-  key = (await t.createKey({ name: 'unexpressible' })).key;
-  openai = new OpenAI({ baseURL: `${t.url}/v1`, apiKey: key, maxRetries: 0, timeout: 10_000 });
+    routing: {
+      maxAttempts: 3,
+      circuitBreaker: { failureThreshold: FAILURE_THRESHOLD, cooldownMs: 60_000 },
+    },
+  }));
 });
 
 resetAndCloseAfterSuite(() => ({ gateway: t, fakes: [anthropicFake, openaiFake] }));

@@ -111,6 +111,11 @@ export interface ChatRequest {
   reasoning?: ReasoningConfig;
   /** Anthropic's top-level `cache_control` (automatic breakpoint on the last cacheable block). */
   cacheControl?: CacheControl;
+  /**
+   * Anthropic beta features an Anthropic-format caller opted into (its `anthropic-beta` header). Only
+   * Anthropic upstreams get them; the other providers do not know these names.
+   */
+  anthropicBetas?: string[];
 }
 
 export interface Usage {

@@ -9,13 +9,17 @@ import type {
 } from './canonical.js';
 import type { SseMessage } from './sse.js';
 
+/** Request headers as Node parses them (a repeated header may come as an array). */
+export type CallerHeaders = Readonly<Record<string, string | string[] | undefined>>;
+
 /**
  * A caller-facing API format (what a client SDK speaks to the gateway).
  * Decoders throw `AppError('invalid_request', message, { param })` naming the offending field.
  */
 export interface CallerFormat {
   readonly name: 'openai' | 'anthropic' | 'gemini';
-  decodeChatRequest(body: unknown): ChatRequest;
+  /** `headers` are the caller's request headers, for the few a format defines (Anthropic `anthropic-beta`). */
+  decodeChatRequest(body: unknown, headers?: CallerHeaders): ChatRequest;
   /** `model` is the name the caller asked for, echoed back as the providers do. */
   encodeChatResponse(response: ChatResponse, model: string): JsonObject;
   createStreamEncoder(model: string, options: { includeUsage: boolean }): StreamEncoder;

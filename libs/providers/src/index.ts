@@ -7,7 +7,7 @@ export {
   type UpstreamCall,
   UpstreamFailure,
 } from './client.js';
-export type { CallerFormat, ProviderWire, StreamDecoder, StreamEncoder } from './codec.js';
+export type { CallerFormat, CallerHeaders, ProviderWire, StreamDecoder, StreamEncoder } from './codec.js';
 export { anthropicCaller, anthropicProvider } from './formats/anthropic/index.js';
 export {
   decodeGeminiRequest,

@@ -1,3 +1,4 @@
+import type { ChatRequest } from './canonical.js';
 import type { ProviderEndpoint, ProviderKind } from './client.js';
 import type { ProviderWire } from './codec.js';
 import { anthropicProvider } from './formats/anthropic/index.js';
@@ -13,6 +14,11 @@ export interface HttpProviderSpec {
   chatUrl(base: string, endpoint: ProviderEndpoint, model: string, stream: boolean): string;
   embeddingsUrl?(base: string, endpoint: ProviderEndpoint, model: string): string;
   authHeaders(endpoint: ProviderEndpoint): Record<string, string>;
+  /**
+   * Headers a chat request carries for this provider only (Anthropic `anthropic-beta`). Nothing the
+   * caller sent reaches a provider except through here, so its credentials never do.
+   */
+  chatHeaders?(request: ChatRequest): Record<string, string>;
   wire: ProviderWire;
 }
 
@@ -48,8 +54,14 @@ export const httpProviders: Record<Exclude<ProviderKind, 'local'>, HttpProviderS
     chatUrl: (base) => `${trim(base)}/v1/messages`,
     authHeaders: (e): Record<string, string> => ({
       ...(e.apiKey ? { 'x-api-key': e.apiKey } : {}),
+      // The version the codec speaks; a caller's own anthropic-version is not passed on, since the body
+      // the upstream gets is the gateway's re-encoding, not the caller's.
       'anthropic-version': '2023-06-01',
     }),
+    chatHeaders: (request): Record<string, string> =>
+      request.anthropicBetas && request.anthropicBetas.length > 0
+        ? { 'anthropic-beta': request.anthropicBetas.join(',') }
+        : {},
     wire: anthropicProvider,
   },
   gemini: {

@@ -79,13 +79,15 @@ export function createHttpProviderClient(endpoint: ProviderEndpoint, spec: HttpP
     body: unknown,
     signal: AbortSignal,
     stream: boolean,
+    callHeaders?: Record<string, string>,
   ): Promise<Dispatcher.ResponseData> {
     const target = new URL(url);
+    const headers = callHeaders ? { ...callHeaders, ...staticHeaders } : staticHeaders;
     const response = await agent().request({
       origin: target.origin,
       path: target.pathname + target.search,
       method: 'POST',
-      headers: stream ? { ...staticHeaders, accept: 'text/event-stream' } : staticHeaders,
+      headers: stream ? { ...headers, accept: 'text/event-stream' } : headers,
       body: JSON.stringify(body),
       signal,
     });
@@ -110,9 +112,14 @@ export function createHttpProviderClient(endpoint: ProviderEndpoint, spec: HttpP
     );
   }
 
-  async function json(url: string, body: unknown, signal: AbortSignal): Promise<unknown> {
+  async function json(
+    url: string,
+    body: unknown,
+    signal: AbortSignal,
+    callHeaders?: Record<string, string>,
+  ): Promise<unknown> {
     try {
-      const response = await send(url, body, signal, false);
+      const response = await send(url, body, signal, false, callHeaders);
       const text = await response.body.text();
       try {
         return JSON.parse(text);
@@ -158,7 +165,12 @@ export function createHttpProviderClient(endpoint: ProviderEndpoint, spec: HttpP
     endpoint,
     async chat({ request, model, signal }: UpstreamCall<ChatRequest>): Promise<ChatResponse> {
       const body = encodeOrReject(() => spec.wire.encodeChatRequest({ ...request, stream: false }, model));
-      const raw = await json(spec.chatUrl(base, endpoint, model, false), body, signal);
+      const raw = await json(
+        spec.chatUrl(base, endpoint, model, false),
+        body,
+        signal,
+        spec.chatHeaders?.(request),
+      );
       return decodeOrFail(() => spec.wire.decodeChatResponse(raw));
     },
 
@@ -170,7 +182,13 @@ export function createHttpProviderClient(endpoint: ProviderEndpoint, spec: HttpP
       const body = encodeOrReject(() => spec.wire.encodeChatRequest({ ...request, stream: true }, model));
       let response: Dispatcher.ResponseData;
       try {
-        response = await send(spec.chatUrl(base, endpoint, model, true), body, signal, true);
+        response = await send(
+          spec.chatUrl(base, endpoint, model, true),
+          body,
+          signal,
+          true,
+          spec.chatHeaders?.(request),
+        );
       } catch (error) {
         throw classify(error, signal, label);
       }

@@ -2,7 +2,12 @@ import { AppError } from '@flowloom/errors';
 import { describe, expect, it } from 'vitest';
 import type { ChatResponse, StreamEvent, Usage } from '../../canonical.js';
 import { SseParser } from '../../sse.js';
-import { AnthropicStreamEncoder, anthropicCaller, decodeAnthropicRequest } from './caller.js';
+import {
+  AnthropicStreamEncoder,
+  anthropicCaller,
+  decodeAnthropicBetas,
+  decodeAnthropicRequest,
+} from './caller.js';
 
 const minimal = { model: 'claude-sonnet-4-5', max_tokens: 256, messages: [{ role: 'user', content: 'Hi' }] };
 
@@ -533,5 +538,34 @@ describe('anthropic caller: stream encoding', () => {
     expect(encoder.error('Upstream went away', 'api_error')).toBe(
       'event: error\ndata: {"type":"error","error":{"type":"api_error","message":"Upstream went away"}}\n\n',
     );
+  });
+});
+
+describe('the anthropic-beta header', () => {
+  it('when betas come in one header, in repeated headers or with spaces, then they become one list without repeats', () => {
+    expect(decodeAnthropicBetas('a-2025-01-01, b-2025-02-02')).toEqual(['a-2025-01-01', 'b-2025-02-02']);
+    expect(decodeAnthropicBetas(['a-2025-01-01', 'b-2025-02-02,a-2025-01-01'])).toEqual([
+      'a-2025-01-01',
+      'b-2025-02-02',
+    ]);
+    expect(decodeAnthropicBetas(' , ')).toBeUndefined();
+    expect(decodeAnthropicBetas(undefined)).toBeUndefined();
+  });
+
+  it('when a name is not a beta name, then it is an invalid_request naming the header', () => {
+    expect(() => decodeAnthropicBetas('ok-2025-01-01,Bearer sk-123')).toThrow(
+      expect.objectContaining({ code: 'invalid_request', param: 'anthropic-beta' }),
+    );
+    expect(() => decodeAnthropicBetas(Array.from({ length: 33 }, (_, i) => `b${i}`).join(','))).toThrow(
+      /up to 32/,
+    );
+  });
+
+  it('when the request is decoded with the header, then the canonical request carries the betas', () => {
+    const body = { model: 'claude', max_tokens: 8, messages: [{ role: 'user', content: 'hi' }] };
+    expect(anthropicCaller.decodeChatRequest(body, { 'anthropic-beta': 'x-2025' }).anthropicBetas).toEqual([
+      'x-2025',
+    ]);
+    expect(anthropicCaller.decodeChatRequest(body).anthropicBetas).toBeUndefined();
   });
 });

@@ -2,6 +2,7 @@
  * Anthropic Messages API as a caller format: what `@anthropic-ai/sdk` and Claude clients send to
  * `POST /v1/messages`, and the `message` objects and SSE events they expect back.
  */
+import { AppError } from '@flowloom/errors';
 import type {
   Cacheable,
   CacheControl,
@@ -20,7 +21,7 @@ import type {
   Usage,
 } from '../../canonical.js';
 import { mergeUsage } from '../../canonical.js';
-import type { CallerFormat, StreamEncoder } from '../../codec.js';
+import type { CallerFormat, CallerHeaders, StreamEncoder } from '../../codec.js';
 import { sseFrame } from '../../sse.js';
 import { type AnthropicRequestBody, anthropicRequestSchema } from './request-schema.js';
 import { argumentsToObject, invalidField, parseRequest, toJsonObject } from './validation.js';
@@ -44,7 +45,33 @@ export function cached(marker: CacheControl | null | undefined): Cacheable {
   return marker ? { cacheControl: marker } : {};
 }
 
-export function decodeAnthropicRequest(body: unknown): ChatRequest {
+/** A beta name as Anthropic spells them (`prompt-caching-2024-07-31`, `context-1m-2025-08-07`). */
+const BETA_NAME = /^[a-z0-9][a-z0-9._-]{0,99}$/i;
+const MAX_BETAS = 32;
+
+/**
+ * The `anthropic-beta` header: comma-separated feature names (a repeated header counts as one list).
+ * Anything else is refused here rather than passed on to a provider.
+ */
+export function decodeAnthropicBetas(header: string | string[] | undefined): string[] | undefined {
+  if (header === undefined) return undefined;
+  const names = (Array.isArray(header) ? header : [header])
+    .flatMap((value) => value.split(','))
+    .map((name) => name.trim())
+    .filter((name) => name !== '');
+  const bad = names.find((name) => !BETA_NAME.test(name));
+  if (bad !== undefined || names.length > MAX_BETAS) {
+    throw new AppError(
+      'invalid_request',
+      `anthropic-beta: expected up to ${MAX_BETAS} comma-separated beta names such as "context-1m-2025-08-07"${bad === undefined ? '' : `, not ${JSON.stringify(bad.slice(0, 100))}`}`,
+      { param: 'anthropic-beta' },
+    );
+  }
+  return names.length > 0 ? [...new Set(names)] : undefined;
+}
+
+export function decodeAnthropicRequest(body: unknown, headers?: CallerHeaders): ChatRequest {
+  const betas = decodeAnthropicBetas(headers?.['anthropic-beta']);
   const request = parseRequest(anthropicRequestSchema, body);
   checkToolChoice(request);
   const reasoning = decodeThinking(request);
@@ -89,6 +116,7 @@ export function decodeAnthropicRequest(body: unknown): ChatRequest {
     ...(typeof userId === 'string' && userId !== '' ? { user: userId } : {}),
     ...(reasoning ? { reasoning } : {}),
     ...cached(request.cache_control),
+    ...(betas ? { anthropicBetas: betas } : {}),
   };
 }
 

@@ -9,7 +9,7 @@ import { callOptions, routingHeaders } from './openai-chat.js';
 export function registerAnthropicMessages(app: FastifyInstance, deps: HttpDeps): void {
   app.post('/v1/messages', { config: { format: 'anthropic' } }, async (request, reply) => {
     const ctx = await requestContext(request, reply, deps.auth, 'anthropic');
-    const chat = anthropicCaller.decodeChatRequest(request.body);
+    const chat = anthropicCaller.decodeChatRequest(request.body, request.headers);
     const options = callOptions(request, reply);
     if (chat.stream) {
       const stream = await deps.chat.stream(ctx, chat, options);
