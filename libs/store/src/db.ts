@@ -10,8 +10,21 @@ export interface QueryResult<R extends Row = Row> {
   rowCount: number;
 }
 
+export interface StatementOptions {
+  /**
+   * Prepares the statement once per connection under this name (PostgreSQL), so later runs skip
+   * parsing and planning: for small hot statements whose planning costs as much as running them.
+   * One name, one SQL text. PGlite ignores it (it has no statements that outlive a call).
+   */
+  readonly name?: string;
+}
+
 export interface Queryable {
-  query<R extends Row = Row>(sql: string, params?: readonly SqlParam[]): Promise<QueryResult<R>>;
+  query<R extends Row = Row>(
+    sql: string,
+    params?: readonly SqlParam[],
+    options?: StatementOptions,
+  ): Promise<QueryResult<R>>;
 }
 
 export interface Db extends Queryable {

@@ -1,4 +1,4 @@
-export type { Db, Queryable, QueryResult, Row, SqlParam } from './db.js';
+export type { Db, Queryable, QueryResult, Row, SqlParam, StatementOptions } from './db.js';
 export { type Migration, migrate } from './migrate.js';
 export { type OpenDbOptions, openDb } from './open.js';
 export { openPglite } from './pglite.js';

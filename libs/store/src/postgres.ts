@@ -1,5 +1,5 @@
 import type pg from 'pg';
-import type { Db, QueryResult, Row, SqlParam } from './db.js';
+import type { Db, QueryResult, Row, SqlParam, StatementOptions } from './db.js';
 
 let loaded: Promise<typeof pg> | undefined;
 /** pg is loaded on first use: a process on embedded storage never holds it in memory. */
@@ -37,8 +37,12 @@ export async function openPostgres(url: string, options: PostgresOptions = {}): 
       `Cannot reach PostgreSQL at ${redactUrl(url)}: ${(error as Error).message}. Is it running? (npm run engines:up)`,
     );
   }
-  const query = async <R extends Row>(sql: string, params?: readonly SqlParam[]): Promise<QueryResult<R>> => {
-    const result = await pool.query<R>(sql, params ? [...params] : undefined);
+  const query = async <R extends Row>(
+    sql: string,
+    params?: readonly SqlParam[],
+    options?: StatementOptions,
+  ): Promise<QueryResult<R>> => {
+    const result = await pool.query<R>(statement(sql, params, options));
     return { rows: result.rows, rowCount: result.rowCount ?? result.rows.length };
   };
   return {
@@ -53,8 +57,8 @@ export async function openPostgres(url: string, options: PostgresOptions = {}): 
       try {
         await client.query('begin');
         const result = await fn({
-          async query<R extends Row>(sql: string, params?: readonly SqlParam[]) {
-            const r = await client.query<R>(sql, params ? [...params] : undefined);
+          async query<R extends Row>(sql: string, params?: readonly SqlParam[], options?: StatementOptions) {
+            const r = await client.query<R>(statement(sql, params, options));
             return { rows: r.rows, rowCount: r.rowCount ?? r.rows.length };
           },
         });
@@ -81,6 +85,14 @@ export async function openPostgres(url: string, options: PostgresOptions = {}): 
 }
 
 function ignore(): void {}
+
+function statement(
+  sql: string,
+  params: readonly SqlParam[] | undefined,
+  options: StatementOptions | undefined,
+): pg.QueryConfig<SqlParam[]> {
+  return { text: sql, values: params ? [...params] : undefined, name: options?.name };
+}
 
 /** Hides the password of a connection URL in messages. */
 export function redactUrl(url: string): string {

@@ -54,7 +54,7 @@ export async function openTestPglite(dataDir?: string): Promise<TestDatabase> {
   // The shared instance outlives each test database: closing is a no-op, drop removes the schema.
   const view: Db = {
     kind: 'pglite',
-    query: (sql, params) => db.query(sql, params),
+    query: (sql, params, options) => db.query(sql, params, options),
     transaction: (fn) => db.transaction(fn),
     exec: (sql) => db.exec(sql),
     close: async () => {},

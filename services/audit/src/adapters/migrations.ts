@@ -10,6 +10,18 @@ export const LEDGER_TABLES = [
   'audit_prunings',
 ] as const;
 
+/**
+ * The hashes of nodes given by position and completion size ($1, $2: bigint[]): each a 32-byte
+ * slice of the one tile that completed it, the first tile ending at or after that size.
+ */
+export const READ_NODES_QUERY = `select u.ord, substring(t.hashes from ((u.pos - t.node_base) * 32 + 1)::int for 32) as hash
+  from unnest($1::bigint[], $2::bigint[]) with ordinality as u(pos, completion, ord)
+  cross join lateral (
+    select n.node_base, n.start_size, n.hashes from audit_node_tiles n
+     where n.end_size >= u.completion order by n.end_size limit 1
+  ) t
+ where t.start_size < u.completion`;
+
 // The same SQL runs on PostgreSQL and PGlite. Retention is the one exception to write-once: the
 // SECURITY DEFINER function audit_prune may null an entry's content (never its leaf hash, index,
 // type or time) while it sets the transaction-local flag flowloom.audit_prune, and records the
@@ -189,21 +201,13 @@ end $$;
   {
     id: 'audit/002_read_nodes',
     // Proofs read their nodes through a function so the statement is planned once per connection,
-    // not per proof (PL/pgSQL caches the plan; planning cost as much as running it). Each node is a
-    // 32-byte slice of the one tile that completed it: the first tile ending at or after the size at
-    // which the node completes.
+    // not per proof (PL/pgSQL caches the plan; planning cost as much as running it). PostgreSQL now
+    // runs READ_NODES_QUERY as a named statement instead; PGlite still calls this.
     sql: `
 create or replace function audit_read_nodes(p_positions bigint[], p_completions bigint[])
 returns table (ord bigint, hash bytea) language plpgsql stable as $$
 begin
-  return query
-    select u.ord, substring(t.hashes from ((u.pos - t.node_base) * 32 + 1)::int for 32)
-      from unnest(p_positions, p_completions) with ordinality as u(pos, completion, ord)
-      cross join lateral (
-        select n.node_base, n.start_size, n.hashes from audit_node_tiles n
-         where n.end_size >= u.completion order by n.end_size limit 1
-      ) t
-     where t.start_size < u.completion;
+  return query ${READ_NODES_QUERY};
 end $$;
 `,
   },

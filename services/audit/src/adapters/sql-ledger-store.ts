@@ -16,7 +16,7 @@ import {
   type QueryOptions,
   type VerifierKeyRecord,
 } from '../ports/ledger-store.js';
-import { auditMigrations, LEDGER_TABLES } from './migrations.js';
+import { auditMigrations, LEDGER_TABLES, READ_NODES_QUERY } from './migrations.js';
 
 /** Serialises appends across processes sharing a database (two replicas never both append). */
 const APPEND_LOCK = 7412;
@@ -188,8 +188,14 @@ export class SqlLedgerStore implements LedgerStore {
     const positions = ids.map((id) => nodePosition(id.level, id.index));
     const completions = ids.map((id) => completionSize(id.level, id.index));
     const { rows } = await this.db.query<{ ord: unknown; hash: Uint8Array }>(
-      'select ord, hash from audit_read_nodes($1::bigint[], $2::bigint[])',
+      // Prepared once per connection, the query runs in about half the server time of the PL/pgSQL
+      // function (which copies its rows through a tuplestore). PGlite re-plans every call, so there
+      // the function's cached plan is faster.
+      this.engine === 'postgres'
+        ? READ_NODES_QUERY
+        : 'select ord, hash from audit_read_nodes($1::bigint[], $2::bigint[])',
       [positions, completions],
+      { name: 'audit_read_nodes' },
     );
     const out: Array<Uint8Array | undefined> = new Array(ids.length);
     for (const row of rows) out[asNumber(row.ord) - 1] = asBytes(row.hash);
