@@ -15,7 +15,7 @@ export class Service {
 
   constructor(
     readonly name: string,
-    private readonly command: 'gateway' | 'audit',
+    private readonly command: 'gateway' | 'audit' | 'policy',
     private readonly env: Record<string, string>,
     readonly url: string,
   ) {}
@@ -26,7 +26,7 @@ export class Service {
       'node',
       [CLI, 'serve', this.command],
       this.env,
-      /FlowLoom (gateway|audit):/,
+      /FlowLoom (gateway|audit|policy):/,
       120_000,
     );
     this.startSeconds = (Date.now() - began) / 1000;

@@ -112,6 +112,12 @@ export function httpStatusOf(error: unknown): number {
   return CODES[normalize(error).code].http;
 }
 
+/** Response headers an error calls for: `retry-after` when the caller should wait and retry (429, 503). */
+export function errorHeaders(error: unknown): Record<string, string> {
+  const seconds = normalize(error).retryAfterSeconds;
+  return seconds === undefined ? {} : { 'retry-after': String(seconds) };
+}
+
 export function grpcStatusOf(error: unknown): number {
   return CODES[normalize(error).code].grpc;
 }
@@ -125,6 +131,15 @@ export function toOpenAIError(error: unknown): OpenAIErrorBody {
   return {
     error: { message: e.message, type: CODES[e.code].openaiType, param: e.param ?? null, code: e.code },
   };
+}
+
+/** An admin API's error response (OpenAI error shape): status, headers (`retry-after`) and body. */
+export function toAdminHttpError(error: unknown): {
+  status: number;
+  headers: Record<string, string>;
+  body: OpenAIErrorBody;
+} {
+  return { status: httpStatusOf(error), headers: errorHeaders(error), body: toOpenAIError(error) };
 }
 
 export interface AnthropicErrorBody {

@@ -3,3 +3,4 @@ export { type Migration, migrate } from './migrate.js';
 export { type OpenDbOptions, openDb } from './open.js';
 export { openPglite } from './pglite.js';
 export { openPostgres } from './postgres.js';
+export { classifyDbError, DatabaseUnavailableError, unavailableReason } from './unavailable.js';

@@ -6,6 +6,7 @@ import { promisify } from 'node:util';
 import { setFlagsFromString } from 'node:v8';
 import { Worker } from 'node:worker_threads';
 import type { Db, QueryResult, Row, SqlParam } from './db.js';
+import { classifyDbError } from './unavailable.js';
 
 /**
  * An embedded database serves one process: small buffers keep the platform's idle memory near
@@ -87,7 +88,10 @@ export async function openPglite(dataDir?: string): Promise<Db> {
     if (!waiter) return;
     settle(reply.id);
     if (reply.ok) waiter.resolve(reply.value);
-    else waiter.reject(Object.assign(new EmbeddedDbError(reply.error.message), reply.error));
+    else
+      waiter.reject(
+        classifyDbError(Object.assign(new EmbeddedDbError(reply.error.message), reply.error)) as Error,
+      );
   });
   const fail = (error: Error): void => {
     failure = new Error(`The embedded database stopped: ${error.message}`);

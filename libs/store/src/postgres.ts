@@ -1,5 +1,6 @@
 import type pg from 'pg';
 import type { Db, QueryResult, Row, SqlParam, StatementOptions } from './db.js';
+import { classifyDbError } from './unavailable.js';
 
 let loaded: Promise<typeof pg> | undefined;
 /** pg is loaded on first use: a process on embedded storage never holds it in memory. */
@@ -42,14 +43,14 @@ export async function openPostgres(url: string, options: PostgresOptions = {}): 
     params?: readonly SqlParam[],
     options?: StatementOptions,
   ): Promise<QueryResult<R>> => {
-    const result = await pool.query<R>(statement(sql, params, options));
+    const result = await pool.query<R>(statement(sql, params, options)).catch(rethrowClassified);
     return { rows: result.rows, rowCount: result.rowCount ?? result.rows.length };
   };
   return {
     kind: 'postgres',
     query,
     async transaction(fn) {
-      const client = await pool.connect();
+      const client = await pool.connect().catch(rethrowClassified);
       // The pool stops watching a client it hands out: losing the server while this one is held
       // between queries (a relay publishing inside its transaction) must not crash the process.
       client.on('error', ignore);
@@ -68,7 +69,7 @@ export async function openPostgres(url: string, options: PostgresOptions = {}): 
         await client.query('rollback').catch((rollbackError: unknown) => {
           broken = rollbackError;
         });
-        throw error;
+        throw classifyDbError(error);
       } finally {
         client.off('error', ignore);
         // A client that could not even roll back has lost its server: destroy it, never reuse it.
@@ -76,7 +77,7 @@ export async function openPostgres(url: string, options: PostgresOptions = {}): 
       }
     },
     async exec(sql) {
-      await pool.query(sql);
+      await pool.query(sql).catch(rethrowClassified);
     },
     async close() {
       await pool.end();
@@ -92,6 +93,11 @@ function statement(
   options: StatementOptions | undefined,
 ): pg.QueryConfig<SqlParam[]> {
   return { text: sql, values: params ? [...params] : undefined, name: options?.name };
+}
+
+/** A lost or refused connection becomes DatabaseUnavailableError (503, retryable); others stay as they are. */
+function rethrowClassified(error: unknown): never {
+  throw classifyDbError(error);
 }
 
 /** Hides the password of a connection URL in messages. */

@@ -1,5 +1,5 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
-import { AppError, fromHttpFrameworkError, httpStatusOf, toOpenAIError } from '@flowloom/errors';
+import { AppError, fromHttpFrameworkError, toAdminHttpError, toOpenAIError } from '@flowloom/errors';
 import Fastify, { type FastifyInstance } from 'fastify';
 import type { AdminAuthorizer } from '../ports/admin.js';
 import type { AuditLogger } from '../ports/logger.js';
@@ -17,7 +17,8 @@ export async function buildAuditHttpServer(
     const appError = fromHttpFrameworkError(error);
     if (appError.code === 'internal')
       logger.error({ err: error, url: request.url }, 'audit HTTP: unhandled error');
-    return reply.code(httpStatusOf(appError)).type('application/json').send(toOpenAIError(appError));
+    const { status, headers, body } = toAdminHttpError(appError);
+    return reply.code(status).headers(headers).type('application/json').send(body);
   });
   app.setNotFoundHandler((request, reply) =>
     reply

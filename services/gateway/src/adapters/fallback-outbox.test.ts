@@ -3,9 +3,14 @@ import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type CloudEvent, createEvent, GATEWAY_REQUEST_COMPLETED } from '@flowloom/contracts';
 import { AppError } from '@flowloom/errors';
+import { classifyDbError } from '@flowloom/store';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { Outbox } from '../ports/outbox.js';
 import { FallbackOutbox, type OutboxOnDatabaseDown } from './fallback-outbox.js';
+
+/** What the store throws when PostgreSQL refuses connections. */
+const refused = (): unknown =>
+  classifyDbError(Object.assign(new Error('connect ECONNREFUSED 10.0.0.5:5432'), { code: 'ECONNREFUSED' }));
 
 /** A database outbox that can be switched off, recording what it stored. */
 class SwitchableDatabase implements Outbox {
@@ -13,7 +18,7 @@ class SwitchableDatabase implements Outbox {
   readonly stored: CloudEvent[] = [];
 
   async append(events: readonly CloudEvent[]): Promise<void> {
-    if (!this.up) throw new Error('connect ECONNREFUSED');
+    if (!this.up) throw refused();
     for (const e of events) if (!this.stored.some((s) => s.id === e.id)) this.stored.push(e);
   }
 }
@@ -36,7 +41,7 @@ async function open(database: SwitchableDatabase, mode: OutboxOnDatabaseDown, di
     fsync: 'never',
     probeMs: 20,
     probe: async () => {
-      if (!database.up) throw new Error('connect ECONNREFUSED');
+      if (!database.up) throw refused();
     },
   });
   outbox.start();
@@ -58,7 +63,7 @@ describe('FallbackOutbox', () => {
     await outbox.append([event(2)]);
     await outbox.append([event(3)]);
     expect(outbox.status()).toMatch(
-      /^degraded: database unreachable \(connect ECONNREFUSED\); spooling events locally \(2 waiting\)$/,
+      /^degraded: database unreachable \(connection refused\); spooling events locally \(2 waiting\)$/,
     );
     expect(() => outbox.ensureWritable()).not.toThrow();
     database.up = true;

@@ -3,6 +3,7 @@ import { hostname } from 'node:os';
 import { join } from 'node:path';
 import type { CloudEvent } from '@flowloom/contracts';
 import { AppError } from '@flowloom/errors';
+import { DatabaseUnavailableError } from '@flowloom/store';
 import type { Outbox } from '../ports/outbox.js';
 import { FileOutbox, type FsyncMode } from './file-outbox.js';
 
@@ -137,7 +138,12 @@ export class FallbackOutbox implements Outbox {
   }
 
   private markDown(error: unknown): void {
-    this.lastError = error instanceof Error ? error.message : String(error);
+    this.lastError =
+      error instanceof DatabaseUnavailableError
+        ? error.reason
+        : error instanceof Error
+          ? error.message
+          : String(error);
     if (this.downSince !== undefined) return;
     this.downSince = Date.now();
     this.options.onChange?.(true, this.lastError);

@@ -1,5 +1,6 @@
 import {
   AppError,
+  errorHeaders,
   fromHttpFrameworkError,
   httpStatusOf,
   isAppError,
@@ -35,7 +36,9 @@ export function errorBody(format: ErrorFormat, error: AppError): unknown {
 
 export function sendError(reply: FastifyReply, format: ErrorFormat, error: unknown): FastifyReply {
   const appError = fromFastifyError(error);
-  if (appError.retryAfterSeconds !== undefined)
-    reply.header('retry-after', String(appError.retryAfterSeconds));
-  return reply.code(httpStatusOf(appError)).type('application/json').send(errorBody(format, appError));
+  return reply
+    .code(httpStatusOf(appError))
+    .headers(errorHeaders(appError))
+    .type('application/json')
+    .send(errorBody(format, appError));
 }

@@ -1,4 +1,4 @@
-import { AppError, fromHttpFrameworkError, httpStatusOf, toOpenAIError } from '@flowloom/errors';
+import { AppError, fromHttpFrameworkError, toAdminHttpError, toOpenAIError } from '@flowloom/errors';
 import Fastify, { type FastifyInstance } from 'fastify';
 import type { AdminAuthorizer } from './routes.js';
 
@@ -14,8 +14,8 @@ export async function startPolicyHttp(
 ): Promise<{ url: string; close(): Promise<void> }> {
   const app = Fastify({ logger: false, bodyLimit: 2 * 1024 * 1024, forceCloseConnections: 'idle' });
   app.setErrorHandler((error, _request, reply) => {
-    const appError = fromHttpFrameworkError(error);
-    return reply.code(httpStatusOf(appError)).send(toOpenAIError(appError));
+    const { status, headers, body } = toAdminHttpError(fromHttpFrameworkError(error));
+    return reply.code(status).headers(headers).send(body);
   });
   app.setNotFoundHandler((request, reply) =>
     reply
