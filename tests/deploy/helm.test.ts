@@ -114,6 +114,19 @@ function only(manifests: Manifest[], kind: string, name: string): Manifest {
   return found[0]!;
 }
 
+/** A service's Deployment, or its StatefulSet (the gateway with a volume per replica). */
+function workload(manifests: Manifest[], name: string): Manifest {
+  const found = manifests.filter(
+    (m) => (m.kind === 'Deployment' || m.kind === 'StatefulSet') && m.metadata.name === name,
+  );
+  expect(found, `Deployment or StatefulSet ${name}`).toHaveLength(1);
+  return found[0]!;
+}
+
+function runsPods(m: Manifest): boolean {
+  return m.kind === 'Deployment' || m.kind === 'StatefulSet' || m.kind === 'Job';
+}
+
 function podTemplate(m: Manifest): PodTemplate {
   return m.spec?.template as PodTemplate;
 }
@@ -214,7 +227,7 @@ describe('deploy/helm-check.sh', () => {
 describe('helm/flowloom with the default values', () => {
   it('when rendered, then there is a Deployment, an HTTP and a gRPC Service and a PodDisruptionBudget per service', () => {
     for (const name of SERVICES) {
-      const deployment = only(defaults, 'Deployment', `flowloom-${name}`);
+      const deployment = workload(defaults, `flowloom-${name}`);
       const pod = podTemplate(deployment);
       expect(pod.spec.containers[0]!.args).toEqual(['serve', name]);
 
@@ -226,7 +239,7 @@ describe('helm/flowloom with the default values', () => {
         expect(matches(selector, pod.metadata.labels)).toBe(true);
         // Selects this service's pods and no other service's.
         for (const other of SERVICES.filter((s) => s !== name)) {
-          const otherPod = podTemplate(only(defaults, 'Deployment', `flowloom-${other}`));
+          const otherPod = podTemplate(workload(defaults, `flowloom-${other}`));
           expect(matches(selector, otherPod.metadata.labels)).toBe(false);
         }
       }
@@ -245,7 +258,7 @@ describe('helm/flowloom with the default values', () => {
 
   it('when rendered, then every pod runs non-root with a read-only root filesystem, no capabilities and the RuntimeDefault seccomp profile', () => {
     const pods = defaults
-      .filter((m) => m.kind === 'Deployment' || m.kind === 'Job')
+      .filter((m) => runsPods(m))
       .map((m) => [m.metadata.name, podTemplate(m).spec] as const);
     expect(pods.length).toBe(4);
     for (const [name, spec] of pods) {
@@ -277,7 +290,7 @@ describe('helm/flowloom with the default values', () => {
 
   it('when rendered, then liveness and startup probes GET /healthz and readiness GET /readyz on the http port', () => {
     for (const name of SERVICES) {
-      const container = podTemplate(only(defaults, 'Deployment', `flowloom-${name}`)).spec.containers[0]!;
+      const container = podTemplate(workload(defaults, `flowloom-${name}`)).spec.containers[0]!;
       expect(container.ports).toEqual([
         expect.objectContaining({ name: 'http', containerPort: 8080 }),
         expect.objectContaining({ name: 'grpc', containerPort: 50051 }),
@@ -290,7 +303,7 @@ describe('helm/flowloom with the default values', () => {
 
   it('when rendered, then each service gets only variables the config loader knows, listens on every interface and loads the Secret', () => {
     for (const name of SERVICES) {
-      const container = podTemplate(only(defaults, 'Deployment', `flowloom-${name}`)).spec.containers[0]!;
+      const container = podTemplate(workload(defaults, `flowloom-${name}`)).spec.containers[0]!;
       const env = Object.fromEntries((container.env ?? []).map((e) => [e.name, e.value]));
       for (const variable of Object.keys(env).filter((v) => v.startsWith('FLOWLOOM_'))) {
         expect(
@@ -308,7 +321,7 @@ describe('helm/flowloom with the default values', () => {
     const configMap = only(defaults, 'ConfigMap', 'flowloom');
     expect(Object.keys(configMap.data ?? {}).sort()).toEqual(['audit.yaml', 'gateway.yaml', 'policy.yaml']);
     for (const name of SERVICES) {
-      const container = podTemplate(only(defaults, 'Deployment', `flowloom-${name}`)).spec.containers[0]!;
+      const container = podTemplate(workload(defaults, `flowloom-${name}`)).spec.containers[0]!;
       const env: Record<string, string> = {};
       for (const e of container.env ?? []) if (e.value !== undefined) env[e.name] = e.value;
       const file = join(scratch, `${name}.yaml`);
@@ -326,19 +339,19 @@ describe('helm/flowloom with the default values', () => {
   });
 
   it('when the policy service is deployed, then the gateway streams bundles from its gRPC Service', () => {
-    const container = podTemplate(only(defaults, 'Deployment', 'flowloom-gateway')).spec.containers[0]!;
+    const container = podTemplate(workload(defaults, 'flowloom-gateway')).spec.containers[0]!;
     const url = container.env?.find((e) => e.name === 'FLOWLOOM_POLICY_SERVICE_URL')?.value;
     expect(url).toBe('flowloom-policy-grpc.flowloom.svc:50051');
     only(defaults, 'Service', 'flowloom-policy-grpc');
     const withoutPolicy = render(['--set', 'policy.enabled=false']);
-    const gateway = podTemplate(only(withoutPolicy, 'Deployment', 'flowloom-gateway')).spec.containers[0]!;
+    const gateway = podTemplate(workload(withoutPolicy, 'flowloom-gateway')).spec.containers[0]!;
     expect(gateway.env?.map((e) => e.name)).not.toContain('FLOWLOOM_POLICY_SERVICE_URL');
     expect(withoutPolicy.filter((m) => m.metadata.name.startsWith('flowloom-policy'))).toEqual([]);
   });
 
   it('when an audit signing key Secret is named, then an init container copies it into a 0600 file the audit service reads', () => {
     const manifests = render(['--set', 'auditSigningKey.existingSecret=audit-signing-key']);
-    const spec = podTemplate(only(manifests, 'Deployment', 'flowloom-audit')).spec as PodSpec & {
+    const spec = podTemplate(workload(manifests, 'flowloom-audit')).spec as PodSpec & {
       initContainers?: (Container & { command?: string[] })[];
     };
     const init = spec.initContainers?.[0];
@@ -355,7 +368,7 @@ describe('helm/flowloom with the default values', () => {
     );
     // The other services never see the key.
     for (const name of ['gateway', 'policy']) {
-      const other = podTemplate(only(manifests, 'Deployment', `flowloom-${name}`)).spec;
+      const other = podTemplate(workload(manifests, `flowloom-${name}`)).spec;
       expect(JSON.stringify(other)).not.toContain('audit-signing-key');
     }
   });
@@ -418,7 +431,7 @@ describe('helm/flowloom with the default values', () => {
     expect(deny.policyTypes).toEqual(['Ingress', 'Egress']);
     expect(deny.ingress).toBeUndefined();
     expect(deny.egress).toBeUndefined();
-    for (const m of defaults.filter((x) => x.kind === 'Deployment' || x.kind === 'Job')) {
+    for (const m of defaults.filter((x) => runsPods(x))) {
       expect(matches(deny.podSelector.matchLabels, podTemplate(m).metadata.labels), m.metadata.name).toBe(
         true,
       );
@@ -453,6 +466,99 @@ describe('helm/flowloom with the default values', () => {
     }
   });
 
+  it('when rendered, then each gateway replica keeps its data folder (the outbox spool) on a claim of its own, and policy and audit use an emptyDir', () => {
+    const gateway = workload(defaults, 'flowloom-gateway');
+    expect(gateway.kind).toBe('StatefulSet');
+    expect(gateway.spec).toMatchObject({
+      serviceName: 'flowloom-gateway',
+      podManagementPolicy: 'Parallel',
+      updateStrategy: { type: 'RollingUpdate' },
+    });
+    // Scaling down or uninstalling must not delete a claim whose spool may still hold events.
+    expect(gateway.spec).not.toHaveProperty('persistentVolumeClaimRetentionPolicy');
+    const claims = gateway.spec?.volumeClaimTemplates as {
+      metadata: { name: string };
+      spec: {
+        accessModes: string[];
+        storageClassName?: string;
+        resources: { requests: { storage: string } };
+      };
+    }[];
+    expect(claims).toHaveLength(1);
+    expect(claims[0]!.metadata.name).toBe('data');
+    expect(claims[0]!.spec).toEqual({
+      accessModes: ['ReadWriteOnce'],
+      resources: { requests: { storage: '1Gi' } },
+    });
+    const pod = podTemplate(gateway).spec;
+    expect(pod.containers[0]!.volumeMounts).toContainEqual({ name: 'data', mountPath: '/data' });
+    // /data is the claim, not a pod volume of the same name.
+    expect(pod.volumes?.map((v) => v.name)).not.toContain('data');
+    for (const name of ['policy', 'audit']) {
+      const other = workload(defaults, `flowloom-${name}`);
+      expect(other.kind).toBe('Deployment');
+      expect(podTemplate(other).spec.volumes?.find((v) => v.name === 'data')?.emptyDir).toBeDefined();
+    }
+    // The gateway's file says what it does when PostgreSQL or Redis is down, and the loader takes it.
+    const file = join(scratch, 'gateway-outbox.yaml');
+    writeFileSync(file, only(defaults, 'ConfigMap', 'flowloom').data!['gateway.yaml']!);
+    const config = loadConfig({ env: { FLOWLOOM_CONFIG: file }, cwd: scratch });
+    expect({
+      outboxOnDatabaseDown: config.outboxOnDatabaseDown,
+      outboxFsync: config.outboxFsync,
+      limitsFallback: config.limitsFallback,
+    }).toEqual({ outboxOnDatabaseDown: 'spool', outboxFsync: 'interval', limitsFallback: 'local' });
+  });
+
+  it('when gateway persistence is sized, given a class, or turned off, then the claims follow, or the gateway is a Deployment with an emptyDir that kubernetes-validate accepts', () => {
+    const sized = workload(
+      render([
+        '--set',
+        'gateway.persistence.size=5Gi',
+        '--set',
+        'gateway.persistence.storageClassName=fast-ssd',
+        '--set',
+        'gateway.persistence.accessModes={ReadWriteOncePod}',
+      ]),
+      'flowloom-gateway',
+    );
+    expect(sized.spec?.volumeClaimTemplates).toMatchObject([
+      {
+        spec: {
+          accessModes: ['ReadWriteOncePod'],
+          storageClassName: 'fast-ssd',
+          resources: { requests: { storage: '5Gi' } },
+        },
+      },
+    ]);
+
+    const off = render([
+      '--set',
+      'gateway.persistence.enabled=false',
+      '--set',
+      'gateway.autoscaling.enabled=true',
+    ]);
+    const gateway = workload(off, 'flowloom-gateway');
+    expect(gateway.kind).toBe('Deployment');
+    expect(gateway.spec).not.toHaveProperty('volumeClaimTemplates');
+    expect(podTemplate(gateway).spec.volumes?.find((v) => v.name === 'data')?.emptyDir).toEqual({
+      sizeLimit: '1Gi',
+    });
+    expect(only(off, 'HorizontalPodAutoscaler', 'flowloom-gateway').spec?.scaleTargetRef).toMatchObject({
+      kind: 'Deployment',
+    });
+    const file = join(scratch, 'no-persistence.yaml');
+    writeFileSync(file, off.map((m) => JSON.stringify(m)).join('\n---\n'));
+    const validated = run(tools.FLOWLOOM_KUBERNETES_VALIDATE!, [
+      '--strict',
+      '--quiet',
+      '-k',
+      KUBE_VERSION,
+      file,
+    ]);
+    expect(validated.status, validated.stdout + validated.stderr).toBe(0);
+  });
+
   it('when a value is misspelled or weakens the pod security, then the values schema rejects it and names it', () => {
     const cases: [string[], string][] = [
       [['--set', 'gateway.replicaCuont=3'], 'replicaCuont'],
@@ -468,6 +574,9 @@ describe('helm/flowloom with the default values', () => {
       [['--set', 'kafka.topics.replicationFactor=0'], 'replicationFactor'],
       [['--set', 'kafka.topics.prefix=flowloom.staging'], 'prefix'],
       [['--set', 'config.logLevel=loud'], 'logLevel'],
+      [['--set', 'gateway.config.outboxOnDatabaseDown=spoool'], 'outboxOnDatabaseDown'],
+      [['--set', 'gateway.persistence.sizee=2Gi'], 'sizee'],
+      [['--set', 'gateway.persistence.accessModes={ReadWriteSometimes}'], 'accessModes'],
     ];
     for (const [args, key] of cases) {
       const result = helm(['template', 'flowloom', CHART, ...args]);
@@ -483,7 +592,7 @@ describe('helm/flowloom with the default values', () => {
       '--set-string',
       'redis.url=redis://cache.internal:6379',
     ]);
-    const env = podTemplate(only(manifests, 'Deployment', 'flowloom-gateway')).spec.containers[0]!.env ?? [];
+    const env = podTemplate(workload(manifests, 'flowloom-gateway')).spec.containers[0]!.env ?? [];
     expect(env).toContainEqual({
       name: 'FLOWLOOM_KAFKA_BROKERS',
       value: 'kafka-0.kafka:9092,kafka-1.kafka:9092',
@@ -518,14 +627,14 @@ describe('helm/flowloom with the default values', () => {
 
 describe('helm/flowloom with values-production.yaml', () => {
   it('when rendered, then the gateway is highly available: an HPA from 3 pods, at most one per node, spread over zones, a PDB of 2', () => {
-    const deployment = only(production, 'Deployment', 'flowloom-gateway');
+    const deployment = workload(production, 'flowloom-gateway');
     // The HPA owns the replica count.
     expect(deployment.spec).not.toHaveProperty('replicas');
     const hpa = only(production, 'HorizontalPodAutoscaler', 'flowloom-gateway');
     expect(hpa.spec?.minReplicas).toBe(3);
     expect(hpa.spec?.scaleTargetRef).toEqual({
       apiVersion: 'apps/v1',
-      kind: 'Deployment',
+      kind: 'StatefulSet',
       name: 'flowloom-gateway',
     });
     expect(only(production, 'PodDisruptionBudget', 'flowloom-gateway').spec?.minAvailable).toBe(2);
@@ -555,7 +664,7 @@ describe('helm/flowloom with values-production.yaml', () => {
 
   it('when an existing Secret is named, then the chart writes no Secret of its own and every pod loads that one', () => {
     expect(production.filter((m) => m.kind === 'Secret')).toEqual([]);
-    for (const m of production.filter((x) => x.kind === 'Deployment' || x.kind === 'Job')) {
+    for (const m of production.filter((x) => runsPods(x))) {
       expect(podTemplate(m).spec.containers[0]!.envFrom, m.metadata.name).toEqual([
         { secretRef: { name: 'flowloom-env' } },
       ]);

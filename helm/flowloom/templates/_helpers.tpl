@@ -145,14 +145,31 @@ the peers. dict "root" $ "component" "gateway".
 {{- end }}
 {{- end -}}
 
+{{/*
+True (non-empty) when a component keeps /data on a volume of its own per pod: the gateway with
+gateway.persistence.enabled, whose outbox spool must outlive the pod. dict "root" $ "component" "gateway".
+*/}}
+{{- define "flowloom.persistentData" -}}
+{{- if and (eq .component "gateway") .root.Values.gateway.persistence.enabled -}}true{{- end -}}
+{{- end -}}
+
+{{/* StatefulSet for a component with a volume per pod, Deployment otherwise. dict "root" $ "component" "gateway". */}}
+{{- define "flowloom.workloadKind" -}}
+{{- if include "flowloom.persistentData" . -}}StatefulSet{{- else -}}Deployment{{- end -}}
+{{- end -}}
+
+{{/* dict "root" $ "component" "gateway"; "component" may be "migrations". /data comes from a claim template when persistentData. */}}
 {{- define "flowloom.volumes" -}}
+{{- $values := .root.Values -}}
 - name: tmp
   emptyDir:
-    sizeLimit: {{ .Values.tmpVolume.sizeLimit }}
+    sizeLimit: {{ $values.tmpVolume.sizeLimit }}
+{{- if not (include "flowloom.persistentData" .) }}
 - name: data
   emptyDir:
-    sizeLimit: {{ .Values.dataVolume.sizeLimit }}
-{{- with .Values.extraVolumes }}
+    sizeLimit: {{ $values.dataVolume.sizeLimit }}
+{{- end }}
+{{- with $values.extraVolumes }}
 {{ toYaml . }}
 {{- end }}
 {{- end -}}

@@ -124,6 +124,7 @@ async function sqlOutbox(
       log,
     ),
     onError: (err) => log.warn({ err }, 'outbox spool: cannot move events into the database yet'),
+    onClose: (message, left) => (left > 0 ? log.error(message) : log.info(message)),
   });
   new Gauge({
     name: 'flowloom_outbox_spooled_events',

@@ -32,7 +32,12 @@ afterEach(async () => {
   for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
 });
 
-async function open(database: SwitchableDatabase, mode: OutboxOnDatabaseDown, dir?: string) {
+async function open(
+  database: SwitchableDatabase,
+  mode: OutboxOnDatabaseDown,
+  dir?: string,
+  onClose?: (message: string, left: number) => void,
+) {
   const spoolDir = dir ?? mkdtempSync(join(tmpdir(), 'flowloom-spool-'));
   if (!dir) dirs.push(spoolDir);
   const outbox = await FallbackOutbox.open(database, {
@@ -40,6 +45,8 @@ async function open(database: SwitchableDatabase, mode: OutboxOnDatabaseDown, di
     spoolDir,
     fsync: 'never',
     probeMs: 20,
+    drainOnCloseMs: 300,
+    ...(onClose ? { onClose } : {}),
     probe: async () => {
       if (!database.up) throw refused();
     },
@@ -73,17 +80,41 @@ describe('FallbackOutbox', () => {
     await eventually(() => outbox.status() === 'ok');
   });
 
-  it('when a gateway stops with events spooled, then the next one on the folder moves them into the database', async () => {
+  it('when a gateway stops with events spooled and the database stays down, then it says so and the next one on the folder moves them into the database', async () => {
     const database = new SwitchableDatabase();
-    const first = await open(database, 'spool');
+    const said: Array<[string, number]> = [];
+    const first = await open(database, 'spool', undefined, (message, left) => said.push([message, left]));
     database.up = false;
     await first.outbox.append([event(1), event(2)]);
     await first.outbox.close();
     opened.splice(opened.indexOf(first.outbox), 1);
     expect(database.stored).toEqual([]);
+    expect(said).toEqual([
+      [
+        `outbox spool: 2 events stay in ${first.spoolDir} (database unreachable at shutdown: connection refused); they move into the database when a gateway starts again on this data folder`,
+        2,
+      ],
+    ]);
     database.up = true;
     await open(database, 'spool', first.spoolDir);
     await eventually(() => database.stored.length === 2);
+  });
+
+  it('when a gateway stops with events spooled and the database comes back meanwhile, then it moves them before it exits', async () => {
+    const database = new SwitchableDatabase();
+    const said: Array<[string, number]> = [];
+    const { outbox } = await open(database, 'spool', undefined, (message, left) =>
+      said.push([message, left]),
+    );
+    database.up = false;
+    await outbox.append([event(1), event(2), event(3)]);
+    setTimeout(() => {
+      database.up = true;
+    }, 100);
+    await outbox.close();
+    opened.splice(opened.indexOf(outbox), 1);
+    expect(database.stored.map((e) => (e.data as { n: number }).n)).toEqual([1, 2, 3]);
+    expect(said).toEqual([['outbox spool: moved 3 events into the database before exit', 0]]);
   });
 
   it('when the database is down in fail mode, then requests are refused up front with 503 and a failed append is not acknowledged', async () => {

@@ -20,6 +20,10 @@ export interface FallbackOutboxOptions {
   probeMs?: number;
   onChange?: (down: boolean, reason: string) => void;
   onError?: (error: unknown) => void;
+  /** How long `close` keeps trying to move a non-empty spool into the database (default 5 s). */
+  drainOnCloseMs?: number;
+  /** What became of the spool at `close`, when it held events: for the log. */
+  onClose?: (message: string, left: number) => void;
 }
 
 const RETRY_SECONDS = 2;
@@ -156,12 +160,39 @@ export class FallbackOutbox implements Outbox {
     this.spool?.wake();
   }
 
-  /** Stops probing and closes the spool; what the database cannot take yet stays on disk for the next start. */
+  /**
+   * Stops probing, moves what the spool holds into the database (retrying for `drainOnCloseMs` while
+   * it is unreachable) and closes the spool; what the database cannot take stays on disk, and the
+   * next gateway started on this folder moves it.
+   */
   async close(): Promise<void> {
     if (this.timer) clearInterval(this.timer);
     if (!this.spool) return;
+    const waiting = this.spooled;
+    if (waiting > 0) await this.drainBeforeExit(this.spool, waiting);
     await this.spool.close();
     rmSync(join(this.options.spoolDir, OWNER_FILE), { force: true });
+  }
+
+  private async drainBeforeExit(spool: FileOutbox, waiting: number): Promise<void> {
+    const deadline = Date.now() + (this.options.drainOnCloseMs ?? 5_000);
+    for (;;) {
+      try {
+        await spool.publishPending();
+      } catch (error) {
+        this.markDown(error);
+      }
+      if (this.spooled === 0) {
+        this.options.onClose?.(`outbox spool: moved ${waiting} events into the database before exit`, 0);
+        return;
+      }
+      if (Date.now() >= deadline) break;
+      await new Promise((resolve) => setTimeout(resolve, 250));
+    }
+    this.options.onClose?.(
+      `outbox spool: ${this.spooled} events stay in ${this.options.spoolDir} (database unreachable at shutdown: ${this.lastError}); they move into the database when a gateway starts again on this data folder`,
+      this.spooled,
+    );
   }
 }
 
