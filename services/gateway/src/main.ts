@@ -182,7 +182,11 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     help: 'Events in the outbox not yet published on the bus (growing: the consumers, e.g. the audit ledger, are behind)',
     registers: [registry],
     async collect() {
-      this.set(await relay.pendingCount());
+      try {
+        this.set(await relay.pendingCount());
+      } catch {
+        // Unreadable while the database is down: the last count stays, and /metrics still answers.
+      }
     },
   });
   const keyStore = new SqlKeyStore(db);
