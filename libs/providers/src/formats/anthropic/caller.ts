@@ -23,8 +23,8 @@ import type {
 import { mergeUsage } from '../../canonical.js';
 import type { CallerFormat, CallerHeaders, StreamEncoder } from '../../codec.js';
 import { sseFrame } from '../../sse.js';
+import { argumentsToObject, invalidField, parseRequest, toJsonObject } from '../../validation.js';
 import { type AnthropicRequestBody, anthropicRequestSchema } from './request-schema.js';
-import { argumentsToObject, invalidField, parseRequest, toJsonObject } from './validation.js';
 import {
   type AnthropicContentBlockStartEvent,
   type AnthropicMessage,

@@ -18,7 +18,7 @@ import type {
 import type { ProviderWire, StreamDecoder } from '../../codec.js';
 import { ANTHROPIC_MIN_THINKING_BUDGET, reasoningBudget, reasoningDisabled } from '../../reasoning.js';
 import type { SseMessage } from '../../sse.js';
-import { argumentsToObject, invalidField, jsonValue, parseDataUrl, toJsonObject } from './validation.js';
+import { argumentsToObject, invalidField, jsonValue, parseDataUrl, toJsonObject } from '../../validation.js';
 import {
   ANTHROPIC_IMAGE_TYPES,
   type AnthropicImageBlock,

@@ -6,7 +6,7 @@
 import { z } from 'zod';
 import type { CacheControl } from '../../canonical.js';
 import { ANTHROPIC_MIN_THINKING_BUDGET } from '../../reasoning.js';
-import { isJsonObject, jsonObject, jsonValue } from './validation.js';
+import { isJsonObject, jsonObject, jsonValue } from '../../validation.js';
 import { ANTHROPIC_IMAGE_TYPES } from './wire.js';
 
 // Kept whole (ttl and any newer member) so an Anthropic upstream receives exactly what the caller sent.

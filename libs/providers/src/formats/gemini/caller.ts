@@ -33,7 +33,7 @@ import {
   isJsonObject,
   parseRequest,
   toJsonObject,
-} from '../anthropic/validation.js';
+} from '../../validation.js';
 import { type GeminiRequestBody, type GeminiRequestPart, geminiRequestSchema } from './request-schema.js';
 import { geminiSchemaToJsonSchema } from './schema.js';
 import { attachSignature, splitToolCallId, synthesizeToolCallId } from './tool-ids.js';

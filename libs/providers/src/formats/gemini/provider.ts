@@ -17,13 +17,7 @@ import type {
 import type { ProviderWire, StreamDecoder } from '../../codec.js';
 import { reasoningBudget, reasoningDisabled } from '../../reasoning.js';
 import type { SseMessage } from '../../sse.js';
-import {
-  argumentsToObject,
-  isJsonObject,
-  jsonObject,
-  parseDataUrl,
-  toJsonObject,
-} from '../anthropic/validation.js';
+import { argumentsToObject, isJsonObject, jsonObject, parseDataUrl, toJsonObject } from '../../validation.js';
 import {
   attachSignature,
   isGemini3OrLater,

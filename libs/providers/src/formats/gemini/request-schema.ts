@@ -4,7 +4,7 @@
  * `system_instruction`, `inline_data`), so both are accepted for every field read here.
  */
 import { z } from 'zod';
-import { jsonObject, jsonValue } from '../anthropic/validation.js';
+import { jsonObject, jsonValue } from '../../validation.js';
 
 function snake(name: string): string {
   return name.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
