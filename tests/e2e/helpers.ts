@@ -118,19 +118,4 @@ export function bodyOf(request: RecordedRequest): Record<string, unknown> {
   return request.body as Record<string, unknown>;
 }
 
-/** A TCP port nothing listens on (bound, read, closed again): free to listen on, or refused when connected to. */
-export async function freePort(): Promise<number> {
-  const { createServer } = await import('node:net');
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      if (address === null || typeof address === 'string') {
-        reject(new Error('no port'));
-        return;
-      }
-      server.close(() => resolve(address.port));
-    });
-  });
-}
+export { freePort } from '@flowloom/gateway/testing/ports';
