@@ -135,6 +135,21 @@ for (const engine of ENGINES) {
       });
     }
 
+    it('when an entry is replaced by text that is not JSON, then search still indexes every entry, that one as plain text', async () => {
+      current = await seeded(engine);
+      await tamper(current.database, [
+        "update audit_entries set entry = 'forged words, not json' where idx = 13",
+      ]);
+      const { ledger } = current.t;
+      const found = (text: string) =>
+        ledger.query({ limit: 100, order: 'asc', text }).then((rows) => rows.map((r) => r.index));
+      expect(await found('forged words')).toEqual([13]);
+      expect(await found('openai')).toEqual(
+        Array.from({ length: SIZE }, (_, i) => i).filter((i) => i !== 13),
+      );
+      expect(await current.t.store.indexedUpTo()).toBe(SIZE);
+    });
+
     it('when a checkpoint row is altered, then its signature fails', async () => {
       current = await seeded(engine);
       await tamper(current.database, [

@@ -344,14 +344,21 @@ export class SqlLedgerStore implements LedgerStore {
   }
 
   async indexEntries(from: number, to: number): Promise<void> {
-    await this.db.query(
+    const insert = (search: string): string =>
       `insert into audit_index (idx, event_type, actor, key_id, project, job, outcome, pruned, search)
        select idx, event_type, actor, key_id, project, job, outcome, pruned,
-              case when pruned then ''::tsvector else audit_search_vector(entry) end
+              case when pruned then ''::tsvector else ${search} end
          from audit_entries where idx >= $1 and idx < $2
-       on conflict (idx) do nothing`,
-      [from, to],
-    );
+       on conflict (idx) do nothing`;
+    // Every entry is JSON unless someone tampered with the table, so the range is first indexed
+    // without audit_search_vector's exception handler: that handler opens a subtransaction per
+    // row, ~15% of the indexing time on PGlite. Only a range that fails goes through it.
+    try {
+      await this.db.query(insert(`jsonb_to_tsvector('simple', entry::jsonb, '["string"]')`), [from, to]);
+    } catch (error) {
+      if (!String((error as { code?: unknown }).code).startsWith('22')) throw error;
+      await this.db.query(insert('audit_search_vector(entry)'), [from, to]);
+    }
   }
 
   async query(options: QueryOptions): Promise<EntryView[]> {
