@@ -181,6 +181,16 @@ for (const engine of ENGINES) {
       expect(all).toEqual(Array.from({ length: t.ledger.size }, (_, i) => i));
     });
 
+    it('when attribute values hold quotes, backslashes, control characters and non-ASCII, then they are stored and found exactly', async () => {
+      const odd = 'a"b\\c\nd\t\u001f é 😀 \\u0041';
+      const event = requestEvent(9100, { project: odd, owner: `${odd}-owner`, job: `${odd}-job` });
+      await t.ledger.append([event]);
+      const found = await t.ledger.query({ limit: 10, order: 'desc', project: odd });
+      expect(found.map((r) => [r.eventId, r.project, r.actor, r.job])).toEqual([
+        [event.id, odd, `${odd}-owner`, `${odd}-job`],
+      ]);
+    });
+
     it('when filter values carry SQL, then they are only data: nothing matches and nothing changes', async () => {
       const size = t.ledger.size;
       const hostile = ["' or '1'='1", "x'); delete from audit_entries; --", '%', '_', '\\', 'apollo%'];
