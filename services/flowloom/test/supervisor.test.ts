@@ -50,17 +50,22 @@ class ManualWatcher implements JobWatcher {
   }
 }
 
-/** A fake admin API; `missing` paths answer 404 "No endpoint" as an older platform would. */
+/**
+ * A fake admin API; `missing` paths answer 404 "No endpoint" as an older platform would, and slowly,
+ * so that the supervisor has more to report before it learns that.
+ */
 function fakeApi(missing: RegExp = /^$/) {
   const calls: string[] = [];
   const reports: Array<Record<string, unknown>> = [];
   const fetchImpl = (async (input: string | URL | Request, init?: RequestInit) => {
     const url = new URL(String(input));
     calls.push(`${init?.method ?? 'GET'} ${url.pathname}`);
-    if (missing.test(url.pathname))
+    if (missing.test(url.pathname)) {
+      await new Promise((resolve) => setTimeout(resolve, 200));
       return new Response(JSON.stringify({ error: { message: `No endpoint POST ${url.pathname}.` } }), {
         status: 404,
       });
+    }
     if (url.pathname.endsWith('/interventions')) reports.push(JSON.parse(String(init?.body)));
     const body =
       url.pathname === '/api/v1/keys' ? { id: 'key-1', key: 'flk_job_secret', hint: 'flk_job_…' } : {};

@@ -190,8 +190,11 @@ export class Supervisor {
   private silence: SilenceDetector | undefined;
   /** The supervisor's own rules, as the version its interventions are recorded under. */
   private readonly watchesVersion: string;
-  /** Reports of the supervisor's interventions on their way to the platform. */
-  private readonly reports = new Set<Promise<void>>();
+  /**
+   * Reports of the supervisor's interventions on their way to the platform, one after the other: they
+   * arrive in the order they happened, and a platform without the endpoint is asked only once.
+   */
+  private reports: Promise<void> = Promise.resolve();
   private reportsUnsupported = false;
 
   constructor(private readonly options: SupervisorOptions) {
@@ -273,7 +276,7 @@ export class Supervisor {
       clearInterval(statusTimer);
       this.state = 'finished';
       // Our own interventions reach the evidence before the platform is asked a last time.
-      await Promise.all(this.reports);
+      await this.reports;
       // Findings about the last requests may still be on their way: one last look.
       await o.settle?.().catch(() => {});
       watch.poke();
@@ -552,8 +555,12 @@ export class Supervisor {
    * policies' (the audit trail): the action is taken at once, its record follows.
    */
   private report(report: SupervisorReport): void {
+    this.reports = this.reports.then(() => this.send(report));
+  }
+
+  private async send(report: SupervisorReport): Promise<void> {
     if (this.reportsUnsupported) return;
-    const sent = this.options.api.reportIntervention(this.options.job, report).then(
+    await this.options.api.reportIntervention(this.options.job, report).then(
       () => {},
       (error: unknown) => {
         if (error instanceof PlatformApiError && error.missingEndpoint) {
@@ -570,8 +577,6 @@ export class Supervisor {
         });
       },
     );
-    this.reports.add(sent);
-    void sent.finally(() => this.reports.delete(sent));
   }
 
   private onExchange(exchange: ProxyExchange): void {
