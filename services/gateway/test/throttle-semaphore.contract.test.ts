@@ -53,6 +53,14 @@ const req = (subject: string, limit: number, maxWaitMs: number, signal: AbortSig
   explain,
 });
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+async function until(condition: () => Promise<boolean>, timeoutMs = 5_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await condition())) {
+    if (Date.now() > deadline) throw new Error('condition not met in time');
+    await sleep(5);
+  }
+}
 /** Whether a promise has settled within `ms`. */
 async function settledWithin(p: Promise<unknown>, ms: number): Promise<boolean> {
   return Promise.race([
@@ -83,14 +91,19 @@ describe.each(subjects)('throttle semaphore ($name)', ({ open }) => {
     const [a, b] = await open();
     const first = await a.acquire(req('job/fifo', 1, 5_000, never, 'q'));
     const order: number[] = [];
-    const waiters = [a, b, a, b].map(async (s, i) => {
-      await sleep(i * 30); // arrive in this order
-      const release = await s.acquire(req('job/fifo', 1, 5_000, never, 'q'));
-      order.push(i);
-      await sleep(5);
-      release();
-    });
-    await sleep(150);
+    // Each arrives once the one before it is in line, whatever the machine's load.
+    const waiters: Promise<void>[] = [];
+    for (const [i, s] of [a, b, a, b].entries()) {
+      waiters.push(
+        s.acquire(req('job/fifo', 1, 5_000, never, 'q')).then(async (release) => {
+          order.push(i);
+          await sleep(5);
+          release();
+        }),
+      );
+      await until(async () => (await a.waiting('job/fifo')) === i + 1);
+    }
+    expect(await b.waiting('job/fifo')).toBe(4);
     first();
     await Promise.all(waiters);
     expect(order).toEqual([0, 1, 2, 3]);

@@ -18,6 +18,10 @@ export class FallbackThrottleSemaphore extends FallbackStore<ThrottleSemaphore> 
     return this.fallback.use((s) => s.acquire(request));
   }
 
+  waiting(subject: string): Promise<number> {
+    return this.fallback.use((s) => s.waiting(subject));
+  }
+
   ping(): Promise<void> {
     return this.fallback.use((s) => s.ping());
   }

@@ -15,6 +15,10 @@ interface Waiter {
 export class MemoryThrottleSemaphore implements ThrottleSemaphore {
   private readonly queues = new Map<string, { holding: number; waiting: Waiter[] }>();
 
+  async waiting(subject: string): Promise<number> {
+    return this.queues.get(subject)?.waiting.length ?? 0;
+  }
+
   async acquire({ subject, limit, maxWaitMs, signal, explain }: ThrottleRequest): Promise<() => void> {
     if (signal.aborted) throw callerGone();
     let queue = this.queues.get(subject);

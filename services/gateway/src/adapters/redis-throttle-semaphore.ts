@@ -102,6 +102,11 @@ export class RedisThrottleSemaphore implements ThrottleSemaphore {
     return [`${base}:h`, `${base}:q`, `${base}:s`, `${base}:n`];
   }
 
+  async waiting(subject: string): Promise<number> {
+    // Waiters whose gateway stopped renewing them are still counted until the next acquire sweeps them.
+    return this.redis.zcard(this.keys(subject)[1] ?? '');
+  }
+
   async acquire({ subject, limit, maxWaitMs, signal, explain }: ThrottleRequest): Promise<() => void> {
     const keys = this.keys(subject);
     const id = randomUUID();

@@ -21,6 +21,8 @@ export interface ThrottleSemaphore {
    * `maxWaitMs`, or `callerGone` when `signal` aborts. Releasing twice frees one turn.
    */
   acquire(request: ThrottleRequest): Promise<() => void>;
+  /** How many requests of `subject` wait for a turn now (not counting those holding one). */
+  waiting(subject: string): Promise<number>;
   /** Resolves when the store answers (readiness). */
   ping(): Promise<void>;
   close(): Promise<void>;
