@@ -6,6 +6,7 @@ import { NodeCache } from './node-cache.js';
 import type { NodeId } from './node-id.js';
 import type { NodeStore, StoredNode } from './node-store.js';
 import { merkleTreeHash, referenceConsistencyProof, referenceInclusionProof } from './rfc9162.js';
+import { countTurns } from './testing/event-loop.js';
 
 /** An async store that counts round trips and can be told to fail writes. */
 class AsyncStore implements NodeStore {
@@ -84,6 +85,18 @@ describe('MerkleLog over a NodeStore', () => {
     buffer.fill(2);
     expect(toHex(log.rootHash())).toBe(root);
     expect(toHex(await log.rootHashAt(1))).toBe(root);
+  });
+
+  it('when thousands of leaves are appended at once, then the event loop gets turns meanwhile and the root is right', async () => {
+    const log = await MerkleLog.open(new InMemoryNodeStore());
+    const leaves = Array.from({ length: 5000 }, (_, i) => leafHash(new TextEncoder().encode(`entry ${i}`)));
+    const loop = countTurns();
+    // The in-memory store answers synchronously: any turn other work gets comes from the log.
+    const result = await log.appendLeafHashes(leaves);
+    const turnsDuringAppend = loop.turns;
+    loop.stop();
+    expect(turnsDuringAppend).toBeGreaterThan(0);
+    expect(toHex(result.rootHash)).toBe(toHex(merkleTreeHash(leaves)));
   });
 
   it('when an entry could not be exported one per line, then it is refused', async () => {

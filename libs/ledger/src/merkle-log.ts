@@ -1,3 +1,4 @@
+import { setImmediate as yieldTurn } from 'node:timers/promises';
 import { type EntryInput, entryLeafHash } from './entry.js';
 import { LedgerError } from './errors.js';
 import { Frontier } from './frontier.js';
@@ -6,6 +7,9 @@ import { NodeCache } from './node-cache.js';
 import { type NodeId, rangePosition } from './node-id.js';
 import type { NodeStore, StoredNode } from './node-store.js';
 import { assembleProof, consistencyPlan, foldRight, inclusionPlan, rootPlan } from './proof-plan.js';
+
+/** Leaves hashed into the tree between turns of the event loop (~1 ms). */
+const PUSH_SLICE = 1024;
 
 /** Compact ranges kept for past sizes: proofs are mostly asked against the latest few checkpoints. */
 const RANGES_KEPT = 8;
@@ -88,7 +92,12 @@ export class MerkleLog {
     const sink = (level: number, index: number, hash: Uint8Array): void => {
       nodes.push({ level, index, hash });
     };
-    for (const leaf of leafHashes) next.push(leaf, sink);
+    for (const [i, leaf] of leafHashes.entries()) {
+      // Hashing thousands of leaves takes milliseconds: the caller's thread may be serving
+      // requests, so a large append yields between slices (`next` is ours alone meanwhile).
+      if (i > 0 && i % PUSH_SLICE === 0) await yieldTurn();
+      next.push(leaf, sink);
+    }
     await this.store.writeNodes(nodes, next.size);
     // Cached only once durable: a failed write may be followed by other leaves at these positions.
     const minLevel = this.cache.minLevel;

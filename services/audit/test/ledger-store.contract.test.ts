@@ -9,6 +9,7 @@ import {
   verifyConsistency,
   verifyInclusion,
 } from '@flowloom/ledger';
+import { countTurns } from '@flowloom/ledger/testing/event-loop';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LocalAuditSource } from '../src/app/local-source.js';
 import { verifyLog } from '../src/app/verify-log.js';
@@ -189,6 +190,25 @@ for (const engine of ENGINES) {
       expect(found.map((r) => [r.eventId, r.project, r.actor, r.job])).toEqual([
         [event.id, odd, `${odd}-owner`, `${odd}-job`],
       ]);
+    });
+
+    it('when a large delivery is appended, then the event loop gets turns while it is prepared', async () => {
+      // The appending thread also answers requests in `flowloom up`: a probe on the delivery's last
+      // event records how many turns other work had before that event was reached.
+      const delivery = Array.from({ length: 1200 }, (_, i) => requestEvent(20_000 + i));
+      let turnsBeforeLast = -1;
+      Object.defineProperty(delivery[delivery.length - 1]?.data, 'probe', {
+        enumerable: true,
+        get: () => {
+          turnsBeforeLast = loop.turns;
+          return 'probe';
+        },
+      });
+      const loop = countTurns();
+      const outcome = await t.ledger.append(delivery);
+      loop.stop();
+      expect(outcome.appended).toBe(1200);
+      expect(turnsBeforeLast).toBeGreaterThan(0);
     });
 
     it('when filter values carry SQL, then they are only data: nothing matches and nothing changes', async () => {

@@ -20,6 +20,8 @@ import { auditMigrations, LEDGER_TABLES, READ_NODES_QUERY } from './migrations.j
 
 /** Serialises appends across processes sharing a database (two replicas never both append). */
 const APPEND_LOCK = 7412;
+/** Entries per INSERT statement of an append (~1 ms to serialise on the caller's thread). */
+const INSERT_SLICE = 1000;
 
 const asNumber = (value: unknown): number => (typeof value === 'number' ? value : Number(value));
 const asBytes = (value: unknown): Uint8Array => {
@@ -243,7 +245,11 @@ export class SqlLedgerStore implements LedgerStore {
           `the ledger ends at ${current}, not ${tile.startSize}: another writer appended; reopen the log`,
         );
       }
-      if (rows.length > 0) await insertEntries(tx, rows);
+      // In slices: each is serialised on the caller's thread, which may be serving requests, and
+      // awaiting the database in between lets them in.
+      for (let at = 0; at < rows.length; at += INSERT_SLICE) {
+        await insertEntries(tx, rows.slice(at, at + INSERT_SLICE));
+      }
       // Hex text binds several times faster than a bytea parameter on PGlite.
       await tx.query(
         `insert into audit_node_tiles (start_size, end_size, node_base, hashes) values ($1, $2, $3, decode($4, 'hex'))`,

@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { setImmediate as yieldTurn } from 'node:timers/promises';
 import {
   AUDIT_EXPORT_CREATED,
   AUDIT_KEY_ROTATED,
@@ -95,6 +96,8 @@ interface RetentionResult {
 }
 
 const ORIGIN_META = 'origin';
+/** Events prepared (scrubbed, canonicalised, hashed) between turns of the event loop. */
+const PREPARE_SLICE = 256;
 
 /**
  * The audit ledger: an RFC 9162 log whose entries are canonical events, stored write-once, with
@@ -237,7 +240,10 @@ export class AuditLedger {
     const receivedAt = this.now();
     const seen = new Set<string>();
     const unique: PreparedEntry[] = [];
-    for (const event of events) {
+    for (const [i, event] of events.entries()) {
+      // In `flowloom up` this thread also answers requests: a large delivery is prepared a slice
+      // at a time (~3 ms each), letting them in between.
+      if (i > 0 && i % PREPARE_SLICE === 0) await yieldTurn();
       const prepared = prepareEntry(event as Record<string, unknown>, receivedAt);
       if (seen.has(prepared.eventId)) continue;
       seen.add(prepared.eventId);
