@@ -2,6 +2,7 @@ import { cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, wri
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { auditGrpcClient } from '@flowloom/audit';
+import { freePort } from '@flowloom/gateway/testing/ports';
 import {
   openCheckpoint,
   parseVerifierKey,
@@ -15,13 +16,13 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   cleanEnv,
   eventually,
+  killUp,
   type Running,
   runCli,
   startUp,
   stopUp,
   waitForOutput,
-} from './audit-support.js';
-import { freePort } from './helpers.js';
+} from './cli-support.js';
 
 // The audit trail end to end in the composed platform: `flowloom up` as a child process, requests
 // through the gateway with the official SDK, the ledger read back through the admin API and gRPC,
@@ -100,10 +101,7 @@ beforeAll(async () => {
 }, START_MS + 10_000);
 
 afterAll(async () => {
-  if (running && running.child.exitCode === null && running.child.signalCode === null) {
-    running.child.kill('SIGKILL');
-    await running.exited;
-  }
+  await killUp(running);
   rmSync(dir, { recursive: true, force: true });
 });
 

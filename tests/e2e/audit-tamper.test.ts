@@ -1,6 +1,6 @@
 import { openTestLedger, openTestPostgres, requestEvent } from '@flowloom/audit/testing';
 import { afterEach, describe, expect, it } from 'vitest';
-import { cleanEnv, runCli } from './audit-support.js';
+import { cleanEnv, runCli } from './cli-support.js';
 
 // An insider with superuser rights on the real PostgreSQL bypasses the write-once triggers and
 // edits, deletes, inserts or reorders ledger rows. `flowloom audit verify --database-url`, run as a

@@ -1,19 +1,16 @@
-import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { freePort } from '@flowloom/gateway/testing/ports';
 import { type Db, openPostgres } from '@flowloom/store';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { freePort } from './helpers.js';
+import { cleanEnv, runCli as cli, type Running, startUp, stopUp, waitForOutput } from './cli-support.js';
 
 // `flowloom policy` as an operator runs it against `flowloom up` (here on the test PostgreSQL):
 // validate and push, shadow, an enforce promotion that the author cannot approve and a reviewer
 // does, the loop stopped, replay, rollback.
 
-const ROOT = fileURLToPath(new URL('../..', import.meta.url));
-const BIN = join(ROOT, 'services/flowloom/bin/flowloom.js');
 const PG_URL = process.env.FLOWLOOM_TEST_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/flowloom_test';
 const ADMIN = 'flk_e2e-cli-admin-0123456789abcdefghijklm';
 
@@ -32,50 +29,10 @@ rules:
     action: stop_jobb
 `;
 
-function cleanEnv(extra: Record<string, string>): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = {};
-  for (const [name, value] of Object.entries(process.env)) {
-    if (/^(FLOWLOOM_|OPENAI_|ANTHROPIC_|GEMINI_|GOOGLE_|AZURE_OPENAI_)/.test(name)) continue;
-    if (name === 'NODE_OPTIONS' || name.startsWith('VITEST')) continue;
-    env[name] = value;
-  }
-  return { ...env, NO_COLOR: '1', ...extra };
-}
-
-function cli(
-  args: string[],
-  env: NodeJS.ProcessEnv,
-): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [BIN, ...args], {
-      cwd: ROOT,
-      env,
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (chunk: Buffer) => {
-      stdout += chunk.toString('utf8');
-    });
-    child.stderr.on('data', (chunk: Buffer) => {
-      stderr += chunk.toString('utf8');
-    });
-    const timer = setTimeout(() => {
-      child.kill('SIGKILL');
-      reject(new Error(`flowloom ${args.join(' ')} did not finish in time`));
-    }, 60_000);
-    child.once('exit', (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr });
-    });
-  });
-}
-
 let admin: Db;
 let schema: string;
 let dir: string;
-let up: ChildProcess;
-let upOutput = '';
+let up: Running | undefined;
 let base: string;
 let env: NodeJS.ProcessEnv;
 let reviewerEnv: NodeJS.ProcessEnv;
@@ -106,19 +63,8 @@ beforeAll(async () => {
     FLOWLOOM_ADMIN_KEY: ADMIN,
     FLOWLOOM_LOG_LEVEL: 'warn',
   });
-  up = spawn(process.execPath, [BIN, 'up'], { cwd: ROOT, env: upEnv, stdio: ['ignore', 'pipe', 'pipe'] });
-  up.stdout?.on('data', (c: Buffer) => {
-    upOutput += c.toString('utf8');
-  });
-  up.stderr?.on('data', (c: Buffer) => {
-    upOutput += c.toString('utf8');
-  });
-  const until = Date.now() + 90_000;
-  while (!upOutput.includes('FlowLoom is up')) {
-    if (Date.now() > until || up.exitCode !== null)
-      throw new Error(`flowloom up did not start:\n${upOutput}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
+  up = startUp(upEnv);
+  await waitForOutput(up, /FlowLoom is up/, 90_000);
   env = cleanEnv({ FLOWLOOM_URL: base, FLOWLOOM_API_KEY: ADMIN });
   const reviewer = await cli(
     ['keys', 'create', '--name', 'reviewer', '--owner', 'reviewer', '--admin', '--json'],
@@ -137,11 +83,7 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  if (up && up.exitCode === null) {
-    const exited = new Promise((r) => up.once('exit', r));
-    up.kill('SIGTERM');
-    await exited;
-  }
+  if (up && up.child.exitCode === null) await stopUp(up);
   await admin?.exec(`drop schema if exists ${schema} cascade`);
   await admin?.close();
   if (dir) rmSync(dir, { recursive: true, force: true });

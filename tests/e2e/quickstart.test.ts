@@ -1,115 +1,29 @@
-import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { freePort } from '@flowloom/gateway/testing/ports';
 import OpenAI from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { freePort } from './helpers.js';
+import {
+  cleanEnv,
+  killUp,
+  PRINTED_KEY,
+  type Running,
+  runCli,
+  startUp,
+  stopUp,
+  waitForOutput,
+} from './cli-support.js';
 
 // The README quickstart, as a user runs it: `flowloom up` from the repository root, an admin key read
 // from its output, a key made with `flowloom keys create`, and the official SDK on `flowloom-local`.
+// (tests/docs/readme-quickstart.test.ts runs the README's own snippets.)
 
-const ROOT = fileURLToPath(new URL('../..', import.meta.url));
-const BIN = join(ROOT, 'services/flowloom/bin/flowloom.js');
 const START_TIMEOUT_MS = 90_000;
 const STOP_TIMEOUT_MS = 10_000;
+const CLI_TIMEOUT_MS = 30_000;
 
-/** The user's environment minus anything that would change what the quickstart does. */
-function cleanEnv(extra: Record<string, string>): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = {};
-  for (const [name, value] of Object.entries(process.env)) {
-    if (/^(FLOWLOOM_|OPENAI_|ANTHROPIC_|GEMINI_|GOOGLE_|AZURE_OPENAI_)/.test(name)) continue;
-    if (name === 'NODE_OPTIONS' || name.startsWith('VITEST')) continue;
-    env[name] = value;
-  }
-  return { ...env, NO_COLOR: '1', ...extra };
-}
-
-interface Running {
-  child: ChildProcess;
-  output(): string;
-  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
-}
-
-function startUp(env: NodeJS.ProcessEnv): Running {
-  const child = spawn(process.execPath, [BIN, 'up'], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '';
-  child.stdout?.on('data', (chunk: Buffer) => {
-    out += chunk.toString('utf8');
-  });
-  child.stderr?.on('data', (chunk: Buffer) => {
-    out += chunk.toString('utf8');
-  });
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {
-    child.once('exit', (code, signal) => resolve({ code, signal }));
-  });
-  return { child, output: () => out, exited };
-}
-
-async function waitForOutput(
-  running: Running,
-  pattern: RegExp,
-  timeoutMs: number,
-): Promise<RegExpMatchArray> {
-  const until = Date.now() + timeoutMs;
-  let exited = false;
-  void running.exited.then(() => {
-    exited = true;
-  });
-  for (;;) {
-    const match = running.output().match(pattern);
-    if (match) return match;
-    if (exited) throw new Error(`flowloom up exited before printing ${pattern}:\n${running.output()}`);
-    if (Date.now() > until)
-      throw new Error(`flowloom up did not print ${pattern} in time:\n${running.output()}`);
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-}
-
-async function stop(running: Running): Promise<{ code: number | null; ms: number }> {
-  const started = performance.now();
-  running.child.kill('SIGTERM');
-  const timeout = new Promise<never>((_, reject) =>
-    setTimeout(
-      () => reject(new Error(`flowloom up still running ${STOP_TIMEOUT_MS} ms after SIGTERM`)),
-      STOP_TIMEOUT_MS,
-    ),
-  );
-  const { code } = await Promise.race([running.exited, timeout]);
-  return { code, ms: performance.now() - started };
-}
-
-function cli(
-  args: string[],
-  env: NodeJS.ProcessEnv,
-): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [BIN, ...args], {
-      cwd: ROOT,
-      env,
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (chunk: Buffer) => {
-      stdout += chunk.toString('utf8');
-    });
-    child.stderr.on('data', (chunk: Buffer) => {
-      stderr += chunk.toString('utf8');
-    });
-    const timer = setTimeout(() => {
-      child.kill('SIGKILL');
-      reject(new Error(`flowloom ${args.join(' ')} did not finish in time`));
-    }, 30_000);
-    child.once('exit', (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr });
-    });
-  });
-}
-
-const ADMIN_KEY_PATTERN = /^\s+(flk_[A-Za-z0-9_-]{20,})\s*$/m;
+const cli = (args: string[], env: NodeJS.ProcessEnv) => runCli(args, env, CLI_TIMEOUT_MS);
 
 let dataDir: string;
 let httpPort: number;
@@ -131,10 +45,7 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  if (running && running.child.exitCode === null && running.child.signalCode === null) {
-    running.child.kill('SIGKILL');
-    await running.exited;
-  }
+  await killUp(running);
   rmSync(dataDir, { recursive: true, force: true });
 });
 
@@ -147,7 +58,7 @@ describe('the README quickstart', () => {
       running = startUp(env);
       await waitForOutput(running, /FlowLoom is up/, START_TIMEOUT_MS);
       const printed = running.output();
-      const match = printed.match(ADMIN_KEY_PATTERN);
+      const match = printed.match(PRINTED_KEY);
       expect(match, printed).not.toBeNull();
       adminKey = match?.[1] ?? '';
       expect(printed.match(/flk_[A-Za-z0-9_-]{20,}/g)).toHaveLength(1);
@@ -167,7 +78,7 @@ describe('the README quickstart', () => {
     });
     expect(created.code, created.stderr).toBe(0);
     expect(created.stdout).toContain('demo');
-    const secret = created.stdout.match(/^\s+(flk_[A-Za-z0-9_-]{20,})\s*$/m)?.[1];
+    const secret = created.stdout.match(PRINTED_KEY)?.[1];
     expect(secret, created.stdout).toBeTruthy();
     demoKey = secret ?? '';
     expect(demoKey).not.toBe(adminKey);
@@ -202,9 +113,9 @@ describe('the README quickstart', () => {
     'when SIGTERM is sent, then flowloom up exits 0 within a few seconds',
     async () => {
       if (!running) throw new Error('not running');
-      const { code, ms } = await stop(running);
+      // stopUp fails if it is still running STOP_TIMEOUT_MS after SIGTERM
+      const code = await stopUp(running, STOP_TIMEOUT_MS);
       expect(code, running.output()).toBe(0);
-      expect(ms).toBeLessThan(STOP_TIMEOUT_MS);
       running = undefined;
     },
     STOP_TIMEOUT_MS + 5_000,
@@ -247,16 +158,16 @@ describe('the README quickstart', () => {
       });
       let text = '';
       let usage: OpenAI.CompletionUsage | null | undefined;
-      let stopping: Promise<{ code: number | null; ms: number }> | undefined;
+      let stopping: Promise<number | null> | undefined;
       for await (const chunk of stream) {
         text += chunk.choices[0]?.delta?.content ?? '';
         usage = chunk.usage ?? usage;
-        if (!stopping && text !== '') stopping = stop(current);
+        if (!stopping && text !== '') stopping = stopUp(current, STOP_TIMEOUT_MS);
       }
       expect(text).toBe(script.reply);
       expect(usage?.completion_tokens).toBeGreaterThan(0);
       if (!stopping) throw new Error('the stream sent no text');
-      const { code } = await stopping;
+      const code = await stopping;
       expect(code, current.output()).toBe(0);
       running = undefined;
     },

@@ -2,7 +2,8 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-// Running the flowloom CLI as a user does: a child process from the repository root.
+// Running the flowloom CLI as a user does: a child process from the repository root, in the user's
+// environment without the variables that would change what FlowLoom does.
 
 export const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 export const BIN = join(ROOT, 'services/flowloom/bin/flowloom.js');
@@ -18,6 +19,9 @@ export function cleanEnv(extra: Record<string, string>): NodeJS.ProcessEnv {
   return { ...env, NO_COLOR: '1', ...extra };
 }
 
+/** A key as `flowloom up` and `flowloom keys create` print it: alone on an indented line. */
+export const PRINTED_KEY = /^\s+(flk_[A-Za-z0-9_-]{20,})\s*$/m;
+
 export interface CliResult {
   code: number | null;
   stdout: string;
@@ -26,31 +30,53 @@ export interface CliResult {
 
 /** Runs `flowloom ...args` to completion. */
 export function runCli(args: string[], env: NodeJS.ProcessEnv, timeoutMs = 60_000): Promise<CliResult> {
+  return runProcess(process.execPath, [BIN, ...args], {
+    cwd: ROOT,
+    env,
+    timeoutMs,
+    label: `flowloom ${args.join(' ')}`,
+  });
+}
+
+/** Runs a command to completion; after `timeoutMs` it is killed and the error names it by `label`. */
+export function runProcess(
+  command: string,
+  args: string[],
+  options: { cwd: string; env: NodeJS.ProcessEnv; timeoutMs: number; label?: string },
+): Promise<CliResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [BIN, ...args], {
-      cwd: ROOT,
-      env,
+    const child = spawn(command, args, {
+      cwd: options.cwd,
+      env: options.env,
       stdio: ['ignore', 'pipe', 'pipe'],
     });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (chunk: Buffer) => {
-      stdout += chunk.toString('utf8');
-    });
-    child.stderr.on('data', (chunk: Buffer) => {
-      stderr += chunk.toString('utf8');
-    });
+    const printed = capture(child);
     const timer = setTimeout(() => {
       child.kill('SIGKILL');
+      const label = options.label ?? [command, ...args].join(' ');
       reject(
-        new Error(`flowloom ${args.join(' ')} did not finish in ${timeoutMs} ms:\n${stdout}\n${stderr}`),
+        new Error(
+          `${label} did not finish in ${options.timeoutMs} ms:\n${printed.stdout}\n${printed.stderr}`,
+        ),
       );
-    }, timeoutMs);
+    }, options.timeoutMs);
     child.once('exit', (code) => {
       clearTimeout(timer);
-      resolve({ code, stdout, stderr });
+      resolve({ code, ...printed });
     });
   });
+}
+
+/** What a child prints on stdout and stderr so far; the fields grow as it prints. */
+export function capture(child: ChildProcess): { stdout: string; stderr: string } {
+  const printed = { stdout: '', stderr: '' };
+  child.stdout?.on('data', (chunk: Buffer) => {
+    printed.stdout += chunk.toString('utf8');
+  });
+  child.stderr?.on('data', (chunk: Buffer) => {
+    printed.stderr += chunk.toString('utf8');
+  });
+  return printed;
 }
 
 export interface Running {
@@ -100,6 +126,13 @@ export async function stopUp(running: Running, timeoutMs = 20_000): Promise<numb
     setTimeout(() => reject(new Error(`flowloom up still running ${timeoutMs} ms after SIGTERM`)), timeoutMs),
   );
   return (await Promise.race([running.exited, timeout])).code;
+}
+
+/** Kills a `flowloom up` that a failed test left running, and waits for it to exit. */
+export async function killUp(running: Running | undefined): Promise<void> {
+  if (!running || running.child.exitCode !== null || running.child.signalCode !== null) return;
+  running.child.kill('SIGKILL');
+  await running.exited;
 }
 
 /** Polls until `check` returns a value, or fails with the last reason. */
