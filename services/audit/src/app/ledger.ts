@@ -240,11 +240,11 @@ export class AuditLedger {
     const receivedAt = this.now();
     const seen = new Set<string>();
     const unique: PreparedEntry[] = [];
-    for (const [i, event] of events.entries()) {
+    for (let i = 0; i < events.length; i++) {
       // In `flowloom up` this thread also answers requests: a large delivery is prepared a slice
       // at a time (~3 ms each), letting them in between.
       if (i > 0 && i % PREPARE_SLICE === 0) await yieldTurn();
-      const prepared = prepareEntry(event as Record<string, unknown>, receivedAt);
+      const prepared = prepareEntry(events[i] as Record<string, unknown>, receivedAt);
       if (seen.has(prepared.eventId)) continue;
       seen.add(prepared.eventId);
       unique.push(prepared);
