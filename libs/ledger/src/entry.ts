@@ -1,5 +1,5 @@
 import { LedgerError } from './errors.js';
-import { leafHash } from './hash.js';
+import { leafHash, leafHashOfText } from './hash.js';
 
 /** A log entry: the canonical JSON text of an event (UTF-8 encoded when given as a string). */
 export type EntryInput = string | Uint8Array;
@@ -38,7 +38,13 @@ function startsWithMarker(bytes: Uint8Array): boolean {
 
 /** Leaf hash of an entry after checking it can be logged. */
 export function entryLeafHash(entry: EntryInput, position = 0): Uint8Array {
-  const bytes = entryBytes(entry);
-  assertLoggableEntry(bytes, position);
-  return leafHash(bytes);
+  if (typeof entry === 'string') {
+    // The same checks on the text: a newline byte only encodes '\n', and the marker is ASCII.
+    if (entry.includes('\n') || entry.startsWith(PRUNED_MARKER_PREFIX)) {
+      assertLoggableEntry(entryBytes(entry), position);
+    }
+    return leafHashOfText(entry);
+  }
+  assertLoggableEntry(entry, position);
+  return leafHash(entry);
 }

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { leafHash, nodeHash, toHex } from './hash.js';
+import { leafHash, leafHashOfText, nodeHash, toHex } from './hash.js';
 
 const reference = (...parts: Uint8Array[]): string => {
   const h = createHash('sha256');
@@ -13,6 +13,24 @@ describe('RFC 9162 hashing', () => {
     for (const size of [0, 1, 300, 65_535, 65_536, 200_000, 5]) {
       const entry = Buffer.alloc(size, size % 251);
       expect(toHex(leafHash(entry)), `size ${size}`).toBe(reference(Buffer.of(0), entry));
+    }
+  });
+
+  it('when text is hashed as an entry, then it is the leaf hash of its UTF-8 bytes at any size', () => {
+    const texts = [
+      '',
+      '{"a":1}',
+      'é 😀 中文',
+      'lone \ud800 surrogate \udc00',
+      'x'.repeat(21_844),
+      'x'.repeat(21_845),
+      '😀'.repeat(20_000),
+      'é'.repeat(40_000),
+    ];
+    for (const text of texts) {
+      expect(toHex(leafHashOfText(text)), `${text.length} units`).toBe(
+        reference(Buffer.of(0), Buffer.from(text, 'utf8')),
+      );
     }
   });
 

@@ -22,6 +22,7 @@ export function sha256(data: Uint8Array): Uint8Array {
 // own buffer so one huge entry does not pin memory.
 const LEAF_SCRATCH_BYTES = 1 << 16;
 const leafInput = new Uint8Array(LEAF_SCRATCH_BYTES);
+const leafText = Buffer.from(leafInput.buffer, 0, LEAF_SCRATCH_BYTES);
 
 /** RFC 9162 leaf hash: SHA-256(0x00 ‖ entry). */
 export function leafHash(entry: Uint8Array): Uint8Array {
@@ -30,6 +31,19 @@ export function leafHash(entry: Uint8Array): Uint8Array {
   input[0] = LEAF_PREFIX;
   input.set(entry, 1);
   return hash('sha256', new Uint8Array(input.buffer, 0, length), 'buffer');
+}
+
+/**
+ * RFC 9162 leaf hash of text as UTF-8 (lone surrogates as U+FFFD, like Buffer.from). The text is
+ * encoded straight into the scratch buffer: appends hash every entry they write, and encoding it
+ * into a buffer of its own first cost an allocation and a copy per entry.
+ */
+export function leafHashOfText(text: string): Uint8Array {
+  // UTF-8 takes at most 3 bytes per UTF-16 code unit.
+  if (1 + text.length * 3 > LEAF_SCRATCH_BYTES) return leafHash(Buffer.from(text, 'utf8'));
+  leafInput[0] = LEAF_PREFIX;
+  const length = 1 + leafText.write(text, 1, 'utf8');
+  return hash('sha256', new Uint8Array(leafInput.buffer, 0, length), 'buffer');
 }
 
 /** RFC 9162 interior node hash: SHA-256(0x01 ‖ left ‖ right). */
