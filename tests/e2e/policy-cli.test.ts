@@ -183,6 +183,13 @@ describe('flowloom policy against flowloom up', () => {
     expect(replay.stdout).toMatch(/replayed \d+ decisions: [1-9]\d* would change/);
     expect(replay.stdout).toContain('allow -> stop_job');
 
+    const bypass = await cli(['policy', 'rollback', 'runaway-guard', '--to', stricter.slice(0, 12)], env);
+    expect(bypass.code).toBe(1);
+    expect(bypass.stderr).toContain(
+      `Version ${stricter.slice(0, 12)} of policy "runaway-guard" was never enforced`,
+    );
+    expect(bypass.stderr).toContain('--mode enforce');
+
     const rolledBack = await cli(['policy', 'rollback', 'runaway-guard'], env);
     expect(rolledBack.stdout).toContain(`shadow ${version.slice(0, 12)}`);
     const shown = await cli(['policy', 'show', 'runaway-guard'], env);

@@ -253,6 +253,40 @@ describe('rollout: shadow, canary and enforce with approval, rollback', () => {
     });
   });
 
+  it('when rollback --to names a version never enforced, then it is refused and nothing changes; promotion is the way', async () => {
+    const V3 = `${V2}  - id: no-batch
+    condition: request.job.startsWith("batch-")
+    action: block
+`;
+    const pushed = await push(V3, 'alice', 'unreviewed');
+    expect(pushed.status, pushed.text).toBe(201);
+    const v3 = at<string>(pushed.body, 'version');
+    const before = await bundle();
+    const historyBefore = at<unknown[]>((await t.call('GET', '/api/v1/policies/guard')).body, 'history');
+
+    const bypass = await t.call('POST', '/api/v1/policies/guard/rollback', 'alice', { to: v3.slice(0, 12) });
+    expect(bypass.status, bypass.text).toBe(409);
+    const message = at<string>(bypass.body, 'error.message');
+    expect(message).toContain(`Version ${v3.slice(0, 12)}`);
+    expect(message).toMatch(/never enforced/);
+    expect(message).toMatch(/promote guard .* --mode enforce/);
+    expect(message).toMatch(/approve/);
+    expect(await bundle()).toEqual(before);
+    expect(at<unknown[]>((await t.call('GET', '/api/v1/policies/guard')).body, 'history')).toHaveLength(
+      historyBefore.length,
+    );
+
+    // A shadow deployment is not enforcement either.
+    await t.call('POST', '/api/v1/policies/guard/promotions', 'alice', { version: v3, mode: 'shadow' });
+    expect((await t.call('POST', '/api/v1/policies/guard/rollback', 'alice', { to: v3 })).status).toBe(409);
+    // v2 was enforced before (then rolled back from): going back to it is allowed.
+    const toV2 = await t.call('POST', '/api/v1/policies/guard/rollback', 'carol', { to: v2 });
+    expect(toV2.status, toV2.text).toBe(200);
+    expect((await guard())?.stable?.version).toBe(v2);
+    expect((await t.call('POST', '/api/v1/policies/guard/rollback', 'carol', { to: v1 })).status).toBe(200);
+    expect((await guard())?.stable?.version).toBe(v1);
+  });
+
   it('when a promotion is impossible, then it is refused at request time', async () => {
     const already = await t.call('POST', '/api/v1/policies/guard/promotions', 'bob', {
       version: v1,

@@ -34,6 +34,7 @@ FlowLoom (FLOWLOOM_URL, FLOWLOOM_API_KEY = an admin key; the key's owner is who 
 
   flowloom policy rollback NAME [--to VERSION]
       Puts back the previous deployment of NAME, or enforces VERSION alone. No approval; recorded.
+      VERSION must be one NAME enforced before; a version never enforced goes through promote.
 
   flowloom policy replay NAME --version VERSION [--baseline VERSION] [--since 24h] [--limit N] [--json]
       Evaluates VERSION against recorded traffic (decisions since 24h, 30m, 7d or an ISO date) and

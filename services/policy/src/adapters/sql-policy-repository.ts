@@ -180,6 +180,14 @@ export class SqlPolicyRepository implements PolicyRepository {
     return found.rows[0] ? toDeployment(found.rows[0]) : undefined;
   }
 
+  async wasStable(name: string, version: string): Promise<boolean> {
+    const found = await this.db.query(
+      'select 1 from policy_deployments where name = $1 and stable = $2 limit 1',
+      [name, version],
+    );
+    return found.rows.length > 0;
+  }
+
   async deploymentHistory(name: string, limit: number): Promise<Deployment[]> {
     const found = await this.db.query(
       `select ${DEPLOYMENT_COLUMNS} from policy_deployments where name = $1 order by revision desc limit $2`,

@@ -289,7 +289,8 @@ export class PolicyAdmin {
 
   /**
    * Puts back the deployment before the current one, or, with `to`, enforces that version alone.
-   * An emergency action: no approval, always recorded.
+   * An emergency action: no approval, always recorded. So that it is no way around approval, `to`
+   * must be a version this policy enforced (as stable) before.
    */
   async rollback(name: string, actor: Actor, to?: string): Promise<Deployment> {
     const history = await this.repo.deploymentHistory(name, 2);
@@ -298,6 +299,14 @@ export class PolicyAdmin {
       throw new AppError('not_found', `Policy "${name}" was never deployed; nothing to roll back.`);
     if (to) {
       const version = await this.version(name, to);
+      if (!(await this.repo.wasStable(name, version.version))) {
+        const short = version.version.slice(0, 12);
+        throw new AppError(
+          'conflict',
+          `Version ${short} of policy "${name}" was never enforced, so it cannot be a rollback target: rollback only returns to a version that was enforced before. To enforce it, promote it (flowloom policy promote ${name} ${short} --mode enforce) and have someone other than its author approve it.`,
+          { param: 'to' },
+        );
+      }
       return this.deployState(
         name,
         { ...EMPTY_STATE, stable: version.version },

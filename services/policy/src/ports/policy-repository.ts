@@ -21,6 +21,8 @@ export interface PolicyRepository {
   listPolicies(): Promise<string[]>;
 
   currentDeployment(name: string): Promise<Deployment | undefined>;
+  /** Whether some deployment of the policy, current or past, enforced this version as its stable one. */
+  wasStable(name: string, version: string): Promise<boolean>;
   /** Newest first. */
   deploymentHistory(name: string, limit: number): Promise<Deployment[]>;
   /** Applies a deployment (and marks its promotion applied) with its events; returns it with its revision. */
