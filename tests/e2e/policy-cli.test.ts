@@ -182,6 +182,19 @@ describe('flowloom policy against flowloom up', () => {
     expect(replay.code, replay.stderr).toBe(0);
     expect(replay.stdout).toMatch(/replayed \d+ decisions: [1-9]\d* would change/);
     expect(replay.stdout).toContain('allow -> stop_job');
+    // As the issue writes it: the version alone, its policy found from it.
+    const byVersion = await cli(
+      ['policy', 'replay', '--version', stricter.slice(0, 10), '--since', '1h'],
+      env,
+    );
+    expect(byVersion.code, byVersion.stderr).toBe(0);
+    expect(byVersion.stdout).toContain(
+      `runaway-guard: ${stricter.slice(0, 12)} against ${version.slice(0, 12)}`,
+    );
+    expect(byVersion.stdout).toMatch(/replayed \d+ decisions: [1-9]\d* would change/);
+    expect((await cli(['policy', 'replay', '--help'], env)).stdout).toContain(
+      'flowloom policy replay [NAME] --version VERSION',
+    );
 
     const bypass = await cli(['policy', 'rollback', 'runaway-guard', '--to', stricter.slice(0, 12)], env);
     expect(bypass.code).toBe(1);

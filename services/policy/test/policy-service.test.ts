@@ -398,6 +398,23 @@ describe('decisions and replay', () => {
       baseline: v1,
     });
     expect(at<string>(res.body, 'text')).toMatch(/replayed 31 decisions: 13 would change/);
+
+    // The version alone names its policy (`flowloom policy replay --version V`).
+    const byVersion = await t.call('POST', '/api/v1/replay', 'alice', {
+      version: v2.slice(0, 10),
+      baseline: v1,
+      since: '1h',
+    });
+    expect(byVersion.status, byVersion.text).toBe(200);
+    expect(byVersion.body).toMatchObject({
+      name: 'guard',
+      report: { total: 31, changed: 13 },
+      candidate: v2,
+      baseline: v1,
+    });
+    const unknown = await t.call('POST', '/api/v1/replay', 'alice', { version: 'abcdef01' });
+    expect(unknown.status).toBe(404);
+    expect(at<string>(unknown.body, 'error.message')).toContain('No policy has a version abcdef01');
     const none = await t.call('POST', '/api/v1/policies/guard/replay', 'alice', {
       version: v2,
       since: new Date(Date.now() + 60_000).toISOString(),

@@ -36,9 +36,10 @@ FlowLoom (FLOWLOOM_URL, FLOWLOOM_API_KEY = an admin key; the key's owner is who 
       Puts back the previous deployment of NAME, or enforces VERSION alone. No approval; recorded.
       VERSION must be one NAME enforced before; a version never enforced goes through promote.
 
-  flowloom policy replay NAME --version VERSION [--baseline VERSION] [--since 24h] [--limit N] [--json]
+  flowloom policy replay [NAME] --version VERSION [--baseline VERSION] [--since 24h] [--limit N] [--json]
       Evaluates VERSION against recorded traffic (decisions since 24h, 30m, 7d or an ISO date) and
       prints how decisions would change against the baseline (default: the enforced version).
+      NAME may be left out: the version says which policy it belongs to.
 
   flowloom policy list [--json]
   flowloom policy show NAME [VERSION] [--json]
@@ -208,19 +209,26 @@ export const policyCommand: Command = {
         return 0;
       }
       case 'replay': {
-        const name = need(0, 'a policy name');
+        const name = positionals[0];
         if (!values.version) throw new UsageError('flowloom policy replay needs --version VERSION');
         const limit = values.limit === undefined ? undefined : Number(values.limit);
         if (limit !== undefined && !(Number.isInteger(limit) && limit > 0))
           throw new UsageError('--limit must be a positive whole number');
-        const result = (await callApi(io, 'POST', `/api/v1/policies/${enc(name)}/replay`, {
-          version: values.version,
-          ...(values.baseline ? { baseline: values.baseline } : {}),
-          ...(values.since ? { since: values.since } : {}),
-          ...(limit ? { limit } : {}),
-        })) as { text: string; since: string };
+        const result = (await callApi(
+          io,
+          'POST',
+          name ? `/api/v1/policies/${enc(name)}/replay` : '/api/v1/replay',
+          {
+            version: values.version,
+            ...(values.baseline ? { baseline: values.baseline } : {}),
+            ...(values.since ? { since: values.since } : {}),
+            ...(limit ? { limit } : {}),
+          },
+        )) as { name: string; text: string; since: string; candidate: string; baseline: string | null };
         if (values.json) return json(result);
-        io.out(`since ${result.since}`);
+        io.out(
+          `${result.name}: ${short(result.candidate)} against ${result.baseline ? short(result.baseline) : 'no policy (allow everything)'}, decisions since ${result.since}`,
+        );
         io.out(result.text);
         return 0;
       }

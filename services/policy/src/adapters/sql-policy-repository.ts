@@ -149,6 +149,16 @@ export class SqlPolicyRepository implements PolicyRepository {
     return found.rows[0] ? toVersion(found.rows[0]) : undefined;
   }
 
+  async policiesWithVersion(idOrPrefix: string): Promise<string[]> {
+    const prefix = idOrPrefix.toLowerCase();
+    if (!/^[0-9a-f]{7,64}$/.test(prefix)) return [];
+    const found = await this.db.query<{ name: string }>(
+      'select distinct name from policy_versions where version like $1 order by name limit 2',
+      [`${prefix}%`],
+    );
+    return found.rows.map((r) => r.name);
+  }
+
   async latestVersion(name: string): Promise<PolicyVersion | undefined> {
     const found = await this.db.query(
       `select ${VERSION_COLUMNS} from policy_versions where name = $1 order by seq desc limit 1`,

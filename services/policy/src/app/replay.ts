@@ -12,7 +12,8 @@ import type { DecisionStore } from '../ports/decision-store.js';
 import type { PolicyRepository } from '../ports/policy-repository.js';
 
 export interface ReplayRequest {
-  name: string;
+  /** The policy; without it, the one the candidate version belongs to. */
+  name?: string;
   /** The candidate version (id or prefix). */
   version: string;
   /** Default: the enforced (stable) version, else an empty policy that allows everything. */
@@ -25,6 +26,7 @@ export interface ReplayRequest {
 }
 
 export interface ReplayResult {
+  name: string;
   report: ReplayReport;
   text: string;
   since: string;
@@ -43,12 +45,11 @@ export class ReplayService {
   async replay(request: ReplayRequest): Promise<ReplayResult> {
     const since = parseSince(request.since ?? '24h', this.now());
     const limit = Math.min(Math.max(1, request.limit ?? 10_000), 100_000);
-    const candidate = await this.compiled(request.name, request.version);
-    const deployment = await this.repo.currentDeployment(request.name);
+    const name = request.name ?? (await this.policyOf(request.version));
+    const candidate = await this.compiled(name, request.version);
+    const deployment = await this.repo.currentDeployment(name);
     const baselineId = request.baseline ?? deployment?.stable ?? undefined;
-    const baseline = baselineId
-      ? await this.compiled(request.name, baselineId)
-      : compileOrThrow({ name: request.name, rules: [] });
+    const baseline = baselineId ? await this.compiled(name, baselineId) : compileOrThrow({ name, rules: [] });
     const recorded = await this.decisions.inputsSince(since, limit);
     const report = replayDecisions(
       recorded.map((r) => ({ id: r.id, input: r.input as unknown as EvaluationInput })),
@@ -57,12 +58,30 @@ export class ReplayService {
       { maxExamples: request.examples ?? 3 },
     );
     return {
+      name,
       report,
       text: formatReplayReport(report),
       since: since.toISOString(),
       baseline: baselineId ? baseline.version : null,
       candidate: candidate.version,
     };
+  }
+
+  /** A version id is a hash of the document, name included, so it names its policy. */
+  private async policyOf(version: string): Promise<string> {
+    const names = await this.repo.policiesWithVersion(version);
+    if (names.length > 1)
+      throw new AppError(
+        'invalid_request',
+        `Version prefix ${version} matches versions of several policies (${names.join(', ')}); give more characters or the policy name.`,
+        { param: 'version' },
+      );
+    const name = names[0];
+    if (name === undefined)
+      throw new AppError('not_found', `No policy has a version ${version}. See GET /api/v1/policies.`, {
+        param: 'version',
+      });
+    return name;
   }
 
   private async compiled(name: string, version: string): Promise<CompiledPolicy> {

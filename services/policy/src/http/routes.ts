@@ -252,20 +252,26 @@ export function policyRoutes(deps: PolicyHttpDeps) {
       return reply.send({ deployment: deploymentView(await deps.admin.rollback(name, actor, to)) });
     });
 
+    const replay = (name: string | undefined, body: z.output<typeof replayBody>) =>
+      deps.replay.replay({
+        ...(name !== undefined ? { name } : {}),
+        version: body.version,
+        ...(body.baseline ? { baseline: body.baseline } : {}),
+        ...(body.since ? { since: body.since } : {}),
+        ...(body.limit ? { limit: body.limit } : {}),
+        ...(body.examples !== undefined ? { examples: body.examples } : {}),
+      });
+
     app.post('/api/v1/policies/:name/replay', async (request, reply) => {
       await who(request.headers);
       const { name } = parse(nameParams, request.params);
-      const body = parse(replayBody, request.body);
-      return reply.send(
-        await deps.replay.replay({
-          name,
-          version: body.version,
-          ...(body.baseline ? { baseline: body.baseline } : {}),
-          ...(body.since ? { since: body.since } : {}),
-          ...(body.limit ? { limit: body.limit } : {}),
-          ...(body.examples !== undefined ? { examples: body.examples } : {}),
-        }),
-      );
+      return reply.send(await replay(name, parse(replayBody, request.body)));
+    });
+
+    // The candidate version names its policy, so replay needs no name (`policy replay --version V`).
+    app.post('/api/v1/replay', async (request, reply) => {
+      await who(request.headers);
+      return reply.send(await replay(undefined, parse(replayBody, request.body)));
     });
 
     app.get('/api/v1/policy-bundle', async (request, reply) => {

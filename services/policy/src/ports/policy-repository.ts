@@ -16,6 +16,8 @@ export interface PolicyRepository {
   ): Promise<{ created: boolean; version: PolicyVersion }>;
   /** By full id or a unique prefix of at least 7 characters. */
   getVersion(name: string, idOrPrefix: string): Promise<PolicyVersion | undefined>;
+  /** Names of the policies (at most 2: enough to tell it is ambiguous) with a version of this id or prefix. */
+  policiesWithVersion(idOrPrefix: string): Promise<string[]>;
   latestVersion(name: string): Promise<PolicyVersion | undefined>;
   listVersions(name: string): Promise<PolicyVersion[]>;
   listPolicies(): Promise<string[]>;

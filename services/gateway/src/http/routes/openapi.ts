@@ -10,6 +10,23 @@ const limitParam = { name: 'limit', in: 'query', schema: { type: 'integer', mini
 const keyId = { name: 'id', in: 'path', required: true, schema: { type: 'string', format: 'uuid' } };
 
 /** The admin API's contract, served at /api/v1/openapi.json. */
+const replayRequest = {
+  content: {
+    'application/json': {
+      schema: {
+        type: 'object',
+        required: ['version'],
+        properties: {
+          version: { type: 'string' },
+          baseline: { type: 'string' },
+          since: { type: 'string', description: '24h, 30m, 7d or an ISO date; default 24h' },
+          limit: { type: 'integer', description: 'the newest N decisions of the window; default 10,000' },
+        },
+      },
+    },
+  },
+};
+const REPLAY_RESPONSE = '{ name, report, text, since, baseline, candidate }';
 export const openApiDocument = {
   openapi: '3.1.0',
   info: {
@@ -394,7 +411,8 @@ export const openApiDocument = {
     },
     '/api/v1/policies/{name}/rollback': {
       post: {
-        summary: 'Put back the previous deployment, or enforce one version alone ({ to })',
+        summary:
+          'Put back the previous deployment, or enforce one version alone ({ to }: a version the policy enforced before; 409 otherwise)',
         parameters: [policyName],
         responses: { '200': { description: 'The deployment now in force' }, ...errors },
       },
@@ -403,23 +421,15 @@ export const openApiDocument = {
       post: {
         summary: 'Evaluate a candidate version against recorded traffic and count how decisions would change',
         parameters: [policyName],
-        requestBody: {
-          content: {
-            'application/json': {
-              schema: {
-                type: 'object',
-                required: ['version'],
-                properties: {
-                  version: { type: 'string' },
-                  baseline: { type: 'string' },
-                  since: { type: 'string', description: '24h, 30m, 7d or an ISO date; default 24h' },
-                  limit: { type: 'integer' },
-                },
-              },
-            },
-          },
-        },
-        responses: { '200': { description: '{ report, text, since, baseline, candidate }' }, ...errors },
+        requestBody: replayRequest,
+        responses: { '200': { description: REPLAY_RESPONSE }, ...errors },
+      },
+    },
+    '/api/v1/replay': {
+      post: {
+        summary: 'Replay, with the policy found from the candidate version (an id or a unique prefix)',
+        requestBody: replayRequest,
+        responses: { '200': { description: REPLAY_RESPONSE }, ...errors },
       },
     },
     '/api/v1/policy-bundle': {
