@@ -141,4 +141,42 @@ describe('KafkaBus delivery', () => {
     expect(done).toEqual(sent.map((e) => e.id));
     expect(attempts.get(sent[1]!.id)).toBeGreaterThanOrEqual(2);
   });
+
+  for (const mode of ['subscribe', 'subscribeBatch'] as const) {
+    it(`when a ${mode} group has handled events and restarts, then it resumes after them (offsets committed)`, {
+      timeout: 90_000,
+    }, async () => {
+      const topicPrefix = `resume-${randomBytes(4).toString('hex')}`;
+      const group = 'ledger';
+      const job = `job/${randomBytes(4).toString('hex')}`;
+      const attach = async (received: string[]): Promise<KafkaBus> => {
+        const bus = new KafkaBus({ brokers: BROKERS, clientId: topicPrefix, topicPrefix });
+        await bus.start();
+        const keep = (event: CloudEvent): void => {
+          if (event.subject === job) received.push(event.id);
+        };
+        if (mode === 'subscribe') await bus.subscribe(group, async (event) => keep(event));
+        else await bus.subscribeBatch(group, async (events) => events.forEach(keep));
+        return bus;
+      };
+      const event = (n: number) =>
+        createEvent('dev.flowloom.gateway.request.completed.v1', 'flowloom/gateway', { n }, job);
+
+      const first: string[] = [];
+      const before = await attach(first);
+      const old = [event(0), event(1), event(2)];
+      await before.publish(old);
+      await waitFor(() => first.length >= 3, 60_000);
+      await before.close();
+
+      // Same group, new member: only what was published since reaches it, in the subject's partition order.
+      const second: string[] = [];
+      const after = await attach(second);
+      open.push(after);
+      const fresh = event(3);
+      await after.publish([fresh]);
+      await waitFor(() => second.length >= 1, 60_000);
+      expect(second).toEqual([fresh.id]);
+    });
+  }
 });

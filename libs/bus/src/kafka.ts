@@ -156,6 +156,7 @@ export class KafkaBus implements EventBus {
         resolveOffset,
         heartbeat,
         commitOffsetsIfNecessary,
+        uncommittedOffsets,
         isRunning,
         isStale,
       }) => {
@@ -166,8 +167,9 @@ export class KafkaBus implements EventBus {
           resolveOffset(message.offset);
           await heartbeat();
         }
-        // Only offsets of handled messages are committed: a crash re-delivers the rest.
-        await commitOffsetsIfNecessary();
+        // Only offsets of handled messages are committed: a crash re-delivers the rest. They are
+        // passed explicitly: with autoCommit off, kafkajs commits nothing unless told what.
+        await commitOffsetsIfNecessary(uncommittedOffsets());
       },
     });
     this.consumers.push(consumer);
@@ -183,6 +185,7 @@ export class KafkaBus implements EventBus {
         resolveOffset,
         heartbeat,
         commitOffsetsIfNecessary,
+        uncommittedOffsets,
         isRunning,
         isStale,
       }) => {
@@ -196,7 +199,7 @@ export class KafkaBus implements EventBus {
         // The whole fetch is handled: commit past its last message. A failure above commits nothing.
         resolveOffset((batch.messages[batch.messages.length - 1] as { offset: string }).offset);
         await heartbeat();
-        await commitOffsetsIfNecessary();
+        await commitOffsetsIfNecessary(uncommittedOffsets());
       },
     });
     this.consumers.push(consumer);
