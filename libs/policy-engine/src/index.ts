@@ -54,6 +54,7 @@ export {
   formatReplayReport,
   type OutcomeSummary,
   type ReplayExample,
+  type ReplayGaps,
   type ReplayOptions,
   type ReplayRecord,
   type ReplayReport,

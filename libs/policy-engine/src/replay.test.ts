@@ -59,6 +59,49 @@ describe('replayDecisions', () => {
     expect(report).toMatchObject({ total: 7, changed: 0, unchanged: 7, transitions: [] });
   });
 
+  it('when recorded decisions lack inputs the candidate reads, then the gap is counted per path and said in the text', () => {
+    const reader = policyFrom(
+      rulesYaml(
+        `{ id: errors, condition: 'signals.error_rate > 0.5', action: block }`,
+        `{ id: broke, condition: 'budget.remaining < 1', action: block }`,
+        `{ id: tagged, condition: 'request.headers["x-team"] == "red"', action: alert }`,
+        `{ id: big, condition: 'request.estimated_tokens > 100000', action: block }`,
+      ),
+    );
+    const bare = policyFrom(rulesYaml(`{ id: big, condition: 'request.model == "x"', action: block }`));
+    const recorded: ReplayRecord[] = [
+      // Recorded under a policy that read only request fields: signals, budget, headers never gathered.
+      { id: 'a', input: { request: { model: 'm' } }, read: ['request.model'] },
+      { id: 'b', input: { request: { model: 'm' } }, read: ['request.model'] },
+      // Budget and headers were read then (no budget applied, no such header): absent, not a gap.
+      {
+        id: 'c',
+        input: { request: { model: 'm' }, signals: { error_rate: 0.1 } },
+        read: ['signals.error_rate', 'budget.remaining', 'request.headers["x-team"]'],
+      },
+      // No `read` given: an absent section counts as not gathered.
+      {
+        id: 'd',
+        input: { request: { model: 'm', headers: {} }, signals: {}, budget: { remaining: 5, limit: 9 } },
+      },
+    ];
+    const report = replayDecisions(recorded, bare, reader);
+    expect(report.missingInputs).toEqual({
+      decisions: 2,
+      paths: [
+        { path: 'budget.remaining', decisions: 2 },
+        { path: 'request.headers["x-team"]', decisions: 2 },
+        { path: 'signals.error_rate', decisions: 2 },
+      ],
+    });
+    expect(formatReplayReport(report)).toContain(
+      'incomplete: 2 of 4 decisions were recorded without inputs the candidate reads (budget.remaining 2, request.headers["x-team"] 2, signals.error_rate 2)',
+    );
+    const complete = replayDecisions(recorded.slice(2), bare, reader);
+    expect(complete.missingInputs).toEqual({ decisions: 0, paths: [] });
+    expect(formatReplayReport(complete)).not.toContain('incomplete');
+  });
+
   it('when a rule fails to evaluate, then the decisions with errors are counted', () => {
     const fragile = policyFrom(
       rulesYaml(`{ id: h, condition: 'request.headers["x"] == "y"', action: alert }`),

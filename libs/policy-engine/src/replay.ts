@@ -9,6 +9,12 @@ export interface ReplayRecord {
   /** e.g. the recorded request or decision id, echoed in examples. */
   readonly id?: string;
   readonly input: EvaluationInput;
+  /**
+   * The paths the policies active when it was recorded read. A gateway gathers signals, budget and
+   * headers only when some active policy reads them, so these tell "not gathered" from "absent"
+   * (no budget applies, no such header). Without them, an absent section counts as not gathered.
+   */
+  readonly read?: readonly string[];
 }
 
 export interface ReplayOptions {
@@ -47,6 +53,14 @@ export interface ReplaySide {
   readonly withErrors: number;
 }
 
+/** Recorded decisions that lack inputs the candidate reads: the candidate saw those as missing. */
+export interface ReplayGaps {
+  /** Decisions lacking at least one such path. */
+  readonly decisions: number;
+  /** Per path, most frequent first. */
+  readonly paths: ReadonlyArray<{ readonly path: string; readonly decisions: number }>;
+}
+
 export interface ReplayReport {
   readonly total: number;
   readonly changed: number;
@@ -55,6 +69,8 @@ export interface ReplayReport {
   readonly candidate: ReplaySide;
   /** Most frequent first. */
   readonly transitions: readonly ReplayTransition[];
+  /** When `decisions` > 0 the comparison is incomplete: those were replayed without what the candidate reads. */
+  readonly missingInputs: ReplayGaps;
 }
 
 const VERDICTS: readonly Verdict[] = ['allow', 'block', 'throttle', 'reroute', 'suspend_key', 'stop_job'];
@@ -79,8 +95,18 @@ export function replayDecisions(
   >();
   let total = 0;
   let changed = 0;
+  const gathered = onDemandReads(candidate);
+  const missingPaths = new Map<string, number>();
+  let missingDecisions = 0;
   for (const record of records) {
     const index = total++;
+    let lacking = false;
+    for (const [section, paths] of gathered) {
+      if (wasGathered(record, section)) continue;
+      lacking = true;
+      for (const path of paths) missingPaths.set(path, (missingPaths.get(path) ?? 0) + 1);
+    }
+    if (lacking) missingDecisions++;
     const a = evaluatePolicy(baseline, record.input);
     const b = evaluatePolicy(candidate, record.input);
     tally(before, a.intended, a.errors.length);
@@ -113,7 +139,47 @@ export function replayDecisions(
     baseline: before,
     candidate: after,
     transitions: sorted,
+    missingInputs: {
+      decisions: missingDecisions,
+      paths: [...missingPaths]
+        .map(([path, decisions]) => ({ path, decisions }))
+        .sort((x, y) => y.decisions - x.decisions || x.path.localeCompare(y.path)),
+    },
   };
+}
+
+/** Parts of the input a gateway gathers only when an active policy reads them (see ReplayRecord.read). */
+type OnDemand = 'signals' | 'budget' | 'request.headers';
+
+function sectionOf(path: string): OnDemand | undefined {
+  if (path.startsWith('signals.')) return 'signals';
+  if (path.startsWith('budget.')) return 'budget';
+  if (path.startsWith('request.headers')) return 'request.headers';
+  return undefined;
+}
+
+/** The candidate's reads of on-demand sections, by section. */
+function onDemandReads(policy: CompiledPolicy): Map<OnDemand, string[]> {
+  const out = new Map<OnDemand, string[]>();
+  for (const rule of policy.rules)
+    for (const path of rule.condition.reads) {
+      const section = sectionOf(path);
+      if (section === undefined) continue;
+      const paths = out.get(section) ?? [];
+      if (!paths.includes(path)) paths.push(path);
+      out.set(section, paths);
+    }
+  return out;
+}
+
+function wasGathered(record: ReplayRecord, section: OnDemand): boolean {
+  const present =
+    section === 'signals'
+      ? record.input.signals !== undefined
+      : section === 'budget'
+        ? record.input.budget !== undefined
+        : record.input.request.headers !== undefined;
+  return present || (record.read?.some((path) => sectionOf(path) === section) ?? false);
 }
 
 interface MutableSide {
@@ -162,6 +228,13 @@ export function formatReplayReport(report: ReplayReport): string {
     `  baseline  ${report.baseline.policy}@${report.baseline.version.slice(0, 12)}: ${counts(report.baseline)}`,
     `  candidate ${report.candidate.policy}@${report.candidate.version.slice(0, 12)}: ${counts(report.candidate)}`,
   ];
+  const gaps = report.missingInputs;
+  if (gaps.decisions > 0) {
+    const paths = gaps.paths.map((p) => `${p.path} ${p.decisions}`).join(', ');
+    lines.push(
+      `  incomplete: ${gaps.decisions} of ${report.total} decisions were recorded without inputs the candidate reads (${paths}); the candidate saw them as missing (signals 0, no budget, no headers), so these counts may miss changes`,
+    );
+  }
   for (const t of report.transitions) {
     lines.push(`  ${t.from} -> ${t.to}: ${t.count}`);
     for (const e of t.examples) {

@@ -50,7 +50,7 @@ describe('buffered decisions (embedded)', () => {
     expect(await sql.get(records[7]!.decisionId)).toBeUndefined();
     expect(await store.list({ job: 'batch-job', limit: 1000 })).toHaveLength(300);
     expect(await sql.get(records[7]!.decisionId)).toEqual(records[7]);
-    expect((await store.inputsSince(new Date(0), 1000)).length).toBeGreaterThanOrEqual(300);
+    expect((await store.inputsSince(new Date(0), 1000)).records.length).toBeGreaterThanOrEqual(300);
     await store.close();
     expect(readdirSync(join(dir, 'a'))).toEqual([]);
   });

@@ -303,6 +303,11 @@ describe('rollout: shadow, canary and enforce with approval, rollback', () => {
 });
 
 describe('decisions and replay', () => {
+  const guardVersion = async (seq: number): Promise<string> =>
+    at<Array<{ version: string; seq: number }>>(
+      (await t.call('GET', '/api/v1/policies/guard')).body,
+      'versions',
+    ).find((v) => v.seq === seq)!.version;
   const decision = (over: Partial<DecisionRecord> & { job: string; version: string }): DecisionRecord => ({
     decisionId: uuidv7(),
     requestId: uuidv7(),
@@ -369,12 +374,8 @@ describe('decisions and replay', () => {
   });
 
   it('when a candidate is replayed against recorded traffic, then the changed decisions are counted with examples', async () => {
-    const versions = at<Array<{ version: string; seq: number }>>(
-      (await t.call('GET', '/api/v1/policies/guard')).body,
-      'versions',
-    );
-    const v1 = versions.find((v) => v.seq === 1)!.version;
-    const v2 = versions.find((v) => v.seq === 2)!.version;
+    const v1 = await guardVersion(1);
+    const v2 = await guardVersion(2);
     const records = [
       ...Array.from({ length: 12 }, (_, i) => decision({ job: `agent-${i}`, version: v1 })),
       ...Array.from({ length: 18 }, (_, i) => decision({ job: `batch-${i}`, version: v1 })),
@@ -420,6 +421,76 @@ describe('decisions and replay', () => {
       since: new Date(Date.now() + 60_000).toISOString(),
     });
     expect(none.body).toMatchObject({ report: { total: 0 } });
+  });
+
+  it('when the candidate reads inputs the recorded decisions lack, then replay says how many and which, in the answer and the text', async () => {
+    // guard read only signals when these were recorded: budget and headers were never gathered.
+    const reader = `${V1}  - id: broke
+    condition: budget.remaining < 1
+    action: block
+  - id: red-team
+    condition: request.headers["x-team"] == "red"
+    action: alert
+`;
+    const pushed = await push(reader, 'alice', 'reads budget and headers');
+    expect(pushed.status, pushed.text).toBe(201);
+    const res = await t.call('POST', '/api/v1/replay', 'alice', {
+      version: at<string>(pushed.body, 'version'),
+      since: '1h',
+    });
+    expect(res.status, res.text).toBe(200);
+    const total = at<number>(res.body, 'report.total');
+    expect(total).toBeGreaterThanOrEqual(31);
+    expect(at<unknown>(res.body, 'report.missingInputs')).toEqual({
+      decisions: total,
+      paths: [
+        { path: 'budget.remaining', decisions: total },
+        { path: 'request.headers["x-team"]', decisions: total },
+      ],
+    });
+    expect(at<string>(res.body, 'text')).toContain(
+      `incomplete: ${total} of ${total} decisions were recorded without inputs the candidate reads (budget.remaining ${total}, request.headers["x-team"] ${total})`,
+    );
+
+    // A candidate reading only what was recorded (signals) has no gap.
+    const v2 = await guardVersion(2);
+    const complete = await t.call('POST', '/api/v1/replay', 'alice', { version: v2, since: '1h' });
+    expect(at<unknown>(complete.body, 'report.missingInputs')).toEqual({ decisions: 0, paths: [] });
+    expect(at<string>(complete.body, 'text')).not.toContain('incomplete');
+  });
+
+  it('when the window holds more decisions than the limit, then the newest are replayed and the rest counted as left out', async () => {
+    const v1 = await guardVersion(1);
+    const v2 = await guardVersion(2);
+    const minutesAgo = (m: number) => new Date(Date.now() - m * 60_000).toISOString();
+    // v2 blocks agent jobs: the old ones would change, the newest (batch jobs) would not.
+    const old = Array.from({ length: 5 }, (_, i) =>
+      decision({ job: `agent-old-${i}`, version: v1, at: minutesAgo(50 - i) }),
+    );
+    const newest = Array.from({ length: 4 }, (_, i) =>
+      decision({ job: `batch-new-${i}`, version: v1, at: new Date(Date.now() + 1_000 + i).toISOString() }),
+    );
+    await t.bus.publish([...old, ...newest].map((r) => createEvent(POLICY_DECISION, 'flowloom/gateway', r)));
+    const all = await t.call('POST', '/api/v1/replay', 'alice', { version: v2, baseline: v1, since: '1h' });
+    const inWindow = at<number>(all.body, 'report.total');
+    expect(at<number>(all.body, 'leftOut')).toBe(0);
+
+    const res = await t.call('POST', '/api/v1/replay', 'alice', {
+      version: v2,
+      baseline: v1,
+      since: '1h',
+      limit: 4,
+    });
+    expect(res.status, res.text).toBe(200);
+    expect(res.body).toMatchObject({
+      report: { total: 4, changed: 0, unchanged: 4 },
+      inWindow,
+      limit: 4,
+      leftOut: inWindow - 4,
+    });
+    expect(at<string>(res.body, 'text')).toContain(
+      `left out: the ${inWindow - 4} oldest of ${inWindow} decisions in the window (the newest 4 were replayed`,
+    );
   });
 
   it('when a job has interventions, then a supervisor pages through them in order, shadow findings included', async () => {

@@ -39,7 +39,9 @@ FlowLoom (FLOWLOOM_URL, FLOWLOOM_API_KEY = an admin key; the key's owner is who 
   flowloom policy replay [NAME] --version VERSION [--baseline VERSION] [--since 24h] [--limit N] [--json]
       Evaluates VERSION against recorded traffic (decisions since 24h, 30m, 7d or an ISO date) and
       prints how decisions would change against the baseline (default: the enforced version).
-      NAME may be left out: the version says which policy it belongs to.
+      NAME may be left out: the version says which policy it belongs to. Replays the newest N
+      decisions (--limit, default 10,000) and says how many it left out, and how many decisions lack
+      inputs VERSION reads (recorded before any policy read them): for those the comparison is blind.
 
   flowloom policy list [--json]
   flowloom policy show NAME [VERSION] [--json]

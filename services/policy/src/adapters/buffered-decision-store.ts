@@ -10,7 +10,7 @@ import {
 } from 'node:fs';
 import { join } from 'node:path';
 import type { DecisionRecord, Intervention } from '@flowloom/contracts';
-import type { DecisionFilter, DecisionStore } from '../ports/decision-store.js';
+import type { DecisionFilter, DecisionStore, RecordedInputs } from '../ports/decision-store.js';
 
 type Entry =
   | { kind: 'd'; record: DecisionRecord }
@@ -189,10 +189,7 @@ export class BufferedDecisionStore implements DecisionStore {
     return this.inner.interventions(job, after, limit);
   }
 
-  async inputsSince(
-    since: Date,
-    limit: number,
-  ): Promise<Array<{ id: string; at: string; input: Record<string, unknown> }>> {
+  async inputsSince(since: Date, limit: number): Promise<RecordedInputs> {
     await this.flush();
     return this.inner.inputsSince(since, limit);
   }

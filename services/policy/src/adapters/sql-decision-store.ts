@@ -1,6 +1,11 @@
 import type { DecisionRecord, Intervention } from '@flowloom/contracts';
 import type { Db, SqlParam } from '@flowloom/store';
-import type { DecisionFilter, DecisionStore } from '../ports/decision-store.js';
+import type {
+  DecisionFilter,
+  DecisionStore,
+  RecordedInput,
+  RecordedInputs,
+} from '../ports/decision-store.js';
 
 const parse = <T>(v: unknown): T => (typeof v === 'string' ? JSON.parse(v) : v) as T;
 const iso = (v: unknown): string => (v instanceof Date ? v : new Date(String(v))).toISOString();
@@ -130,20 +135,34 @@ export class SqlDecisionStore implements DecisionStore {
     return [...page.rows, ...rest.rows].map(read);
   }
 
-  async inputsSince(
-    since: Date,
-    limit: number,
-  ): Promise<Array<{ id: string; at: string; input: Record<string, unknown> }>> {
+  async inputsSince(since: Date, limit: number): Promise<RecordedInputs> {
+    // The newest `limit`: a replay is about the traffic of late, not the start of the window.
     const found = await this.db.query<{ id: string; at: unknown; record: unknown }>(
-      'select id, at, record from policy_decisions where at >= $1 order by at, id limit $2',
+      'select id, at, record from policy_decisions where at >= $1 order by at desc, id desc limit $2',
       [since, limit],
     );
-    const out: Array<{ id: string; at: string; input: Record<string, unknown> }> = [];
-    for (const r of found.rows) {
-      const input = parse<DecisionRecord>(r.record).input;
-      if (input) out.push({ id: r.id, at: iso(r.at), input });
+    let inWindow = found.rows.length;
+    if (found.rows.length === limit) {
+      const counted = await this.db.query<{ n: unknown }>(
+        'select count(*) as n from policy_decisions where at >= $1',
+        [since],
+      );
+      inWindow = Math.max(inWindow, Number(counted.rows[0]?.n ?? 0));
     }
-    return out;
+    const records: RecordedInput[] = [];
+    let withoutInput = 0;
+    for (let k = found.rows.length - 1; k >= 0; k--) {
+      const r = found.rows[k]!;
+      const record = parse<DecisionRecord>(r.record);
+      if (!record.input) {
+        withoutInput++;
+        continue;
+      }
+      const read = new Set<string>();
+      for (const e of record.evaluations ?? []) for (const path of Object.keys(e.inputs)) read.add(path);
+      records.push({ id: r.id, at: iso(r.at), input: record.input, read: [...read] });
+    }
+    return { records, inWindow, withoutInput };
   }
 
   async flush(): Promise<void> {}

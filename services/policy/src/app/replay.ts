@@ -32,6 +32,13 @@ export interface ReplayResult {
   since: string;
   baseline: string | null;
   candidate: string;
+  /** Decisions in the window; the newest `limit` of them are replayed. */
+  inWindow: number;
+  limit: number;
+  /** Older decisions of the window past the limit, not replayed. */
+  leftOut: number;
+  /** Decisions recorded without an input (nothing to replay). */
+  withoutInput: number;
 }
 
 /** What-if: the recorded traffic (decision inputs) evaluated against a candidate and a baseline. */
@@ -52,18 +59,34 @@ export class ReplayService {
     const baseline = baselineId ? await this.compiled(name, baselineId) : compileOrThrow({ name, rules: [] });
     const recorded = await this.decisions.inputsSince(since, limit);
     const report = replayDecisions(
-      recorded.map((r) => ({ id: r.id, input: r.input as unknown as EvaluationInput })),
+      recorded.records.map((r) => ({
+        id: r.id,
+        input: r.input as unknown as EvaluationInput,
+        read: r.read,
+      })),
       baseline,
       candidate,
       { maxExamples: request.examples ?? 3 },
     );
+    const leftOut = Math.max(0, recorded.inWindow - limit);
+    const notes: string[] = [];
+    if (leftOut > 0)
+      notes.push(
+        `  left out: the ${leftOut} oldest of ${recorded.inWindow} decisions in the window (the newest ${limit} were replayed; raise the limit, at most 100,000, or shorten the window)`,
+      );
+    if (recorded.withoutInput > 0)
+      notes.push(`  not replayable: ${recorded.withoutInput} decisions were recorded without their input`);
     return {
       name,
       report,
-      text: formatReplayReport(report),
+      text: [formatReplayReport(report), ...notes].join('\n'),
       since: since.toISOString(),
       baseline: baselineId ? baseline.version : null,
       candidate: candidate.version,
+      inWindow: recorded.inWindow,
+      limit,
+      leftOut,
+      withoutInput: recorded.withoutInput,
     };
   }
 

@@ -1,5 +1,21 @@
 import type { DecisionRecord, Intervention } from '@flowloom/contracts';
 
+export interface RecordedInput {
+  id: string;
+  at: string;
+  input: Record<string, unknown>;
+  /** The paths the policies evaluated then read (every evaluation's `inputs`), i.e. what was gathered. */
+  read: string[];
+}
+
+export interface RecordedInputs {
+  records: RecordedInput[];
+  /** Decisions in the window, the ones past the limit included. */
+  inWindow: number;
+  /** Of the newest `limit`, those recorded without an input (nothing to replay). */
+  withoutInput: number;
+}
+
 export interface DecisionFilter {
   job?: string;
   keyId?: string;
@@ -31,11 +47,8 @@ export interface DecisionStore {
     after: string | undefined,
     limit: number,
   ): Promise<Array<Intervention & { at: string }>>;
-  /** Recorded inputs since a time, oldest first, for replay. */
-  inputsSince(
-    since: Date,
-    limit: number,
-  ): Promise<Array<{ id: string; at: string; input: Record<string, unknown> }>>;
+  /** For replay: the inputs of the newest `limit` decisions since a time, oldest first. */
+  inputsSince(since: Date, limit: number): Promise<RecordedInputs>;
   /** Writes whatever is buffered (a no-op for stores that write through). */
   flush(): Promise<void>;
   close(): Promise<void>;

@@ -26,7 +26,8 @@ const replayRequest = {
     },
   },
 };
-const REPLAY_RESPONSE = '{ name, report, text, since, baseline, candidate }';
+const REPLAY_RESPONSE =
+  '{ name, report (with missingInputs: decisions recorded without paths the candidate reads), text, since, baseline, candidate, inWindow, limit, leftOut, withoutInput }';
 export const openApiDocument = {
   openapi: '3.1.0',
   info: {
