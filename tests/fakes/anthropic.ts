@@ -18,6 +18,7 @@ import {
   asString,
   estimatePromptTokens,
   isRecord,
+  numberField,
   type ResolvedAnswer,
   randomId,
   resolveAnswer,
@@ -206,6 +207,7 @@ export function createAnthropicRouter(options: AnthropicRouterOptions): Provider
       lastUserText,
       promptText,
       promptMessages: messages.length,
+      maxTokens: numberField(body, 'max_tokens'),
     };
     const toolIds = (answer: ResolvedAnswer): string[] =>
       answer.toolCalls.map((call) => call.id ?? `toolu_01${randomId(22)}`);

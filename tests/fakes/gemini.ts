@@ -16,6 +16,7 @@ import {
   embeddingVector,
   estimatePromptTokens,
   isRecord,
+  numberField,
   type ResolvedAnswer,
   randomId,
   resolveAnswer,
@@ -211,7 +212,16 @@ export function createGeminiRouter(options: GeminiRouterOptions): ProviderRouter
       promptText += text;
       if (content['role'] === undefined || content['role'] === 'user') lastUserText = text;
     }
-    const context = { provider: 'gemini', model, lastUserText, promptText, promptMessages: contents.length };
+    const context = {
+      provider: 'gemini',
+      model,
+      lastUserText,
+      promptText,
+      promptMessages: contents.length,
+      maxTokens: isRecord(body['generationConfig'])
+        ? numberField(body['generationConfig'], 'maxOutputTokens')
+        : undefined,
+    };
     const responseHeaders: Headers = { ...STATIC_HEADERS };
 
     const functionParts = (answer: ResolvedAnswer): unknown[] =>

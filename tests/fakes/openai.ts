@@ -19,6 +19,7 @@ import {
   estimateTokens,
   float32ToBase64,
   isRecord,
+  numberField,
   type ResolvedAnswer,
   randomHex,
   randomId,
@@ -375,6 +376,7 @@ export function createOpenAIRouter(options: OpenAIRouterOptions): ProviderRouter
       lastUserText,
       promptText,
       promptMessages: messages.length,
+      maxTokens: numberField(body, 'max_completion_tokens') ?? numberField(body, 'max_tokens'),
     };
     const created = Math.floor(Date.now() / 1000);
 

@@ -71,6 +71,13 @@ export interface FakeReplyContent {
   thinking?: readonly FakeThinkingBlock[];
   /** Missing counts are estimated from the request and answer (about 4 characters a token). */
   usage?: FakeUsage;
+  /**
+   * Bill like a real provider: when the request's max_tokens (OpenAI `max_tokens` or
+   * `max_completion_tokens`, Anthropic `max_tokens`, Gemini `maxOutputTokens`) is below the answer's
+   * output tokens, the reported output is cut to it and the answer finishes with `length` (the text is
+   * sent as is).
+   */
+  honourMaxTokens?: boolean;
   /** Defaults to `tool_calls` when there are tool calls, `stop` otherwise. */
   finish?: FakeFinish;
   /** The matched stop sequence, reported by Anthropic when `finish` is `stop_sequence`. */

@@ -114,6 +114,12 @@ export interface ResolvedAnswer {
   usage: Required<FakeUsage>;
 }
 
+/** A number field of a request body, if it is one. */
+export function numberField(body: Record<string, unknown>, name: string): number | undefined {
+  const value = body[name];
+  return typeof value === 'number' ? value : undefined;
+}
+
 export function resolveAnswer(
   content: FakeReplyContent,
   context: {
@@ -122,6 +128,8 @@ export function resolveAnswer(
     lastUserText: string;
     promptText: string;
     promptMessages: number;
+    /** The request's output limit, when it set one. */
+    maxTokens?: number | undefined;
   },
 ): ResolvedAnswer {
   let text = content.text ?? content.chunks?.join('');
@@ -140,17 +148,21 @@ export function resolveAnswer(
   const usage = content.usage ?? {};
   const input = usage.input ?? estimatePromptTokens(context.promptText, context.promptMessages);
   const reasoning = usage.reasoning ?? estimateTokens(thinkingText);
+  let output = usage.output ?? Math.max(1, estimateTokens(text) + estimateTokens(toolText) + reasoning);
+  const limit = context.maxTokens;
+  const cut = content.honourMaxTokens === true && limit !== undefined && output > limit;
+  if (cut) output = limit;
   return {
     text,
     chunks,
     toolCalls,
     thinking,
-    finish: content.finish ?? (toolCalls.length > 0 ? 'tool_calls' : 'stop'),
+    finish: cut ? 'length' : (content.finish ?? (toolCalls.length > 0 ? 'tool_calls' : 'stop')),
     stopSequence: content.stopSequence,
     model: content.model ?? context.model,
     usage: {
       input,
-      output: usage.output ?? Math.max(1, estimateTokens(text) + estimateTokens(toolText) + reasoning),
+      output,
       cached: usage.cached ?? 0,
       cacheWrite: usage.cacheWrite ?? 0,
       cacheWrite1h: Math.min(usage.cacheWrite1h ?? 0, usage.cacheWrite ?? 0),

@@ -58,6 +58,8 @@ export const deploymentSchema = z.strictObject({
   price: priceSchema.optional(),
   capabilities: z.array(z.enum(capabilities)).optional(),
   contextWindow: z.number().int().positive().optional(),
+  /** The most output tokens the model accepts as max_tokens; bounds the allowance a budget reserves. */
+  maxOutputTokens: z.number().int().positive().optional(),
 });
 export type DeploymentConfig = z.infer<typeof deploymentSchema>;
 
@@ -221,6 +223,11 @@ export const configSchema = z.strictObject({
   limitsFallback: z.enum(['local', 'closed']).default('local'),
   budgets: z.array(budgetSchema).default([]),
   rateLimits: z.array(rateLimitSchema).default([]),
+  /**
+   * The output allowance of a request without max_tokens that a budget applies to: reserved as its worst
+   * case and sent upstream as its max_tokens, so that no answer can cost more than its reservation.
+   */
+  defaultMaxOutputTokens: z.number().int().positive().default(4096),
   adminKey: z.string().min(16, 'must be at least 16 characters').optional(),
   logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   maxBodyBytes: z

@@ -79,6 +79,8 @@ export interface Gateway {
   bus: EventBus;
   /** The inline policy decision: the active bundle's status, job stops. */
   policy: PolicyGate;
+  /** A counter of the budgets and rate limits store, e.g. a budget's spend in micro-dollars (`budget:key:<id>:total:all`). */
+  limitCounter(key: string): Promise<number>;
   /** The HTTP routes served, mounted plugins' included. */
   routes(): readonly ServedRoute[];
   /** Publishes every outbox row now (tests and shutdown). */
@@ -212,7 +214,9 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
         ),
       )
     : new MemoryLimitStore();
-  const limiter = new Limiter(limits, config.budgets, config.rateLimits);
+  const limiter = new Limiter(limits, config.budgets, config.rateLimits, {
+    defaultMaxOutputTokens: config.defaultMaxOutputTokens,
+  });
   const windows = signalWindows(config.signals);
   const signals: SignalStore & { check?: () => Promise<string> } = config.redisUrl
     ? new FallbackSignalStore(
@@ -320,6 +324,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     db,
     bus,
     policy: gate,
+    limitCounter: (key) => limits.get(key),
     routes: () => servedRoutes(http),
     flushOutbox: () => relay.publishPending(),
     close() {

@@ -19,7 +19,7 @@ import type { Outbox } from '../ports/outbox.js';
 import { timeoutReason, toAppError, withFallback } from './attempts.js';
 import type { RequestContext } from './context.js';
 import { baseFields, completedEvent, failedEvent } from './events.js';
-import { DEFAULT_MAX_OUTPUT_TOKENS, type Hold, type Limiter } from './limits.js';
+import type { Hold, Limiter } from './limits.js';
 import { isUpstreamFailure, promptText, redactChat, rerouted, toolCallDepth } from './policy-actions.js';
 import type { Admission, GateHooks, PolicyGate } from './policy-gate.js';
 import type { Router } from './router.js';
@@ -50,13 +50,39 @@ export interface ChatStream {
   decisionId?: string;
 }
 
+/**
+ * The most input tokens one image can cost on the providers FlowLoom speaks to (Anthropic ~1,600 after
+ * its resize, OpenAI's patch-based models ~3,800 at most, Gemini 258 per 768-pixel tile), so a budget
+ * reserves enough for any image without decoding it.
+ */
+export const IMAGE_TOKENS_BOUND = 4096;
+
+/**
+ * The input a request sends, at about 4 characters a token: message text, tool definitions (their
+ * JSON schemas are part of the prompt), the tool calls and reasoning of earlier turns, tool results,
+ * a structured-output schema, plus 4 tokens per message and `IMAGE_TOKENS_BOUND` per image.
+ */
 export function estimateInputTokens(request: ChatRequest): number {
   let chars = 0;
+  let images = 0;
+  for (const tool of request.tools ?? [])
+    chars += tool.name.length + (tool.description?.length ?? 0) + JSON.stringify(tool.parameters).length;
+  if (request.responseFormat?.type === 'json_schema')
+    chars += JSON.stringify(request.responseFormat.schema).length;
   for (const m of request.messages) {
-    if (m.role === 'user') for (const p of m.content) chars += p.type === 'text' ? p.text.length : 1000;
-    else chars += (m.content ?? '').length;
+    if (m.role === 'user') {
+      for (const p of m.content) {
+        if (p.type === 'text') chars += p.text.length;
+        else images++;
+      }
+    } else if (m.role === 'assistant') {
+      chars += (m.content ?? '').length;
+      for (const call of m.toolCalls ?? []) chars += call.name.length + call.arguments.length;
+      for (const block of m.reasoning ?? [])
+        chars += block.type === 'thinking' ? block.text.length : block.data.length;
+    } else chars += m.content.length;
   }
-  return Math.ceil(chars / 4) + request.messages.length * 4;
+  return Math.ceil(chars / 4) + images * IMAGE_TOKENS_BOUND + request.messages.length * 4;
 }
 
 /** The chat use case: authorize the model, route with fallback, meter, and record the outcome. */
@@ -74,9 +100,33 @@ export class ChatService {
     return this.limiter.acquire(
       ctx,
       estimateInputTokens(request),
-      request.maxTokens ?? DEFAULT_MAX_OUTPUT_TOKENS,
+      request.maxTokens ?? this.defaultAllowance(request, candidates),
       this.reservationPrices(request, candidates),
     );
+  }
+
+  /**
+   * The output allowance of a request without max_tokens: `defaultMaxOutputTokens`, plus an Anthropic
+   * thinking budget (thinking counts towards max_tokens), at most the smallest `maxOutputTokens` of
+   * the deployments it may go to, so every one of them accepts it.
+   */
+  private defaultAllowance(request: ChatRequest, deployments: readonly Deployment[]): number {
+    let allowance =
+      this.limiter.defaultMaxOutputTokens +
+      (request.reasoning?.type === 'budget' ? request.reasoning.budgetTokens : 0);
+    for (const d of deployments)
+      if (d.maxOutputTokens !== undefined) allowance = Math.min(allowance, d.maxOutputTokens);
+    return allowance;
+  }
+
+  /**
+   * A request a budget applies to goes out bounded by the output reserved for it: without max_tokens
+   * it gets the default allowance as its max_tokens, so no provider can bill more output than was
+   * reserved. A caller's own max_tokens is never changed.
+   */
+  private bounded(ctx: RequestContext, request: ChatRequest, candidates: readonly Deployment[]): ChatRequest {
+    if (request.maxTokens !== undefined || !this.limiter.budgetApplies(ctx)) return request;
+    return { ...request, maxTokens: this.defaultAllowance(request, candidates) };
   }
 
   /** Each deployment's price as a worst-case estimate sees it (cache writes included). */
@@ -111,7 +161,7 @@ export class ChatService {
         costEstimateUsd:
           worstCaseMicros(
             estimated,
-            request.maxTokens ?? DEFAULT_MAX_OUTPUT_TOKENS,
+            request.maxTokens ?? this.defaultAllowance(request, route.deployments),
             this.reservationPrices(request, route.deployments),
           ) / 1_000_000,
         toolsCount: request.tools?.length ?? 0,
@@ -169,8 +219,8 @@ export class ChatService {
       const plan = await this.prepare(ctx, original, options, (a) => {
         admission = a;
       });
-      request = plan.request;
       const candidates = plan.candidates;
+      request = this.bounded(ctx, plan.request, candidates);
       hold = await this.hold(ctx, request, candidates);
       const result = await withFallback(
         ctx,
@@ -241,8 +291,8 @@ export class ChatService {
       const plan = await this.prepare(ctx, original, options, (a) => {
         admission = a;
       });
-      request = plan.request;
       const candidates = plan.candidates;
+      request = this.bounded(ctx, plan.request, candidates);
       hold = await this.hold(ctx, request, candidates);
       const sent = request;
       opened = await withFallback(

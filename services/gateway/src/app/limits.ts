@@ -14,8 +14,14 @@ import type { LimitStore } from '../ports/limit-store.js';
 import type { RequestContext } from './context.js';
 
 const MINUTE = 60_000;
-/** Output allowance assumed for the worst case when the caller sets no max_tokens. */
+/** The output allowance of a request without max_tokens, unless `defaultMaxOutputTokens` says otherwise. */
 export const DEFAULT_MAX_OUTPUT_TOKENS = 4096;
+
+export interface LimiterOptions {
+  /** Reserved, and sent upstream as max_tokens, for a request without one that a budget applies to. */
+  defaultMaxOutputTokens?: number;
+  now?: () => number;
+}
 
 /** What a request holds until it settles: its budget reservations and its token-rate entries. */
 export interface Hold {
@@ -40,12 +46,25 @@ export function subjectOf(ctx: RequestContext): Subject {
  * by the actual cost, so concurrent requests overshoot a budget by at most one reservation's error.
  */
 export class Limiter {
+  readonly defaultMaxOutputTokens: number;
+  private readonly now: () => number;
+
   constructor(
     private readonly store: LimitStore,
     private readonly budgets: readonly BudgetRule[],
     private readonly rates: readonly RateRule[],
-    private readonly now: () => number = Date.now,
-  ) {}
+    options: LimiterOptions = {},
+  ) {
+    this.defaultMaxOutputTokens = options.defaultMaxOutputTokens ?? DEFAULT_MAX_OUTPUT_TOKENS;
+    this.now = options.now ?? Date.now;
+  }
+
+  /** Whether a spend budget applies to this request's key, project, team or job. */
+  budgetApplies(ctx: RequestContext): boolean {
+    return (
+      this.budgets.length > 0 && budgetBuckets(this.budgets, subjectOf(ctx), new Date(this.now())).length > 0
+    );
+  }
 
   get active(): boolean {
     return this.budgets.length > 0 || this.rates.length > 0;

@@ -16,6 +16,8 @@ export interface Deployment {
   price?: Price;
   capabilities?: readonly Capability[];
   contextWindow?: number;
+  /** The most output tokens the model accepts (`maxOutputTokens` in its deployment config). */
+  maxOutputTokens?: number;
 }
 
 export interface Route {
@@ -36,6 +38,7 @@ function toDeployment(d: DeploymentConfig | { provider: string; model: string })
     ...(full.price ? { price: full.price } : {}),
     ...(full.capabilities ? { capabilities: full.capabilities } : {}),
     ...(full.contextWindow ? { contextWindow: full.contextWindow } : {}),
+    ...(full.maxOutputTokens ? { maxOutputTokens: full.maxOutputTokens } : {}),
   };
 }
 
