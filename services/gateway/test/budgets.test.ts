@@ -91,3 +91,81 @@ describe('rate limits', () => {
     expect((await t.post('/v1/chat/completions', body, other.key)).status).toBe(200);
   });
 });
+
+describe('team, job and month budgets, tokens per minute', () => {
+  let t: TestGateway;
+  beforeAll(async () => {
+    t = await startTestGateway({
+      overrides: {
+        ...PRICED,
+        budgets: [
+          { scope: 'team', id: 'research', period: 'total', limitUsd: 0.12 },
+          { scope: 'job', period: 'day', limitUsd: 0.12 },
+          { scope: 'key', period: 'month', limitUsd: 0.12 },
+        ],
+        rateLimits: [{ scope: 'team', id: 'ops', tokensPerMinute: 50 }],
+      },
+    });
+  });
+  afterAll(async () => t.close());
+
+  const spendTwiceThenRefused = async (
+    key: string,
+    headers: Record<string, string>,
+    label: RegExp,
+  ): Promise<void> => {
+    expect((await t.post('/v1/chat/completions', ask('a'), key, headers)).status).toBe(200);
+    expect((await t.post('/v1/chat/completions', ask('b'), key, headers)).status).toBe(200);
+    const refused = await t.post('/v1/chat/completions', ask('c'), key, headers);
+    expect(refused.status).toBe(429);
+    const error = (refused.body as { error: { code: string; message: string } }).error;
+    expect(error.code).toBe('budget_exceeded');
+    expect(error.message).toMatch(label);
+  };
+
+  it("when a team spends its budget through two keys, then the team's next request is refused", async () => {
+    const first = await t.createKey({ team: 'research' });
+    const second = await t.createKey({ team: 'research' });
+    expect((await t.post('/v1/chat/completions', ask('a'), first.key)).status).toBe(200);
+    expect((await t.post('/v1/chat/completions', ask('b'), second.key)).status).toBe(200);
+    const refused = await t.post('/v1/chat/completions', ask('c'), first.key);
+    expect(refused.status).toBe(429);
+    expect((refused.body as { error: { message: string } }).error.message).toMatch(
+      /team research, in total, \$0\.12/,
+    );
+    // No reset for a total budget: the message says who can raise it.
+    expect((refused.body as { error: { message: string } }).error.message).toMatch(/Ask an admin/);
+  });
+
+  it('when a job spends its daily budget, then that job is refused and another job of the key is not', async () => {
+    const { key } = await t.createKey();
+    await spendTwiceThenRefused(key, { 'x-flowloom-job': 'nightly' }, /job nightly, per day, \$0\.12/);
+    // The key's own monthly budget has room for one more ($0.08 of $0.12 spent, $0.072 reserved: no).
+    const other = await t.createKey();
+    expect(
+      (await t.post('/v1/chat/completions', ask('d'), other.key, { 'x-flowloom-job': 'hourly' })).status,
+    ).toBe(200);
+  });
+
+  it('when a key spends its monthly budget, then it is refused until the first of next month', async () => {
+    const { key } = await t.createKey();
+    await spendTwiceThenRefused(key, {}, /key .+, per month, \$0\.12/);
+    const refused = await t.post('/v1/chat/completions', ask('e'), key);
+    const now = new Date();
+    const nextMonth = Date.UTC(now.getUTCFullYear(), now.getUTCMonth() + 1, 1);
+    const retryAfter = Number(refused.headers.get('retry-after'));
+    expect(Math.abs(Date.now() + retryAfter * 1000 - nextMonth)).toBeLessThan(5_000);
+  });
+
+  it('when a team sends more tokens per minute than its limit, then it gets 429 rate_limited until the window moves', async () => {
+    const { key } = await t.createKey({ team: 'ops' });
+    // A request counts its 20 estimated input tokens up front, then its real 40 once answered: 40 + 20 > 50.
+    expect((await t.post('/v1/chat/completions', ask('a'), key)).status).toBe(200);
+    const limited = await t.post('/v1/chat/completions', ask('b'), key);
+    expect(limited.status).toBe(429);
+    const error = (limited.body as { error: { code: string; message: string } }).error;
+    expect(error.code).toBe('rate_limited');
+    expect(error.message).toMatch(/team ops: 50 tokens per minute/);
+    expect(Number(limited.headers.get('retry-after'))).toBeGreaterThan(0);
+  });
+});
