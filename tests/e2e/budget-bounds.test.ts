@@ -191,3 +191,39 @@ describe('streamed answers settle their budget at the actual cost', () => {
     expect(await t.gateway.limitCounter(budgetKey(project))).toBe(cost);
   });
 });
+
+describe('the output bound leaves room for a thinking budget', () => {
+  const ANTHROPIC_KEY = 'sk-ant-fake-upstream-budget-bounds-0123456789';
+  let fake: FakeProvider;
+  let t: TestGateway;
+
+  beforeAll(async () => {
+    fake = await startFakeProvider({ kind: 'anthropic', apiKey: ANTHROPIC_KEY });
+    t = await startTestGateway({
+      overrides: {
+        providers: { anthropic: { kind: 'anthropic', baseUrl: fake.url, apiKey: ANTHROPIC_KEY } },
+        models: { claude: { deployments: [{ provider: 'anthropic', model: 'claude-sonnet-4-5' }] } },
+        routing: { maxAttempts: 1 },
+        budgets: [{ scope: 'key', period: 'total', limitUsd: 5 }],
+        defaultMaxOutputTokens: 1000,
+      },
+    });
+  });
+  resetAndCloseAfterSuite(() => ({ gateway: t, fakes: [fake] }));
+
+  it('when a budgeted caller asks for a thinking budget without an output limit, then the upstream max_tokens is defaultMaxOutputTokens on top of it', async () => {
+    const { key } = await t.createKey();
+    const res = await t.post(
+      '/v1beta/models/claude:generateContent',
+      {
+        contents: [{ role: 'user', parts: [{ text: 'Think, then answer.' }] }],
+        generationConfig: { thinkingConfig: { thinkingBudget: 2000 } },
+      },
+      key,
+    );
+    expect(res.status, res.text).toBe(200);
+    const body = bodyOf(modelCalls(fake)[0]!);
+    expect(body.max_tokens).toBe(1000 + 2000);
+    expect(body.thinking).toMatchObject({ type: 'enabled', budget_tokens: 2000 });
+  });
+});
