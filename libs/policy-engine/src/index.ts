@@ -44,10 +44,12 @@ export type {
   CallerFacts,
   EvaluationInput,
   RequestFacts,
+  SignalInput,
   SignalName,
+  SignalScope,
   SignalValues,
 } from './input.js';
-export { SIGNAL_NAMES } from './input.js';
+export { SIGNAL_NAMES, SIGNAL_SCOPES } from './input.js';
 export { BUILTIN_PATTERN_NAMES, type BuiltinPatternName } from './redact/builtin-patterns.js';
 export { type RedactionResult, redactText } from './redact/redact.js';
 export {

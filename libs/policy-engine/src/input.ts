@@ -17,6 +17,16 @@ export const SIGNAL_NAMES = [
 export type SignalName = (typeof SIGNAL_NAMES)[number];
 export type SignalValues = Readonly<Partial<Record<SignalName, number>>>;
 
+/**
+ * The subjects a request's signals are also kept for, read as `signals.<scope>.<name>`: its job, its
+ * session and its key. A scope the request does not belong to is absent (its signals read as 0 and
+ * `has(signals.<scope>)` is false); `signals.<name>` is the most specific one (job, else session, else key).
+ */
+export const SIGNAL_SCOPES = ['job', 'session', 'key'] as const;
+export type SignalScope = (typeof SIGNAL_SCOPES)[number];
+
+export type SignalInput = SignalValues & { readonly [S in SignalScope]?: SignalValues };
+
 export interface RequestFacts {
   readonly model?: string;
   readonly provider?: string;
@@ -27,9 +37,10 @@ export interface RequestFacts {
   readonly session?: string;
   readonly region?: string;
   readonly estimated_tokens?: number;
-  /** Known after the call (0 before it). */
-  readonly actual_tokens?: number;
-  /** USD: the worst-case estimate before the call, the actual cost after it. */
+  /**
+   * USD: the worst-case estimate (policies decide before the call). There is no `actual_tokens`:
+   * nothing is evaluated after the call; usage so far is in `signals.tokens_per_minute` and the like.
+   */
   readonly cost?: number;
   readonly max_tokens?: number;
   readonly stream?: boolean;
@@ -53,7 +64,7 @@ export interface BudgetFacts {
 export interface EvaluationInput {
   readonly request: RequestFacts;
   readonly caller?: CallerFacts;
-  readonly signals?: SignalValues;
+  readonly signals?: SignalInput;
   /** Absent when no budget applies: `budget.remaining` and `budget.limit` then read as +Infinity. */
   readonly budget?: BudgetFacts;
   /** Epoch milliseconds; required only by conditions that read `time.*` (the engine never reads a clock). */

@@ -1,14 +1,15 @@
+import { SIGNAL_NAMES, SIGNAL_SCOPES } from '../input.js';
 import { didYouMean } from '../suggest.js';
-import { ENVIRONMENT, type FieldSpec, isRootName, ROOT_NAMES } from './environment.js';
+import { ENVIRONMENT, type FieldSpec, isRootName, ROOT_NAMES, type RootName } from './environment.js';
 import {
   type CallExpr,
   type ComprehensionExpr,
   type ConstExpr,
   type Expr,
-  identSelect,
   type ListExpr,
   offsetOf,
   type ParsedCel,
+  rootSelect,
   type SelectExpr,
   type StructExpr,
 } from './expr.js';
@@ -117,9 +118,12 @@ class Checker {
     return T.dyn;
   }
 
-  /** A root variable selection (`signals.error_rate`) unless a comprehension variable shadows the root. */
+  /**
+   * A root variable selection (`signals.error_rate`, `signals.key.error_rate`) unless a comprehension
+   * variable shadows the root.
+   */
   private rootField(e: Expr): { root: string; field: string; testOnly: boolean } | undefined {
-    const s = identSelect(e);
+    const s = rootSelect(e);
     if (s === undefined || !isRootName(s.root) || this.local(s.root) !== undefined) return undefined;
     return s;
   }
@@ -142,13 +146,13 @@ class Checker {
       const fields = ENVIRONMENT[root.root];
       const spec = fields.get(root.field);
       if (spec === undefined) {
-        const what =
-          root.root === 'signals'
-            ? `unknown signal "${root.field}"`
-            : `${root.root} has no field "${root.field}"`;
+        this.issue(e, unknownField(root.root, root.field));
+        return T.dyn;
+      }
+      if (spec.scope !== undefined && !root.testOnly) {
         this.issue(
           e,
-          `${what}${didYouMean(root.field, fields.keys())} (known: ${[...fields.keys()].join(', ')})`,
+          `${spec.path} is not a value on its own; select a signal, e.g. ${spec.path}.repeated_prompts, or test it with has(${spec.path})`,
         );
         return T.dyn;
       }
@@ -377,6 +381,28 @@ class Checker {
         return T.dyn;
     }
   }
+}
+
+function unknownField(root: RootName, field: string): string {
+  const fields = ENVIRONMENT[root];
+  if (root === 'request' && field === 'actual_tokens') {
+    return 'request.actual_tokens is not available: policies decide before the call, when the actual tokens are not known yet; use request.estimated_tokens or request.max_tokens for this request, or signals.tokens_per_minute for the usage so far';
+  }
+  if (root !== 'signals') {
+    return `${root} has no field "${field}"${didYouMean(field, fields.keys())} (known: ${[...fields.keys()].join(', ')})`;
+  }
+  const dot = field.indexOf('.');
+  const head = dot < 0 ? field : field.slice(0, dot);
+  const scopes = SIGNAL_SCOPES.join('|');
+  if (dot >= 0 && (SIGNAL_SCOPES as readonly string[]).includes(head)) {
+    const name = field.slice(dot + 1);
+    return `unknown signal "${name}" in signals.${head}${didYouMean(name, SIGNAL_NAMES)} (known: ${SIGNAL_NAMES.join(', ')})`;
+  }
+  if (dot >= 0 && (SIGNAL_NAMES as readonly string[]).includes(head)) {
+    return `signals.${head} is a double and has no field "${field.slice(dot + 1)}"; per-subject signals are signals.<${SIGNAL_SCOPES.join('|')}>.<name>, e.g. signals.key.${head}`;
+  }
+  const names = [...SIGNAL_NAMES, ...SIGNAL_SCOPES];
+  return `unknown signal "${head}"${didYouMean(head, names)} (known: ${SIGNAL_NAMES.join(', ')}; per subject: signals.<${scopes}>.<name>)`;
 }
 
 /** The string of a string literal, else undefined. */

@@ -77,6 +77,10 @@ const EXPRESSIONS = [
   '3 <= signals.baseline_ratio && signals.baseline_ratio != 3',
   'request.region in ["eu-west-1"] || request.stream in [true]',
   'caller.role == "admin" || caller.role > "c"',
+  'signals.key.repeated_prompts >= 5 && signals.repeated_prompts < 5',
+  'signals.job.spend_per_minute + signals.session.spend_per_minute > 2.5',
+  '3.0 < signals.key.requests_per_minute',
+  'signals.key.error_rate > 0.25 || signals.session.error_rate > 0.1',
 ];
 
 const INPUTS: EvaluationInput[] = [
@@ -92,14 +96,22 @@ const INPUTS: EvaluationInput[] = [
       headers: { xjob: 'a', 'x-flowloom-project': 'alpha', 'x-trace': '1' },
     },
     caller: { team: 'ml', role: 'admin' },
-    signals: { spend_per_minute: 3, error_rate: 0.3, baseline_ratio: 3.7, repeated_prompts: 5 },
+    signals: {
+      spend_per_minute: 3,
+      error_rate: 0.3,
+      baseline_ratio: 3.7,
+      repeated_prompts: 5,
+      job: { spend_per_minute: 3, repeated_prompts: 5 },
+      session: { spend_per_minute: 1, error_rate: 0.2 },
+      key: { repeated_prompts: 9, requests_per_minute: 12, error_rate: 0.3 },
+    },
     budget: { remaining: 50, limit: 100 },
     now: Date.UTC(2025, 0, 6, 10, 30),
   },
   {
     request: { model: 'claude-3-5-haiku', estimated_tokens: 999.5, job: 'nightly-7', headers: {} },
     caller: { team: 'gpt-4o', role: 'dev' },
-    signals: { error_rate: Number.NaN, tokens_per_minute: 2e6 },
+    signals: { error_rate: Number.NaN, tokens_per_minute: 2e6, key: { requests_per_minute: 2 } },
     now: Date.UTC(2025, 0, 5, 22),
   },
   {

@@ -1,7 +1,14 @@
 import type { EvaluationInput } from '../input.js';
 import { constString } from './check.js';
 import { ENVIRONMENT, type FieldSpec, isRootName } from './environment.js';
-import { type CallExpr, type ConstExpr, type Expr, identSelect, type SelectExpr } from './expr.js';
+import {
+  type CallExpr,
+  type ConstExpr,
+  type Expr,
+  identSelect,
+  rootSelect,
+  type SelectExpr,
+} from './expr.js';
 import {
   checkedInt,
   codePointLength,
@@ -134,7 +141,7 @@ export function compileFast(root: Expr, types: ReadonlyMap<bigint, CelType>, tab
   const fieldOperand = (
     e: Expr | undefined,
   ): { k: number; path: string; kind: 'double' | 'string' | 'bool' } | undefined => {
-    const sel = e === undefined ? undefined : identSelect(e);
+    const sel = e === undefined ? undefined : rootSelect(e);
     if (sel === undefined || sel.testOnly || !isRootName(sel.root)) return undefined;
     const spec = ENVIRONMENT[sel.root].get(sel.field);
     const kind = spec?.type.kind;
@@ -198,11 +205,12 @@ export function compileFast(root: Expr, types: ReadonlyMap<bigint, CelType>, tab
   };
 
   const select = (e: Expr, sel: SelectExpr): CompiledFn => {
-    const rootSel = identSelect(e);
+    const rootSel = rootSelect(e);
     if (rootSel !== undefined && isRootName(rootSel.root)) {
       const spec = ENVIRONMENT[rootSel.root].get(rootSel.field);
       if (spec === undefined) throw new Unsupported(`unknown field ${rootSel.field}`);
       if (rootSel.testOnly) return (_s, input) => spec.has(input);
+      if (spec.scope !== undefined) throw new Unsupported(`${spec.path} as a value`);
       return fieldSlot(spec);
     }
     if (isHeaders(sel.operand)) return headerKeySlot(sel.field, sel.testOnly);

@@ -1,4 +1,4 @@
-import { type EvaluationInput, SIGNAL_NAMES } from '../input.js';
+import { type EvaluationInput, SIGNAL_NAMES, SIGNAL_SCOPES, type SignalScope } from '../input.js';
 import { CelEvalError, describeValue, type HeaderMap, type RuntimeValue } from './runtime.js';
 import { type CelType, mapOf, T } from './types.js';
 
@@ -18,6 +18,11 @@ export interface FieldSpec {
   readonly read: (input: EvaluationInput) => RuntimeValue;
   /** What `has(root.field)` answers: whether the input supplied the field. */
   readonly has: (input: EvaluationInput) => boolean;
+  /**
+   * Set on `signals.job`, `signals.session` and `signals.key`: not a value on their own, only a
+   * presence test (`has(signals.job)`, read as that boolean) and the parent of `signals.<scope>.<name>`.
+   */
+  readonly scope?: SignalScope;
 }
 
 type Facts = Readonly<Record<string, unknown>> | undefined;
@@ -93,6 +98,22 @@ const request: FactsGetter = (i) => i.request as Facts;
 const caller: FactsGetter = (i) => i.caller as Facts;
 const signals: FactsGetter = (i) => i.signals as Facts;
 const budget: FactsGetter = (i) => i.budget as Facts;
+const scoped =
+  (scope: SignalScope): FactsGetter =>
+  (i) =>
+    i.signals?.[scope] as Facts;
+
+/** `signals.<scope>`: a presence test only (see FieldSpec.scope). */
+function scopeField(scope: SignalScope): FieldSpec {
+  const get = scoped(scope);
+  return {
+    path: `signals.${scope}`,
+    type: mapOf(T.string, T.double),
+    read: (input) => get(input) !== undefined,
+    has: (input) => get(input) !== undefined,
+    scope,
+  };
+}
 
 const MS_PER_HOUR = 3_600_000;
 const MS_PER_DAY = 86_400_000;
@@ -122,14 +143,22 @@ export const ENVIRONMENT: Readonly<Record<RootName, ReadonlyMap<string, FieldSpe
     ...['model', 'provider', 'key', 'project', 'job', 'session', 'region'].map((n) =>
       stringField('request', n, request),
     ),
-    ...['estimated_tokens', 'actual_tokens', 'cost', 'max_tokens', 'tools_count'].map((n) =>
+    ...['estimated_tokens', 'cost', 'max_tokens', 'tools_count'].map((n) =>
       numberField('request', n, request),
     ),
     boolField('request', 'stream', request),
     headersField(request),
   ]),
   caller: fields(['key_id', 'owner', 'team', 'role'].map((n) => stringField('caller', n, caller))),
-  signals: fields(SIGNAL_NAMES.map((n) => numberField('signals', n, signals))),
+  // `signals.<name>` (the most specific subject), `signals.<scope>` and `signals.<scope>.<name>`:
+  // nested names are keyed "scope.name" under the root (see rootSelect).
+  signals: fields([
+    ...SIGNAL_NAMES.map((n) => numberField('signals', n, signals)),
+    ...SIGNAL_SCOPES.flatMap((scope) => [
+      scopeField(scope),
+      ...SIGNAL_NAMES.map((n) => numberField(`signals.${scope}`, n, scoped(scope))),
+    ]),
+  ]),
   // With no budget in force nothing is "running out", hence +Infinity rather than 0.
   budget: fields(
     ['remaining', 'limit'].map((n) => numberField('budget', n, budget, Number.POSITIVE_INFINITY)),

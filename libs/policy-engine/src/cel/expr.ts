@@ -28,3 +28,21 @@ export function identSelect(e: Expr): { root: string; field: string; testOnly: b
     testOnly: e.exprKind.value.testOnly,
   };
 }
+
+/**
+ * A selection of a declared input: `root.field`, or `root.scope.field` (as field "scope.field") for
+ * the nested `signals.<scope>.<name>`. Whether the names are declared is for the caller to check.
+ */
+export function rootSelect(e: Expr): { root: string; field: string; testOnly: boolean } | undefined {
+  const direct = identSelect(e);
+  if (direct !== undefined) return direct;
+  if (e.exprKind.case !== 'selectExpr') return undefined;
+  const operand = e.exprKind.value.operand;
+  const inner = operand === undefined ? undefined : identSelect(operand);
+  if (inner === undefined || inner.testOnly || inner.root !== 'signals') return undefined;
+  return {
+    root: inner.root,
+    field: `${inner.field}.${e.exprKind.value.field}`,
+    testOnly: e.exprKind.value.testOnly,
+  };
+}

@@ -40,6 +40,20 @@ export function toBindings(input: EvaluationInput): CelBindings {
   for (const root of ROOT_NAMES) {
     const fields: Record<string, CelInput> = {};
     for (const [name, spec] of ENVIRONMENT[root]) {
+      // `signals.<scope>` is bound as the map of its signals (zeros when absent, as compiled reads give).
+      if (spec.scope !== undefined) continue;
+      const dot = name.indexOf('.');
+      if (dot >= 0) {
+        const scope = name.slice(0, dot);
+        const nested = (fields[scope] ?? {}) as Record<string, CelInput>;
+        fields[scope] = nested;
+        try {
+          nested[name.slice(dot + 1)] = spec.read(input) as CelInput;
+        } catch {
+          // unbound, as below
+        }
+        continue;
+      }
       try {
         const value = spec.read(input);
         fields[name] =

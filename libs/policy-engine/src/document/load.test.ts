@@ -77,7 +77,7 @@ describe('loadPolicy: YAML diagnostics point at the line and column', () => {
     expect(pointedAt(source)).toEqual(['.spend_per_minut > 1"']);
     const errors = errorsOf(source);
     expect(errors).toEqual([
-      'policy.yaml:8:24: rules[1].condition: unknown signal "spend_per_minut" (did you mean "spend_per_minute"?) (known: spend_per_minute, tokens_per_minute, requests_per_minute, repeated_prompts, error_rate, tool_call_depth, job_duration_s, baseline_ratio)',
+      'policy.yaml:8:24: rules[1].condition: unknown signal "spend_per_minut" (did you mean "spend_per_minute"?) (known: spend_per_minute, tokens_per_minute, requests_per_minute, repeated_prompts, error_rate, tool_call_depth, job_duration_s, baseline_ratio; per subject: signals.<job|session|key>.<name>)',
     ]);
   });
 

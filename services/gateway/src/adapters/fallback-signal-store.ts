@@ -38,20 +38,20 @@ export class FallbackSignalStore extends FallbackStore<SignalStore> implements S
   }
 
   observe(
-    subject: string,
+    subjects: readonly string[],
     now: number,
     fingerprint: string | undefined,
     job: string | undefined,
-  ): Promise<{ totals: WindowTotals; stop: JobStop | undefined }> {
-    return this.fallback.use((s) => s.observe(subject, now, fingerprint, job));
+  ): Promise<{ totals: WindowTotals[]; stop: JobStop | undefined }> {
+    return this.fallback.use((s) => s.observe(subjects, now, fingerprint, job));
   }
 
   peek(subject: string, now: number): Promise<WindowTotals | undefined> {
     return this.fallback.use((s) => s.peek(subject, now));
   }
 
-  record(subject: string, now: number, outcome: SignalOutcome): Promise<void> {
-    return this.fallback.use((s) => s.record(subject, now, outcome));
+  record(subjects: readonly string[], now: number, outcome: SignalOutcome): Promise<void> {
+    return this.fallback.use((s) => s.record(subjects, now, outcome));
   }
 
   async stopJob(stop: JobStop): Promise<void> {

@@ -98,11 +98,16 @@ export class MemorySignalStore implements SignalStore {
   }
 
   async observe(
-    subject: string,
+    subjects: readonly string[],
     now: number,
     fingerprint: string | undefined,
     job: string | undefined,
-  ): Promise<{ totals: WindowTotals; stop: JobStop | undefined }> {
+  ): Promise<{ totals: WindowTotals[]; stop: JobStop | undefined }> {
+    const totals = subjects.map((subject) => this.observeOne(subject, now, fingerprint));
+    return { totals, stop: job === undefined ? undefined : this.stops.get(job) };
+  }
+
+  private observeOne(subject: string, now: number, fingerprint: string | undefined): WindowTotals {
     const s = this.state(subject, now, true)!;
     s.lastSeenAt = now;
     const slot = this.slot(s, now);
@@ -112,7 +117,7 @@ export class MemorySignalStore implements SignalStore {
       s.prompts.unshift({ at: now, fingerprint });
       if (s.prompts.length > this.windows.maxPrompts) s.prompts.length = this.windows.maxPrompts;
     }
-    return { totals, stop: job === undefined ? undefined : this.stops.get(job) };
+    return totals;
   }
 
   async peek(subject: string, now: number): Promise<WindowTotals | undefined> {
@@ -120,15 +125,17 @@ export class MemorySignalStore implements SignalStore {
     return s ? this.totals(s, now) : undefined;
   }
 
-  async record(subject: string, now: number, outcome: SignalOutcome): Promise<void> {
-    const s = this.state(subject, now, true)!;
-    s.lastSeenAt = now;
-    const slot = this.slot(s, now);
-    s.finished[slot] = (s.finished[slot] ?? 0) + 1;
-    if (outcome.failed) s.errors[slot] = (s.errors[slot] ?? 0) + 1;
-    s.cost[slot] = (s.cost[slot] ?? 0) + Math.round(outcome.costMicros);
-    s.tokens[slot] = (s.tokens[slot] ?? 0) + Math.round(outcome.tokens);
-    s.totalCost += Math.round(outcome.costMicros);
+  async record(subjects: readonly string[], now: number, outcome: SignalOutcome): Promise<void> {
+    for (const subject of subjects) {
+      const s = this.state(subject, now, true)!;
+      s.lastSeenAt = now;
+      const slot = this.slot(s, now);
+      s.finished[slot] = (s.finished[slot] ?? 0) + 1;
+      if (outcome.failed) s.errors[slot] = (s.errors[slot] ?? 0) + 1;
+      s.cost[slot] = (s.cost[slot] ?? 0) + Math.round(outcome.costMicros);
+      s.tokens[slot] = (s.tokens[slot] ?? 0) + Math.round(outcome.tokens);
+      s.totalCost += Math.round(outcome.costMicros);
+    }
   }
 
   async stopJob(stop: JobStop): Promise<void> {

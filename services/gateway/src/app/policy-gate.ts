@@ -30,6 +30,8 @@ import {
   type RerouteAction,
   type Rollout,
   SIGNAL_NAMES,
+  SIGNAL_SCOPES,
+  type SignalInput,
   type SignalValues,
 } from '@flowloom/policy-engine';
 import { type BudgetRule, budgetBuckets, MICROS } from '../domain/budget.js';
@@ -43,7 +45,7 @@ import {
 import { thresholdsOf } from '../domain/thresholds.js';
 import type { LimitStore } from '../ports/limit-store.js';
 import type { Outbox } from '../ports/outbox.js';
-import { type SignalStore, signalSubject } from '../ports/signal-store.js';
+import { type SignalScope, type SignalStore, signalSubject, signalSubjects } from '../ports/signal-store.js';
 import type { ThrottleSemaphore } from '../ports/throttle-semaphore.js';
 import type { RequestContext } from './context.js';
 import { subjectOf as limitSubjectOf } from './limits.js';
@@ -124,6 +126,8 @@ interface ActivePolicy {
 
 interface Needs {
   signals: boolean;
+  /** Some rule reads `signals.<job|session|key>…`. */
+  scopes: boolean;
   prompts: boolean;
   budget: boolean;
   headers: boolean;
@@ -166,7 +170,7 @@ const CREDENTIAL_HEADER = /authorization|cookie|api[-_]?key|token|secret|passwor
 export class PolicyGate {
   private active: ActivePolicy[] = [];
   private revision = -1;
-  private needs: Needs = { signals: false, prompts: false, budget: false, headers: false };
+  private needs: Needs = { signals: false, scopes: false, prompts: false, budget: false, headers: false };
   private readonly compiled = new Map<string, CompiledPolicy>();
   private readonly now: () => number;
 
@@ -289,27 +293,39 @@ export class PolicyGate {
 
     const now = this.now();
     const subject = signalSubject(ctx.tags, ctx.key.id);
+    // Its job, session and key, most specific (= `subject`) first: each has windows of its own.
+    const scopes = signalSubjects(ctx.tags, ctx.key.id);
+    const subjects = scopes.map((s) => s.subject);
     const needs = this.needs;
     let failure: string | undefined;
-    let signals: SignalValues | undefined;
+    let signals: SignalInput | undefined;
     let recordedSignals: Record<string, number> | undefined;
     let observed = false;
     if (needs.signals || job !== undefined) {
       const fingerprint = needs.prompts && facts.prompt ? promptFingerprint(facts.prompt()) : undefined;
       try {
-        const { totals, stop } = await this.options.signals.observe(subject, now, fingerprint, job);
+        const { totals, stop } = await this.options.signals.observe(subjects, now, fingerprint, job);
         observed = true;
         if (stop) await this.refuseStopped(ctx, facts, stop, hooks);
         if (needs.signals) {
-          const values = computeSignals(
-            totals,
-            this.options.windows,
-            now,
-            fingerprint,
-            facts.toolCallDepth ?? 0,
-          );
-          signals = values;
+          const depth = facts.toolCallDepth ?? 0;
+          const windows = this.options.windows;
+          const values = computeSignals(totals[0]!, windows, now, fingerprint, depth);
           recordedSignals = values;
+          if (needs.scopes) {
+            // signals.<scope>.* for the scopes the request has; recorded as "<scope>.<name>".
+            const scoped: { -readonly [S in SignalScope]?: SignalValues } = {};
+            recordedSignals = { ...values };
+            for (let i = 0; i < scopes.length; i++) {
+              const scope = scopes[i]!.scope;
+              const v = i === 0 ? values : computeSignals(totals[i]!, windows, now, fingerprint, depth);
+              scoped[scope] = v;
+              for (const name of SIGNAL_NAMES) recordedSignals[`${scope}.${name}`] = v[name];
+            }
+            signals = { ...values, ...scoped };
+          } else {
+            signals = values;
+          }
         }
       } catch (error) {
         if (error instanceof AppError) throw error;
@@ -332,7 +348,6 @@ export class PolicyGate {
       key: ctx.key.id,
       stream: facts.stream,
       estimated_tokens: facts.estimatedTokens,
-      actual_tokens: 0,
       ...(facts.provider ? { provider: facts.provider } : {}),
       ...(facts.region ? { region: facts.region } : {}),
       ...(ctx.tags.job ? { job: ctx.tags.job } : {}),
@@ -429,7 +444,8 @@ export class PolicyGate {
         request,
         caller,
         now,
-        ...(recordedSignals ? { signals: recordedSignals } : {}),
+        // Nested as the engine reads it (signals.key.…), so a replay sees the per-subject values too.
+        ...(recordedSignals && signals ? { signals } : {}),
         ...(budget ? { budget: jsonBudget(budget) } : {}),
       },
     };
@@ -510,7 +526,7 @@ export class PolicyGate {
         release?.();
         if (!observed) return;
         await store
-          .record(subject, this.now(), {
+          .record(subjects, this.now(), {
             costMicros: outcome.costUsd * MICROS,
             tokens: outcome.tokens,
             failed: outcome.failed,
@@ -889,14 +905,15 @@ function jsonBudget(b: NonNullable<EvaluationInput['budget']>): { remaining: num
 }
 
 function needsOf(active: readonly ActivePolicy[]): Needs {
-  const needs: Needs = { signals: false, prompts: false, budget: false, headers: false };
+  const needs: Needs = { signals: false, scopes: false, prompts: false, budget: false, headers: false };
   for (const p of active) {
     for (const lane of [p.stable, p.candidate]) {
       if (!lane) continue;
       for (const rule of lane.policy.rules) {
         for (const path of rule.condition.reads) {
           if (path.startsWith('signals.')) needs.signals = true;
-          if (path === 'signals.repeated_prompts') needs.prompts = true;
+          if (SCOPED_PATH.test(path)) needs.scopes = true;
+          if (path.startsWith('signals.') && path.endsWith('.repeated_prompts')) needs.prompts = true;
           if (path.startsWith('budget.')) needs.budget = true;
           if (path.startsWith('request.headers')) needs.headers = true;
         }
@@ -906,16 +923,23 @@ function needsOf(active: readonly ActivePolicy[]): Needs {
   return needs;
 }
 
-function unavailableSignals(message: string): SignalValues {
-  const values = {} as Record<string, number>;
-  for (const name of SIGNAL_NAMES)
-    Object.defineProperty(values, name, {
-      enumerable: true,
-      get: () => {
-        throw new Error(message);
-      },
-    });
-  return values;
+const SCOPED_PATH = new RegExp(`^signals\\.(${SIGNAL_SCOPES.join('|')})(\\.|$)`);
+
+function unavailableSignals(message: string): SignalInput {
+  const failing = (): Record<string, number> => {
+    const values = {} as Record<string, number>;
+    for (const name of SIGNAL_NAMES)
+      Object.defineProperty(values, name, {
+        enumerable: true,
+        get: () => {
+          throw new Error(message);
+        },
+      });
+    return values;
+  };
+  const values: Record<string, unknown> = failing();
+  for (const scope of SIGNAL_SCOPES) values[scope] = failing();
+  return values as SignalInput;
 }
 
 function safeHeaders(

@@ -1,6 +1,6 @@
 import type { Threshold } from '@flowloom/contracts';
 
-const PATH = String.raw`((?:signals|budget|request)\.[a-z_]+)`;
+const PATH = String.raw`(signals\.(?:job|session|key)\.[a-z_]+|(?:signals|budget|request)\.[a-z_]+)`;
 const NUMBER = String.raw`(-?\d+(?:\.\d+)?)`;
 const OP = '(>=|<=|==|!=|>|<)';
 const PATH_FIRST = new RegExp(`${PATH}\\s*${OP}\\s*${NUMBER}`, 'g');
@@ -16,7 +16,7 @@ const MIRROR: Readonly<Record<string, string>> = {
 
 /**
  * The literal limits a condition compares numeric facts against (`signals.repeated_prompts >= 5`,
- * `2.0 < signals.spend_per_minute`), so an intervention can show each signal next to its threshold.
+ * `2.0 < signals.spend_per_minute`, `signals.key.error_rate > 0.5`), so an intervention can show each signal next to its threshold.
  */
 export function thresholdsOf(condition: string): Threshold[] {
   const out: Threshold[] = [];

@@ -15,19 +15,21 @@ export interface SignalOutcome {
  */
 export interface SignalStore {
   /**
-   * Counts a request of `subject` at `now`, remembers its prompt fingerprint, and returns the window's
-   * totals (this request included, its prompt not) with the job's stop record when `job` is given.
+   * Counts a request in the windows of each of `subjects` (its job, session and key, most specific
+   * first) at `now`, remembers its prompt fingerprint in each, and returns each window's totals in the
+   * same order (this request included, its prompt not) with the job's stop record when `job` is given.
+   * One call (one Redis round trip) for all of them.
    */
   observe(
-    subject: string,
+    subjects: readonly string[],
     now: number,
     fingerprint: string | undefined,
     job: string | undefined,
-  ): Promise<{ totals: WindowTotals; stop: JobStop | undefined }>;
+  ): Promise<{ totals: WindowTotals[]; stop: JobStop | undefined }>;
   /** The totals without counting anything; undefined for a subject with no recent traffic. */
   peek(subject: string, now: number): Promise<WindowTotals | undefined>;
-  /** The outcome of an observed request, once known. */
-  record(subject: string, now: number, outcome: SignalOutcome): Promise<void>;
+  /** The outcome of an observed request, once known, in each of its subjects' windows. */
+  record(subjects: readonly string[], now: number, outcome: SignalOutcome): Promise<void>;
   stopJob(stop: JobStop): Promise<void>;
   /** Removes the stop record; returns the one removed. */
   clearJob(job: string): Promise<JobStop | undefined>;
@@ -35,9 +37,26 @@ export interface SignalStore {
   close(): Promise<void>;
 }
 
-/** Signals are kept for the most specific tag a request carries. */
+/**
+ * The most specific subject of a request: what `signals.*` describes, and how its events and throttle
+ * queues are grouped.
+ */
 export function signalSubject(tags: { job?: string; session?: string }, keyId: string): string {
   if (tags.job) return `job/${tags.job}`;
   if (tags.session) return `session/${tags.session}`;
   return `key/${keyId}`;
+}
+
+export type SignalScope = 'job' | 'session' | 'key';
+
+/** Every subject a request belongs to, most specific first: its job, its session, its key. */
+export function signalSubjects(
+  tags: { job?: string; session?: string },
+  keyId: string,
+): Array<{ scope: SignalScope; subject: string }> {
+  const out: Array<{ scope: SignalScope; subject: string }> = [];
+  if (tags.job) out.push({ scope: 'job', subject: `job/${tags.job}` });
+  if (tags.session) out.push({ scope: 'session', subject: `session/${tags.session}` });
+  out.push({ scope: 'key', subject: `key/${keyId}` });
+  return out;
 }
