@@ -102,6 +102,32 @@ describe('replayDecisions', () => {
     expect(formatReplayReport(complete)).not.toContain('incomplete');
   });
 
+  it('when the candidate reads signals per subject, then decisions recorded without them are a gap', () => {
+    const reader = policyFrom(
+      rulesYaml(`{ id: key-loop, condition: 'signals.key.repeated_prompts >= 4.0', action: block }`),
+    );
+    const bare = policyFrom(rulesYaml(`{ id: big, condition: 'request.model == "x"', action: block }`));
+    const recorded: ReplayRecord[] = [
+      // Signals of the most specific subject only: the key's window was not gathered.
+      {
+        id: 'a',
+        input: { request: { model: 'm' }, signals: { repeated_prompts: 1 } },
+        read: ['signals.repeated_prompts'],
+      },
+      // Gathered per subject (the key's window is always there then).
+      {
+        id: 'b',
+        input: { request: { model: 'm' }, signals: { repeated_prompts: 0, key: { repeated_prompts: 6 } } },
+        read: ['signals.key.repeated_prompts'],
+      },
+    ];
+    const report = replayDecisions(recorded, bare, reader);
+    expect(report.missingInputs).toEqual({
+      decisions: 1,
+      paths: [{ path: 'signals.key.repeated_prompts', decisions: 1 }],
+    });
+  });
+
   it('when a rule fails to evaluate, then the decisions with errors are counted', () => {
     const fragile = policyFrom(
       rulesYaml(`{ id: h, condition: 'request.headers["x"] == "y"', action: alert }`),

@@ -149,9 +149,13 @@ export function replayDecisions(
 }
 
 /** Parts of the input a gateway gathers only when an active policy reads them (see ReplayRecord.read). */
-type OnDemand = 'signals' | 'budget' | 'request.headers';
+type OnDemand = 'signals' | 'signals per subject' | 'budget' | 'request.headers';
+
+/** `signals.job…`, `signals.session…`, `signals.key…`: gathered only when a policy reads one of them. */
+const SCOPED_SIGNAL = /^signals\.(job|session|key)(\.|$)/;
 
 function sectionOf(path: string): OnDemand | undefined {
+  if (SCOPED_SIGNAL.test(path)) return 'signals per subject';
   if (path.startsWith('signals.')) return 'signals';
   if (path.startsWith('budget.')) return 'budget';
   if (path.startsWith('request.headers')) return 'request.headers';
@@ -174,11 +178,14 @@ function onDemandReads(policy: CompiledPolicy): Map<OnDemand, string[]> {
 
 function wasGathered(record: ReplayRecord, section: OnDemand): boolean {
   const present =
-    section === 'signals'
-      ? record.input.signals !== undefined
-      : section === 'budget'
-        ? record.input.budget !== undefined
-        : record.input.request.headers !== undefined;
+    section === 'signals per subject'
+      ? // Every request has a key: its window is there whenever the per-subject signals were gathered.
+        record.input.signals?.key !== undefined
+      : section === 'signals'
+        ? record.input.signals !== undefined
+        : section === 'budget'
+          ? record.input.budget !== undefined
+          : record.input.request.headers !== undefined;
   return present || (record.read?.some((path) => sectionOf(path) === section) ?? false);
 }
 
