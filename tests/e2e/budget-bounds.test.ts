@@ -2,7 +2,15 @@ import { randomUUID } from 'node:crypto';
 import { startTestGateway, type TestGateway } from '@flowloom/gateway/testing';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { type FakeProvider, startFakeProvider } from '../fakes/index.js';
-import { bodyOf, COMPLETED, delay, FAILED, modelCalls, resetAndCloseAfterSuite } from './helpers.js';
+import {
+  bodyOf,
+  COMPLETED,
+  delay,
+  FAILED,
+  modelCalls,
+  resetAndCloseAfterSuite,
+  startClaudeBehindGateway,
+} from './helpers.js';
 
 /**
  * A budget's reservation is a true worst case: a request without max_tokens goes upstream bounded by
@@ -198,16 +206,10 @@ describe('the output bound leaves room for a thinking budget', () => {
   let t: TestGateway;
 
   beforeAll(async () => {
-    fake = await startFakeProvider({ kind: 'anthropic', apiKey: ANTHROPIC_KEY });
-    t = await startTestGateway({
-      overrides: {
-        providers: { anthropic: { kind: 'anthropic', baseUrl: fake.url, apiKey: ANTHROPIC_KEY } },
-        models: { claude: { deployments: [{ provider: 'anthropic', model: 'claude-sonnet-4-5' }] } },
-        routing: { maxAttempts: 1 },
-        budgets: [{ scope: 'key', period: 'total', limitUsd: 5 }],
-        defaultMaxOutputTokens: 1000,
-      },
-    });
+    ({ fake, gateway: t } = await startClaudeBehindGateway(ANTHROPIC_KEY, {
+      budgets: [{ scope: 'key', period: 'total', limitUsd: 5 }],
+      defaultMaxOutputTokens: 1000,
+    }));
   });
   resetAndCloseAfterSuite(() => ({ gateway: t, fakes: [fake] }));
 

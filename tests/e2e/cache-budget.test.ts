@@ -1,8 +1,8 @@
 import Anthropic from '@anthropic-ai/sdk';
-import { startTestGateway, type TestGateway } from '@flowloom/gateway/testing';
+import type { TestGateway } from '@flowloom/gateway/testing';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { type FakeProvider, type FakeUsage, startFakeProvider } from '../fakes/index.js';
-import { COMPLETED, modelCalls, resetAndCloseAfterSuite } from './helpers.js';
+import type { FakeProvider, FakeUsage } from '../fakes/index.js';
+import { COMPLETED, modelCalls, resetAndCloseAfterSuite, startClaudeBehindGateway } from './helpers.js';
 
 /**
  * Prompt-cache writes cost more than plain input (claude-sonnet-4: $3 per million input, $6 for a
@@ -29,20 +29,14 @@ let fake: FakeProvider;
 let t: TestGateway;
 
 beforeAll(async () => {
-  fake = await startFakeProvider({ kind: 'anthropic', apiKey: ANTHROPIC_KEY });
-  t = await startTestGateway({
-    overrides: {
-      providers: { anthropic: { kind: 'anthropic', baseUrl: fake.url, apiKey: ANTHROPIC_KEY } },
-      models: { claude: { deployments: [{ provider: 'anthropic', model: 'claude-sonnet-4-5' }] } },
-      routing: { maxAttempts: 1 },
-      budgets: [
-        // Between the old reservation and the real bill.
-        { scope: 'project', id: 'single', period: 'total', limitUsd: 0.05 },
-        // Room for four old reservations, but for two real bills only.
-        { scope: 'project', id: 'race', period: 'total', limitUsd: 0.13 },
-      ],
-    },
-  });
+  ({ fake, gateway: t } = await startClaudeBehindGateway(ANTHROPIC_KEY, {
+    budgets: [
+      // Between the old reservation and the real bill.
+      { scope: 'project', id: 'single', period: 'total', limitUsd: 0.05 },
+      // Room for four old reservations, but for two real bills only.
+      { scope: 'project', id: 'race', period: 'total', limitUsd: 0.13 },
+    ],
+  }));
 });
 
 resetAndCloseAfterSuite(() => ({ gateway: t, fakes: [fake] }));

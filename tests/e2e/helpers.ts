@@ -80,6 +80,23 @@ export async function startAnthropicAndOpenAI(
   };
 }
 
+/** An Anthropic fake and a gateway whose model `claude` is claude-sonnet-4-5 there, one attempt a request. */
+export async function startClaudeBehindGateway(
+  apiKey: string,
+  overrides: Record<string, unknown>,
+): Promise<{ fake: FakeProvider; gateway: TestGateway }> {
+  const fake = await startFakeProvider({ kind: 'anthropic', apiKey });
+  const gateway = await startTestGateway({
+    overrides: {
+      providers: { anthropic: { kind: 'anthropic', baseUrl: fake.url, apiKey } },
+      models: { claude: { deployments: [{ provider: 'anthropic', model: 'claude-sonnet-4-5' }] } },
+      routing: { maxAttempts: 1 },
+      ...overrides,
+    },
+  });
+  return { fake, gateway };
+}
+
 /**
  * A suite's gateway and fakes, read when the hooks run (they are started in `beforeAll`): the fakes
  * forget their recorded requests before each test, and everything is closed after the suite.
