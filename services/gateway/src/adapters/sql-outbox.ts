@@ -61,6 +61,9 @@ export class SqlOutbox implements Outbox {
   }
 }
 
+/** The advisory lock held by the relay that is publishing (the migrations hold 7411). */
+const RELAY_LOCK = 7412;
+
 export interface RelayOptions {
   batchSize?: number;
   /** Poll interval when idle; appends also wake the relay directly. */
@@ -134,6 +137,14 @@ export class OutboxRelay {
 
   private async publishBatch(): Promise<number> {
     return this.db.transaction(async (tx) => {
+      // One relay publishes at a time, whichever replica it runs in: with skip-locked claims alone, two
+      // relays would publish different ranges at once, and a job's events could reach the bus out of
+      // order. The others find the lock taken and try again at their next wake-up or poll.
+      const { rows: lock } = await tx.query<{ mine: boolean }>(
+        'select pg_try_advisory_xact_lock($1) as mine',
+        [RELAY_LOCK],
+      );
+      if (!lock[0]?.mine) return 0;
       const { rows } = await tx.query<{ seq: number; event: CloudEvent }>(
         `select seq, event from outbox where published_at is null order by seq limit $1 for update skip locked`,
         [this.batchSize],
