@@ -157,6 +157,48 @@ describe('the audit trail of a composed platform (flowloom up)', () => {
     expect(text.data.map((e) => e.event?.data['requestId'])).toContain(requestIds[2]);
   }, 60_000);
 
+  it('when a wrong key is refused and an admin logs in, then both reach the ledger and are found by type, without the secret', async () => {
+    const wrong = 'flk_e2e-wrong-key-0123456789abcdefghijklmn';
+    const refused = await fetch(`${url}/v1/chat/completions`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${wrong}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ model: 'flowloom-local', messages: [{ role: 'user', content: 'x' }] }),
+    });
+    expect(refused.status).toBe(401);
+    const adminRefused = await fetch(`${url}/api/v1/keys`, { headers: { authorization: `Bearer ${wrong}` } });
+    expect(adminRefused.status).toBe(401);
+    const ids = [refused.headers.get('x-request-id'), adminRefused.headers.get('x-request-id')];
+    await admin('GET', '/api/v1/keys');
+    const failed = await eventually(async () => {
+      const page = await admin<{ data: EntryJson[] }>(
+        'GET',
+        '/api/v1/audit/entries?type=dev.flowloom.gateway.auth.failed.v1&limit=100',
+      );
+      const found = page.data.filter((e) => ids.includes(String(e.event?.data['requestId'])));
+      return found.length === 2 ? found : undefined;
+    });
+    expect(failed.map((e) => e.event?.data['surface']).sort()).toEqual(['admin', 'model']);
+    for (const e of failed) {
+      expect(e.event?.data).toMatchObject({
+        reason: 'invalid_api_key',
+        keyHint: 'flk_e2e-…',
+        sourceIp: '127.0.0.1',
+      });
+      expect(JSON.stringify(e)).not.toContain(wrong.slice(8));
+    }
+    const logins = await eventually(async () => {
+      const page = await admin<{ data: EntryJson[] }>(
+        'GET',
+        '/api/v1/audit/entries?type=dev.flowloom.gateway.auth.succeeded.v1&limit=100',
+      );
+      return page.data.length > 0 ? page.data : undefined;
+    });
+    // The admin called the admin API many times above: one login per key within the window.
+    expect(logins).toHaveLength(1);
+    expect(logins[0]?.event?.data).toMatchObject({ surface: 'admin', keyHint: `${ADMIN.slice(0, 8)}…` });
+    expect(JSON.stringify(logins)).not.toContain(ADMIN.slice(8));
+  }, 60_000);
+
   it('when flowloom audit verify runs against the live platform, then it recomputes everything and passes', async () => {
     const result = await runCli(['audit', 'verify'], { ...env, FLOWLOOM_URL: url, FLOWLOOM_API_KEY: ADMIN });
     expect(result.code, result.stdout + result.stderr).toBe(0);

@@ -8,6 +8,10 @@ import { policyEventPayloadSchemas } from './policy-events.js';
 export const GATEWAY_REQUEST_COMPLETED = 'dev.flowloom.gateway.request.completed.v1';
 export const GATEWAY_REQUEST_FAILED = 'dev.flowloom.gateway.request.failed.v1';
 export const GATEWAY_KEY_CHANGED = 'dev.flowloom.gateway.key.changed.v1';
+/** A presented key was refused (unknown, revoked, expired, missing, or not an admin key on the admin API). */
+export const GATEWAY_AUTH_FAILED = 'dev.flowloom.gateway.auth.failed.v1';
+/** An admin key authenticated to the admin API (a "login"); at most one per key per window. */
+export const GATEWAY_AUTH_SUCCEEDED = 'dev.flowloom.gateway.auth.succeeded.v1';
 
 const requestContext = {
   requestId: z.string(),
@@ -73,11 +77,44 @@ export const keyChangedSchema = z.object({
 });
 export type KeyChanged = z.infer<typeof keyChangedSchema>;
 
+const authAttempt = {
+  /** `model` (the model APIs, HTTP or gRPC) or `admin` (the admin API). */
+  surface: z.enum(['model', 'admin']),
+  /** `openai`, `anthropic`, `gemini`, `grpc` or `admin`: the API the caller used. */
+  api: z.string(),
+  requestId: z.string(),
+  sourceIp: z.string().optional(),
+  /** The first characters of the presented key (its hint), never the secret. */
+  keyHint: z.string().optional(),
+  /** The key's id when the presented secret matched a key (revoked, expired, not admin). */
+  keyId: z.string().optional(),
+  owner: z.string().optional(),
+};
+
+export const authFailedSchema = z.object({
+  ...authAttempt,
+  /** The error code the caller got: missing_api_key, invalid_api_key, key_revoked, key_expired, forbidden. */
+  reason: z.string(),
+});
+export type AuthFailed = z.infer<typeof authFailedSchema>;
+
+export const authSucceededSchema = z.object({
+  ...authAttempt,
+  keyId: z.string(),
+  /** `key/<id> (<name>)`, as in the admin's other events. */
+  actor: z.string(),
+  /** Later successes of this key within this many seconds are not recorded again (per process). */
+  dedupSeconds: z.number().int(),
+});
+export type AuthSucceeded = z.infer<typeof authSucceededSchema>;
+
 /** The payload schema of each event type this package knows; consumers validate `data` with it. */
 export const eventPayloadSchemas: Record<string, z.ZodType> = {
   [GATEWAY_REQUEST_COMPLETED]: requestCompletedSchema,
   [GATEWAY_REQUEST_FAILED]: requestFailedSchema,
   [GATEWAY_KEY_CHANGED]: keyChangedSchema,
+  [GATEWAY_AUTH_FAILED]: authFailedSchema,
+  [GATEWAY_AUTH_SUCCEEDED]: authSucceededSchema,
   ...policyEventPayloadSchemas,
   ...auditEventPayloadSchemas,
 };

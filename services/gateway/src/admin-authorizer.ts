@@ -1,4 +1,4 @@
-import { AppError } from '@flowloom/errors';
+import { uuidv7 } from '@flowloom/contracts';
 import type { Db } from '@flowloom/store';
 import { SqlKeyStore } from './adapters/sql-key-store.js';
 import { Authenticator, presentedKey } from './app/authenticate.js';
@@ -6,15 +6,21 @@ import { Authenticator, presentedKey } from './app/authenticate.js';
 /** Authenticates a request's key (Bearer or x-api-key) and requires the admin role; throws AppError otherwise. */
 export type AdminAuthorizer = (
   headers: Record<string, string | string[] | undefined>,
+  request?: { requestId?: string; sourceIp?: string },
 ) => Promise<{ actor: string; keyId: string; owner: string }>;
 
 export function adminAuthorizer(auth: Authenticator): AdminAuthorizer {
-  return async (headers) => {
+  return async (headers, request) => {
     const first = (v: string | string[] | undefined): string | undefined => (Array.isArray(v) ? v[0] : v);
-    const key = await auth.authenticate(
+    const key = await auth.authenticateAdmin(
       presentedKey({ authorization: first(headers.authorization), 'x-api-key': first(headers['x-api-key']) }),
+      {
+        surface: 'admin',
+        api: 'admin',
+        requestId: request?.requestId ?? uuidv7(),
+        ...(request?.sourceIp ? { sourceIp: request.sourceIp } : {}),
+      },
     );
-    if (key.role !== 'admin') throw new AppError('forbidden', 'This endpoint needs an admin key.');
     return { actor: `key/${key.id} (${key.name})`, keyId: key.id, owner: key.owner };
   };
 }

@@ -23,6 +23,7 @@ import { RedisThrottleSemaphore } from './adapters/redis-throttle-semaphore.js';
 import { SqlKeyStore } from './adapters/sql-key-store.js';
 import { OutboxRelay, SqlOutbox } from './adapters/sql-outbox.js';
 import { type AdminAuthorizer, adminAuthorizer } from './admin-authorizer.js';
+import { AuthEvents } from './app/auth-events.js';
 import { Authenticator } from './app/authenticate.js';
 import { bootstrapAdmin } from './app/bootstrap-admin.js';
 import { ChatService } from './app/chat.js';
@@ -193,6 +194,11 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   });
   const keyStore = new SqlKeyStore(db);
   const auth = new Authenticator(keyStore);
+  auth.recordTo(
+    new AuthEvents(outbox, 15 * 60_000, (err) =>
+      log.warn({ err }, 'authentication event could not be recorded'),
+    ),
+  );
   const keys = new KeysAdmin(keyStore, outbox, () => auth.invalidate());
   const generated = await bootstrapAdmin(keyStore, keys, config.adminKey);
   if (generated) options.onAdminKeyGenerated?.(generated);

@@ -62,11 +62,15 @@ describe('POST /api/v1/jobs/{job}/interventions', () => {
     });
   });
 
-  it('when the caller is not an admin, then nothing is recorded', async () => {
+  it('when the caller is not an admin, then no intervention is recorded, only the refused authentications', async () => {
     const before = (await t.events()).length;
     expect((await t.post('/api/v1/jobs/j/interventions', report, member)).status).toBe(403);
     expect((await t.post('/api/v1/jobs/j/interventions', report)).status).toBe(401);
-    expect((await t.events()).length).toBe(before);
+    const added = (await t.events()).slice(before);
+    expect(added.map((e) => [e.type, e.data.reason])).toEqual([
+      ['dev.flowloom.gateway.auth.failed.v1', 'forbidden'],
+      ['dev.flowloom.gateway.auth.failed.v1', 'missing_api_key'],
+    ]);
   });
 
   it('when the report is malformed, then it is refused naming the field, and nothing is recorded', async () => {

@@ -24,7 +24,8 @@ function facts(overrides: Partial<ReportFacts> = {}): ReportFacts {
       'dev.flowloom.policy.promotion.approved.v1': 1,
       'dev.flowloom.audit.verification.completed.v1': 2,
       'dev.flowloom.audit.export.created.v1': 1,
-      'dev.flowloom.console.login.v1': 9,
+      'dev.flowloom.gateway.auth.succeeded.v1': 9,
+      'dev.flowloom.gateway.auth.failed.v1': 3,
     },
     withActor: 100,
     withKey: 80,
@@ -52,6 +53,27 @@ describe('compliance reports', () => {
     }
     const part11 = buildReport('part11', facts());
     expect(part11.requirements.find((r) => r.reference === '21 CFR §11.10(e)')?.status).toBe('met');
+  });
+
+  it('when admin logins and refused keys are in the trail, then access requirements count them; without any, a gap is named', () => {
+    const access = (f: ReportFacts) =>
+      buildReport('iso27001', f).requirements.filter((r) => 'logins' in r.counts);
+    const counted = access(facts());
+    expect(counted.length).toBeGreaterThan(0);
+    for (const r of counted) {
+      expect(r.counts).toMatchObject({ logins: 9, failedLogins: 3 });
+      expect(r.evidence.join('\n')).toMatch(/9 admin logins .* 3 refused authentications/);
+      expect(r.gaps.join('\n')).not.toMatch(/No logins/);
+    }
+    const {
+      'dev.flowloom.gateway.auth.succeeded.v1': _s,
+      'dev.flowloom.gateway.auth.failed.v1': _f,
+      ...rest
+    } = facts().countsByType;
+    for (const r of access(facts({ countsByType: rest }))) {
+      expect(r.counts).toMatchObject({ logins: 0, failedLogins: 0 });
+      expect(r.gaps.join('\n')).toMatch(/No logins are recorded/);
+    }
   });
 
   it('when there is no checkpoint, triggers are missing or retention is too short, then the gaps say so', () => {

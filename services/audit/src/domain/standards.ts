@@ -91,7 +91,10 @@ const KEY_CHANGES = (t: string): boolean => /\.key\.changed\.v\d+$/.test(t);
 const POLICY_CHANGES = (t: string): boolean =>
   /\.policy\.(version\.pushed|promotion\.(requested|approved)|deployment\.changed)\.v\d+$/.test(t);
 const DECISIONS = (t: string): boolean => /\.policy\.(decision|intervention)\.v\d+$/.test(t);
-const LOGINS = (t: string): boolean => /\.(login|session|sso)\./.test(t);
+/** Admin logins (the gateway's auth.succeeded) and SSO/console logins of other producers. */
+const LOGINS = (t: string): boolean =>
+  /\.(auth\.succeeded|login|sso)\./.test(t) || /\.session\.(started|login)\./.test(t);
+const FAILED_LOGINS = (t: string): boolean => /\.auth\.failed\.v\d+$/.test(t);
 const VERIFICATIONS = (t: string): boolean => t === AUDIT_VERIFICATION_COMPLETED;
 const EXPORTS = (t: string): boolean => t === AUDIT_EXPORT_CREATED;
 const REPORTS = (t: string): boolean => t === AUDIT_REPORT_GENERATED;
@@ -199,15 +202,20 @@ function whatHappened(facts: ReportFacts, f: Finding): void {
 function accessChanges(facts: ReportFacts, f: Finding): void {
   const keyChanges = count(facts, KEY_CHANGES);
   const logins = count(facts, LOGINS);
-  Object.assign(f.counts, { keyChanges, logins });
+  const failedLogins = count(facts, FAILED_LOGINS);
+  Object.assign(f.counts, { keyChanges, logins, failedLogins });
   if (keyChanges > 0) {
     f.evidence.push(
       `${fmt(keyChanges)} API key creations, revocations and rotations recorded with the admin who made them.`,
     );
   } else f.partial.push('No key change is recorded in this trail.');
-  if (logins === 0) {
+  if (logins > 0 || failedLogins > 0) {
+    f.evidence.push(
+      `${fmt(logins)} admin logins (at most one per admin key per window) and ${fmt(failedLogins)} refused authentications (unknown, revoked, expired or non-admin keys, with key hint, reason, source IP and request id) recorded.`,
+    );
+  } else {
     f.partial.push(
-      'No interactive logins are recorded: FlowLoom authenticates with API keys; SSO logins to the console are not in this trail.',
+      'No logins are recorded: no admin key has authenticated to the admin API and no key was refused in this period.',
     );
   }
 }

@@ -1,6 +1,7 @@
 import { AppError } from '@flowloom/errors';
 import { assertKeyUsable, hashKey, type KeyRecord } from '../domain/keys.js';
 import type { KeyStore } from '../ports/key-store.js';
+import { AUTH_FAILURE_CODES, type AuthAttempt, type AuthEvents } from './auth-events.js';
 
 interface Cached {
   key: KeyRecord | undefined;
@@ -14,6 +15,7 @@ interface Cached {
  */
 export class Authenticator {
   private readonly cache = new Map<string, Cached>();
+  private events: AuthEvents | undefined;
 
   constructor(
     private readonly store: KeyStore,
@@ -21,7 +23,44 @@ export class Authenticator {
     private readonly now: () => number = Date.now,
   ) {}
 
-  async authenticate(secret: string | undefined): Promise<KeyRecord> {
+  /** Records refused keys and admin logins (`attempt` given) in the audit trail from now on. */
+  recordTo(events: AuthEvents): void {
+    this.events = events;
+  }
+
+  /**
+   * Resolves the key; with `attempt`, a refusal is recorded as `auth.failed` before it is thrown.
+   * A success records nothing (the model API's requests are recorded as request events).
+   */
+  async authenticate(secret: string | undefined, attempt?: AuthAttempt): Promise<KeyRecord> {
+    if (!attempt || !this.events) return this.resolve(secret);
+    try {
+      return await this.resolve(secret);
+    } catch (error) {
+      await this.refused(error, attempt, secret);
+      throw error;
+    }
+  }
+
+  /** As `authenticate`, and requires the admin role; an admin's login is recorded (deduplicated). */
+  async authenticateAdmin(secret: string | undefined, attempt: AuthAttempt): Promise<KeyRecord> {
+    const key = await this.authenticate(secret, attempt);
+    if (key.role !== 'admin') {
+      const error = new AppError('forbidden', 'This endpoint needs an admin key.');
+      await this.refused(error, attempt, secret);
+      throw error;
+    }
+    await this.events?.succeeded(attempt, key);
+    return key;
+  }
+
+  private async refused(error: unknown, attempt: AuthAttempt, secret: string | undefined): Promise<void> {
+    if (!this.events || !(error instanceof AppError) || !AUTH_FAILURE_CODES.has(error.code)) return;
+    const key = secret && secret.length <= 512 ? this.cache.get(hashKey(secret))?.key : undefined;
+    await this.events.failed(attempt, error.code, secret, key);
+  }
+
+  private async resolve(secret: string | undefined): Promise<KeyRecord> {
     if (!secret) {
       throw new AppError(
         'missing_api_key',

@@ -47,8 +47,11 @@ async function contextOf(
     const v = call.metadata.get(name)[0];
     return typeof v === 'string' ? v : undefined;
   };
+  const requestId = uuidv7();
+  const peer = /^ipv[46]:(.*):\d+$/.exec(call.getPeer())?.[1]?.replace(/^\[|\]$/g, '');
   const key = await auth.authenticate(
     presentedKey({ authorization: first('authorization'), 'x-api-key': first('x-api-key') }),
+    { surface: 'model', api: 'grpc', requestId, ...(peer ? { sourceIp: peer } : {}) },
   );
   const controller = new AbortController();
   call.on('cancelled', () => controller.abort(new Error('client cancelled')));
@@ -65,7 +68,7 @@ async function contextOf(
   const session = tagOf(r.session, 'session');
   const project = tagOf(r.project, 'project');
   return {
-    requestId: uuidv7(),
+    requestId,
     api: 'grpc',
     key,
     tags: { ...(job ? { job } : {}), ...(session ? { session } : {}), ...(project ? { project } : {}) },

@@ -1,4 +1,3 @@
-import { AppError } from '@flowloom/errors';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { RequestContext } from '../app/context.js';
 import type { HttpDeps } from './deps.js';
@@ -10,11 +9,8 @@ export async function adminContext(
   reply: FastifyReply,
   deps: HttpDeps,
 ): Promise<RequestContext> {
-  const ctx = await requestContext(request, reply, deps.auth, 'openai');
-  if (ctx.key.role !== 'admin') {
-    throw new AppError('forbidden', 'This endpoint needs an admin key.');
-  }
-  return ctx;
+  // Requires the admin role; refusals and (deduplicated) admin logins reach the audit trail.
+  return requestContext(request, reply, deps.auth, 'openai', 'admin');
 }
 
 export function actorOf(ctx: RequestContext): string {

@@ -42,14 +42,23 @@ export async function requestContext(
   reply: FastifyReply,
   auth: Authenticator,
   api: CallerApi,
+  surface: 'model' | 'admin' = 'model',
 ): Promise<RequestContext> {
-  const key = await auth.authenticate(
-    presentedKey({
-      authorization: header(request, 'authorization'),
-      'x-api-key': header(request, 'x-api-key'),
-      'x-goog-api-key': header(request, 'x-goog-api-key') ?? googKeyParam(request),
-    }),
-  );
+  const secret = presentedKey({
+    authorization: header(request, 'authorization'),
+    'x-api-key': header(request, 'x-api-key'),
+    'x-goog-api-key': header(request, 'x-goog-api-key') ?? googKeyParam(request),
+  });
+  const attempt = {
+    surface,
+    api: surface === 'admin' ? 'admin' : api,
+    requestId: String(request.id),
+    sourceIp: request.ip,
+  };
+  const key =
+    surface === 'admin'
+      ? await auth.authenticateAdmin(secret, attempt)
+      : await auth.authenticate(secret, attempt);
   const taggedJob = tag(request, 'x-flowloom-job');
   if (key.job && taggedJob && taggedJob !== key.job) {
     throw new AppError(
