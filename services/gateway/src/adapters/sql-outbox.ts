@@ -61,7 +61,7 @@ export class SqlOutbox implements Outbox {
   }
 }
 
-/** The advisory lock held by the relay that is publishing (the migrations hold 7411). */
+/** The advisory lock of the relay that is publishing: this number, then the outbox table's oid (migrations hold 7411). */
 const RELAY_LOCK = 7412;
 
 export interface RelayOptions {
@@ -141,7 +141,8 @@ export class OutboxRelay {
       // relays would publish different ranges at once, and a job's events could reach the bus out of
       // order. The others find the lock taken and try again at their next wake-up or poll.
       const { rows: lock } = await tx.query<{ mine: boolean }>(
-        'select pg_try_advisory_xact_lock($1) as mine',
+        // Keyed by this outbox table, so installs or tests in other schemas of the database relay freely.
+        `select pg_try_advisory_xact_lock(($1::bigint << 32) | 'outbox'::regclass::oid::bigint) as mine`,
         [RELAY_LOCK],
       );
       if (!lock[0]?.mine) return 0;
