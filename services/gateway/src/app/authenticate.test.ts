@@ -53,3 +53,64 @@ describe('Authenticator when the key store is unreachable', () => {
     });
   });
 });
+
+/** A key store whose lookups wait until released, counting them. */
+function slowStore(): { store: KeyStore; calls: () => number; answer: (record: KeyRecord) => void } {
+  let calls = 0;
+  let waiting: Array<(record: KeyRecord) => void> = [];
+  const base = store({ up: true });
+  return {
+    store: {
+      ...base,
+      findByHash: (hash) => {
+        calls++;
+        if (hash !== hashKey(SECRET)) return Promise.resolve(undefined);
+        return new Promise((resolve) => waiting.push(resolve));
+      },
+    },
+    calls: () => calls,
+    answer: (record) => {
+      const now = waiting;
+      waiting = [];
+      for (const resolve of now) resolve(record);
+    },
+  };
+}
+
+describe('Authenticator when a cached key expires', () => {
+  it('then requests are answered from it at once while one lookup refreshes it, and the refresh counts after', async () => {
+    const slow = slowStore();
+    let now = 0;
+    const auth = new Authenticator(slow.store, 5_000, () => now);
+    const first = auth.authenticate(SECRET);
+    slow.answer(RECORD);
+    expect((await first).id).toBe('k1');
+
+    now = 6_000; // expired: the database is slow to answer the refresh
+    const during = await Promise.all([auth.authenticate(SECRET), auth.authenticate(SECRET)]);
+    expect(during.map((k) => k.id)).toEqual(['k1', 'k1']);
+    expect(slow.calls()).toBe(2); // the first read and one shared refresh
+
+    slow.answer({ ...RECORD, revokedAt: new Date(5_500) });
+    await new Promise((resolve) => setImmediate(resolve));
+    await expect(auth.authenticate(SECRET)).rejects.toMatchObject({ code: 'key_revoked' });
+  });
+
+  it('then a refresh begun before an invalidation does not put back what it read', async () => {
+    const slow = slowStore();
+    let now = 0;
+    const auth = new Authenticator(slow.store, 5_000, () => now);
+    const first = auth.authenticate(SECRET);
+    slow.answer(RECORD);
+    await first;
+    now = 6_000;
+    await auth.authenticate(SECRET); // starts a refresh
+    auth.invalidate(); // e.g. this process revoked the key meanwhile
+    slow.answer(RECORD); // the refresh returns the row as it was before
+    await new Promise((resolve) => setImmediate(resolve));
+    const next = auth.authenticate(SECRET); // not served from the old read: it looks up again
+    expect(slow.calls()).toBe(3);
+    slow.answer({ ...RECORD, revokedAt: new Date(6_000) });
+    await expect(next).rejects.toMatchObject({ code: 'key_revoked' });
+  });
+});

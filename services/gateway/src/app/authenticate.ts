@@ -11,10 +11,18 @@ interface Cached {
 /**
  * Resolves a presented secret to its key. Lookups are cached briefly so the hot path rarely touches
  * the database; changes made through this process (revoke, rotate) invalidate the cache at once, and
- * other replicas see them within `ttlMs`.
+ * other replicas see them within `ttlMs` plus one lookup.
+ *
+ * A known key whose cache time ran out keeps answering while one lookup refreshes it in the
+ * background: the embedded database can be busy for a few hundred milliseconds (indexing the audit
+ * trail), and every request of that key would otherwise wait for it at once, every `ttlMs`.
  */
 export class Authenticator {
   private readonly cache = new Map<string, Cached>();
+  /** One lookup per key hash at a time, shared by every request that needs it. */
+  private readonly lookups = new Map<string, Promise<Cached>>();
+  /** Bumped by `invalidate`: a lookup begun before it must not put back what it read. */
+  private generation = 0;
   private events: AuthEvents | undefined;
 
   constructor(
@@ -70,27 +78,49 @@ export class Authenticator {
     if (secret.length > 512) throw new AppError('invalid_api_key', 'The API key is not valid.');
     const hash = hashKey(secret);
     const now = this.now();
-    let entry = this.cache.get(hash);
-    if (!entry || entry.until < now) {
-      let key: KeyRecord | undefined;
-      try {
-        key = await this.store.findByHash(hash);
-      } catch (error) {
-        // The key store (the database) is unreachable: a key seen before keeps working on what was
-        // last read (it can be neither revoked nor rotated meanwhile); an unseen key cannot be checked.
-        if (entry) return this.usable(entry, now);
-        throw new AppError(
-          'unavailable',
-          'API keys cannot be checked right now (the key store is unreachable). Retry shortly.',
-          { retryAfterSeconds: 2, cause: error },
-        );
-      }
-      // Unknown keys are cached for less time, so a key created on another replica works quickly.
-      entry = { key, until: now + (key ? this.ttlMs : Math.min(this.ttlMs, 1_000)) };
-      if (this.cache.size >= 10_000) this.cache.clear();
-      this.cache.set(hash, entry);
+    const cached = this.cache.get(hash);
+    if (cached && cached.until >= now) return this.usable(cached, now);
+    if (cached?.key) {
+      // Known and expired: answer from it; a failed refresh keeps it, as when the store is unreachable.
+      this.lookup(hash).catch(() => {});
+      return this.usable(cached, now);
+    }
+    let entry: Cached;
+    try {
+      entry = await this.lookup(hash);
+    } catch (error) {
+      // The key store (the database) is unreachable: a key seen before keeps working on what was
+      // last read (it can be neither revoked nor rotated meanwhile); an unseen key cannot be checked.
+      if (cached) return this.usable(cached, now);
+      throw new AppError(
+        'unavailable',
+        'API keys cannot be checked right now (the key store is unreachable). Retry shortly.',
+        { retryAfterSeconds: 2, cause: error },
+      );
     }
     return this.usable(entry, now);
+  }
+
+  private lookup(hash: string): Promise<Cached> {
+    const pending = this.lookups.get(hash);
+    if (pending) return pending;
+    const generation = this.generation;
+    const lookup = this.store
+      .findByHash(hash)
+      .then((key) => {
+        // Unknown keys are cached for less time, so a key created on another replica works quickly.
+        const entry = { key, until: this.now() + (key ? this.ttlMs : Math.min(this.ttlMs, 1_000)) };
+        if (generation === this.generation) {
+          if (this.cache.size >= 10_000) this.cache.clear();
+          this.cache.set(hash, entry);
+        }
+        return entry;
+      })
+      .finally(() => {
+        if (this.lookups.get(hash) === lookup) this.lookups.delete(hash);
+      });
+    this.lookups.set(hash, lookup);
+    return lookup;
   }
 
   private usable(entry: Cached, now: number): KeyRecord {
@@ -104,7 +134,9 @@ export class Authenticator {
   }
 
   invalidate(): void {
+    this.generation++;
     this.cache.clear();
+    this.lookups.clear();
   }
 }
 
