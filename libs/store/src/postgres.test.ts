@@ -20,7 +20,7 @@ describe('PostgreSQL named statements', () => {
   });
 
   it('when a named statement runs many times at once, then each run answers for its own parameters', async () => {
-    const sql = `select label from ${table} where id = any($1::int[]) order by id`;
+    const sql = `select label from ${table} where id in (select unnest($1::int[])) order by id`;
     const runs = await Promise.all(
       Array.from({ length: 20 }, (_, i) =>
         db.query<{ label: string }>(sql, [[i + 1, 20 - i]], { name: 'store_test_labels' }),
