@@ -63,6 +63,18 @@ export const IMAGE_TOKENS_BOUND = 4096;
  * a structured-output schema, plus 4 tokens per message and `IMAGE_TOKENS_BOUND` per image.
  */
 export function estimateInputTokens(request: ChatRequest): number {
+  // Routing, the policy gate and the budget hold each ask about the same request: count it once.
+  let tokens = estimates.get(request);
+  if (tokens === undefined) {
+    tokens = countInputTokens(request);
+    estimates.set(request, tokens);
+  }
+  return tokens;
+}
+
+const estimates = new WeakMap<ChatRequest, number>();
+
+function countInputTokens(request: ChatRequest): number {
   let chars = 0;
   let images = 0;
   for (const tool of request.tools ?? [])
