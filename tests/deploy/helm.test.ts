@@ -423,6 +423,38 @@ describe('helm/flowloom with the default values', () => {
     expect(podTemplate(job).spec).not.toHaveProperty('serviceAccountName');
   });
 
+  it('when rendered, then the migration Job creates the audit ledger role the audit pods run under, and members are granted it', () => {
+    const envOf = (m: Manifest) =>
+      Object.fromEntries((podTemplate(m).spec.containers[0]!.env ?? []).map((e) => [e.name, e.value]));
+    const job = envOf(only(defaults, 'Job', 'flowloom-migrations'));
+    const audit = envOf(workload(defaults, 'flowloom-audit'));
+    expect(job.FLOWLOOM_AUDIT_DB_ROLE).toBe('flowloom_audit_writer');
+    expect(audit.FLOWLOOM_AUDIT_DB_ROLE).toBe(job.FLOWLOOM_AUDIT_DB_ROLE);
+    expect(job).not.toHaveProperty('FLOWLOOM_AUDIT_DB_ROLE_MEMBERS');
+    const custom = render([
+      '--set',
+      'auditDbRole.name=ledger_writer',
+      '--set',
+      'auditDbRole.members={audit_login,auditor}',
+    ]);
+    const customJob = envOf(only(custom, 'Job', 'flowloom-migrations'));
+    expect(customJob).toMatchObject({
+      FLOWLOOM_AUDIT_DB_ROLE: 'ledger_writer',
+      FLOWLOOM_AUDIT_DB_ROLE_MEMBERS: 'audit_login,auditor',
+    });
+    expect(envOf(workload(custom, 'flowloom-audit')).FLOWLOOM_AUDIT_DB_ROLE).toBe('ledger_writer');
+    // The real config loader accepts what the Job gets.
+    expect(
+      loadConfig({
+        env: {
+          FLOWLOOM_AUDIT_DB_ROLE: 'ledger_writer',
+          FLOWLOOM_AUDIT_DB_ROLE_MEMBERS: 'audit_login,auditor',
+        },
+        cwd: scratch,
+      }).audit,
+    ).toMatchObject({ dbRole: 'ledger_writer', dbRoleMembers: ['audit_login', 'auditor'] });
+  });
+
   it('when rendered, then a default-deny NetworkPolicy covers every pod of the release, and only the needed traffic is allowed', () => {
     const policies = defaults.filter((m) => m.kind === 'NetworkPolicy');
     const specOf = (name: string) =>
@@ -577,6 +609,7 @@ describe('helm/flowloom with the default values', () => {
       [['--set', 'gateway.config.outboxOnDatabaseDown=spoool'], 'outboxOnDatabaseDown'],
       [['--set', 'gateway.persistence.sizee=2Gi'], 'sizee'],
       [['--set', 'gateway.persistence.accessModes={ReadWriteSometimes}'], 'accessModes'],
+      [['--set', 'auditDbRole.name=Ledger-Writer'], 'auditDbRole'],
     ];
     for (const [args, key] of cases) {
       const result = helm(['template', 'flowloom', CHART, ...args]);
@@ -787,6 +820,9 @@ describe('docker-compose.yml', () => {
     }
     expect(services.gateway?.environment?.FLOWLOOM_POLICY_SERVICE_URL).toBe('policy:50051');
     expect(services.migrate?.command).toEqual(['migrate']);
+    // The migration creates the audit ledger's role; the audit service runs its ledger under the same one.
+    expect(services.migrate?.environment?.FLOWLOOM_AUDIT_DB_ROLE).toBe('flowloom_audit_writer');
+    expect(services.audit?.environment?.FLOWLOOM_AUDIT_DB_ROLE).toBe('flowloom_audit_writer');
     // Only the gateway is published, and on loopback unless asked otherwise.
     expect(services.gateway?.ports?.map((p) => [p.host_ip, p.target])).toEqual([
       ['127.0.0.1', 8080],

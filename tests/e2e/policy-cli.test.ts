@@ -1,17 +1,15 @@
-import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { freePort } from '@flowloom/gateway/testing/ports';
-import { type Db, openPostgres } from '@flowloom/store';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { cleanEnv, runCli as cli, type Running, startUp, stopUp, waitForOutput } from './cli-support.js';
+import { openScratchSchema, type ScratchSchema } from './pg-schema.js';
 
 // `flowloom policy` as an operator runs it against `flowloom up` (here on the test PostgreSQL):
 // validate and push, shadow, an enforce promotion that the author cannot approve and a reviewer
 // does, the loop stopped, replay, rollback.
 
-const PG_URL = process.env.FLOWLOOM_TEST_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/flowloom_test';
 const ADMIN = 'flk_e2e-cli-admin-0123456789abcdefghijklm';
 
 const GUARD = `name: runaway-guard
@@ -29,8 +27,7 @@ rules:
     action: stop_jobb
 `;
 
-let admin: Db;
-let schema: string;
+let pg: ScratchSchema | undefined;
 let dir: string;
 let up: Running | undefined;
 let base: string;
@@ -39,17 +36,8 @@ let reviewerEnv: NodeJS.ProcessEnv;
 let memberKey: string;
 
 beforeAll(async () => {
-  try {
-    admin = await openPostgres(PG_URL, { max: 1, connectionTimeoutMillis: 3_000 });
-  } catch (error) {
-    throw new Error(
-      `PostgreSQL not reachable at ${PG_URL}: run npm run engines:up (${(error as Error).message})`,
-    );
-  }
-  schema = `e2e_cli_${randomBytes(5).toString('hex')}`;
-  await admin.exec(`create schema ${schema}`);
-  const url = new URL(PG_URL);
-  url.searchParams.set('options', `-csearch_path=${schema}`);
+  pg = await openScratchSchema('e2e_cli');
+  const url = pg.url;
   dir = mkdtempSync(join(tmpdir(), 'flowloom-e2e-cli-'));
   writeFileSync(join(dir, 'guard.yaml'), GUARD);
   writeFileSync(join(dir, 'broken.yaml'), BROKEN);
@@ -59,7 +47,7 @@ beforeAll(async () => {
     FLOWLOOM_HTTP_PORT: String(port),
     FLOWLOOM_GRPC_PORT: String(await freePort()),
     FLOWLOOM_DATA_DIR: dir,
-    FLOWLOOM_DATABASE_URL: url.toString(),
+    FLOWLOOM_DATABASE_URL: url,
     FLOWLOOM_ADMIN_KEY: ADMIN,
     FLOWLOOM_LOG_LEVEL: 'warn',
   });
@@ -84,8 +72,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   if (up && up.child.exitCode === null) await stopUp(up);
-  await admin?.exec(`drop schema if exists ${schema} cascade`);
-  await admin?.close();
+  await pg?.drop();
   if (dir) rmSync(dir, { recursive: true, force: true });
 });
 

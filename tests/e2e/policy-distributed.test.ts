@@ -14,12 +14,12 @@ import * as protoLoader from '@grpc/proto-loader';
 import OpenAI from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { delay } from './helpers.js';
+import { openScratchSchema, type ScratchSchema } from './pg-schema.js';
 
 // Distributed mode in one test process: a policy service streaming bundles over gRPC, and a gateway
 // that knows it only by address (policy.serviceUrl). Both share PostgreSQL and a bus (Kafka in
 // production). Callers use the official SDKs and a real gRPC client.
 
-const PG_URL = process.env.FLOWLOOM_TEST_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/flowloom_test';
 const ADMIN = 'flk_e2e-policy-admin-0123456789abcdefghij';
 const PROTO_ROOT = fileURLToPath(new URL('../../proto', import.meta.url));
 
@@ -35,8 +35,7 @@ rules:
     action: { type: redact, patterns: [email, api_key] }
 `;
 
-let admin: Db;
-let schema: string;
+let pg: ScratchSchema | undefined;
 let db: Db;
 let bus: InProcessBus;
 let dir: string;
@@ -62,18 +61,9 @@ async function api(base: string, method: string, path: string, key: string, body
 }
 
 beforeAll(async () => {
-  try {
-    admin = await openPostgres(PG_URL, { max: 1, connectionTimeoutMillis: 3_000 });
-  } catch (error) {
-    throw new Error(
-      `PostgreSQL not reachable at ${PG_URL}: run npm run engines:up (${(error as Error).message})`,
-    );
-  }
-  schema = `e2e_policy_${randomBytes(5).toString('hex')}`;
-  await admin.exec(`create schema ${schema}`);
-  const url = new URL(PG_URL);
-  url.searchParams.set('options', `-csearch_path=${schema}`);
-  db = await openPostgres(url.toString(), { max: 6 });
+  pg = await openScratchSchema('e2e_policy');
+  const url = pg.url;
+  db = await openPostgres(url, { max: 6 });
   bus = new InProcessBus();
   dir = mkdtempSync(join(tmpdir(), 'flowloom-e2e-policy-'));
   const config = loadConfig({
@@ -117,8 +107,7 @@ afterAll(async () => {
   await policy?.close();
   await bus?.close();
   await db?.close();
-  await admin?.exec(`drop schema if exists ${schema} cascade`);
-  await admin?.close();
+  await pg?.drop();
   if (dir) rmSync(dir, { recursive: true, force: true });
 });
 

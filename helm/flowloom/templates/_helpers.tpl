@@ -100,6 +100,19 @@ dict "root" $ "component" "gateway".
 Variables that say where things are: config file, listen address, ports, data, log level, Kafka, and
 the peers. dict "root" $ "component" "gateway".
 */}}
+{{- /*
+The audit ledger's role, the same for the migration Job (which creates it) and the audit pods (which
+run their ledger under it).
+*/ -}}
+{{- define "flowloom.auditDbRoleEnv" }}
+- name: FLOWLOOM_AUDIT_DB_ROLE
+  value: {{ .Values.auditDbRole.name | quote }}
+{{- with .Values.auditDbRole.members }}
+- name: FLOWLOOM_AUDIT_DB_ROLE_MEMBERS
+  value: {{ join "," . | quote }}
+{{- end }}
+{{- end }}
+
 {{- define "flowloom.env" -}}
 {{- $root := .root -}}
 {{- $ports := $root.Values.containerPorts -}}
@@ -130,6 +143,7 @@ the peers. dict "root" $ "component" "gateway".
   value: {{ $ports.http | quote }}
 - name: FLOWLOOM_AUDIT_GRPC_PORT
   value: {{ $ports.grpc | quote }}
+{{- include "flowloom.auditDbRoleEnv" $root }}
 {{- if $root.Values.auditSigningKey.existingSecret }}
 - name: FLOWLOOM_AUDIT_SIGNING_KEY_FILE
   value: /var/run/flowloom/audit-key/signing-key

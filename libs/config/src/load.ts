@@ -42,6 +42,8 @@ export const ENV_VARIABLES = {
   FLOWLOOM_AUDIT_CHECKPOINT_URL: { key: 'audit.checkpointUrl', type: 'string' },
   FLOWLOOM_AUDIT_GRPC_PORT: { key: 'audit.grpcPort', type: 'int' },
   FLOWLOOM_AUDIT_HTTP_PORT: { key: 'audit.httpPort', type: 'int' },
+  FLOWLOOM_AUDIT_DB_ROLE: { key: 'audit.dbRole', type: 'string' },
+  FLOWLOOM_AUDIT_DB_ROLE_MEMBERS: { key: 'audit.dbRoleMembers', type: 'list' },
 } as const;
 
 /** Sets `a.b` in nested objects (variables such as FLOWLOOM_POLICY_FILE set `policy.file`). */

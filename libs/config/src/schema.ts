@@ -152,6 +152,11 @@ const retentionTypeSchema = z
     'an event type such as dev.flowloom.gateway.request.completed.v1, or a prefix ending in *',
   );
 
+/** A plain lowercase PostgreSQL role name (no quoting needed). */
+const postgresRoleSchema = z
+  .string()
+  .regex(/^[a-z_][a-z0-9_]{0,62}$/, 'a plain lowercase PostgreSQL role name such as flowloom_audit_writer');
+
 /** The audit service: ledger checkpoints, signing key, external copies, retention (README "Audit trail"). */
 export const auditConfigSchema = z.strictObject({
   /**
@@ -184,6 +189,14 @@ export const auditConfigSchema = z.strictObject({
   grpcPort: z.number().int().min(0).max(65535).optional(),
   /** HTTP port of the standalone audit service (in `flowloom up` its routes are on the gateway's port). */
   httpPort: z.number().int().min(0).max(65535).default(8081),
+  /**
+   * On PostgreSQL, the role the ledger runs as: `flowloom migrate` creates it (NOLOGIN, INSERT and
+   * SELECT only on the ledger tables) and the audit service connects with it set, so UPDATE, DELETE
+   * and TRUNCATE are refused by privileges even if a trigger is dropped. `off`: triggers only.
+   */
+  dbRole: postgresRoleSchema.default('flowloom_audit_writer'),
+  /** Login users `flowloom migrate` grants dbRole to, besides the user it connects as (a separate audit login). */
+  dbRoleMembers: z.array(postgresRoleSchema).default([]),
 });
 export type AuditConfig = z.infer<typeof auditConfigSchema>;
 

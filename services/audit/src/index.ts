@@ -2,6 +2,12 @@ export { type BundleFiles, DirectoryBundleWriter, readBundleDir } from './adapte
 export { checkpointFileName } from './adapters/checkpoint-sinks.js';
 export { FileSigningKeyStore } from './adapters/file-signing-key-store.js';
 export { filterParams, HttpAuditSource } from './adapters/http-audit-source.js';
+export {
+  NO_WRITER_ROLE,
+  openLedgerConnection,
+  prepareLedgerWriterRole,
+  withRole,
+} from './adapters/ledger-writer-db.js';
 export { auditMigrations, LEDGER_TABLES, ledgerWriterRoleSql } from './adapters/migrations.js';
 export { SqlLedgerStore } from './adapters/sql-ledger-store.js';
 export { createVerifyWorker, type VerifyWorker } from './adapters/verify-worker.js';

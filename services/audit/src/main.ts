@@ -7,6 +7,7 @@ import { type Db, openDb } from '@flowloom/store';
 import { createLogger, type Logger } from '@flowloom/telemetry';
 import { DirectoryCheckpointSink, HttpCheckpointSink } from './adapters/checkpoint-sinks.js';
 import { FileSigningKeyStore, NoSigningKey } from './adapters/file-signing-key-store.js';
+import { openLedgerConnection } from './adapters/ledger-writer-db.js';
 import { SqlLedgerStore } from './adapters/sql-ledger-store.js';
 import { AuditLedger } from './app/ledger.js';
 import { LocalAuditSource } from './app/local-source.js';
@@ -102,7 +103,12 @@ export async function openAudit(options: AuditOptions): Promise<AuditService> {
   const paths = auditPaths(config);
   const ownsDb = !options.db;
   const db = options.db ?? (await openDb({ databaseUrl: config.databaseUrl, dataDir: paths.dbDir }));
-  const store = await SqlLedgerStore.open(db);
+  // On PostgreSQL the ledger runs as the insert/select-only role (audit.dbRole) on a pool of its own.
+  const ledgerDb = await openLedgerConnection(
+    db,
+    config.databaseUrl ? { databaseUrl: config.databaseUrl, role: config.audit.dbRole } : undefined,
+  );
+  const store = await SqlLedgerStore.open(ledgerDb.db);
   const bus = options.bus;
   const ledger = await AuditLedger.open({
     store,
@@ -183,6 +189,7 @@ export async function openAudit(options: AuditOptions): Promise<AuditService> {
         for (const timer of timers) clearTimeout(timer);
         await Promise.all(grpcServers.map((s) => s.close()));
         await ledger.close();
+        await ledgerDb.close();
         if (ownsPidFile) rmSync(paths.pidFile, { force: true });
         if (ownsDb) await db.close();
       })();

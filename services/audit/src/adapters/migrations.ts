@@ -215,22 +215,35 @@ end $$;
 
 const ROLE_NAME = /^[a-z_][a-z0-9_]{0,62}$/;
 
-/**
- * SQL that creates (once) a PostgreSQL role allowed only to read and append to the ledger, and to
- * run the audited retention function, in the current schema. Run it as the owner of the tables
- * after the migrations; then run the audit service as a login role granted this one. Even a
- * compromised service cannot then update, delete or truncate ledger rows: PostgreSQL refuses.
- */
-export function ledgerWriterRoleSql(role = 'flowloom_audit_writer'): string {
+function checkRoleName(role: string): string {
   if (!ROLE_NAME.test(role)) throw new Error(`role name "${role}" must be a plain lowercase identifier`);
+  return role;
+}
+
+/**
+ * SQL that creates (once) or refreshes a PostgreSQL NOLOGIN role allowed only to read and append to
+ * the ledger, and to run the audited retention function, in the current schema, and makes the user
+ * running it and `members` members of it. Run it as the owner of the tables after the migrations
+ * (`flowloom migrate` does); the audit service then connects with that role set. Even a compromised
+ * service cannot then update, delete or truncate ledger rows, nor drop a trigger: PostgreSQL refuses.
+ * Replicas may run it at once: a transaction-level advisory lock serializes them.
+ */
+export function ledgerWriterRoleSql(role = 'flowloom_audit_writer', members: readonly string[] = []): string {
+  checkRoleName(role);
   const tables = LEDGER_TABLES.join(', ');
+  const grants = members.map((member) => `grant ${role} to ${checkRoleName(member)};\n`).join('');
   return `
+select pg_advisory_xact_lock(7412);
 do $$
 begin
   if not exists (select 1 from pg_roles where rolname = '${role}') then
     create role ${role} nologin;
   end if;
   execute format('grant usage on schema %I to ${role}', current_schema());
+  -- The service sets the role on connecting, which takes membership (a superuser has it already).
+  if not pg_has_role(current_user, '${role}', 'MEMBER') then
+    execute format('grant ${role} to %I', current_user);
+  end if;
 end $$;
 revoke all on ${tables} from ${role};
 grant select, insert on ${tables} to ${role};
@@ -239,5 +252,5 @@ grant select, insert, update, delete on audit_index to ${role};
 grant usage, select on sequence audit_checkpoints_id_seq, audit_prunings_id_seq to ${role};
 grant execute on function audit_prune(text, timestamptz, bigint, text) to ${role};
 grant execute on function audit_read_nodes(bigint[], bigint[]) to ${role};
-`;
+${grants}`;
 }

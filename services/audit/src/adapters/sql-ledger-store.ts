@@ -147,6 +147,11 @@ export class SqlLedgerStore implements LedgerStore {
     this.engine = db.kind;
   }
 
+  /** The connection the ledger runs on, e.g. to check what its role may do. */
+  get database(): Db {
+    return this.db;
+  }
+
   /**
    * Applies the ledger migrations unless they are all recorded already, so a service running as
    * the insert/select-only role (which may not create tables) starts on a prepared database.
