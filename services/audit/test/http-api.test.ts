@@ -1,7 +1,6 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { InProcessBus } from '@flowloom/bus';
-import { loadConfig } from '@flowloom/config';
 import { createEvent } from '@flowloom/contracts';
 import {
   openCheckpoint,
@@ -13,7 +12,14 @@ import {
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type StandaloneAudit, startAudit } from '../src/main.js';
 import type { TestDatabase } from './databases.js';
-import { COMPLETED, KEY_CHANGED, openTestDatabase, requestEvent, tempDir } from './support.js';
+import {
+  COMPLETED,
+  KEY_CHANGED,
+  openTestDatabase,
+  requestEvent,
+  standaloneAuditConfig,
+  tempDir,
+} from './support.js';
 
 // The standalone audit service (distributed mode): its own HTTP server, admins by FLOWLOOM_ADMIN_KEY.
 
@@ -83,21 +89,10 @@ describe('the audit HTTP API', () => {
     const witnessUrl = `http://127.0.0.1:${(witness.address() as AddressInfo).port}/checkpoints`;
     database = await openTestDatabase('pglite');
     bus = new InProcessBus();
-    const config = loadConfig({
-      env: {},
-      cwd: dir.path,
-      overrides: {
-        dataDir: dir.path,
-        adminKey: ADMIN,
-        logLevel: 'silent',
-        audit: {
-          httpPort: 0,
-          grpcPort: 0,
-          checkpointIntervalMs: 200,
-          checkpointUrl: witnessUrl,
-          retention: { 'dev.flowloom.gateway.request.failed.v1': 30 },
-        },
-      },
+    const config = standaloneAuditConfig(dir.path, ADMIN, {
+      checkpointIntervalMs: 200,
+      checkpointUrl: witnessUrl,
+      retention: { 'dev.flowloom.gateway.request.failed.v1': 30 },
     });
     audit = await startAudit({ config, db: database.db, bus });
     await bus.publish(events);

@@ -1,6 +1,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { type AuditConfig, type Config, loadConfig } from '@flowloom/config';
 import { type CloudEvent, createEvent } from '@flowloom/contracts';
 import type { Db } from '@flowloom/store';
 import { FileSigningKeyStore } from '../src/adapters/file-signing-key-store.js';
@@ -93,4 +94,26 @@ export async function openTestLedger(db: Db, options: Partial<LedgerOptions> = {
       ...extra,
     });
   return { ledger: await open(), store, keyFile, reopen: open, cleanup: dir.remove };
+}
+
+/**
+ * The config of a standalone audit service in `dataDir` whose admins use `adminKey`, on ports the
+ * system picks, with `audit` settings over that.
+ */
+export function standaloneAuditConfig(
+  dataDir: string,
+  adminKey: string,
+  audit: Partial<AuditConfig> = {},
+): Config {
+  return loadConfig({
+    env: {},
+    cwd: dataDir,
+    overrides: {
+      dataDir,
+      adminKey,
+      logLevel: 'silent',
+      host: '127.0.0.1',
+      audit: { httpPort: 0, grpcPort: 0, ...audit },
+    },
+  });
 }
