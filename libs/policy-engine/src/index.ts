@@ -35,7 +35,12 @@ export {
   MAX_POLICY_SOURCE_BYTES,
 } from './document/load.js';
 export type { OnError, PolicyDocument, PolicyRule } from './document/schema.js';
-export type { CompiledPolicy, CompiledRule, CompileOptions } from './evaluate/compile-policy.js';
+export {
+  type CompiledPolicy,
+  type CompiledRule,
+  type CompileOptions,
+  POST_CALL_ACTIONS,
+} from './evaluate/compile-policy.js';
 export type { AppliedAction, Decision, Outcome, RuleError, RuleTrace, Verdict } from './evaluate/decision.js';
 export { type EvaluateOptions, evaluatePolicy } from './evaluate/evaluate.js';
 export { explainDecision, ruleInputs } from './explain.js';
@@ -43,13 +48,16 @@ export type {
   BudgetFacts,
   CallerFacts,
   EvaluationInput,
+  Phase,
   RequestFacts,
+  ResponseFacts,
+  ResponseStatus,
   SignalInput,
   SignalName,
   SignalScope,
   SignalValues,
 } from './input.js';
-export { SIGNAL_NAMES, SIGNAL_SCOPES } from './input.js';
+export { PHASES, RESPONSE_STATUSES, SIGNAL_NAMES, SIGNAL_SCOPES } from './input.js';
 export { BUILTIN_PATTERN_NAMES, type BuiltinPatternName } from './redact/builtin-patterns.js';
 export { type RedactionResult, redactText } from './redact/redact.js';
 export {

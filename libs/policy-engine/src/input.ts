@@ -38,8 +38,8 @@ export interface RequestFacts {
   readonly region?: string;
   readonly estimated_tokens?: number;
   /**
-   * USD: the worst-case estimate (policies decide before the call). There is no `actual_tokens`:
-   * nothing is evaluated after the call; usage so far is in `signals.tokens_per_minute` and the like.
+   * USD: the worst-case estimate made before the call. What the answer actually cost is
+   * `response.cost`; `request.actual_tokens` is derived from the response (see ResponseFacts).
    */
   readonly cost?: number;
   readonly max_tokens?: number;
@@ -61,8 +61,36 @@ export interface BudgetFacts {
   readonly limit: number;
 }
 
+/**
+ * When a rule is evaluated: before the call (every fact but the answer's), or after the answer, when
+ * its condition reads what only the answer tells (`response.*`, `request.actual_tokens`).
+ */
+export const PHASES = ['pre_call', 'post_call'] as const;
+export type Phase = (typeof PHASES)[number];
+
+/** How the call ended: answered in full, failed midway, or the caller left (partial usage). */
+export const RESPONSE_STATUSES = ['completed', 'failed', 'cancelled'] as const;
+export type ResponseStatus = (typeof RESPONSE_STATUSES)[number];
+
+/** What the answer used and cost; known only after the call (post-call rules read it). */
+export interface ResponseFacts {
+  readonly input_tokens?: number;
+  readonly output_tokens?: number;
+  /** Of input_tokens, those served from the provider's prompt cache. */
+  readonly cached_input_tokens?: number;
+  /** USD, at the deployment's prices for the actual usage. */
+  readonly cost?: number;
+  readonly status?: ResponseStatus;
+  /** The provider's reason, normalized: `stop`, `length`, `tool_calls`, `content_filter`, `error`; "" when none came. */
+  readonly finish_reason?: string;
+  /** The provider reported no usage (e.g. a stream cut short): the tokens are the gateway's estimate. */
+  readonly usage_estimated?: boolean;
+}
+
 export interface EvaluationInput {
   readonly request: RequestFacts;
+  /** Present after the call only; `request.actual_tokens` is its input plus output tokens. */
+  readonly response?: ResponseFacts;
   readonly caller?: CallerFacts;
   readonly signals?: SignalInput;
   /** Absent when no budget applies: `budget.remaining` and `budget.limit` then read as +Infinity. */

@@ -89,9 +89,9 @@ describe('replayDecisions', () => {
     expect(report.missingInputs).toEqual({
       decisions: 2,
       paths: [
-        { path: 'budget.remaining', decisions: 2 },
-        { path: 'request.headers["x-team"]', decisions: 2 },
-        { path: 'signals.error_rate', decisions: 2 },
+        { path: 'budget.remaining', decisions: 2, readBy: ['candidate'] },
+        { path: 'request.headers["x-team"]', decisions: 2, readBy: ['candidate'] },
+        { path: 'signals.error_rate', decisions: 2, readBy: ['candidate'] },
       ],
     });
     expect(formatReplayReport(report)).toContain(
@@ -124,8 +124,102 @@ describe('replayDecisions', () => {
     const report = replayDecisions(recorded, bare, reader);
     expect(report.missingInputs).toEqual({
       decisions: 1,
-      paths: [{ path: 'signals.key.repeated_prompts', decisions: 1 }],
+      paths: [{ path: 'signals.key.repeated_prompts', decisions: 1, readBy: ['candidate'] }],
     });
+  });
+
+  it('when recorded decisions lack inputs the baseline reads, then that gap is counted as well', () => {
+    const reader = policyFrom(rulesYaml(`{ id: broke, condition: 'budget.remaining < 1.0', action: block }`));
+    const bare = policyFrom(rulesYaml(`{ id: big, condition: 'request.model == "x"', action: block }`));
+    const recorded: ReplayRecord[] = [
+      { id: 'a', input: { request: { model: 'm' } }, read: ['request.model'] },
+    ];
+    const report = replayDecisions(recorded, reader, bare);
+    expect(report.missingInputs).toEqual({
+      decisions: 1,
+      paths: [{ path: 'budget.remaining', decisions: 1, readBy: ['baseline'] }],
+    });
+    expect(formatReplayReport(report)).toContain(
+      'incomplete: 1 of 1 decisions were recorded without inputs the baseline reads (budget.remaining 1); the baseline saw them as missing',
+    );
+  });
+
+  it('when a version has post-call rules, then they are replayed on the recorded answers, and answers not recorded are a gap', () => {
+    const before = policyFrom(
+      rulesYaml(`{ id: huge, condition: 'request.estimated_tokens > 5000.0', action: block }`),
+    );
+    const after = policyFrom(
+      rulesYaml(
+        `{ id: huge, condition: 'request.estimated_tokens > 5000.0', action: block }`,
+        `{ id: long-answer, condition: 'response.output_tokens > 100.0', action: suspend_key }`,
+      ),
+    );
+    const answered = (estimated: number, output: number): EvaluationInput => ({
+      request: { estimated_tokens: estimated },
+      response: { input_tokens: estimated, output_tokens: output, cost: 0.01, status: 'completed' },
+    });
+    const recorded: ReplayRecord[] = [
+      { id: 'long', input: answered(10, 150), answered: true },
+      { id: 'short', input: answered(10, 20), answered: true },
+      // Refused before the call by both: no answer, and nothing to evaluate after it.
+      { id: 'refused', input: { request: { estimated_tokens: 9000 } }, answered: false },
+      // Recorded before answers were kept: the candidate cannot tell what it would have done.
+      { id: 'old', input: { request: { estimated_tokens: 10 } } },
+    ];
+    const report = replayDecisions(recorded, before, after);
+    expect(report).toMatchObject({ total: 6, afterCall: 2, changed: 1, unchanged: 5 });
+    expect(report.transitions).toEqual([
+      {
+        phase: 'post_call',
+        from: 'allow',
+        to: 'suspend_key',
+        count: 1,
+        examples: [
+          {
+            index: 0,
+            phase: 'post_call',
+            id: 'long',
+            baseline: { verdict: 'allow', decidedBy: null, actions: [] },
+            candidate: {
+              verdict: 'suspend_key',
+              decidedBy: 'long-answer',
+              actions: [{ type: 'suspend_key' }],
+            },
+          },
+        ],
+      },
+    ]);
+    expect(report.candidate.verdicts).toMatchObject({ allow: 3, block: 1 });
+    expect(report.candidate.afterCall).toMatchObject({ allow: 1, suspend_key: 1 });
+    expect(report.missingInputs).toEqual({
+      decisions: 1,
+      paths: [{ path: 'response.output_tokens', decisions: 1, readBy: ['candidate'] }],
+    });
+    const text = formatReplayReport(report);
+    expect(text).toContain('replayed 6 decisions (2 of them after the answer): 1 would change, 5 unchanged');
+    expect(text).toContain('  after the answer: allow -> suspend_key: 1');
+    expect(text).toContain('allow 3, block 1; after the answer: allow 1, suspend_key 1');
+    expect(text).toContain(
+      'incomplete: 1 of 4 decisions were recorded without inputs the candidate reads (response.output_tokens 1)',
+    );
+  });
+
+  it('when a version refuses a request before the call, then its post-call rules do not run on that answer', () => {
+    const strict = policyFrom(
+      rulesYaml(
+        `{ id: any, condition: 'request.estimated_tokens > 5.0', action: block }`,
+        `{ id: long-answer, condition: 'response.output_tokens > 100.0', action: suspend_key }`,
+      ),
+    );
+    const lenient = policyFrom(
+      rulesYaml(`{ id: long-answer, condition: 'response.output_tokens > 100.0', action: suspend_key }`),
+    );
+    const input: EvaluationInput = { request: { estimated_tokens: 10 }, response: { output_tokens: 500 } };
+    const report = replayDecisions([{ input, answered: true }], lenient, strict);
+    expect(report.transitions.map((t) => [t.phase, t.from, t.to])).toEqual([
+      ['post_call', 'suspend_key', 'allow'],
+      ['pre_call', 'allow', 'block'],
+    ]);
   });
 
   it('when a rule fails to evaluate, then the decisions with errors are counted', () => {

@@ -1,8 +1,10 @@
+import { isPostCallPath } from './cel/environment.js';
 import type { PolicyAction } from './document/actions.js';
 import type { CompiledPolicy } from './evaluate/compile-policy.js';
-import type { Outcome, Verdict } from './evaluate/decision.js';
+import type { Decision, Outcome, Verdict } from './evaluate/decision.js';
 import { evaluatePolicy } from './evaluate/evaluate.js';
-import type { EvaluationInput } from './input.js';
+import { DEFAULT_ALLOW } from './evaluate/resolve.js';
+import type { EvaluationInput, Phase } from './input.js';
 import { canonicalJson } from './version.js';
 
 export interface ReplayRecord {
@@ -15,6 +17,13 @@ export interface ReplayRecord {
    * (no budget applies, no such header). Without them, an absent section counts as not gathered.
    */
   readonly read?: readonly string[];
+  /**
+   * Whether the request got an answer. true: `input.response` holds its usage and cost, and post-call
+   * rules are replayed on it; false: refused or failed before any answer, so no post-call rule would
+   * have run; absent: not known (recorded before answers were recorded): when `input.response` is
+   * absent too, the answer's facts count as missing for post-call rules.
+   */
+  readonly answered?: boolean;
 }
 
 export interface ReplayOptions {
@@ -30,6 +39,7 @@ export interface OutcomeSummary {
 
 export interface ReplayExample {
   readonly index: number;
+  readonly phase: Phase;
   readonly id?: string;
   readonly baseline: OutcomeSummary;
   readonly candidate: OutcomeSummary;
@@ -37,6 +47,8 @@ export interface ReplayExample {
 
 /** Decisions that changed from one verdict to another (same verdict: its actions changed, e.g. a new alert). */
 export interface ReplayTransition {
+  /** Before the call, or after the answer (post-call rules replayed on the recorded usage and cost). */
+  readonly phase: Phase;
   readonly from: Verdict;
   readonly to: Verdict;
   readonly count: number;
@@ -46,23 +58,37 @@ export interface ReplayTransition {
 export interface ReplaySide {
   readonly policy: string;
   readonly version: string;
+  /** Verdicts before the call, one per recorded request. */
   readonly verdicts: Readonly<Record<Verdict, number>>;
-  /** Decisions carrying at least one action of each combinable type. */
+  /** Verdicts after the answer, one per answered request (all zero when neither version has post-call rules). */
+  readonly afterCall: Readonly<Record<Verdict, number>>;
+  /** Decisions (of either phase) carrying at least one action of each combinable type. */
   readonly withAction: Readonly<Record<'alert' | 'redact' | 'cap_max_tokens', number>>;
   /** Decisions in which some rule failed to evaluate. */
   readonly withErrors: number;
 }
 
-/** Recorded decisions that lack inputs the candidate reads: the candidate saw those as missing. */
+/**
+ * Recorded decisions that lack inputs the baseline or the candidate reads: that version saw them as
+ * missing (signals 0, no budget, no headers, no answer), so its decisions there may not be what it
+ * would have decided.
+ */
 export interface ReplayGaps {
   /** Decisions lacking at least one such path. */
   readonly decisions: number;
-  /** Per path, most frequent first. */
-  readonly paths: ReadonlyArray<{ readonly path: string; readonly decisions: number }>;
+  /** Per path, most frequent first, with the versions that read it. */
+  readonly paths: ReadonlyArray<{
+    readonly path: string;
+    readonly decisions: number;
+    readonly readBy: ReadonlyArray<'baseline' | 'candidate'>;
+  }>;
 }
 
 export interface ReplayReport {
+  /** Decisions replayed: one per recorded request before the call, plus `afterCall`. */
   readonly total: number;
+  /** Of `total`, decisions after the answer (when either version has post-call rules). */
+  readonly afterCall: number;
   readonly changed: number;
   readonly unchanged: number;
   readonly baseline: ReplaySide;
@@ -89,51 +115,67 @@ export function replayDecisions(
   const maxExamples = options.maxExamples ?? 3;
   const before = newSide(baseline);
   const after = newSide(candidate);
-  const transitions = new Map<
-    string,
-    { from: Verdict; to: Verdict; count: number; examples: ReplayExample[] }
-  >();
+  const transitions = new Map<string, MutableTransition>();
   let total = 0;
+  let afterCall = 0;
   let changed = 0;
-  const gathered = onDemandReads(candidate);
+  let requests = 0;
+  const gathered = onDemandReads(baseline, candidate);
   const missingPaths = new Map<string, number>();
   let missingDecisions = 0;
-  for (const record of records) {
-    const index = total++;
-    let lacking = false;
-    for (const [section, paths] of gathered) {
-      if (wasGathered(record, section)) continue;
-      lacking = true;
-      for (const path of paths) missingPaths.set(path, (missingPaths.get(path) ?? 0) + 1);
-    }
-    if (lacking) missingDecisions++;
-    const a = evaluatePolicy(baseline, record.input);
-    const b = evaluatePolicy(candidate, record.input);
-    tally(before, a.intended, a.errors.length);
-    tally(after, b.intended, b.errors.length);
-    if (signature(a.intended) === signature(b.intended)) continue;
+  const postCall = baseline.phases.includes('post_call') || candidate.phases.includes('post_call');
+  const compare = (index: number, id: string | undefined, phase: Phase, a: Judged, b: Judged): void => {
+    total++;
+    tally(before, phase, a);
+    tally(after, phase, b);
+    if (signature(a.outcome) === signature(b.outcome)) return;
     changed++;
-    const key = `${a.intended.verdict}->${b.intended.verdict}`;
+    const key = `${phase}:${a.outcome.verdict}->${b.outcome.verdict}`;
     let t = transitions.get(key);
     if (t === undefined) {
-      t = { from: a.intended.verdict, to: b.intended.verdict, count: 0, examples: [] };
+      t = { phase, from: a.outcome.verdict, to: b.outcome.verdict, count: 0, examples: [] };
       transitions.set(key, t);
     }
     t.count++;
     if (t.examples.length < maxExamples) {
       t.examples.push({
         index,
-        ...(record.id === undefined ? {} : { id: record.id }),
-        baseline: summary(a.intended),
-        candidate: summary(b.intended),
+        phase,
+        ...(id === undefined ? {} : { id }),
+        baseline: summary(a.outcome),
+        candidate: summary(b.outcome),
       });
     }
+  };
+  for (const record of records) {
+    const index = requests++;
+    let lacking = false;
+    for (const [section, paths] of gathered) {
+      if (wasGathered(record, section)) continue;
+      lacking = true;
+      for (const path of paths.keys()) missingPaths.set(path, (missingPaths.get(path) ?? 0) + 1);
+    }
+    if (lacking) missingDecisions++;
+    const a = judged(evaluatePolicy(baseline, record.input));
+    const b = judged(evaluatePolicy(candidate, record.input));
+    compare(index, record.id, 'pre_call', a, b);
+    if (!postCall || record.input.response === undefined) continue;
+    // Each version acts after an answer only if it let the request through; the answer replayed is the recorded one.
+    afterCall++;
+    compare(
+      index,
+      record.id,
+      'post_call',
+      afterAnswer(baseline, record, a),
+      afterAnswer(candidate, record, b),
+    );
   }
   const sorted = [...transitions.values()].sort(
-    (x, y) => y.count - x.count || `${x.from}${x.to}`.localeCompare(`${y.from}${y.to}`),
+    (x, y) => y.count - x.count || `${x.phase}${x.from}${x.to}`.localeCompare(`${y.phase}${y.from}${y.to}`),
   );
   return {
     total,
+    afterCall,
     changed,
     unchanged: total - changed,
     baseline: before,
@@ -142,19 +184,46 @@ export function replayDecisions(
     missingInputs: {
       decisions: missingDecisions,
       paths: [...missingPaths]
-        .map(([path, decisions]) => ({ path, decisions }))
+        .map(([path, decisions]) => ({ path, decisions, readBy: readersOf(gathered, path) }))
         .sort((x, y) => y.decisions - x.decisions || x.path.localeCompare(y.path)),
     },
   };
 }
 
-/** Parts of the input a gateway gathers only when an active policy reads them (see ReplayRecord.read). */
-type OnDemand = 'signals' | 'signals per subject' | 'budget' | 'request.headers';
+interface MutableTransition {
+  phase: Phase;
+  from: Verdict;
+  to: Verdict;
+  count: number;
+  examples: ReplayExample[];
+}
+
+/** An outcome as a replay compares it, with whether some rule failed on the way. */
+interface Judged {
+  readonly outcome: Outcome;
+  readonly failed: boolean;
+}
+
+const judged = (d: Decision): Judged => ({ outcome: d.intended, failed: d.errors.length > 0 });
+
+const REFUSALS: ReadonlySet<Verdict> = new Set(['block', 'suspend_key', 'stop_job']);
+
+function afterAnswer(policy: CompiledPolicy, record: ReplayRecord, pre: Judged): Judged {
+  if (REFUSALS.has(pre.outcome.verdict)) return { outcome: DEFAULT_ALLOW, failed: false };
+  return judged(evaluatePolicy(policy, record.input, { phase: 'post_call' }));
+}
+
+/**
+ * Parts of the input a gateway gathers only when an active policy reads them (see ReplayRecord.read),
+ * and the answer, which decisions recorded before answers were kept lack.
+ */
+type OnDemand = 'signals' | 'signals per subject' | 'budget' | 'request.headers' | 'response';
 
 /** `signals.job…`, `signals.session…`, `signals.key…`: gathered only when a policy reads one of them. */
 const SCOPED_SIGNAL = /^signals\.(job|session|key)(\.|$)/;
 
 function sectionOf(path: string): OnDemand | undefined {
+  if (isPostCallPath(path)) return 'response';
   if (SCOPED_SIGNAL.test(path)) return 'signals per subject';
   if (path.startsWith('signals.')) return 'signals';
   if (path.startsWith('budget.')) return 'budget';
@@ -162,21 +231,40 @@ function sectionOf(path: string): OnDemand | undefined {
   return undefined;
 }
 
-/** The candidate's reads of on-demand sections, by section. */
-function onDemandReads(policy: CompiledPolicy): Map<OnDemand, string[]> {
-  const out = new Map<OnDemand, string[]>();
-  for (const rule of policy.rules)
-    for (const path of rule.condition.reads) {
-      const section = sectionOf(path);
-      if (section === undefined) continue;
-      const paths = out.get(section) ?? [];
-      if (!paths.includes(path)) paths.push(path);
-      out.set(section, paths);
-    }
+type Reader = 'baseline' | 'candidate';
+
+/** Both versions' reads of on-demand sections, by section, each path with the versions that read it. */
+function onDemandReads(
+  baseline: CompiledPolicy,
+  candidate: CompiledPolicy,
+): Map<OnDemand, Map<string, Reader[]>> {
+  const out = new Map<OnDemand, Map<string, Reader[]>>();
+  const sides: ReadonlyArray<[Reader, CompiledPolicy]> = [
+    ['baseline', baseline],
+    ['candidate', candidate],
+  ];
+  for (const [reader, policy] of sides)
+    for (const rule of policy.rules)
+      for (const path of rule.condition.reads) {
+        const section = sectionOf(path);
+        if (section === undefined) continue;
+        const paths = out.get(section) ?? new Map<string, Reader[]>();
+        const readers = paths.get(path) ?? [];
+        if (!readers.includes(reader)) readers.push(reader);
+        paths.set(path, readers);
+        out.set(section, paths);
+      }
   return out;
 }
 
+function readersOf(gathered: ReadonlyMap<OnDemand, ReadonlyMap<string, Reader[]>>, path: string): Reader[] {
+  const section = sectionOf(path);
+  return section === undefined ? [] : [...(gathered.get(section)?.get(path) ?? [])];
+}
+
 function wasGathered(record: ReplayRecord, section: OnDemand): boolean {
+  // A request refused or failed before any answer has no answer to miss.
+  if (section === 'response') return record.input.response !== undefined || record.answered !== undefined;
   const present =
     section === 'signals per subject'
       ? // Every request has a key: its window is there whenever the per-subject signals were gathered.
@@ -193,24 +281,28 @@ interface MutableSide {
   policy: string;
   version: string;
   verdicts: Record<Verdict, number>;
+  afterCall: Record<Verdict, number>;
   withAction: Record<'alert' | 'redact' | 'cap_max_tokens', number>;
   withErrors: number;
 }
 
+const noVerdicts = (): Record<Verdict, number> =>
+  Object.fromEntries(VERDICTS.map((v) => [v, 0])) as Record<Verdict, number>;
+
 function newSide(policy: CompiledPolicy): MutableSide {
-  const verdicts = Object.fromEntries(VERDICTS.map((v) => [v, 0])) as Record<Verdict, number>;
   return {
     policy: policy.name,
     version: policy.version,
-    verdicts,
+    verdicts: noVerdicts(),
+    afterCall: noVerdicts(),
     withAction: { alert: 0, redact: 0, cap_max_tokens: 0 },
     withErrors: 0,
   };
 }
 
-function tally(side: MutableSide, outcome: Outcome, errors: number): void {
-  side.verdicts[outcome.verdict]++;
-  if (errors > 0) side.withErrors++;
+function tally(side: MutableSide, phase: Phase, { outcome, failed }: Judged): void {
+  (phase === 'post_call' ? side.afterCall : side.verdicts)[outcome.verdict]++;
+  if (failed) side.withErrors++;
   const seen = new Set(outcome.actions.map((a) => a.action.type));
   for (const type of ['alert', 'redact', 'cap_max_tokens'] as const)
     if (seen.has(type)) side.withAction[type]++;
@@ -230,20 +322,28 @@ function summary(outcome: Outcome): OutcomeSummary {
 
 /** The text `flowloom policy replay` prints. */
 export function formatReplayReport(report: ReplayReport): string {
+  const late = report.afterCall > 0 ? ` (${report.afterCall} of them after the answer)` : '';
   const lines = [
-    `replayed ${report.total} decisions: ${report.changed} would change, ${report.unchanged} unchanged`,
+    `replayed ${report.total} decisions${late}: ${report.changed} would change, ${report.unchanged} unchanged`,
     `  baseline  ${report.baseline.policy}@${report.baseline.version.slice(0, 12)}: ${counts(report.baseline)}`,
     `  candidate ${report.candidate.policy}@${report.candidate.version.slice(0, 12)}: ${counts(report.candidate)}`,
   ];
   const gaps = report.missingInputs;
   if (gaps.decisions > 0) {
     const paths = gaps.paths.map((p) => `${p.path} ${p.decisions}`).join(', ');
+    const readers = new Set(gaps.paths.flatMap((p) => p.readBy));
+    const who =
+      readers.size > 1
+        ? 'the baseline and the candidate'
+        : readers.has('baseline')
+          ? 'the baseline'
+          : 'the candidate';
     lines.push(
-      `  incomplete: ${gaps.decisions} of ${report.total} decisions were recorded without inputs the candidate reads (${paths}); the candidate saw them as missing (signals 0, no budget, no headers), so these counts may miss changes`,
+      `  incomplete: ${gaps.decisions} of ${report.total - report.afterCall} decisions were recorded without inputs ${who} ${readers.size > 1 ? 'read' : 'reads'} (${paths}); ${who} saw them as missing (signals 0, no budget, no headers, no answer to evaluate after the call), so these counts may miss changes`,
     );
   }
   for (const t of report.transitions) {
-    lines.push(`  ${t.from} -> ${t.to}: ${t.count}`);
+    lines.push(`  ${t.phase === 'post_call' ? 'after the answer: ' : ''}${t.from} -> ${t.to}: ${t.count}`);
     for (const e of t.examples) {
       const label = e.id ?? `#${e.index}`;
       lines.push(
@@ -255,7 +355,10 @@ export function formatReplayReport(report: ReplayReport): string {
 }
 
 function counts(side: ReplaySide): string {
-  return VERDICTS.filter((v) => side.verdicts[v] > 0)
-    .map((v) => `${v} ${side.verdicts[v]}`)
-    .join(', ');
+  const list = (verdicts: Readonly<Record<Verdict, number>>): string =>
+    VERDICTS.filter((v) => verdicts[v] > 0)
+      .map((v) => `${v} ${verdicts[v]}`)
+      .join(', ');
+  const late = list(side.afterCall);
+  return late === '' ? list(side.verdicts) : `${list(side.verdicts)}; after the answer: ${late}`;
 }

@@ -444,8 +444,8 @@ describe('decisions and replay', () => {
     expect(at<unknown>(res.body, 'report.missingInputs')).toEqual({
       decisions: total,
       paths: [
-        { path: 'budget.remaining', decisions: total },
-        { path: 'request.headers["x-team"]', decisions: total },
+        { path: 'budget.remaining', decisions: total, readBy: ['candidate'] },
+        { path: 'request.headers["x-team"]', decisions: total, readBy: ['candidate'] },
       ],
     });
     expect(at<string>(res.body, 'text')).toContain(

@@ -1,4 +1,4 @@
-import { SIGNAL_NAMES, SIGNAL_SCOPES } from '../input.js';
+import { type Phase, SIGNAL_NAMES, SIGNAL_SCOPES } from '../input.js';
 import { didYouMean } from '../suggest.js';
 import { ENVIRONMENT, type FieldSpec, isRootName, ROOT_NAMES, type RootName } from './environment.js';
 import {
@@ -32,13 +32,21 @@ export interface CheckResult {
   readonly type: CelType;
   readonly types: ReadonlyMap<bigint, CelType>;
   readonly reads: readonly SlotSource[];
+  /** `post_call` when the condition reads a fact of the answer (FieldSpec.phase). */
+  readonly phase: Phase;
   readonly issues: readonly CheckIssue[];
 }
 
 export function checkCondition(parsed: ParsedCel): CheckResult {
   const checker = new Checker(parsed);
   const type = checker.check(parsed.expr);
-  return { type, types: checker.types, reads: [...checker.reads.values()], issues: checker.issues };
+  return {
+    type,
+    types: checker.types,
+    reads: [...checker.reads.values()],
+    phase: checker.phase,
+    issues: checker.issues,
+  };
 }
 
 const HEADERS: FieldSpec = ENVIRONMENT.request.get('headers')!;
@@ -57,6 +65,7 @@ class Checker {
   readonly types = new Map<bigint, CelType>();
   readonly reads = new Map<string, SlotSource>();
   readonly issues: CheckIssue[] = [];
+  phase: Phase = 'pre_call';
   private readonly scopes: Array<ReadonlyMap<string, CelType>> = [];
 
   constructor(private readonly parsed: ParsedCel) {}
@@ -157,6 +166,7 @@ class Checker {
         return T.dyn;
       }
       this.record(fieldSource(spec));
+      if (spec.phase !== undefined) this.phase = spec.phase;
       return root.testOnly ? T.bool : spec.type;
     }
     if (this.isHeaders(sel.operand)) {
@@ -385,9 +395,6 @@ class Checker {
 
 function unknownField(root: RootName, field: string): string {
   const fields = ENVIRONMENT[root];
-  if (root === 'request' && field === 'actual_tokens') {
-    return 'request.actual_tokens is not available: policies decide before the call, when the actual tokens are not known yet; use request.estimated_tokens or request.max_tokens for this request, or signals.tokens_per_minute for the usage so far';
-  }
   if (root !== 'signals') {
     return `${root} has no field "${field}"${didYouMean(field, fields.keys())} (known: ${[...fields.keys()].join(', ')})`;
   }

@@ -1,5 +1,5 @@
 import { parse } from '@bufbuild/cel';
-import type { EvaluationInput } from '../input.js';
+import type { EvaluationInput, Phase } from '../input.js';
 import { type CheckIssue, type CheckResult, checkCondition } from './check.js';
 import { compileFast, type Slots, Unsupported } from './compile-fast.js';
 import type { ParsedCel } from './expr.js';
@@ -17,6 +17,8 @@ export interface CompiledCondition {
   readonly source: string;
   /** Input paths the expression references (each has a slot in the table it was compiled against). */
   readonly reads: readonly string[];
+  /** Before the call, or after the answer when the condition reads `response.*` or `request.actual_tokens`. */
+  readonly phase: Phase;
   /** `compiled`: closures; `interpreted`: @bufbuild/cel (for constructs the closure compiler leaves out). */
   readonly engine: 'compiled' | 'interpreted';
   /** Throws CelEvalError when evaluation fails; the caller applies the rule's onError. */
@@ -25,8 +27,11 @@ export interface CompiledCondition {
 
 export interface ConditionOptions {
   readonly engine?: ConditionEngine;
-  /** Shared by all conditions of a policy; a fresh one when compiling a lone condition. */
-  readonly slots?: SlotTable;
+  /**
+   * Shared by all conditions of a policy (one table per phase, chosen once the condition's phase is
+   * known); a fresh one when compiling a lone condition.
+   */
+  readonly slots?: SlotTable | ((phase: Phase) => SlotTable);
 }
 
 export type ConditionResult =
@@ -57,13 +62,14 @@ function checkAndCompile(
   source: string,
   parsed: ParsedCel,
   engine: ConditionEngine,
-  slots: SlotTable,
+  slotsFor: SlotTable | ((phase: Phase) => SlotTable),
 ): ConditionResult {
   const checked = checkCondition(parsed);
   if (checked.issues.length > 0) return { ok: false, issues: checked.issues };
   if (checked.type.kind !== 'bool' && checked.type.kind !== 'dyn') {
     return fail(0, `condition must be a bool expression, got ${typeName(checked.type)}`);
   }
+  const slots = typeof slotsFor === 'function' ? slotsFor(checked.phase) : slotsFor;
   // Every referenced path gets a slot, whichever engine runs, so explanations report it.
   for (const read of checked.reads) slots.indexOf(read);
   const reads = checked.reads.map((r) => r.path);
@@ -78,6 +84,7 @@ function build(
   slots: SlotTable,
   reads: readonly string[],
 ): CompiledCondition {
+  const phase = checked.phase;
   if (engine === 'auto') {
     try {
       const fn = compileFast(parsed.expr, checked.types, slots);
@@ -86,7 +93,7 @@ function build(
         checked.type.kind === 'bool'
           ? (fn as CompiledCondition['evaluate'])
           : (s: Slots, input: EvaluationInput) => asBool(fn(s, input));
-      return { source, reads, engine: 'compiled', evaluate };
+      return { source, reads, phase, engine: 'compiled', evaluate };
     } catch (err) {
       if (!(err instanceof Unsupported)) throw err;
     }
@@ -95,6 +102,7 @@ function build(
   return {
     source,
     reads,
+    phase,
     engine: 'interpreted',
     evaluate: (_s, input, scratch) => asBool(run(input, scratch)),
   };

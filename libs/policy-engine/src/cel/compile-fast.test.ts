@@ -81,6 +81,14 @@ const EXPRESSIONS = [
   'signals.job.spend_per_minute + signals.session.spend_per_minute > 2.5',
   '3.0 < signals.key.requests_per_minute',
   'signals.key.error_rate > 0.25 || signals.session.error_rate > 0.1',
+  // Presence of declared fields: answered from the input, never from the zero-valued bindings.
+  'has(request.job)',
+  '!has(signals.job) || has(signals.session)',
+  'has(signals.key.error_rate)',
+  'has(budget.remaining)',
+  'has(response.output_tokens) && request.actual_tokens > 100.0',
+  'response.output_tokens > 100.0 && response.status == "completed"',
+  'response.cost >= 0.5 || response.finish_reason == "length" || response.usage_estimated',
 ];
 
 const INPUTS: EvaluationInput[] = [
@@ -106,6 +114,13 @@ const INPUTS: EvaluationInput[] = [
       key: { repeated_prompts: 9, requests_per_minute: 12, error_rate: 0.3 },
     },
     budget: { remaining: 50, limit: 100 },
+    response: {
+      input_tokens: 40,
+      output_tokens: 150,
+      cost: 0.75,
+      status: 'completed',
+      finish_reason: 'stop',
+    },
     now: Date.UTC(2025, 0, 6, 10, 30),
   },
   {
@@ -120,10 +135,16 @@ const INPUTS: EvaluationInput[] = [
     budget: { remaining: 0, limit: 0 },
   },
   { request: { model: 'héllo😀', estimated_tokens: 9007199254740994, stream: false } },
+  {
+    request: { model: 'gpt-4o', job: 'agent-1' },
+    signals: { job: { error_rate: 0.5 }, key: {} },
+    response: { output_tokens: 60, status: 'cancelled', usage_estimated: true },
+  },
   // Wrong runtime types: both engines must fail (or absorb the failure in && / ||) alike.
   {
     request: { model: 5, estimated_tokens: '5', stream: 'yes', region: null },
     caller: { role: 1 },
+    response: { output_tokens: '9', status: 3 },
   } as unknown as EvaluationInput,
 ];
 

@@ -3,7 +3,7 @@ import { evaluatePolicy } from '../evaluate/evaluate.js';
 import type { EvaluationInput } from '../input.js';
 import { policyFrom, rulesYaml } from '../test-support.js';
 import { compileCondition } from './compile-condition.js';
-import { ENVIRONMENT } from './environment.js';
+import { ENVIRONMENT, isPostCallPath } from './environment.js';
 
 function issuesOf(source: string): string[] {
   const result = compileCondition(source);
@@ -106,10 +106,23 @@ describe('signals per subject in the environment', () => {
 });
 
 describe('facts known only after the call', () => {
-  it('when a condition reads request.actual_tokens, then it is refused with what to use instead', () => {
-    expect(issuesOf('request.actual_tokens > 1000.0')).toEqual([
-      '7: request.actual_tokens is not available: policies decide before the call, when the actual tokens are not known yet; use request.estimated_tokens or request.max_tokens for this request, or signals.tokens_per_minute for the usage so far',
-    ]);
-    expect(ENVIRONMENT.request.has('actual_tokens')).toBe(false);
+  it('when a condition reads the answer, then it is a post-call condition; otherwise a pre-call one', () => {
+    const phaseOf = (source: string) => {
+      const result = compileCondition(source);
+      return result.ok ? result.condition.phase : result.issues;
+    };
+    expect(phaseOf('request.actual_tokens > 1000.0')).toBe('post_call');
+    expect(phaseOf('request.estimated_tokens > 1000.0 && has(response.cost)')).toBe('post_call');
+    expect(phaseOf('[1.0].exists(x, response.output_tokens > x)')).toBe('post_call');
+    expect(phaseOf('request.estimated_tokens > 1000.0 || signals.key.error_rate > 0.5')).toBe('pre_call');
+    expect(isPostCallPath('response.finish_reason')).toBe(true);
+    expect(isPostCallPath('request.cost')).toBe(false);
+    expect(isPostCallPath('request.headers["response.cost"]')).toBe(false);
+  });
+
+  it('when an answer field is unknown, then the checker lists the known ones', () => {
+    expect(issuesOf('response.tokens > 1.0')[0]).toMatch(
+      /response has no field "tokens".*known: input_tokens, output_tokens, cached_input_tokens, cost, status, finish_reason, usage_estimated/,
+    );
   });
 });

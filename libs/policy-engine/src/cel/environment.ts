@@ -1,4 +1,4 @@
-import { type EvaluationInput, SIGNAL_NAMES, SIGNAL_SCOPES, type SignalScope } from '../input.js';
+import { type EvaluationInput, type Phase, SIGNAL_NAMES, SIGNAL_SCOPES, type SignalScope } from '../input.js';
 import { CelEvalError, describeValue, type HeaderMap, type RuntimeValue } from './runtime.js';
 import { type CelType, mapOf, T } from './types.js';
 
@@ -8,8 +8,8 @@ import { type CelType, mapOf, T } from './types.js';
  * condition fail; a field of the wrong runtime type is an evaluation error (onError applies).
  */
 
-export type RootName = 'request' | 'caller' | 'signals' | 'budget' | 'time';
-export const ROOT_NAMES: readonly RootName[] = ['request', 'caller', 'signals', 'budget', 'time'];
+export type RootName = 'request' | 'response' | 'caller' | 'signals' | 'budget' | 'time';
+export const ROOT_NAMES: readonly RootName[] = ['request', 'response', 'caller', 'signals', 'budget', 'time'];
 
 export interface FieldSpec {
   readonly path: string;
@@ -23,6 +23,8 @@ export interface FieldSpec {
    * presence test (`has(signals.job)`, read as that boolean) and the parent of `signals.<scope>.<name>`.
    */
   readonly scope?: SignalScope;
+  /** Set on facts known only after the answer: a condition reading one is evaluated after the call. */
+  readonly phase?: Extract<Phase, 'post_call'>;
 }
 
 type Facts = Readonly<Record<string, unknown>> | undefined;
@@ -98,6 +100,22 @@ const request: FactsGetter = (i) => i.request as Facts;
 const caller: FactsGetter = (i) => i.caller as Facts;
 const signals: FactsGetter = (i) => i.signals as Facts;
 const budget: FactsGetter = (i) => i.budget as Facts;
+const response: FactsGetter = (i) => i.response as Facts;
+
+const afterCall = (spec: FieldSpec): FieldSpec => ({ ...spec, phase: 'post_call' });
+
+/** `request.actual_tokens`: the answer's input plus output tokens, so it can never disagree with them. */
+function actualTokensField(): FieldSpec {
+  const input = numberField('response', 'input_tokens', response);
+  const output = numberField('response', 'output_tokens', response);
+  return {
+    path: 'request.actual_tokens',
+    type: T.double,
+    read: (i) => (input.read(i) as number) + (output.read(i) as number),
+    has: (i) => i.response !== undefined,
+    phase: 'post_call',
+  };
+}
 const scoped =
   (scope: SignalScope): FactsGetter =>
   (i) =>
@@ -148,7 +166,18 @@ export const ENVIRONMENT: Readonly<Record<RootName, ReadonlyMap<string, FieldSpe
     ),
     boolField('request', 'stream', request),
     headersField(request),
+    actualTokensField(),
   ]),
+  // Known after the answer only: a condition that reads one is a post-call rule.
+  response: fields(
+    [
+      ...['input_tokens', 'output_tokens', 'cached_input_tokens', 'cost'].map((n) =>
+        numberField('response', n, response),
+      ),
+      ...['status', 'finish_reason'].map((n) => stringField('response', n, response)),
+      boolField('response', 'usage_estimated', response),
+    ].map(afterCall),
+  ),
   caller: fields(['key_id', 'owner', 'team', 'role'].map((n) => stringField('caller', n, caller))),
   // `signals.<name>` (the most specific subject), `signals.<scope>` and `signals.<scope>.<name>`:
   // nested names are keyed "scope.name" under the root (see rootSelect).
@@ -173,4 +202,11 @@ export const ENVIRONMENT: Readonly<Record<RootName, ReadonlyMap<string, FieldSpe
 
 export function isRootName(name: string): name is RootName {
   return (ROOT_NAMES as readonly string[]).includes(name);
+}
+
+/** Whether an input path (as in `CompiledCondition.reads`) is a fact known only after the answer. */
+export function isPostCallPath(path: string): boolean {
+  const dot = path.indexOf('.');
+  const root = path.slice(0, dot);
+  return isRootName(root) && ENVIRONMENT[root].get(path.slice(dot + 1))?.phase === 'post_call';
 }

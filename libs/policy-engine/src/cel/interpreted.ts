@@ -1,7 +1,7 @@
 import { type CelInput, celEnv, isCelError, plan } from '@bufbuild/cel';
 import type { EvaluationInput } from '../input.js';
-import { ENVIRONMENT, ROOT_NAMES } from './environment.js';
-import type { ParsedCel } from './expr.js';
+import { ENVIRONMENT, type FieldSpec, isRootName, ROOT_NAMES } from './environment.js';
+import { type Expr, type ParsedCel, rootSelect } from './expr.js';
 import { CelEvalError, type HeaderMap } from './runtime.js';
 
 /** Conditions the closure compiler does not handle run on @bufbuild/cel's interpreter. */
@@ -22,14 +22,80 @@ export function newScratch(): EvalScratch {
 export function planInterpreted(
   parsed: ParsedCel,
 ): (input: EvaluationInput, scratch: EvalScratch) => unknown {
-  const run = plan(env, parsed);
+  const rewritten = structuredClone(parsed);
+  const presence = rewritePresenceTests(rewritten.expr);
+  const run = plan(env, rewritten);
   return (input, scratch) => {
     scratch.bindings ??= toBindings(input);
-    const result = run(scratch.bindings);
+    const bindings = scratch.bindings;
+    for (const [name, spec] of presence) bindings[name] ??= spec.has(input);
+    const result = run(bindings);
     if (isCelError(result)) throw new CelEvalError(result.message);
     return result;
   };
 }
+
+/**
+ * `has(request.job)`, `has(signals.job)`: the bindings hold every declared field (absent ones as
+ * their zero value, so reading them matches the compiled closures), which would make CEL's presence
+ * test always true. Each such test on a declared field is replaced by a variable bound to whether the
+ * input supplied it (FieldSpec.has), as the compiled path answers. Presence tests on maps (headers)
+ * and on comprehension variables keep CEL's own meaning.
+ */
+function rewritePresenceTests(root: Expr | undefined): Map<string, FieldSpec> {
+  const found = new Map<string, FieldSpec>();
+  const visit = (e: Expr | undefined, shadowed: ReadonlySet<string>): void => {
+    if (e === undefined) return;
+    const kind = e.exprKind;
+    switch (kind.case) {
+      case 'selectExpr': {
+        const sel = rootSelect(e);
+        const spec =
+          sel?.testOnly && isRootName(sel.root) && !shadowed.has(sel.root)
+            ? ENVIRONMENT[sel.root].get(sel.field)
+            : undefined;
+        if (spec !== undefined) {
+          const name = presenceBinding(spec.path);
+          found.set(name, spec);
+          e.exprKind = { case: 'identExpr', value: { $typeName: 'cel.expr.Expr.Ident', name } };
+          return;
+        }
+        visit(kind.value.operand, shadowed);
+        return;
+      }
+      case 'callExpr':
+        visit(kind.value.target, shadowed);
+        for (const arg of kind.value.args) visit(arg, shadowed);
+        return;
+      case 'listExpr':
+        for (const element of kind.value.elements) visit(element, shadowed);
+        return;
+      case 'structExpr':
+        for (const entry of kind.value.entries) {
+          if (entry.keyKind.case === 'mapKey') visit(entry.keyKind.value, shadowed);
+          visit(entry.value, shadowed);
+        }
+        return;
+      case 'comprehensionExpr': {
+        const c = kind.value;
+        visit(c.iterRange, shadowed);
+        visit(c.accuInit, shadowed);
+        const inner = new Set([...shadowed, c.iterVar, c.iterVar2, c.accuVar]);
+        visit(c.loopCondition, inner);
+        visit(c.loopStep, inner);
+        visit(c.result, inner);
+        return;
+      }
+      default:
+        return;
+    }
+  };
+  visit(root, new Set());
+  return found;
+}
+
+/** A variable name no condition can write (conditions may only name the declared roots). */
+const presenceBinding = (path: string): string => `flowloom_has__${path.replaceAll('.', '__')}`;
 
 /**
  * The same view of the input the compiled closures read (defaults applied). A field whose input

@@ -107,7 +107,7 @@ describe('loadPolicy: YAML diagnostics point at the line and column', () => {
       ),
     );
     expect(errors).toEqual([
-      'policy.yaml:8:16: rules[1].condition: undeclared reference to "reqest" (did you mean "request"?) (variables: request, caller, signals, budget, time)',
+      'policy.yaml:8:16: rules[1].condition: undeclared reference to "reqest" (did you mean "request"?) (variables: request, response, caller, signals, budget, time)',
       'policy.yaml:11:16: rules[2].condition: undeclared function "lower"',
     ]);
   });

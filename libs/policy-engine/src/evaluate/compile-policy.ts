@@ -1,9 +1,11 @@
 import type { CheckIssue } from '../cel/check.js';
 import { type CompiledCondition, type ConditionEngine, compileCondition } from '../cel/compile-condition.js';
+import { isPostCallPath } from '../cel/environment.js';
 import { type InputValue, inputsRecordBuilder, SlotTable, type SlotValue } from '../cel/slots.js';
-import { type ActionClass, actionClass, DENY_SEVERITY } from '../document/actions.js';
+import { type ActionClass, type ActionType, actionClass, DENY_SEVERITY } from '../document/actions.js';
 import { type DocumentIssue, issue } from '../document/issues.js';
 import type { PolicyDocument, PolicyRule } from '../document/schema.js';
+import { PHASES, type Phase } from '../input.js';
 import { BucketMemo } from '../rollout.js';
 import { policyVersionId } from '../version.js';
 import type { RuleTrace } from './decision.js';
@@ -13,6 +15,8 @@ export interface CompiledRule {
   /** Position in the document; breaks ties within a priority. */
   readonly index: number;
   readonly condition: CompiledCondition;
+  /** Before the call, or after the answer: derived from the paths the condition reads. */
+  readonly phase: Phase;
   readonly actionClass: ActionClass;
   /** stop_job 3 > suspend_key 2 > block 1; 0 for other actions. */
   readonly severity: number;
@@ -22,8 +26,10 @@ export interface CompiledPolicy {
   readonly name: string;
   readonly version: string;
   readonly document: PolicyDocument;
-  /** Evaluation order: priority descending, then document order. */
+  /** Evaluation order: priority descending, then document order. Both phases; see `phases`. */
   readonly rules: readonly CompiledRule[];
+  /** The phases that have rules: `post_call` means the gateway must evaluate it again after each answer. */
+  readonly phases: readonly Phase[];
 }
 
 export type CompileResult =
@@ -40,14 +46,24 @@ export interface CompileOptions {
   readonly engine?: ConditionEngine;
 }
 
+/** What still acts once the answer is out: everything else changes or holds the request itself. */
+export const POST_CALL_ACTIONS: ReadonlySet<ActionType> = new Set(['alert', 'suspend_key', 'stop_job']);
+
 export function compileDocument(document: PolicyDocument, options: CompileOptions = {}): CompileResult {
   const issues: DocumentIssue[] = [];
   const rules: CompiledRule[] = [];
-  const slots = new SlotTable();
+  // One slot table per phase: each phase's decision reads and records only its own rules' inputs.
+  const tables: Record<Phase, SlotTable> = { pre_call: new SlotTable(), post_call: new SlotTable() };
+  const slots = (phase: Phase): SlotTable => tables[phase];
   document.rules.forEach((rule, index) => {
     const result = compileCondition(rule.condition, { engine: options.engine ?? 'auto', slots });
     if (!result.ok) {
       for (const found of result.issues) issues.push(conditionIssue(index, found));
+      return;
+    }
+    const phase = result.condition.phase;
+    if (phase === 'post_call' && !POST_CALL_ACTIONS.has(rule.action.type)) {
+      issues.push(postCallActionIssue(index, rule, result.condition.reads));
       return;
     }
     const cls = actionClass(rule.action.type);
@@ -55,20 +71,35 @@ export function compileDocument(document: PolicyDocument, options: CompileOption
       rule,
       index,
       condition: result.condition,
+      phase,
       actionClass: cls,
       severity: DENY_SEVERITY[rule.action.type] ?? 0,
     });
   });
   if (issues.length > 0) return { ok: false, issues };
   rules.sort((a, b) => b.rule.priority - a.rule.priority || a.index - b.index);
+  const version = policyVersionId(document);
   const policy: CompiledPolicy = Object.freeze({
     name: document.name,
-    version: policyVersionId(document),
+    version,
     document,
     rules: Object.freeze(rules),
+    phases: Object.freeze(PHASES.filter((p) => rules.some((r) => r.phase === p))),
   });
-  runtimes.set(policy, newRuntime(policy.version, rules, slots));
+  const buckets = new BucketMemo(version);
+  runtimes.set(policy, {
+    pre_call: newRuntime(rules, 'pre_call', tables.pre_call, buckets),
+    post_call: newRuntime(rules, 'post_call', tables.post_call, buckets),
+  });
   return { ok: true, policy };
+}
+
+function postCallActionIssue(index: number, rule: PolicyRule, reads: readonly string[]): DocumentIssue {
+  const after = reads.filter(isPostCallPath);
+  return issue(
+    ['rules', index, 'action'],
+    `${rule.action.type} acts before the call, but the condition reads ${after.join(', ')}, known only after the answer; a rule evaluated after the call can only ${[...POST_CALL_ACTIONS].join(', ')} (to act before the call, compare request.estimated_tokens, request.max_tokens or request.cost instead)`,
+  );
 }
 
 /**
@@ -76,6 +107,8 @@ export function compileDocument(document: PolicyDocument, options: CompileOption
  * error-free traces, built once so a decision allocates only what differs per request.
  */
 export interface PolicyRuntime {
+  /** The phase's rules, in evaluation order. */
+  readonly rules: readonly CompiledRule[];
   readonly slots: SlotTable;
   readonly values: SlotValue[];
   readonly unmatched: readonly RuleTrace[];
@@ -84,16 +117,22 @@ export interface PolicyRuntime {
   readonly inputsRecord: (values: readonly SlotValue[]) => Record<string, InputValue>;
 }
 
-const runtimes = new WeakMap<CompiledPolicy, PolicyRuntime>();
+const runtimes = new WeakMap<CompiledPolicy, Readonly<Record<Phase, PolicyRuntime>>>();
 
-export function runtimeOf(policy: CompiledPolicy): PolicyRuntime {
+export function runtimeOf(policy: CompiledPolicy, phase: Phase): PolicyRuntime {
   const runtime = runtimes.get(policy);
   if (runtime === undefined)
     throw new TypeError('not a policy compiled by this engine (use loadPolicy or compilePolicy)');
-  return runtime;
+  return runtime[phase];
 }
 
-function newRuntime(version: string, rules: readonly CompiledRule[], slots: SlotTable): PolicyRuntime {
+function newRuntime(
+  all: readonly CompiledRule[],
+  phase: Phase,
+  slots: SlotTable,
+  buckets: BucketMemo,
+): PolicyRuntime {
+  const rules = all.filter((r) => r.phase === phase);
   const trace = (c: CompiledRule, matched: boolean): RuleTrace =>
     Object.freeze({
       id: c.rule.id,
@@ -104,11 +143,12 @@ function newRuntime(version: string, rules: readonly CompiledRule[], slots: Slot
       onError: c.rule.onError,
     });
   return {
+    rules,
     slots,
     values: new Array<SlotValue>(slots.sources.length),
     unmatched: rules.map((c) => trace(c, false)),
     matched: rules.map((c) => trace(c, true)),
-    buckets: new BucketMemo(version),
+    buckets,
     inputsRecord: inputsRecordBuilder(slots.sources),
   };
 }

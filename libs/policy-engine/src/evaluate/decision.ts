@@ -1,6 +1,7 @@
 import type { InputValue } from '../cel/slots.js';
 import type { ActionType, PolicyAction } from '../document/actions.js';
 import type { OnError } from '../document/schema.js';
+import type { Phase } from '../input.js';
 import type { CanaryAssignment, RolloutMode } from '../rollout.js';
 
 /** The exclusive outcome of a decision; combinable actions ride along in `actions`. */
@@ -17,7 +18,7 @@ export interface Outcome {
   readonly decidedBy: string | null;
   /** What to carry out: the deciding action first, then alerts and redactions in rule order, then at most one token cap. */
   readonly actions: readonly AppliedAction[];
-  /** For a refused caller (block, suspend_key, stop_job), or a deciding rule's own message. */
+  /** For a refused caller (block, suspend_key, stop_job; after the call, what was done), or a deciding rule's own message. */
   readonly message?: string;
 }
 
@@ -45,6 +46,8 @@ export interface RuleError {
 export interface Decision {
   readonly policy: string;
   readonly version: string;
+  /** Before the call, or after the answer: only that phase's rules are in `rules` and `inputs`. */
+  readonly phase: Phase;
   readonly mode: RolloutMode;
   readonly canary?: CanaryAssignment;
   /** Whether `effective` carries out `intended` (always in enforce, never in shadow). */

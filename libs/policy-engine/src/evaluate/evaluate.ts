@@ -1,5 +1,5 @@
 import { newScratch } from '../cel/interpreted.js';
-import type { EvaluationInput } from '../input.js';
+import type { EvaluationInput, Phase } from '../input.js';
 import { assignCanary, type CanaryAssignment, type Rollout } from '../rollout.js';
 import { type CompiledPolicy, type CompiledRule, runtimeOf } from './compile-policy.js';
 import type { Decision, Outcome, RuleError, RuleTrace } from './decision.js';
@@ -8,6 +8,11 @@ import { DEFAULT_ALLOW, outranksDeny, resolveOutcome } from './resolve.js';
 export interface EvaluateOptions {
   /** Default: enforce. */
   readonly rollout?: Rollout;
+  /**
+   * Default `pre_call`: the rules that decide before the call. `post_call`: the rules that read the
+   * answer (`input.response`), evaluated once it is known.
+   */
+  readonly phase?: Phase;
 }
 
 const ENFORCE: Rollout = { mode: 'enforce' };
@@ -24,12 +29,13 @@ export function evaluatePolicy(
   input: EvaluationInput,
   options: EvaluateOptions = {},
 ): Decision {
-  const runtime = runtimeOf(policy);
+  const phase = options.phase ?? 'pre_call';
+  const runtime = runtimeOf(policy, phase);
   const values = runtime.values;
   runtime.slots.fill(input, values);
   scratch.bindings = undefined;
 
-  const rules = policy.rules;
+  const rules = runtime.rules;
   const traces: RuleTrace[] = [];
   const errors: RuleError[] = [];
   let deny: CompiledRule | undefined;
@@ -64,7 +70,7 @@ export function evaluatePolicy(
     }
   }
 
-  const intended = resolveOutcome(policy.name, deny, exclusive, combinable);
+  const intended = resolveOutcome(policy.name, phase, deny, exclusive, combinable);
   const rollout = options.rollout ?? ENFORCE;
   let canary: CanaryAssignment | undefined;
   let enforced = rollout.mode === 'enforce';
@@ -77,6 +83,7 @@ export function evaluatePolicy(
   return {
     policy: policy.name,
     version: policy.version,
+    phase,
     mode: rollout.mode,
     canary,
     enforced,

@@ -1,4 +1,5 @@
 import type { CapMaxTokensAction } from '../document/actions.js';
+import type { Phase } from '../input.js';
 import type { CompiledRule } from './compile-policy.js';
 import type { AppliedAction, Outcome, Verdict } from './decision.js';
 
@@ -23,8 +24,15 @@ const REFUSAL_SUFFIX: Readonly<Record<string, string>> = {
   stop_job: '; the job is stopped',
 };
 
+/** After the call nothing is refused: the answer is out, the key or the job is what is acted on. */
+const AFTER_CALL_EFFECT: Readonly<Record<string, string>> = {
+  suspend_key: 'the API key is suspended',
+  stop_job: 'the job is stopped',
+};
+
 export function resolveOutcome(
   policyName: string,
+  phase: Phase,
   deny: CompiledRule | undefined,
   exclusive: CompiledRule | undefined,
   combinable: readonly CompiledRule[],
@@ -48,9 +56,12 @@ export function resolveOutcome(
   const verdict = (primary?.rule.action.type ?? 'allow') as Verdict;
   const base = { verdict, decidedBy: primary?.rule.id ?? null, actions };
   if (deny !== undefined) {
+    const type = deny.rule.action.type;
     const message =
       deny.rule.message ??
-      `request refused by policy "${policyName}" (rule "${deny.rule.id}")${REFUSAL_SUFFIX[deny.rule.action.type] ?? ''}`;
+      (phase === 'post_call'
+        ? `after an answer, policy "${policyName}" (rule "${deny.rule.id}") acted: ${AFTER_CALL_EFFECT[type] ?? type}`
+        : `request refused by policy "${policyName}" (rule "${deny.rule.id}")${REFUSAL_SUFFIX[type] ?? ''}`);
     return { ...base, message };
   }
   const message = primary?.rule.message;
