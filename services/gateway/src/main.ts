@@ -36,6 +36,7 @@ import { signalWindows } from './domain/signals.js';
 import { startGrpcServer } from './grpc/server.js';
 import { registerAdminJobs } from './http/routes/admin-jobs.js';
 import type { OpenApiDocument } from './http/routes/openapi.js';
+import { isReady } from './http/routes/operations.js';
 import { buildHttpServer, type ServedRoute, servedRoutes } from './http/server.js';
 import type { LimitStore } from './ports/limit-store.js';
 import type { Outbox } from './ports/outbox.js';
@@ -314,7 +315,12 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   await http.listen({ host: config.host, port: config.httpPort });
   const address = http.server.address();
   const httpPort = typeof address === 'object' && address ? address.port : config.httpPort;
-  const grpc = await startGrpcServer({ auth, chat, router }, config.host, config.grpcPort, log);
+  const grpc = await startGrpcServer(
+    { auth, chat, router, ready: async () => isReady(await readiness()) },
+    config.host,
+    config.grpcPort,
+    log,
+  );
   relay.start();
   const hostForUrl = config.host.includes(':') ? `[${config.host}]` : config.host;
   log.info(

@@ -112,7 +112,18 @@ export async function startPolicyService(options: PolicyServiceOptions): Promise
     // Bundles reveal every policy: never serve them without a way to check who asks.
     if (!options.authorizeGateway)
       throw new Error('the policy bundle stream (gRPC) needs authorizeGateway to check gateway credentials');
-    grpc = await startPolicyGrpc(distributor, options.authorizeGateway, config.host, grpcPort);
+    grpc = await startPolicyGrpc(
+      {
+        distributor,
+        authorize: options.authorizeGateway,
+        databaseUp: async () => {
+          await db.query('select 1');
+          return true;
+        },
+      },
+      config.host,
+      grpcPort,
+    );
   }
   const host = config.host.includes(':') ? `[${config.host}]` : config.host;
   if (grpc) log.info({ grpc: `${host}:${grpc.port}` }, 'policy bundle stream listening');

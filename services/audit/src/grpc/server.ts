@@ -1,5 +1,6 @@
 import { fileURLToPath } from 'node:url';
 import { AppError, grpcStatusOf, isAppError } from '@flowloom/errors';
+import { GrpcHealth } from '@flowloom/grpc';
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
 import type { AuditLedger } from '../app/ledger.js';
@@ -111,7 +112,6 @@ export async function startAuditGrpcServer(
 ): Promise<AuditGrpcServer> {
   const server = new grpc.Server();
   const Audit = auditGrpcClient();
-  const Health = loadService(`${PROTO_ROOT}/grpc/health/v1/health.proto`, ['grpc', 'health', 'v1', 'Health']);
 
   const admin = async (call: { metadata: grpc.Metadata }): Promise<void> => {
     const first = (name: string): string | undefined => {
@@ -220,20 +220,16 @@ export async function startAuditGrpcServer(
     }),
   });
 
-  let serving = true;
-  server.addService(Health.service, {
-    check: (
-      call: grpc.ServerUnaryCall<{ service: string }, unknown>,
-      callback: grpc.sendUnaryData<unknown>,
-    ) => {
-      const known = call.request.service === '' || call.request.service === 'flowloom.audit.v1.Audit';
-      if (!known) {
-        callback({ code: grpc.status.NOT_FOUND, details: `unknown service ${call.request.service}` }, null);
-        return;
-      }
-      callback(null, { status: serving ? 'SERVING' : 'NOT_SERVING' });
+  // Serving while the ledger's database answers (the HTTP /readyz check).
+  const health = new GrpcHealth({
+    services: {
+      'flowloom.audit.v1.Audit': async () => {
+        await ledger.ledgerStore.treeSize();
+        return true;
+      },
     },
   });
+  health.addTo(server);
 
   const bound = await new Promise<number>((resolve, reject) => {
     server.bindAsync(
@@ -246,7 +242,7 @@ export async function startAuditGrpcServer(
     port: bound,
     close: () =>
       new Promise<void>((resolve) => {
-        serving = false;
+        health.shutdown();
         const timer = setTimeout(() => {
           server.forceShutdown();
           resolve();

@@ -1,5 +1,6 @@
 import { uuidv7 } from '@flowloom/contracts';
 import { AppError, grpcStatusOf } from '@flowloom/errors';
+import { credentialHeaders, GrpcHealth, listen, peerAddress, type ServingCheck } from '@flowloom/grpc';
 import type { StreamEvent, Usage } from '@flowloom/providers';
 import type { Logger } from '@flowloom/telemetry';
 import * as grpc from '@grpc/grpc-js';
@@ -16,7 +17,11 @@ export interface GrpcDeps {
   auth: Authenticator;
   chat: ChatService;
   router: Router;
+  /** Whether the gateway can serve inference, as /readyz says (grpc.health.v1). */
+  ready: ServingCheck;
 }
+
+export const GATEWAY_SERVICE = 'flowloom.gateway.v1.Gateway';
 
 const usageOf = (u: Usage): GrpcUsage => ({
   inputTokens: u.inputTokens,
@@ -43,16 +48,14 @@ async function contextOf(
   auth: Authenticator,
 ): Promise<RequestContext> {
   const startedAt = performance.now();
-  const first = (name: string): string | undefined => {
-    const v = call.metadata.get(name)[0];
-    return typeof v === 'string' ? v : undefined;
-  };
   const requestId = uuidv7();
-  const peer = /^ipv[46]:(.*):\d+$/.exec(call.getPeer())?.[1]?.replace(/^\[|\]$/g, '');
-  const key = await auth.authenticate(
-    presentedKey({ authorization: first('authorization'), 'x-api-key': first('x-api-key') }),
-    { surface: 'model', api: 'grpc', requestId, ...(peer ? { sourceIp: peer } : {}) },
-  );
+  const peer = peerAddress(call);
+  const key = await auth.authenticate(presentedKey(credentialHeaders(call.metadata)), {
+    surface: 'model',
+    api: 'grpc',
+    requestId,
+    ...(peer ? { sourceIp: peer } : {}),
+  });
   const controller = new AbortController();
   call.on('cancelled', () => controller.abort(new Error('client cancelled')));
   const r = call.request;
@@ -106,8 +109,7 @@ export async function startGrpcServer(
     'v1',
     'Gateway',
   ]);
-  const Health = loadService(`${PROTO_ROOT}/grpc/health/v1/health.proto`, ['grpc', 'health', 'v1', 'Health']);
-  let serving = true;
+  const health = new GrpcHealth({ services: { [GATEWAY_SERVICE]: deps.ready } });
 
   server.addService(Gateway.service, {
     chat: (call: grpc.ServerUnaryCall<GrpcChatRequest, unknown>, callback: grpc.sendUnaryData<unknown>) => {
@@ -181,40 +183,14 @@ export async function startGrpcServer(
     },
   });
 
-  const statusFor = (service: string): string =>
-    service === '' || service === 'flowloom.gateway.v1.Gateway'
-      ? serving
-        ? 'SERVING'
-        : 'NOT_SERVING'
-      : 'SERVICE_UNKNOWN';
-  server.addService(Health.service, {
-    check: (
-      call: grpc.ServerUnaryCall<{ service: string }, unknown>,
-      callback: grpc.sendUnaryData<unknown>,
-    ) => {
-      const status = statusFor(call.request.service);
-      if (status === 'SERVICE_UNKNOWN')
-        callback({ code: grpc.status.NOT_FOUND, details: `unknown service ${call.request.service}` }, null);
-      else callback(null, { status });
-    },
-    watch: (call: grpc.ServerWritableStream<{ service: string }, unknown>) => {
-      call.write({ status: statusFor(call.request.service) });
-    },
-  });
+  health.addTo(server);
 
-  const boundPort = await new Promise<number>((resolve, reject) => {
-    server.bindAsync(
-      `${host.includes(':') ? `[${host}]` : host}:${port}`,
-      grpc.ServerCredentials.createInsecure(),
-      (error, p) =>
-        error ? reject(new Error(`cannot listen for gRPC on ${host}:${port}: ${error.message}`)) : resolve(p),
-    );
-  });
+  const boundPort = await listen(server, host, port);
   return {
     port: boundPort,
     close: () =>
       new Promise<void>((resolve) => {
-        serving = false;
+        health.shutdown();
         const force = setTimeout(() => {
           log.warn('gRPC calls still running after 30 s; forcing shutdown');
           server.forceShutdown();

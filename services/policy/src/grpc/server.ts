@@ -1,26 +1,18 @@
-import { fileURLToPath } from 'node:url';
 import { bundleToWire, type PolicyBundle } from '@flowloom/contracts';
 import { AppError, grpcStatusOf, isAppError } from '@flowloom/errors';
+import { credentialHeaders, GrpcHealth, listen, loadService, type ServingCheck } from '@flowloom/grpc';
 import * as grpc from '@grpc/grpc-js';
-import * as protoLoader from '@grpc/proto-loader';
 import type { BundleDistributor } from '../app/distribution.js';
 import type { AdminAuthorizer } from '../http/routes.js';
 
-const PROTO_ROOT = fileURLToPath(new URL('../../../../proto', import.meta.url));
+export const DISTRIBUTION_SERVICE = 'flowloom.policy.v1.PolicyDistribution';
 
-function loadDistribution(): grpc.ServiceClientConstructor {
-  const definition = protoLoader.loadSync(`${PROTO_ROOT}/flowloom/policy/v1/policy.proto`, {
-    keepCase: false,
-    longs: Number,
-    enums: String,
-    defaults: true,
-    oneofs: true,
-    includeDirs: [PROTO_ROOT],
-  });
-  const root = grpc.loadPackageDefinition(definition) as unknown as {
-    flowloom: { policy: { v1: { PolicyDistribution: grpc.ServiceClientConstructor } } };
-  };
-  return root.flowloom.policy.v1.PolicyDistribution;
+export interface PolicyGrpcDeps {
+  distributor: BundleDistributor;
+  /** Checks admin credentials, as on the HTTP admin API. */
+  authorize: AdminAuthorizer;
+  /** Whether the policy database answers (grpc.health.v1). */
+  databaseUp: ServingCheck;
 }
 
 /**
@@ -29,12 +21,8 @@ function loadDistribution(): grpc.ServiceClientConstructor {
  * admin HTTP API. A missing or unknown key is UNAUTHENTICATED, a non-admin key PERMISSION_DENIED.
  */
 async function authorizeGateway(metadata: grpc.Metadata, authorize: AdminAuthorizer): Promise<void> {
-  const first = (name: string): string | undefined => {
-    const value = metadata.get(name)[0];
-    return typeof value === 'string' ? value : undefined;
-  };
   try {
-    await authorize({ authorization: first('authorization'), 'x-api-key': first('x-api-key') });
+    await authorize(credentialHeaders(metadata));
   } catch (error) {
     if (!isAppError(error)) throw error;
     throw new AppError(
@@ -56,11 +44,11 @@ function statusOf(error: unknown): Partial<grpc.StatusObject> {
  * active bundle at once, then every new revision as soon as it is known here.
  */
 export async function startPolicyGrpc(
-  distributor: BundleDistributor,
-  authorize: AdminAuthorizer,
+  deps: PolicyGrpcDeps,
   host: string,
   port: number,
 ): Promise<{ port: number; close(): Promise<void> }> {
+  const { distributor, authorize } = deps;
   const server = new grpc.Server();
   const streams = new Set<grpc.ServerWritableStream<unknown, unknown>>();
   const watch = (call: grpc.ServerWritableStream<unknown, unknown>): void => {
@@ -76,7 +64,13 @@ export async function startPolicyGrpc(
     call.on('close', done);
     call.on('error', done);
   };
-  server.addService(loadDistribution().service, {
+  const Distribution = loadService('flowloom/policy/v1/policy.proto', [
+    'flowloom',
+    'policy',
+    'v1',
+    'PolicyDistribution',
+  ]);
+  server.addService(Distribution.service, {
     watchBundle: (call: grpc.ServerWritableStream<unknown, unknown>) => {
       authorizeGateway(call.metadata, authorize).then(
         () => {
@@ -93,15 +87,20 @@ export async function startPolicyGrpc(
       );
     },
   });
-  const bound = await new Promise<number>((resolve, reject) =>
-    server.bindAsync(`${host}:${port}`, grpc.ServerCredentials.createInsecure(), (error, actual) =>
-      error ? reject(error) : resolve(actual),
-    ),
-  );
+  // Bundles are served from memory, so they outlast a database outage; the server as a whole (and its
+  // readiness) follows the database, as /readyz does.
+  const health = new GrpcHealth({
+    services: { [DISTRIBUTION_SERVICE]: null },
+    server: deps.databaseUp,
+  });
+  health.addTo(server);
+
+  const bound = await listen(server, host, port);
   return {
     port: bound,
     close: () =>
       new Promise<void>((resolve) => {
+        health.shutdown();
         for (const call of streams) call.end();
         server.tryShutdown(() => resolve());
       }),
