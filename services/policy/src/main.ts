@@ -25,9 +25,15 @@ export interface PolicyServiceOptions {
   db?: Db;
   bus?: EventBus;
   logger?: Logger;
-  /** gRPC bundle stream for remote gateways: config.policy.grpcPort by default; off when neither is set. */
+  /**
+   * The gRPC server (bundle stream for remote gateways, admin API, health): config.policy.grpcPort by
+   * default; off when neither is set.
+   */
   grpcPort?: number;
-  /** Checks the credential a gateway presents on the bundle stream; required when the stream is on. */
+  /**
+   * Checks the admin key a gateway presents on the bundle stream, and an admin's on the gRPC admin API;
+   * required when the gRPC server is on.
+   */
   authorizeGateway?: AdminAuthorizer;
   /** How often other replicas' changes are looked for (ms). */
   pollMs?: number;
@@ -42,7 +48,7 @@ export interface PolicyService {
   decisions: DecisionsService;
   replay: ReplayService;
   distributor: BundleDistributor;
-  /** `host:port` of the bundle stream, when started. */
+  /** `host:port` of the gRPC server (bundle stream, admin API), when started. */
   grpcAddress?: string;
   /** Publishes the service's pending events now (tests). */
   flushEvents(): Promise<number>;
@@ -115,6 +121,10 @@ export async function startPolicyService(options: PolicyServiceOptions): Promise
     grpc = await startPolicyGrpc(
       {
         distributor,
+        admin,
+        decisions,
+        replay,
+        log,
         authorize: options.authorizeGateway,
         databaseUp: async () => {
           await db.query('select 1');
@@ -126,7 +136,7 @@ export async function startPolicyService(options: PolicyServiceOptions): Promise
     );
   }
   const host = config.host.includes(':') ? `[${config.host}]` : config.host;
-  if (grpc) log.info({ grpc: `${host}:${grpc.port}` }, 'policy bundle stream listening');
+  if (grpc) log.info({ grpc: `${host}:${grpc.port}` }, 'policy gRPC (bundle stream, admin API) listening');
 
   return {
     source: { subscribe: (onBundle) => distributor.subscribe(onBundle) },

@@ -34,6 +34,7 @@ describe('grpc.health.v1 on the policy service', () => {
   it('when Check asks for the server ("") or one of its services, then each is SERVING', async () => {
     expect(await check('')).toEqual({ status: 'SERVING' });
     expect(await check('flowloom.policy.v1.PolicyDistribution')).toEqual({ status: 'SERVING' });
+    expect(await check('flowloom.policy.v1.PolicyAdmin')).toEqual({ status: 'SERVING' });
   });
 
   it('when Check asks for a service the server does not host, then it fails with NOT_FOUND', async () => {
@@ -52,7 +53,7 @@ describe('grpc.health.v1 on the policy service', () => {
     expect(first).toBe('SERVING');
   });
 
-  it('when the database is unavailable, then the server is NOT_SERVING while bundle distribution (served from memory) stays SERVING', async () => {
+  it('when the database is unavailable, then the server and the admin API are NOT_SERVING while bundle distribution (served from memory) stays SERVING', async () => {
     const other = await schema.open();
     const second = await startTestPolicyService(other, { grpcPort: 0 });
     const secondClient = healthClient(second.service.grpcAddress!);
@@ -67,6 +68,7 @@ describe('grpc.health.v1 on the policy service', () => {
       await other.close();
       other.close = async () => {};
       expect(await ask('')).toBe('NOT_SERVING');
+      expect(await ask('flowloom.policy.v1.PolicyAdmin')).toBe('NOT_SERVING');
       expect(await ask('flowloom.policy.v1.PolicyDistribution')).toBe('SERVING');
     } finally {
       secondClient.close();

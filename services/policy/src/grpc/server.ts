@@ -1,13 +1,15 @@
 import { bundleToWire, type PolicyBundle } from '@flowloom/contracts';
-import { AppError, grpcStatusOf, isAppError } from '@flowloom/errors';
+import { AppError, isAppError } from '@flowloom/errors';
 import { credentialHeaders, GrpcHealth, listen, loadService, type ServingCheck } from '@flowloom/grpc';
 import * as grpc from '@grpc/grpc-js';
 import type { BundleDistributor } from '../app/distribution.js';
 import type { AdminAuthorizer } from '../http/routes.js';
+import { ADMIN_SERVICE, type PolicyAdminGrpcDeps, policyAdminHandlers } from './admin.js';
+import { statusOf } from './status.js';
 
 export const DISTRIBUTION_SERVICE = 'flowloom.policy.v1.PolicyDistribution';
 
-export interface PolicyGrpcDeps {
+export interface PolicyGrpcDeps extends PolicyAdminGrpcDeps {
   distributor: BundleDistributor;
   /** Checks admin credentials, as on the HTTP admin API. */
   authorize: AdminAuthorizer;
@@ -32,16 +34,10 @@ async function authorizeGateway(metadata: grpc.Metadata, authorize: AdminAuthori
   }
 }
 
-function statusOf(error: unknown): Partial<grpc.StatusObject> {
-  return {
-    code: grpcStatusOf(error),
-    details: isAppError(error) ? error.message : 'Internal error. Retry later.',
-  };
-}
-
 /**
  * flowloom.policy.v1.PolicyDistribution: each gateway keeps a WatchBundle stream open and gets the
- * active bundle at once, then every new revision as soon as it is known here.
+ * active bundle at once, then every new revision as soon as it is known here. On the same server,
+ * flowloom.policy.v1.PolicyAdmin (the admin API) and grpc.health.v1.Health.
  */
 export async function startPolicyGrpc(
   deps: PolicyGrpcDeps,
@@ -87,11 +83,13 @@ export async function startPolicyGrpc(
       );
     },
   });
-  // Bundles are served from memory, so they outlast a database outage; the server as a whole (and its
-  // readiness) follows the database, as /readyz does.
+  const Admin = loadService('flowloom/policy/v1/policy.proto', ['flowloom', 'policy', 'v1', 'PolicyAdmin']);
+  server.addService(Admin.service, policyAdminHandlers(deps));
+
+  // Bundles are served from memory, so they outlast a database outage; the admin API and the server
+  // as a whole (its readiness) follow the database, as /readyz does.
   const health = new GrpcHealth({
-    services: { [DISTRIBUTION_SERVICE]: null },
-    server: deps.databaseUp,
+    services: { [DISTRIBUTION_SERVICE]: null, [ADMIN_SERVICE]: deps.databaseUp },
   });
   health.addTo(server);
 

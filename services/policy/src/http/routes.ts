@@ -1,16 +1,41 @@
-import { AppError } from '@flowloom/errors';
 import type { FastifyInstance } from 'fastify';
-import { z } from 'zod';
+import {
+  actorOf,
+  decisionFilterOf,
+  decisionsQuery,
+  deploymentView,
+  diffQuery,
+  findPromotion,
+  idParams,
+  interventionsQuery,
+  jobParams,
+  nameParams,
+  parse,
+  promoteBody,
+  promotionView,
+  pushBody,
+  replayBody,
+  replayRequestOf,
+  rollbackBody,
+  ruleChanges,
+  validateBody,
+  versionParams,
+  versionView,
+  withoutInput,
+} from '../app/admin-api.js';
 import type { DecisionsService } from '../app/decisions.js';
 import type { BundleDistributor } from '../app/distribution.js';
 import type { PolicyAdmin } from '../app/policies.js';
 import type { ReplayService } from '../app/replay.js';
-import type { Actor, Deployment, PolicyVersion, Promotion } from '../domain/model.js';
-import { parseSince } from '../domain/rollout.js';
+import type { Actor } from '../domain/model.js';
 
-/** Authenticates an admin key (the gateway's authorizer when composed in one process). */
+/**
+ * Authenticates an admin key (the gateway's authorizer when composed in one process); `request` names
+ * the call in the record of a refused key.
+ */
 export type AdminAuthorizer = (
   headers: Record<string, string | string[] | undefined>,
+  request?: { requestId?: string; sourceIp?: string },
 ) => Promise<{ actor: string; keyId: string; owner?: string }>;
 
 export interface PolicyHttpDeps {
@@ -18,114 +43,6 @@ export interface PolicyHttpDeps {
   distributor: BundleDistributor;
   decisions: DecisionsService;
   replay: ReplayService;
-}
-
-const sourceBody = {
-  source: z
-    .string()
-    .max(1024 * 1024)
-    .optional(),
-  document: z.unknown().optional(),
-  filename: z.string().max(500).optional(),
-  format: z.enum(['yaml', 'json']).optional(),
-};
-const validateBody = z.strictObject(sourceBody);
-const pushBody = z.strictObject({ ...sourceBody, message: z.string().max(2000).optional() });
-const nameParams = z.object({ name: z.string().min(1).max(200) });
-const versionParams = z.object({ name: z.string().min(1).max(200), version: z.string().min(7).max(64) });
-const idParams = z.object({ id: z.string().min(1).max(100) });
-const diffQuery = z.object({ from: z.string().optional(), to: z.string().optional() });
-const promoteBody = z.strictObject({
-  version: z.string().min(7).max(64),
-  mode: z.enum(['shadow', 'canary', 'enforce']),
-  percent: z.number().gt(0).lt(100).optional(),
-  by: z.enum(['job', 'key']).optional(),
-});
-const rollbackBody = z.strictObject({ to: z.string().min(7).max(64).optional() });
-const replayBody = z.strictObject({
-  version: z.string().min(7).max(64),
-  baseline: z.string().min(7).max(64).optional(),
-  since: z.string().max(40).optional(),
-  limit: z.number().int().positive().max(100_000).optional(),
-  examples: z.number().int().min(0).max(20).optional(),
-});
-const jobParams = z.object({
-  job: z.string().regex(/^[\x21-\x7e]{1,200}$/, 'a job id is 1-200 printable ASCII characters'),
-});
-const interventionsQuery = z.object({
-  after: z.string().max(100).optional(),
-  limit: z.coerce.number().int().positive().max(1000).default(100),
-});
-const decisionsQuery = z.object({
-  job: z.string().max(200).optional(),
-  key: z.string().max(100).optional(),
-  policy: z.string().max(200).optional(),
-  verdict: z.string().max(40).optional(),
-  since: z.string().max(40).optional(),
-  limit: z.coerce.number().int().positive().max(1000).default(100),
-});
-
-function parse<T extends z.ZodType>(schema: T, value: unknown): z.output<T> {
-  const result = schema.safeParse(value ?? {});
-  if (result.success) return result.data;
-  const issue = result.error.issues[0];
-  const param = issue?.path.map(String).join('.') || undefined;
-  throw new AppError(
-    'invalid_request',
-    `${param ? `${param}: ` : ''}${issue?.message ?? 'invalid'}`,
-    param ? { param } : {},
-  );
-}
-
-function versionView(v: PolicyVersion, full = false) {
-  return {
-    name: v.name,
-    version: v.version,
-    seq: v.seq,
-    author: v.author,
-    message: v.message,
-    previous: v.previous,
-    createdAt: v.createdAt.toISOString(),
-    rules: v.document.rules.length,
-    ...(full ? { format: v.format, source: v.source, document: v.document } : {}),
-  };
-}
-
-function deploymentView(d: Deployment | undefined) {
-  if (!d) return null;
-  return {
-    revision: d.revision,
-    stable: d.stable,
-    candidate: d.candidate
-      ? {
-          version: d.candidate,
-          mode: d.candidateMode,
-          ...(d.candidateMode === 'canary' ? { percent: d.percent, by: d.by } : {}),
-        }
-      : null,
-    reason: d.reason,
-    actor: d.actor,
-    promotionId: d.promotionId,
-    at: d.createdAt.toISOString(),
-  };
-}
-
-function promotionView(p: Promotion) {
-  return {
-    id: p.id,
-    name: p.name,
-    version: p.version,
-    mode: p.mode,
-    ...(p.percent !== null ? { percent: p.percent } : {}),
-    ...(p.by !== null ? { by: p.by } : {}),
-    author: p.author,
-    requestedBy: p.requestedBy,
-    requestedAt: p.requestedAt.toISOString(),
-    status: p.status,
-    approvedBy: p.approvedBy,
-    approvedAt: p.approvedAt?.toISOString() ?? null,
-    revision: p.revision,
-  };
 }
 
 /**
@@ -137,8 +54,7 @@ export function policyRoutes(deps: PolicyHttpDeps) {
     const who = async (
       headers: Record<string, string | string[] | undefined>,
     ): Promise<Actor & { keyId: string }> => {
-      const admin = await authorizeAdmin(headers);
-      return { id: admin.owner ?? admin.actor, label: admin.actor, keyId: admin.keyId };
+      return actorOf(await authorizeAdmin(headers));
     };
 
     app.post('/api/v1/policies/validate', async (request, reply) => {
@@ -152,15 +68,7 @@ export function policyRoutes(deps: PolicyHttpDeps) {
       return reply.code(pushed.created ? 201 : 200).send({
         created: pushed.created,
         ...versionView(pushed.version),
-        ...(pushed.diff
-          ? {
-              diff: {
-                added: pushed.diff.added.map((r) => r.id),
-                removed: pushed.diff.removed.map((r) => r.id),
-                changed: pushed.diff.changed.map((r) => r.id),
-              },
-            }
-          : {}),
+        ...(pushed.diff ? { diff: ruleChanges(pushed.diff) } : {}),
       });
     });
 
@@ -234,8 +142,7 @@ export function policyRoutes(deps: PolicyHttpDeps) {
     app.get('/api/v1/promotions/:id', async (request, reply) => {
       await who(request.headers);
       const { id } = parse(idParams, request.params);
-      const policyName = await findPromotion(deps, id);
-      return reply.send(promotionView(policyName));
+      return reply.send(promotionView(await findPromotion(deps.admin, id)));
     });
 
     app.post('/api/v1/promotions/:id/approve', async (request, reply) => {
@@ -252,26 +159,19 @@ export function policyRoutes(deps: PolicyHttpDeps) {
       return reply.send({ deployment: deploymentView(await deps.admin.rollback(name, actor, to)) });
     });
 
-    const replay = (name: string | undefined, body: z.output<typeof replayBody>) =>
-      deps.replay.replay({
-        ...(name !== undefined ? { name } : {}),
-        version: body.version,
-        ...(body.baseline ? { baseline: body.baseline } : {}),
-        ...(body.since ? { since: body.since } : {}),
-        ...(body.limit ? { limit: body.limit } : {}),
-        ...(body.examples !== undefined ? { examples: body.examples } : {}),
-      });
+    const replay = (name: string | undefined, body: unknown) =>
+      deps.replay.replay(replayRequestOf(name, parse(replayBody, body)));
 
     app.post('/api/v1/policies/:name/replay', async (request, reply) => {
       await who(request.headers);
       const { name } = parse(nameParams, request.params);
-      return reply.send(await replay(name, parse(replayBody, request.body)));
+      return reply.send(await replay(name, request.body));
     });
 
     // The candidate version names its policy, so replay needs no name (`policy replay --version V`).
     app.post('/api/v1/replay', async (request, reply) => {
       await who(request.headers);
-      return reply.send(await replay(undefined, parse(replayBody, request.body)));
+      return reply.send(await replay(undefined, request.body));
     });
 
     app.get('/api/v1/policy-bundle', async (request, reply) => {
@@ -294,22 +194,8 @@ export function policyRoutes(deps: PolicyHttpDeps) {
 
     app.get('/api/v1/decisions', async (request, reply) => {
       await who(request.headers);
-      const q = parse(decisionsQuery, request.query);
-      const records = await deps.decisions.list({
-        limit: q.limit,
-        ...(q.job ? { job: q.job } : {}),
-        ...(q.key ? { keyId: q.key } : {}),
-        ...(q.policy ? { policy: q.policy } : {}),
-        ...(q.verdict ? { verdict: q.verdict } : {}),
-        ...(q.since ? { since: parseSince(q.since, new Date()) } : {}),
-      });
-      return reply.send({ data: records.map(({ input: _input, ...rest }) => rest) });
+      const records = await deps.decisions.list(decisionFilterOf(parse(decisionsQuery, request.query)));
+      return reply.send({ data: records.map(withoutInput) });
     });
   };
-}
-
-async function findPromotion(deps: PolicyHttpDeps, id: string): Promise<Promotion> {
-  const promotion = await deps.admin.promotion(id);
-  if (!promotion) throw new AppError('not_found', `No promotion ${id}.`, { param: 'id' });
-  return promotion;
 }
