@@ -27,6 +27,7 @@ export const ENV_VARIABLES = {
   FLOWLOOM_KAFKA_REPLICATION_FACTOR: { key: 'kafkaTopics.replicationFactor', type: 'int' },
   FLOWLOOM_KAFKA_TOPIC_PREFIX: { key: 'kafkaTopics.prefix', type: 'string' },
   FLOWLOOM_ADMIN_KEY: { key: 'adminKey', type: 'string' },
+  FLOWLOOM_AUTH_FAILURE_WINDOW_MS: { key: 'authFailureWindowMs', type: 'int' },
   FLOWLOOM_LOG_LEVEL: { key: 'logLevel', type: 'string' },
   FLOWLOOM_MAX_BODY_BYTES: { key: 'maxBodyBytes', type: 'int' },
   FLOWLOOM_OUTBOX_FSYNC: { key: 'outboxFsync', type: 'string' },

@@ -242,6 +242,12 @@ export const configSchema = z.strictObject({
    */
   defaultMaxOutputTokens: z.number().int().positive().default(4096),
   adminKey: z.string().min(16, 'must be at least 16 characters').optional(),
+  /**
+   * Refused API keys reach the audit trail aggregated: the first refusal of a presented key from an
+   * address at once, its further refusals within this window counted and recorded as one event
+   * with the count when the window closes.
+   */
+  authFailureWindowMs: z.number().int().min(100).max(3_600_000).default(60_000),
   logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   maxBodyBytes: z
     .number()

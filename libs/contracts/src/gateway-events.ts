@@ -95,6 +95,24 @@ export const authFailedSchema = z.object({
   ...authAttempt,
   /** The error code the caller got: missing_api_key, invalid_api_key, key_revoked, key_expired, forbidden. */
   reason: z.string(),
+  /**
+   * Further refusals of the same key from the same address within this many seconds are not
+   * recorded one by one but counted, and recorded as one event with `count` when the window closes.
+   */
+  windowSeconds: z.number().int().positive().optional(),
+  /** A summary: how many refused attempts this event stands for (absent: one, this attempt). */
+  count: z.number().int().positive().optional(),
+  /** A summary: the first and last counted attempt (RFC 3339); `requestId` is the last one's. */
+  firstAt: z.string().optional(),
+  lastAt: z.string().optional(),
+  /**
+   * `key`: one presented key from one address (the default); `source`: every key this address
+   * presented once it had tried many (`keyHint` and `keyId` are then left out); `all`: every
+   * address, when too many were failing at once to track each.
+   */
+  scope: z.enum(['key', 'source', 'all']).optional(),
+  /** A summary: how many different keys the counted attempts presented. */
+  distinctKeys: z.number().int().positive().optional(),
 });
 export type AuthFailed = z.infer<typeof authFailedSchema>;
 

@@ -195,11 +195,11 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   });
   const keyStore = new SqlKeyStore(db);
   const auth = new Authenticator(keyStore);
-  auth.recordTo(
-    new AuthEvents(outbox, 15 * 60_000, (err) =>
-      log.warn({ err }, 'authentication event could not be recorded'),
-    ),
-  );
+  const authEvents = new AuthEvents(outbox, {
+    failureWindowMs: config.authFailureWindowMs,
+    onError: (err) => log.warn({ err }, 'authentication event could not be recorded'),
+  });
+  auth.recordTo(authEvents);
   const keys = new KeysAdmin(keyStore, outbox, () => auth.invalidate());
   const generated = await bootstrapAdmin(keyStore, keys, config.adminKey);
   if (generated) options.onAdminKeyGenerated?.(generated);
@@ -345,6 +345,8 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
         // Keep-alive connections that fall idle after close() started would hold it open: sweep them.
         const sweep = setInterval(() => http.server.closeIdleConnections(), 100);
         await Promise.all([http.close(), grpc.close()]).finally(() => clearInterval(sweep));
+        // What the refused-key windows counted goes into the outbox before the relay drains it.
+        await authEvents.close();
         unsubscribePolicy?.();
         if (!options.policySource) await policySource?.close?.();
         await relay.close();
