@@ -70,6 +70,13 @@ export const decisionRecordSchema = z.object({
   requestId: z.string(),
   /** ISO time of the decision. */
   at: z.string(),
+  /**
+   * Before the call (absent in records made before phases existed), or after the answer: the rules
+   * that read the answer's usage and cost. A request has at most one of each, both with its requestId.
+   */
+  phase: z.enum(['pre_call', 'post_call']).optional(),
+  /** On a post-call decision: the request's pre-call decision. */
+  follows: z.string().optional(),
   keyId: z.string().optional(),
   owner: z.string().optional(),
   project: z.string().optional(),
@@ -103,7 +110,11 @@ export const decisionRecordSchema = z.object({
   failure: z.string().optional(),
   /** Masked matches in the prompt (redact). */
   redactions: z.number().int().optional(),
-  /** The facts evaluated (credentials removed), kept so that a candidate version can be replayed against them. */
+  /**
+   * The facts evaluated (credentials removed), kept so that a candidate version can be replayed
+   * against them. A pre-call decision of an answered request also carries the answer (`response`:
+   * usage, cost, status), added once it is known, so post-call rules can be replayed on it.
+   */
   input: z.record(z.string(), z.unknown()).optional(),
 });
 export type DecisionRecord = z.infer<typeof decisionRecordSchema>;
@@ -129,6 +140,8 @@ export const interventionSchema = z.object({
   /** false: shadow or canary-shadowed, recorded only (nothing was changed). */
   enforced: z.boolean(),
   mode: z.string(),
+  /** post_call: decided on the answer (the key or job is acted on, the request was already answered). */
+  phase: z.enum(['pre_call', 'post_call']).optional(),
   policy: z.string(),
   version: z.string(),
   rule: z.string().nullable(),

@@ -528,4 +528,65 @@ describe('decisions and replay', () => {
     });
     expect(at<string>(rest.body, 'data.0.at')).toMatch(/^\d{4}-/);
   });
+
+  it('when the candidate has post-call rules, then replay evaluates them on the answers recorded with each request', async () => {
+    const v1 = await guardVersion(1);
+    const pushed = await push(
+      `${V1}  - id: long-answer
+    condition: response.output_tokens > 100.0
+    action: suspend_key
+`,
+      'alice',
+      'suspend keys after long answers',
+    );
+    expect(pushed.status, pushed.text).toBe(201);
+    // A window of its own (ahead of the other tests' decisions).
+    const start = Date.now() + 10 * 60_000;
+    const when = (k: number) => new Date(start + k).toISOString();
+    const answered = (k: number, output: number) => {
+      const pre = decision({ job: `answered-${k}`, version: v1, at: when(k), phase: 'pre_call' });
+      return { ...pre, input: { ...pre.input, response: { output_tokens: output, status: 'completed' } } };
+    };
+    const long = answered(1, 150);
+    const records: DecisionRecord[] = [
+      long,
+      // The gateway's own post-call decision of that request: its input is the pre-call one's, so replay skips it.
+      {
+        ...decision({ job: 'answered-1', version: v1, at: when(2) }),
+        phase: 'post_call',
+        follows: long.decisionId,
+        requestId: long.requestId,
+      },
+      answered(3, 20),
+      // Refused or failed before an answer (a phase is recorded, no answer): nothing to evaluate after it.
+      decision({ job: 'refused', version: v1, at: when(4), phase: 'pre_call' }),
+      // Recorded before answers were kept: the candidate's post-call rule cannot be judged on it.
+      decision({ job: 'old', version: v1, at: when(5) }),
+    ];
+    await t.bus.publish(records.map((r) => createEvent(POLICY_DECISION, 'flowloom/gateway', r)));
+    const res = await t.call('POST', '/api/v1/replay', 'alice', {
+      version: at<string>(pushed.body, 'version'),
+      baseline: v1,
+      since: new Date(start).toISOString(),
+    });
+    expect(res.status, res.text).toBe(200);
+    expect(res.body).toMatchObject({
+      report: {
+        total: 6,
+        afterCall: 2,
+        changed: 1,
+        transitions: [{ phase: 'post_call', from: 'allow', to: 'suspend_key', count: 1 }],
+        missingInputs: {
+          decisions: 1,
+          paths: [{ path: 'response.output_tokens', decisions: 1, readBy: ['candidate'] }],
+        },
+      },
+    });
+    const text = at<string>(res.body, 'text');
+    expect(text).toContain('replayed 6 decisions (2 of them after the answer): 1 would change, 5 unchanged');
+    expect(text).toContain('  after the answer: allow -> suspend_key: 1');
+    expect(text).toContain(
+      'incomplete: 1 of 4 decisions were recorded without inputs the candidate reads (response.output_tokens 1)',
+    );
+  });
 });

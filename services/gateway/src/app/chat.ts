@@ -20,7 +20,14 @@ import { timeoutReason, toAppError, withFallback } from './attempts.js';
 import type { RequestContext } from './context.js';
 import { baseFields, completedEvent, failedEvent } from './events.js';
 import type { Hold, Limiter } from './limits.js';
-import { isUpstreamFailure, promptText, redactChat, rerouted, toolCallDepth } from './policy-actions.js';
+import {
+  answerFacts,
+  isUpstreamFailure,
+  promptText,
+  redactChat,
+  rerouted,
+  toolCallDepth,
+} from './policy-actions.js';
 import type { Admission, GateHooks, PolicyGate } from './policy-gate.js';
 import type { Router } from './router.js';
 
@@ -250,7 +257,12 @@ export class ChatService {
       const settling = hold.settle(costUsd, tokens);
       hold = undefined;
       await settling;
-      await admission?.finish({ costUsd, tokens, failed: false });
+      await admission?.finish({
+        costUsd,
+        tokens,
+        failed: false,
+        answer: answerFacts(response.usage, costUsd, 'completed', response.finishReason, false),
+      });
       await this.outbox.append([
         completedEvent(ctx, {
           ...baseFields(ctx, 'chat', original.model, false, attempts),
@@ -388,6 +400,7 @@ export class ChatService {
           controller.abort();
           await iterator.return(undefined).catch(() => {});
         }
+        const reported = usage;
         usage = finalUsage();
         const costUsd = costOf(usage, self.router.priceOf(deployment));
         self.meter(original.model, deployment, usage, costUsd);
@@ -396,6 +409,14 @@ export class ChatService {
           costUsd,
           tokens: usage.inputTokens + usage.outputTokens,
           failed: outcome === 'failed' && isUpstreamFailure(failure),
+          // Cut short or not, the usage so far is what the post-call rules see (status says which).
+          answer: answerFacts(
+            usage,
+            costUsd,
+            outcome === 'done' ? 'completed' : outcome,
+            finishReason,
+            usage !== reported,
+          ),
         });
         const decisionEvents = streamAdmission?.takeEvents() ?? [];
         if (firstTokenAt !== undefined)

@@ -1,6 +1,12 @@
 import { AppError, isAppError } from '@flowloom/errors';
-import { type RedactAction, type RerouteAction, redactText } from '@flowloom/policy-engine';
-import { type ChatRequest, type Message, UpstreamFailure } from '@flowloom/providers';
+import {
+  type RedactAction,
+  type RerouteAction,
+  type ResponseFacts,
+  type ResponseStatus,
+  redactText,
+} from '@flowloom/policy-engine';
+import { type ChatRequest, type Message, UpstreamFailure, type Usage } from '@flowloom/providers';
 import type { Route } from '../domain/routing.js';
 import type { Router } from './router.js';
 
@@ -111,4 +117,23 @@ const UPSTREAM_CODES = new Set([
 export function isUpstreamFailure(error: unknown): boolean {
   if (isAppError(error)) return UPSTREAM_CODES.has(error.code);
   return error instanceof UpstreamFailure && error.kind !== 'aborted';
+}
+
+/** An answer as the post-call rules read it (`response.*`; `request.actual_tokens` follows from it). */
+export function answerFacts(
+  usage: Usage,
+  costUsd: number,
+  status: ResponseStatus,
+  finishReason: string | undefined,
+  usageEstimated: boolean,
+): ResponseFacts {
+  return {
+    input_tokens: usage.inputTokens,
+    output_tokens: usage.outputTokens,
+    cached_input_tokens: usage.cachedInputTokens,
+    cost: costUsd,
+    status,
+    finish_reason: finishReason ?? '',
+    usage_estimated: usageEstimated,
+  };
 }

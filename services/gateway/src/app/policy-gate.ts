@@ -23,11 +23,13 @@ import {
   evaluatePolicy,
   formatDiagnostics,
   type Outcome,
+  type Phase,
   type PolicyAction,
   type PolicyRule,
   type RedactAction,
   type RequestFacts,
   type RerouteAction,
+  type ResponseFacts,
   type Rollout,
   SIGNAL_NAMES,
   SIGNAL_SCOPES,
@@ -84,6 +86,8 @@ export interface RequestOutcome {
   tokens: number;
   /** The upstream failed (counts towards error storms). */
   failed: boolean;
+  /** What the answer used and cost, when there was one (also a stream cut short): post-call rules read it. */
+  answer?: ResponseFacts;
 }
 
 /** A request the policies let through, with what must be done to it. */
@@ -94,7 +98,11 @@ export interface Admission {
   readonly capMaxTokens: number | undefined;
   /** How many matches the caller masked, for the decision record. */
   noteRedactions(count: number): void;
-  /** Records the outcome in the signals and frees a throttle queue slot; safe to call twice. */
+  /**
+   * Records the outcome in the signals and frees a throttle queue slot; with an answer, evaluates
+   * the post-call rules (their decision joins `takeEvents`, their action runs in the background).
+   * Safe to call twice.
+   */
   finish(outcome: RequestOutcome): Promise<void>;
   /** The decision's events, the first time only: appended with the request's own event. */
   takeEvents(): CloudEvent[];
@@ -147,7 +155,10 @@ export interface PolicyGateOptions {
   budgets: readonly BudgetRule[];
   /** The queue of `throttle: { queue: true }`: shared by the replicas when it is Redis's. */
   throttle: ThrottleSemaphore;
-  /** A bundle (or a version in it) that does not compile; the previous one stays active. */
+  /**
+   * What no caller hears of: a bundle (or a version in it) that does not compile (the previous one
+   * stays active), or an action after the answer (suspend the key, stop the job) that failed.
+   */
   onRejected?: (message: string) => void;
   now?: () => number;
 }
@@ -372,86 +383,27 @@ export class PolicyGate {
       ...(budget ? { budget } : {}),
     };
 
-    const started = performance.now();
-    const evaluated: Evaluated[] = [];
-    for (const p of this.active) {
-      if (p.candidate) {
-        const candidate = evaluatePolicy(p.candidate.policy, input, { rollout: p.candidate.rollout });
-        evaluated.push({ lane: p.candidate, name: p.name, decision: candidate, superseded: false });
-        if (p.stable) {
-          const superseded = candidate.enforced;
-          const stable = evaluatePolicy(
-            p.stable.policy,
-            input,
-            superseded ? { rollout: { mode: 'shadow' } } : {},
-          );
-          evaluated.push({ lane: p.stable, name: p.name, decision: stable, superseded });
-        }
-      } else if (p.stable) {
-        evaluated.push({
-          lane: p.stable,
-          name: p.name,
-          decision: evaluatePolicy(p.stable.policy, input),
-          superseded: false,
-        });
-      }
-    }
-    // performance.now() is in milliseconds: one decimal of a microsecond is plenty.
-    const evaluationMicros = Math.round((performance.now() - started) * 10_000) / 10;
-
-    const effective = merge(evaluated, 'effective');
-    const intended = merge(
-      evaluated.filter((e) => !e.superseded),
-      'intended',
+    const active = this.active;
+    const { decisionId, record, effective, interventions } = this.decide(
+      ctx,
+      facts,
+      active,
+      input,
+      'pre_call',
+      now,
+      recordedSignals,
     );
-    const decisionId = uuidv7(now);
     hooks.onDecision?.(decisionId);
-    const decidingSide = effective.by ? effective : intended.by ? intended : undefined;
-    const deciding = decidingSide?.by ?? evaluated[0];
-    const record: DecisionRecord = {
-      decisionId,
-      requestId: ctx.requestId,
-      at: new Date(now).toISOString(),
-      keyId: ctx.key.id,
-      owner: ctx.key.owner,
-      ...(projectOf(ctx) ? { project: projectOf(ctx) } : {}),
-      ...(ctx.tags.job ? { job: ctx.tags.job } : {}),
-      ...(ctx.tags.session ? { session: ctx.tags.session } : {}),
-      api: ctx.api,
-      operation: facts.operation,
-      model: facts.model,
-      ...(deciding
-        ? {
-            policy: deciding.name,
-            version: deciding.decision.version,
-            mode: deciding.decision.mode,
-            rule: decidingSide
-              ? (decidingSide.outcome.decidedBy ?? decidingSide.actions[0]?.ruleId ?? null)
-              : null,
-          }
-        : {}),
-      verdict: effective.outcome.verdict,
-      actions: effective.actions.map(recordAction),
-      intendedVerdict: intended.outcome.verdict,
-      intendedActions: intended.actions.map(recordAction),
-      enforced: sameOutcome(effective, intended),
-      ...(effective.outcome.message ? { message: effective.outcome.message } : {}),
-      evaluations: evaluated.map(evaluationRecord),
-      evaluationMicros,
-      ...(recordedSignals ? { signals: recordedSignals } : {}),
-      ...(failure ? { failure } : {}),
-      input: {
-        request,
-        caller,
-        now,
-        // Nested as the engine reads it (signals.key.…), so a replay sees the per-subject values too.
-        ...(recordedSignals && signals ? { signals } : {}),
-        ...(budget ? { budget: jsonBudget(budget) } : {}),
-      },
+    if (recordedSignals) record.signals = recordedSignals;
+    if (failure) record.failure = failure;
+    record.input = {
+      request,
+      caller,
+      now,
+      // Nested as the engine reads it (signals.key.…), so a replay sees the per-subject values too.
+      ...(recordedSignals && signals ? { signals } : {}),
+      ...(budget ? { budget: jsonBudget(budget) } : {}),
     };
-    const interventions = evaluated
-      .filter((e) => !e.superseded && isIntervention(e.decision.intended))
-      .map((e) => this.interventionEvent(ctx, e, decisionId, recordedSignals));
 
     const verdict = effective.outcome.verdict;
     if (verdict === 'block' || verdict === 'suspend_key' || verdict === 'stop_job') {
@@ -460,7 +412,8 @@ export class PolicyGate {
         createEvent(POLICY_DECISION, POLICY_SOURCE, record, eventSubject(ctx)),
         ...interventions,
       ];
-      const message = await this.carryOutRefusal(ctx, by, by.decision.effective, decisionId, now, events);
+      const done = await this.carryOut(ctx, by, by.decision.effective, decisionId, now, events);
+      const message = `Refused by policy "${done.policy}" (version ${short(done.version)}, rule "${done.rule}"): ${done.reason}.${done.effect} Decision ${decisionId} (GET /api/v1/decisions/${decisionId}).`;
       await this.options.outbox.append(events);
       throw new AppError('policy_blocked', message, {
         details: {
@@ -510,6 +463,7 @@ export class PolicyGate {
     }
 
     let events: CloudEvent[] | undefined;
+    let afterCall: CloudEvent[] = [];
     let finished = false;
     const store = this.options.signals;
     return {
@@ -524,6 +478,11 @@ export class PolicyGate {
         if (finished) return;
         finished = true;
         release?.();
+        if (outcome.answer) {
+          // Kept with the pre-call decision as well, so a replay can try any version's post-call rules on it.
+          record.input = { ...record.input, response: outcome.answer };
+          afterCall = this.afterCall(ctx, facts, active, { ...input, response: outcome.answer }, record);
+        }
         if (!observed) return;
         await store
           .record(subjects, this.now(), {
@@ -535,27 +494,127 @@ export class PolicyGate {
       },
       takeEvents: () => {
         if (events) return [];
-        events = [createEvent(POLICY_DECISION, POLICY_SOURCE, record, eventSubject(ctx)), ...interventions];
+        events = [
+          createEvent(POLICY_DECISION, POLICY_SOURCE, record, eventSubject(ctx)),
+          ...interventions,
+          ...afterCall,
+        ];
         return events;
       },
     };
   }
 
-  /** Suspends the key or stops the job when the decision says so; returns the caller's message. */
-  private async carryOutRefusal(
+  /**
+   * The rules that read the answer, once it is complete: evaluated inline like the pre-call ones, on
+   * the same facts plus the answer, and recorded as a decision of its own (phase post_call, the same
+   * request id, `follows` the pre-call decision) that goes out with the request's events. Suspending
+   * the key or stopping the job runs in the background: the caller already has the answer.
+   */
+  private afterCall(
+    ctx: RequestContext,
+    facts: GateFacts,
+    active: readonly ActivePolicy[],
+    answered: EvaluationInput,
+    before: DecisionRecord,
+  ): CloudEvent[] {
+    const late = active.filter(
+      (p) =>
+        p.stable?.policy.phases.includes('post_call') || p.candidate?.policy.phases.includes('post_call'),
+    );
+    if (late.length === 0) return [];
+    const now = this.now();
+    const { decisionId, record, effective, interventions } = this.decide(
+      ctx,
+      facts,
+      late,
+      { ...answered, now },
+      'post_call',
+      now,
+      before.signals,
+    );
+    record.follows = before.decisionId;
+    if (before.signals) record.signals = before.signals;
+    record.input = { ...before.input, now };
+    const events: CloudEvent[] = [
+      createEvent(POLICY_DECISION, POLICY_SOURCE, record, eventSubject(ctx)),
+      ...interventions,
+    ];
+    const by = effective.by;
+    const verdict = effective.outcome.verdict;
+    if (by && (verdict === 'suspend_key' || verdict === 'stop_job')) {
+      const what = `policy "${by.name}" (version ${short(by.decision.version)}, rule "${effective.outcome.decidedBy}"): ${verdict} after the answer to request ${ctx.requestId} (decision ${decisionId})`;
+      this.inBackground(what, async () => {
+        const followUps: CloudEvent[] = [];
+        await this.carryOut(ctx, by, by.decision.effective, decisionId, now, followUps);
+        if (followUps.length > 0) await this.options.outbox.append(followUps);
+      });
+    }
+    return events;
+  }
+
+  /** Evaluates one phase of the active policies into its decision record and intervention events. */
+  private decide(
+    ctx: RequestContext,
+    facts: GateFacts,
+    active: readonly ActivePolicy[],
+    input: EvaluationInput,
+    phase: Phase,
+    now: number,
+    signals: Record<string, number> | undefined,
+  ) {
+    const { evaluated, evaluationMicros } = evaluateLanes(active, input, phase);
+    const decisionId = uuidv7(now);
+    const { record, effective } = decisionRecordOf(
+      ctx,
+      facts.operation,
+      facts.model,
+      evaluated,
+      decisionId,
+      now,
+      evaluationMicros,
+    );
+    const interventions = evaluated
+      .filter((e) => !e.superseded && isIntervention(e.decision.intended))
+      .map((e) => this.interventionEvent(ctx, e, decisionId, signals));
+    return { decisionId, record, effective, interventions };
+  }
+
+  private readonly pending = new Set<Promise<void>>();
+
+  /** Runs an action the caller must not wait for; a failure is reported with what to do by hand. */
+  private inBackground(what: string, task: () => Promise<void>): void {
+    const run: Promise<void> = task()
+      .catch((error: unknown) => {
+        this.options.onRejected?.(
+          `${what} failed: ${error instanceof Error ? error.message : String(error)}. The decision records the intent; carry it out by hand (revoke the key, or POST /api/v1/jobs/{job}/stop).`,
+        );
+      })
+      .finally(() => this.pending.delete(run));
+    this.pending.add(run);
+  }
+
+  /** Resolves once every action started after an answer has finished (for shutdown and tests). */
+  async settled(): Promise<void> {
+    while (this.pending.size > 0) await Promise.all([...this.pending]);
+  }
+
+  /**
+   * What a stop_job or suspend_key decision does to the job or the key, before the call (the request
+   * is refused too) or after the answer (the next requests are): the same calls and the same events.
+   */
+  private async carryOut(
     ctx: RequestContext,
     by: Evaluated,
     outcome: Outcome,
     decisionId: string,
     now: number,
     events: CloudEvent[],
-  ): Promise<string> {
+  ): Promise<{ policy: string; version: string; rule: string; reason: string; effect: string }> {
     const policy = by.name;
     const version = by.decision.version;
     const rule = outcome.decidedBy ?? '';
     const actor = `policy/${policy}@${short(version)} rule ${rule}`;
     const ruleMessage = by.lane.rules.get(rule)?.message;
-    const head = `Refused by policy "${policy}" (version ${short(version)}, rule "${rule}")`;
     const reason = ruleMessage ?? describeRule(by.lane.rules.get(rule));
     let effect = '';
     if (outcome.verdict === 'stop_job') {
@@ -586,7 +645,7 @@ export class PolicyGate {
         effect = ` API key ${ctx.key.hint} is suspended; ask an admin for a new key.`;
       }
     }
-    return `${head}: ${reason}.${effect} Decision ${decisionId} (GET /api/v1/decisions/${decisionId}).`;
+    return { policy, version, rule, reason, effect };
   }
 
   /** A request of a job stopped earlier: recorded as a decision of its own, naming the one that stopped it. */
@@ -676,6 +735,7 @@ export class PolicyGate {
         outcome.verdict !== 'allow' && !types.includes(outcome.verdict) ? [outcome.verdict, ...types] : types,
       enforced: e.decision.enforced,
       mode: e.decision.mode,
+      phase: e.decision.phase,
       policy: e.name,
       version: e.decision.version,
       rule,
@@ -771,6 +831,92 @@ function windowView(totals: WindowTotals, windows: SignalWindows, now: number) {
     firstSeenAt: new Date(totals.firstSeenAt).toISOString(),
     requestsInWindow: totals.requests,
   };
+}
+
+/**
+ * Evaluates every active policy in one phase: a candidate in its rollout mode, and its stable version
+ * beside it (only recorded, as a shadow, when the canary enforces the candidate for this subject).
+ */
+function evaluateLanes(
+  active: readonly ActivePolicy[],
+  input: EvaluationInput,
+  phase: Phase,
+): { evaluated: Evaluated[]; evaluationMicros: number } {
+  const started = performance.now();
+  const evaluated: Evaluated[] = [];
+  for (const p of active) {
+    if (p.candidate) {
+      const candidate = evaluatePolicy(p.candidate.policy, input, { rollout: p.candidate.rollout, phase });
+      evaluated.push({ lane: p.candidate, name: p.name, decision: candidate, superseded: false });
+      if (p.stable) {
+        const superseded = candidate.enforced;
+        const rollout: Rollout = superseded ? { mode: 'shadow' } : p.stable.rollout;
+        const stable = evaluatePolicy(p.stable.policy, input, { rollout, phase });
+        evaluated.push({ lane: p.stable, name: p.name, decision: stable, superseded });
+      }
+    } else if (p.stable) {
+      evaluated.push({
+        lane: p.stable,
+        name: p.name,
+        decision: evaluatePolicy(p.stable.policy, input, { rollout: p.stable.rollout, phase }),
+        superseded: false,
+      });
+    }
+  }
+  // performance.now() is in milliseconds: one decimal of a microsecond is plenty.
+  return { evaluated, evaluationMicros: Math.round((performance.now() - started) * 10_000) / 10 };
+}
+
+/** One decision record (before or after the call) from the evaluations of its phase. */
+function decisionRecordOf(
+  ctx: RequestContext,
+  operation: GateFacts['operation'],
+  model: string,
+  evaluated: readonly Evaluated[],
+  decisionId: string,
+  now: number,
+  evaluationMicros: number,
+): { record: DecisionRecord; effective: Merged } {
+  const effective = merge(evaluated, 'effective');
+  const intended = merge(
+    evaluated.filter((e) => !e.superseded),
+    'intended',
+  );
+  const decidingSide = effective.by ? effective : intended.by ? intended : undefined;
+  const deciding = decidingSide?.by ?? evaluated[0];
+  const record: DecisionRecord = {
+    decisionId,
+    requestId: ctx.requestId,
+    at: new Date(now).toISOString(),
+    phase: deciding?.decision.phase ?? 'pre_call',
+    keyId: ctx.key.id,
+    owner: ctx.key.owner,
+    ...(projectOf(ctx) ? { project: projectOf(ctx) } : {}),
+    ...(ctx.tags.job ? { job: ctx.tags.job } : {}),
+    ...(ctx.tags.session ? { session: ctx.tags.session } : {}),
+    api: ctx.api,
+    operation,
+    model,
+    ...(deciding
+      ? {
+          policy: deciding.name,
+          version: deciding.decision.version,
+          mode: deciding.decision.mode,
+          rule: decidingSide
+            ? (decidingSide.outcome.decidedBy ?? decidingSide.actions[0]?.ruleId ?? null)
+            : null,
+        }
+      : {}),
+    verdict: effective.outcome.verdict,
+    actions: effective.actions.map(recordAction),
+    intendedVerdict: intended.outcome.verdict,
+    intendedActions: intended.actions.map(recordAction),
+    enforced: sameOutcome(effective, intended),
+    ...(effective.outcome.message ? { message: effective.outcome.message } : {}),
+    evaluations: evaluated.map(evaluationRecord),
+    evaluationMicros,
+  };
+  return { record, effective };
 }
 
 interface Merged {

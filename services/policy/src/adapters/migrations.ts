@@ -104,4 +104,12 @@ drop index if exists policy_decisions_request;
 alter table policy_interventions alter column record type text using record::text;
 `,
   },
+  {
+    // Post-call decisions (rules that read the answer) are marked: replay evaluates both phases from
+    // each request's pre-call record, which carries the answer too, so it skips them.
+    id: 'policy/005_decision_phase',
+    sql: `
+alter table policy_decisions add column if not exists phase text;
+`,
+  },
 ];

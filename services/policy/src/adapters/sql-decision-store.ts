@@ -39,12 +39,13 @@ export class SqlDecisionStore implements DecisionStore {
           r.verdict,
           r.intendedVerdict,
           r.enforced,
+          r.phase === 'post_call' ? r.phase : null,
           JSON.stringify(r),
         );
-        return `(${Array.from({ length: 10 }, (_, k) => `$${at + k + 1}`).join(', ')})`;
+        return `(${Array.from({ length: 11 }, (_, k) => `$${at + k + 1}`).join(', ')})`;
       });
       await this.db.query(
-        `insert into policy_decisions (id, request_id, at, key_id, job, policy, verdict, intended_verdict, enforced, record)
+        `insert into policy_decisions (id, request_id, at, key_id, job, policy, verdict, intended_verdict, enforced, phase, record)
          values ${rows.join(', ')} on conflict (id) do nothing`,
         params,
       );
@@ -136,15 +137,16 @@ export class SqlDecisionStore implements DecisionStore {
   }
 
   async inputsSince(since: Date, limit: number): Promise<RecordedInputs> {
-    // The newest `limit`: a replay is about the traffic of late, not the start of the window.
+    // The newest `limit`: a replay is about the traffic of late, not the start of the window. One
+    // record per request: a post-call decision's input is its pre-call record's, answer included.
     const found = await this.db.query<{ id: string; at: unknown; record: unknown }>(
-      'select id, at, record from policy_decisions where at >= $1 order by at desc, id desc limit $2',
+      'select id, at, record from policy_decisions where at >= $1 and phase is null order by at desc, id desc limit $2',
       [since, limit],
     );
     let inWindow = found.rows.length;
     if (found.rows.length === limit) {
       const counted = await this.db.query<{ n: unknown }>(
-        'select count(*) as n from policy_decisions where at >= $1',
+        'select count(*) as n from policy_decisions where at >= $1 and phase is null',
         [since],
       );
       inWindow = Math.max(inWindow, Number(counted.rows[0]?.n ?? 0));
@@ -160,7 +162,13 @@ export class SqlDecisionStore implements DecisionStore {
       }
       const read = new Set<string>();
       for (const e of record.evaluations ?? []) for (const path of Object.keys(e.inputs)) read.add(path);
-      records.push({ id: r.id, at: iso(r.at), input: record.input, read: [...read] });
+      records.push({
+        id: r.id,
+        at: iso(r.at),
+        input: record.input,
+        read: [...read],
+        ...(record.phase ? { phase: record.phase } : {}),
+      });
     }
     return { records, inWindow, withoutInput };
   }

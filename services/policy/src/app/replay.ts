@@ -63,6 +63,8 @@ export class ReplayService {
         id: r.id,
         input: r.input as unknown as EvaluationInput,
         read: r.read,
+        // A record that states its phase also states its answer: none means there was none.
+        ...(r.phase ? { answered: r.input.response !== undefined } : {}),
       })),
       baseline,
       candidate,

@@ -6,6 +6,8 @@ export interface RecordedInput {
   input: Record<string, unknown>;
   /** The paths the policies evaluated then read (every evaluation's `inputs`), i.e. what was gathered. */
   read: string[];
+  /** `pre_call` on records made since decisions carry their phase (and their answer, when there was one). */
+  phase?: 'pre_call' | 'post_call';
 }
 
 export interface RecordedInputs {
@@ -47,7 +49,10 @@ export interface DecisionStore {
     after: string | undefined,
     limit: number,
   ): Promise<Array<Intervention & { at: string }>>;
-  /** For replay: the inputs of the newest `limit` decisions since a time, oldest first. */
+  /**
+   * For replay: the inputs of the newest `limit` requests since a time (their pre-call decisions,
+   * which carry the answer too), oldest first.
+   */
   inputsSince(since: Date, limit: number): Promise<RecordedInputs>;
   /** Writes whatever is buffered (a no-op for stores that write through). */
   flush(): Promise<void>;

@@ -27,7 +27,7 @@ const replayRequest = {
   },
 };
 const REPLAY_RESPONSE =
-  '{ name, report (with missingInputs: decisions recorded without paths the candidate reads), text, since, baseline, candidate, inWindow, limit, leftOut, withoutInput }';
+  '{ name, report (with afterCall: decisions replayed after the answer for post-call rules, and missingInputs: decisions recorded without paths the baseline or the candidate reads), text, since, baseline, candidate, inWindow, limit, leftOut, withoutInput }';
 export const openApiDocument = {
   openapi: '3.1.0',
   info: {
