@@ -1,6 +1,6 @@
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -10,6 +10,7 @@ import { adminCall, freePort } from '../bench/processes.js';
 import { freshDatabase, type OwnKafka, startOwnKafka } from './engines.js';
 import { type Answer, Load } from './load.js';
 import { CLI, Service } from './services.js';
+import { tearDown } from './teardown.js';
 
 // Distributed mode under faults, as installed: two `flowloom serve gateway` replicas and `flowloom
 // serve audit`, each a process of its own, on PostgreSQL, Redis and a Kafka broker of this test's own
@@ -124,13 +125,7 @@ beforeAll(async () => {
   console.log(`[faults] distributed stack up in ${((Date.now() - started) / 1000).toFixed(1)} s`);
 }, 170_000);
 
-afterAll(async () => {
-  for (const service of services) await service.stop().catch(() => {});
-  await db?.close();
-  await kafka?.purge().catch((error: Error) => console.error(error.message));
-  await database?.drop();
-  if (work) rmSync(work, { recursive: true, force: true });
-}, 120_000);
+afterAll(() => tearDown({ services, db, kafka, database, work }), 120_000);
 
 /** Ledger entries of completed requests, by request id. */
 async function ledger(): Promise<Map<string, { n: number; costUsd: number; project: string | null }>> {

@@ -65,6 +65,16 @@ export interface OwnKafka {
 
 /** A one-node Kafka (KRaft) of the test's own, on free ports, with a small heap. */
 export async function startOwnKafka(name: string): Promise<OwnKafka> {
+  const kafka = await ownKafka(name);
+  await kafka.start();
+  return kafka;
+}
+
+/**
+ * A one-node Kafka of the test's own whose ports are chosen but that is not started yet: services
+ * can be pointed at brokers that do not exist until `start()`.
+ */
+export async function ownKafka(name: string): Promise<OwnKafka> {
   const [port, controller] = [await freePort(), await freePort()];
   const env = {
     FLOWLOOM_KAFKA_INSTANCE: name,
@@ -74,7 +84,6 @@ export async function startOwnKafka(name: string): Promise<OwnKafka> {
     // The client JIT only: the broker starts (and restarts) seconds sooner on two busy cores.
     FLOWLOOM_KAFKA_JAVA_OPTS: '-XX:TieredStopAtLevel=1',
   };
-  await script('kafka', 'up', env);
   const pidFile = join(enginesHome(), 'kafka/instances', name, 'kafka.pid');
   return {
     brokers: `127.0.0.1:${port}`,

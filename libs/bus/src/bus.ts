@@ -23,5 +23,28 @@ export interface EventBus {
    * falls back to `subscribe` on a bus without it.
    */
   subscribeBatch?(group: string, handler: BatchEventHandler, types?: readonly string[]): Promise<void>;
+  /** Whether the bus can carry events now, for /readyz and metrics; a bus without it is always up. */
+  health?(): BusHealth;
+  /**
+   * Calls `listener` each time the bus (re)connects after an outage, so a relay waiting out a
+   * back-off publishes at once. Returns the unsubscribe function.
+   */
+  onConnected?(listener: () => void): () => void;
   close(): Promise<void>;
+}
+
+export interface BusHealth {
+  /**
+   * `connected`: events flow. `connecting`: not reached yet since start. `unavailable`: an attempt
+   * failed or a connection was lost; the bus keeps retrying in the background.
+   */
+  state: 'connected' | 'connecting' | 'unavailable';
+  /** When this state began (epoch ms). */
+  since: number;
+  /** The last failure, while not connected. */
+  reason?: string;
+  /** Where the bus connects (the brokers), for messages that say what to fix. */
+  target: string;
+  /** Each consumer group of this process: consuming, or waiting for the bus (and why). */
+  consumers: Record<string, string>;
 }

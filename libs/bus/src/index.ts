@@ -1,4 +1,5 @@
-export type { BatchEventHandler, EventBus, EventHandler } from './bus.js';
+export type { BatchEventHandler, BusHealth, EventBus, EventHandler } from './bus.js';
+export { busCheck } from './health.js';
 export { InProcessBus } from './in-process.js';
 export { KafkaBus, type KafkaBusOptions } from './kafka.js';
 export { DEFAULT_TOPIC_PREFIX, fromKafkaRecord, toKafkaRecord, topicFor } from './kafka-binding.js';

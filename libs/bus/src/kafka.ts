@@ -1,7 +1,8 @@
 import { type CloudEvent, eventPayloadSchemas } from '@flowloom/contracts';
-import type { Consumer, Kafka, Producer } from 'kafkajs';
-import type { BatchEventHandler, EventBus, EventHandler } from './bus.js';
+import type { Consumer, EachBatchPayload, Kafka, Producer } from 'kafkajs';
+import type { BatchEventHandler, BusHealth, EventBus, EventHandler } from './bus.js';
 import { DEFAULT_TOPIC_PREFIX, fromKafkaRecord, toKafkaRecord, topicFor } from './kafka-binding.js';
+import { isBrokerFailure, reconnectDelayMs } from './kafka-failures.js';
 
 export interface KafkaBusOptions {
   brokers: string[];
@@ -17,21 +18,47 @@ export interface KafkaBusOptions {
    * digits, `_` and `-`: a dot would let one prefix's pattern subscription match another's topics.
    */
   topicPrefix?: string;
+  /** Back-off between attempts to reach the brokers while they are unreachable (250 ms to 5 s by default). */
+  reconnect?: { minMs: number; maxMs: number };
 }
 
 const TOPIC_PREFIX = /^[A-Za-z0-9_-]+$/;
+
+/** A consumer group of this process: started now, or once the brokers are reachable. */
+interface Subscription {
+  group: string;
+  run(consumer: Consumer): Promise<void>;
+  consumer?: Consumer;
+}
 
 /**
  * Events on Kafka. Publishing uses an idempotent producer with acks from all in-sync replicas;
  * consuming commits an offset only after the handler resolved, so an event whose effect was not
  * durable is delivered again (handlers deduplicate by event id).
+ *
+ * Brokers come and go: `startInBackground()` lets a service start while Kafka is down. Until the
+ * brokers answer (and after a connection is lost), `publish` fails at once naming the outage, so the
+ * caller's outbox keeps the events; subscriptions wait and join their groups once Kafka is back.
  */
 export class KafkaBus implements EventBus {
   private kafka: Promise<Kafka> | undefined;
+  private probeKafka: Promise<Kafka> | undefined;
   private producer: Producer | undefined;
-  private readonly consumers: Consumer[] = [];
+  private readonly subscriptions: Subscription[] = [];
+  private readonly consumerStatus = new Map<string, string>();
   private readonly knownTopics = new Set<string>();
   private readonly prefix: string;
+  private readonly connectedListeners = new Set<() => void>();
+  /** `idle` until start() or startInBackground(): then outages are ridden out instead of thrown. */
+  private mode: 'idle' | 'strict' | 'background' = 'idle';
+  private state: BusHealth['state'] = 'connecting';
+  private since = Date.now();
+  private reason: string | undefined;
+  /** Failed attempts (or losses) since events last flowed: the back-off grows with it. */
+  private failures = 0;
+  private supervisor: Promise<void> | undefined;
+  private cancelPause: (() => void) | undefined;
+  private closed = false;
 
   constructor(private readonly options: KafkaBusOptions) {
     this.prefix = options.topicPrefix ?? DEFAULT_TOPIC_PREFIX;
@@ -41,16 +68,26 @@ export class KafkaBus implements EventBus {
 
   /** kafkajs is loaded on first use: a process on the in-process bus never holds it in memory. */
   private client(): Promise<Kafka> {
-    this.kafka ??= import('kafkajs').then(
+    this.kafka ??= this.newClient(5);
+    return this.kafka;
+  }
+
+  /** A client that never retries, for the round trip that tells whether the brokers are up. */
+  private probeClient(): Promise<Kafka> {
+    this.probeKafka ??= this.newClient(0);
+    return this.probeKafka;
+  }
+
+  private newClient(retries: number): Promise<Kafka> {
+    return import('kafkajs').then(
       ({ Kafka, logLevel }) =>
         new Kafka({
           clientId: this.options.clientId,
           brokers: this.options.brokers,
           logLevel: logLevel.NOTHING,
-          retry: { retries: 5, initialRetryTime: 200, maxRetryTime: 5_000 },
+          retry: { retries, initialRetryTime: 200, maxRetryTime: 5_000 },
         }),
     );
-    return this.kafka;
   }
 
   /** The topic of an event type under this bus's prefix. */
@@ -60,16 +97,131 @@ export class KafkaBus implements EventBus {
 
   /** Connects the producer and creates the configured topics; fails with the brokers named. */
   async start(): Promise<void> {
+    this.mode = 'strict';
     try {
-      this.producer = (await this.client()).producer({ idempotent: true, maxInFlightRequests: 1 });
+      await this.connect();
+    } catch (error) {
+      this.markDown(error);
+      throw error;
+    }
+    this.markUp();
+  }
+
+  /**
+   * Starts connecting without waiting: a service serves while Kafka is unreachable, retrying with
+   * jittered back-off; `health()` says how it goes, `onConnected` listeners hear when it is up.
+   */
+  startInBackground(): void {
+    this.mode = 'background';
+    this.supervise();
+  }
+
+  health(): BusHealth {
+    return {
+      state: this.state,
+      since: this.since,
+      ...(this.reason !== undefined && this.state !== 'connected' ? { reason: this.reason } : {}),
+      target: this.options.brokers.join(','),
+      consumers: Object.fromEntries(this.consumerStatus),
+    };
+  }
+
+  onConnected(listener: () => void): () => void {
+    this.connectedListeners.add(listener);
+    return () => this.connectedListeners.delete(listener);
+  }
+
+  /**
+   * One attempt: a round trip to the brokers that fails fast, the producer, the topics, and the
+   * consumers still waiting to join.
+   */
+  private async connect(): Promise<void> {
+    const kafka = await this.client();
+    try {
+      // No retries: an unreachable broker fails this attempt now; the back-off decides when to retry.
+      const probe = (await this.probeClient()).admin();
+      await probe.connect();
+      try {
+        await probe.describeCluster();
+      } finally {
+        await probe.disconnect();
+      }
+      this.producer ??= kafka.producer({ idempotent: true, maxInFlightRequests: 1 });
       await this.producer.connect();
     } catch (error) {
       throw new Error(
         `Cannot reach Kafka at ${this.options.brokers.join(',')}: ${(error as Error).message}. Is it running? (npm run engines:up)`,
+        { cause: error },
       );
     }
     await this.ensureTopics(
       this.options.topics ?? [...new Set(Object.keys(eventPayloadSchemas).map((t) => this.topicFor(t)))],
+    );
+    for (const sub of this.subscriptions) if (!sub.consumer) await this.startConsumer(sub);
+  }
+
+  private markUp(): void {
+    if (this.closed) return;
+    const recovered = this.state !== 'connected';
+    this.state = 'connected';
+    this.reason = undefined;
+    if (!recovered) return;
+    this.since = Date.now();
+    for (const listener of this.connectedListeners) listener();
+  }
+
+  private markDown(error: unknown): void {
+    // The cause of "Cannot reach Kafka at ...", which the rest of the message already says.
+    const cause = (error as Error).cause;
+    this.reason = (cause instanceof Error ? cause : (error as Error)).message;
+    if (this.state === 'unavailable') return;
+    this.state = 'unavailable';
+    this.since = Date.now();
+  }
+
+  /** The brokers failed a publish or a consumer: fail fast from now on and find out when they are back. */
+  private lost(error: unknown): void {
+    if (this.mode === 'idle' || this.closed) return;
+    this.markDown(error);
+    this.failures++;
+    this.supervise();
+  }
+
+  /** Retries `connect()` with jittered back-off until it succeeds or the bus closes. */
+  private supervise(): void {
+    if (this.supervisor || this.closed) return;
+    this.supervisor = (async () => {
+      while (!this.closed && this.state !== 'connected') {
+        if (this.failures > 0) await this.pause(reconnectDelayMs(this.failures, this.options.reconnect));
+        if (this.closed) return;
+        try {
+          await this.connect();
+          this.markUp();
+        } catch (error) {
+          this.markDown(error);
+          this.failures++;
+        }
+      }
+    })().finally(() => {
+      this.supervisor = undefined;
+    });
+  }
+
+  private pause(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const timer = setTimeout(resolve, ms);
+      this.cancelPause = () => {
+        clearTimeout(timer);
+        resolve();
+      };
+    });
+  }
+
+  /** What a caller is told while the brokers are unreachable: since when, why, and what to do. */
+  private unavailable(): Error {
+    const since = new Date(this.since).toISOString();
+    return new Error(
+      `Kafka at ${this.options.brokers.join(',')} is unreachable since ${since}${this.reason ? ` (${this.reason})` : ''}; retrying in the background. Fix: start Kafka, or correct FLOWLOOM_KAFKA_BROKERS`,
     );
   }
 
@@ -95,7 +247,6 @@ export class KafkaBus implements EventBus {
     }
     for (const t of missing) this.knownTopics.add(t);
   }
-
   /** Kafka only says "Replication-factor is invalid": name the cluster's size and the setting to change. */
   private async explainTopicError(
     admin: ReturnType<Kafka['admin']>,
@@ -125,13 +276,68 @@ export class KafkaBus implements EventBus {
       heartbeatInterval: 1_000,
     });
     await consumer.connect();
-    // A pattern subscription sees the topics that exist now: `start()` creates the known families.
-    await consumer.subscribe({ topics: [new RegExp(`^${this.prefix}\\..+`)], fromBeginning: true });
+    try {
+      // A pattern subscription sees the topics that exist now: `connect()` creates the known families.
+      await consumer.subscribe({ topics: [new RegExp(`^${this.prefix}\\..+`)], fromBeginning: true });
+    } catch (error) {
+      await consumer.disconnect().catch(() => {});
+      throw error;
+    }
     return consumer;
   }
 
+  /** Joins the group and runs it; kafkajs restarts it after a retriable crash, the supervisor after others. */
+  private async startConsumer(sub: Subscription): Promise<void> {
+    this.consumerStatus.set(sub.group, 'joining its group');
+    const consumer = await this.consumerFor(sub.group);
+    consumer.on(consumer.events.GROUP_JOIN, () => {
+      this.consumerStatus.set(sub.group, 'consuming');
+      this.failures = 0;
+    });
+    consumer.on(consumer.events.CRASH, ({ payload }) => {
+      if (this.closed) return;
+      this.consumerStatus.set(
+        sub.group,
+        `${payload.restart ? 'restarting' : 'stopped'} after: ${payload.error.message}`,
+      );
+      if (!payload.restart) sub.consumer = undefined;
+      if (!payload.restart || isBrokerFailure(payload.error)) this.lost(payload.error);
+    });
+    try {
+      await sub.run(consumer);
+    } catch (error) {
+      await consumer.disconnect().catch(() => {});
+      this.consumerStatus.set(sub.group, `waiting for Kafka: ${(error as Error).message}`);
+      throw error;
+    }
+    sub.consumer = consumer;
+  }
+
+  /**
+   * Registers a group. When the bus is up (or was never started) the consumer joins now and a failure
+   * rejects; in the background mode, or while the brokers are away, it joins once they are back.
+   */
+  private async addSubscription(sub: Subscription): Promise<void> {
+    this.subscriptions.push(sub);
+    this.consumerStatus.set(sub.group, 'waiting for Kafka');
+    if (this.state !== 'connected' && this.mode !== 'idle') {
+      // The supervisor (running while the bus is down) starts it with the others.
+      this.supervise();
+      return;
+    }
+    try {
+      await this.startConsumer(sub);
+    } catch (error) {
+      if (this.mode === 'background') return this.lost(error);
+      this.subscriptions.splice(this.subscriptions.indexOf(sub), 1);
+      this.consumerStatus.delete(sub.group);
+      throw error;
+    }
+  }
+
   async publish(events: readonly CloudEvent[]): Promise<void> {
-    if (!this.producer) throw new Error('KafkaBus.start() was not called');
+    if (this.mode === 'idle') throw new Error('KafkaBus.start() was not called');
+    if (!this.producer || this.state !== 'connected') throw this.unavailable();
     const byTopic = new Map<string, CloudEvent[]>();
     for (const event of events) {
       const topic = this.topicFor(event.type);
@@ -139,74 +345,73 @@ export class KafkaBus implements EventBus {
       if (list) list.push(event);
       else byTopic.set(topic, [event]);
     }
-    await this.ensureTopics([...byTopic.keys()]);
-    await this.producer.sendBatch({
-      acks: -1,
-      topicMessages: [...byTopic].map(([topic, list]) => ({ topic, messages: list.map(toKafkaRecord) })),
-    });
+    try {
+      await this.ensureTopics([...byTopic.keys()]);
+      await this.producer.sendBatch({
+        acks: -1,
+        topicMessages: [...byTopic].map(([topic, list]) => ({ topic, messages: list.map(toKafkaRecord) })),
+      });
+    } catch (error) {
+      if (isBrokerFailure(error)) this.lost(error);
+      throw error;
+    }
+    this.failures = 0;
   }
 
   async subscribe(group: string, handler: EventHandler, types?: readonly string[]): Promise<void> {
-    const consumer = await this.consumerFor(group);
-    await consumer.run({
-      autoCommit: false,
-      eachBatchAutoResolve: false,
-      eachBatch: async ({
-        batch,
-        resolveOffset,
-        heartbeat,
-        commitOffsetsIfNecessary,
-        uncommittedOffsets,
-        isRunning,
-        isStale,
-      }) => {
-        for (const message of batch.messages) {
-          if (!isRunning() || isStale()) break;
-          const event = fromKafkaRecord(message.headers ?? {}, message.value);
-          if (event && (!types || types.some((t) => event.type.startsWith(t)))) await handler(event);
-          resolveOffset(message.offset);
-          await heartbeat();
-        }
-        // Only offsets of handled messages are committed: a crash re-delivers the rest. They are
-        // passed explicitly: with autoCommit off, kafkajs commits nothing unless told what.
-        await commitOffsetsIfNecessary(uncommittedOffsets());
-      },
+    await this.consumeBatches(group, async ({ batch, resolveOffset, heartbeat, isRunning, isStale }) => {
+      for (const message of batch.messages) {
+        if (!isRunning() || isStale()) break;
+        const event = fromKafkaRecord(message.headers ?? {}, message.value);
+        if (event && (!types || types.some((t) => event.type.startsWith(t)))) await handler(event);
+        resolveOffset(message.offset);
+        await heartbeat();
+      }
     });
-    this.consumers.push(consumer);
   }
 
   async subscribeBatch(group: string, handler: BatchEventHandler, types?: readonly string[]): Promise<void> {
-    const consumer = await this.consumerFor(group);
-    await consumer.run({
-      autoCommit: false,
-      eachBatchAutoResolve: false,
-      eachBatch: async ({
-        batch,
-        resolveOffset,
-        heartbeat,
-        commitOffsetsIfNecessary,
-        uncommittedOffsets,
-        isRunning,
-        isStale,
-      }) => {
-        if (!isRunning() || isStale() || batch.messages.length === 0) return;
-        const events: CloudEvent[] = [];
-        for (const message of batch.messages) {
-          const event = fromKafkaRecord(message.headers ?? {}, message.value);
-          if (event && (!types || types.some((t) => event.type.startsWith(t)))) events.push(event);
-        }
-        if (events.length > 0) await handler(events);
-        // The whole fetch is handled: commit past its last message. A failure above commits nothing.
-        resolveOffset((batch.messages[batch.messages.length - 1] as { offset: string }).offset);
-        await heartbeat();
-        await commitOffsetsIfNecessary(uncommittedOffsets());
-      },
+    await this.consumeBatches(group, async ({ batch, resolveOffset, heartbeat, isRunning, isStale }) => {
+      if (!isRunning() || isStale() || batch.messages.length === 0) return;
+      const events: CloudEvent[] = [];
+      for (const message of batch.messages) {
+        const event = fromKafkaRecord(message.headers ?? {}, message.value);
+        if (event && (!types || types.some((t) => event.type.startsWith(t)))) events.push(event);
+      }
+      if (events.length > 0) await handler(events);
+      // The whole fetch is handled: resolve past its last message. A failure above commits nothing.
+      resolveOffset((batch.messages[batch.messages.length - 1] as { offset: string }).offset);
+      await heartbeat();
     });
-    this.consumers.push(consumer);
+  }
+
+  /** A group whose `handle` resolves the offsets it handled; only those are committed after it. */
+  private async consumeBatches(
+    group: string,
+    handle: (payload: EachBatchPayload) => Promise<void>,
+  ): Promise<void> {
+    await this.addSubscription({
+      group,
+      run: (consumer) =>
+        consumer.run({
+          autoCommit: false,
+          eachBatchAutoResolve: false,
+          eachBatch: async (payload) => {
+            await handle(payload);
+            // Only offsets of handled messages are committed: a crash re-delivers the rest. They are
+            // passed explicitly: with autoCommit off, kafkajs commits nothing unless told what.
+            await payload.commitOffsetsIfNecessary(payload.uncommittedOffsets());
+          },
+        }),
+    });
   }
 
   async close(): Promise<void> {
-    await Promise.all(this.consumers.map((c) => c.disconnect()));
+    this.closed = true;
+    this.cancelPause?.();
+    // An attempt in flight finishes first, so nothing it connects outlives the bus.
+    await this.supervisor;
+    await Promise.all(this.subscriptions.map((s) => s.consumer?.disconnect()));
     await this.producer?.disconnect();
   }
 }

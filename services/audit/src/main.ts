@@ -1,6 +1,6 @@
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
-import type { EventBus } from '@flowloom/bus';
+import { busCheck, type EventBus } from '@flowloom/bus';
 import type { Config } from '@flowloom/config';
 import type { CloudEvent } from '@flowloom/contracts';
 import { type Db, openDb } from '@flowloom/store';
@@ -280,12 +280,24 @@ export async function startAudit(
     service.httpRoutes,
     authorizeAdmin,
     async () => {
+      const checks: Record<string, string> = {};
       try {
         await service.ledger.ledgerStore.treeSize();
-        return true;
-      } catch {
-        return false;
+        checks.database = 'ok';
+      } catch (error) {
+        checks.database = `unavailable: ${(error as Error).message}`;
       }
+      // Not ready while its consumer cannot consume: turning events into evidence is this service's
+      // job, and a ledger that silently stopped growing would answer "not in the log" for requests
+      // that were answered (their events wait in the gateways' outboxes). Reads of what is already
+      // in the ledger go on being served; only the readiness (and alerting on it) reflects the outage.
+      const health = options.bus?.health?.();
+      if (health)
+        checks.bus = busCheck(
+          health,
+          "new events wait in the gateways' outboxes and reach the ledger once it is back",
+        );
+      return checks;
     },
     logger,
   );

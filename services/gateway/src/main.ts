@@ -1,5 +1,5 @@
 import { join, resolve } from 'node:path';
-import { type EventBus, InProcessBus } from '@flowloom/bus';
+import { busCheck, type EventBus, InProcessBus } from '@flowloom/bus';
 import { type Config, ConfigError } from '@flowloom/config';
 import { LOCAL_EMBEDDING_MODEL, LOCAL_MODEL } from '@flowloom/providers';
 import { type Db, migrate, openDb } from '@flowloom/store';
@@ -44,6 +44,7 @@ import type { PolicySource } from './ports/policy-source.js';
 import type { SignalStore } from './ports/signal-store.js';
 import type { ThrottleSemaphore } from './ports/throttle-semaphore.js';
 import { createProviderClients } from './providers.js';
+import { busGauges, policySourceCheck, policySourceGauges } from './source-health.js';
 
 export interface GatewayOptions {
   config: Config;
@@ -92,6 +93,8 @@ export interface Gateway {
 
 interface RelayedOutbox extends Outbox {
   start(): void;
+  /** The bus is back: publish now instead of at the end of a failure back-off. */
+  retryNow?(): void;
   publishPending(): Promise<number>;
   /** Events written and not yet published on the bus. */
   pendingCount(): Promise<number>;
@@ -145,6 +148,7 @@ async function sqlOutbox(
       outbox.start();
       relay.start();
     },
+    retryNow: () => relay.retryNow(),
     publishPending: async () => {
       await outbox.drainSpool();
       return relay.publishPending();
@@ -171,7 +175,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     options.db ??
     (await openDb({ databaseUrl: config.databaseUrl, dataDir: join(resolve(config.dataDir), 'db') }));
   await migrate(db, gatewayMigrations);
-  const bus = options.bus ?? new InProcessBus();
+  const bus: EventBus = options.bus ?? new InProcessBus();
 
   const onRelayError = (err: unknown): void => log.warn({ err }, 'outbox relay: publish failed, will retry');
   const outbox: RelayedOutbox = config.databaseUrl
@@ -181,6 +185,8 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
         onError: onRelayError,
       });
   const relay = outbox;
+  const unsubscribeBus = bus.onConnected?.(() => relay.retryNow?.());
+  busGauges(bus, registry);
   new Gauge({
     name: 'flowloom_outbox_backlog_events',
     help: 'Events in the outbox not yet published on the bus (growing: the consumers, e.g. the audit ledger, are behind)',
@@ -266,6 +272,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     onRejected: (message) => log.error(message),
   });
   const policySource = await openPolicySource(options.policySource, config, log);
+  if (policySource) policySourceGauges(policySource, registry);
   const unsubscribePolicy = policySource?.subscribe((bundle) => {
     gate.load(bundle);
     log.info({ revision: bundle.revision, policies: gate.status().policies }, 'policy bundle in force');
@@ -288,6 +295,15 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       if (checks.database !== 'ok' && config.outboxOnDatabaseDown === 'spool')
         checks.database = `degraded: ${checks.database}; events spool locally`;
     }
+    const busHealth = bus.health?.();
+    // Events wait in the durable outbox: the gateway serves on, so this never makes it not ready.
+    if (busHealth)
+      checks.bus = busCheck(
+        busHealth,
+        `answered requests' events wait in the outbox (${await relay.pendingCount().catch(() => '?')} now) and are published once it is back`,
+      );
+    const policyCheck = policySource && policySourceCheck(policySource);
+    if (policyCheck) checks.policy = policyCheck;
     if (limits.check) checks.limits = await limits.check();
     if (signals.check) checks.signals = await signals.check();
     if (throttle.check) checks.throttle = await throttle.check();
@@ -348,6 +364,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
         // What the refused-key windows counted goes into the outbox before the relay drains it.
         await authEvents.close();
         unsubscribePolicy?.();
+        unsubscribeBus?.();
         if (!options.policySource) await policySource?.close?.();
         await relay.close();
         await limits.close();

@@ -379,6 +379,37 @@ describe.each(engines)('SQL key store and outbox on $engine', ({ open }) => {
       }
     });
 
+    it('when the bus stays down under traffic, then new rows retry it at most once a second, and the bus coming back publishes at once', async () => {
+      const bus = new RecordingBus();
+      bus.failAll = true;
+      const relay = new OutboxRelay(db, bus, { idleMs: 60_000 });
+      const outbox = new SqlOutbox(db, () => relay.wake());
+      relay.start();
+      try {
+        await outbox.append([testEvent(0)]);
+        await vi.waitFor(() => expect(bus.calls).toBe(1), { timeout: 5_000 });
+        // 1.5 s of requests, one every 20 ms: without the limit, each would cost a try.
+        const events = [testEvent(0)];
+        const until = Date.now() + 1_500;
+        for (let i = 1; Date.now() < until; i++) {
+          const event = testEvent(i);
+          events.push(event);
+          await outbox.append([event]);
+          await new Promise((r) => setTimeout(r, 20));
+        }
+        expect(bus.calls).toBeGreaterThanOrEqual(2);
+        expect(bus.calls).toBeLessThanOrEqual(3);
+        // The back-off has grown past a second; the bus's reconnect cuts it short.
+        bus.failAll = false;
+        const back = Date.now();
+        relay.retryNow();
+        await vi.waitFor(() => expect(bus.accepted).toHaveLength(events.length), { timeout: 5_000 });
+        expect(Date.now() - back).toBeLessThan(500);
+      } finally {
+        await relay.stop();
+      }
+    });
+
     it('when the relay stops, then it publishes what is still pending first', async () => {
       const bus = new RecordingBus();
       const relay = new OutboxRelay(db, bus, { idleMs: 60_000 });

@@ -63,13 +63,15 @@ export async function startPolicyService(options: PolicyServiceOptions): Promise
   const db =
     options.db ?? (await openDb({ databaseUrl: config.databaseUrl, dataDir: `${config.dataDir}/db` }));
   const ownsBus = !options.bus;
-  const bus = options.bus ?? new InProcessBus();
+  const bus: EventBus = options.bus ?? new InProcessBus();
   await migrate(db, policyMigrations);
 
   const relay = new SqlEventRelay(db, bus, (err) =>
     log.warn({ err }, 'policy events: publish failed, will retry'),
   );
   const repo = new SqlPolicyRepository(db, () => relay.wake());
+  // Kafka back after an outage: publish what waited at once rather than at the next poll.
+  const unsubscribeBus = bus.onConnected?.(() => relay.wake());
   const distributor = new BundleDistributor(
     repo,
     (err) => log.error({ err }, 'policy bundle refresh failed'),
@@ -150,6 +152,7 @@ export async function startPolicyService(options: PolicyServiceOptions): Promise
     async close() {
       await grpc?.close();
       distributor.stop();
+      unsubscribeBus?.();
       await relay.stop();
       if (ownsBus) await bus.close();
       await store.close();

@@ -9,7 +9,8 @@ import type { AuditHttpPlugin } from './routes.js';
 export async function buildAuditHttpServer(
   routes: AuditHttpPlugin,
   authorizeAdmin: AdminAuthorizer,
-  readiness: () => Promise<boolean>,
+  /** Each dependency's state: `ok`, or what is wrong and how to fix it; ready only when all are `ok`. */
+  readiness: () => Promise<Record<string, string>>,
   logger: AuditLogger,
 ): Promise<FastifyInstance> {
   const app = Fastify({ logger: false, bodyLimit: 1024 * 1024, return503OnClosing: true });
@@ -30,9 +31,11 @@ export async function buildAuditHttpServer(
       ),
   );
   app.get('/healthz', async () => ({ status: 'ok' }));
-  app.get('/readyz', async (_request, reply) =>
-    (await readiness()) ? reply.send({ status: 'ready' }) : reply.code(503).send({ status: 'unavailable' }),
-  );
+  app.get('/readyz', async (_request, reply) => {
+    const checks = await readiness();
+    const ready = Object.values(checks).every((v) => v === 'ok');
+    return reply.code(ready ? 200 : 503).send({ status: ready ? 'ready' : 'unavailable', checks });
+  });
   await routes(app, authorizeAdmin);
   return app;
 }

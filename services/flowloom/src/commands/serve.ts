@@ -1,6 +1,6 @@
 import { parseArgs } from 'node:util';
 import { startAudit } from '@flowloom/audit';
-import { type EventBus, KafkaBus } from '@flowloom/bus';
+import { busCheck, type EventBus, KafkaBus } from '@flowloom/bus';
 import { type Config, loadConfig } from '@flowloom/config';
 import { adminAuthorizerFor, startGateway } from '@flowloom/gateway';
 import { startPolicyHttp, startPolicyService } from '@flowloom/policy';
@@ -10,10 +10,19 @@ import { type Command, type Io, UsageError } from '../command.js';
 /** A service started on its own, as one process of a distributed install. */
 interface Service {
   summary: string;
-  start(config: Config, io: Io): Promise<{ close(): Promise<void>; describe: string }>;
+  /** `bus` is Kafka when brokers are configured; the caller closes it after the service. */
+  start(
+    config: Config,
+    io: Io,
+    bus: EventBus | undefined,
+  ): Promise<{ close(): Promise<void>; describe: string }>;
 }
 
-async function kafkaBus(config: Config, clientId: string): Promise<EventBus | undefined> {
+/**
+ * The Kafka bus, connecting in the background: a service starts and serves while the brokers are
+ * unreachable (events wait in its outbox, consumers join once Kafka is up), and says so in /readyz.
+ */
+function kafkaBus(config: Config, clientId: string): KafkaBus | undefined {
   if (!config.kafkaBrokers || config.kafkaBrokers.length === 0) return undefined;
   const bus = new KafkaBus({
     brokers: config.kafkaBrokers,
@@ -22,15 +31,23 @@ async function kafkaBus(config: Config, clientId: string): Promise<EventBus | un
     replicationFactor: config.kafkaTopics.replicationFactor,
     topicPrefix: config.kafkaTopics.prefix,
   });
-  await bus.start();
+  bus.startInBackground();
   return bus;
+}
+
+/** How the start-up line names the bus. */
+function busName(bus: EventBus | undefined): string {
+  if (!bus) return 'the in-process bus';
+  const health = bus.health?.();
+  return health?.state === 'unavailable'
+    ? `Kafka (${health.target}, not reachable yet: retrying in the background, see /readyz)`
+    : 'Kafka';
 }
 
 const services: Record<string, Service> = {
   gateway: {
     summary: 'OpenAI/Anthropic/Gemini-compatible HTTP and gRPC inference, keys, routing, budgets, outbox',
-    async start(config, io) {
-      const bus = await kafkaBus(config, 'flowloom-gateway');
+    async start(config, io, bus) {
       const gateway = await startGateway({
         config,
         env: io.env,
@@ -38,18 +55,16 @@ const services: Record<string, Service> = {
         onAdminKeyGenerated: (secret) => io.out(`Bootstrap admin key (shown once): ${secret}`),
       });
       return {
-        describe: `gateway: HTTP ${gateway.httpUrl}, gRPC ${gateway.grpcAddress}, events on ${bus ? 'Kafka' : 'the in-process bus'}`,
+        describe: `gateway: HTTP ${gateway.httpUrl}, gRPC ${gateway.grpcAddress}, events on ${busName(bus)}`,
         close: async () => {
           await gateway.close();
-          await bus?.close();
         },
       };
     },
   },
   policy: {
     summary: 'policy versions, rollout and approval, bundle stream to gateways (gRPC), decisions, replay',
-    async start(config) {
-      const bus = await kafkaBus(config, 'flowloom-policy');
+    async start(config, _io, bus) {
       const db = await openPostgres(config.databaseUrl ?? '');
       const authorize = adminAuthorizerFor(db);
       const service = await startPolicyService({
@@ -63,15 +78,23 @@ const services: Record<string, Service> = {
         async (app, authorize) => {
           app.get('/healthz', async () => ({ status: 'ok' }));
           app.get('/readyz', async (_request, reply) => {
+            const checks: Record<string, string> = {};
             try {
               await db.query('select 1');
-              return reply.send({ status: 'ready', checks: { database: 'ok' } });
+              checks.database = 'ok';
             } catch (error) {
-              return reply.code(503).send({
-                status: 'not_ready',
-                checks: { database: `unavailable: ${(error as Error).message}` },
-              });
+              checks.database = `unavailable: ${(error as Error).message}`;
             }
+            const health = bus?.health?.();
+            // Bundles and the admin API need only the database: without Kafka the policy service
+            // still serves, so a bus outage is reported but leaves it ready.
+            if (health)
+              checks.bus = busCheck(
+                health,
+                "gateways' decisions reach the decision store once it is back; bundles and the admin API are served meanwhile",
+              );
+            const ready = checks.database === 'ok';
+            return reply.code(ready ? 200 : 503).send({ status: ready ? 'ready' : 'not_ready', checks });
           });
           await service.http(app, authorize);
         },
@@ -80,11 +103,10 @@ const services: Record<string, Service> = {
         config.httpPort,
       );
       return {
-        describe: `policy: HTTP ${http.url}, bundle stream ${service.grpcAddress ?? 'off'}, events on ${bus ? 'Kafka' : 'the in-process bus'}`,
+        describe: `policy: HTTP ${http.url}, bundle stream ${service.grpcAddress ?? 'off'}, events on ${busName(bus)}`,
         close: async () => {
           await http.close();
           await service.close();
-          await bus?.close();
           await db.close();
         },
       };
@@ -92,8 +114,7 @@ const services: Record<string, Service> = {
   },
   audit: {
     summary: 'the append-only Merkle ledger, signed checkpoints, proofs, evidence export, event search',
-    async start(config) {
-      const bus = await kafkaBus(config, 'flowloom-audit');
+    async start(config, _io, bus) {
       const db = await openPostgres(config.databaseUrl ?? '');
       const audit = await startAudit({
         config,
@@ -102,10 +123,9 @@ const services: Record<string, Service> = {
         authorizeAdmin: adminAuthorizerFor(db),
       });
       return {
-        describe: `audit: HTTP ${audit.httpUrl}, gRPC ${audit.grpcAddress}, events from ${bus ? 'Kafka' : 'the in-process bus'}`,
+        describe: `audit: HTTP ${audit.httpUrl}, gRPC ${audit.grpcAddress}, events from ${busName(bus)}`,
         close: async () => {
           await audit.close();
-          await bus?.close();
           await db.close();
         },
       };
@@ -141,7 +161,12 @@ ${Object.entries(services)
         'flowloom serve needs FLOWLOOM_DATABASE_URL (a postgres:// URL); for one process on embedded storage use flowloom up',
       );
     }
-    const running = await service.start(config, io);
+    const bus = kafkaBus(config, `flowloom-${name}`);
+    // The bus retries in the background: a start that fails must stop it, or the process stays up.
+    const running = await service.start(config, io, bus).catch(async (error: unknown) => {
+      await bus?.close();
+      throw error;
+    });
     io.out(`FlowLoom ${running.describe}`);
     await new Promise<void>((resolve) => {
       process.once('SIGINT', resolve);
@@ -149,6 +174,7 @@ ${Object.entries(services)
     });
     io.out('Shutting down: finishing in-flight requests…');
     await running.close();
+    await bus?.close();
     return 0;
   },
 };

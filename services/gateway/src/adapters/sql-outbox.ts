@@ -64,6 +64,9 @@ export class SqlOutbox implements Outbox {
 /** The advisory lock of the relay that is publishing: this number, then the outbox table's oid (migrations hold 7411). */
 const RELAY_LOCK = 7412;
 
+/** While publishing fails, how often new rows may trigger another try ahead of the back-off. */
+const APPEND_RETRY_MS = 1_000;
+
 export interface RelayOptions {
   batchSize?: number;
   /** Poll interval when idle; appends also wake the relay directly. */
@@ -83,6 +86,9 @@ export class OutboxRelay {
   private loop: Promise<void> | undefined;
   private wakeUp: (() => void) | undefined;
   private dirty = false;
+  /** Failed publishes in a row (0: the last one went through) and when the last one failed. */
+  private failures = 0;
+  private failedAt = 0;
   private lastCleanup = 0;
   private readonly batchSize: number;
   private readonly idleMs: number;
@@ -104,7 +110,17 @@ export class OutboxRelay {
     this.loop = this.run();
   }
 
+  /**
+   * New rows were written. While publishing fails (the bus is down) they retry at most once a second,
+   * not once per request: each try reads a batch in a transaction only for the bus to refuse it.
+   */
   wake(): void {
+    this.dirty = true;
+    if (this.failures === 0 || Date.now() - this.failedAt >= APPEND_RETRY_MS) this.wakeUp?.();
+  }
+
+  /** The bus is reachable again: publish the backlog now rather than at the end of the back-off. */
+  retryNow(): void {
     this.dirty = true;
     this.wakeUp?.();
   }
@@ -160,19 +176,20 @@ export class OutboxRelay {
   }
 
   private async run(): Promise<void> {
-    let failures = 0;
     while (this.running) {
       this.dirty = false;
       try {
         await this.publishPending();
-        failures = 0;
+        this.failures = 0;
         await this.cleanup();
       } catch (error) {
-        failures++;
+        this.failures++;
+        this.failedAt = Date.now();
         this.options.onError?.(error);
       }
       if (!this.running) break;
-      if (this.dirty && failures === 0) continue;
+      if (this.dirty && this.failures === 0) continue;
+      const failures = this.failures;
       const wait = failures > 0 ? Math.min(30_000, 500 * 2 ** Math.min(failures, 6)) : this.idleMs;
       await new Promise<void>((resolve) => {
         const timer = setTimeout(resolve, wait);

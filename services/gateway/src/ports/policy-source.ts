@@ -8,5 +8,21 @@ import type { PolicyBundle } from '@flowloom/contracts';
 export interface PolicySource {
   /** Calls `onBundle` with the current bundle when there is one, then with every newer one. Returns an unsubscribe. */
   subscribe(onBundle: (bundle: PolicyBundle) => void): () => void;
+  /** For a remote source: whether it is connected, and how old what is in force may be. */
+  status?(): PolicySourceStatus;
   close?(): Promise<void>;
+}
+
+export interface PolicySourceStatus {
+  /** Where bundles come from, for messages. */
+  source: string;
+  /** Receiving: the bundle in force is the current one. */
+  connected: boolean;
+  /** When `connected` last changed (epoch ms): while disconnected, changes since then are not seen. */
+  since: number;
+  /** Why it is disconnected. */
+  problem?: string;
+  /** The revision in force, and when it was last delivered. */
+  revision?: number;
+  receivedAt?: number;
 }

@@ -1,0 +1,182 @@
+import { execFile } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { type Db, openPostgres } from '@flowloom/store';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { adminCall, freePort } from '../bench/processes.js';
+import { freshDatabase, type OwnKafka, ownKafka } from './engines.js';
+import { Load } from './load.js';
+import { CLI, Service } from './services.js';
+import { tearDown } from './teardown.js';
+import { until } from './until.js';
+
+// Kafka down when the distributed services start: `flowloom serve gateway|audit|policy` are pointed
+// at the brokers of a Kafka of this test's own that is not running yet. Every service must start and
+// serve; the gateway answers requests, keeping their events in its durable outbox; /readyz and
+// /metrics say the bus is down and what to do. Then Kafka starts, and every answered request's event
+// must reach the audit ledger exactly once, without restarting anything.
+
+const ADMIN = 'flk_faults-kafka-start-admin-0123456789abcd';
+const COMPLETED = 'dev.flowloom.gateway.request.completed.v1';
+
+let kafka: OwnKafka | undefined;
+let database: { url: string; drop(): Promise<void> } | undefined;
+let db: Db | undefined;
+let work = '';
+const services: Service[] = [];
+let gateway: Service;
+let audit: Service;
+let policy: Service;
+
+const ask = (n: number) => ({
+  model: 'flowloom-local',
+  messages: [{ role: 'user', content: `request ${n} while Kafka is down` }],
+});
+
+async function readyz(service: Service): Promise<{ status: number; checks: Record<string, string> }> {
+  const response = await fetch(`${service.url}/readyz`);
+  const body = (await response.json()) as { checks?: Record<string, string> };
+  return { status: response.status, checks: body.checks ?? {} };
+}
+
+async function metric(service: Service, name: string): Promise<number | undefined> {
+  const text = await (await fetch(`${service.url}/metrics`)).text();
+  const line = text.split('\n').find((l) => l.startsWith(`${name} `));
+  return line === undefined ? undefined : Number(line.split(' ')[1]);
+}
+
+beforeAll(async () => {
+  work = mkdtempSync(join(tmpdir(), 'flowloom-faults-kafka-start-'));
+  kafka = await ownKafka(`faults-start-${randomBytes(3).toString('hex')}`);
+  database = await freshDatabase('flowloom_faults_kstart');
+  const common: Record<string, string> = {
+    FLOWLOOM_DATABASE_URL: database.url,
+    FLOWLOOM_KAFKA_BROKERS: kafka.brokers,
+    FLOWLOOM_ADMIN_KEY: ADMIN,
+    FLOWLOOM_LOG_LEVEL: 'error',
+    FLOWLOOM_AUDIT_CHECKPOINT_INTERVAL_MS: '60000',
+  };
+  await promisify(execFile)('node', [CLI, 'migrate'], { env: { ...process.env, ...common } });
+  const [gHttp, gGrpc, aHttp, aGrpc, pHttp, pGrpc] = await Promise.all(
+    Array.from({ length: 6 }, () => freePort()),
+  );
+  gateway = new Service(
+    'gateway',
+    'gateway',
+    {
+      ...common,
+      FLOWLOOM_DATA_DIR: join(work, 'gateway'),
+      FLOWLOOM_HTTP_PORT: String(gHttp),
+      FLOWLOOM_GRPC_PORT: String(gGrpc),
+    },
+    `http://127.0.0.1:${gHttp}`,
+  );
+  audit = new Service(
+    'audit',
+    'audit',
+    {
+      ...common,
+      FLOWLOOM_DATA_DIR: join(work, 'audit'),
+      FLOWLOOM_AUDIT_HTTP_PORT: String(aHttp),
+      FLOWLOOM_AUDIT_GRPC_PORT: String(aGrpc),
+    },
+    `http://127.0.0.1:${aHttp}`,
+  );
+  policy = new Service(
+    'policy',
+    'policy',
+    {
+      ...common,
+      FLOWLOOM_DATA_DIR: join(work, 'policy'),
+      FLOWLOOM_HTTP_PORT: String(pHttp),
+      FLOWLOOM_GRPC_PORT: String(pGrpc),
+    },
+    `http://127.0.0.1:${pHttp}`,
+  );
+  services.push(gateway, audit, policy);
+  db = await openPostgres(database.url, { max: 2 });
+}, 60_000);
+
+afterAll(() => tearDown({ services, db, kafka, database, work }), 60_000);
+
+/** Ledger entries of completed requests: how many times each request id is there. */
+async function ledger(): Promise<Map<string, number>> {
+  const { rows } = await db!.query<{ request_id: string; n: number }>(
+    `select entry::jsonb->'data'->>'requestId' as request_id, count(*)::int as n
+       from audit_entries where event_type = $1 group by 1`,
+    [COMPLETED],
+  );
+  return new Map(rows.map((r) => [r.request_id, r.n]));
+}
+
+describe('distributed services started while Kafka is down', () => {
+  it('when Kafka is unreachable at start, then every service starts, the gateway answers and says the bus is degraded, and once Kafka is up every answered request reaches the ledger exactly once', async () => {
+    const began = Date.now();
+    await Promise.all(services.map((s) => s.start()));
+    const startSeconds = (Date.now() - began) / 1000;
+
+    // The gateway serves, ready; the bus line says what is wrong and what to do.
+    const { key } = await adminCall<{ key: string }>(gateway.url, ADMIN, 'POST', '/api/v1/keys', {
+      name: 'kafka-down',
+    });
+    const load = new Load({ targets: () => [gateway.url], key, body: ask, concurrency: 2 });
+    try {
+      await load.waitForAnswers(30);
+    } finally {
+      await load.stop();
+    }
+    expect(load.answers.filter((a) => a.status !== 200)).toEqual([]);
+    const down = await readyz(gateway);
+    expect(down.status).toBe(200);
+    expect(down.checks.bus).toMatch(/^degraded: Kafka at 127\.0\.0\.1:\d+ unreachable since /);
+    expect(down.checks.bus).toContain('wait in the outbox');
+    expect(down.checks.bus).toContain('FLOWLOOM_KAFKA_BROKERS');
+    expect(await metric(gateway, 'flowloom_bus_connected')).toBe(0);
+    expect(await metric(gateway, 'flowloom_bus_unavailable_seconds')).toBeGreaterThan(0);
+    expect(await metric(gateway, 'flowloom_outbox_backlog_events')).toBeGreaterThanOrEqual(30);
+    // Policy serves bundles and its API without Kafka: ready, degraded. The audit consumer cannot
+    // consume: not ready, saying why.
+    const policyDown = await readyz(policy);
+    expect(policyDown.status).toBe(200);
+    expect(policyDown.checks.bus).toMatch(/^degraded: Kafka at .* unreachable since /);
+    const auditDown = await readyz(audit);
+    expect(auditDown.status).toBe(503);
+    expect(auditDown.checks).toMatchObject({ database: 'ok' });
+    expect(auditDown.checks.bus).toMatch(
+      /^degraded: Kafka at .* unreachable since .*flowloom-audit waiting for Kafka/,
+    );
+    expect((await ledger()).size).toBe(0);
+
+    const kafkaBegan = Date.now();
+    await kafka!.start();
+    const kafkaSeconds = (Date.now() - kafkaBegan) / 1000;
+    const answered = load.answered;
+    const entries = await until(
+      'every answered request in the ledger',
+      async () => {
+        const now = await ledger();
+        return answered.every((a) => now.has(a.requestId ?? '')) ? now : undefined;
+      },
+      60_000,
+    );
+    const deliveredSeconds = (Date.now() - kafkaBegan) / 1000 - kafkaSeconds;
+    expect(answered.filter((a) => entries.get(a.requestId ?? '') !== 1)).toEqual([]);
+    expect(entries.size).toBe(answered.length);
+    // Everything reports healthy again, without a restart.
+    await until('the gateway bus check ok', async () =>
+      (await readyz(gateway)).checks.bus === 'ok' ? true : undefined,
+    );
+    expect(await metric(gateway, 'flowloom_bus_connected')).toBe(1);
+    expect(await metric(gateway, 'flowloom_outbox_backlog_events')).toBe(0);
+    await until('the audit service ready', async () =>
+      (await readyz(audit)).status === 200 ? true : undefined,
+    );
+    expect((await readyz(policy)).checks.bus).toBe('ok');
+    console.log(
+      `[faults] Kafka down at start: 3 services started in ${startSeconds.toFixed(1)} s without it; ${answered.length} requests answered meanwhile; Kafka up in ${kafkaSeconds.toFixed(1)} s, every event in the ledger exactly once ${deliveredSeconds.toFixed(1)} s later`,
+    );
+  }, 110_000);
+});
