@@ -2,7 +2,6 @@ import { cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, wri
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { auditGrpcClient } from '@flowloom/audit';
-import { freePort } from '@flowloom/gateway/testing/ports';
 import {
   openCheckpoint,
   parseVerifierKey,
@@ -15,6 +14,7 @@ import OpenAI from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   cleanEnv,
+  embeddedUpEnv,
   eventually,
   killUp,
   type Running,
@@ -85,18 +85,9 @@ async function up(): Promise<void> {
 
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'flowloom-audit-e2e-'));
-  const httpPort = await freePort();
-  url = `http://127.0.0.1:${httpPort}`;
-  env = cleanEnv({
-    FLOWLOOM_HTTP_PORT: String(httpPort),
-    FLOWLOOM_GRPC_PORT: String(await freePort()),
-    FLOWLOOM_AUDIT_GRPC_PORT: String(await freePort()),
-    FLOWLOOM_DATA_DIR: join(dir, 'data'),
-    FLOWLOOM_ADMIN_KEY: ADMIN,
-    FLOWLOOM_LOG_LEVEL: 'warn',
-    FLOWLOOM_AUDIT_CHECKPOINT_INTERVAL_MS: '300',
+  ({ env, base: url } = await embeddedUpEnv(join(dir, 'data'), ADMIN, {
     FLOWLOOM_AUDIT_CHECKPOINT_DIR: join(dir, 'external'),
-  });
+  }));
   await up();
 }, START_MS + 10_000);
 

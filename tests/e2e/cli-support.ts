@@ -1,6 +1,7 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { freePort } from '@flowloom/gateway/testing/ports';
 
 // Running the flowloom CLI as a user does: a child process from the repository root, in the user's
 // environment without the variables that would change what FlowLoom does.
@@ -144,4 +145,74 @@ export async function eventually<T>(check: () => Promise<T | undefined>, timeout
     if (Date.now() > until) throw new Error('condition not met in time');
     await new Promise((resolve) => setTimeout(resolve, 100));
   }
+}
+
+export interface LoopAnswer {
+  status: number;
+  /** The decision id the gateway answered with (x-flowloom-decision). */
+  decision: string | null;
+  text: string;
+}
+
+/**
+ * A looping agent: sends the same prompt as job `job` through the gateway at `base` until it is
+ * refused (403) or `times` were sent.
+ */
+export async function loopJob(
+  base: string,
+  key: string,
+  job: string,
+  times: number,
+  prompt = 'Is the deployment finished? Check again and report back.',
+): Promise<LoopAnswer[]> {
+  const out: LoopAnswer[] = [];
+  for (let i = 0; i < times; i++) {
+    const res = await fetch(`${base}/v1/chat/completions`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json', 'x-flowloom-job': job },
+      body: JSON.stringify({ model: 'flowloom-local', messages: [{ role: 'user', content: prompt }] }),
+    });
+    out.push({
+      status: res.status,
+      decision: res.headers.get('x-flowloom-decision'),
+      text: await res.text(),
+    });
+    if (res.status === 403) break;
+  }
+  return out;
+}
+
+/** A policy that stops a job sending the same prompt a 4th time (3 repeats before it). */
+export function loopGuardPolicy(name: string): string {
+  return `name: ${name}
+rules:
+  - id: agent-loop
+    description: the same prompt over and over
+    condition: signals.repeated_prompts >= 3
+    action: stop_job
+    message: the agent kept sending the same prompt
+`;
+}
+
+/**
+ * The environment of an embedded `flowloom up` (no servers) with its data in `dataDir`, on free
+ * ports, the audit trail checkpointing every 300 ms; `base` is its HTTP address.
+ */
+export async function embeddedUpEnv(
+  dataDir: string,
+  adminKey: string,
+  extra: Record<string, string> = {},
+): Promise<{ env: NodeJS.ProcessEnv; base: string }> {
+  const httpPort = await freePort();
+  const env = cleanEnv({
+    FLOWLOOM_HTTP_PORT: String(httpPort),
+    FLOWLOOM_GRPC_PORT: String(await freePort()),
+    FLOWLOOM_AUDIT_GRPC_PORT: String(await freePort()),
+    FLOWLOOM_DATA_DIR: dataDir,
+    FLOWLOOM_ADMIN_KEY: adminKey,
+    FLOWLOOM_LOG_LEVEL: 'warn',
+    FLOWLOOM_AUDIT_CHECKPOINT_INTERVAL_MS: '300',
+    ...extra,
+  });
+  return { env, base: `http://127.0.0.1:${httpPort}` };
 }

@@ -3,7 +3,16 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { freePort } from '@flowloom/gateway/testing/ports';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { cleanEnv, runCli as cli, type Running, startUp, stopUp, waitForOutput } from './cli-support.js';
+import {
+  cleanEnv,
+  runCli as cli,
+  loopGuardPolicy,
+  loopJob,
+  type Running,
+  startUp,
+  stopUp,
+  waitForOutput,
+} from './cli-support.js';
 import { openScratchSchema, type ScratchSchema } from './pg-schema.js';
 
 // `flowloom policy` as an operator runs it against `flowloom up` (here on the test PostgreSQL):
@@ -12,14 +21,7 @@ import { openScratchSchema, type ScratchSchema } from './pg-schema.js';
 
 const ADMIN = 'flk_e2e-cli-admin-0123456789abcdefghijklm';
 
-const GUARD = `name: runaway-guard
-rules:
-  - id: agent-loop
-    description: the same prompt over and over
-    condition: signals.repeated_prompts >= 3
-    action: stop_job
-    message: the agent kept sending the same prompt
-`;
+const GUARD = loopGuardPolicy('runaway-guard');
 const BROKEN = `name: runaway-guard
 rules:
   - id: agent-loop
@@ -76,33 +78,7 @@ afterAll(async () => {
   if (dir) rmSync(dir, { recursive: true, force: true });
 });
 
-async function loop(
-  job: string,
-  times: number,
-): Promise<Array<{ status: number; decision: string | null; text: string }>> {
-  const out: Array<{ status: number; decision: string | null; text: string }> = [];
-  for (let i = 0; i < times; i++) {
-    const res = await fetch(`${base}/v1/chat/completions`, {
-      method: 'POST',
-      headers: {
-        authorization: `Bearer ${memberKey}`,
-        'content-type': 'application/json',
-        'x-flowloom-job': job,
-      },
-      body: JSON.stringify({
-        model: 'flowloom-local',
-        messages: [{ role: 'user', content: 'Is the deployment finished? Check again and report back.' }],
-      }),
-    });
-    out.push({
-      status: res.status,
-      decision: res.headers.get('x-flowloom-decision'),
-      text: await res.text(),
-    });
-    if (res.status === 403) break;
-  }
-  return out;
-}
+const loop = (job: string, times: number) => loopJob(base, memberKey, job, times);
 
 describe('flowloom policy against flowloom up', () => {
   let version: string;
