@@ -582,6 +582,10 @@ describe('decisions and replay', () => {
         },
       },
     });
+    // Shown with the rules of its phase only (the version's pre-call rule did not run after the answer).
+    const after = await t.call('GET', `/api/v1/decisions/${records[1]?.decisionId}`);
+    expect(at<unknown[]>(after.body, 'evaluations.0.rules')).toEqual([]);
+    expect(at<string[]>(after.body, 'explanation')[0]).toContain('[enforce] after the answer: allow');
     const text = at<string>(res.body, 'text');
     expect(text).toContain('replayed 6 decisions (2 of them after the answer): 1 would change, 5 unchanged');
     expect(text).toContain('  after the answer: allow -> suspend_key: 1');

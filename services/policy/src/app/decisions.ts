@@ -7,7 +7,7 @@ import {
   type PolicyEvaluation,
 } from '@flowloom/contracts';
 import { AppError } from '@flowloom/errors';
-import { type CompiledPolicy, compilePolicy } from '@flowloom/policy-engine';
+import { type CompiledPolicy, compilePolicy, type Phase } from '@flowloom/policy-engine';
 import type { DecisionFilter, DecisionStore } from '../ports/decision-store.js';
 import type { PolicyRepository } from '../ports/policy-repository.js';
 
@@ -95,30 +95,34 @@ export class DecisionsService {
   }
 
   async view(record: DecisionRecord): Promise<DecisionView> {
-    const evaluations = await Promise.all(record.evaluations.map((e) => this.expand(e)));
+    // A record evaluated one phase: before the call (also records made before phases existed), or after the answer.
+    const phase = record.phase ?? 'pre_call';
+    const evaluations = await Promise.all(record.evaluations.map((e) => this.expand(e, phase)));
     return { ...record, evaluations, explanation: explain(record, evaluations) };
   }
 
-  /** Every rule of the version in evaluation order, rebuilt from its (content-addressed) document. */
-  private async expand(evaluation: PolicyEvaluation): Promise<EvaluationView> {
+  /** Every rule of the version's phase in evaluation order, rebuilt from its (content-addressed) document. */
+  private async expand(evaluation: PolicyEvaluation, phase: Phase): Promise<EvaluationView> {
     const policy = await this.policyOf(evaluation.policy, evaluation.version);
     if (!policy) return evaluation;
     const matched = new Set(evaluation.matched);
     const errors = new Map(evaluation.errors.map((e) => [e.ruleId, e.message]));
-    const rules = policy.rules.map((c) => {
-      const inputs: Record<string, unknown> = {};
-      for (const path of c.condition.reads) inputs[path] = evaluation.inputs[path] ?? null;
-      const error = errors.get(c.rule.id);
-      return {
-        id: c.rule.id,
-        priority: c.rule.priority,
-        action: c.rule.action.type,
-        matched: matched.has(c.rule.id),
-        ...(error !== undefined ? { error } : {}),
-        onError: c.rule.onError,
-        inputs,
-      };
-    });
+    const rules = policy.rules
+      .filter((c) => c.phase === phase)
+      .map((c) => {
+        const inputs: Record<string, unknown> = {};
+        for (const path of c.condition.reads) inputs[path] = evaluation.inputs[path] ?? null;
+        const error = errors.get(c.rule.id);
+        return {
+          id: c.rule.id,
+          priority: c.rule.priority,
+          action: c.rule.action.type,
+          matched: matched.has(c.rule.id),
+          ...(error !== undefined ? { error } : {}),
+          onError: c.rule.onError,
+          inputs,
+        };
+      });
     return { ...evaluation, rules };
   }
 
@@ -149,8 +153,9 @@ function explain(record: DecisionRecord, evaluations: readonly EvaluationView[])
   const enforced = record.enforced
     ? record.verdict
     : `${record.verdict} (would ${record.intendedVerdict}; not enforced)`;
+  const late = record.phase === 'post_call' ? ' after the answer' : '';
   lines.push(
-    `${record.policy ?? 'policy'}@${(record.version ?? '').slice(0, 12)} [${record.mode ?? 'enforce'}]: ${enforced}${record.rule ? ` by rule ${record.rule}` : ''}`,
+    `${record.policy ?? 'policy'}@${(record.version ?? '').slice(0, 12)} [${record.mode ?? 'enforce'}]${late}: ${enforced}${record.rule ? ` by rule ${record.rule}` : ''}`,
   );
   if (record.message) lines.push(`  message: ${record.message}`);
   if (record.failure) lines.push(`  failure: ${record.failure}`);
