@@ -7,6 +7,7 @@ import { promisify } from 'node:util';
 import { type Db, openPostgres } from '@flowloom/store';
 import { type Figure, fixedRate, overheadFigures, type Target, throughputFigures } from './load.js';
 import { adminCall, type Child, freePort, startChild, startMockUpstream } from './processes.js';
+import { mainThreadWindow } from './runtime-metrics.js';
 
 // Distributed mode, as installed: `flowloom serve gateway|policy|audit`, each a process of its own on
 // PostgreSQL, Kafka and Redis (the engines of deploy/engines, `bash deploy/engines/up.sh postgres redis
@@ -330,7 +331,14 @@ export async function runDistributedBench(log: (line: string) => void, seconds =
       note: `${caught.behind} events were not yet appended when the load stopped; ${caught.left} left`,
     });
 
-    const overhead = await overheadFigures(upstream, gateway, seconds, log, 'the distributed gateway');
+    const overhead = await overheadFigures(
+      upstream,
+      gateway,
+      seconds,
+      log,
+      'the distributed gateway',
+      mainThreadWindow(`${gatewayBase}/metrics`),
+    );
     if (results[gateway.name]!.rps < 550) {
       // Below that rate the fixed load queues up: the figure then shows the backlog, not the overhead.
       for (const f of overhead.filter((f) => f.name.includes('overhead')))

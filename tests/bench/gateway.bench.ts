@@ -11,6 +11,7 @@ import {
   timeToFirstByte,
 } from './load.js';
 import { adminCall, type Child, cpuMicros, freePort, startChild, startMockUpstream } from './processes.js';
+import { mainThreadWindow } from './runtime-metrics.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const ADMIN_KEY = 'flk_bench-admin-0123456789abcdefghijklmnopqrstuv';
@@ -142,7 +143,8 @@ export async function runGatewayBench(log: (line: string) => void, seconds = 10)
       });
     }
 
-    figures.push(...(await overheadFigures(upstream, flowloom, seconds, log, 'FlowLoom')));
+    const mainThread = mainThreadWindow(`http://127.0.0.1:${httpPort}/metrics`);
+    figures.push(...(await overheadFigures(upstream, flowloom, seconds, log, 'FlowLoom', mainThread)));
 
     log('streaming time to first byte, 300 sequential requests each…');
     const streamUpstream = { ...upstream, body: CHAT_STREAM };

@@ -181,12 +181,16 @@ export async function overheadFigures(
   seconds: number,
   log: (line: string) => void,
   label = via.name,
+  /** Watches `via` during its measured run and adds what it saw (see runtime-metrics.ts). */
+  observe?: { start(): Promise<void>; figures(label: string): Promise<Figure[]> },
 ): Promise<Figure[]> {
   log(`fixed rate 500 req/s for ${seconds} s: upstream alone, then through ${label}…`);
   await fixedRate(upstream, 500, 2);
   const direct = await fixedRate(upstream, 500, seconds);
   await fixedRate(via, 500, 2);
+  await observe?.start();
   const through = await fixedRate(via, 500, seconds);
+  const observed = (await observe?.figures(`${label} at 500 req/s`)) ?? [];
   return [
     {
       name: 'upstream alone at 500 req/s: p50 / p99',
@@ -212,5 +216,6 @@ export async function overheadFigures(
       unit: 'µs',
       note: 'target ≤ 5000 µs',
     },
+    ...observed,
   ];
 }
