@@ -6,6 +6,7 @@ import {
   DECISION,
   eventsOfType,
   INTERVENTION,
+  JOB_CHANGED,
   type PolicyGateway,
   startPolicyGateway,
   testPostgres,
@@ -24,6 +25,10 @@ rules:
   - id: left-early
     condition: response.status == "cancelled"
     action: { type: alert, channel: ops }
+  - id: truncated-job
+    condition: response.finish_reason == "length" && has(request.job)
+    action: stop_job
+    message: the job's answers were cut off at max_tokens
   - id: big-prompt
     condition: request.estimated_tokens > 100000.0
     action: block
@@ -49,8 +54,8 @@ afterAll(async () => {
   await pg?.drop();
 });
 
-function client(t: PolicyGateway, key: string): OpenAI {
-  return new OpenAI({ apiKey: key, baseURL: `${t.url}/v1`, maxRetries: 0 });
+function client(t: PolicyGateway, key: string, defaultHeaders: Record<string, string> = {}): OpenAI {
+  return new OpenAI({ apiKey: key, baseURL: `${t.url}/v1`, maxRetries: 0, defaultHeaders });
 }
 
 /** Whether the key is refused now (401), polling a cheap call until it is or `ms` pass. */
@@ -200,6 +205,36 @@ describe('post-call rules, enforced', () => {
     // 500 tokens were scripted, but the answer was cut short before they were reported: no suspension.
     await t.gateway.policy.settled();
     await ai.chat.completions.create(ask(1));
+  });
+
+  it('when an answer of a job is cut off, then the job is stopped after it and its next request is refused', async () => {
+    const { key } = await t.createKey();
+    const job = client(t, key, { 'x-flowloom-job': 'batch-7' });
+    const { data, response } = await job.chat.completions
+      .create(ask(10, { finishReason: 'length' }))
+      .withResponse();
+    expect(data.choices[0]?.finish_reason).toBe('length');
+    await t.gateway.policy.settled();
+    const after = await postCallDecision(t, response.headers.get('x-request-id'));
+    expect(after).toMatchObject({
+      phase: 'post_call',
+      job: 'batch-7',
+      verdict: 'stop_job',
+      rule: 'truncated-job',
+    });
+    const stopped = (await eventsOfType(t, JOB_CHANGED)).find((e) => e.data.job === 'batch-7');
+    expect(stopped?.data).toMatchObject({
+      status: 'stopped',
+      decisionId: after?.decisionId,
+      rule: 'truncated-job',
+    });
+    const refused = await job.chat.completions.create(ask(1)).catch((e: unknown) => e);
+    expect(refused).toBeInstanceOf(OpenAI.APIError);
+    expect((refused as InstanceType<typeof OpenAI.APIError>).message).toContain(
+      "the job's answers were cut off at max_tokens",
+    );
+    // The key itself is not suspended: another job goes on.
+    expect((await client(t, key).chat.completions.create(ask(1))).choices).toHaveLength(1);
   });
 
   it('when a request is refused before the call, then there is no answer and no post-call decision', async () => {
