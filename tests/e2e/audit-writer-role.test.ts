@@ -15,7 +15,9 @@ import { openScratchSchema, type ScratchSchema } from './pg-schema.js';
 // service runs its ledger under it: with every write-once trigger disabled by a superuser, the
 // service's own connection still cannot update, delete or truncate a ledger row.
 
-const role = `flowloom_audit_writer_e2e_${randomBytes(4).toString('hex')}`;
+const suffix = randomBytes(4).toString('hex');
+const role = `flowloom_audit_writer_e2e_${suffix}`;
+const auditor = `flowloom_auditor_e2e_${suffix}`;
 
 const UPDATES: Record<(typeof LEDGER_TABLES)[number], string> = {
   audit_meta: 'update audit_meta set value = value',
@@ -91,7 +93,9 @@ afterAll(async () => {
   await audit?.close();
   await bus?.close();
   if (pg) {
-    await admin.exec(`drop owned by ${role}; drop role if exists ${role}`).catch(() => {});
+    for (const name of [role, auditor]) {
+      await admin.exec(`drop owned by ${name}; drop role if exists ${name}`).catch(() => {});
+    }
     await pg.drop();
   }
   if (dataDir) rmSync(dataDir, { recursive: true, force: true });
@@ -157,5 +161,19 @@ describe('the audit ledger role on PostgreSQL', () => {
     const report = await verifyLog(audit?.source ?? expect.fail('no audit service'));
     expect(report.problems).toEqual([]);
     expect(report.entryCount).toBe(audit?.ledger.size);
+  });
+
+  it('when an auditor with a read-only login verifies with --database-url, then it reads on its own connection and the log verifies', async () => {
+    await admin.exec(
+      `create role ${auditor} login; grant usage on schema ${schema} to ${auditor}; grant select on all tables in schema ${schema} to ${auditor}`,
+    );
+    const asAuditor = new URL(url);
+    asAuditor.username = auditor;
+    const result = await runCli(
+      ['audit', 'verify', '--database-url', asAuditor.toString()],
+      cleanEnv({ FLOWLOOM_AUDIT_DB_ROLE: role, FLOWLOOM_DATA_DIR: dataDir }),
+    );
+    expect(result.code, result.stdout + result.stderr).toBe(0);
+    expect(result.stdout).toMatch(/^OK: \d+ entries/);
   });
 });

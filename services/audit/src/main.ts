@@ -103,10 +103,13 @@ export async function openAudit(options: AuditOptions): Promise<AuditService> {
   const paths = auditPaths(config);
   const ownsDb = !options.db;
   const db = options.db ?? (await openDb({ databaseUrl: config.databaseUrl, dataDir: paths.dbDir }));
-  // On PostgreSQL the ledger runs as the insert/select-only role (audit.dbRole) on a pool of its own.
+  // On PostgreSQL the service runs its ledger as the insert/select-only role (audit.dbRole) on a pool
+  // of its own; a reader (the CLI, an auditor's login) keeps its own connection.
   const ledgerDb = await openLedgerConnection(
     db,
-    config.databaseUrl ? { databaseUrl: config.databaseUrl, role: config.audit.dbRole } : undefined,
+    background && config.databaseUrl
+      ? { databaseUrl: config.databaseUrl, role: config.audit.dbRole }
+      : undefined,
   );
   const store = await SqlLedgerStore.open(ledgerDb.db);
   const bus = options.bus;
