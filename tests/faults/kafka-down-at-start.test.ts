@@ -6,10 +6,10 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { type Db, openPostgres } from '@flowloom/store';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { adminCall, freePort } from '../bench/processes.js';
+import { adminCall } from '../bench/processes.js';
 import { freshDatabase, type OwnKafka, ownKafka } from './engines.js';
 import { Load } from './load.js';
-import { CLI, Service } from './services.js';
+import { CLI, metricOf, type Service, serviceOnFreePorts } from './services.js';
 import { tearDown } from './teardown.js';
 import { until } from './until.js';
 
@@ -42,12 +42,6 @@ async function readyz(service: Service): Promise<{ status: number; checks: Recor
   return { status: response.status, checks: body.checks ?? {} };
 }
 
-async function metric(service: Service, name: string): Promise<number | undefined> {
-  const text = await (await fetch(`${service.url}/metrics`)).text();
-  const line = text.split('\n').find((l) => l.startsWith(`${name} `));
-  return line === undefined ? undefined : Number(line.split(' ')[1]);
-}
-
 beforeAll(async () => {
   work = mkdtempSync(join(tmpdir(), 'flowloom-faults-kafka-start-'));
   kafka = await ownKafka(`faults-start-${randomBytes(3).toString('hex')}`);
@@ -60,42 +54,9 @@ beforeAll(async () => {
     FLOWLOOM_AUDIT_CHECKPOINT_INTERVAL_MS: '60000',
   };
   await promisify(execFile)('node', [CLI, 'migrate'], { env: { ...process.env, ...common } });
-  const [gHttp, gGrpc, aHttp, aGrpc, pHttp, pGrpc] = await Promise.all(
-    Array.from({ length: 6 }, () => freePort()),
-  );
-  gateway = new Service(
-    'gateway',
-    'gateway',
-    {
-      ...common,
-      FLOWLOOM_DATA_DIR: join(work, 'gateway'),
-      FLOWLOOM_HTTP_PORT: String(gHttp),
-      FLOWLOOM_GRPC_PORT: String(gGrpc),
-    },
-    `http://127.0.0.1:${gHttp}`,
-  );
-  audit = new Service(
-    'audit',
-    'audit',
-    {
-      ...common,
-      FLOWLOOM_DATA_DIR: join(work, 'audit'),
-      FLOWLOOM_AUDIT_HTTP_PORT: String(aHttp),
-      FLOWLOOM_AUDIT_GRPC_PORT: String(aGrpc),
-    },
-    `http://127.0.0.1:${aHttp}`,
-  );
-  policy = new Service(
-    'policy',
-    'policy',
-    {
-      ...common,
-      FLOWLOOM_DATA_DIR: join(work, 'policy'),
-      FLOWLOOM_HTTP_PORT: String(pHttp),
-      FLOWLOOM_GRPC_PORT: String(pGrpc),
-    },
-    `http://127.0.0.1:${pHttp}`,
-  );
+  gateway = await serviceOnFreePorts('gateway', 'gateway', common, work);
+  audit = await serviceOnFreePorts('audit', 'audit', common, work);
+  policy = await serviceOnFreePorts('policy', 'policy', common, work);
   services.push(gateway, audit, policy);
   db = await openPostgres(database.url, { max: 2 });
 }, 60_000);
@@ -134,9 +95,9 @@ describe('distributed services started while Kafka is down', () => {
     expect(down.checks.bus).toMatch(/^degraded: Kafka at 127\.0\.0\.1:\d+ unreachable since /);
     expect(down.checks.bus).toContain('wait in the outbox');
     expect(down.checks.bus).toContain('FLOWLOOM_KAFKA_BROKERS');
-    expect(await metric(gateway, 'flowloom_bus_connected')).toBe(0);
-    expect(await metric(gateway, 'flowloom_bus_unavailable_seconds')).toBeGreaterThan(0);
-    expect(await metric(gateway, 'flowloom_outbox_backlog_events')).toBeGreaterThanOrEqual(30);
+    expect(await metricOf(gateway.url, 'flowloom_bus_connected')).toBe(0);
+    expect(await metricOf(gateway.url, 'flowloom_bus_unavailable_seconds')).toBeGreaterThan(0);
+    expect(await metricOf(gateway.url, 'flowloom_outbox_backlog_events')).toBeGreaterThanOrEqual(30);
     // Policy serves bundles and its API without Kafka: ready, degraded. The audit consumer cannot
     // consume: not ready, saying why.
     const policyDown = await readyz(policy);
@@ -169,8 +130,8 @@ describe('distributed services started while Kafka is down', () => {
     await until('the gateway bus check ok', async () =>
       (await readyz(gateway)).checks.bus === 'ok' ? true : undefined,
     );
-    expect(await metric(gateway, 'flowloom_bus_connected')).toBe(1);
-    expect(await metric(gateway, 'flowloom_outbox_backlog_events')).toBe(0);
+    expect(await metricOf(gateway.url, 'flowloom_bus_connected')).toBe(1);
+    expect(await metricOf(gateway.url, 'flowloom_outbox_backlog_events')).toBe(0);
     await until('the audit service ready', async () =>
       (await readyz(audit)).status === 200 ? true : undefined,
     );

@@ -1,6 +1,6 @@
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { type Child, startChild } from '../bench/processes.js';
+import { type Child, freePort, startChild } from '../bench/processes.js';
 
 export const CLI = join(
   fileURLToPath(new URL('../..', import.meta.url)),
@@ -16,7 +16,7 @@ export class Service {
   constructor(
     readonly name: string,
     private readonly command: 'gateway' | 'audit' | 'policy',
-    private readonly env: Record<string, string>,
+    readonly env: Record<string, string>,
     readonly url: string,
   ) {}
 
@@ -48,4 +48,40 @@ export class Service {
   output(): string {
     return this.child?.output() ?? '';
   }
+}
+
+/** The port settings of each service's HTTP and gRPC servers. */
+const PORT_VARIABLES = {
+  gateway: ['FLOWLOOM_HTTP_PORT', 'FLOWLOOM_GRPC_PORT'],
+  policy: ['FLOWLOOM_HTTP_PORT', 'FLOWLOOM_GRPC_PORT'],
+  audit: ['FLOWLOOM_AUDIT_HTTP_PORT', 'FLOWLOOM_AUDIT_GRPC_PORT'],
+} as const;
+
+/** A service (not started) on free ports, with a data folder `name` under `work`. */
+export async function serviceOnFreePorts(
+  name: string,
+  command: 'gateway' | 'audit' | 'policy',
+  env: Record<string, string>,
+  work: string,
+): Promise<Service> {
+  const [http, grpc] = [await freePort(), await freePort()];
+  const [httpVariable, grpcVariable] = PORT_VARIABLES[command];
+  return new Service(
+    name,
+    command,
+    {
+      ...env,
+      FLOWLOOM_DATA_DIR: join(work, name),
+      [httpVariable]: String(http),
+      [grpcVariable]: String(grpc),
+    },
+    `http://127.0.0.1:${http}`,
+  );
+}
+
+/** The value of an unlabelled metric on a service's /metrics, if it is there. */
+export async function metricOf(url: string, name: string): Promise<number | undefined> {
+  const text = await (await fetch(`${url}/metrics`)).text();
+  const line = text.split('\n').find((l) => l.startsWith(`${name} `));
+  return line === undefined ? undefined : Number(line.split(' ')[1]);
 }
