@@ -237,6 +237,28 @@ describe('post-call rules, enforced', () => {
     expect((await client(t, key).chat.completions.create(ask(1))).choices).toHaveLength(1);
   });
 
+  it('when embeddings are answered, then the post-call rules see their usage and cost too', async () => {
+    const { key } = await t.createKey();
+    const { data, response } = await client(t, key)
+      .embeddings.create({ model: 'flowloom-local-embedding', input: ['one text', 'and another one'] })
+      .withResponse();
+    expect(data.data).toHaveLength(2);
+    const after = await postCallDecision(t, response.headers.get('x-request-id'));
+    expect(after).toMatchObject({
+      phase: 'post_call',
+      operation: 'embeddings',
+      verdict: 'allow',
+      input: {
+        response: {
+          input_tokens: data.usage.prompt_tokens,
+          output_tokens: 0,
+          status: 'completed',
+          finish_reason: '',
+        },
+      },
+    });
+  });
+
   it('when a request is refused before the call, then there is no answer and no post-call decision', async () => {
     const { key } = await t.createKey();
     const ai = client(t, key);

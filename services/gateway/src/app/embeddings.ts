@@ -11,7 +11,7 @@ import { asAppError, type CallOptions } from './chat.js';
 import type { RequestContext } from './context.js';
 import { baseFields, completedEvent, failedEvent } from './events.js';
 import type { Hold, Limiter } from './limits.js';
-import { isUpstreamFailure, redactInputs, rerouted } from './policy-actions.js';
+import { answerFacts, isUpstreamFailure, redactInputs, rerouted } from './policy-actions.js';
 import type { Admission, PolicyGate } from './policy-gate.js';
 import type { Router } from './router.js';
 
@@ -91,7 +91,12 @@ export class EmbeddingsService {
       const settling = hold.settle(costUsd, usage.inputTokens);
       hold = undefined;
       await settling;
-      await admission?.finish({ costUsd, tokens: usage.inputTokens, failed: false });
+      await admission?.finish({
+        costUsd,
+        tokens: usage.inputTokens,
+        failed: false,
+        answer: answerFacts(usage, costUsd, 'completed', undefined, false),
+      });
       await this.outbox.append([
         completedEvent(ctx, {
           ...baseFields(ctx, 'embeddings', original.model, false, attempts),

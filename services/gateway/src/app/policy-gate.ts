@@ -463,7 +463,14 @@ export class PolicyGate {
         if (outcome.answer) {
           // Kept with the pre-call decision as well, so a replay can try any version's post-call rules on it.
           record.input = { ...record.input, response: outcome.answer };
-          afterCall = this.afterCall(ctx, facts, active, { ...input, response: outcome.answer }, record);
+          try {
+            afterCall = this.afterCall(ctx, facts, active, { ...input, response: outcome.answer }, record);
+          } catch (error) {
+            // The caller has its answer: a fault here must not turn it into a failed request.
+            this.options.onRejected?.(
+              `post-call policy evaluation of request ${ctx.requestId} failed: ${error instanceof Error ? error.message : String(error)}`,
+            );
+          }
         }
         if (!observed) return;
         await store
