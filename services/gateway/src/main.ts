@@ -361,7 +361,9 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
         // Keep-alive connections that fall idle after close() started would hold it open: sweep them.
         const sweep = setInterval(() => http.server.closeIdleConnections(), 100);
         await Promise.all([http.close(), grpc.close()]).finally(() => clearInterval(sweep));
-        // What the refused-key windows counted goes into the outbox before the relay drains it.
+        // A post-call suspension or job stop still running appends its events; so do the refused-key
+        // windows: both go into the outbox before the relay drains it.
+        await gate.settled();
         await authEvents.close();
         unsubscribePolicy?.();
         unsubscribeBus?.();
