@@ -36,9 +36,17 @@ export function credentialHeaders(metadata: grpc.Metadata): Record<string, strin
   return { authorization: first('authorization'), 'x-api-key': first('x-api-key') };
 }
 
-/** The caller's IP address (`ipv4:1.2.3.4:5678`, `ipv6:[::1]:5678`), for audit records. */
+/**
+ * The caller's IP address, for audit records. A server call's peer is `address:port` (IPv6 unbracketed,
+ * e.g. `::1:5678`); a client's is `ipv4:1.2.3.4:5678` or `ipv6:[::1]:5678`.
+ */
 export function peerAddress(call: { getPeer(): string }): string | undefined {
-  return /^ipv[46]:(.*):\d+$/.exec(call.getPeer())?.[1]?.replace(/^\[|\]$/g, '');
+  const address = call
+    .getPeer()
+    .replace(/^ipv[46]:/, '')
+    .replace(/:\d+$/, '')
+    .replace(/^\[(.*)\]$/, '$1');
+  return address === '' || address === 'unknown' ? undefined : address;
 }
 
 /** Binds a plaintext server on host:port (an IPv6 host in brackets or not); port 0 takes a free one. */
