@@ -332,7 +332,18 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   const address = http.server.address();
   const httpPort = typeof address === 'object' && address ? address.port : config.httpPort;
   const grpc = await startGrpcServer(
-    { auth, chat, router, ready: async () => isReady(await readiness()) },
+    {
+      auth,
+      chat,
+      router,
+      keys,
+      authorizeAdmin,
+      ready: async () => isReady(await readiness()),
+      databaseUp: async () => {
+        await db.query('select 1');
+        return true;
+      },
+    },
     config.host,
     config.grpcPort,
     log,

@@ -10,15 +10,18 @@ import type { RequestContext } from '../app/context.js';
 import type { Router } from '../app/router.js';
 import { keyAllowsModel } from '../domain/keys.js';
 import { decodeGrpcChatRequest } from './decode.js';
+import { KEYS_ADMIN_SERVICE, type KeysAdminGrpcDeps, keysAdminHandlers } from './keys-admin.js';
 import { loadService, PROTO_ROOT } from './load.js';
 import type { GrpcChatRequest, GrpcUsage } from './messages.js';
 
-export interface GrpcDeps {
+export interface GrpcDeps extends KeysAdminGrpcDeps {
   auth: Authenticator;
   chat: ChatService;
   router: Router;
   /** Whether the gateway can serve inference, as /readyz says (grpc.health.v1). */
   ready: ServingCheck;
+  /** Whether the keys database answers: key administration needs it (grpc.health.v1). */
+  databaseUp: ServingCheck;
 }
 
 export const GATEWAY_SERVICE = 'flowloom.gateway.v1.Gateway';
@@ -95,7 +98,7 @@ function chunkOf(event: StreamEvent): Record<string, unknown> | undefined {
   }
 }
 
-/** flowloom.gateway.v1.Gateway and grpc.health.v1.Health on one server. */
+/** flowloom.gateway.v1.Gateway, flowloom.gateway.v1.KeysAdmin and grpc.health.v1.Health on one server. */
 export async function startGrpcServer(
   deps: GrpcDeps,
   host: string,
@@ -109,7 +112,12 @@ export async function startGrpcServer(
     'v1',
     'Gateway',
   ]);
-  const health = new GrpcHealth({ services: { [GATEWAY_SERVICE]: deps.ready } });
+  // The gateway as a whole serves as /readyz says, even while key administration cannot (the database
+  // down, events spooling): a load balancer keeps sending it inference.
+  const health = new GrpcHealth({
+    services: { [GATEWAY_SERVICE]: deps.ready, [KEYS_ADMIN_SERVICE]: deps.databaseUp },
+    server: deps.ready,
+  });
 
   server.addService(Gateway.service, {
     chat: (call: grpc.ServerUnaryCall<GrpcChatRequest, unknown>, callback: grpc.sendUnaryData<unknown>) => {
@@ -183,6 +191,13 @@ export async function startGrpcServer(
     },
   });
 
+  const KeysAdmin = loadService(`${PROTO_ROOT}/flowloom/gateway/v1/gateway.proto`, [
+    'flowloom',
+    'gateway',
+    'v1',
+    'KeysAdmin',
+  ]);
+  server.addService(KeysAdmin.service, keysAdminHandlers(deps, log));
   health.addTo(server);
 
   const boundPort = await listen(server, host, port);
