@@ -207,7 +207,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   });
   auth.recordTo(authEvents);
   const keys = new KeysAdmin(keyStore, outbox, () => auth.invalidate());
-  const generated = await bootstrapAdmin(keyStore, keys, config.adminKey);
+  const generated = await bootstrapAdmin(keys, config.adminKey);
   if (generated) options.onAdminKeyGenerated?.(generated);
 
   const metrics = createPrometheusMetrics(registry);

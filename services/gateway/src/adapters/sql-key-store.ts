@@ -1,4 +1,4 @@
-import type { Db } from '@flowloom/store';
+import type { Db, SqlParam } from '@flowloom/store';
 import type { KeyRecord, KeyRole } from '../domain/keys.js';
 import type { KeyStore, NewKey } from '../ports/key-store.js';
 
@@ -42,29 +42,39 @@ function toRecord(row: KeyRow): KeyRecord {
   };
 }
 
+/**
+ * The advisory lock bootstraps take, then the api_keys table's oid (so other schemas of the database are
+ * not serialised). 7411 is held by migrations, 7412 by the outbox relay, the policy repository and the
+ * ledger's appends.
+ */
+const BOOTSTRAP_LOCK = 7413;
+
+const INSERT_KEY = `insert into api_keys (id, secret_hash, hint, name, owner, project, team, role, models, expires_at, rotated_from, job)
+       values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)`;
+
+const insertParams = (key: NewKey): SqlParam[] => [
+  key.id,
+  key.secretHash,
+  key.hint,
+  key.name,
+  key.owner,
+  key.project,
+  key.team,
+  key.role,
+  key.models,
+  key.expiresAt,
+  key.rotatedFrom,
+  key.job,
+];
+
+const COUNT_ADMINS = `select count(*)::int as n from api_keys where role = 'admin' and revoked_at is null`;
+
 /** API keys in PostgreSQL or PGlite: the same SQL serves both. */
 export class SqlKeyStore implements KeyStore {
   constructor(private readonly db: Db) {}
 
   async insert(key: NewKey): Promise<KeyRecord> {
-    const { rows } = await this.db.query<KeyRow>(
-      `insert into api_keys (id, secret_hash, hint, name, owner, project, team, role, models, expires_at, rotated_from, job)
-       values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) returning ${COLUMNS}`,
-      [
-        key.id,
-        key.secretHash,
-        key.hint,
-        key.name,
-        key.owner,
-        key.project,
-        key.team,
-        key.role,
-        key.models,
-        key.expiresAt,
-        key.rotatedFrom,
-        key.job,
-      ],
-    );
+    const { rows } = await this.db.query<KeyRow>(`${INSERT_KEY} returning ${COLUMNS}`, insertParams(key));
     return toRecord(rows[0]!);
   }
 
@@ -107,9 +117,26 @@ export class SqlKeyStore implements KeyStore {
   }
 
   async countAdmins(): Promise<number> {
-    const { rows } = await this.db.query<{ n: number }>(
-      `select count(*)::int as n from api_keys where role = 'admin' and revoked_at is null`,
-    );
+    const { rows } = await this.db.query<{ n: number }>(COUNT_ADMINS);
     return rows[0]?.n ?? 0;
+  }
+
+  insertBootstrap(key: NewKey, options: { onlyWhenNoAdmin: boolean }): Promise<KeyRecord | undefined> {
+    return this.db.transaction(async (tx) => {
+      // Without the lock, two replicas could both find no admin and both generate one; `on conflict`
+      // alone covers a configured key, since its hash is the same on every replica.
+      await tx.query(`select pg_advisory_xact_lock(($1::bigint << 32) | 'api_keys'::regclass::oid::bigint)`, [
+        BOOTSTRAP_LOCK,
+      ]);
+      if (options.onlyWhenNoAdmin) {
+        const { rows } = await tx.query<{ n: number }>(COUNT_ADMINS);
+        if ((rows[0]?.n ?? 0) > 0) return undefined;
+      }
+      const { rows } = await tx.query<KeyRow>(
+        `${INSERT_KEY} on conflict (secret_hash) do nothing returning ${COLUMNS}`,
+        insertParams(key),
+      );
+      return rows[0] ? toRecord(rows[0]) : undefined;
+    });
   }
 }

@@ -36,6 +36,7 @@ function store(state: { up: boolean }): KeyStore {
     revoke: refuse,
     expire: refuse,
     countAdmins: refuse,
+    insertBootstrap: refuse,
   };
 }
 

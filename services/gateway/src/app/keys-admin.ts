@@ -7,7 +7,7 @@ import {
 } from '@flowloom/contracts';
 import { AppError } from '@flowloom/errors';
 import { generateKeySecret, hashKey, type KeyRecord, type KeyRole, keyHint } from '../domain/keys.js';
-import type { KeyStore } from '../ports/key-store.js';
+import type { KeyStore, NewKey } from '../ports/key-store.js';
 import type { Outbox } from '../ports/outbox.js';
 
 export interface CreateKeyInput {
@@ -25,6 +25,23 @@ export interface IssuedKey {
   /** The secret, returned exactly once. */
   secret: string;
   key: KeyRecord;
+}
+
+function newKey(input: CreateKeyInput, secret: string, rotatedFrom: string | null): NewKey {
+  return {
+    id: uuidv7(),
+    secretHash: hashKey(secret),
+    hint: keyHint(secret),
+    name: input.name,
+    owner: input.owner,
+    project: input.project ?? null,
+    team: input.team ?? null,
+    job: input.job ?? null,
+    role: input.role ?? 'member',
+    models: input.models ?? null,
+    expiresAt: input.expiresAt ?? null,
+    rotatedFrom,
+  };
 }
 
 /** Key administration. Every change is an event, so the audit trail shows who did what to which key. */
@@ -45,21 +62,25 @@ export class KeysAdmin {
     if (input.expiresAt && input.expiresAt <= this.now()) {
       throw new AppError('invalid_request', 'expiresAt must be in the future.', { param: 'expiresAt' });
     }
-    const key = await this.store.insert({
-      id: uuidv7(),
-      secretHash: hashKey(secret),
-      hint: keyHint(secret),
-      name: input.name,
-      owner: input.owner,
-      project: input.project ?? null,
-      team: input.team ?? null,
-      job: input.job ?? null,
-      role: input.role ?? 'member',
-      models: input.models ?? null,
-      expiresAt: input.expiresAt ?? null,
-      rotatedFrom,
-    });
+    const key = await this.store.insert(newKey(input, secret, rotatedFrom));
     await this.record(key, rotatedFrom ? 'rotated' : 'created', actor);
+    return { secret, key };
+  }
+
+  /**
+   * Registers a bootstrap admin key unless it is already there (or, with `onlyWhenNoAdmin`, unless
+   * any admin is): of replicas starting together, the one that inserts it records the change and
+   * gets the key back; the others get undefined.
+   */
+  async createBootstrap(
+    input: CreateKeyInput,
+    actor: string,
+    secret: string,
+    options: { onlyWhenNoAdmin: boolean },
+  ): Promise<IssuedKey | undefined> {
+    const key = await this.store.insertBootstrap(newKey(input, secret, null), options);
+    if (!key) return undefined;
+    await this.record(key, 'created', actor);
     return { secret, key };
   }
 

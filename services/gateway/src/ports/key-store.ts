@@ -25,4 +25,10 @@ export interface KeyStore {
   /** Shortens (never extends) an expiry, for a rotation's grace period. */
   expire(id: string, at: Date): Promise<KeyRecord | undefined>;
   countAdmins(): Promise<number>;
+  /**
+   * Inserts a bootstrap admin key unless its hash is already stored, or (`onlyWhenNoAdmin`) unless an
+   * active admin exists; returns the record it inserted, or undefined. Atomic across processes sharing
+   * the store, so replicas starting together register one key and never fail on each other's insert.
+   */
+  insertBootstrap(key: NewKey, options: { onlyWhenNoAdmin: boolean }): Promise<KeyRecord | undefined>;
 }
