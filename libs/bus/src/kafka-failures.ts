@@ -35,3 +35,12 @@ export function reconnectDelayMs(
   const ceiling = Math.min(options.maxMs, options.minMs * 2 ** Math.max(0, failures - 1));
   return Math.round(ceiling / 2 + (random() * ceiling) / 2);
 }
+
+/** A failure no retry can fix: the brokers refuse a setting (it names the setting to change). */
+export function configurationError(message: string): Error {
+  return Object.assign(new Error(message), { name: 'KafkaConfigurationError' });
+}
+
+export function isConfigurationError(error: unknown): boolean {
+  return error instanceof Error && error.name === 'KafkaConfigurationError';
+}

@@ -89,6 +89,30 @@ describe('KafkaBus topic creation', () => {
     expect(mine).toEqual([]);
   });
 
+  it('when started in the background with a replication factor above the brokers, then start-up fails saying so instead of retrying', {
+    timeout: 60_000,
+  }, async () => {
+    await connectAdmin();
+    const brokers = (await admin.describeCluster()).brokers.length;
+    const topicPrefix = prefix();
+    const bus = new KafkaBus({
+      brokers: BROKERS,
+      clientId: topicPrefix,
+      replicationFactor: brokers + 2,
+      topicPrefix,
+    });
+    try {
+      const error = await bus.startInBackground().then(
+        () => undefined,
+        (e: Error) => e,
+      );
+      expect(error?.message).toContain(`replication factor ${brokers + 2}`);
+      expect(error?.message).toContain('FLOWLOOM_KAFKA_REPLICATION_FACTOR');
+    } finally {
+      await bus.close();
+    }
+  });
+
   it('when a prefix holds a dot, then the bus refuses it (its pattern would match other prefixes)', () => {
     expect(() => new KafkaBus({ brokers: BROKERS, clientId: 'x', topicPrefix: 'flowloom.staging' })).toThrow(
       /letters, digits, _ and -/,

@@ -2,7 +2,12 @@ import { type CloudEvent, eventPayloadSchemas } from '@flowloom/contracts';
 import type { Consumer, EachBatchPayload, Kafka, Producer } from 'kafkajs';
 import type { BatchEventHandler, BusHealth, EventBus, EventHandler } from './bus.js';
 import { DEFAULT_TOPIC_PREFIX, fromKafkaRecord, toKafkaRecord, topicFor } from './kafka-binding.js';
-import { isBrokerFailure, reconnectDelayMs } from './kafka-failures.js';
+import {
+  configurationError,
+  isBrokerFailure,
+  isConfigurationError,
+  reconnectDelayMs,
+} from './kafka-failures.js';
 
 export interface KafkaBusOptions {
   brokers: string[];
@@ -58,6 +63,7 @@ export class KafkaBus implements EventBus {
   private failures = 0;
   private supervisor: Promise<void> | undefined;
   private cancelPause: (() => void) | undefined;
+  private settleFirstAttempt: ((error: unknown) => void) | undefined;
   private closed = false;
 
   constructor(private readonly options: KafkaBusOptions) {
@@ -108,12 +114,19 @@ export class KafkaBus implements EventBus {
   }
 
   /**
-   * Starts connecting without waiting: a service serves while Kafka is unreachable, retrying with
+   * Starts connecting in the background: a service serves while Kafka is unreachable, retrying with
    * jittered back-off; `health()` says how it goes, `onConnected` listeners hear when it is up.
+   * Resolves after the first attempt, connected or not; rejects only when that attempt reached the
+   * brokers and failed in a way retrying cannot fix (a replication factor above the brokers), so a
+   * misconfigured service stops at start, saying so.
    */
-  startInBackground(): void {
+  startInBackground(): Promise<void> {
     this.mode = 'background';
+    const first = new Promise<void>((resolve, reject) => {
+      this.settleFirstAttempt = (error) => (isConfigurationError(error) ? reject(error) : resolve());
+    });
     this.supervise();
+    return first;
   }
 
   health(): BusHealth {
@@ -194,13 +207,17 @@ export class KafkaBus implements EventBus {
       while (!this.closed && this.state !== 'connected') {
         if (this.failures > 0) await this.pause(reconnectDelayMs(this.failures, this.options.reconnect));
         if (this.closed) return;
+        let failure: unknown;
         try {
           await this.connect();
           this.markUp();
         } catch (error) {
+          failure = error;
           this.markDown(error);
           this.failures++;
         }
+        this.settleFirstAttempt?.(failure);
+        this.settleFirstAttempt = undefined;
       }
     })().finally(() => {
       this.supervisor = undefined;
@@ -261,7 +278,7 @@ export class KafkaBus implements EventBus {
       .then((c) => c.brokers.length)
       .catch(() => undefined);
     const brokers = count === undefined ? 'too few brokers' : `${count} broker(s)`;
-    return new Error(
+    return configurationError(
       `Cannot create Kafka topics ${topics.join(', ')} with replication factor ${replicationFactor}: the cluster at ${this.options.brokers.join(',')} has ${brokers}, and each copy needs a broker of its own. Fix: set FLOWLOOM_KAFKA_REPLICATION_FACTOR (kafkaTopics.replicationFactor) to at most the number of brokers, or add brokers.`,
     );
   }

@@ -21,8 +21,9 @@ interface Service {
 /**
  * The Kafka bus, connecting in the background: a service starts and serves while the brokers are
  * unreachable (events wait in its outbox, consumers join once Kafka is up), and says so in /readyz.
+ * A setting the brokers refuse (a replication factor above their number) still stops the start.
  */
-function kafkaBus(config: Config, clientId: string): KafkaBus | undefined {
+async function kafkaBus(config: Config, clientId: string): Promise<KafkaBus | undefined> {
   if (!config.kafkaBrokers || config.kafkaBrokers.length === 0) return undefined;
   const bus = new KafkaBus({
     brokers: config.kafkaBrokers,
@@ -31,7 +32,12 @@ function kafkaBus(config: Config, clientId: string): KafkaBus | undefined {
     replicationFactor: config.kafkaTopics.replicationFactor,
     topicPrefix: config.kafkaTopics.prefix,
   });
-  bus.startInBackground();
+  try {
+    await bus.startInBackground();
+  } catch (error) {
+    await bus.close();
+    throw error;
+  }
   return bus;
 }
 
@@ -161,7 +167,7 @@ ${Object.entries(services)
         'flowloom serve needs FLOWLOOM_DATABASE_URL (a postgres:// URL); for one process on embedded storage use flowloom up',
       );
     }
-    const bus = kafkaBus(config, `flowloom-${name}`);
+    const bus = await kafkaBus(config, `flowloom-${name}`);
     // The bus retries in the background: a start that fails must stop it, or the process stays up.
     const running = await service.start(config, io, bus).catch(async (error: unknown) => {
       await bus?.close();
