@@ -180,28 +180,38 @@ describe('post-call rules, enforced', () => {
     });
   });
 
-  it('when the caller leaves mid-stream, then the post-call rules see the usage so far, marked cancelled', async () => {
+  it('when the caller leaves mid-stream, then the post-call rules see the usage so far, marked cancelled and estimated', async () => {
     const { key } = await t.createKey();
     const ai = client(t, key);
     const controller = new AbortController();
+    // 50 pieces of 20 characters, 40 ms apart; the provider reports its 500 tokens only at the end.
+    const reply = 'twenty characters.. '.repeat(50);
     const { data: stream, response } = await ai.chat.completions
-      .create({ ...ask(500, { chunks: 50, chunkDelayMs: 40 }), stream: true }, { signal: controller.signal })
+      .create(
+        { ...ask(500, { reply, chunks: 50, chunkDelayMs: 40 }), stream: true },
+        { signal: controller.signal },
+      )
       .withResponse();
-    let chunks = 0;
-    for await (const _chunk of stream) {
-      // Leaves after the first piece of a 50-piece answer.
-      chunks++;
+    let text = '';
+    for await (const chunk of stream) {
+      // Leaves after the first piece of text.
+      text += chunk.choices[0]?.delta?.content ?? '';
+      if (text === '') continue;
       controller.abort();
       break;
     }
-    expect(chunks).toBe(1);
+    expect(text).toBe('twenty characters.. ');
     const after = await postCallDecision(t, response.headers.get('x-request-id'));
     expect(after).toMatchObject({
       phase: 'post_call',
       verdict: 'allow',
       actions: [{ ruleId: 'left-early', action: { type: 'alert', channel: 'ops' } }],
-      input: { response: { status: 'cancelled', input_tokens: expect.any(Number) } },
+      input: { response: { status: 'cancelled', input_tokens: expect.any(Number), usage_estimated: true } },
     });
+    // Not zero: what was streamed before the caller left (a piece or a few, 5 tokens each) is counted.
+    const answer = (after as { input: { response: { output_tokens: number } } }).input.response;
+    expect(answer.output_tokens).toBeGreaterThanOrEqual(5);
+    expect(answer.output_tokens).toBeLessThan(100);
     // 500 tokens were scripted, but the answer was cut short before they were reported: no suspension.
     await t.gateway.policy.settled();
     await ai.chat.completions.create(ask(1));

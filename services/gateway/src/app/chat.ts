@@ -360,14 +360,19 @@ export class ChatService {
       } else if (event.type === 'finish') finishReason = event.finishReason;
     };
     // A provider that streams no usage (some OpenAI-compatible servers) is metered by estimate, never as zero.
-    const finalUsage = (): Usage =>
-      sawUsage && usage.inputTokens + usage.outputTokens > 0
-        ? usage
-        : {
-            inputTokens: estimateInputTokens(streamed),
-            outputTokens: Math.ceil(streamedChars / 4),
-            cachedInputTokens: 0,
-          };
+    // Nor is a stream cut short: providers report the output tokens at the end (OpenAI's last chunk,
+    // Anthropic's message_delta), so a caller leaving just before it has still been sent what was streamed.
+    const streamedOutput = () => Math.ceil(streamedChars / 4);
+    const finalUsage = (complete: boolean): Usage => {
+      if (!sawUsage || usage.inputTokens + usage.outputTokens === 0)
+        return {
+          inputTokens: estimateInputTokens(streamed),
+          outputTokens: streamedOutput(),
+          cachedInputTokens: 0,
+        };
+      if (complete || usage.outputTokens >= streamedOutput()) return usage;
+      return { ...usage, outputTokens: streamedOutput() };
+    };
 
     const self = this;
     async function* events(): AsyncGenerator<StreamEvent, void, undefined> {
@@ -401,7 +406,7 @@ export class ChatService {
           await iterator.return(undefined).catch(() => {});
         }
         const reported = usage;
-        usage = finalUsage();
+        usage = finalUsage(outcome === 'done');
         const costUsd = costOf(usage, self.router.priceOf(deployment));
         self.meter(original.model, deployment, usage, costUsd);
         await streamHold.settle(costUsd, usage.inputTokens + usage.outputTokens);
