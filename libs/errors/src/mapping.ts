@@ -14,9 +14,9 @@ const GRPC = {
   INVALID_ARGUMENT: 3,
   DEADLINE_EXCEEDED: 4,
   NOT_FOUND: 5,
-  ALREADY_EXISTS: 6,
   PERMISSION_DENIED: 7,
   RESOURCE_EXHAUSTED: 8,
+  FAILED_PRECONDITION: 9,
   INTERNAL: 13,
   UNAVAILABLE: 14,
   UNAUTHENTICATED: 16,
@@ -80,7 +80,9 @@ const CODES: Record<ErrorCode, CodeInfo> = {
   policy_blocked: PERMISSION,
   model_not_found: NOT_FOUND,
   not_found: NOT_FOUND,
-  conflict: { ...INVALID, http: 409, grpc: GRPC.ALREADY_EXISTS, geminiStatus: 'ALREADY_EXISTS' },
+  // Every conflict is with the current state (already enforced, no longer pending, revoked), never a
+  // duplicate create: gRPC's FAILED_PRECONDITION, not ALREADY_EXISTS.
+  conflict: { ...INVALID, http: 409, grpc: GRPC.FAILED_PRECONDITION, geminiStatus: 'ALREADY_EXISTS' },
   rate_limited: LIMIT,
   budget_exceeded: LIMIT,
   upstream_error: UPSTREAM,

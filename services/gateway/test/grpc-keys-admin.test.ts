@@ -243,10 +243,10 @@ describe('KeysAdmin over gRPC', () => {
       (k) => k.name === 'bootstrap-admin',
     )!;
     const own = failed(await admin('revokeKey', { id: self.id }));
-    expect(own.code).toBe(grpc.status.ALREADY_EXISTS);
+    expect(own.code).toBe(grpc.status.FAILED_PRECONDITION);
     expect(own.details).toBe('A key cannot revoke itself; use another admin key.');
     expect(await works(ADMIN_KEY)).toBe(true);
-    expect(failed(await admin('rotateKey', { id: key.id })).code).toBe(grpc.status.ALREADY_EXISTS);
+    expect(failed(await admin('rotateKey', { id: key.id })).code).toBe(grpc.status.FAILED_PRECONDITION);
   });
 
   it('when a key is rotated, then the new secret works at once and the old one only for the grace period', async () => {

@@ -280,7 +280,7 @@ describe('PolicyAdmin over gRPC: promotion with approval, rollback', () => {
     const v2 = await versionOf(2);
     const before = await state();
     const refused = failed(await admin.call('rollback', { name: 'guard', to: v2 }, 'alice'));
-    expect(refused.code).toBe(grpc.status.ALREADY_EXISTS);
+    expect(refused.code).toBe(grpc.status.FAILED_PRECONDITION);
     expect(refused.details).toContain('was never enforced, so it cannot be a rollback target');
     expect(await state()).toEqual(before);
 
