@@ -25,6 +25,8 @@ export interface KafkaBusOptions {
   topicPrefix?: string;
   /** Back-off between attempts to reach the brokers while they are unreachable (250 ms to 5 s by default). */
   reconnect?: { minMs: number; maxMs: number };
+  /** How often a connected bus checks that the brokers still answer (5 s by default). */
+  healthCheckMs?: number;
 }
 
 const TOPIC_PREFIX = /^[A-Za-z0-9_-]+$/;
@@ -64,6 +66,7 @@ export class KafkaBus implements EventBus {
   private supervisor: Promise<void> | undefined;
   private cancelPause: (() => void) | undefined;
   private settleFirstAttempt: ((error: unknown) => void) | undefined;
+  private watch: ReturnType<typeof setInterval> | undefined;
   private closed = false;
 
   constructor(private readonly options: KafkaBusOptions) {
@@ -152,13 +155,7 @@ export class KafkaBus implements EventBus {
     const kafka = await this.client();
     try {
       // No retries: an unreachable broker fails this attempt now; the back-off decides when to retry.
-      const probe = (await this.probeClient()).admin();
-      await probe.connect();
-      try {
-        await probe.describeCluster();
-      } finally {
-        await probe.disconnect();
-      }
+      await this.probe();
       this.producer ??= kafka.producer({ idempotent: true, maxInFlightRequests: 1 });
       await this.producer.connect();
     } catch (error) {
@@ -173,8 +170,39 @@ export class KafkaBus implements EventBus {
     for (const sub of this.subscriptions) if (!sub.consumer) await this.startConsumer(sub);
   }
 
+  /** One round trip to the brokers, without retries. */
+  private async probe(): Promise<void> {
+    const admin = (await this.probeClient()).admin();
+    await admin.connect();
+    try {
+      await admin.describeCluster();
+    } finally {
+      await admin.disconnect();
+    }
+  }
+
+  /**
+   * While connected, a probe every few seconds: a bus that only consumes, or a gateway without
+   * traffic, would otherwise report Kafka up long after it went away.
+   */
+  private watchBrokers(): void {
+    if (this.watch) return;
+    let probing = false;
+    this.watch = setInterval(() => {
+      if (probing || this.closed || this.state !== 'connected') return;
+      probing = true;
+      this.probe()
+        .catch((error: unknown) => this.lost(error))
+        .finally(() => {
+          probing = false;
+        });
+    }, this.options.healthCheckMs ?? 5_000);
+    this.watch.unref();
+  }
+
   private markUp(): void {
     if (this.closed) return;
+    this.watchBrokers();
     const recovered = this.state !== 'connected';
     this.state = 'connected';
     this.reason = undefined;
@@ -426,6 +454,7 @@ export class KafkaBus implements EventBus {
   async close(): Promise<void> {
     this.closed = true;
     this.cancelPause?.();
+    clearInterval(this.watch);
     // An attempt in flight finishes first, so nothing it connects outlives the bus.
     await this.supervisor;
     await Promise.all(this.subscriptions.map((s) => s.consumer?.disconnect()));
