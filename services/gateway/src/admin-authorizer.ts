@@ -1,6 +1,12 @@
+import type { EventBus } from '@flowloom/bus';
+import type { Config } from '@flowloom/config';
 import { uuidv7 } from '@flowloom/contracts';
-import type { Db } from '@flowloom/store';
+import { type Db, migrate } from '@flowloom/store';
+import { createLogger } from '@flowloom/telemetry';
+import { gatewayMigrations } from './adapters/migrations.js';
 import { SqlKeyStore } from './adapters/sql-key-store.js';
+import { OutboxRelay, SqlOutbox } from './adapters/sql-outbox.js';
+import { AuthEvents } from './app/auth-events.js';
 import { Authenticator, presentedKey } from './app/authenticate.js';
 
 /** Authenticates a request's key (Bearer or x-api-key) and requires the admin role; throws AppError otherwise. */
@@ -26,9 +32,62 @@ export function adminAuthorizer(auth: Authenticator): AdminAuthorizer {
 }
 
 /**
- * For a service running apart from the gateway (`flowloom serve policy|audit`): admins are checked
- * against the gateway's key table in the shared database, so each approver is a person with a key.
+ * Admins checked against the gateway's key table in the shared database, recording nothing: for
+ * callers whose logins are recorded elsewhere (in `flowloom up`, the gateway's own authorizer).
  */
 export function adminAuthorizerFor(db: Db): AdminAuthorizer {
   return adminAuthorizer(new Authenticator(new SqlKeyStore(db)));
+}
+
+export interface RecordedAdminAuthorizer {
+  authorize: AdminAuthorizer;
+  /** Records what open failure windows counted, then publishes what the outbox still holds. */
+  close(): Promise<void>;
+}
+
+/**
+ * For a service running apart from the gateway (`flowloom serve policy|audit`): admins are checked
+ * against the gateway's key table in the shared database, so each approver is a person with a key,
+ * and their logins and refused keys are recorded as the gateway's auth events, with the same
+ * aggregation, and `source` naming this service.
+ *
+ * The events go to the gateway's outbox table in the same database, and a relay in this process
+ * publishes them to the bus (several relays, in gateways or here, take turns under one advisory lock,
+ * so order holds). The policy service's own outbox would do for policy alone; the audit service has
+ * none, and appending its logins straight into its ledger would keep them from the bus's other
+ * consumers. One path for both: durable before the request is answered, published at least once, and
+ * appended to the ledger once, since the ledger deduplicates by event id.
+ */
+export async function recordedAdminAuthorizer(
+  db: Db,
+  config: Config,
+  service: 'policy' | 'audit',
+  bus: EventBus | undefined,
+): Promise<RecordedAdminAuthorizer> {
+  // The outbox table (and api_keys) are the gateway's: here before any gateway has migrated.
+  await migrate(db, gatewayMigrations);
+  const log = createLogger({ service, level: config.logLevel });
+  // Without a bus (no Kafka configured) a gateway's relay publishes the rows.
+  const relay = bus
+    ? new OutboxRelay(db, bus, {
+        onError: (err) => log.warn({ err }, 'auth events: publish failed, will retry'),
+      })
+    : undefined;
+  const events = new AuthEvents(new SqlOutbox(db, () => relay?.wake()), {
+    source: `flowloom/${service}`,
+    failureWindowMs: config.authFailureWindowMs,
+    onError: (err) => log.warn({ err }, 'authentication event could not be recorded'),
+  });
+  const auth = new Authenticator(new SqlKeyStore(db));
+  auth.recordTo(events);
+  relay?.start();
+  const unsubscribe = bus?.onConnected?.(() => relay?.retryNow());
+  return {
+    authorize: adminAuthorizer(auth),
+    async close() {
+      await events.close();
+      unsubscribe?.();
+      await relay?.stop();
+    },
+  };
 }

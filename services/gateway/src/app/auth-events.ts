@@ -39,6 +39,8 @@ export interface AuthEventsOptions {
   /** Called when an event cannot be written (the caller still gets its own answer). */
   onError?: (error: unknown) => void;
   now?: () => number;
+  /** The events' CloudEvents `source`: the service the key was presented to (default the gateway). */
+  source?: string;
 }
 
 /**
@@ -56,6 +58,7 @@ export class AuthEvents {
   private readonly loginDedupMs: number;
   private readonly onError: (error: unknown) => void;
   private readonly now: () => number;
+  private readonly source: string;
   private timer: NodeJS.Timeout | undefined;
 
   constructor(
@@ -66,6 +69,7 @@ export class AuthEvents {
     this.failures = new AuthFailureWindows(options.failureWindowMs ?? 60_000);
     this.onError = options.onError ?? (() => {});
     this.now = options.now ?? Date.now;
+    this.source = options.source ?? 'flowloom/gateway';
   }
 
   async failed(
@@ -93,7 +97,7 @@ export class AuthEvents {
       events.push(
         createEvent(
           GATEWAY_AUTH_FAILED,
-          'flowloom/gateway',
+          this.source,
           verdict.scope === 'key' ? data : { ...data, scope: verdict.scope },
           `auth/${attempt.requestId}`,
         ),
@@ -123,7 +127,7 @@ export class AuthEvents {
       lastAt: new Date(summary.lastAt).toISOString(),
       distinctKeys: Math.max(1, summary.distinctKeys),
     };
-    return createEvent(GATEWAY_AUTH_FAILED, 'flowloom/gateway', data, `auth/${data.requestId}`);
+    return createEvent(GATEWAY_AUTH_FAILED, this.source, data, `auth/${data.requestId}`);
   }
 
   /** Closes windows as they end while any is open; no timer runs while none is. */
@@ -155,7 +159,7 @@ export class AuthEvents {
       actor: `key/${key.id} (${key.name})`,
       dedupSeconds: Math.round(this.loginDedupMs / 1000),
     };
-    await this.append([createEvent(GATEWAY_AUTH_SUCCEEDED, 'flowloom/gateway', data, `key/${key.id}`)]);
+    await this.append([createEvent(GATEWAY_AUTH_SUCCEEDED, this.source, data, `key/${key.id}`)]);
   }
 
   private common(attempt: AuthAttempt): Pick<AuthFailed, 'surface' | 'api' | 'requestId' | 'sourceIp'> {
