@@ -2,7 +2,7 @@ import { parseArgs } from 'node:util';
 import { startAudit } from '@flowloom/audit';
 import { busCheck, type EventBus, KafkaBus } from '@flowloom/bus';
 import { type Config, loadConfig } from '@flowloom/config';
-import { adminAuthorizerFor, startGateway } from '@flowloom/gateway';
+import { recordedAdminAuthorizer, startGateway } from '@flowloom/gateway';
 import { startPolicyHttp, startPolicyService } from '@flowloom/policy';
 import { openPostgres } from '@flowloom/store';
 import { type Command, type Io, UsageError } from '../command.js';
@@ -72,7 +72,8 @@ const services: Record<string, Service> = {
     summary: 'policy versions, rollout and approval, bundle stream to gateways (gRPC), decisions, replay',
     async start(config, _io, bus) {
       const db = await openPostgres(config.databaseUrl ?? '');
-      const authorize = adminAuthorizerFor(db);
+      const admins = await recordedAdminAuthorizer(db, config, 'policy', bus);
+      const authorize = admins.authorize;
       const service = await startPolicyService({
         config,
         db,
@@ -113,6 +114,7 @@ const services: Record<string, Service> = {
         close: async () => {
           await http.close();
           await service.close();
+          await admins.close();
           await db.close();
         },
       };
@@ -122,16 +124,18 @@ const services: Record<string, Service> = {
     summary: 'the append-only Merkle ledger, signed checkpoints, proofs, evidence export, event search',
     async start(config, _io, bus) {
       const db = await openPostgres(config.databaseUrl ?? '');
+      const admins = await recordedAdminAuthorizer(db, config, 'audit', bus);
       const audit = await startAudit({
         config,
         db,
         ...(bus ? { bus } : {}),
-        authorizeAdmin: adminAuthorizerFor(db),
+        authorizeAdmin: admins.authorize,
       });
       return {
         describe: `audit: HTTP ${audit.httpUrl}, gRPC ${audit.grpcAddress}, events from ${busName(bus)}`,
         close: async () => {
           await audit.close();
+          await admins.close();
           await db.close();
         },
       };
