@@ -4,7 +4,9 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
+import { auditGrpcClient } from '@flowloom/audit';
 import { type Db, openPostgres } from '@flowloom/store';
+import * as grpc from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freshDatabase } from '../faults/engines.js';
 import { CLI, type Service, serviceOnFreePorts } from '../faults/services.js';
@@ -132,5 +134,31 @@ describe('admin logins on the standalone policy and audit services', () => {
     );
     expect(summary.source).toBe('flowloom/policy');
     expect(JSON.parse(summary.entry)).toMatchObject({ data: { reason: 'invalid_api_key', count: 5 } });
+  }, 90_000);
+
+  it('when a wrong key reaches serve audit over gRPC, then its refusal is recorded as well', async () => {
+    // A key not seen before, so its refusal opens a window of its own and is recorded at once.
+    const grpcWrong = 'flk_grpc-standalone-logins-wrong-0123456789';
+    const Audit = auditGrpcClient();
+    const client = new Audit(
+      `127.0.0.1:${audit.env.FLOWLOOM_AUDIT_GRPC_PORT}`,
+      grpc.credentials.createInsecure(),
+    );
+    const metadata = new grpc.Metadata();
+    metadata.set('authorization', `Bearer ${grpcWrong}`);
+    try {
+      const refused = await new Promise<grpc.ServiceError | null>((resolve) => {
+        const query = (client as unknown as Record<string, (...a: unknown[]) => void>).queryEntries;
+        query?.call(client, { limit: 1 }, metadata, (error: grpc.ServiceError | null) => resolve(error));
+      });
+      expect(refused?.code).toBe(grpc.status.UNAUTHENTICATED);
+    } finally {
+      client.close();
+    }
+    const entry = await until('the gRPC refusal in the ledger', async () =>
+      (await authEntries()).find((e) => e.event_type === FAILED && e.entry.includes('"keyHint":"flk_grpc')),
+    );
+    expect(entry.source).toBe('flowloom/audit');
+    expect(JSON.parse(entry.entry)).toMatchObject({ data: { surface: 'admin', reason: 'invalid_api_key' } });
   }, 90_000);
 });
