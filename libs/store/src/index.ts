@@ -1,5 +1,5 @@
 export type { Db, Queryable, QueryResult, Row, SqlParam, StatementOptions } from './db.js';
-export { type Migration, migrate } from './migrate.js';
+export { type Migration, migrate, migrateUnlessApplied } from './migrate.js';
 export { type OpenDbOptions, openDb } from './open.js';
 export { openPglite } from './pglite.js';
 export { openPostgres } from './postgres.js';

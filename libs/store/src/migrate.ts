@@ -30,6 +30,21 @@ export async function migrate(db: Db, migrations: readonly Migration[]): Promise
   return applied;
 }
 
+/**
+ * Applies `migrations` unless every one is recorded already, so a service whose login may only read
+ * and write (not create tables) starts on a database someone else prepared (`flowloom migrate`).
+ */
+export async function migrateUnlessApplied(db: Db, migrations: readonly Migration[]): Promise<void> {
+  let applied = new Set<string>();
+  try {
+    const rows = await db.query<{ id: string }>('select id from schema_migrations');
+    applied = new Set(rows.rows.map((r) => r.id));
+  } catch {
+    // no schema_migrations yet
+  }
+  if (!migrations.every((m) => applied.has(m.id))) await migrate(db, migrations);
+}
+
 /** Splits on semicolons that end a line, outside `$$` bodies (enough for our own migrations). */
 function splitStatements(sql: string): string[] {
   const out: string[] = [];

@@ -1,7 +1,7 @@
 import type { EventBus } from '@flowloom/bus';
 import type { Config } from '@flowloom/config';
 import { uuidv7 } from '@flowloom/contracts';
-import { type Db, migrate } from '@flowloom/store';
+import { type Db, migrateUnlessApplied } from '@flowloom/store';
 import { createLogger } from '@flowloom/telemetry';
 import { gatewayMigrations } from './adapters/migrations.js';
 import { SqlKeyStore } from './adapters/sql-key-store.js';
@@ -64,8 +64,10 @@ export async function recordedAdminAuthorizer(
   service: 'policy' | 'audit',
   bus: EventBus | undefined,
 ): Promise<RecordedAdminAuthorizer> {
-  // The outbox table (and api_keys) are the gateway's: here before any gateway has migrated.
-  await migrate(db, gatewayMigrations);
+  // The outbox table (and api_keys) are the gateway's: created here if no gateway or `flowloom
+  // migrate` has yet; left alone otherwise, so a login without DDL rights (granted SELECT on api_keys
+  // and INSERT on outbox) starts.
+  await migrateUnlessApplied(db, gatewayMigrations);
   const log = createLogger({ service, level: config.logLevel });
   // Without a bus (no Kafka configured) a gateway's relay publishes the rows.
   const relay = bus

@@ -1,5 +1,5 @@
 import type { NodeId } from '@flowloom/ledger';
-import { type Db, migrate, type Queryable, type SqlParam } from '@flowloom/store';
+import { type Db, migrateUnlessApplied, type Queryable, type SqlParam } from '@flowloom/store';
 import { completionSize, HASH_BYTES, nodePosition, nodesBefore } from '../domain/tiles.js';
 import {
   type BundlePage,
@@ -157,14 +157,7 @@ export class SqlLedgerStore implements LedgerStore {
    * the insert/select-only role (which may not create tables) starts on a prepared database.
    */
   static async open(db: Db): Promise<SqlLedgerStore> {
-    let applied = new Set<string>();
-    try {
-      const rows = await db.query<{ id: string }>('select id from schema_migrations');
-      applied = new Set(rows.rows.map((r) => r.id));
-    } catch {
-      // no schema_migrations yet
-    }
-    if (!auditMigrations.every((m) => applied.has(m.id))) await migrate(db, auditMigrations);
+    await migrateUnlessApplied(db, auditMigrations);
     return new SqlLedgerStore(db);
   }
 
