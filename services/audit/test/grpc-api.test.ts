@@ -1,16 +1,24 @@
 import { InProcessBus } from '@flowloom/bus';
 import { type CloudEvent, createEvent } from '@flowloom/contracts';
-import { openCheckpoint, parseVerifierKey, verifyConsistency } from '@flowloom/ledger';
+import { openCheckpoint, parseVerifierKey, verifyConsistency, verifyInclusion } from '@flowloom/ledger';
 import * as grpc from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { auditGrpcClient } from '../src/grpc/server.js';
 import { type StandaloneAudit, startAudit } from '../src/main.js';
 import type { TestDatabase } from './databases.js';
-import { FAILED, openTestDatabase, requestEvent, standaloneAuditConfig, tempDir } from './support.js';
+import {
+  FAILED,
+  KEY_CHANGED,
+  openTestDatabase,
+  requestEvent,
+  standaloneAuditConfig,
+  tempDir,
+} from './support.js';
 
 // The standalone audit service's gRPC API through a real @grpc/grpc-js client, on PostgreSQL:
-// consistency proofs that the ledger library's verifier accepts, full-text queries, and bad input
-// answered INVALID_ARGUMENT.
+// consistency and inclusion proofs (also against an earlier checkpoint) that the ledger library's
+// verifier accepts, full-text queries, every query filter, and bad input answered INVALID_ARGUMENT.
+// Where the HTTP API offers the same thing, it is asked too and must agree.
 
 const ADMIN = 'flk_audit-grpc-admin-key-0123456789abcdef';
 
@@ -28,11 +36,22 @@ interface Checkpoint {
   keyId: string;
   note: string;
 }
+interface InclusionProof {
+  index: number;
+  treeSize: number;
+  leafHash: Buffer;
+  rootHash: Buffer;
+  proof: Buffer[];
+  checkpoint: string;
+}
 interface Entry {
   index: number;
   eventId: string;
   type: string;
+  actor: string;
+  keyId: string;
   project: string;
+  job: string;
   outcome: string;
   entry: string;
 }
@@ -97,6 +116,16 @@ describe('the audit gRPC API', () => {
     }
     throw new Error('the call succeeded');
   };
+
+  /** GET on the same service's HTTP API as an admin; the parsed JSON body. */
+  const httpGet = async <Res>(path: string): Promise<Res> => {
+    const response = await fetch(`${audit.httpUrl}${path}`, {
+      headers: { authorization: `Bearer ${ADMIN}` },
+    });
+    if (response.status !== 200) throw new Error(`GET ${path}: ${response.status} ${await response.text()}`);
+    return (await response.json()) as Res;
+  };
+  const b64 = (s: string): Buffer => Buffer.from(s, 'base64');
 
   const appendAll = async (events: CloudEvent[]): Promise<void> => {
     const target = audit.service.ledger.size + events.length;
@@ -189,6 +218,83 @@ describe('the audit gRPC API', () => {
       ).toBe(false);
     });
 
+    it("when an inclusion proof is asked at the tree size of an earlier checkpoint, then it verifies against that checkpoint's signed root, over gRPC and HTTP", async () => {
+      const signedRoot = openCheckpoint(first.note, verifierKeys).checkpoint.rootHash;
+      for (const index of [0, 4, first.treeSize - 1]) {
+        const grpcProof = await invoke<InclusionProof>('getInclusionProof', {
+          index,
+          treeSize: first.treeSize,
+        });
+        expect(grpcProof).toMatchObject({ index, treeSize: first.treeSize });
+        expect(Buffer.from(grpcProof.rootHash).equals(first.rootHash)).toBe(true);
+        expect(
+          verifyInclusion(index, first.treeSize, grpcProof.leafHash, grpcProof.proof, signedRoot),
+          `gRPC, entry ${index}`,
+        ).toBe(true);
+        // The same path does not prove the entry in the larger, later tree: the size was honoured.
+        expect(
+          verifyInclusion(index, second.treeSize, grpcProof.leafHash, grpcProof.proof, second.rootHash),
+        ).toBe(false);
+        const httpProof = await httpGet<{ treeSize: number; leafHash: string; proof: string[] }>(
+          `/api/v1/audit/proofs/inclusion?index=${index}&treeSize=${first.treeSize}`,
+        );
+        expect(httpProof.treeSize).toBe(first.treeSize);
+        expect(
+          verifyInclusion(
+            index,
+            first.treeSize,
+            b64(httpProof.leafHash),
+            httpProof.proof.map(b64),
+            signedRoot,
+          ),
+          `HTTP, entry ${index}`,
+        ).toBe(true);
+      }
+      // By event id too, and the entry past the earlier tree is refused rather than proven in it.
+      const byEvent = await invoke<InclusionProof>('getInclusionProof', {
+        eventId: (await invoke<QueryResponse>('queryEntries', { ascending: true, limit: 3 })).entries[2]!
+          .eventId,
+        treeSize: first.treeSize,
+      });
+      expect(verifyInclusion(2, first.treeSize, byEvent.leafHash, byEvent.proof, signedRoot)).toBe(true);
+      expect(
+        (await status(invoke('getInclusionProof', { index: first.treeSize, treeSize: first.treeSize }))).code,
+      ).toBe(grpc.status.NOT_FOUND);
+    });
+
+    it('when HTTP is asked for a consistency proof between two sizes (from, to), then it verifies between the two signed roots', async () => {
+      const proof = await httpGet<{
+        from: number;
+        to: number;
+        fromRoot: string;
+        toRoot: string;
+        proof: string[];
+      }>(`/api/v1/audit/proofs/consistency?from=${first.treeSize}&to=${second.treeSize}`);
+      expect(proof).toMatchObject({ from: first.treeSize, to: second.treeSize });
+      const fromRoot = openCheckpoint(first.note, verifierKeys).checkpoint.rootHash;
+      const toRoot = openCheckpoint(second.note, verifierKeys).checkpoint.rootHash;
+      expect(b64(proof.fromRoot).equals(Buffer.from(fromRoot))).toBe(true);
+      expect(b64(proof.toRoot).equals(Buffer.from(toRoot))).toBe(true);
+      expect(verifyConsistency(first.treeSize, second.treeSize, proof.proof.map(b64), fromRoot, toRoot)).toBe(
+        true,
+      );
+      // A size between the checkpoints: the proof is of that prefix, not of the latest tree.
+      const middle = await httpGet<{ to: number; toRoot: string; proof: string[] }>(
+        `/api/v1/audit/proofs/consistency?from=${first.treeSize}&to=${first.treeSize + 3}`,
+      );
+      expect(middle.to).toBe(first.treeSize + 3);
+      expect(
+        verifyConsistency(
+          first.treeSize,
+          first.treeSize + 3,
+          middle.proof.map(b64),
+          fromRoot,
+          b64(middle.toRoot),
+        ),
+      ).toBe(true);
+      expect(b64(middle.toRoot).equals(Buffer.from(toRoot))).toBe(false);
+    });
+
     it('when from_size exceeds to_size or the tree, then INVALID_ARGUMENT says so; without a key, UNAUTHENTICATED', async () => {
       expect(await status(invoke('getConsistencyProof', { fromSize: 5, toSize: 2 }))).toMatchObject({
         code: grpc.status.INVALID_ARGUMENT,
@@ -268,6 +374,84 @@ describe('the audit gRPC API', () => {
       expect((await status(invoke('queryEntries', { text: 'quokka' }, 'flk_not-a-real-key'))).code).toBe(
         grpc.status.UNAUTHENTICATED,
       );
+    });
+  });
+
+  describe("QueryEntries filters, and the HTTP API's equivalents", () => {
+    const at = (month: number) => new Date(Date.UTC(2024, month - 1, 1));
+    // Each filter value picks a different subset, so a filter ignored, swapped for another or
+    // applied to the wrong column shows.
+    const events = {
+      a: requestEvent(900, { keyId: 'key-amber', owner: 'alice', job: 'nightly-etl', at: at(1) }),
+      b: requestEvent(901, {
+        keyId: 'key-basalt',
+        owner: 'bob',
+        job: 'nightly-etl',
+        at: at(2),
+        failed: true,
+      }),
+      c: requestEvent(902, { keyId: 'key-amber', owner: 'bob', at: at(3) }),
+      d: createEvent(
+        KEY_CHANGED,
+        'flowloom/gateway',
+        { keyId: 'key-coral', action: 'revoked', actor: 'carol', name: 'old ci' },
+        'key/key-coral',
+        at(4).getTime(),
+      ),
+    };
+    type Name = keyof typeof events;
+    const nameOf = new Map(Object.entries(events).map(([name, e]) => [e.id, name]));
+    const iso = (month: number) => at(month).toISOString();
+
+    const cases: Array<{ grpc: Record<string, string>; http: string; expected: Name[] }> = [
+      { grpc: { from: iso(2), to: iso(4) }, http: `from=${iso(2)}&to=${iso(4)}`, expected: ['b', 'c'] },
+      { grpc: { to: iso(2) }, http: `to=${iso(2)}`, expected: ['a'] },
+      { grpc: { from: iso(4), to: iso(5) }, http: `from=${iso(4)}&to=${iso(5)}`, expected: ['d'] },
+      { grpc: { actor: 'bob' }, http: 'actor=bob', expected: ['b', 'c'] },
+      { grpc: { actor: 'carol' }, http: 'actor=carol', expected: ['d'] },
+      { grpc: { keyId: 'key-amber' }, http: 'key=key-amber', expected: ['a', 'c'] },
+      { grpc: { keyId: 'key-coral' }, http: 'key=key-coral', expected: ['d'] },
+      { grpc: { job: 'nightly-etl' }, http: 'job=nightly-etl', expected: ['a', 'b'] },
+      { grpc: { outcome: 'rate_limited' }, http: 'outcome=rate_limited', expected: ['b'] },
+      { grpc: { outcome: 'revoked' }, http: 'outcome=revoked', expected: ['d'] },
+      {
+        grpc: { outcome: 'completed', to: iso(5) },
+        http: `outcome=completed&to=${iso(5)}`,
+        expected: ['a', 'c'],
+      },
+      { grpc: { job: 'nightly-etl', actor: 'bob' }, http: 'job=nightly-etl&actor=bob', expected: ['b'] },
+      { grpc: { keyId: 'key-amber', from: iso(2) }, http: `key=key-amber&from=${iso(2)}`, expected: ['c'] },
+      {
+        grpc: { job: 'nightly-etl', outcome: 'revoked' },
+        http: 'job=nightly-etl&outcome=revoked',
+        expected: [],
+      },
+    ];
+
+    beforeAll(async () => {
+      await appendAll(Object.values(events));
+    });
+
+    it.each(cases)(
+      'when filtered by $http, then gRPC and HTTP both return exactly the matching events',
+      async (c) => {
+        const viaGrpc = await invoke<QueryResponse>('queryEntries', { ...c.grpc, ascending: true });
+        expect(viaGrpc.entries.map((e) => nameOf.get(e.eventId) ?? e.eventId)).toEqual(c.expected);
+        const viaHttp = await httpGet<{ data: Array<{ eventId: string }> }>(
+          `/api/v1/audit/entries?order=asc&${c.http.replaceAll('+', '%2B')}`,
+        );
+        expect(viaHttp.data.map((e) => nameOf.get(e.eventId) ?? e.eventId)).toEqual(c.expected);
+      },
+    );
+
+    it('when entries come back, then their filter columns are the values filtered on', async () => {
+      const { entries } = await invoke<QueryResponse>('queryEntries', { to: iso(5), ascending: true });
+      expect(entries.map((e) => [nameOf.get(e.eventId), e.actor, e.keyId, e.job, e.outcome])).toEqual([
+        ['a', 'alice', 'key-amber', 'nightly-etl', 'completed'],
+        ['b', 'bob', 'key-basalt', 'nightly-etl', 'rate_limited'],
+        ['c', 'bob', 'key-amber', '', 'completed'],
+        ['d', 'carol', 'key-coral', '', 'revoked'],
+      ]);
     });
   });
 });
