@@ -227,6 +227,8 @@ describe('the audit gRPC API', () => {
         });
         expect(grpcProof).toMatchObject({ index, treeSize: first.treeSize });
         expect(Buffer.from(grpcProof.rootHash).equals(first.rootHash)).toBe(true);
+        // The proof comes with the signed checkpoint of that size, though a later one exists.
+        expect(grpcProof.checkpoint).toBe(first.note);
         expect(
           verifyInclusion(index, first.treeSize, grpcProof.leafHash, grpcProof.proof, signedRoot),
           `gRPC, entry ${index}`,
@@ -235,10 +237,14 @@ describe('the audit gRPC API', () => {
         expect(
           verifyInclusion(index, second.treeSize, grpcProof.leafHash, grpcProof.proof, second.rootHash),
         ).toBe(false);
-        const httpProof = await httpGet<{ treeSize: number; leafHash: string; proof: string[] }>(
-          `/api/v1/audit/proofs/inclusion?index=${index}&treeSize=${first.treeSize}`,
-        );
+        const httpProof = await httpGet<{
+          treeSize: number;
+          leafHash: string;
+          proof: string[];
+          checkpoint: string | null;
+        }>(`/api/v1/audit/proofs/inclusion?index=${index}&treeSize=${first.treeSize}`);
         expect(httpProof.treeSize).toBe(first.treeSize);
+        expect(httpProof.checkpoint).toBe(first.note);
         expect(
           verifyInclusion(
             index,
@@ -270,7 +276,7 @@ describe('the audit gRPC API', () => {
         toRoot: string;
         proof: string[];
       }>(`/api/v1/audit/proofs/consistency?from=${first.treeSize}&to=${second.treeSize}`);
-      expect(proof).toMatchObject({ from: first.treeSize, to: second.treeSize });
+      expect(proof).toMatchObject({ from: first.treeSize, to: second.treeSize, checkpoint: second.note });
       const fromRoot = openCheckpoint(first.note, verifierKeys).checkpoint.rootHash;
       const toRoot = openCheckpoint(second.note, verifierKeys).checkpoint.rootHash;
       expect(b64(proof.fromRoot).equals(Buffer.from(fromRoot))).toBe(true);
@@ -279,10 +285,13 @@ describe('the audit gRPC API', () => {
         true,
       );
       // A size between the checkpoints: the proof is of that prefix, not of the latest tree.
-      const middle = await httpGet<{ to: number; toRoot: string; proof: string[] }>(
-        `/api/v1/audit/proofs/consistency?from=${first.treeSize}&to=${first.treeSize + 3}`,
-      );
-      expect(middle.to).toBe(first.treeSize + 3);
+      const middle = await httpGet<{
+        to: number;
+        toRoot: string;
+        proof: string[];
+        checkpoint: string | null;
+      }>(`/api/v1/audit/proofs/consistency?from=${first.treeSize}&to=${first.treeSize + 3}`);
+      expect(middle).toMatchObject({ to: first.treeSize + 3, checkpoint: null });
       expect(
         verifyConsistency(
           first.treeSize,

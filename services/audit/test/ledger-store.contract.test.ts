@@ -94,6 +94,9 @@ for (const engine of ENGINES) {
       expect(Buffer.from(merkleTreeHash(leaves)).equals(Buffer.from(opened.checkpoint.rootHash))).toBe(true);
       // Nothing new: the same checkpoint comes back.
       expect((await t.ledger.checkpoint()).id).toBe(checkpoint.id);
+      // Found again by its size; a size never signed has none.
+      expect((await t.store.checkpointAt(checkpoint.treeSize))?.note).toBe(checkpoint.note);
+      expect(await t.store.checkpointAt(checkpoint.treeSize + 1)).toBeUndefined();
     });
 
     it('when inclusion and consistency proofs are read from storage, then they verify (RFC 9162)', async () => {

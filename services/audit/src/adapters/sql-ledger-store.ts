@@ -292,6 +292,15 @@ export class SqlLedgerStore implements LedgerStore {
     return rows[0] ? checkpointOf(rows[0]) : undefined;
   }
 
+  async checkpointAt(treeSize: number): Promise<CheckpointRecord | undefined> {
+    const { rows } = await this.db.query(
+      `select id, tree_size, root_hash, key_id, note, issued_at from audit_checkpoints
+        where tree_size = $1 order by id desc limit 1`,
+      [treeSize],
+    );
+    return rows[0] ? checkpointOf(rows[0]) : undefined;
+  }
+
   async checkpoints(afterId: number, limit: number): Promise<CheckpointRecord[]> {
     const { rows } = await this.db.query(
       `select id, tree_size, root_hash, key_id, note, issued_at from audit_checkpoints

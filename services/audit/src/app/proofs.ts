@@ -39,11 +39,24 @@ export async function proveInclusion(
   if (entry.index >= ledger.size)
     throw new AppError('not_found', `entry ${entry.index} is not in the ledger (size ${ledger.size})`);
   if (treeSize !== undefined) {
-    const proof = await ledger.inclusionProof(entry.index, treeSize, entry);
-    return { ...proof, checkpoint: latest?.treeSize === treeSize ? latest : undefined };
+    const [proof, checkpoint] = await Promise.all([
+      ledger.inclusionProof(entry.index, treeSize, entry),
+      latest?.treeSize === treeSize ? latest : signedAt(ledger, treeSize),
+    ]);
+    return { ...proof, checkpoint };
   }
   const checkpoint = latest && latest.treeSize > entry.index ? latest : await ledger.checkpoint();
   return { ...(await ledger.inclusionProof(entry.index, checkpoint.treeSize, entry)), checkpoint };
+}
+
+/**
+ * The signed checkpoint of a size the caller chose, so a proof against an earlier tree still comes
+ * with the note that authenticates its root (none for a size that was never signed). A size beyond
+ * the ledger is not looked up: the proof refuses it.
+ */
+async function signedAt(ledger: AuditLedger, treeSize: number): Promise<CheckpointRecord | undefined> {
+  if (!Number.isSafeInteger(treeSize) || treeSize < 0 || treeSize > ledger.size) return undefined;
+  return ledger.ledgerStore.checkpointAt(treeSize);
 }
 
 export async function proveConsistency(ledger: AuditLedger, from: number, to?: number) {
@@ -52,6 +65,8 @@ export async function proveConsistency(ledger: AuditLedger, from: number, to?: n
   if (size === undefined) {
     checkpoint = (await ledger.ledgerStore.latestCheckpoint()) ?? (await ledger.checkpoint());
     size = checkpoint.treeSize;
+  } else {
+    checkpoint = await signedAt(ledger, size);
   }
   if (from > size) throw new AppError('invalid_request', `from (${from}) must not exceed to (${size})`);
   return { ...(await ledger.consistencyProof(from, size)), checkpoint };

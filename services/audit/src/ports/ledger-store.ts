@@ -159,6 +159,8 @@ export interface LedgerStore {
 
   saveCheckpoint(checkpoint: Omit<CheckpointRecord, 'id' | 'issuedAt'>): Promise<CheckpointRecord>;
   latestCheckpoint(): Promise<CheckpointRecord | undefined>;
+  /** The newest checkpoint signed at exactly this tree size (after a key rotation there are several). */
+  checkpointAt(treeSize: number): Promise<CheckpointRecord | undefined>;
   /** Checkpoints in issue order, after the given id. */
   checkpoints(afterId: number, limit: number): Promise<CheckpointRecord[]>;
 
