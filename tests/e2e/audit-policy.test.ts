@@ -4,16 +4,16 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   cleanEnv,
-  embeddedUpEnv,
+  enforceApproved,
   eventually,
   killUp,
   loopGuardPolicy,
   loopJob,
+  pushInShadow,
   type Running,
   runCli,
-  startUp,
+  startEmbeddedPlatform,
   stopUp,
-  waitForOutput,
 } from './cli-support.js';
 
 // Policy governance reaches the audit trail on embedded storage: `flowloom up` with no servers, a
@@ -59,22 +59,8 @@ const loop = async (job: string, times: number) =>
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'flowloom-e2e-audit-policy-'));
   writeFileSync(join(dir, 'guard.yaml'), GUARD);
-  const upEnv = await embeddedUpEnv(join(dir, 'data'), ADMIN);
-  base = upEnv.base;
-  up = startUp(upEnv.env);
-  await waitForOutput(up, /FlowLoom is up/, 90_000);
-  env = cleanEnv({ FLOWLOOM_URL: base, FLOWLOOM_API_KEY: ADMIN });
-  const reviewer = await runCli(
-    ['keys', 'create', '--name', 'reviewer', '--owner', 'reviewer', '--admin', '--json'],
-    env,
-  );
-  expect(reviewer.code, reviewer.stderr).toBe(0);
-  reviewerEnv = cleanEnv({
-    FLOWLOOM_URL: base,
-    FLOWLOOM_API_KEY: (JSON.parse(reviewer.stdout) as { key: string }).key,
-  });
-  const member = await runCli(['keys', 'create', '--name', 'agent', '--json'], env);
-  memberKey = (JSON.parse(member.stdout) as { key: string }).key;
+  const platform = await startEmbeddedPlatform(join(dir, 'data'), ADMIN);
+  ({ up, base, env, reviewerEnv, memberKey } = platform);
 }, 120_000);
 
 afterAll(async () => {
@@ -89,24 +75,13 @@ describe('policy decisions and changes in the audit trail (embedded flowloom up)
   let stopDecision = '';
 
   it('when a policy is pushed, shadowed, promoted with approval and rolled back while a job loops, then the CLI does each', async () => {
-    const pushed = await runCli(
-      ['policy', 'push', join(dir, 'guard.yaml'), '-m', 'stop loops', '--json'],
-      env,
-    );
-    expect(pushed.code, pushed.stderr).toBe(0);
-    version = (JSON.parse(pushed.stdout) as { version: string }).version;
-    const shadow = await runCli(['policy', 'promote', 'loop-guard', version, '--mode', 'shadow'], env);
-    expect(shadow.code, shadow.stderr).toBe(0);
+    version = await pushInShadow(join(dir, 'guard.yaml'), 'loop-guard', 'stop loops', env);
 
     const shadowed = await loop('shadow-job', 5);
     expect(shadowed.map((r) => r.status)).toEqual([200, 200, 200, 200, 200]);
     shadowDecisions = shadowed.map((r) => r.decision);
 
-    const requested = await runCli(['policy', 'promote', 'loop-guard', version, '--mode', 'enforce'], env);
-    promotionId = /approve (\S+)/.exec(requested.stdout)?.[1] ?? '';
-    expect(promotionId, requested.stdout + requested.stderr).not.toBe('');
-    const approved = await runCli(['policy', 'approve', promotionId], reviewerEnv);
-    expect(approved.code, approved.stderr).toBe(0);
+    promotionId = await enforceApproved('loop-guard', version, env, reviewerEnv);
 
     const enforced = await loop('enforced-job', 8);
     expect(enforced.at(-1)?.status).toBe(403);

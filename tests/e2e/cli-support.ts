@@ -216,3 +216,81 @@ export async function embeddedUpEnv(
   });
   return { env, base: `http://127.0.0.1:${httpPort}` };
 }
+
+export interface EmbeddedPlatform {
+  up: Running;
+  /** Its HTTP address. */
+  base: string;
+  /** Its gRPC address (host:port). */
+  grpcAddress: string;
+  /** The CLI's environment as the bootstrap admin. */
+  env: NodeJS.ProcessEnv;
+  /** The CLI's environment as a second admin, who can approve the first one's promotions. */
+  reviewerEnv: NodeJS.ProcessEnv;
+  /** A member key named `memberName`, for the model APIs. */
+  memberKey: string;
+}
+
+/**
+ * An embedded `flowloom up` (see `embeddedUpEnv`) once it is up, with a reviewer admin and a member
+ * key created through `flowloom keys create`.
+ */
+export async function startEmbeddedPlatform(
+  dataDir: string,
+  adminKey: string,
+  memberName = 'agent',
+): Promise<EmbeddedPlatform> {
+  const upEnv = await embeddedUpEnv(dataDir, adminKey);
+  const up = startUp(upEnv.env);
+  await waitForOutput(up, /FlowLoom is up/, 90_000);
+  const env = cleanEnv({ FLOWLOOM_URL: upEnv.base, FLOWLOOM_API_KEY: adminKey });
+  const createdKey = async (args: string[]): Promise<string> => {
+    const created = await runCli(['keys', 'create', ...args, '--json'], env);
+    if (created.code !== 0) throw new Error(`flowloom keys create ${args.join(' ')}: ${created.stderr}`);
+    return (JSON.parse(created.stdout) as { key: string }).key;
+  };
+  const reviewerKey = await createdKey(['--name', 'reviewer', '--owner', 'reviewer', '--admin']);
+  return {
+    up,
+    base: upEnv.base,
+    grpcAddress: `127.0.0.1:${upEnv.env.FLOWLOOM_GRPC_PORT}`,
+    env,
+    reviewerEnv: cleanEnv({ FLOWLOOM_URL: upEnv.base, FLOWLOOM_API_KEY: reviewerKey }),
+    memberKey: await createdKey(['--name', memberName]),
+  };
+}
+
+/** `flowloom ...args` run as `env`, which must succeed; its stdout. */
+async function succeed(args: string[], env: NodeJS.ProcessEnv): Promise<string> {
+  const result = await runCli(args, env);
+  if (result.code !== 0)
+    throw new Error(`flowloom ${args.join(' ')} exited ${result.code}:\n${result.stdout}\n${result.stderr}`);
+  return result.stdout;
+}
+
+/** `flowloom policy push FILE` then `promote NAME VERSION --mode shadow`; the version pushed. */
+export async function pushInShadow(
+  file: string,
+  name: string,
+  message: string,
+  env: NodeJS.ProcessEnv,
+): Promise<string> {
+  const pushed = await succeed(['policy', 'push', file, '-m', message, '--json'], env);
+  const { version } = JSON.parse(pushed) as { version: string };
+  await succeed(['policy', 'promote', name, version, '--mode', 'shadow'], env);
+  return version;
+}
+
+/** `flowloom policy promote ... --mode enforce` as `env`, approved as `reviewerEnv`; the promotion id. */
+export async function enforceApproved(
+  name: string,
+  version: string,
+  env: NodeJS.ProcessEnv,
+  reviewerEnv: NodeJS.ProcessEnv,
+): Promise<string> {
+  const requested = await runCli(['policy', 'promote', name, version, '--mode', 'enforce'], env);
+  const promotion = /approve (\S+)/.exec(requested.stdout)?.[1];
+  if (!promotion) throw new Error(`no promotion to approve:\n${requested.stdout}\n${requested.stderr}`);
+  await succeed(['policy', 'approve', promotion], reviewerEnv);
+  return promotion;
+}

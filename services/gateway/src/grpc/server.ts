@@ -5,7 +5,7 @@ import type { StreamEvent, Usage } from '@flowloom/providers';
 import type { Logger } from '@flowloom/telemetry';
 import * as grpc from '@grpc/grpc-js';
 import { type Authenticator, presentedKey } from '../app/authenticate.js';
-import { asAppError, type ChatService } from '../app/chat.js';
+import { asAppError, type CallOptions, type ChatService } from '../app/chat.js';
 import type { RequestContext } from '../app/context.js';
 import type { Router } from '../app/router.js';
 import { keyAllowsModel } from '../domain/keys.js';
@@ -37,6 +37,39 @@ function toStatus(error: unknown): Partial<grpc.StatusObject> {
   return { code: grpcStatusOf(e), details: e.message };
 }
 
+/**
+ * What a chat call learned so far, as the HTTP API says it in headers: the request id from the start,
+ * the decision id as soon as a policy decided (so a refusal carries it too).
+ */
+interface CallFacts {
+  readonly requestId: string;
+  decisionId?: string;
+}
+
+function newCallFacts(): CallFacts {
+  return { requestId: uuidv7() };
+}
+
+function factsMetadata(facts: CallFacts): grpc.Metadata {
+  const metadata = new grpc.Metadata();
+  metadata.set('x-request-id', facts.requestId);
+  if (facts.decisionId) metadata.set('x-flowloom-decision', facts.decisionId);
+  return metadata;
+}
+
+/** Initial metadata of an answer: the HTTP API's routing headers. */
+function routingMetadata(facts: CallFacts, deployment: string, attempts: number): grpc.Metadata {
+  const metadata = factsMetadata(facts);
+  metadata.set('x-flowloom-deployment', deployment);
+  metadata.set('x-flowloom-attempts', String(attempts));
+  return metadata;
+}
+
+/** A refused or failed chat call: its status, with the request and decision ids in the trailers. */
+function refusal(error: unknown, facts: CallFacts): Partial<grpc.StatusObject> {
+  return { ...toStatus(error), metadata: factsMetadata(facts) };
+}
+
 function tagOf(value: string, name: string): string | undefined {
   if (value === '') return undefined;
   if (!/^[\x21-\x7e]{1,200}$/.test(value))
@@ -49,9 +82,9 @@ function tagOf(value: string, name: string): string | undefined {
 async function contextOf(
   call: grpc.ServerUnaryCall<GrpcChatRequest, unknown> | grpc.ServerWritableStream<GrpcChatRequest, unknown>,
   auth: Authenticator,
+  requestId: string = uuidv7(),
 ): Promise<RequestContext> {
   const startedAt = performance.now();
-  const requestId = uuidv7();
   const peer = peerAddress(call);
   const key = await auth.authenticate(presentedKey(credentialHeaders(call.metadata)), {
     surface: 'model',
@@ -98,6 +131,15 @@ function chunkOf(event: StreamEvent): Record<string, unknown> | undefined {
   }
 }
 
+/** Call options that note the policy decision as soon as it is made. */
+function decisionHook(facts: CallFacts): CallOptions {
+  return {
+    onDecision: (id) => {
+      facts.decisionId = id;
+    },
+  };
+}
+
 /** flowloom.gateway.v1.Gateway, flowloom.gateway.v1.KeysAdmin and grpc.health.v1.Health on one server. */
 export async function startGrpcServer(
   deps: GrpcDeps,
@@ -122,10 +164,16 @@ export async function startGrpcServer(
   server.addService(Gateway.service, {
     chat: (call: grpc.ServerUnaryCall<GrpcChatRequest, unknown>, callback: grpc.sendUnaryData<unknown>) => {
       void (async () => {
+        const facts = newCallFacts();
         try {
-          const ctx = await contextOf(call, deps.auth);
-          const result = await deps.chat.complete(ctx, decodeGrpcChatRequest(call.request, false));
+          const ctx = await contextOf(call, deps.auth, facts.requestId);
+          const result = await deps.chat.complete(
+            ctx,
+            decodeGrpcChatRequest(call.request, false),
+            decisionHook(facts),
+          );
           const r = result.response;
+          call.sendMetadata(routingMetadata(facts, result.deployment.id, result.attempts));
           callback(null, {
             id: r.id,
             model: call.request.model,
@@ -137,17 +185,24 @@ export async function startGrpcServer(
             attempts: result.attempts,
             requestId: ctx.requestId,
             costUsd: result.costUsd,
+            decisionId: facts.decisionId ?? '',
           });
         } catch (error) {
-          callback(toStatus(error), null);
+          callback(refusal(error, facts), null);
         }
       })();
     },
     chatStream: (call: grpc.ServerWritableStream<GrpcChatRequest, unknown>) => {
       void (async () => {
+        const facts = newCallFacts();
         try {
-          const ctx = await contextOf(call, deps.auth);
-          const stream = await deps.chat.stream(ctx, decodeGrpcChatRequest(call.request, true));
+          const ctx = await contextOf(call, deps.auth, facts.requestId);
+          const stream = await deps.chat.stream(
+            ctx,
+            decodeGrpcChatRequest(call.request, true),
+            decisionHook(facts),
+          );
+          call.sendMetadata(routingMetadata(facts, stream.deployment.id, stream.attempts));
           let started = false;
           for await (const event of stream.events) {
             if (call.cancelled) break;
@@ -160,6 +215,7 @@ export async function startGrpcServer(
                   deployment: stream.deployment.id,
                   attempts: stream.attempts,
                   requestId: ctx.requestId,
+                  decisionId: facts.decisionId ?? '',
                 },
               });
               continue;
@@ -174,7 +230,7 @@ export async function startGrpcServer(
         } catch (error) {
           // grpc-js sends the status and ends the call on an 'error' emit; destroy() would leave the
           // client waiting for a status that never comes.
-          call.emit('error', Object.assign(new Error(asAppError(error).message), toStatus(error)));
+          call.emit('error', Object.assign(new Error(asAppError(error).message), refusal(error, facts)));
         }
       })();
     },
