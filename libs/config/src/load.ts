@@ -39,6 +39,7 @@ export const ENV_VARIABLES = {
   FLOWLOOM_AUDIT_ORIGIN: { key: 'audit.origin', type: 'string' },
   FLOWLOOM_AUDIT_CHECKPOINT_INTERVAL_MS: { key: 'audit.checkpointIntervalMs', type: 'int' },
   FLOWLOOM_AUDIT_SIGNING_KEY_FILE: { key: 'audit.signingKeyFile', type: 'string' },
+  FLOWLOOM_AUDIT_SIGNING_KEY_MODE: { key: 'audit.signingKeyMode', type: 'string' },
   FLOWLOOM_AUDIT_CHECKPOINT_DIR: { key: 'audit.checkpointDir', type: 'string' },
   FLOWLOOM_AUDIT_CHECKPOINT_URL: { key: 'audit.checkpointUrl', type: 'string' },
   FLOWLOOM_AUDIT_GRPC_PORT: { key: 'audit.grpcPort', type: 'int' },

@@ -174,6 +174,12 @@ export const auditConfigSchema = z.strictObject({
   checkpointIntervalMs: z.number().int().min(100).max(3_600_000).default(5_000),
   /** Ed25519 signing key (`PRIVATE+KEY+…` text, mode 0600); generated at `<dataDir>/audit/signing-key` when omitted. */
   signingKeyFile: z.string().min(1).optional(),
+  /**
+   * `generate`: a missing key is generated at start, and rotated through the API. `provided`: the key
+   * comes from outside and is shared by replicas (a Kubernetes Secret made with `flowloom audit
+   * keygen`): a missing file stops start-up, and it is rotated by replacing it (recorded at start).
+   */
+  signingKeyMode: z.enum(['generate', 'provided']).default('generate'),
   /** A folder outside the database that receives a copy of every checkpoint (one file each). */
   checkpointDir: z.string().min(1).optional(),
   /** An HTTP(S) endpoint that receives every checkpoint as a `text/plain` POST (a witness). */

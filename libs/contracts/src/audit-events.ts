@@ -12,7 +12,7 @@ export const AUDIT_EXPORT_CREATED = 'dev.flowloom.audit.export.created.v1';
 export const AUDIT_VERIFICATION_COMPLETED = 'dev.flowloom.audit.verification.completed.v1';
 /** A compliance report was generated. */
 export const AUDIT_REPORT_GENERATED = 'dev.flowloom.audit.report.generated.v1';
-/** The checkpoint signing key was rotated; the old verifier key stays published. */
+/** The checkpoint signing key changed (rotated, or replaced at start); the old verifier key stays published. */
 export const AUDIT_KEY_ROTATED = 'dev.flowloom.audit.key.rotated.v1';
 /** Retention removed the content of expired entries (their leaf hashes stay). */
 export const AUDIT_RETENTION_APPLIED = 'dev.flowloom.audit.retention.applied.v1';
@@ -75,6 +75,13 @@ export const auditKeyRotatedSchema = z.object({
   keyId: z.string(),
   /** The new key's verifier key (C2SP vkey text): public. */
   verifierKey: z.string(),
+  /**
+   * How the key changed: `api` rotated through the admin API; `replaced-at-start` the service started
+   * with another key file than the one that signed the latest checkpoint (a replaced file or Secret);
+   * `regenerated-at-start` the key file was missing at start and a new key was generated. Absent in
+   * events recorded before this field existed (they were all `api`).
+   */
+  how: z.enum(['api', 'replaced-at-start', 'regenerated-at-start']).optional(),
 });
 export type AuditKeyRotated = z.infer<typeof auditKeyRotatedSchema>;
 

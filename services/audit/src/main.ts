@@ -115,7 +115,12 @@ export async function openAudit(options: AuditOptions): Promise<AuditService> {
   const bus = options.bus;
   const ledger = await AuditLedger.open({
     store,
-    signingKeys: options.useKey === false ? new NoSigningKey() : new FileSigningKeyStore(paths.signingKey),
+    signingKeys:
+      options.useKey === false
+        ? new NoSigningKey()
+        : new FileSigningKeyStore(paths.signingKey, {
+            provided: config.audit.signingKeyMode === 'provided',
+          }),
     origin: config.audit.origin,
     sinks: sinksOf(config),
     logger,

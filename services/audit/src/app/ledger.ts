@@ -96,6 +96,8 @@ interface RetentionResult {
 }
 
 const ORIGIN_META = 'origin';
+/** Who changed the key when the service found another one at start (the operator is not known). */
+const START_ACTOR = 'flowloom/audit (at start)';
 /** Events prepared (scrubbed, canonicalised, hashed) between turns of the event loop. */
 const PREPARE_SLICE = 256;
 
@@ -168,13 +170,48 @@ export class AuditLedger {
           (await existingKeyName(options.signingKeys)) ??
           `flowloom.local/audit/${randomBytes(4).toString('hex')}`,
       ));
-    const signer = await loadSigner(options.signingKeys, origin, store, options.createKey ?? true);
-    const ledger = new AuditLedger(options, origin, signer);
+    const loaded = await loadSigner(options.signingKeys, origin, options.createKey ?? true);
+    const ledger = new AuditLedger(options, origin, loaded?.signer);
     ledger.log = await MerkleLog.open(ledger.nodeStore);
     ledger.lastCheckpointSize = (await store.latestCheckpoint())?.treeSize ?? -1;
     ledger.indexedTo = Math.min(await store.indexedUpTo(), ledger.log.size);
+    if (loaded) await ledger.adoptStartKey(loaded.generated);
     ledger.scheduleIndexing();
     return ledger;
+  }
+
+  /**
+   * Publishes the key this process signs with. When it is not the key of the latest checkpoint (a
+   * replaced key file or Secret, or a lost key generated anew), the change is recorded as a key
+   * rotation and a checkpoint is signed with the new key at once, so the trail shows when and from
+   * which key it changed. Replicas starting together with the same new key record it once: the
+   * first publishes the key, and a key already the most recently published one is no change to
+   * record. The event goes in before the key is published, so a crash in between records it again
+   * rather than never.
+   */
+  private async adoptStartKey(generated: boolean): Promise<void> {
+    const signer = this.signer as SignerKey;
+    const keyId = this.keyId;
+    const verifierKey = verifierFor(signer).text;
+    const [latest, published] = await Promise.all([this.store.latestCheckpoint(), this.store.verifierKeys()]);
+    const changed =
+      latest !== undefined && latest.keyId !== keyId && published[0]?.verifierKey !== verifierKey;
+    if (changed) {
+      const how = generated ? 'regenerated-at-start' : 'replaced-at-start';
+      await this.recordEvent(AUDIT_KEY_ROTATED, {
+        actor: START_ACTOR,
+        previousKeyId: latest.keyId,
+        keyId,
+        verifierKey,
+        how,
+      });
+      this.logger.warn(
+        { previousKeyId: latest.keyId, keyId, how, location: this.options.signingKeys.location },
+        'audit: started with another signing key than the one of the latest checkpoint; recorded as a key rotation',
+      );
+    }
+    await this.store.addVerifierKey({ keyId, verifierKey });
+    if (changed) await this.checkpoint();
   }
 
   /** Committed entries. */
@@ -436,6 +473,14 @@ export class AuditLedger {
    */
   async rotateKey(actor: string): Promise<{ previousKeyId: string; keyId: string; verifierKey: string }> {
     if (!this.signer) throw new AppError('unavailable', 'the signing key is not available here');
+    if (!this.options.signingKeys.writable) {
+      // Replicas share one key from outside (a Kubernetes Secret): replacing it in one pod only
+      // would leave the others signing with the old key.
+      throw new AppError(
+        'conflict',
+        `the audit signing key is provided from outside (${this.options.signingKeys.location}, read-only), so it cannot be rotated through the API. Fix: create a new key with \`flowloom audit keygen --out FILE\`, replace the key in its Secret (or file) and restart the audit service; the change is recorded in the trail at start (see deploy/README.md, "The audit signing key").`,
+      );
+    }
     const previousKeyId = this.keyId;
     const next = generateKey(this.origin);
     const keyId = keyIdHex(next.signer.keyId);
@@ -444,7 +489,13 @@ export class AuditLedger {
     await this.checkpointing;
     this.signer = next.signer;
     await this.checkpoint();
-    await this.recordEvent(AUDIT_KEY_ROTATED, { actor, previousKeyId, keyId, verifierKey: next.verifierKey });
+    await this.recordEvent(AUDIT_KEY_ROTATED, {
+      actor,
+      previousKeyId,
+      keyId,
+      verifierKey: next.verifierKey,
+      how: 'api',
+    });
     this.logger.info({ previousKeyId, keyId }, 'audit: signing key rotated');
     return { previousKeyId, keyId, verifierKey: next.verifierKey };
   }
@@ -610,22 +661,21 @@ async function existingKeyName(keys: SigningKeyStore): Promise<string | undefine
   }
 }
 
+/**
+ * The key on file, else a new one saved there (when `create`), else none. `generated`: created
+ * here because there was no key file.
+ */
 async function loadSigner(
   keys: SigningKeyStore,
   origin: string,
-  store: LedgerStore,
   create: boolean,
-): Promise<SignerKey | undefined> {
+): Promise<{ signer: SignerKey; generated: boolean } | undefined> {
   const text = await keys.load();
   if (text === undefined) {
     if (!create) return undefined;
     const generated = generateKey(origin);
-    await store.addVerifierKey({
-      keyId: keyIdHex(generated.signer.keyId),
-      verifierKey: generated.verifierKey,
-    });
     await keys.save(generated.signerKey);
-    return generated.signer;
+    return { signer: generated.signer, generated: true };
   }
   let signer: SignerKey;
   try {
@@ -642,6 +692,5 @@ async function loadSigner(
       `the audit signing key at ${keys.location} is for the log "${signer.name}", but this ledger is "${origin}". Fix: point FLOWLOOM_AUDIT_SIGNING_KEY_FILE at this log's key.`,
     );
   }
-  await store.addVerifierKey({ keyId: keyIdHex(signer.keyId), verifierKey: verifierFor(signer).text });
-  return signer;
+  return { signer, generated: false };
 }

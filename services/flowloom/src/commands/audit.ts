@@ -22,6 +22,7 @@ import { loadConfig } from '@flowloom/config';
 import { openCheckpoint, parseVerifierKey, verifyInclusion } from '@flowloom/ledger';
 import { callApi } from '../api-client.js';
 import { type Command, type Io, UsageError } from '../command.js';
+import { KEYGEN_HELP, keygenCommand } from './audit-keygen.js';
 
 const HELP = `Usage: flowloom audit <command> [options]
 
@@ -43,6 +44,8 @@ The tamper-evident audit trail: an RFC 9162 Merkle log of every event, with Ed25
   flowloom audit proof (--event ID | --index N) [--key FILE]      inclusion proof, checked locally
   flowloom audit checkpoint                                        sign a checkpoint now
   flowloom audit rotate-key                                        rotate the checkpoint signing key
+                                          (refused when the key is provided from outside: replace it)
+${KEYGEN_HELP}
   flowloom audit retention                                         apply retention now
 
 Where the log is read from (verify, export):
@@ -453,6 +456,8 @@ export const auditCommand: Command = {
         io.out(cp.checkpoint.trimEnd());
         return 0;
       }
+      case 'keygen':
+        return keygenCommand(rest, io);
       case 'rotate-key': {
         parseArgs({ args: rest, strict: true, options: {} });
         const r = (await callApi(io, 'POST', '/api/v1/audit/keys/rotate', {})) as {
