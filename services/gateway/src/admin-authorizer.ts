@@ -33,7 +33,8 @@ export function adminAuthorizer(auth: Authenticator): AdminAuthorizer {
 
 /**
  * Admins checked against the gateway's key table in the shared database, recording nothing: for
- * callers whose logins are recorded elsewhere (in `flowloom up`, the gateway's own authorizer).
+ * tests composing a service without an audit trail. Served admin APIs use `recordedAdminAuthorizer`
+ * (`flowloom serve`) or the gateway's own authorizer (`flowloom up`).
  */
 export function adminAuthorizerFor(db: Db): AdminAuthorizer {
   return adminAuthorizer(new Authenticator(new SqlKeyStore(db)));

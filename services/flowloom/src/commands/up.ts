@@ -3,7 +3,8 @@ import { parseArgs } from 'node:util';
 import { type AuditService, openAudit } from '@flowloom/audit';
 import { InProcessBus } from '@flowloom/bus';
 import { type Config, loadConfig } from '@flowloom/config';
-import { adminAuthorizerFor, type Gateway, startGateway } from '@flowloom/gateway';
+import { AppError } from '@flowloom/errors';
+import { type AdminAuthorizer, type Gateway, startGateway } from '@flowloom/gateway';
 import { startPolicyService } from '@flowloom/policy';
 import { openDb } from '@flowloom/store';
 import type { Command, Io } from '../command.js';
@@ -101,9 +102,16 @@ export async function startEmbeddedPlatform(
   // The audit ledger subscribes first, so it receives every event from the very first one.
   const audit = await openAudit({ config, db, bus });
   // Policies: bundles reach the gateway by a direct subscription; the admin API mounts on its HTTP server.
-  // A bundle stream for remote gateways (policy.grpcPort) checks their keys against the shared table.
-  const policy = await startPolicyService({ config, db, bus, authorizeGateway: adminAuthorizerFor(db) });
-  const gateway = await startGateway({
+  // The policy gRPC server (policy.grpcPort: the bundle stream for remote gateways, the admin API)
+  // checks keys with the gateway's authorizer, which records logins and refusals in the audit trail.
+  // It exists once the gateway started, a moment after the policy service.
+  let gateway: Gateway | undefined;
+  const authorizeGateway: AdminAuthorizer = async (headers, request) => {
+    if (!gateway) throw new AppError('unavailable', 'FlowLoom is still starting; try again in a moment.');
+    return gateway.authorizeAdmin(headers, request);
+  };
+  const policy = await startPolicyService({ config, db, bus, authorizeGateway });
+  gateway = await startGateway({
     config,
     env,
     db,
@@ -113,11 +121,12 @@ export async function startEmbeddedPlatform(
     apiDocuments: [audit.openApi],
     onAdminKeyGenerated,
   });
+  const started = gateway;
   return {
-    gateway,
+    gateway: started,
     audit,
     async close() {
-      await gateway.close();
+      await started.close();
       await policy.close();
       // After the gateway: its outbox drains into the ledger; then the last checkpoint is signed.
       await audit.close();
