@@ -373,7 +373,10 @@ describe.each(engines)('SQL key store and outbox on $engine', ({ open }) => {
         bus.failAll = false;
         relay.wake();
         await vi.waitFor(() => expect(bus.accepted.map((e) => e.id)).toEqual([event.id]), { timeout: 5_000 });
-        expect(await countRows(db, 'published_at is null')).toBe(0);
+        // The bus has it before the relay's transaction marking it published commits.
+        await vi.waitFor(async () => expect(await countRows(db, 'published_at is null')).toBe(0), {
+          timeout: 5_000,
+        });
       } finally {
         await relay.stop();
       }
