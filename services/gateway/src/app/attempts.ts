@@ -52,6 +52,8 @@ export async function withFallback<T>(
   let lastDeployment: Deployment | undefined;
   const refused = new Map<string, UnsupportedRequest>();
   let cursor = 0;
+  // Attempts used so far: fewer than maxAttempts when the deadline ends the request, as the caller is told.
+  let used = 0;
   // Round robin over the candidates, passing over those that cannot take the request.
   const nextCandidate = (): Deployment | undefined => {
     for (let step = 0; step < candidates.length; step++) {
@@ -79,6 +81,7 @@ export async function withFallback<T>(
       if (delay > 0) await sleep(delay, ctx.signal);
     }
     if (ctx.signal.aborted) throw new UpstreamFailure('aborted', 'the caller went away');
+    used = attempt;
     const breaker = router.breaker(deployment.id);
     if (!breaker.tryAcquire(Date.now())) {
       // Skipped, not failed: keep the last real failure so the caller sees what the providers said.
@@ -130,10 +133,7 @@ export async function withFallback<T>(
       if (!failure.fallbackable) throw toAppError(failure, attempt);
     }
   }
-  throw toAppError(
-    lastFailure ?? new UpstreamFailure('timeout', 'the request ran out of time'),
-    routing.maxAttempts,
-  );
+  throw toAppError(lastFailure ?? new UpstreamFailure('timeout', 'the request ran out of time'), used);
 }
 
 /** Every candidate refused the request before it was sent: the caller's 400, naming who refused what. */
