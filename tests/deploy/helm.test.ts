@@ -1,9 +1,10 @@
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ENV_VARIABLES, loadConfig } from '@flowloom/config';
+import { parseSignerKey } from '@flowloom/ledger';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseAllDocuments } from 'yaml';
 
@@ -133,6 +134,12 @@ function podTemplate(m: Manifest): PodTemplate {
 
 function matches(selector: Record<string, string> | undefined, labels: Record<string, string>): boolean {
   return Object.entries(selector ?? {}).every(([k, v]) => labels[k] === v);
+}
+
+type AuditPodSpec = PodSpec & { initContainers?: (Container & { command?: string[] })[] };
+
+function auditPod(manifests: Manifest[]): AuditPodSpec {
+  return podTemplate(workload(manifests, 'flowloom-audit')).spec as AuditPodSpec;
 }
 
 function decode(value: string): string {
@@ -349,11 +356,9 @@ describe('helm/flowloom with the default values', () => {
     expect(withoutPolicy.filter((m) => m.metadata.name.startsWith('flowloom-policy'))).toEqual([]);
   });
 
-  it('when an audit signing key Secret is named, then an init container copies it into a 0600 file the audit service reads', () => {
+  it('when an audit signing key Secret is named, then an init container copies it into a 0600 file every audit pod reads read-only and requires', () => {
     const manifests = render(['--set', 'auditSigningKey.existingSecret=audit-signing-key']);
-    const spec = podTemplate(workload(manifests, 'flowloom-audit')).spec as PodSpec & {
-      initContainers?: (Container & { command?: string[] })[];
-    };
+    const spec = auditPod(manifests);
     const init = spec.initContainers?.[0];
     expect(init?.command?.join(' ')).toContain("chmodSync('/var/run/flowloom/audit-key/signing-key',0o600)");
     expect(init?.securityContext?.readOnlyRootFilesystem).toBe(true);
@@ -362,15 +367,84 @@ describe('helm/flowloom with the default values', () => {
       name: 'FLOWLOOM_AUDIT_SIGNING_KEY_FILE',
       value: '/var/run/flowloom/audit-key/signing-key',
     });
+    expect(env).toContainEqual({ name: 'FLOWLOOM_AUDIT_SIGNING_KEY_MODE', value: 'provided' });
+    // The key's own name is the log's: the chart names nothing.
+    expect(env.map((e) => e.name)).not.toContain('FLOWLOOM_AUDIT_ORIGIN');
+    expect(spec.containers[0]!.volumeMounts).toContainEqual({
+      name: 'audit-key',
+      mountPath: '/var/run/flowloom/audit-key',
+      readOnly: true,
+    });
     const volumes = spec.volumes as { name: string; secret?: { secretName: string; defaultMode: number } }[];
     expect(volumes.find((v) => v.name === 'audit-key-secret')?.secret).toEqual(
       expect.objectContaining({ secretName: 'audit-signing-key', defaultMode: 0o440 }),
+    );
+    expect(manifests.filter((m) => m.kind === 'Secret').map((m) => m.metadata.name)).not.toContain(
+      'flowloom-audit-signing-key',
     );
     // The other services never see the key.
     for (const name of ['gateway', 'policy']) {
       const other = podTemplate(workload(manifests, `flowloom-${name}`)).spec;
       expect(JSON.stringify(other)).not.toContain('audit-signing-key');
     }
+  });
+
+  it('when no key Secret is named, then the chart keeps a generated seed Secret and every audit pod derives the same key from it, which the service requires', () => {
+    const secret = only(defaults, 'Secret', 'flowloom-audit-signing-key');
+    expect(secret.metadata.annotations?.['helm.sh/resource-policy']).toBe('keep');
+    const seedText = decode(secret.data!.seed!);
+    expect(Buffer.from(seedText, 'base64')).toHaveLength(32);
+    expect(decode(only(render([]), 'Secret', 'flowloom-audit-signing-key').data!.seed!)).not.toBe(seedText);
+
+    const spec = auditPod(defaults);
+    const init = spec.initContainers?.[0];
+    const env = spec.containers[0]!.env ?? [];
+    const value = (name: string) => env.find((e) => e.name === name)?.value;
+    expect(value('FLOWLOOM_AUDIT_SIGNING_KEY_MODE')).toBe('provided');
+    expect(value('FLOWLOOM_AUDIT_ORIGIN')).toBe('flowloom.flowloom/audit');
+    expect(spec.containers[0]!.volumeMounts).toContainEqual({
+      name: 'audit-key',
+      mountPath: '/var/run/flowloom/audit-key',
+      readOnly: true,
+    });
+    // What the init container runs, with the Secret's and the emptyDir's paths mapped to a folder here:
+    // each replica gets the same key, named as the service's origin, 0600.
+    const dir = mkdtempSync(join(scratch, 'audit-key-'));
+    writeFileSync(join(dir, 'seed'), seedText);
+    const args = (init?.args ?? []).map((a) =>
+      a
+        .replace('/var/run/flowloom/audit-key-secret/seed', join(dir, 'seed'))
+        .replace('/var/run/flowloom/audit-key/signing-key', join(dir, 'signing-key')),
+    );
+    expect(args.slice(0, 2)).toEqual(['audit', 'keygen']);
+    const keys = [1, 2].map(() => {
+      const result = run(process.execPath, [join(ROOT, 'services/flowloom/bin/flowloom.js'), ...args]);
+      expect(result.status, result.stderr).toBe(0);
+      expect(statSync(join(dir, 'signing-key')).mode & 0o777).toBe(0o600);
+      return readFileSync(join(dir, 'signing-key'), 'utf8');
+    });
+    expect(keys[1]).toBe(keys[0]);
+    expect(parseSignerKey(keys[0]!.trim()).name).toBe(value('FLOWLOOM_AUDIT_ORIGIN'));
+    const config = loadConfig({
+      env: Object.fromEntries(
+        env.filter((e) => e.name.startsWith('FLOWLOOM_AUDIT_')).map((e) => [e.name, e.value]),
+      ),
+      cwd: dir,
+    });
+    expect(config.audit).toMatchObject({
+      signingKeyMode: 'provided',
+      origin: 'flowloom.flowloom/audit',
+      signingKeyFile: '/var/run/flowloom/audit-key/signing-key',
+    });
+  });
+
+  it('when config.audit.origin is set, then the derived key carries that name', () => {
+    const spec = auditPod(render(['--set', 'config.audit.origin=audit.example.com/flowloom']));
+    expect(spec.initContainers?.[0]?.args).toContain('audit.example.com/flowloom');
+    expect(spec.containers[0]!.env).toContainEqual({
+      name: 'FLOWLOOM_AUDIT_ORIGIN',
+      value: 'audit.example.com/flowloom',
+    });
   });
 
   it('when no admin key is given, then the Secret holds a generated one (base64, different on every install), and nothing else in clear', () => {
@@ -702,6 +776,21 @@ describe('helm/flowloom with values-production.yaml', () => {
         { secretRef: { name: 'flowloom-env' } },
       ]);
     }
+  });
+
+  it('when rendered, then both audit replicas sign with the key of the named Secret, required and read-only', () => {
+    const audit = workload(production, 'flowloom-audit');
+    expect(audit.spec?.replicas).toBe(2);
+    const spec = auditPod(production);
+    const volumes = spec.volumes as { name: string; secret?: { secretName: string } }[];
+    expect(volumes.find((v) => v.name === 'audit-key-secret')?.secret?.secretName).toBe(
+      'flowloom-audit-signing-key',
+    );
+    expect(spec.containers[0]!.env).toContainEqual({
+      name: 'FLOWLOOM_AUDIT_SIGNING_KEY_MODE',
+      value: 'provided',
+    });
+    expect(production.filter((m) => m.kind === 'Secret')).toEqual([]);
   });
 
   it('when rendered, then the Ingress routes to the gateway HTTP Service with TLS, and providers are reachable only on public addresses', () => {

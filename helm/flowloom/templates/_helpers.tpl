@@ -144,9 +144,16 @@ run their ledger under it).
 - name: FLOWLOOM_AUDIT_GRPC_PORT
   value: {{ $ports.grpc | quote }}
 {{- include "flowloom.auditDbRoleEnv" $root }}
-{{- if $root.Values.auditSigningKey.existingSecret }}
+# Every replica signs with the key of one Secret, read-only: a missing key stops the pod rather than
+# a key of its own being generated, and a new key comes by replacing the Secret (recorded at start).
 - name: FLOWLOOM_AUDIT_SIGNING_KEY_FILE
   value: /var/run/flowloom/audit-key/signing-key
+- name: FLOWLOOM_AUDIT_SIGNING_KEY_MODE
+  value: provided
+{{- if not $root.Values.auditSigningKey.existingSecret }}
+# The key derived from the chart's seed carries this name, so the ledger must have it too.
+- name: FLOWLOOM_AUDIT_ORIGIN
+  value: {{ include "flowloom.auditOrigin" $root | quote }}
 {{- end }}
 {{- end }}
 {{- range $name, $value := $root.Values.env }}
@@ -196,4 +203,17 @@ gateway.persistence.enabled, whose outbox spool must outlive the pod. dict "root
 {{- with .Values.extraVolumeMounts }}
 {{ toYaml . }}
 {{- end }}
+{{- end -}}
+
+{{/*
+The audit signing key: the Secret holding it (yours, or the chart's seed) and the log's name the key
+carries (config.audit.origin, per-service audit.config over it; by default named after the release).
+*/}}
+{{- define "flowloom.auditSigningKeySecret" -}}
+{{- .Values.auditSigningKey.existingSecret | default (printf "%s-audit-signing-key" (include "flowloom.fullname" .)) -}}
+{{- end -}}
+
+{{- define "flowloom.auditOrigin" -}}
+{{- $merged := mergeOverwrite (deepCopy .Values.config) (deepCopy .Values.audit.config) -}}
+{{- dig "audit" "origin" "" $merged | default (printf "%s.%s/audit" (include "flowloom.fullname" .) .Release.Namespace) -}}
 {{- end -}}
