@@ -1,11 +1,10 @@
-import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { InProcessBus } from '@flowloom/bus';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type StandaloneAudit, startAudit } from '../src/main.js';
 import type { CheckpointRecord } from '../src/ports/ledger-store.js';
 import type { TestDatabase } from './databases.js';
 import { openTestDatabase, requestEvent, standaloneAuditConfig, tempDir } from './support.js';
+import { startWitness, type TestWitness } from './witness.js';
 
 // The service's checkpoint timer: a checkpoint is signed every interval while there are new
 // entries, and none while the log is idle (an idle log would otherwise keep signing the same tree
@@ -20,9 +19,7 @@ describe('the audit service checkpoint schedule', () => {
   let database: TestDatabase;
   let bus: InProcessBus;
   let audit: StandaloneAudit;
-  let witness: Server;
-  /** Tree sizes of the checkpoints the witness received, in order. */
-  const witnessed: number[] = [];
+  let witness: TestWitness;
   const dir = tempDir();
 
   const signed = (): Promise<CheckpointRecord[]> => audit.service.ledger.ledgerStore.checkpoints(0, 10_000);
@@ -46,19 +43,20 @@ describe('the audit service checkpoint schedule', () => {
   };
 
   /** What was signed so far: stored checkpoints and the witness's copies, by tree size. */
-  const sizes = async () => ({ stored: (await signed()).map((c) => c.treeSize), witnessed: [...witnessed] });
+  const sizes = async () => ({
+    stored: (await signed()).map((c) => c.treeSize),
+    witnessed: witness.received.map((r) => r.treeSize),
+  });
 
   beforeAll(async () => {
-    witness = createServer((request, response) => {
-      witnessed.push(Number(request.headers['x-flowloom-tree-size']));
-      request.resume().on('end', () => response.writeHead(204).end());
-    });
-    await new Promise<void>((resolve) => witness.listen(0, '127.0.0.1', resolve));
-    const checkpointUrl = `http://127.0.0.1:${(witness.address() as AddressInfo).port}/checkpoints`;
+    witness = await startWitness();
     database = await openTestDatabase('pglite');
     bus = new InProcessBus();
     audit = await startAudit({
-      config: standaloneAuditConfig(dir.path, ADMIN, { checkpointIntervalMs: INTERVAL_MS, checkpointUrl }),
+      config: standaloneAuditConfig(dir.path, ADMIN, {
+        checkpointIntervalMs: INTERVAL_MS,
+        checkpointUrl: witness.url,
+      }),
       db: database.db,
       bus,
     });
@@ -67,7 +65,7 @@ describe('the audit service checkpoint schedule', () => {
     await audit?.close();
     await bus?.close();
     await database?.drop();
-    await new Promise((resolve) => witness?.close(resolve));
+    await witness?.close();
     dir.remove();
   });
 

@@ -1,5 +1,3 @@
-import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { InProcessBus } from '@flowloom/bus';
 import { createEvent } from '@flowloom/contracts';
 import {
@@ -20,6 +18,7 @@ import {
   standaloneAuditConfig,
   tempDir,
 } from './support.js';
+import { startWitness, type TestWitness } from './witness.js';
 
 // The standalone audit service (distributed mode): its own HTTP server, admins by FLOWLOOM_ADMIN_KEY.
 
@@ -31,9 +30,7 @@ describe('the audit HTTP API', () => {
   let database: TestDatabase;
   let audit: StandaloneAudit;
   let bus: InProcessBus;
-  let witness: Server;
-  const received: string[] = [];
-  let witnessFails = false;
+  let witness: TestWitness;
   const dir = tempDir();
   const events = [
     ...Array.from({ length: 30 }, (_, i) => requestEvent(i, { project: i % 3 === 0 ? 'apollo' : 'zeus' })),
@@ -71,27 +68,12 @@ describe('the audit HTTP API', () => {
   };
 
   beforeAll(async () => {
-    witness = createServer((request, response) => {
-      let text = '';
-      request.on('data', (chunk: Buffer) => {
-        text += chunk.toString('utf8');
-      });
-      request.on('end', () => {
-        if (witnessFails) {
-          response.writeHead(500).end();
-          return;
-        }
-        received.push(text);
-        response.writeHead(204).end();
-      });
-    });
-    await new Promise<void>((resolve) => witness.listen(0, '127.0.0.1', resolve));
-    const witnessUrl = `http://127.0.0.1:${(witness.address() as AddressInfo).port}/checkpoints`;
+    witness = await startWitness();
     database = await openTestDatabase('pglite');
     bus = new InProcessBus();
     const config = standaloneAuditConfig(dir.path, ADMIN, {
       checkpointIntervalMs: 200,
-      checkpointUrl: witnessUrl,
+      checkpointUrl: witness.url,
       retention: { 'dev.flowloom.gateway.request.failed.v1': 30 },
     });
     audit = await startAudit({ config, db: database.db, bus });
@@ -101,7 +83,7 @@ describe('the audit HTTP API', () => {
     await audit?.close();
     await bus?.close();
     await database?.drop();
-    await new Promise((resolve) => witness?.close(resolve));
+    await witness?.close();
     dir.remove();
   });
 
@@ -278,7 +260,7 @@ describe('the audit HTTP API', () => {
   });
 
   it('when new entries arrive, then a checkpoint is signed within the interval and reaches the witness, even after it failed', async () => {
-    witnessFails = true;
+    witness.failing = true;
     const latest = (await call('GET', '/api/v1/audit/checkpoints/latest', { key: null })).body[
       'treeSize'
     ] as number;
@@ -291,7 +273,7 @@ describe('the audit HTTP API', () => {
       await new Promise((resolve) => setTimeout(resolve, 50));
     }
     expect((await call('GET', '/api/v1/audit/info')).body['externalBacklog']).toHaveLength(1);
-    witnessFails = false;
+    witness.failing = false;
     await bus.publish([requestEvent(501)]);
     const until = Date.now() + 5_000;
     while (((await call('GET', '/api/v1/audit/info')).body['externalBacklog'] as unknown[]).length > 0) {
@@ -299,6 +281,6 @@ describe('the audit HTTP API', () => {
       await new Promise((resolve) => setTimeout(resolve, 50));
     }
     const newest = (await call('GET', '/api/v1/audit/checkpoints/latest', { key: null })).body['checkpoint'];
-    expect(received).toContain(newest);
+    expect(witness.received.map((r) => r.note)).toContain(newest);
   });
 });
