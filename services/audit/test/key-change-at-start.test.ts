@@ -1,11 +1,22 @@
-import { rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { AUDIT_KEY_ROTATED } from '@flowloom/contracts';
 import { generateKey, openCheckpoint, parseVerifierKey } from '@flowloom/ledger';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FileSigningKeyStore } from '../src/adapters/file-signing-key-store.js';
 import type { AuditLedger } from '../src/app/ledger.js';
+import { startAudit } from '../src/main.js';
 import type { TestDatabase } from './databases.js';
-import { ENGINES, openTestDatabase, openTestLedger, requestEvent, type TestLedger } from './support.js';
+import {
+  ENGINES,
+  openTestDatabase,
+  openTestLedger,
+  requestEvent,
+  standaloneAuditConfig,
+  TEST_ORIGIN,
+  type TestLedger,
+  tempDir,
+} from './support.js';
 
 // A signing key that changes outside the API (a replaced key file or Kubernetes Secret, a lost key
 // generated anew) is an audited key change: recorded at start, the old key still published.
@@ -130,3 +141,53 @@ for (const engine of ENGINES) {
     });
   });
 }
+
+describe('the standalone audit service with a provided key (FLOWLOOM_AUDIT_SIGNING_KEY_MODE=provided)', () => {
+  const ADMIN = 'flk_audit-provided-key-admin-0123456789ab';
+  const dir = tempDir();
+  const keyFile = join(dir.path, 'secret', 'signing-key');
+  const config = () =>
+    standaloneAuditConfig(dir.path, ADMIN, {
+      origin: TEST_ORIGIN,
+      signingKeyMode: 'provided',
+      signingKeyFile: keyFile,
+    });
+  let database: TestDatabase;
+
+  beforeAll(async () => {
+    database = await openTestDatabase('pglite');
+  });
+  afterAll(async () => {
+    await database?.drop();
+    dir.remove();
+  });
+
+  it('when the key file is missing, then it does not start, says what to do and writes no key', async () => {
+    await expect(startAudit({ config: config(), db: database.db })).rejects.toThrow(
+      new RegExp(`${keyFile} does not exist.*flowloom audit keygen --out FILE`),
+    );
+    expect(existsSync(keyFile)).toBe(false);
+  });
+
+  it('when the key is there, then it signs with it and refuses an API rotation with 409, pointing to the Secret', async () => {
+    const key = generateKey(TEST_ORIGIN);
+    mkdirSync(dirname(keyFile), { recursive: true });
+    writeFileSync(keyFile, `${key.signerKey}\n`, { mode: 0o600 });
+    const audit = await startAudit({ config: config(), db: database.db });
+    try {
+      expect(audit.service.ledger.keyId).toBe(key.verifierKey.split('+')[1]);
+      const response = await fetch(`${audit.httpUrl}/api/v1/audit/keys/rotate`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${ADMIN}`, 'content-type': 'application/json' },
+        body: '{}',
+      });
+      expect(response.status).toBe(409);
+      expect(await response.text()).toMatch(
+        /cannot be rotated through the API.*replace the key in its Secret/,
+      );
+      expect(readFileSync(keyFile, 'utf8')).toBe(`${key.signerKey}\n`);
+    } finally {
+      await audit.close();
+    }
+  });
+});
