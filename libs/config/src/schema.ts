@@ -107,6 +107,19 @@ export const rateLimitSchema = z
   });
 export type RateLimitConfig = z.infer<typeof rateLimitSchema>;
 
+/**
+ * The HTTP address of a peer service the gateway forwards admin requests to: an origin only
+ * (`http://policy:8080`), so that a request's path can never change where it goes.
+ */
+export const peerHttpUrlSchema = z
+  .url({ protocol: /^https?$/, error: 'must be an http:// or https:// URL such as http://policy:8080' })
+  .refine((value) => {
+    const url = new URL(value);
+    // Another scheme is the check above's to report, once.
+    if (url.protocol !== 'http:' && url.protocol !== 'https:') return true;
+    return url.pathname === '/' && !url.search && !url.hash && !url.username && !url.password;
+  }, 'must be the address only (scheme, host and port), with no path, query or credentials, e.g. http://policy:8080');
+
 export const policyConfigSchema = z.strictObject({
   /** A policy document (YAML or JSON) loaded at start: pushed to the policy service, or enforced directly by a lone gateway. */
   file: z.string().min(1).optional(),
@@ -126,6 +139,8 @@ export const policyConfigSchema = z.strictObject({
   serviceKey: z.string().min(16, 'must be at least 16 characters').optional(),
   /** Port of the policy service's own gRPC server (bundle stream for remote gateways); off when omitted. */
   grpcPort: z.number().int().min(0).max(65535).optional(),
+  /** HTTP address of the policy service: a standalone gateway forwards the policy admin API there. */
+  httpUrl: peerHttpUrlSchema.optional(),
 });
 export type PolicyConfig = z.infer<typeof policyConfigSchema>;
 
@@ -195,6 +210,8 @@ export const auditConfigSchema = z.strictObject({
   grpcPort: z.number().int().min(0).max(65535).optional(),
   /** HTTP port of the standalone audit service (in `flowloom up` its routes are on the gateway's port). */
   httpPort: z.number().int().min(0).max(65535).default(8081),
+  /** HTTP address of the audit service: a standalone gateway forwards `/api/v1/audit/*` there. */
+  httpUrl: peerHttpUrlSchema.optional(),
   /**
    * On PostgreSQL, the role the ledger runs as: `flowloom migrate` creates it (NOLOGIN, INSERT and
    * SELECT only on the ledger tables) and the audit service connects with it set, so UPDATE, DELETE
@@ -271,6 +288,12 @@ export const configSchema = z.strictObject({
    * requests with 503 before any upstream call, so nothing is answered that cannot be recorded.
    */
   outboxOnDatabaseDown: z.enum(['spool', 'fail']).default('spool'),
+  /**
+   * How long a standalone gateway waits for the policy or audit service to start answering a
+   * forwarded admin request (policy.httpUrl, audit.httpUrl) before it answers 504; a streamed
+   * answer, once started, is not cut.
+   */
+  peerTimeoutMs: z.number().int().min(100).max(600_000).default(30_000),
   providers: z
     .record(z.string().regex(/^[a-z0-9][a-z0-9_-]*$/, 'lowercase letters, digits, _ and -'), providerSchema)
     .default({}),

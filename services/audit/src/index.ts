@@ -35,6 +35,7 @@ export { isSecretField, scrubSecrets } from './domain/scrub.js';
 export { STANDARD_IDS, STANDARDS, type StandardId } from './domain/standards.js';
 export { nodeInTile, nodePosition, packTile } from './domain/tiles.js';
 export { auditGrpcClient } from './grpc/server.js';
+export { auditOpenApi } from './http/openapi.js';
 export type { AuditHttpPlugin } from './http/routes.js';
 export {
   type AuditOptions,

@@ -6,7 +6,15 @@ export {
   recordedAdminAuthorizer,
 } from './admin-authorizer.js';
 export { PROTO_ROOT } from './grpc/load.js';
+export { endToEndHeaders } from './http/peer-request.js';
 export type { OpenApiDocument } from './http/routes/openapi.js';
+export { policyApiDocument } from './http/routes/openapi-policy.js';
+export {
+  PEER_ROUTES,
+  type Peer,
+  type PeerForwardingOptions,
+  registerPeerForwarding,
+} from './http/routes/peer-forwarding.js';
 export type { ServedRoute } from './http/server.js';
 export {
   type Gateway,

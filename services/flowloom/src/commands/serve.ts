@@ -1,8 +1,14 @@
 import { parseArgs } from 'node:util';
-import { startAudit } from '@flowloom/audit';
+import { auditOpenApi, startAudit } from '@flowloom/audit';
 import { busCheck, type EventBus, KafkaBus } from '@flowloom/bus';
 import { type Config, loadConfig } from '@flowloom/config';
-import { recordedAdminAuthorizer, startGateway } from '@flowloom/gateway';
+import {
+  type OpenApiDocument,
+  policyApiDocument,
+  recordedAdminAuthorizer,
+  registerPeerForwarding,
+  startGateway,
+} from '@flowloom/gateway';
 import { startPolicyHttp, startPolicyService } from '@flowloom/policy';
 import { openPostgres } from '@flowloom/store';
 import { type Command, type Io, UsageError } from '../command.js';
@@ -54,14 +60,32 @@ const services: Record<string, Service> = {
   gateway: {
     summary: 'OpenAI/Anthropic/Gemini-compatible HTTP and gRPC inference, keys, routing, budgets, outbox',
     async start(config, io, bus) {
+      // One URL for everything, as in `flowloom up`: the policy and audit admin APIs are forwarded
+      // to those services' HTTP addresses, and described in this gateway's OpenAPI document only then.
+      const policyUrl = config.policy.httpUrl;
+      const auditUrl = config.audit.httpUrl;
+      const forwarded: OpenApiDocument[] = [
+        ...(policyUrl ? [policyApiDocument] : []),
+        ...(auditUrl ? [auditOpenApi] : []),
+      ];
       const gateway = await startGateway({
         config,
         env: io.env,
         ...(bus ? { bus } : {}),
+        plugins: [
+          (app) =>
+            registerPeerForwarding(app, {
+              policy: policyUrl,
+              audit: auditUrl,
+              timeoutMs: config.peerTimeoutMs,
+            }),
+        ],
+        apiDocuments: forwarded,
         onAdminKeyGenerated: (secret) => io.out(`Bootstrap admin key (shown once): ${secret}`),
       });
+      const forwarding = `policy API ${policyUrl ? `→ ${policyUrl}` : 'not forwarded (FLOWLOOM_POLICY_HTTP_URL)'}, audit API ${auditUrl ? `→ ${auditUrl}` : 'not forwarded (FLOWLOOM_AUDIT_HTTP_URL)'}`;
       return {
-        describe: `gateway: HTTP ${gateway.httpUrl}, gRPC ${gateway.grpcAddress}, events on ${busName(bus)}`,
+        describe: `gateway: HTTP ${gateway.httpUrl}, gRPC ${gateway.grpcAddress}, events on ${busName(bus)}, ${forwarding}`,
         close: async () => {
           await gateway.close();
         },
@@ -154,6 +178,9 @@ same settings as \`flowloom up\`; in this mode you normally set:
   FLOWLOOM_DATABASE_URL   postgres://user:pass@host:5432/flowloom   (required)
   FLOWLOOM_KAFKA_BROKERS  host1:9092,host2:9092                     (events between services)
   FLOWLOOM_REDIS_URL      redis://host:6379                          (budgets shared by replicas)
+  FLOWLOOM_POLICY_HTTP_URL, FLOWLOOM_AUDIT_HTTP_URL   http://policy:8080, http://audit:8080
+                          (gateway: serves the policy and audit admin APIs on its own URL by
+                          forwarding them there)
 
 Services:
 ${Object.entries(services)

@@ -4,7 +4,7 @@ import { type AuditService, openAudit } from '@flowloom/audit';
 import { InProcessBus } from '@flowloom/bus';
 import { type Config, loadConfig } from '@flowloom/config';
 import { AppError } from '@flowloom/errors';
-import { type AdminAuthorizer, type Gateway, startGateway } from '@flowloom/gateway';
+import { type AdminAuthorizer, type Gateway, policyApiDocument, startGateway } from '@flowloom/gateway';
 import { startPolicyService } from '@flowloom/policy';
 import { openDb } from '@flowloom/store';
 import type { Command, Io } from '../command.js';
@@ -118,7 +118,7 @@ export async function startEmbeddedPlatform(
     bus,
     policySource: policy.source,
     plugins: [policy.http, audit.httpRoutes],
-    apiDocuments: [audit.openApi],
+    apiDocuments: [policyApiDocument, audit.openApi],
     onAdminKeyGenerated,
   });
   const started = gateway;

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { InProcessBus } from '@flowloom/bus';
 import { loadConfig } from '@flowloom/config';
-import { startGateway } from '@flowloom/gateway';
+import { policyApiDocument, startGateway } from '@flowloom/gateway';
 import { startPolicyService } from '@flowloom/policy';
 import { openDb } from '@flowloom/store';
 import { ApiJobWatcher } from '../run/api-job-watcher.js';
@@ -59,6 +59,7 @@ export async function startDemoPlatform(): Promise<DemoPlatform> {
       bus,
       policySource: policy.source,
       plugins: [policy.http],
+      apiDocuments: [policyApiDocument],
     });
     cleanups.push(() => gateway.close());
     return {

@@ -1,13 +1,12 @@
 import {
   createServer,
   request as httpRequest,
-  type IncomingHttpHeaders,
   type IncomingMessage,
-  type OutgoingHttpHeaders,
   type ServerResponse,
 } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import type { AddressInfo } from 'node:net';
+import { endToEndHeaders } from '@flowloom/gateway';
 
 /** One request of the job through its endpoint, as the supervisor sees it. */
 export interface ProxyExchange {
@@ -38,27 +37,8 @@ export interface JobProxy {
   close(): Promise<void>;
 }
 
-const HOP_BY_HOP = new Set([
-  'connection',
-  'keep-alive',
-  'proxy-authenticate',
-  'proxy-authorization',
-  'proxy-connection',
-  'te',
-  'trailer',
-  'transfer-encoding',
-  'upgrade',
-  'host',
-]);
 /** Answers up to this size are read for their error or usage; larger ones only pass through. */
 const INSPECT_BYTES = 256 * 1024;
-
-function forwardable(headers: IncomingHttpHeaders): OutgoingHttpHeaders {
-  const out: OutgoingHttpHeaders = {};
-  for (const [name, value] of Object.entries(headers))
-    if (value !== undefined && !HOP_BY_HOP.has(name)) out[name] = value;
-  return out;
-}
 
 function headerText(value: string | string[] | undefined): string | undefined {
   return Array.isArray(value) ? value[0] : value;
@@ -112,7 +92,7 @@ export async function startJobProxy(options: JobProxyOptions): Promise<JobProxy>
         durationMs: performance.now() - started,
         ...exchange,
       });
-    const headers = forwardable(req.headers);
+    const headers = endToEndHeaders(req.headers);
     headers['x-flowloom-job'] = options.job;
     const outgoing = send(
       {
@@ -125,7 +105,7 @@ export async function startJobProxy(options: JobProxyOptions): Promise<JobProxy>
       },
       (answer) => {
         const status = answer.statusCode ?? 502;
-        res.writeHead(status, forwardable(answer.headers));
+        res.writeHead(status, endToEndHeaders(answer.headers));
         const type = headerText(answer.headers['content-type']) ?? '';
         const inspect = type.includes('json');
         const chunks: Buffer[] = [];

@@ -1,0 +1,188 @@
+import { execFile } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { adminCall } from '../bench/processes.js';
+import { freshDatabase } from './engines.js';
+import { CLI, type Service, serviceOnFreePorts } from './services.js';
+import { tearDown } from './teardown.js';
+import { until } from './until.js';
+
+// One URL for a distributed install: `flowloom serve gateway` forwards the policy and audit admin
+// APIs to `flowloom serve policy` and `flowloom serve audit` (each a process of its own, on
+// PostgreSQL and Kafka), so the CLI and auditors use the gateway's address alone, as with
+// `flowloom up`. With the audit service stopped, the gateway says so instead of a bare 404.
+
+const ADMIN = 'flk_faults-one-url-admin-0123456789abcdef';
+const BROKERS = process.env.FLOWLOOM_TEST_KAFKA_BROKERS ?? '127.0.0.1:9092';
+const POLICY = `name: one-url-guard
+rules:
+  - id: blocked-job
+    condition: request.job == "blocked"
+    action: block
+    message: this job is blocked
+`;
+
+let database: { url: string; drop(): Promise<void> } | undefined;
+let work = '';
+const services: Service[] = [];
+let gateway: Service;
+let policy: Service;
+let audit: Service;
+
+/** The CLI against the gateway's URL only. */
+async function cli(...args: string[]): Promise<{ code: number; out: string }> {
+  return new Promise((resolve) => {
+    execFile(
+      'node',
+      [CLI, ...args],
+      {
+        env: {
+          ...process.env,
+          FLOWLOOM_URL: gateway.url,
+          FLOWLOOM_API_KEY: ADMIN,
+          FLOWLOOM_DATA_DIR: join(work, 'cli'),
+        },
+        timeout: 60_000,
+      },
+      (error, stdout, stderr) =>
+        resolve({
+          code: error ? Number((error as { code?: number }).code ?? 1) : 0,
+          out: `${stdout}${stderr}`,
+        }),
+    );
+  });
+}
+
+beforeAll(async () => {
+  work = mkdtempSync(join(tmpdir(), 'flowloom-faults-one-url-'));
+  database = await freshDatabase('flowloom_faults_oneurl');
+  const common: Record<string, string> = {
+    FLOWLOOM_DATABASE_URL: database.url,
+    FLOWLOOM_ADMIN_KEY: ADMIN,
+    FLOWLOOM_LOG_LEVEL: 'error',
+    FLOWLOOM_KAFKA_BROKERS: BROKERS,
+    // Topics of this run alone on the shared broker.
+    FLOWLOOM_KAFKA_TOPIC_PREFIX: `oneurl-${randomBytes(4).toString('hex')}`,
+    FLOWLOOM_AUDIT_CHECKPOINT_INTERVAL_MS: '500',
+  };
+  await promisify(execFile)('node', [CLI, 'migrate'], { env: { ...process.env, ...common } });
+  policy = await serviceOnFreePorts('policy', 'policy', common, work);
+  audit = await serviceOnFreePorts('audit', 'audit', common, work);
+  gateway = await serviceOnFreePorts(
+    'gateway',
+    'gateway',
+    {
+      ...common,
+      FLOWLOOM_POLICY_SERVICE_URL: `127.0.0.1:${policy.env.FLOWLOOM_GRPC_PORT}`,
+      FLOWLOOM_POLICY_HTTP_URL: policy.url,
+      FLOWLOOM_AUDIT_HTTP_URL: audit.url,
+      FLOWLOOM_PEER_TIMEOUT_MS: '5000',
+    },
+    work,
+  );
+  services.push(gateway, policy, audit);
+  await Promise.all([policy.start(), audit.start()]);
+  await gateway.start();
+}, 180_000);
+
+afterAll(async () => {
+  await tearDown({ services, database, work });
+}, 60_000);
+
+describe('the policy and audit admin APIs through the gateway URL', () => {
+  it('when the audit public key is asked of the gateway, then it is the audit service’s own answer', async () => {
+    const through = await fetch(`${gateway.url}/api/v1/audit/public-key`);
+    expect(through.status).toBe(200);
+    const direct = await (await fetch(`${audit.url}/api/v1/audit/public-key`)).text();
+    expect(await through.text()).toBe(direct);
+    expect(direct).toMatch(/\+/);
+  });
+
+  it('when the forwarded request carries a key, then the peer authenticates it: an admin key is served, a member key refused by the audit service', async () => {
+    const member = await adminCall<{ key: string }>(gateway.url, ADMIN, 'POST', '/api/v1/keys', {
+      name: 'agent',
+    });
+    const asAdmin = await fetch(`${gateway.url}/api/v1/audit/info`, {
+      headers: { authorization: `Bearer ${ADMIN}` },
+    });
+    expect(asAdmin.status).toBe(200);
+    const asMember = await fetch(`${gateway.url}/api/v1/audit/info`, {
+      headers: { 'x-api-key': member.key },
+    });
+    expect(asMember.status).toBe(403);
+    const anonymous = await fetch(`${gateway.url}/api/v1/policies`);
+    expect(anonymous.status).toBe(401);
+  });
+
+  it('when flowloom policy push and list use the gateway URL, then the policy service stores and lists the policy', async () => {
+    const file = join(work, 'guard.yaml');
+    writeFileSync(file, POLICY);
+    const pushed = await cli('policy', 'push', file, '-m', 'through the gateway');
+    expect(pushed.out).toContain('one-url-guard');
+    expect(pushed.code).toBe(0);
+    const listed = await cli('policy', 'list');
+    expect(listed.code).toBe(0);
+    expect(listed.out).toContain('one-url-guard');
+    // The same policy, asked of the policy service directly.
+    const direct = await adminCall<{ data: Array<{ name: string }> }>(
+      policy.url,
+      ADMIN,
+      'GET',
+      '/api/v1/policies',
+    );
+    expect(direct.data.map((p) => p.name)).toContain('one-url-guard');
+  });
+
+  it('when traffic reached the ledger, then flowloom audit verify against the gateway URL checks it end to end', async () => {
+    const chat = await fetch(`${gateway.url}/v1/chat/completions`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${ADMIN}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ model: 'flowloom-local', messages: [{ role: 'user', content: 'hello' }] }),
+    });
+    expect(chat.status).toBe(200);
+    await until(
+      'the chat event in the ledger',
+      async () => {
+        const info = await adminCall<{ treeSize: number }>(gateway.url, ADMIN, 'GET', '/api/v1/audit/info');
+        return info.treeSize >= 3 ? info : undefined;
+      },
+      60_000,
+    );
+    await adminCall(gateway.url, ADMIN, 'POST', '/api/v1/audit/checkpoints', {});
+    const verified = await cli('audit', 'verify');
+    expect(verified.out).not.toContain('404');
+    expect(verified.code, verified.out).toBe(0);
+  }, 90_000);
+
+  it('when the gateway describes its API, then the forwarded policy and audit paths are in its document', async () => {
+    const doc = (await (await fetch(`${gateway.url}/api/v1/openapi.json`)).json()) as {
+      paths: Record<string, Record<string, unknown>>;
+    };
+    expect(Object.keys(doc.paths)).toEqual(
+      expect.arrayContaining(['/api/v1/audit/public-key', '/api/v1/policies', '/api/v1/keys']),
+    );
+    expect(doc.paths['/api/v1/jobs/{job}/interventions']).toHaveProperty('get');
+    expect(doc.paths['/api/v1/jobs/{job}/interventions']).toHaveProperty('post');
+  });
+
+  it('when the audit service is stopped, then the gateway answers 502 naming the audit service and what to check; once it is back, it is served again', async () => {
+    await audit.stop();
+    const res = await fetch(`${gateway.url}/api/v1/audit/public-key`);
+    expect(res.status).toBe(502);
+    const body = (await res.json()) as { error: { message: string; code: string } };
+    expect(body.error.code).toBe('upstream_error');
+    expect(body.error.message).toContain('The audit service is not reachable');
+    expect(body.error.message).toContain('FLOWLOOM_AUDIT_HTTP_URL');
+    // The policy API and the gateway's own are unaffected.
+    expect(
+      (await fetch(`${gateway.url}/api/v1/policies`, { headers: { authorization: `Bearer ${ADMIN}` } }))
+        .status,
+    ).toBe(200);
+    await audit.start();
+    expect((await fetch(`${gateway.url}/api/v1/audit/public-key`)).status).toBe(200);
+  }, 120_000);
+});
