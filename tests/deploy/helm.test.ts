@@ -356,6 +356,54 @@ describe('helm/flowloom with the default values', () => {
     expect(withoutPolicy.filter((m) => m.metadata.name.startsWith('flowloom-policy'))).toEqual([]);
   });
 
+  it('when policy and audit are deployed, then the gateway forwards their admin APIs to their HTTP Services, which the NetworkPolicies let it reach', () => {
+    const gateway = workload(defaults, 'flowloom-gateway');
+    const env = podTemplate(gateway).spec.containers[0]!.env ?? [];
+    const policies = defaults.filter((m) => m.kind === 'NetworkPolicy');
+    /** Whether a rule opens `port` to or from pods with `labels` (its `from` or `to` peers). */
+    const opens = (
+      rule: NetworkPolicyRule,
+      side: 'from' | 'to',
+      labels: Record<string, string>,
+      port: number,
+    ) =>
+      (rule.ports ?? []).some((p) => p.port === port) &&
+      (rule[side] ?? []).some((peer) => {
+        const selector = peer.podSelector as { matchLabels?: Record<string, string> } | undefined;
+        return selector !== undefined && matches(selector.matchLabels, labels);
+      });
+    for (const [name, variable] of [
+      ['policy', 'FLOWLOOM_POLICY_HTTP_URL'],
+      ['audit', 'FLOWLOOM_AUDIT_HTTP_URL'],
+    ] as const) {
+      const url = new URL(env.find((e) => e.name === variable)?.value ?? '');
+      // The peer's HTTP Service, by its cluster name and port, reaching the pods' http port.
+      expect(url.hostname).toBe(`flowloom-${name}.flowloom.svc`);
+      const service = only(defaults, 'Service', `flowloom-${name}`).spec as {
+        ports: { port: number; targetPort: string }[];
+      };
+      expect(service.ports).toEqual([
+        expect.objectContaining({ port: Number(url.port), targetPort: 'http' }),
+      ]);
+      const container = podTemplate(workload(defaults, `flowloom-${name}`)).spec.containers[0]!;
+      const httpPort = container.ports?.find((p) => p.name === 'http')?.containerPort ?? 0;
+      // The peer's NetworkPolicy admits the gateway's pods on that port, and the gateway may send there.
+      const spec = only(policies, 'NetworkPolicy', `flowloom-${name}`).spec as unknown as NetworkPolicySpec;
+      const gatewayLabels = podTemplate(gateway).metadata.labels;
+      expect((spec.ingress ?? []).some((rule) => opens(rule, 'from', gatewayLabels, httpPort))).toBe(true);
+      const peerLabels = podTemplate(workload(defaults, `flowloom-${name}`)).metadata.labels;
+      const egress = only(policies, 'NetworkPolicy', 'flowloom-egress').spec as unknown as NetworkPolicySpec;
+      expect((egress.egress ?? []).some((rule) => opens(rule, 'to', peerLabels, httpPort))).toBe(true);
+    }
+    // A peer that is not deployed is not forwarded to (the gateway then answers 503 naming the setting).
+    const withoutAudit = render(['--set', 'audit.enabled=false', '--set', 'policy.service.httpPort=9090']);
+    const alone = podTemplate(workload(withoutAudit, 'flowloom-gateway')).spec.containers[0]!.env ?? [];
+    expect(alone.map((e) => e.name)).not.toContain('FLOWLOOM_AUDIT_HTTP_URL');
+    expect(alone.find((e) => e.name === 'FLOWLOOM_POLICY_HTTP_URL')?.value).toBe(
+      'http://flowloom-policy.flowloom.svc:9090',
+    );
+  });
+
   it('when an audit signing key Secret is named, then an init container copies it into a 0600 file every audit pod reads read-only and requires', () => {
     const manifests = render(['--set', 'auditSigningKey.existingSecret=audit-signing-key']);
     const spec = auditPod(manifests);
@@ -908,6 +956,9 @@ describe('docker-compose.yml', () => {
       }
     }
     expect(services.gateway?.environment?.FLOWLOOM_POLICY_SERVICE_URL).toBe('policy:50051');
+    // One URL: the gateway forwards the policy and audit admin APIs to those services' HTTP ports.
+    expect(services.gateway?.environment?.FLOWLOOM_POLICY_HTTP_URL).toBe('http://policy:8080');
+    expect(services.gateway?.environment?.FLOWLOOM_AUDIT_HTTP_URL).toBe('http://audit:8080');
     expect(services.migrate?.command).toEqual(['migrate']);
     // The migration creates the audit ledger's role; the audit service runs its ledger under the same one.
     expect(services.migrate?.environment?.FLOWLOOM_AUDIT_DB_ROLE).toBe('flowloom_audit_writer');

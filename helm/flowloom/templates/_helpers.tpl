@@ -136,6 +136,14 @@ run their ledger under it).
 # Policy bundles stream from the policy service over gRPC.
 - name: FLOWLOOM_POLICY_SERVICE_URL
   value: {{ printf "%s-policy-grpc.%s.svc:%v" (include "flowloom.fullname" $root) $root.Release.Namespace $root.Values.policy.service.grpcPort | quote }}
+# One URL for everything: the gateway forwards the policy admin API to the policy HTTP Service.
+- name: FLOWLOOM_POLICY_HTTP_URL
+  value: {{ printf "http://%s-policy.%s.svc:%v" (include "flowloom.fullname" $root) $root.Release.Namespace $root.Values.policy.service.httpPort | quote }}
+{{- end }}
+{{- if and (eq .component "gateway") $root.Values.audit.enabled }}
+# ... and /api/v1/audit/* to the audit HTTP Service, so the Ingress reaches them through the gateway.
+- name: FLOWLOOM_AUDIT_HTTP_URL
+  value: {{ printf "http://%s-audit.%s.svc:%v" (include "flowloom.fullname" $root) $root.Release.Namespace $root.Values.audit.service.httpPort | quote }}
 {{- end }}
 {{- if eq .component "audit" }}
 # The standalone audit service has ports of its own (8081, 50052 by default); every pod uses the same.
