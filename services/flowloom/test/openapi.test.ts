@@ -2,7 +2,9 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadConfig } from '@flowloom/config';
+import { type Gateway, startGateway } from '@flowloom/gateway';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { peerForwarding } from '../src/commands/serve.js';
 import { type EmbeddedPlatform, startEmbeddedPlatform } from '../src/commands/up.js';
 
 type Doc = {
@@ -19,6 +21,27 @@ const covers = (route: { method: string; url: string }, method: string, path: st
   (route.url.endsWith('*')
     ? path.startsWith(route.url.slice(0, -1)) && path.length > route.url.length - 1
     : openApiPath(route.url) === path);
+
+type Route = { method: string; url: string };
+
+/** Served routes no operation of the document describes. */
+const undocumented = (routes: readonly Route[], doc: Doc): string[] =>
+  routes
+    .filter(
+      (r) =>
+        !Object.entries(doc.paths).some(([path, operations]) =>
+          Object.keys(operations).some((method) => covers(r, method, path)),
+        ),
+    )
+    .map((r) => `${r.method} ${r.url}`);
+
+/** Operations of the document no served route answers. */
+const unserved = (routes: readonly Route[], doc: Doc): string[] =>
+  Object.entries(doc.paths).flatMap(([path, operations]) =>
+    Object.keys(operations)
+      .filter((method) => !routes.some((r) => covers(r, method, path)))
+      .map((method) => `${method.toUpperCase()} ${path}`),
+  );
 
 describe('the OpenAPI document of the embedded platform (flowloom up)', () => {
   let dir: string;
@@ -45,25 +68,11 @@ describe('the OpenAPI document of the embedded platform (flowloom up)', () => {
   it('when every route the server serves is looked up, then the document describes it', () => {
     const routes = platform.gateway.routes();
     expect(routes.some((r) => r.url.startsWith('/api/v1/audit/'))).toBe(true);
-    const undocumented = routes
-      .filter(
-        (r) =>
-          !Object.entries(doc.paths).some(([path, operations]) =>
-            Object.keys(operations).some((method) => covers(r, method, path)),
-          ),
-      )
-      .map((r) => `${r.method} ${r.url}`);
-    expect(undocumented).toEqual([]);
+    expect(undocumented(routes, doc)).toEqual([]);
   });
 
   it('when every operation the document describes is looked up, then the server serves it', () => {
-    const routes = platform.gateway.routes();
-    const unserved = Object.entries(doc.paths).flatMap(([path, operations]) =>
-      Object.keys(operations)
-        .filter((method) => !routes.some((r) => covers(r, method, path)))
-        .map((method) => `${method.toUpperCase()} ${path}`),
-    );
-    expect(unserved).toEqual([]);
+    expect(unserved(platform.gateway.routes(), doc)).toEqual([]);
   });
 
   it('when the audit routes are described, then it is the audit service document, composed, not a copy', () => {
@@ -84,4 +93,54 @@ describe('the OpenAPI document of the embedded platform (flowloom up)', () => {
       expect(node, ref).toBeTypeOf('object');
     }
   });
+});
+
+describe('the OpenAPI document of a standalone gateway (flowloom serve gateway)', () => {
+  let dir: string;
+  const gateways: Gateway[] = [];
+
+  /** The gateway as `serve gateway` wires it, on embedded storage, with these peer addresses. */
+  async function standalone(env: Record<string, string>): Promise<{ gateway: Gateway; doc: Doc }> {
+    const all = {
+      FLOWLOOM_DATA_DIR: join(dir, String(gateways.length)),
+      FLOWLOOM_HTTP_PORT: '0',
+      FLOWLOOM_GRPC_PORT: '0',
+      FLOWLOOM_ADMIN_KEY: 'flk_openapi_test_admin_key_0123456789',
+      FLOWLOOM_LOG_LEVEL: 'silent',
+      ...env,
+    };
+    const config = loadConfig({ env: all });
+    const gateway = await startGateway({ config, env: all, ...peerForwarding(config) });
+    gateways.push(gateway);
+    const doc = (await (await fetch(`${gateway.httpUrl}/api/v1/openapi.json`)).json()) as Doc;
+    return { gateway, doc };
+  }
+
+  beforeAll(() => {
+    dir = mkdtempSync(join(tmpdir(), 'flowloom-openapi-standalone-'));
+  });
+  afterAll(async () => {
+    for (const gateway of gateways) await gateway.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('when the policy and audit APIs are forwarded, then the document describes exactly what it serves, theirs included', async () => {
+    const { gateway, doc } = await standalone({
+      FLOWLOOM_POLICY_HTTP_URL: 'http://127.0.0.1:9',
+      FLOWLOOM_AUDIT_HTTP_URL: 'http://127.0.0.1:9',
+    });
+    expect(doc.paths).toHaveProperty(['/api/v1/policies']);
+    expect(doc.paths).toHaveProperty(['/api/v1/audit/public-key']);
+    expect(unserved(gateway.routes(), doc)).toEqual([]);
+    expect(undocumented(gateway.routes(), doc)).toEqual([]);
+  }, 120_000);
+
+  it('when nothing is forwarded, then the document describes none of the policy and audit paths', async () => {
+    const { doc } = await standalone({});
+    const foreign = Object.keys(doc.paths).filter((path) =>
+      /^\/api\/v1\/(audit|policies|promotions|replay|policy-bundle|decisions)/.test(path),
+    );
+    expect(foreign).toEqual([]);
+    expect(Object.keys(doc.paths['/api/v1/jobs/{job}/interventions'] ?? {})).toEqual(['post']);
+  }, 120_000);
 });

@@ -3,7 +3,7 @@ import { auditOpenApi, startAudit } from '@flowloom/audit';
 import { busCheck, type EventBus, KafkaBus } from '@flowloom/bus';
 import { type Config, loadConfig } from '@flowloom/config';
 import {
-  type OpenApiDocument,
+  type GatewayOptions,
   policyApiDocument,
   recordedAdminAuthorizer,
   registerPeerForwarding,
@@ -56,31 +56,30 @@ function busName(bus: EventBus | undefined): string {
     : 'Kafka';
 }
 
+/**
+ * One URL for everything, as in `flowloom up`: a standalone gateway forwards the policy and audit
+ * admin APIs to those services' HTTP addresses, and describes them in its OpenAPI document only then.
+ */
+export function peerForwarding(config: Config): Pick<GatewayOptions, 'plugins' | 'apiDocuments'> {
+  const policy = config.policy.httpUrl;
+  const audit = config.audit.httpUrl;
+  return {
+    plugins: [(app) => registerPeerForwarding(app, { policy, audit, timeoutMs: config.peerTimeoutMs })],
+    apiDocuments: [...(policy ? [policyApiDocument] : []), ...(audit ? [auditOpenApi] : [])],
+  };
+}
+
 const services: Record<string, Service> = {
   gateway: {
     summary: 'OpenAI/Anthropic/Gemini-compatible HTTP and gRPC inference, keys, routing, budgets, outbox',
     async start(config, io, bus) {
-      // One URL for everything, as in `flowloom up`: the policy and audit admin APIs are forwarded
-      // to those services' HTTP addresses, and described in this gateway's OpenAPI document only then.
       const policyUrl = config.policy.httpUrl;
       const auditUrl = config.audit.httpUrl;
-      const forwarded: OpenApiDocument[] = [
-        ...(policyUrl ? [policyApiDocument] : []),
-        ...(auditUrl ? [auditOpenApi] : []),
-      ];
       const gateway = await startGateway({
         config,
         env: io.env,
         ...(bus ? { bus } : {}),
-        plugins: [
-          (app) =>
-            registerPeerForwarding(app, {
-              policy: policyUrl,
-              audit: auditUrl,
-              timeoutMs: config.peerTimeoutMs,
-            }),
-        ],
-        apiDocuments: forwarded,
+        ...peerForwarding(config),
         onAdminKeyGenerated: (secret) => io.out(`Bootstrap admin key (shown once): ${secret}`),
       });
       const forwarding = `policy API ${policyUrl ? `→ ${policyUrl}` : 'not forwarded (FLOWLOOM_POLICY_HTTP_URL)'}, audit API ${auditUrl ? `→ ${auditUrl}` : 'not forwarded (FLOWLOOM_AUDIT_HTTP_URL)'}`;
