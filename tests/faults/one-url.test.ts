@@ -1,6 +1,6 @@
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -137,7 +137,7 @@ describe('the policy and audit admin APIs through the gateway URL', () => {
     expect(direct.data.map((p) => p.name)).toContain('one-url-guard');
   });
 
-  it('when traffic reached the ledger, then flowloom audit verify against the gateway URL checks it end to end', async () => {
+  it('when traffic reached the ledger, then flowloom audit verify and export against the gateway URL check it end to end, give a bundle that verifies offline, and flowloom report reads it', async () => {
     const chat = await fetch(`${gateway.url}/v1/chat/completions`, {
       method: 'POST',
       headers: { authorization: `Bearer ${ADMIN}`, 'content-type': 'application/json' },
@@ -156,6 +156,15 @@ describe('the policy and audit admin APIs through the gateway URL', () => {
     const verified = await cli('audit', 'verify');
     expect(verified.out).not.toContain('404');
     expect(verified.code, verified.out).toBe(0);
+    // An evidence bundle exported through the gateway verifies offline.
+    const bundle = join(work, 'evidence');
+    const exported = await cli('audit', 'export', '--out', bundle);
+    expect(exported.code, exported.out).toBe(0);
+    const offline = await cli('audit', 'verify', bundle);
+    expect(offline.code, offline.out).toBe(0);
+    const report = await cli('report', '--standard', 'sox', '--out', join(work, 'report'));
+    expect(report.code, report.out).toBe(0);
+    expect(existsSync(join(work, 'report', 'report.json'))).toBe(true);
   }, 90_000);
 
   it('when the gateway describes its API, then the forwarded policy and audit paths are in its document', async () => {
