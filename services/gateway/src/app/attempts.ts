@@ -16,6 +16,13 @@ export interface AttemptResult<T> {
   controller: AbortController;
 }
 
+/**
+ * Less time than this left before the total deadline ends the request instead of starting another
+ * attempt: no provider answers in a few milliseconds, and a timer cut to the deadline may fire a
+ * millisecond before it, which would otherwise start a last attempt doomed to time out at once.
+ */
+const LAST_ATTEMPT_MIN_MS = 10;
+
 /** An abort reason recognized as a timeout by the provider clients. */
 export function timeoutReason(): Error {
   return new DOMException('The operation timed out', 'TimeoutError');
@@ -77,7 +84,7 @@ export async function withFallback<T>(
             lastFailure?.retryAfterMs,
           )
         : 0;
-      if (performance.now() + delay >= deadline) break;
+      if (performance.now() + delay >= deadline - LAST_ATTEMPT_MIN_MS) break;
       if (delay > 0) await sleep(delay, ctx.signal);
     }
     if (ctx.signal.aborted) throw new UpstreamFailure('aborted', 'the caller went away');
