@@ -109,6 +109,12 @@ describe('policy decisions and changes in the audit trail (embedded flowloom up)
     ]);
     const approvals = ofType(entries, 'promotion.approved').map((e) => e.event?.data);
     expect(approvals).toEqual([expect.objectContaining({ promotionId, version, approvedBy: 'reviewer' })]);
+    // The record an auditor checks independence with: both keys and their lineages.
+    expect(approvals[0]).toMatchObject({
+      authorKey: expect.any(String),
+      authorLineage: [expect.objectContaining({ root: true })],
+      approver: { owner: 'reviewer', root: false, lineage: [expect.objectContaining({ root: true })] },
+    });
     expect(approvals[0]?.requestedBy).not.toBe('reviewer');
 
     // Shadow, enforce (by the approval), rollback: in that order, each saying who and why.

@@ -39,6 +39,26 @@ export function runCli(args: string[], env: NodeJS.ProcessEnv, timeoutMs = 60_00
   });
 }
 
+/**
+ * The CLI environment of a person's own admin key, created with `creatorEnv`'s key (the bootstrap key
+ * hands out personal admin keys: policies are pushed with one and approved with another's).
+ */
+export async function personalAdminEnv(
+  base: string,
+  creatorEnv: NodeJS.ProcessEnv,
+  owner: string,
+): Promise<NodeJS.ProcessEnv> {
+  const created = await runCli(
+    ['keys', 'create', '--name', owner, '--owner', owner, '--admin', '--json'],
+    creatorEnv,
+  );
+  if (created.code !== 0) throw new Error(`flowloom keys create for ${owner} failed: ${created.stderr}`);
+  return cleanEnv({
+    FLOWLOOM_URL: base,
+    FLOWLOOM_API_KEY: (JSON.parse(created.stdout) as { key: string }).key,
+  });
+}
+
 /** Runs a command to completion; after `timeoutMs` it is killed and the error names it by `label`. */
 export function runProcess(
   command: string,
@@ -223,8 +243,13 @@ export interface EmbeddedPlatform {
   base: string;
   /** Its gRPC address (host:port). */
   grpcAddress: string;
-  /** The CLI's environment as the bootstrap admin. */
+  /**
+   * The CLI's environment as alice, a personal admin key the bootstrap key created (policies cannot
+   * be pushed with the bootstrap key: no one could approve them).
+   */
   env: NodeJS.ProcessEnv;
+  /** The CLI's environment as the bootstrap admin. */
+  rootEnv: NodeJS.ProcessEnv;
   /** The CLI's environment as a second admin, who can approve the first one's promotions. */
   reviewerEnv: NodeJS.ProcessEnv;
   /** A member key named `memberName`, for the model APIs. */
@@ -232,8 +257,8 @@ export interface EmbeddedPlatform {
 }
 
 /**
- * An embedded `flowloom up` (see `embeddedUpEnv`) once it is up, with a reviewer admin and a member
- * key created through `flowloom keys create`.
+ * An embedded `flowloom up` (see `embeddedUpEnv`) once it is up, with two personal admins (alice and
+ * a reviewer) and a member key created with the bootstrap key through `flowloom keys create`.
  */
 export async function startEmbeddedPlatform(
   dataDir: string,
@@ -243,20 +268,17 @@ export async function startEmbeddedPlatform(
   const upEnv = await embeddedUpEnv(dataDir, adminKey);
   const up = startUp(upEnv.env);
   await waitForOutput(up, /FlowLoom is up/, 90_000);
-  const env = cleanEnv({ FLOWLOOM_URL: upEnv.base, FLOWLOOM_API_KEY: adminKey });
-  const createdKey = async (args: string[]): Promise<string> => {
-    const created = await runCli(['keys', 'create', ...args, '--json'], env);
-    if (created.code !== 0) throw new Error(`flowloom keys create ${args.join(' ')}: ${created.stderr}`);
-    return (JSON.parse(created.stdout) as { key: string }).key;
-  };
-  const reviewerKey = await createdKey(['--name', 'reviewer', '--owner', 'reviewer', '--admin']);
+  const rootEnv = cleanEnv({ FLOWLOOM_URL: upEnv.base, FLOWLOOM_API_KEY: adminKey });
+  const member = await runCli(['keys', 'create', '--name', memberName, '--json'], rootEnv);
+  if (member.code !== 0) throw new Error(`flowloom keys create --name ${memberName}: ${member.stderr}`);
   return {
     up,
     base: upEnv.base,
     grpcAddress: `127.0.0.1:${upEnv.env.FLOWLOOM_GRPC_PORT}`,
-    env,
-    reviewerEnv: cleanEnv({ FLOWLOOM_URL: upEnv.base, FLOWLOOM_API_KEY: reviewerKey }),
-    memberKey: await createdKey(['--name', memberName]),
+    env: await personalAdminEnv(upEnv.base, rootEnv, 'alice'),
+    rootEnv,
+    reviewerEnv: await personalAdminEnv(upEnv.base, rootEnv, 'reviewer'),
+    memberKey: (JSON.parse(member.stdout) as { key: string }).key,
   };
 }
 

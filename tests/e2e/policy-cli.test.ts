@@ -8,6 +8,7 @@ import {
   runCli as cli,
   loopGuardPolicy,
   loopJob,
+  personalAdminEnv,
   type Running,
   startUp,
   stopUp,
@@ -35,6 +36,7 @@ let up: Running | undefined;
 let base: string;
 let env: NodeJS.ProcessEnv;
 let reviewerEnv: NodeJS.ProcessEnv;
+let rootEnv: NodeJS.ProcessEnv;
 let memberKey: string;
 
 beforeAll(async () => {
@@ -55,15 +57,10 @@ beforeAll(async () => {
   });
   up = startUp(upEnv);
   await waitForOutput(up, /FlowLoom is up/, 90_000);
-  env = cleanEnv({ FLOWLOOM_URL: base, FLOWLOOM_API_KEY: ADMIN });
-  const reviewer = await cli(
-    ['keys', 'create', '--name', 'reviewer', '--owner', 'reviewer', '--admin', '--json'],
-    env,
-  );
-  reviewerEnv = cleanEnv({
-    FLOWLOOM_URL: base,
-    FLOWLOOM_API_KEY: (JSON.parse(reviewer.stdout) as { key: string }).key,
-  });
+  // The bootstrap key hands out personal admin keys: alice (the author) and a reviewer.
+  rootEnv = cleanEnv({ FLOWLOOM_URL: base, FLOWLOOM_API_KEY: ADMIN });
+  env = await personalAdminEnv(base, rootEnv, 'alice');
+  reviewerEnv = await personalAdminEnv(base, rootEnv, 'reviewer');
   const member = await fetch(`${base}/api/v1/keys`, {
     method: 'POST',
     headers: { authorization: `Bearer ${ADMIN}`, 'content-type': 'application/json' },
@@ -95,6 +92,10 @@ describe('flowloom policy against flowloom up', () => {
 
   it('when a valid policy is pushed and put in shadow, then a loop is flagged but nothing is refused', async () => {
     expect((await cli(['policy', 'validate', join(dir, 'guard.yaml')], env)).code).toBe(0);
+    const asRoot = await cli(['policy', 'push', join(dir, 'guard.yaml')], rootEnv);
+    expect(asRoot.code).toBe(1);
+    expect(asRoot.stderr).toContain('bootstrap admin key');
+    expect(asRoot.stderr).toContain('flowloom keys create NAME --owner you@example.com --admin');
     const pushed = await cli(['policy', 'push', join(dir, 'guard.yaml'), '-m', 'first guard', '--json'], env);
     expect(pushed.code, pushed.stderr).toBe(0);
     version = (JSON.parse(pushed.stdout) as { version: string }).version;
@@ -120,6 +121,11 @@ describe('flowloom policy against flowloom up', () => {
     const self = await cli(['policy', 'approve', id!], env);
     expect(self.code).toBe(1);
     expect(self.stderr).toContain('cannot approve');
+    // The bypass: alice makes herself an admin key under another owner; it descends from hers.
+    const sockEnv = await personalAdminEnv(base, env, 'mallory');
+    const bypass = await cli(['policy', 'approve', id!], sockEnv);
+    expect(bypass.code).toBe(1);
+    expect(bypass.stderr).toContain("descends from the author's key");
     const approved = await cli(['policy', 'approve', id!], reviewerEnv);
     expect(approved.code, approved.stderr).toBe(0);
     expect(approved.stdout).toContain('approved by reviewer');

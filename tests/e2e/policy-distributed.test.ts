@@ -45,6 +45,7 @@ let policyHttp: Awaited<ReturnType<typeof startPolicyHttp>>;
 let policyUrl: string;
 let memberKey: string;
 let reviewerKey: string;
+let authorKey: string;
 
 async function api(base: string, method: string, path: string, key: string, body?: unknown) {
   const res = await fetch(`${base}${path}`, {
@@ -90,15 +91,14 @@ beforeAll(async () => {
   policyUrl = policyHttp.url;
 
   memberKey = String((await api(gateway.httpUrl, 'POST', '/api/v1/keys', ADMIN, { name: 'agent' })).body.key);
-  reviewerKey = String(
-    (
-      await api(gateway.httpUrl, 'POST', '/api/v1/keys', ADMIN, {
-        name: 'reviewer',
-        owner: 'reviewer',
-        role: 'admin',
-      })
-    ).body.key,
-  );
+  // Personal admin keys from the bootstrap key: policies are pushed by one and approved by the other.
+  const personal = async (owner: string) =>
+    String(
+      (await api(gateway.httpUrl, 'POST', '/api/v1/keys', ADMIN, { name: owner, owner, role: 'admin' })).body
+        .key,
+    );
+  authorKey = await personal('alice');
+  reviewerKey = await personal('reviewer');
 });
 
 afterAll(async () => {
@@ -119,7 +119,7 @@ async function activeOnGateway(): Promise<{ revision: number; policies: Array<{ 
 }
 
 async function pushAndEnforce(source: string): Promise<{ version: string; ms: number }> {
-  const pushed = await api(policyUrl, 'POST', '/api/v1/policies', ADMIN, { source, message: 'e2e' });
+  const pushed = await api(policyUrl, 'POST', '/api/v1/policies', authorKey, { source, message: 'e2e' });
   expect([200, 201]).toContain(pushed.status);
   const version = String(pushed.body.version);
   const requested = await api(policyUrl, 'POST', '/api/v1/policies/runaway-guard/promotions', ADMIN, {
@@ -128,6 +128,7 @@ async function pushAndEnforce(source: string): Promise<{ version: string; ms: nu
   });
   expect(requested.status).toBe(202);
   const id = (requested.body.promotion as { id: string }).id;
+  expect((await api(policyUrl, 'POST', `/api/v1/promotions/${id}/approve`, authorKey)).status).toBe(403);
   expect((await api(policyUrl, 'POST', `/api/v1/promotions/${id}/approve`, ADMIN)).status).toBe(403);
   const started = Date.now();
   const approved = await api(policyUrl, 'POST', `/api/v1/promotions/${id}/approve`, reviewerKey);
@@ -284,7 +285,7 @@ describe('policies across services', () => {
   });
 
   it('when a stricter candidate is replayed against the recorded traffic, then the changes are counted', async () => {
-    const pushed = await api(policyUrl, 'POST', '/api/v1/policies', ADMIN, {
+    const pushed = await api(policyUrl, 'POST', '/api/v1/policies', authorKey, {
       source: GUARD(2),
       message: 'stricter',
     });

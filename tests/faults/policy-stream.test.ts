@@ -36,6 +36,7 @@ let relay: FreezableRelay;
 let policy: Service;
 let memberKey = '';
 let reviewerKey = '';
+let authorKey = '';
 
 beforeAll(async () => {
   work = mkdtempSync(join(tmpdir(), 'flowloom-faults-policy-stream-'));
@@ -67,13 +68,17 @@ beforeAll(async () => {
   memberKey = (
     await adminCall<{ key: string }>(gateway.url, ADMIN, 'POST', '/api/v1/keys', { name: 'agent' })
   ).key;
-  reviewerKey = (
-    await adminCall<{ key: string }>(gateway.url, ADMIN, 'POST', '/api/v1/keys', {
-      name: 'reviewer',
-      owner: 'reviewer',
-      role: 'admin',
-    })
-  ).key;
+  // Personal admin keys from the bootstrap key: one pushes policies, the other approves them.
+  const personal = async (owner: string) =>
+    (
+      await adminCall<{ key: string }>(gateway.url, ADMIN, 'POST', '/api/v1/keys', {
+        name: owner,
+        owner,
+        role: 'admin',
+      })
+    ).key;
+  authorKey = await personal('alice');
+  reviewerKey = await personal('reviewer');
 }, 90_000);
 
 afterAll(async () => {
@@ -143,12 +148,18 @@ class FreezableRelay {
 
 /** Pushes a version, has it promoted to enforce and approved by a second admin; returns its id and when it was approved. */
 async function enforce(source: string): Promise<{ version: string; approvedAt: number }> {
-  const { version } = await adminCall<{ version: string }>(policy.url, ADMIN, 'POST', '/api/v1/policies', {
-    source,
-  });
+  const { version } = await adminCall<{ version: string }>(
+    policy.url,
+    authorKey,
+    'POST',
+    '/api/v1/policies',
+    {
+      source,
+    },
+  );
   const { promotion } = await adminCall<{ promotion: { id: string } }>(
     policy.url,
-    ADMIN,
+    authorKey,
     'POST',
     '/api/v1/policies/stream-guard/promotions',
     { version, mode: 'enforce' },

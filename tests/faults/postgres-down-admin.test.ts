@@ -88,11 +88,11 @@ interface Reply {
   body: unknown;
 }
 
-async function call(base: string, method: string, path: string, body?: unknown): Promise<Reply> {
+async function call(base: string, method: string, path: string, body?: unknown, key = ADMIN): Promise<Reply> {
   const response = await fetch(`${base}${path}`, {
     method,
     headers: {
-      authorization: `Bearer ${ADMIN}`,
+      authorization: `Bearer ${key}`,
       ...(body === undefined ? {} : { 'content-type': 'application/json' }),
     },
     ...(body === undefined ? {} : { body: JSON.stringify(body) }),
@@ -133,7 +133,13 @@ describe('when PostgreSQL is down, the admin APIs', () => {
     const member = await adminCall<{ id: string }>(gateway.url, ADMIN, 'POST', '/api/v1/keys', {
       name: 'before-outage',
     });
-    await adminCall(policy.url, ADMIN, 'POST', '/api/v1/policies', { source: POLICY('kept') });
+    // Policies are pushed with a personal admin key (the bootstrap key may not author them).
+    const ops = await adminCall<{ key: string }>(gateway.url, ADMIN, 'POST', '/api/v1/keys', {
+      name: 'ops',
+      owner: 'ops',
+      role: 'admin',
+    });
+    await adminCall(policy.url, ops.key, 'POST', '/api/v1/policies', { source: POLICY('kept') });
     await adminCall(audit.url, ADMIN, 'GET', '/api/v1/audit/entries?limit=1');
 
     const calls: Array<{ name: string; run: () => Promise<Reply> }> = [
@@ -150,7 +156,7 @@ describe('when PostgreSQL is down, the admin APIs', () => {
       { name: 'policy GET policies', run: () => call(policy.url, 'GET', '/api/v1/policies') },
       {
         name: 'policy POST policies',
-        run: () => call(policy.url, 'POST', '/api/v1/policies', { source: POLICY('during-outage') }),
+        run: () => call(policy.url, 'POST', '/api/v1/policies', { source: POLICY('during-outage') }, ops.key),
       },
       { name: 'policy GET decisions', run: () => call(policy.url, 'GET', '/api/v1/decisions') },
       { name: 'audit GET entries', run: () => call(audit.url, 'GET', '/api/v1/audit/entries?limit=5') },

@@ -70,10 +70,20 @@ export type RequestFailed = z.infer<typeof requestFailedSchema>;
 
 export const keyChangedSchema = z.object({
   keyId: z.string(),
-  action: z.enum(['created', 'revoked', 'rotated']),
+  action: z.enum(['created', 'revoked', 'rotated', 'suspended', 'resumed']),
   actor: z.string(),
   name: z.string(),
   project: z.string().optional(),
+  /** The admin key that created the key (kept across rotations); absent for the bootstrap key. */
+  createdBy: z.string().optional(),
+  /** The admin key that rotated it, which was handed the new secret. */
+  rotatedBy: z.string().optional(),
+  /** `suspended` by a policy: the decision, policy, version and rule that did it, and why. */
+  decisionId: z.string().optional(),
+  policy: z.string().optional(),
+  version: z.string().optional(),
+  rule: z.string().optional(),
+  reason: z.string().optional(),
 });
 export type KeyChanged = z.infer<typeof keyChangedSchema>;
 
@@ -93,7 +103,7 @@ const authAttempt = {
 
 export const authFailedSchema = z.object({
   ...authAttempt,
-  /** The error code the caller got: missing_api_key, invalid_api_key, key_revoked, key_expired, forbidden. */
+  /** The error code the caller got: missing_api_key, invalid_api_key, key_revoked, key_expired, key_suspended, forbidden. */
   reason: z.string(),
   /**
    * Further refusals of the same key from the same address within this many seconds are not

@@ -234,6 +234,9 @@ const rolloutFields = {
   by: z.enum(['job', 'key']).optional(),
 };
 
+/** A key whose holder could have known another key's secret (its creator, rotator and theirs). */
+const keyAncestorSchema = z.object({ keyId: z.string(), owner: z.string(), root: z.boolean() });
+
 export const policyPromotionSchema = z.object({
   promotionId: z.string(),
   name: z.string(),
@@ -242,6 +245,18 @@ export const policyPromotionSchema = z.object({
   author: z.string(),
   requestedBy: z.string(),
   approvedBy: z.string().optional(),
+  /** The key the version was pushed with, and its lineage then (approval events). */
+  authorKey: z.string().optional(),
+  authorLineage: z.array(keyAncestorSchema).optional(),
+  /** The approver's key, owner and lineage (approval events): second-person approval, checkable. */
+  approver: z
+    .object({
+      keyId: z.string(),
+      owner: z.string(),
+      root: z.boolean(),
+      lineage: z.array(keyAncestorSchema),
+    })
+    .optional(),
 });
 export type PolicyPromotion = z.infer<typeof policyPromotionSchema>;
 

@@ -11,6 +11,7 @@ export type ErrorCode =
   | 'invalid_api_key'
   | 'key_revoked'
   | 'key_expired'
+  | 'key_suspended'
   | 'model_not_allowed'
   | 'forbidden'
   | 'model_not_found'

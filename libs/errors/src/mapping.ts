@@ -75,6 +75,8 @@ const CODES: Record<ErrorCode, CodeInfo> = {
   invalid_api_key: AUTH,
   key_revoked: AUTH,
   key_expired: AUTH,
+  // The caller is known, and refused until an admin resumes the key: permission, not authentication.
+  key_suspended: PERMISSION,
   model_not_allowed: PERMISSION,
   forbidden: PERMISSION,
   policy_blocked: PERMISSION,

@@ -77,7 +77,7 @@ describe('findings from what the gateway says', () => {
   });
 
   it('when a suspension or a block is read, then the action says which', () => {
-    const suspend = `Refused by policy "p" (version abc, rule "r"): abuse. API key flk_abcd… is suspended; ask an admin for a new key. Decision ${DECISION_ID} (GET /api/v1/decisions/${DECISION_ID}).`;
+    const suspend = `Refused by policy "p" (version abc, rule "r"): abuse. API key flk_abcd… is suspended until an admin resumes it (POST /api/v1/keys/k1/resume, flowloom keys resume k1). Decision ${DECISION_ID} (GET /api/v1/decisions/${DECISION_ID}).`;
     const block = `Refused by policy "p" (version abc, rule "r"): project forbidden may not call models. Decision ${DECISION_ID} (GET /api/v1/decisions/${DECISION_ID}).`;
     expect(findingOfRefusal(suspend, DECISION_ID)?.action).toBe('suspend_key');
     expect(findingOfRefusal(block, DECISION_ID)).toMatchObject({

@@ -8,12 +8,24 @@ import { SqlKeyStore } from './adapters/sql-key-store.js';
 import { OutboxRelay, SqlOutbox } from './adapters/sql-outbox.js';
 import { AuthEvents } from './app/auth-events.js';
 import { Authenticator, presentedKey } from './app/authenticate.js';
+import type { KeyAncestor } from './domain/keys.js';
+
+/** An authorized admin: its key, the key's owner, and the key's lineage for second-person checks. */
+export interface AuthorizedAdmin {
+  actor: string;
+  keyId: string;
+  owner: string;
+  /** The key has no creator: the bootstrap admin key (or one older than lineage). */
+  root: boolean;
+  /** Keys whose holders could have known this key's secret, nearest first. */
+  lineage: KeyAncestor[];
+}
 
 /** Authenticates a request's key (Bearer or x-api-key) and requires the admin role; throws AppError otherwise. */
 export type AdminAuthorizer = (
   headers: Record<string, string | string[] | undefined>,
   request?: { requestId?: string; sourceIp?: string },
-) => Promise<{ actor: string; keyId: string; owner: string }>;
+) => Promise<AuthorizedAdmin>;
 
 export function adminAuthorizer(auth: Authenticator): AdminAuthorizer {
   return async (headers, request) => {
@@ -27,7 +39,13 @@ export function adminAuthorizer(auth: Authenticator): AdminAuthorizer {
         ...(request?.sourceIp ? { sourceIp: request.sourceIp } : {}),
       },
     );
-    return { actor: `key/${key.id} (${key.name})`, keyId: key.id, owner: key.owner };
+    return {
+      actor: `key/${key.id} (${key.name})`,
+      keyId: key.id,
+      owner: key.owner,
+      root: key.createdBy === null,
+      lineage: await auth.lineage(key.id),
+    };
   };
 }
 

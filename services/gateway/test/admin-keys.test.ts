@@ -24,6 +24,8 @@ interface KeyView {
   expiresAt: string | null;
   revokedAt: string | null;
   rotatedFrom: string | null;
+  createdBy: string | null;
+  rotatedBy: string | null;
 }
 type IssuedView = KeyView & { key: string };
 
@@ -345,6 +347,45 @@ describe('who may administer keys', () => {
   it('when a key is created with the admin role, then it may administer keys', async () => {
     const admin2 = await create({ name: 'second-admin', role: 'admin' });
     expect((await t.get('/api/v1/keys', admin2.key)).status).toBe(200);
+  });
+});
+
+describe('lineage: who created each key', () => {
+  it('when admins create and rotate keys, then each key names its creator, a rotation keeps it, and the lineage follows creators and rotators', async () => {
+    const bootstrap = (await listKeys()).find((k) => k.id === adminId);
+    expect(bootstrap?.createdBy).toBeNull();
+    const alice = await create({ name: 'alice', owner: 'alice', role: 'admin' });
+    expect(alice.createdBy).toBe(adminId);
+    const bob = await create({ name: 'bob', owner: 'bob', role: 'admin' });
+
+    const byAlice = await t.post(
+      '/api/v1/keys',
+      { name: 'puppet', owner: 'someone-else', role: 'admin' },
+      alice.key,
+    );
+    expect(byAlice.status, byAlice.text).toBe(201);
+    const puppet = byAlice.body as IssuedView;
+    expect(puppet).toMatchObject({ createdBy: alice.id, owner: 'someone-else', rotatedBy: null });
+    expect((await keyEvents(puppet.id))[0]?.data).toMatchObject({ action: 'created', createdBy: alice.id });
+
+    // Bob rotates the puppet: the new key keeps alice's key as creator, and names bob as rotator.
+    const res = await t.post(`/api/v1/keys/${puppet.id}/rotate`, { gracePeriodSeconds: 0 }, bob.key);
+    expect(res.status, res.text).toBe(201);
+    const rotated = res.body as IssuedView;
+    expect(rotated).toMatchObject({ createdBy: alice.id, rotatedBy: bob.id, rotatedFrom: puppet.id });
+    expect((await t.get(`/api/v1/keys/${rotated.id}`, t.adminKey)).body).toMatchObject({
+      createdBy: alice.id,
+      rotatedBy: bob.id,
+    });
+
+    const authorized = await t.gateway.authorizeAdmin({ authorization: `Bearer ${rotated.key}` });
+    expect(authorized).toMatchObject({ keyId: rotated.id, owner: 'someone-else', root: false });
+    expect(new Set(authorized.lineage.map((a) => a.keyId))).toEqual(
+      new Set([alice.id, puppet.id, bob.id, adminId]),
+    );
+    expect(authorized.lineage.find((a) => a.keyId === adminId)).toMatchObject({ root: true });
+    const root = await t.gateway.authorizeAdmin({ authorization: `Bearer ${t.adminKey}` });
+    expect(root).toMatchObject({ keyId: adminId, root: true, lineage: [] });
   });
 });
 

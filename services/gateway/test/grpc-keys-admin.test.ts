@@ -7,6 +7,7 @@ import { loadService } from '@flowloom/grpc';
 import { createLogger } from '@flowloom/telemetry';
 import * as grpc from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { SqlKeyStore } from '../src/adapters/sql-key-store.js';
 import { hashKey } from '../src/domain/keys.js';
 import { type Gateway, startGateway } from '../src/main.js';
 
@@ -166,7 +167,9 @@ describe('KeysAdmin over gRPC', () => {
       models: ['flowloom-local*'],
       revokedAt: '',
       rotatedFrom: '',
+      rotatedBy: '',
     });
+    expect(key.createdBy).toMatch(/^[0-9a-f-]{36}$/);
     const expires = Date.parse(key.expiresAt as string) - Date.now();
     expect(expires).toBeGreaterThan(29.9 * 86_400_000);
     expect(expires).toBeLessThan(30.1 * 86_400_000);
@@ -176,7 +179,13 @@ describe('KeysAdmin over gRPC', () => {
     expect(shown).toEqual(key);
     const overHttp = await httpGet(`/api/v1/keys/${key.id}`);
     expect(overHttp.status).toBe(200);
-    expect(shown).toEqual({ ...overHttp.body, revokedAt: '', rotatedFrom: '' });
+    expect(shown).toEqual({
+      ...overHttp.body,
+      revokedAt: '',
+      rotatedFrom: '',
+      rotatedBy: '',
+      suspendedAt: '',
+    });
     const listed = ok(await admin<{ keys: Message[] }>('listKeys', { project: 'search' }));
     expect(listed.keys.map((k) => k.id)).toEqual([key.id]);
     const everything = JSON.stringify([shown, listed]);
@@ -261,6 +270,7 @@ describe('KeysAdmin over gRPC', () => {
       project: 'search',
       models: ['flowloom-local'],
       rotatedFrom: old.key.id,
+      createdBy: old.key.createdBy,
     });
     expect(await works(rotated.secret)).toBe(true);
     expect(await works(old.secret)).toBe(true);
@@ -277,6 +287,34 @@ describe('KeysAdmin over gRPC', () => {
     const until = Date.parse(ok(await admin<Message>('getKey', { id: other.key.id })).expiresAt as string);
     expect(Math.round((until - Date.now()) / 60_000)).toBe(60);
     expect(await works(other.secret)).toBe(true);
+  });
+
+  it('when a key suspended by a policy is resumed, then it works again and shows as active; resuming an active key is FAILED_PRECONDITION', async () => {
+    const issued = await issue({ name: 'suspended' });
+    const id = issued.key.id as string;
+    // As the policy gate does for suspend_key (here on a key never used, so no replica has it cached).
+    await new SqlKeyStore(gateway.db).suspend(id, new Date(), {
+      by: 'policy/guard@0123456789ab rule abuse',
+      reason: 'abuse',
+      decisionId: 'decision-1',
+      policy: 'guard',
+      rule: 'abuse',
+    });
+    expect(await works(issued.secret)).toBe(grpc.status.PERMISSION_DENIED);
+    expect(ok(await admin('getKey', { id }))).toMatchObject({
+      status: 'suspended',
+      suspension: { decisionId: 'decision-1', policy: 'guard', rule: 'abuse', reason: 'abuse' },
+    });
+    expect(ok(await admin<{ keys: Message[] }>('listKeys', {})).keys.find((k) => k.id === id)).toMatchObject({
+      status: 'suspended',
+    });
+
+    expect(ok(await admin('resumeKey', { id }))).toMatchObject({ id, status: 'active', suspendedAt: '' });
+    expect(await works(issued.secret)).toBe(true);
+    const again = failed(await admin('resumeKey', { id }));
+    expect(again.code).toBe(grpc.status.FAILED_PRECONDITION);
+    expect(again.details).toContain('is not suspended');
+    expect(failed(await admin('resumeKey', { id: 'nope' })).code).toBe(grpc.status.INVALID_ARGUMENT);
   });
 
   it('when the health of KeysAdmin is asked, then it is SERVING', async () => {

@@ -217,16 +217,55 @@ describe('stop_job and suspend_key', () => {
     await t.post('/api/v1/jobs/manual-1/clear', {}, t.adminKey);
   });
 
-  it('when a rule suspends the key, then the key is revoked by the policy and its next request is a 401', async () => {
+  it('when a rule suspends the key, then its requests get 403 naming the decision until an admin resumes it, and both are key events', async () => {
     const abuser = await t.createKey({ name: 'abuser' });
     const res = await t.post('/v1/chat/completions', chat('x'), abuser.key, job('abuse'));
-    expect(expectOpenAIError(res, 403, 'policy_blocked').message).toContain('is suspended');
-    const next = await t.post('/v1/chat/completions', chat('x'), abuser.key);
-    expectOpenAIError(next, 401, 'key_revoked');
-    const revoked = (await eventsOfType(t, KEY_CHANGED)).find(
-      (e) => e.data.keyId === abuser.id && e.data.action === 'revoked',
+    const suspendMessage = expectOpenAIError(res, 403, 'policy_blocked').message;
+    expect(suspendMessage).toContain(
+      `is suspended until an admin resumes it (POST /api/v1/keys/${abuser.id}/resume`,
     );
-    expect(String(revoked?.data.actor)).toMatch(/^policy\/actions@[0-9a-f]{12} rule abuser$/);
+    const decision = res.headers.get('x-flowloom-decision');
+
+    // Suspended, not revoked: refused in the caller's format, naming the decision and the way back.
+    const next = await t.post('/v1/chat/completions', chat('x'), abuser.key);
+    const nextMessage = expectOpenAIError(next, 403, 'key_suspended').message;
+    expect(nextMessage).toContain(`suspended by decision ${decision}`);
+    expect(nextMessage).toContain(`flowloom keys resume ${abuser.id}`);
+    const anthropic = await t.post(
+      '/v1/messages',
+      { model: 'flowloom-local', max_tokens: 8, messages: [{ role: 'user', content: 'x' }] },
+      abuser.key,
+    );
+    expect(expectAnthropicError(anthropic, 403, 'permission_error').message).toContain(
+      `suspended by decision ${decision}`,
+    );
+    const shown = await t.get(`/api/v1/keys/${abuser.id}`, t.adminKey);
+    expect(shown.body).toMatchObject({
+      status: 'suspended',
+      revokedAt: null,
+      suspension: { decisionId: decision, policy: 'actions', rule: 'abuser' },
+    });
+    const listed = (await t.get('/api/v1/keys', t.adminKey)).body as {
+      data: Array<{ id: string; status: string }>;
+    };
+    expect(listed.data.find((k) => k.id === abuser.id)?.status).toBe('suspended');
+    const suspended = (await eventsOfType(t, KEY_CHANGED)).find(
+      (e) => e.data.keyId === abuser.id && e.data.action === 'suspended',
+    );
+    expect(String(suspended?.data.actor)).toMatch(/^policy\/actions@[0-9a-f]{12} rule abuser$/);
+    expect(suspended?.data).toMatchObject({ decisionId: decision, policy: 'actions', rule: 'abuser' });
+
+    const resumed = await t.post(`/api/v1/keys/${abuser.id}/resume`, {}, t.adminKey);
+    expect(resumed.status, resumed.text).toBe(200);
+    expect(resumed.body).toMatchObject({ status: 'active', suspendedAt: null, suspension: null });
+    expect((await t.post('/v1/chat/completions', chat('x'), abuser.key)).status).toBe(200);
+    const resumedEvent = (await eventsOfType(t, KEY_CHANGED)).find(
+      (e) => e.data.keyId === abuser.id && e.data.action === 'resumed',
+    );
+    expect(String(resumedEvent?.data.actor)).toMatch(/^key\/[0-9a-f-]{36} \(/);
+    expect(resumedEvent?.data).toMatchObject({ decisionId: decision });
+    expectOpenAIError(await t.post(`/api/v1/keys/${abuser.id}/resume`, {}, t.adminKey), 409, 'conflict');
+    expect((await t.post(`/api/v1/keys/${abuser.id}/resume`, {}, abuser.key)).status).toBe(403);
   });
 
   it('when a rule would suspend an admin key, then only the request is refused', async () => {

@@ -58,14 +58,15 @@ function client(t: PolicyGateway, key: string, defaultHeaders: Record<string, st
   return new OpenAI({ apiKey: key, baseURL: `${t.url}/v1`, maxRetries: 0, defaultHeaders });
 }
 
-/** Whether the key is refused now (401), polling a cheap call until it is or `ms` pass. */
+/** Whether the key is refused now (403, suspended), polling a cheap call until it is or `ms` pass. */
 async function refusedWithin(ai: OpenAI, ms: number): Promise<number> {
   return within(ms, async () => {
     try {
       await ai.chat.completions.create(ask(1));
       return false;
     } catch (error) {
-      if (error instanceof OpenAI.APIError && error.status === 401) return true;
+      if (error instanceof OpenAI.APIError && error.status === 403 && error.code === 'key_suspended')
+        return true;
       throw error;
     }
   });
@@ -139,10 +140,10 @@ describe('post-call rules, enforced', () => {
       (e) => e.data.decisionId === after?.decisionId,
     );
     expect(intervention?.data).toMatchObject({ action: 'suspend_key', phase: 'post_call', enforced: true });
-    const revoked = (await eventsOfType(t, KEY_CHANGED)).filter(
-      (e) => e.data.keyId === id && e.data.action === 'revoked',
+    const suspended = (await eventsOfType(t, KEY_CHANGED)).filter(
+      (e) => e.data.keyId === id && e.data.action === 'suspended',
     );
-    expect(revoked.map((e) => e.data.actor)).toEqual([
+    expect(suspended.map((e) => e.data.actor)).toEqual([
       expect.stringMatching(/^policy\/answers@[0-9a-f]{12} rule long-answer$/),
     ]);
     // The short answer before it had a post-call decision too, which changed nothing.
@@ -319,7 +320,9 @@ describe('post-call rules in shadow mode', () => {
     const again = await ai.chat.completions.create(ask(1));
     expect(again.choices[0]?.message.content).toBe('a reply in a few pieces');
     expect(
-      (await eventsOfType(t, KEY_CHANGED)).filter((e) => e.data.keyId === id && e.data.action === 'revoked'),
+      (await eventsOfType(t, KEY_CHANGED)).filter(
+        (e) => e.data.keyId === id && e.data.action === 'suspended',
+      ),
     ).toEqual([]);
   });
 });

@@ -30,6 +30,8 @@ function newKey(extra: Partial<NewKey> = {}): NewKey {
     models: null,
     expiresAt: null,
     rotatedFrom: null,
+    createdBy: null,
+    rotatedBy: null,
     ...extra,
   };
 }

@@ -78,6 +78,13 @@ describe('PolicyAdmin over gRPC: credentials', () => {
     expect(failed(await push(V1, 'member')).code).toBe(grpc.status.PERMISSION_DENIED);
     expect(ok(await admin.call<{ policies: unknown[] }>('listPolicies', {}, 'alice')).policies).toEqual([]);
   });
+
+  it('when the bootstrap admin key pushes, then PERMISSION_DENIED says to push with a personal admin key', async () => {
+    const refused = failed(await push(V1, 'bootstrap'));
+    expect(refused.code).toBe(grpc.status.PERMISSION_DENIED);
+    expect(refused.details).toContain('flowloom keys create NAME --owner you@example.com --admin');
+    expect(ok(await admin.call<{ policies: unknown[] }>('listPolicies', {}, 'alice')).policies).toEqual([]);
+  });
 });
 
 describe('PolicyAdmin over gRPC: validate, push, versions, diff', () => {
@@ -241,6 +248,14 @@ describe('PolicyAdmin over gRPC: promotion with approval, rollback', () => {
     const own = failed(await admin.call('approvePromotion', { id }, 'alice'));
     expect(own.code).toBe(grpc.status.PERMISSION_DENIED);
     expect(own.details).toContain('cannot approve its promotion; another person must');
+    // The bypass: alice's key created a key with another owner; its holder could be alice.
+    const sock = failed(await admin.call('approvePromotion', { id }, 'mallory_by_alice'));
+    expect(sock.code).toBe(grpc.status.PERMISSION_DENIED);
+    expect(sock.details).toContain("descends from the author's key alice-key");
+    // The bootstrap key created every key, alice's included.
+    const root = failed(await admin.call('approvePromotion', { id }, 'bootstrap'));
+    expect(root.code).toBe(grpc.status.PERMISSION_DENIED);
+    expect(root.details).toContain('bootstrap admin key');
     expect(ok(await admin.call('getPromotion', { id }, 'alice'))).toMatchObject({ status: 'pending' });
 
     const approved = ok(await admin.call('approvePromotion', { id }, 'bob'));
@@ -251,6 +266,12 @@ describe('PolicyAdmin over gRPC: promotion with approval, rollback', () => {
     expect(ok(await admin.call('getPromotion', { id }, 'alice'))).toMatchObject({
       status: 'applied',
       approvedBy: 'bob',
+      approver: {
+        keyId: 'bob-key',
+        owner: 'bob',
+        root: false,
+        lineage: [{ keyId: 'bootstrap-key', owner: 'admin', root: true }],
+      },
     });
     expect(failed(await admin.call('getPromotion', { id: uuidv7() }, 'alice')).code).toBe(
       grpc.status.NOT_FOUND,

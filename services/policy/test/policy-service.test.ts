@@ -177,11 +177,22 @@ describe('rollout: shadow, canary and enforce with approval, rollback', () => {
     const self = await t.call('POST', `/api/v1/promotions/${id}/approve`, 'alice');
     expect(self.status).toBe(403);
     expect(at<string>(self.body, 'error.message')).toMatch(/alice wrote version .* cannot approve/);
-
-    const approved = await t.call('POST', `/api/v1/promotions/${id}/approve`, 'bob');
+    // A key alice's key created, whatever owner it names, and a key of a key she created: refused.
+    for (const sock of ['mallory_by_alice', 'carol_by_alice']) {
+      const bypass = await t.call('POST', `/api/v1/promotions/${id}/approve`, sock);
+      expect(bypass.status).toBe(403);
+      expect(at<string>(bypass.body, 'error.message')).toContain("descends from the author's key alice-key");
+    }
+    // A key created by a person other than alice: independent of her.
+    const approved = await t.call('POST', `/api/v1/promotions/${id}/approve`, 'bob_by_dave');
     expect(approved.status, approved.text).toBe(200);
     expect(approved.body).toMatchObject({
-      promotion: { status: 'applied', approvedBy: 'bob', author: 'alice' },
+      promotion: {
+        status: 'applied',
+        approvedBy: 'bob',
+        author: 'alice',
+        approver: { keyId: 'bob_by_dave-key', owner: 'bob' },
+      },
     });
     const after = await guard();
     expect(after?.stable?.version).toBe(v1);
@@ -195,6 +206,17 @@ describe('rollout: shadow, canary and enforce with approval, rollback', () => {
       approvedBy: 'bob',
       author: 'alice',
       mode: 'enforce',
+      authorKey: 'alice-key',
+      authorLineage: [{ keyId: 'bootstrap-key', root: true }],
+      approver: {
+        keyId: 'bob_by_dave-key',
+        owner: 'bob',
+        root: false,
+        lineage: [
+          { keyId: 'dave-key', owner: 'dave', root: false },
+          { keyId: 'bootstrap-key', owner: 'admin', root: true },
+        ],
+      },
     });
   });
 

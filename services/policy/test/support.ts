@@ -43,15 +43,29 @@ export async function testSchema(): Promise<{ open(): Promise<Db>; drop(): Promi
 }
 
 /**
- * Test keys: "Bearer <owner>" is an admin key owned by <owner> (the gateway's authorizer is what
- * checks real keys; here the people are what matters).
+ * Test keys: "Bearer <owner>" is a personal admin key owned by <owner>, created by the bootstrap key;
+ * "Bearer <owner>_by_<creator>" one created by <creator>'s key; "Bearer bootstrap" the bootstrap key.
+ * The gateway's authorizer reads the same from its key table (tests/e2e drive the real one).
  */
 export async function testAuthorizer(headers: Record<string, string | string[] | undefined>) {
   const auth = headers.authorization;
-  const owner = typeof auth === 'string' ? /^Bearer (\w+)$/.exec(auth)?.[1] : undefined;
-  if (!owner) throw new AppError('missing_api_key', 'No API key was given.');
-  if (owner === 'member') throw new AppError('forbidden', 'This endpoint needs an admin key.');
-  return { actor: `key/${owner}-key (${owner})`, keyId: `${owner}-key`, owner };
+  const name = typeof auth === 'string' ? /^Bearer (\w+)$/.exec(auth)?.[1] : undefined;
+  if (!name) throw new AppError('missing_api_key', 'No API key was given.');
+  if (name === 'member') throw new AppError('forbidden', 'This endpoint needs an admin key.');
+  const bootstrap = { keyId: 'bootstrap-key', owner: 'admin', root: true };
+  if (name === 'bootstrap')
+    return {
+      actor: 'key/bootstrap-key (bootstrap)',
+      keyId: bootstrap.keyId,
+      owner: 'admin',
+      root: true,
+      lineage: [],
+    };
+  const [owner = name, creator] = name.split('_by_');
+  const lineage = creator
+    ? [{ keyId: `${creator}-key`, owner: creator, root: false }, bootstrap]
+    : [bootstrap];
+  return { actor: `key/${name}-key (${owner})`, keyId: `${name}-key`, owner, root: false, lineage };
 }
 
 export interface TestResponse {

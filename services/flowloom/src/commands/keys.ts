@@ -12,22 +12,37 @@ interface KeyView {
   hint: string;
   expiresAt: string | null;
   revokedAt: string | null;
+  createdBy?: string | null;
+  rotatedBy?: string | null;
+  status?: string;
+  suspendedAt?: string | null;
+  suspension?: { by: string; reason: string; decisionId?: string } | null;
   key?: string;
 }
 
 function printKey(io: Io, k: KeyView): void {
   io.out(
-    `${k.id}  ${k.name}  owner=${k.owner}  project=${k.project ?? '-'}  role=${k.role}  models=${k.models?.join(',') ?? 'any'}  ${k.hint}`,
+    `${k.id}  ${k.name}  owner=${k.owner}  project=${k.project ?? '-'}  role=${k.role}  models=${k.models?.join(',') ?? 'any'}  ${k.hint}  ${k.status ?? ''}`.trimEnd(),
   );
   if (k.expiresAt) io.out(`  expires ${k.expiresAt}`);
   if (k.revokedAt) io.out(`  revoked ${k.revokedAt}`);
+  if (k.suspendedAt) {
+    const s = k.suspension;
+    io.out(
+      `  suspended ${k.suspendedAt}${s?.decisionId ? ` by decision ${s.decisionId}` : ''} (${s?.by ?? 'unknown'}: ${s?.reason ?? ''}); resume: flowloom keys resume ${k.id}`,
+    );
+  }
+  // Lineage: second-person approval of policies refuses keys created through the author's key.
+  io.out(
+    `  created by ${k.createdBy ?? '- (bootstrap admin key)'}${k.rotatedBy ? `, rotated by ${k.rotatedBy}` : ''}`,
+  );
 }
 
 function printSecret(io: Io, k: KeyView): void {
   io.out(`\n  ${k.key}\n\n  This secret is shown only once. Store it now.`);
 }
 
-const HELP = `Usage: flowloom keys <create|list|show|revoke|rotate> [options]
+const HELP = `Usage: flowloom keys <create|list|show|revoke|rotate|resume> [options]
 
 Manages virtual API keys through a running FlowLoom (FLOWLOOM_URL, FLOWLOOM_API_KEY = an admin key).
 
@@ -36,13 +51,18 @@ Manages virtual API keys through a running FlowLoom (FLOWLOOM_URL, FLOWLOOM_API_
   flowloom keys show ID [--json]
   flowloom keys revoke ID
   flowloom keys rotate ID [--grace-seconds N] [--json]
+  flowloom keys resume ID [--json]
 
 A created or rotated key's secret is printed once; FlowLoom keeps only its hash.
-Rotation issues a replacement and lets the old key work for the grace period (default 3600 s).`;
+Rotation issues a replacement and lets the old key work for the grace period (default 3600 s).
+A key suspended by a policy (suspend_key) is refused (403, naming the decision) until an admin
+resumes it with \`flowloom keys resume ID\`: it works again at once, and the audit trail records
+who resumed it (key.changed, action "resumed"). \`keys show ID\` names the decision that suspended
+it. Revocation is for good.`;
 
 export const keysCommand: Command = {
   name: 'keys',
-  summary: 'Create, list, revoke and rotate virtual API keys',
+  summary: 'Create, list, revoke, rotate and resume virtual API keys',
   help: HELP,
   async run(args, io) {
     const [sub, ...rest] = args;
@@ -110,6 +130,9 @@ export const keysCommand: Command = {
         return 0;
       case 'revoke':
         show((await callApi(io, 'POST', `/api/v1/keys/${id()}/revoke`, {})) as KeyView);
+        return 0;
+      case 'resume':
+        show((await callApi(io, 'POST', `/api/v1/keys/${id()}/resume`, {})) as KeyView);
         return 0;
       case 'rotate': {
         const grace = values['grace-seconds'];

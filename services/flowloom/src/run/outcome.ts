@@ -52,7 +52,7 @@ export type RestartDecision =
 /**
  * Whether to start the job again. A job that finished (exit 0) is done. A crash or a stop by a policy
  * or a local limit is restarted while restarts are left. A person's decision is final: an admin's stop,
- * a suspended key (a new key needs an admin) and the user's Ctrl-C are never undone here.
+ * a suspended key (only an admin can resume it) and the user's Ctrl-C are never undone here.
  */
 export function decideRestart(end: AttemptEnd, restartsSoFar: number, rule: RestartRule): RestartDecision {
   const left = rule.maxRestarts - restartsSoFar;
@@ -72,7 +72,10 @@ export function decideRestart(end: AttemptEnd, restartsSoFar: number, rule: Rest
       if (end.by === 'admin')
         return { restart: false, why: 'an admin stopped the job; that is not undone here' };
       if (end.by === 'key_suspended')
-        return { restart: false, why: "a policy suspended the job's key; an admin must issue a new one" };
+        return {
+          restart: false,
+          why: "a policy suspended the job's key; an admin must resume it (flowloom keys resume ID)",
+        };
       if (end.by === 'interrupt') return { restart: false, why: 'interrupted by the user' };
       reason = end.by === 'policy' ? 'a policy stopped it' : 'it crossed a local limit';
       break;

@@ -41,4 +41,23 @@ create index if not exists outbox_unpublished on outbox (seq) where published_at
     id: 'gateway/003_key_job',
     sql: `alter table api_keys add column if not exists job text;`,
   },
+  {
+    // Who created each key (the creating admin key; a rotation keeps the old key's creator) and which
+    // admin key rotated it (its holder was handed the new secret): second-person approval follows
+    // these links to tell whether two keys could be in one person's hands. Keys from before have none.
+    id: 'gateway/004_key_lineage',
+    sql: `
+alter table api_keys add column if not exists created_by uuid references api_keys(id);
+alter table api_keys add column if not exists rotated_by uuid references api_keys(id);
+`,
+  },
+  {
+    // A suspension (by a policy's suspend_key) is lifted by an admin, unlike a revocation; what
+    // suspended the key (decision, policy, rule, reason) is kept with it for the refusal message.
+    id: 'gateway/005_key_suspension',
+    sql: `
+alter table api_keys add column if not exists suspended_at timestamptz;
+alter table api_keys add column if not exists suspension jsonb;
+`,
+  },
 ];

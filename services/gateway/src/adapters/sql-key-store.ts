@@ -1,5 +1,5 @@
 import type { Db, SqlParam } from '@flowloom/store';
-import type { KeyRecord, KeyRole } from '../domain/keys.js';
+import type { KeyAncestor, KeyRecord, KeyRole, KeySuspension } from '../domain/keys.js';
 import type { KeyStore, NewKey } from '../ports/key-store.js';
 
 interface KeyRow extends Record<string, unknown> {
@@ -16,10 +16,14 @@ interface KeyRow extends Record<string, unknown> {
   expires_at: Date | string | null;
   revoked_at: Date | string | null;
   rotated_from: string | null;
+  created_by: string | null;
+  rotated_by: string | null;
+  suspended_at: Date | string | null;
+  suspension: KeySuspension | string | null;
 }
 
 const COLUMNS =
-  'id, hint, name, owner, project, team, job, role, models, created_at, expires_at, revoked_at, rotated_from';
+  'id, hint, name, owner, project, team, job, role, models, created_at, expires_at, revoked_at, rotated_from, created_by, rotated_by, suspended_at, suspension';
 
 const date = (v: Date | string | null): Date | null =>
   v === null ? null : v instanceof Date ? v : new Date(v);
@@ -39,6 +43,11 @@ function toRecord(row: KeyRow): KeyRecord {
     expiresAt: date(row.expires_at),
     revokedAt: date(row.revoked_at),
     rotatedFrom: row.rotated_from,
+    createdBy: row.created_by,
+    rotatedBy: row.rotated_by,
+    suspendedAt: date(row.suspended_at),
+    suspension:
+      typeof row.suspension === 'string' ? (JSON.parse(row.suspension) as KeySuspension) : row.suspension,
   };
 }
 
@@ -49,8 +58,8 @@ function toRecord(row: KeyRow): KeyRecord {
  */
 const BOOTSTRAP_LOCK = 7413;
 
-const INSERT_KEY = `insert into api_keys (id, secret_hash, hint, name, owner, project, team, role, models, expires_at, rotated_from, job)
-       values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)`;
+const INSERT_KEY = `insert into api_keys (id, secret_hash, hint, name, owner, project, team, role, models, expires_at, rotated_from, job, created_by, rotated_by)
+       values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)`;
 
 const insertParams = (key: NewKey): SqlParam[] => [
   key.id,
@@ -65,7 +74,27 @@ const insertParams = (key: NewKey): SqlParam[] => [
   key.expiresAt,
   key.rotatedFrom,
   key.job,
+  key.createdBy,
+  key.rotatedBy,
 ];
+
+/**
+ * Walks creators, rotations and rotators back from a key (depth-capped: links only point at older
+ * keys, so there is no cycle, but a bound costs nothing).
+ */
+const LINEAGE = `with recursive chain (id, depth) as (
+    select p.id, 1 from api_keys k, unnest(array[k.created_by, k.rotated_from, k.rotated_by]) as p (id)
+     where k.id = $1 and p.id is not null
+  union
+    select p.id, c.depth + 1 from chain c join api_keys k on k.id = c.id,
+           unnest(array[k.created_by, k.rotated_from, k.rotated_by]) as p (id)
+     where p.id is not null and c.depth < 64
+  )
+  select k.id, k.owner, k.created_by is null as root, min(c.depth) as depth
+    from chain c join api_keys k on k.id = c.id
+   where k.id <> $1
+   group by k.id, k.owner, k.created_by
+   order by depth, k.id`;
 
 const COUNT_ADMINS = `select count(*)::int as n from api_keys where role = 'admin' and revoked_at is null`;
 
@@ -108,6 +137,25 @@ export class SqlKeyStore implements KeyStore {
     return rows[0] ? toRecord(rows[0]) : undefined;
   }
 
+  async suspend(id: string, at: Date, suspension: KeySuspension): Promise<KeyRecord | undefined> {
+    // A suspended key keeps what suspended it first; a revoked one is not suspended (it is gone).
+    const { rows } = await this.db.query<KeyRow>(
+      `update api_keys set suspended_at = coalesce(suspended_at, $2),
+              suspension = case when suspended_at is null then $3::jsonb else suspension end
+        where id = $1 and revoked_at is null returning ${COLUMNS}`,
+      [id, at, JSON.stringify(suspension)],
+    );
+    return rows[0] ? toRecord(rows[0]) : this.findById(id);
+  }
+
+  async resume(id: string): Promise<KeyRecord | undefined> {
+    const { rows } = await this.db.query<KeyRow>(
+      `update api_keys set suspended_at = null, suspension = null where id = $1 returning ${COLUMNS}`,
+      [id],
+    );
+    return rows[0] ? toRecord(rows[0]) : undefined;
+  }
+
   async expire(id: string, at: Date): Promise<KeyRecord | undefined> {
     const { rows } = await this.db.query<KeyRow>(
       `update api_keys set expires_at = least(coalesce(expires_at, $2), $2) where id = $1 returning ${COLUMNS}`,
@@ -119,6 +167,11 @@ export class SqlKeyStore implements KeyStore {
   async countAdmins(): Promise<number> {
     const { rows } = await this.db.query<{ n: number }>(COUNT_ADMINS);
     return rows[0]?.n ?? 0;
+  }
+
+  async lineage(id: string): Promise<KeyAncestor[]> {
+    const { rows } = await this.db.query<{ id: string; owner: string; root: boolean }>(LINEAGE, [id]);
+    return rows.map((r) => ({ keyId: r.id, owner: r.owner, root: r.root }));
   }
 
   insertBootstrap(key: NewKey, options: { onlyWhenNoAdmin: boolean }): Promise<KeyRecord | undefined> {

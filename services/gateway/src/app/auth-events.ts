@@ -25,6 +25,7 @@ export const AUTH_FAILURE_CODES: ReadonlySet<string> = new Set([
   'invalid_api_key',
   'key_revoked',
   'key_expired',
+  'key_suspended',
   'forbidden',
 ]);
 

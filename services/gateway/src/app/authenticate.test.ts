@@ -18,6 +18,10 @@ const RECORD: KeyRecord = {
   expiresAt: null,
   revokedAt: null,
   rotatedFrom: null,
+  createdBy: null,
+  rotatedBy: null,
+  suspendedAt: null,
+  suspension: null,
 };
 
 /** Only lookups by hash are used; the database can be switched off. */
@@ -31,6 +35,9 @@ function store(state: { up: boolean }): KeyStore {
       return hash === hashKey(SECRET) ? RECORD : undefined;
     },
     insert: refuse,
+    lineage: refuse,
+    suspend: refuse,
+    resume: refuse,
     findById: refuse,
     list: refuse,
     revoke: refuse,

@@ -1,5 +1,5 @@
 import { AppError } from '@flowloom/errors';
-import { assertKeyUsable, hashKey, type KeyRecord } from '../domain/keys.js';
+import { assertKeyUsable, hashKey, type KeyAncestor, type KeyRecord } from '../domain/keys.js';
 import type { KeyStore } from '../ports/key-store.js';
 import { AUTH_FAILURE_CODES, type AuthAttempt, type AuthEvents } from './auth-events.js';
 
@@ -24,6 +24,8 @@ export class Authenticator {
   /** Bumped by `invalidate`: a lookup begun before it must not put back what it read. */
   private generation = 0;
   private events: AuthEvents | undefined;
+  /** A key's lineage never changes (its links are set when it is inserted), so it is kept. */
+  private readonly lineages = new Map<string, Promise<KeyAncestor[]>>();
 
   constructor(
     private readonly store: KeyStore,
@@ -131,6 +133,17 @@ export class Authenticator {
       );
     assertKeyUsable(entry.key, new Date(now));
     return entry.key;
+  }
+
+  /** The keys whose holders could have known this key's secret (see KeyStore.lineage). */
+  lineage(keyId: string): Promise<KeyAncestor[]> {
+    const known = this.lineages.get(keyId);
+    if (known) return known;
+    if (this.lineages.size >= 10_000) this.lineages.clear();
+    const lookup = this.store.lineage(keyId);
+    this.lineages.set(keyId, lookup);
+    lookup.catch(() => this.lineages.delete(keyId));
+    return lookup;
   }
 
   invalidate(): void {

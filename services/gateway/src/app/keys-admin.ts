@@ -6,7 +6,14 @@ import {
   uuidv7,
 } from '@flowloom/contracts';
 import { AppError } from '@flowloom/errors';
-import { generateKeySecret, hashKey, type KeyRecord, type KeyRole, keyHint } from '../domain/keys.js';
+import {
+  generateKeySecret,
+  hashKey,
+  type KeyRecord,
+  type KeyRole,
+  type KeySuspension,
+  keyHint,
+} from '../domain/keys.js';
 import type { KeyStore, NewKey } from '../ports/key-store.js';
 import type { Outbox } from '../ports/outbox.js';
 
@@ -21,13 +28,31 @@ export interface CreateKeyInput {
   expiresAt?: Date | null;
 }
 
+/** Who changes a key: a label for the audit trail, and the admin key used (none for the system). */
+export interface KeyActor {
+  label: string;
+  keyId: string | null;
+}
+
 export interface IssuedKey {
   /** The secret, returned exactly once. */
   secret: string;
   key: KeyRecord;
 }
 
-function newKey(input: CreateKeyInput, secret: string, rotatedFrom: string | null): NewKey {
+/** A rotation: the key replaced, and by whom (the rotator is handed the new secret). */
+interface Rotation {
+  from: KeyRecord;
+  by: string | null;
+}
+
+/** A new key descends from its creator; a rotated one keeps the old key's creator (its lineage). */
+function newKey(
+  input: CreateKeyInput,
+  secret: string,
+  createdBy: string | null,
+  rotation?: Rotation,
+): NewKey {
   return {
     id: uuidv7(),
     secretHash: hashKey(secret),
@@ -40,7 +65,9 @@ function newKey(input: CreateKeyInput, secret: string, rotatedFrom: string | nul
     role: input.role ?? 'member',
     models: input.models ?? null,
     expiresAt: input.expiresAt ?? null,
-    rotatedFrom,
+    rotatedFrom: rotation?.from.id ?? null,
+    createdBy: rotation ? rotation.from.createdBy : createdBy,
+    rotatedBy: rotation?.by ?? null,
   };
 }
 
@@ -53,17 +80,13 @@ export class KeysAdmin {
     private readonly now: () => Date = () => new Date(),
   ) {}
 
-  async create(
-    input: CreateKeyInput,
-    actor: string,
-    rotatedFrom: string | null = null,
-    secret = generateKeySecret(),
-  ): Promise<IssuedKey> {
+  async create(input: CreateKeyInput, actor: KeyActor, rotation?: Rotation): Promise<IssuedKey> {
     if (input.expiresAt && input.expiresAt <= this.now()) {
       throw new AppError('invalid_request', 'expiresAt must be in the future.', { param: 'expiresAt' });
     }
-    const key = await this.store.insert(newKey(input, secret, rotatedFrom));
-    await this.record(key, rotatedFrom ? 'rotated' : 'created', actor);
+    const secret = generateKeySecret();
+    const key = await this.store.insert(newKey(input, secret, actor.keyId, rotation));
+    await this.record(key, rotation ? 'rotated' : 'created', actor.label);
     return { secret, key };
   }
 
@@ -94,16 +117,51 @@ export class KeysAdmin {
     return key;
   }
 
-  async revoke(id: string, actor: string): Promise<KeyRecord> {
+  async revoke(id: string, actor: KeyActor): Promise<KeyRecord> {
     const key = await this.store.revoke(id, this.now());
     if (!key) throw new AppError('not_found', `No API key with id ${id}.`, { param: 'id' });
     this.onChange();
-    await this.record(key, 'revoked', actor);
+    await this.record(key, 'revoked', actor.label);
+    return key;
+  }
+
+  /**
+   * Suspends a key (a policy's suspend_key): refused until an admin resumes it. A revoked key stays
+   * revoked and is not suspended; a suspended one keeps its first suspension.
+   */
+  async suspend(id: string, actor: KeyActor, suspension: KeySuspension): Promise<KeyRecord> {
+    const key = await this.store.suspend(id, this.now(), suspension);
+    if (!key) throw new AppError('not_found', `No API key with id ${id}.`, { param: 'id' });
+    this.onChange();
+    if (key.suspension === null || key.revokedAt) return key;
+    await this.record(key, 'suspended', actor.label, {
+      reason: suspension.reason,
+      ...(suspension.decisionId ? { decisionId: suspension.decisionId } : {}),
+      ...(suspension.policy ? { policy: suspension.policy } : {}),
+      ...(suspension.version ? { version: suspension.version } : {}),
+      ...(suspension.rule ? { rule: suspension.rule } : {}),
+    });
+    return key;
+  }
+
+  /** Lifts a suspension; the key works again at once. */
+  async resume(id: string, actor: KeyActor): Promise<KeyRecord> {
+    const before = await this.get(id);
+    if (before.revokedAt)
+      throw new AppError('conflict', `API key ${before.hint} is revoked, not suspended; create a new key.`);
+    if (!before.suspendedAt)
+      throw new AppError('conflict', `API key ${before.hint} is not suspended; nothing to resume.`);
+    const key = await this.store.resume(id);
+    if (!key) throw new AppError('not_found', `No API key with id ${id}.`, { param: 'id' });
+    this.onChange();
+    await this.record(key, 'resumed', actor.label, {
+      ...(before.suspension?.decisionId ? { decisionId: before.suspension.decisionId } : {}),
+    });
     return key;
   }
 
   /** Issues a replacement with the same attributes; the old key keeps working for `graceSeconds`. */
-  async rotate(id: string, graceSeconds: number, actor: string): Promise<IssuedKey> {
+  async rotate(id: string, graceSeconds: number, actor: KeyActor): Promise<IssuedKey> {
     const old = await this.get(id);
     if (old.revokedAt)
       throw new AppError('conflict', `API key ${old.hint} is revoked and cannot be rotated.`);
@@ -119,18 +177,32 @@ export class KeysAdmin {
         expiresAt: old.expiresAt,
       },
       actor,
-      old.id,
+      { from: old, by: actor.keyId },
     );
     await this.store.expire(old.id, new Date(this.now().getTime() + graceSeconds * 1000));
     this.onChange();
     return issued;
   }
 
-  private async record(key: KeyRecord, action: KeyChanged['action'], actor: string): Promise<void> {
+  private async record(
+    key: KeyRecord,
+    action: KeyChanged['action'],
+    actor: string,
+    extra: Partial<KeyChanged> = {},
+  ): Promise<void> {
     const event: CloudEvent<KeyChanged> = createEvent(
       GATEWAY_KEY_CHANGED,
       'flowloom/gateway',
-      { keyId: key.id, action, actor, name: key.name, ...(key.project ? { project: key.project } : {}) },
+      {
+        keyId: key.id,
+        action,
+        actor,
+        name: key.name,
+        ...(key.project ? { project: key.project } : {}),
+        ...(key.createdBy ? { createdBy: key.createdBy } : {}),
+        ...(key.rotatedBy ? { rotatedBy: key.rotatedBy } : {}),
+        ...extra,
+      },
       `key/${key.id}`,
     );
     await this.outbox.append([event]);

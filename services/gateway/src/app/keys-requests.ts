@@ -94,6 +94,12 @@ export function assertNotSelf(id: string, callerKeyId: string): void {
     throw new AppError('conflict', 'A key cannot revoke itself; use another admin key.');
 }
 
+export function keyStatus(key: KeyRecord, now = new Date()): 'active' | 'suspended' | 'revoked' | 'expired' {
+  if (key.revokedAt && key.revokedAt <= now) return 'revoked';
+  if (key.expiresAt && key.expiresAt <= now) return 'expired';
+  return key.suspendedAt ? 'suspended' : 'active';
+}
+
 /** The public view of a key: never its secret or hash. */
 export function keyView(key: KeyRecord) {
   return {
@@ -110,5 +116,11 @@ export function keyView(key: KeyRecord) {
     expiresAt: key.expiresAt?.toISOString() ?? null,
     revokedAt: key.revokedAt?.toISOString() ?? null,
     rotatedFrom: key.rotatedFrom,
+    createdBy: key.createdBy,
+    rotatedBy: key.rotatedBy,
+    /** `active`, `suspended` (an admin can resume it), `revoked` or `expired` (for good). */
+    status: keyStatus(key),
+    suspendedAt: key.suspendedAt?.toISOString() ?? null,
+    suspension: key.suspension,
   };
 }

@@ -33,6 +33,7 @@ import {
 } from '@flowloom/policy-engine';
 import { type BudgetRule, budgetBuckets, MICROS } from '../domain/budget.js';
 import type { JobStop } from '../domain/jobs.js';
+import type { KeySuspension } from '../domain/keys.js';
 import {
   computeSignals,
   promptFingerprint,
@@ -133,7 +134,11 @@ interface Needs {
 
 /** What a key suspension needs (KeysAdmin.revoke). */
 export interface KeySuspender {
-  revoke(id: string, actor: string): Promise<unknown>;
+  suspend(
+    id: string,
+    actor: { label: string; keyId: string | null },
+    suspension: KeySuspension,
+  ): Promise<unknown>;
 }
 
 export interface PolicyGateOptions {
@@ -630,8 +635,12 @@ export class PolicyGate {
       if (ctx.key.role === 'admin') {
         effect = ' Admin keys are never suspended by a policy; only this request is refused.';
       } else {
-        await this.options.keys.revoke(ctx.key.id, actor);
-        effect = ` API key ${ctx.key.hint} is suspended; ask an admin for a new key.`;
+        await this.options.keys.suspend(
+          ctx.key.id,
+          { label: actor, keyId: null },
+          { by: actor, reason, decisionId, policy, version, rule },
+        );
+        effect = ` API key ${ctx.key.hint} is suspended until an admin resumes it (POST /api/v1/keys/${ctx.key.id}/resume, flowloom keys resume ${ctx.key.id}).`;
       }
     }
     return { policy, version, rule, reason, effect };

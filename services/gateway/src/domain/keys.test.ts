@@ -29,6 +29,10 @@ function key(extra: Partial<KeyRecord> = {}): KeyRecord {
     expiresAt: null,
     revokedAt: null,
     rotatedFrom: null,
+    createdBy: null,
+    rotatedBy: null,
+    suspendedAt: null,
+    suspension: null,
     ...extra,
   };
 }
@@ -76,6 +80,19 @@ describe('key secrets', () => {
 describe('whether a key is usable', () => {
   it('when a key has no expiry and is not revoked, then it is usable', () => {
     expect(() => assertKeyUsable(key(), NOW)).not.toThrow();
+  });
+
+  it('when a key is suspended by a decision, then it is refused with key_suspended naming the decision and how to resume it', () => {
+    const suspended = key({
+      suspendedAt: NOW,
+      suspension: { by: 'policy/guard@abc rule loop', reason: 'loop', decisionId: 'd-1', policy: 'guard' },
+    });
+    const error = errorOf(() => assertKeyUsable(suspended, NOW));
+    expect(error.code).toBe('key_suspended');
+    expect(error.message).toContain('suspended by decision d-1 (policy/guard@abc rule loop: loop)');
+    expect(error.message).toContain(`flowloom keys resume ${suspended.id}`);
+    // Revoked wins: a revoked key is gone for good, whatever else it is.
+    expect(errorOf(() => assertKeyUsable({ ...suspended, revokedAt: NOW }, NOW)).code).toBe('key_revoked');
   });
 
   it('when a key was revoked, then it is refused with key_revoked', () => {

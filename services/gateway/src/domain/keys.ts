@@ -24,6 +24,37 @@ export interface KeyRecord {
   revokedAt: Date | null;
   /** The key this one replaced by rotation. */
   rotatedFrom: string | null;
+  /**
+   * The admin key that created this one (a rotation keeps the old key's creator); null for the
+   * bootstrap admin key, the root every other key descends from, and for keys older than lineage.
+   */
+  createdBy: string | null;
+  /** The admin key that rotated the old key into this one (and so was handed this secret). */
+  rotatedBy: string | null;
+  /** Suspended keys are refused until an admin resumes them (revocation is for good). */
+  suspendedAt: Date | null;
+  suspension: KeySuspension | null;
+}
+
+/** What suspended a key: a policy decision (or an admin), and why. */
+export interface KeySuspension {
+  /** Who: `policy/NAME@VERSION rule RULE`, or an admin key. */
+  by: string;
+  reason: string;
+  decisionId?: string;
+  policy?: string;
+  version?: string;
+  rule?: string;
+}
+
+/**
+ * A key whose holder could have known another key's secret: its creator, the key it was rotated
+ * from, the admin key that rotated it, and theirs in turn. `root` marks a key without a creator.
+ */
+export interface KeyAncestor {
+  keyId: string;
+  owner: string;
+  root: boolean;
 }
 
 /** A new secret: `flk_` and 32 random bytes, base64url. */
@@ -43,6 +74,17 @@ export function keyHint(secret: string): string {
 export function assertKeyUsable(key: KeyRecord, now: Date): void {
   if (key.revokedAt && key.revokedAt <= now) {
     throw new AppError('key_revoked', `API key ${key.hint} was revoked. Ask its owner for a new key.`);
+  }
+  if (key.suspendedAt && key.suspendedAt <= now) {
+    const s = key.suspension;
+    const what = s?.decisionId
+      ? `by decision ${s.decisionId} (${s.by}: ${s.reason})`
+      : `by ${s?.by ?? 'an admin'}`;
+    throw new AppError(
+      'key_suspended',
+      `API key ${key.hint} is suspended ${what}. An admin can resume it: POST /api/v1/keys/${key.id}/resume (flowloom keys resume ${key.id}).`,
+      { details: { keyId: key.id, ...(s?.decisionId ? { decisionId: s.decisionId } : {}) } },
+    );
   }
   if (key.expiresAt && key.expiresAt <= now) {
     throw new AppError(

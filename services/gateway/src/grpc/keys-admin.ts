@@ -36,7 +36,7 @@ const given = (value: string): string | undefined => (value === '' ? undefined :
 
 const keyMessage = (key: KeyRecord) => {
   const view = keyView(key);
-  return { ...view, models: view.models ?? [] };
+  return { ...view, models: view.models ?? [], suspension: view.suspension ?? undefined };
 };
 
 type Handler = (request: never, caller: Caller) => Promise<unknown>;
@@ -100,7 +100,10 @@ export function keysAdminHandlers(deps: KeysAdminGrpcDeps, log: Logger): grpc.Un
           expiresAt: given(r.expiresAt),
           expiresInDays: r.expiresInDays,
         });
-        const issued = await keys.create(createKeyInput(body, caller.owner), caller.actor);
+        const issued = await keys.create(createKeyInput(body, caller.owner), {
+          label: caller.actor,
+          keyId: caller.keyId,
+        });
         return { key: keyMessage(issued.key), secret: issued.secret };
       },
     ),
@@ -122,13 +125,18 @@ export function keysAdminHandlers(deps: KeysAdminGrpcDeps, log: Logger): grpc.Un
     revokeKey: handle(async (r: { id: string }, caller) => {
       const { id } = parse(keyIdParams, { id: given(r.id) });
       assertNotSelf(id, caller.keyId);
-      return keyMessage(await keys.revoke(id, caller.actor));
+      return keyMessage(await keys.revoke(id, { label: caller.actor, keyId: caller.keyId }));
+    }),
+
+    resumeKey: handle(async (r: { id: string }, caller) => {
+      const { id } = parse(keyIdParams, { id: given(r.id) });
+      return keyMessage(await keys.resume(id, { label: caller.actor, keyId: caller.keyId }));
     }),
 
     rotateKey: handle(async (r: { id: string; gracePeriodSeconds?: number }, caller) => {
       const { id } = parse(keyIdParams, { id: given(r.id) });
       const { gracePeriodSeconds } = parse(rotateKeyBody, { gracePeriodSeconds: r.gracePeriodSeconds });
-      const issued = await keys.rotate(id, gracePeriodSeconds, caller.actor);
+      const issued = await keys.rotate(id, gracePeriodSeconds, { label: caller.actor, keyId: caller.keyId });
       return { key: keyMessage(issued.key), secret: issued.secret };
     }),
   };

@@ -1,5 +1,6 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { RequestContext } from '../app/context.js';
+import type { KeyActor } from '../app/keys-admin.js';
 import type { HttpDeps } from './deps.js';
 import { requestContext } from './request-context.js';
 
@@ -15,4 +16,9 @@ export async function adminContext(
 
 export function actorOf(ctx: RequestContext): string {
   return `key/${ctx.key.id} (${ctx.key.name})`;
+}
+
+/** The admin key acting on keys: a key it creates descends from it. */
+export function keyActorOf(ctx: RequestContext): KeyActor {
+  return { label: actorOf(ctx), keyId: ctx.key.id };
 }

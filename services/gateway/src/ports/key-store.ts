@@ -1,4 +1,4 @@
-import type { KeyRecord, KeyRole } from '../domain/keys.js';
+import type { KeyAncestor, KeyRecord, KeyRole, KeySuspension } from '../domain/keys.js';
 
 export interface NewKey {
   id: string;
@@ -13,6 +13,8 @@ export interface NewKey {
   models: string[] | null;
   expiresAt: Date | null;
   rotatedFrom: string | null;
+  createdBy: string | null;
+  rotatedBy: string | null;
 }
 
 export interface KeyStore {
@@ -22,9 +24,21 @@ export interface KeyStore {
   list(filter?: { project?: string; includeRevoked?: boolean }): Promise<KeyRecord[]>;
   /** Sets revoked_at if not already revoked; returns the record, or undefined when the id is unknown. */
   revoke(id: string, at: Date): Promise<KeyRecord | undefined>;
+  /**
+   * Suspends a key that is not revoked, keeping the first suspension if it already is; returns the
+   * record (unchanged when revoked), or undefined when the id is unknown.
+   */
+  suspend(id: string, at: Date, suspension: KeySuspension): Promise<KeyRecord | undefined>;
+  /** Lifts a suspension; returns the record, or undefined when the id is unknown. */
+  resume(id: string): Promise<KeyRecord | undefined>;
   /** Shortens (never extends) an expiry, for a rotation's grace period. */
   expire(id: string, at: Date): Promise<KeyRecord | undefined>;
   countAdmins(): Promise<number>;
+  /**
+   * Every key whose holder could have known this key's secret, following creators, rotations and
+   * rotators back to the roots; nearest first, without the key itself.
+   */
+  lineage(id: string): Promise<KeyAncestor[]>;
   /**
    * Inserts a bootstrap admin key unless its hash is already stored, or (`onlyWhenNoAdmin`) unless an
    * active admin exists; returns the record it inserted, or undefined. Atomic across processes sharing

@@ -112,4 +112,13 @@ alter table policy_interventions alter column record type text using record::tex
 alter table policy_decisions add column if not exists phase text;
 `,
   },
+  {
+    // Second-person approval, checkable: the author key's lineage when it pushed, and the approver's
+    // key, owner and lineage (see the gateway's gateway/004_key_lineage).
+    id: 'policy/006_approval_lineage',
+    sql: `
+alter table policy_versions add column if not exists author_lineage jsonb;
+alter table policy_promotions add column if not exists approver jsonb;
+`,
+  },
 ];

@@ -2,15 +2,22 @@ import type { CloudEvent } from '@flowloom/contracts';
 import { AppError } from '@flowloom/errors';
 import type { PolicyDocument } from '@flowloom/policy-engine';
 import type { Db, Queryable, Row } from '@flowloom/store';
-import type { CanaryBy, Deployment, PolicyVersion, Promotion } from '../domain/model.js';
+import type {
+  CanaryBy,
+  Deployment,
+  KeyAncestor,
+  KeyIdentity,
+  PolicyVersion,
+  Promotion,
+} from '../domain/model.js';
 import type { NewDeployment, NewVersion, PolicyRepository } from '../ports/policy-repository.js';
 
 const VERSION_COLUMNS =
-  'name, version, seq, document, source, format, author, author_key, message, previous, created_at';
+  'name, version, seq, document, source, format, author, author_key, author_lineage, message, previous, created_at';
 const DEPLOYMENT_COLUMNS =
   'revision, name, stable, candidate, candidate_mode, percent, by_subject, reason, actor, promotion_id, created_at';
 const PROMOTION_COLUMNS =
-  'id, name, version, mode, percent, by_subject, author, requested_by, requested_at, status, approved_by, approved_at, revision';
+  'id, name, version, mode, percent, by_subject, author, requested_by, requested_at, status, approved_by, approver, approved_at, revision';
 
 const asDate = (v: unknown): Date => (v instanceof Date ? v : new Date(String(v)));
 const asText = (v: unknown): string | null => (v === null || v === undefined ? null : String(v));
@@ -27,6 +34,7 @@ function toVersion(r: Row): PolicyVersion {
     format: r.format === 'json' ? 'json' : 'yaml',
     author: String(r.author),
     authorKey: asText(r.author_key),
+    authorLineage: r.author_lineage ? asJson<KeyAncestor[]>(r.author_lineage) : null,
     message: String(r.message),
     previous: asText(r.previous),
     createdAt: asDate(r.created_at),
@@ -66,6 +74,7 @@ function toPromotion(r: Row): Promotion {
     requestedAt: asDate(r.requested_at),
     status: status === 'applied' || status === 'superseded' ? status : 'pending',
     approvedBy: asText(r.approved_by),
+    approver: r.approver ? asJson<KeyIdentity>(r.approver) : null,
     approvedAt: r.approved_at ? asDate(r.approved_at) : null,
     revision: asNumber(r.revision),
   };
@@ -108,8 +117,8 @@ export class SqlPolicyRepository implements PolicyRepository {
       );
       const previous = latest.rows[0];
       const inserted = await tx.query(
-        `insert into policy_versions (name, version, seq, document, source, format, author, author_key, message, previous)
-         values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) returning ${VERSION_COLUMNS}`,
+        `insert into policy_versions (name, version, seq, document, source, format, author, author_key, author_lineage, message, previous)
+         values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) returning ${VERSION_COLUMNS}`,
         [
           version.name,
           version.version,
@@ -119,6 +128,7 @@ export class SqlPolicyRepository implements PolicyRepository {
           version.format,
           version.author,
           version.authorKey,
+          version.authorLineage ? JSON.stringify(version.authorLineage) : null,
           version.message,
           previous?.version ?? null,
         ],
@@ -209,7 +219,7 @@ export class SqlPolicyRepository implements PolicyRepository {
   async deploy(
     deployment: NewDeployment,
     events: (applied: Deployment) => CloudEvent[],
-    approval?: { promotionId: string; approvedBy: string },
+    approval?: { promotionId: string; approvedBy: string; approver: KeyIdentity },
   ): Promise<Deployment> {
     const applied = await this.db.transaction(async (tx) => {
       await lockPolicy(tx, deployment.name);
@@ -231,9 +241,9 @@ export class SqlPolicyRepository implements PolicyRepository {
       const row = toDeployment(inserted.rows[0]!);
       if (approval) {
         const updated = await tx.query(
-          `update policy_promotions set status = 'applied', approved_by = $2, approved_at = now(), revision = $3
+          `update policy_promotions set status = 'applied', approved_by = $2, approver = $4, approved_at = now(), revision = $3
            where id = $1 and status = 'pending'`,
-          [approval.promotionId, approval.approvedBy, row.revision],
+          [approval.promotionId, approval.approvedBy, row.revision, JSON.stringify(approval.approver)],
         );
         if (updated.rowCount !== 1)
           throw new AppError('conflict', `Promotion ${approval.promotionId} is no longer pending.`);

@@ -1,7 +1,7 @@
 import { AppError } from '@flowloom/errors';
 import type { PolicyDiff } from '@flowloom/policy-engine';
 import { z } from 'zod';
-import type { Actor, Deployment, PolicyVersion, Promotion } from '../domain/model.js';
+import type { Actor, Deployment, KeyAncestor, PolicyVersion, Promotion } from '../domain/model.js';
 import { parseSince } from '../domain/rollout.js';
 import type { DecisionFilter } from '../ports/decision-store.js';
 import type { PolicyAdmin } from './policies.js';
@@ -12,9 +12,25 @@ import type { ReplayRequest } from './replay.js';
  * input alike and show the same things: zod schemas of what callers send, views of what they get.
  */
 
-/** Who calls, from an admin authorizer's answer: approvals compare the person (the key's owner). */
-export function actorOf(admin: { actor: string; keyId: string; owner?: string }): Actor & { keyId: string } {
-  return { id: admin.owner ?? admin.actor, label: admin.actor, keyId: admin.keyId };
+/** An admin authorizer's answer: the key, its owner and its lineage (see the gateway's key store). */
+export interface AuthorizedAdmin {
+  actor: string;
+  keyId: string;
+  owner: string;
+  root: boolean;
+  lineage: readonly KeyAncestor[];
+}
+
+/**
+ * Who calls: approvals compare the person (the key's owner) and the key's lineage, which the
+ * gateway's authorizer reads from its key table; the key's free-text owner alone proves nothing.
+ */
+export function actorOf(admin: AuthorizedAdmin): Actor {
+  return {
+    id: admin.owner,
+    label: admin.actor,
+    key: { keyId: admin.keyId, owner: admin.owner, root: admin.root, lineage: admin.lineage },
+  };
 }
 
 export const sourceBody = {
@@ -123,6 +139,7 @@ export function promotionView(p: Promotion) {
     requestedAt: p.requestedAt.toISOString(),
     status: p.status,
     approvedBy: p.approvedBy,
+    ...(p.approver ? { approver: p.approver } : {}),
     approvedAt: p.approvedAt?.toISOString() ?? null,
     revision: p.revision,
   };

@@ -20,9 +20,18 @@ import {
   type PolicyDiagnostic,
   type PolicyDiff,
 } from '@flowloom/policy-engine';
-import type { Actor, CanaryBy, Deployment, PolicyVersion, Promotion, RolloutMode } from '../domain/model.js';
+import type {
+  Actor,
+  CanaryBy,
+  Deployment,
+  KeyAncestor,
+  KeyIdentity,
+  PolicyVersion,
+  Promotion,
+  RolloutMode,
+} from '../domain/model.js';
 import { EMPTY_STATE } from '../domain/model.js';
-import { assertCanApprove, needsApproval, promoted } from '../domain/rollout.js';
+import { assertCanApprove, assertCanAuthor, needsApproval, promoted } from '../domain/rollout.js';
 import type { PolicyRepository } from '../ports/policy-repository.js';
 
 export const POLICY_SOURCE = 'flowloom/policy';
@@ -79,8 +88,9 @@ export class PolicyAdmin {
   /** Stores a new version (an invalid one is refused with the pointed diagnostics and stored nowhere). */
   async push(
     input: PolicySourceText & { message?: string },
-    actor: Actor & { keyId?: string },
+    actor: Actor,
   ): Promise<{ created: boolean; version: PolicyVersion; diff?: PolicyDiff }> {
+    assertCanAuthor(actor);
     const loaded = load(input);
     if (!loaded.ok) {
       throw new AppError(
@@ -102,7 +112,8 @@ export class PolicyAdmin {
         source: input.source ?? JSON.stringify(input.document, null, 2),
         format: input.source === undefined || formatOf(input) === 'json' ? 'json' : 'yaml',
         author: actor.id,
-        authorKey: actor.keyId ?? null,
+        authorKey: actor.key?.keyId ?? null,
+        authorLineage: actor.key?.lineage ?? null,
         message: input.message?.trim() || '(no message)',
       },
       (stored) => {
@@ -233,6 +244,7 @@ export class PolicyAdmin {
       requestedAt: this.now(),
       status: 'pending',
       approvedBy: null,
+      approver: null,
       approvedAt: null,
       revision: null,
     };
@@ -252,7 +264,18 @@ export class PolicyAdmin {
   ): Promise<{ promotion: Promotion; deployment: Deployment }> {
     const promotion = await this.repo.getPromotion(promotionId);
     if (!promotion) throw new AppError('not_found', `No promotion ${promotionId}.`, { param: 'id' });
-    assertCanApprove(promotion, actor);
+    const version = await this.version(promotion.name, promotion.version);
+    const approver = assertCanApprove(
+      promotion,
+      { owner: version.author, keyId: version.authorKey, lineage: version.authorLineage },
+      actor,
+    );
+    const approved = {
+      approvedBy: actor.id,
+      approver: approverEvent(approver),
+      ...(version.authorKey ? { authorKey: version.authorKey } : {}),
+      ...(version.authorLineage ? { authorLineage: version.authorLineage.map(ancestorEvent) } : {}),
+    };
     const current = (await this.repo.currentDeployment(promotion.name)) ?? EMPTY_STATE;
     const state = promoted(current, promotion.version, promotion.mode, promotion.percent, promotion.by);
     const deployment = await this.repo.deploy(
@@ -267,12 +290,12 @@ export class PolicyAdmin {
         createEvent(
           POLICY_PROMOTION_APPROVED,
           POLICY_SOURCE,
-          { ...promotionEvent(promotion), approvedBy: actor.id },
+          { ...promotionEvent(promotion), ...approved },
           `policy/${promotion.name}`,
         ),
         deploymentEvent(applied),
       ],
-      { promotionId, approvedBy: actor.id },
+      { promotionId, approvedBy: actor.id, approver },
     );
     await this.onChange();
     return {
@@ -280,6 +303,7 @@ export class PolicyAdmin {
         ...promotion,
         status: 'applied',
         approvedBy: actor.id,
+        approver,
         approvedAt: this.now(),
         revision: deployment.revision,
       },
@@ -405,6 +429,13 @@ function load(input: PolicySourceText) {
       param: 'source',
     },
   );
+}
+
+const ancestorEvent = (a: KeyAncestor) => ({ keyId: a.keyId, owner: a.owner, root: a.root });
+
+/** What the approval event says of the approver: enough for an auditor to re-check independence. */
+function approverEvent(key: KeyIdentity): NonNullable<PolicyPromotion['approver']> {
+  return { keyId: key.keyId, owner: key.owner, root: key.root, lineage: key.lineage.map(ancestorEvent) };
 }
 
 function promotionEvent(p: Promotion): PolicyPromotion {

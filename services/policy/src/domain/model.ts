@@ -3,10 +3,31 @@ import type { PolicyDocument } from '@flowloom/policy-engine';
 export type RolloutMode = 'shadow' | 'canary' | 'enforce';
 export type CanaryBy = 'job' | 'key';
 
-/** Who did something: `id` is the person (a key's owner) that approvals compare; `label` names the key too. */
+/** A key whose holder could have known another key's secret (its creator, rotator, and theirs). */
+export interface KeyAncestor {
+  readonly keyId: string;
+  readonly owner: string;
+  /** Has no creator: the bootstrap admin key (or a key older than lineage). */
+  readonly root: boolean;
+}
+
+/** The admin key someone acts with, as the gateway's key store knows it. */
+export interface KeyIdentity {
+  readonly keyId: string;
+  readonly owner: string;
+  readonly root: boolean;
+  /** Nearest first. */
+  readonly lineage: readonly KeyAncestor[];
+}
+
+/**
+ * Who did something: `id` is the person (a key's owner) that approvals compare; `label` names the key
+ * too; `key` is the key's identity (absent for the system, e.g. the configured policy at start).
+ */
 export interface Actor {
   readonly id: string;
   readonly label: string;
+  readonly key?: KeyIdentity;
 }
 
 /** An immutable, content-addressed version of a policy. */
@@ -21,6 +42,8 @@ export interface PolicyVersion {
   readonly format: 'yaml' | 'json';
   readonly author: string;
   readonly authorKey: string | null;
+  /** The author key's lineage when it was pushed (null: pushed by the system or before lineage). */
+  readonly authorLineage: readonly KeyAncestor[] | null;
   readonly message: string;
   /** The version pushed before this one. */
   readonly previous: string | null;
@@ -59,6 +82,8 @@ export interface Promotion {
   readonly requestedAt: Date;
   readonly status: 'pending' | 'applied' | 'superseded';
   readonly approvedBy: string | null;
+  /** The approver's key, owner and lineage, so an auditor can check the two people were independent. */
+  readonly approver: KeyIdentity | null;
   readonly approvedAt: Date | null;
   readonly revision: number | null;
 }

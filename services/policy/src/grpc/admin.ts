@@ -112,7 +112,7 @@ function decisionMessage(
   };
 }
 
-type Handler = (request: never, actor: Actor & { keyId: string }) => Promise<unknown>;
+type Handler = (request: never, actor: Actor) => Promise<unknown>;
 
 /**
  * flowloom.policy.v1.PolicyAdmin: the HTTP admin API's operations over gRPC. Each handler turns the

@@ -1,5 +1,6 @@
 import type { FastifyInstance } from 'fastify';
 import {
+  type AuthorizedAdmin,
   actorOf,
   decisionFilterOf,
   decisionsQuery,
@@ -36,7 +37,7 @@ import type { Actor } from '../domain/model.js';
 export type AdminAuthorizer = (
   headers: Record<string, string | string[] | undefined>,
   request?: { requestId?: string; sourceIp?: string },
-) => Promise<{ actor: string; keyId: string; owner?: string }>;
+) => Promise<AuthorizedAdmin>;
 
 export interface PolicyHttpDeps {
   admin: PolicyAdmin;
@@ -51,9 +52,7 @@ export interface PolicyHttpDeps {
  */
 export function policyRoutes(deps: PolicyHttpDeps) {
   return async (app: FastifyInstance, authorizeAdmin: AdminAuthorizer): Promise<void> => {
-    const who = async (
-      headers: Record<string, string | string[] | undefined>,
-    ): Promise<Actor & { keyId: string }> => {
+    const who = async (headers: Record<string, string | string[] | undefined>): Promise<Actor> => {
       return actorOf(await authorizeAdmin(headers));
     };
 

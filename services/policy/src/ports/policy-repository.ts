@@ -1,5 +1,5 @@
 import type { CloudEvent } from '@flowloom/contracts';
-import type { Deployment, DeploymentState, PolicyVersion, Promotion } from '../domain/model.js';
+import type { Deployment, DeploymentState, KeyIdentity, PolicyVersion, Promotion } from '../domain/model.js';
 
 export type NewVersion = Omit<PolicyVersion, 'seq' | 'previous' | 'createdAt'>;
 export type NewDeployment = DeploymentState & Pick<Deployment, 'name' | 'reason' | 'actor' | 'promotionId'>;
@@ -31,7 +31,7 @@ export interface PolicyRepository {
   deploy(
     deployment: NewDeployment,
     events: (applied: Deployment) => CloudEvent[],
-    approval?: { promotionId: string; approvedBy: string },
+    approval?: { promotionId: string; approvedBy: string; approver: KeyIdentity },
   ): Promise<Deployment>;
   /** The current deployment of every policy that has one, and the highest revision. */
   activeDeployments(): Promise<{ revision: number; deployments: Deployment[] }>;

@@ -10,15 +10,15 @@ import {
   parse,
   rotateKeyBody,
 } from '../../app/keys-requests.js';
-import { actorOf, adminContext } from '../admin-auth.js';
+import { adminContext, keyActorOf } from '../admin-auth.js';
 import type { HttpDeps } from '../deps.js';
 
-/** /api/v1/keys — create, list, show, revoke and rotate virtual keys. */
+/** /api/v1/keys — create, list, show, revoke, rotate and resume (after a suspension) virtual keys. */
 export function registerAdminKeys(app: FastifyInstance, deps: HttpDeps): void {
   app.post('/api/v1/keys', { config: { format: 'admin' } }, async (request, reply) => {
     const ctx = await adminContext(request, reply, deps);
     const input = createKeyInput(parse(createKeyBody, request.body), ctx.key.owner);
-    const issued = await deps.keys.create(input, actorOf(ctx));
+    const issued = await deps.keys.create(input, keyActorOf(ctx));
     return reply.code(201).send({ ...keyView(issued.key), key: issued.secret });
   });
 
@@ -38,14 +38,20 @@ export function registerAdminKeys(app: FastifyInstance, deps: HttpDeps): void {
     const ctx = await adminContext(request, reply, deps);
     const { id } = parse(keyIdParams, request.params);
     assertNotSelf(id, ctx.key.id);
-    return reply.send(keyView(await deps.keys.revoke(id, actorOf(ctx))));
+    return reply.send(keyView(await deps.keys.revoke(id, keyActorOf(ctx))));
+  });
+
+  app.post('/api/v1/keys/:id/resume', { config: { format: 'admin' } }, async (request, reply) => {
+    const ctx = await adminContext(request, reply, deps);
+    const { id } = parse(keyIdParams, request.params);
+    return reply.send(keyView(await deps.keys.resume(id, keyActorOf(ctx))));
   });
 
   app.post('/api/v1/keys/:id/rotate', { config: { format: 'admin' } }, async (request, reply) => {
     const ctx = await adminContext(request, reply, deps);
     const { id } = parse(keyIdParams, request.params);
     const body = parse(rotateKeyBody, request.body);
-    const issued = await deps.keys.rotate(id, body.gracePeriodSeconds, actorOf(ctx));
+    const issued = await deps.keys.rotate(id, body.gracePeriodSeconds, keyActorOf(ctx));
     return reply.code(201).send({ ...keyView(issued.key), key: issued.secret });
   });
 }

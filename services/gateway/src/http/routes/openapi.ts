@@ -42,6 +42,34 @@ export const openApiDocument = {
           expiresAt: { type: ['string', 'null'], format: 'date-time' },
           revokedAt: { type: ['string', 'null'], format: 'date-time' },
           rotatedFrom: { type: ['string', 'null'], format: 'uuid' },
+          createdBy: {
+            type: ['string', 'null'],
+            format: 'uuid',
+            description:
+              "The admin key that created it (a rotation keeps the old key's); null for the bootstrap key",
+          },
+          rotatedBy: {
+            type: ['string', 'null'],
+            format: 'uuid',
+            description: 'The admin key that rotated the old key into this one',
+          },
+          status: {
+            enum: ['active', 'suspended', 'revoked', 'expired'],
+            description: 'suspended: refused until an admin resumes it (POST /api/v1/keys/{id}/resume)',
+          },
+          suspendedAt: { type: ['string', 'null'], format: 'date-time' },
+          suspension: {
+            type: ['object', 'null'],
+            description: 'What suspended the key: the policy decision, and why',
+            properties: {
+              by: { type: 'string' },
+              reason: { type: 'string' },
+              decisionId: { type: 'string' },
+              policy: { type: 'string' },
+              version: { type: 'string' },
+              rule: { type: 'string' },
+            },
+          },
         },
       },
       IssuedKey: {
@@ -163,6 +191,21 @@ export const openApiDocument = {
         responses: {
           '200': { description: 'The revoked key' },
           '404': { description: 'Unknown key' },
+          ...errors,
+        },
+      },
+    },
+    '/api/v1/keys/{id}/resume': {
+      post: {
+        summary: "Lift a key's suspension (by a policy's suspend_key); it works again at once",
+        parameters: [keyId],
+        responses: {
+          '200': {
+            description: 'The resumed key',
+            content: { 'application/json': { schema: { $ref: '#/components/schemas/Key' } } },
+          },
+          '404': { description: 'Unknown key' },
+          '409': { description: 'The key is not suspended, or is revoked' },
           ...errors,
         },
       },
