@@ -140,6 +140,7 @@ describe('when PostgreSQL is down, the admin APIs', () => {
       role: 'admin',
     });
     await adminCall(policy.url, ops.key, 'POST', '/api/v1/policies', { source: POLICY('kept') });
+    await adminCall(policy.url, ADMIN, 'GET', '/api/v1/policies');
     await adminCall(audit.url, ADMIN, 'GET', '/api/v1/audit/entries?limit=1');
 
     const calls: Array<{ name: string; run: () => Promise<Reply> }> = [
