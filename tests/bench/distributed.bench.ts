@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { type Db, openPostgres } from '@flowloom/store';
+import { BENCH_LIMITS_YAML } from './limits-config.js';
 import { type Figure, fixedRate, overheadFigures, type Target, throughputFigures } from './load.js';
 import { adminCall, type Child, freePort, startChild, startMockUpstream } from './processes.js';
 import { mainThreadWindow } from './runtime-metrics.js';
@@ -236,16 +237,7 @@ export async function runDistributedBench(log: (line: string) => void, seconds =
     children.push(mock.child);
     // Budgets and rate limits on, so that every request reserves and settles in Redis.
     const configFile = join(work, 'flowloom.yaml');
-    writeFileSync(
-      configFile,
-      [
-        'budgets:',
-        '  - { scope: key, period: month, limitUsd: 1000000 }',
-        'rateLimits:',
-        '  - { scope: key, requestsPerMinute: 10000000, tokensPerMinute: 1000000000 }',
-        '',
-      ].join('\n'),
-    );
+    writeFileSync(configFile, BENCH_LIMITS_YAML);
     const common = {
       FLOWLOOM_DATABASE_URL: databaseUrl,
       FLOWLOOM_KAFKA_BROKERS: KAFKA_BROKERS,

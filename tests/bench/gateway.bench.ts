@@ -2,6 +2,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { BENCH_LIMITS_YAML } from './limits-config.js';
 import {
   type Figure,
   overheadFigures,
@@ -97,16 +98,7 @@ export async function runGatewayBench(log: (line: string) => void, seconds = 10)
     const governedPolicy = join(governedDir, 'bench-guard.yaml');
     const governedConfig = join(governedDir, 'flowloom.yaml');
     writeFileSync(governedPolicy, benchPolicy());
-    writeFileSync(
-      governedConfig,
-      [
-        'budgets:',
-        '  - { scope: key, period: month, limitUsd: 1000000 }',
-        'rateLimits:',
-        '  - { scope: key, requestsPerMinute: 10000000, tokensPerMinute: 1000000000 }',
-        '',
-      ].join('\n'),
-    );
+    writeFileSync(governedConfig, BENCH_LIMITS_YAML);
     log('starting a second FlowLoom, governed: a 100-rule policy enforced, a key budget and rate limits…');
     children.push(
       await startChild(
