@@ -106,6 +106,13 @@ describe('cost and latency metrics', () => {
     expect(grown(before, after, 'flowloom_cost_usd_total', SERIES)).toBeCloseTo(expected, 12);
     const histogram = { api: 'openai', stream: 'true' };
     expect(grown(before, after, 'flowloom_request_duration_seconds_count', histogram)).toBe(1);
+    // Counted once: not again as a non-streamed request.
+    expect(
+      grown(before, after, 'flowloom_request_duration_seconds_count', { ...histogram, stream: 'false' }),
+    ).toBe(0);
+    expect(
+      grown(before, after, 'flowloom_requests_total', { api: 'openai', status: '200', stream: 'false' }),
+    ).toBe(0);
     const observed = grown(before, after, 'flowloom_request_duration_seconds_sum', histogram);
     expect(observed).toBeGreaterThan(0);
     expect(observed).toBeLessThanOrEqual(res.seconds);

@@ -13,6 +13,7 @@ import { registerOpenAIEmbeddings } from './routes/openai-embeddings.js';
 import { registerOpenAIModels } from './routes/openai-models.js';
 import { registerOpenApi } from './routes/openapi.js';
 import { registerOperations } from './routes/operations.js';
+import { answeredWithStream } from './sse.js';
 
 declare module 'fastify' {
   interface FastifyContextConfig {
@@ -69,14 +70,16 @@ export function buildHttpServer(deps: HttpDeps, log: Logger): FastifyInstance {
     const route = request.routeOptions.url ?? 'unmatched';
     if (!route.startsWith('/v1/')) return;
     const seconds = (performance.now() - request.startedAt) / 1000;
-    deps.metrics.request(
-      {
-        api: formatFor(route, request.routeOptions.config.format),
-        status: reply.statusCode,
-        stream: false,
-      },
-      seconds,
-    );
+    // A streamed answer is counted by its route, with stream="true", when the stream ends.
+    if (!answeredWithStream(request))
+      deps.metrics.request(
+        {
+          api: formatFor(route, request.routeOptions.config.format),
+          status: reply.statusCode,
+          stream: false,
+        },
+        seconds,
+      );
     if (log.isLevelEnabled('info')) {
       log.info(
         {

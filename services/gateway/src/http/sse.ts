@@ -5,6 +5,13 @@ import type { FastifyReply } from 'fastify';
 import type { ChatStream } from '../app/chat.js';
 import { fromFastifyError } from './errors.js';
 
+/** Requests answered with a stream: their route records them once the stream ends (see server.ts). */
+const streamed = new WeakSet<object>();
+
+export function answeredWithStream(request: object): boolean {
+  return streamed.has(request);
+}
+
 /**
  * Writes a chat stream as Server-Sent Events in the caller's format. Headers go out only after
  * the first upstream event (the stream is already open), so fallback stayed possible until then.
@@ -17,6 +24,7 @@ export async function writeSse(
   format: 'openai' | 'anthropic' | 'gemini',
 ): Promise<void> {
   const res = reply.raw;
+  streamed.add(reply.request);
   reply.hijack();
   res.writeHead(200, {
     'content-type': 'text/event-stream; charset=utf-8',
