@@ -95,7 +95,7 @@ describe('flowloom policy against flowloom up', () => {
     const asRoot = await cli(['policy', 'push', join(dir, 'guard.yaml')], rootEnv);
     expect(asRoot.code).toBe(1);
     expect(asRoot.stderr).toContain('bootstrap admin key');
-    expect(asRoot.stderr).toContain('flowloom keys create NAME --owner you@example.com --admin');
+    expect(asRoot.stderr).toContain('flowloom keys create --name NAME --owner you@example.com --admin');
     const pushed = await cli(['policy', 'push', join(dir, 'guard.yaml'), '-m', 'first guard', '--json'], env);
     expect(pushed.code, pushed.stderr).toBe(0);
     version = (JSON.parse(pushed.stdout) as { version: string }).version;

@@ -82,7 +82,7 @@ describe('PolicyAdmin over gRPC: credentials', () => {
   it('when the bootstrap admin key pushes, then PERMISSION_DENIED says to push with a personal admin key', async () => {
     const refused = failed(await push(V1, 'bootstrap'));
     expect(refused.code).toBe(grpc.status.PERMISSION_DENIED);
-    expect(refused.details).toContain('flowloom keys create NAME --owner you@example.com --admin');
+    expect(refused.details).toContain('flowloom keys create --name NAME --owner you@example.com --admin');
     expect(ok(await admin.call<{ policies: unknown[] }>('listPolicies', {}, 'alice')).policies).toEqual([]);
   });
 });

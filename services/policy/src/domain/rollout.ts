@@ -64,7 +64,7 @@ export function assertCanAuthor(actor: Actor): void {
   if (actor.key?.root)
     throw new AppError(
       'forbidden',
-      `Key ${actor.key.keyId} is the bootstrap admin key (or a key created before key lineage was recorded): every other admin key descends from it, so a policy version it wrote could never be approved by an independent person. Create a personal admin key for each admin with it (flowloom keys create NAME --owner you@example.com --admin) and push with yours.`,
+      `Key ${actor.key.keyId} is the bootstrap admin key (or a key created before key lineage was recorded): every other admin key descends from it, so a policy version it wrote could never be approved by an independent person. Create a personal admin key for each admin with it (flowloom keys create --name NAME --owner you@example.com --admin) and push with yours.`,
     );
 }
 
