@@ -231,6 +231,24 @@ function checkReferences(config: Config, env: Env): void {
       }
     });
   }
+  const { channels, defaultChannel } = config.alerts;
+  if (defaultChannel !== undefined && !channels[defaultChannel]) {
+    throw new ConfigError(
+      `alerts.defaultChannel names "${defaultChannel}", which is not under alerts.channels (configured: ${Object.keys(channels).join(', ') || 'none'}). Fix: add the channel or change defaultChannel.`,
+    );
+  }
+  for (const [name, channel] of Object.entries(channels)) {
+    const variables = [
+      ...(channel.urlEnv ? [[`alerts.channels.${name}.urlEnv`, channel.urlEnv] as const] : []),
+      ...Object.entries(channel.headersEnv).map(
+        ([header, variable]) => [`alerts.channels.${name}.headersEnv.${header}`, variable] as const,
+      ),
+    ];
+    for (const [key, variable] of variables) {
+      if (!env[variable])
+        throw new ConfigError(`${key} names ${variable}, which is not set. Fix: export it or edit ${key}.`);
+    }
+  }
   for (const [name, provider] of Object.entries(config.providers)) {
     if (provider.apiKeyEnv && !env[provider.apiKeyEnv] && provider.kind !== 'openai-compatible') {
       throw new ConfigError(

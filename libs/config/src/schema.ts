@@ -223,6 +223,48 @@ export const auditConfigSchema = z.strictObject({
 });
 export type AuditConfig = z.infer<typeof auditConfigSchema>;
 
+const channelName = z.string().regex(/^[a-z0-9][a-z0-9_-]*$/, 'lowercase letters, digits, _ and -');
+
+/** Where an enforced `alert` action posts: a webhook with its format (README "Alerts"). */
+export const alertChannelSchema = z
+  .strictObject({
+    /** The webhook URL. A Slack webhook URL is itself a secret: prefer `urlEnv`. */
+    url: z.url({ protocol: /^https?$/, error: 'must be an http:// or https:// URL' }).optional(),
+    /** The environment variable holding the webhook URL, read at start and never logged. */
+    urlEnv: z.string().min(1).optional(),
+    /** `json`: FlowLoom's own payload; `slack`: a Slack incoming-webhook `{"text": ...}`. */
+    format: z.enum(['json', 'slack']).default('json'),
+    /** Extra headers, literal (e.g. a team tag). */
+    headers: z.record(z.string().min(1), z.string()).default({}),
+    /** Headers whose value is read from an environment variable (a token): header name → variable name. */
+    headersEnv: z.record(z.string().min(1), z.string().min(1)).default({}),
+  })
+  .refine((c) => (c.url === undefined) !== (c.urlEnv === undefined), {
+    message: 'give exactly one of url and urlEnv',
+  });
+export type AlertChannelConfig = z.infer<typeof alertChannelSchema>;
+
+export const alertsConfigSchema = z.strictObject({
+  /** Named channels that policies' `alert` actions name (`{ type: alert, channel: ops }`). */
+  channels: z.record(channelName, alertChannelSchema).default({}),
+  /** The channel of an `alert` action that names none; such alerts are only recorded when unset. */
+  defaultChannel: channelName.optional(),
+  /** Public address of the gateway (or console): a post links the decision at `<linkBaseUrl>/api/v1/decisions/<id>`. */
+  linkBaseUrl: z.url({ protocol: /^https?$/ }).optional(),
+  /** Posts waiting per channel; when full the oldest is dropped (and counted). */
+  queueSize: z.number().int().min(1).max(100_000).default(1000),
+  /** Per attempt. */
+  timeoutMs: z.number().int().min(100).max(120_000).default(5_000),
+  maxAttempts: z.number().int().min(1).max(10).default(4),
+  /** Jittered exponential back-off between attempts, never shorter than the channel's retry-after. */
+  retryBaseMs: z.number().int().min(0).default(500),
+  retryMaxMs: z.number().int().min(0).default(30_000),
+  /** Rate limit per channel, rule and subject (job, else session, else key): `perWindow` posts per window, the rest summarized. */
+  windowSeconds: z.number().int().min(1).max(3600).default(60),
+  perWindow: z.number().int().min(1).max(1000).default(1),
+});
+export type AlertsConfig = z.infer<typeof alertsConfigSchema>;
+
 export const kafkaTopicsSchema = z.strictObject({
   /** Partitions per topic: the most consumers of one group that can share a family's events. */
   partitions: z.number().int().min(1).max(10_000).default(6),
@@ -303,5 +345,6 @@ export const configSchema = z.strictObject({
   policy: policyConfigSchema.default(policyConfigSchema.parse({})),
   signals: signalsConfigSchema.default(signalsConfigSchema.parse({})),
   audit: auditConfigSchema.default(auditConfigSchema.parse({})),
+  alerts: alertsConfigSchema.default(alertsConfigSchema.parse({})),
 });
 export type Config = z.infer<typeof configSchema>;

@@ -8,6 +8,8 @@ export const POLICY_DECISION = 'dev.flowloom.policy.decision.v1';
 export const POLICY_INTERVENTION = 'dev.flowloom.policy.intervention.v1';
 /** A job was stopped (by a policy or an admin) or cleared (source flowloom/gateway). */
 export const POLICY_JOB_CHANGED = 'dev.flowloom.policy.job.changed.v1';
+/** An enforced alert action's post to its channel: delivered, failed after retries, dropped, or unconfigured (source flowloom/gateway). */
+export const POLICY_ALERT_DELIVERY = 'dev.flowloom.policy.alert.delivery.v1';
 /** Policy service: a new immutable version was stored. */
 export const POLICY_VERSION_PUSHED = 'dev.flowloom.policy.version.pushed.v1';
 /** Policy service: someone asked to promote a version; it waits for approval. */
@@ -275,10 +277,47 @@ export const policyDeploymentChangedSchema = z.object({
 });
 export type PolicyDeploymentChanged = z.infer<typeof policyDeploymentChangedSchema>;
 
+export const alertDeliverySchema = z.object({
+  /** One post (an alert, or a summary of several matches of one rule for one subject). */
+  alertId: z.string(),
+  channel: z.string(),
+  /**
+   * delivered: the channel answered 2xx; failed: it did not after every attempt (or refused it);
+   * dropped: the bounded queue was full (oldest dropped) or the gateway shut down first;
+   * unconfigured: no channel of that name in flowloom.yaml `alerts.channels`.
+   */
+  outcome: z.enum(['delivered', 'failed', 'dropped', 'unconfigured']),
+  format: z.enum(['json', 'slack']).optional(),
+  policy: z.string(),
+  version: z.string(),
+  rule: z.string(),
+  mode: z.string(),
+  phase: z.enum(['pre_call', 'post_call']).optional(),
+  /** The latest matching decision this post stands for. */
+  decisionId: z.string(),
+  requestId: z.string(),
+  keyId: z.string().optional(),
+  project: z.string().optional(),
+  job: z.string().optional(),
+  session: z.string().optional(),
+  /** How many matches this post stands for (more than 1: a summary of a rate-limited burst). */
+  count: z.number().int().positive(),
+  summary: z.boolean(),
+  firstAt: z.string(),
+  lastAt: z.string(),
+  attempts: z.number().int().nonnegative(),
+  /** The channel's last HTTP status, when it answered. */
+  status: z.number().int().optional(),
+  /** Why it was not delivered (never a URL or header value). */
+  error: z.string().optional(),
+});
+export type AlertDelivery = z.infer<typeof alertDeliverySchema>;
+
 export const policyEventPayloadSchemas: Record<string, z.ZodType> = {
   [POLICY_DECISION]: decisionRecordSchema,
   [POLICY_INTERVENTION]: interventionSchema,
   [POLICY_JOB_CHANGED]: jobChangedSchema,
+  [POLICY_ALERT_DELIVERY]: alertDeliverySchema,
   [POLICY_VERSION_PUSHED]: policyVersionPushedSchema,
   [POLICY_PROMOTION_REQUESTED]: policyPromotionSchema,
   [POLICY_PROMOTION_APPROVED]: policyPromotionSchema,

@@ -12,10 +12,12 @@ import { FallbackThrottleSemaphore } from './adapters/fallback-throttle-semaphor
 import { FileOutbox } from './adapters/file-outbox.js';
 import { FilePolicySource } from './adapters/file-policy-source.js';
 import { GrpcPolicySource } from './adapters/grpc-policy-source.js';
+import { HttpAlertTransport } from './adapters/http-alert-transport.js';
 import { MemoryLimitStore } from './adapters/memory-limit-store.js';
 import { MemorySignalStore } from './adapters/memory-signal-store.js';
 import { MemoryThrottleSemaphore } from './adapters/memory-throttle-semaphore.js';
 import { gatewayMigrations } from './adapters/migrations.js';
+import { createPrometheusAlertMetrics } from './adapters/prometheus-alert-metrics.js';
 import { createPrometheusMetrics } from './adapters/prometheus-metrics.js';
 import { RedisLimitStore } from './adapters/redis-limit-store.js';
 import { RedisSignalStore } from './adapters/redis-signal-store.js';
@@ -23,6 +25,7 @@ import { RedisThrottleSemaphore } from './adapters/redis-throttle-semaphore.js';
 import { SqlKeyStore } from './adapters/sql-key-store.js';
 import { OutboxRelay, SqlOutbox } from './adapters/sql-outbox.js';
 import { type AdminAuthorizer, adminAuthorizer } from './admin-authorizer.js';
+import { AlertDispatcher } from './app/alert-dispatcher.js';
 import { AuthEvents } from './app/auth-events.js';
 import { Authenticator } from './app/authenticate.js';
 import { bootstrapAdmin } from './app/bootstrap-admin.js';
@@ -30,7 +33,7 @@ import { ChatService } from './app/chat.js';
 import { EmbeddingsService } from './app/embeddings.js';
 import { KeysAdmin } from './app/keys-admin.js';
 import { Limiter } from './app/limits.js';
-import { PolicyGate } from './app/policy-gate.js';
+import { POLICY_SOURCE, PolicyGate } from './app/policy-gate.js';
 import { Router } from './app/router.js';
 import { signalWindows } from './domain/signals.js';
 import { startGrpcServer } from './grpc/server.js';
@@ -261,7 +264,18 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
         },
       )
     : new MemoryThrottleSemaphore();
+  const alerts = new AlertDispatcher({
+    ...config.alerts,
+    windowMs: config.alerts.windowSeconds * 1000,
+    transport: new HttpAlertTransport(config.alerts.channels, env),
+    channels: new Map(Object.entries(config.alerts.channels).map(([name, c]) => [name, c.format])),
+    outbox,
+    metrics: createPrometheusAlertMetrics(registry),
+    source: POLICY_SOURCE,
+    onWarning: (message) => log.warn(message),
+  });
   const gate = new PolicyGate({
+    alerts,
     throttle,
     signals,
     windows,
@@ -375,6 +389,8 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
         // A post-call suspension or job stop still running appends its events; so do the refused-key
         // windows: both go into the outbox before the relay drains it.
         await gate.settled();
+        // Pending alerts get a moment to go out; their delivery events go into the outbox.
+        await alerts.close();
         await authEvents.close();
         unsubscribePolicy?.();
         unsubscribeBus?.();

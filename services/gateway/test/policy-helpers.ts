@@ -23,6 +23,7 @@ export async function startPolicyGateway(
     mode?: 'enforce' | 'shadow' | 'canary';
     percent?: number;
     overrides?: Record<string, unknown>;
+    env?: Record<string, string>;
     db?: Db;
   } = {},
 ): Promise<PolicyGateway> {
@@ -35,6 +36,7 @@ export async function startPolicyGateway(
       ...options.overrides,
     },
     ...(options.db ? { db: options.db } : {}),
+    ...(options.env ? { env: options.env } : {}),
   });
   return {
     ...t,

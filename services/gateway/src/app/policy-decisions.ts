@@ -252,3 +252,9 @@ function outcomeRecord(o: Outcome): DecisionOutcome {
 export function projectOf(ctx: RequestContext): string | undefined {
   return ctx.tags.project ?? ctx.key.project ?? undefined;
 }
+
+/** Why a rule matched, for a caller, an event or an alert: its description, else its condition. */
+export function describeRule(rule: PolicyRule | undefined): string {
+  if (!rule) return 'a policy rule matched';
+  return rule.description ?? `its condition held (${rule.condition})`;
+}

@@ -20,7 +20,6 @@ import {
   formatDiagnostics,
   type Outcome,
   type Phase,
-  type PolicyRule,
   type RedactAction,
   type RequestFacts,
   type RerouteAction,
@@ -45,11 +44,14 @@ import type { LimitStore } from '../ports/limit-store.js';
 import type { Outbox } from '../ports/outbox.js';
 import { type SignalScope, type SignalStore, signalSubject, signalSubjects } from '../ports/signal-store.js';
 import type { ThrottleSemaphore } from '../ports/throttle-semaphore.js';
+import type { AlertSink } from './alert-dispatcher.js';
+import { alertNotices } from './alert-notices.js';
 import type { RequestContext } from './context.js';
 import { subjectOf as limitSubjectOf } from './limits.js';
 import {
   type ActivePolicy,
   decisionRecordOf,
+  describeRule,
   type Evaluated,
   evaluateLanes,
   isIntervention,
@@ -155,6 +157,8 @@ export interface PolicyGateOptions {
    * stays active), or an action after the answer (suspend the key, stop the job) that failed.
    */
   onRejected?: (message: string) => void;
+  /** Where enforced `alert` actions are delivered (in the background); only recorded without one. */
+  alerts?: AlertSink;
   now?: () => number;
 }
 
@@ -570,6 +574,9 @@ export class PolicyGate {
     const interventions = evaluated
       .filter((e) => !e.superseded && isIntervention(e.decision.intended))
       .map((e) => this.interventionEvent(ctx, e, decisionId, signals));
+    const alerts = this.options.alerts;
+    if (alerts)
+      for (const notice of alertNotices(ctx, evaluated, decisionId, signals, now)) alerts.notify(notice);
     return { decisionId, record, effective, interventions };
   }
 
@@ -891,8 +898,3 @@ function safeHeaders(
 }
 
 const short = (version: string): string => version.slice(0, 12);
-
-function describeRule(rule: PolicyRule | undefined): string {
-  if (!rule) return 'a policy rule matched';
-  return rule.description ?? `its condition held (${rule.condition})`;
-}
