@@ -37,6 +37,7 @@ export const ENV_VARIABLES = {
   FLOWLOOM_POLICY_SERVICE_URL: { key: 'policy.serviceUrl', type: 'string' },
   FLOWLOOM_POLICY_SERVICE_KEY: { key: 'policy.serviceKey', type: 'string' },
   FLOWLOOM_POLICY_HTTP_URL: { key: 'policy.httpUrl', type: 'string' },
+  FLOWLOOM_POLICY_DB_LOGIN: { key: 'policy.dbLogin', type: 'string' },
   FLOWLOOM_AUDIT_HTTP_URL: { key: 'audit.httpUrl', type: 'string' },
   FLOWLOOM_PEER_TIMEOUT_MS: { key: 'peerTimeoutMs', type: 'int' },
   FLOWLOOM_AUDIT_ORIGIN: { key: 'audit.origin', type: 'string' },
@@ -49,6 +50,7 @@ export const ENV_VARIABLES = {
   FLOWLOOM_AUDIT_HTTP_PORT: { key: 'audit.httpPort', type: 'int' },
   FLOWLOOM_AUDIT_DB_ROLE: { key: 'audit.dbRole', type: 'string' },
   FLOWLOOM_AUDIT_DB_ROLE_MEMBERS: { key: 'audit.dbRoleMembers', type: 'list' },
+  FLOWLOOM_AUDIT_DB_LOGIN: { key: 'audit.dbLogin', type: 'string' },
 } as const;
 
 /** Sets `a.b` in nested objects (variables such as FLOWLOOM_POLICY_FILE set `policy.file`). */

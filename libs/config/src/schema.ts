@@ -120,6 +120,11 @@ export const peerHttpUrlSchema = z
     return url.pathname === '/' && !url.search && !url.hash && !url.username && !url.password;
   }, 'must be the address only (scheme, host and port), with no path, query or credentials, e.g. http://policy:8080');
 
+/** A plain lowercase PostgreSQL role name (no quoting needed). */
+const postgresRoleSchema = z
+  .string()
+  .regex(/^[a-z_][a-z0-9_]{0,62}$/, 'a plain lowercase PostgreSQL role name such as flowloom_audit_writer');
+
 export const policyConfigSchema = z.strictObject({
   /** A policy document (YAML or JSON) loaded at start: pushed to the policy service, or enforced directly by a lone gateway. */
   file: z.string().min(1).optional(),
@@ -141,6 +146,11 @@ export const policyConfigSchema = z.strictObject({
   grpcPort: z.number().int().min(0).max(65535).optional(),
   /** HTTP address of the policy service: a standalone gateway forwards the policy admin API there. */
   httpUrl: peerHttpUrlSchema.optional(),
+  /**
+   * The PostgreSQL login `serve policy` connects as, when it is not the schema owner: `flowloom
+   * migrate` grants it exactly what the service needs (its own tables, reading api_keys, the outbox).
+   */
+  dbLogin: postgresRoleSchema.optional(),
 });
 export type PolicyConfig = z.infer<typeof policyConfigSchema>;
 
@@ -166,11 +176,6 @@ const retentionTypeSchema = z
     /^(\*|[a-z0-9_.-]+\*?)$/,
     'an event type such as dev.flowloom.gateway.request.completed.v1, or a prefix ending in *',
   );
-
-/** A plain lowercase PostgreSQL role name (no quoting needed). */
-const postgresRoleSchema = z
-  .string()
-  .regex(/^[a-z_][a-z0-9_]{0,62}$/, 'a plain lowercase PostgreSQL role name such as flowloom_audit_writer');
 
 /** The audit service: ledger checkpoints, signing key, external copies, retention (README "Audit trail"). */
 export const auditConfigSchema = z.strictObject({
@@ -220,6 +225,11 @@ export const auditConfigSchema = z.strictObject({
   dbRole: postgresRoleSchema.default('flowloom_audit_writer'),
   /** Login users `flowloom migrate` grants dbRole to, besides the user it connects as (a separate audit login). */
   dbRoleMembers: z.array(postgresRoleSchema).default([]),
+  /**
+   * The PostgreSQL login `serve audit` connects as, when it is not the schema owner: `flowloom
+   * migrate` makes it a member of dbRole and grants it reading api_keys and the outbox.
+   */
+  dbLogin: postgresRoleSchema.optional(),
 });
 export type AuditConfig = z.infer<typeof auditConfigSchema>;
 

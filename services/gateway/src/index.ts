@@ -1,4 +1,5 @@
 export { gatewayMigrations } from './adapters/migrations.js';
+export { adminLoginGrantsSql, checkLoginName } from './adapters/migrations-grants.js';
 export {
   type AdminAuthorizer,
   adminAuthorizerFor,

@@ -3,7 +3,7 @@ import { join, resolve } from 'node:path';
 import { type EventBus, InProcessBus } from '@flowloom/bus';
 import type { Config } from '@flowloom/config';
 import type { PolicyBundle } from '@flowloom/contracts';
-import { type Db, migrate, openDb } from '@flowloom/store';
+import { type Db, migrateUnlessApplied, openDb } from '@flowloom/store';
 import { createLogger, type Logger } from '@flowloom/telemetry';
 import type { FastifyInstance } from 'fastify';
 import { BufferedDecisionStore } from './adapters/buffered-decision-store.js';
@@ -64,7 +64,8 @@ export async function startPolicyService(options: PolicyServiceOptions): Promise
     options.db ?? (await openDb({ databaseUrl: config.databaseUrl, dataDir: `${config.dataDir}/db` }));
   const ownsBus = !options.bus;
   const bus: EventBus = options.bus ?? new InProcessBus();
-  await migrate(db, policyMigrations);
+  // Left alone once applied: a login without DDL rights (policy.dbLogin) starts on a migrated database.
+  await migrateUnlessApplied(db, policyMigrations);
 
   const relay = new SqlEventRelay(db, bus, (err) =>
     log.warn({ err }, 'policy events: publish failed, will retry'),
