@@ -240,7 +240,7 @@ describe('distributed mode: every kind of event reaches the ledger', () => {
     expect(allowed.decision).not.toBeNull();
     expect(suspended.decision).not.toBeNull();
     await cli(['keys', 'resume', member.id], rootEnv);
-    expect((await chat(member.key, 'fine again')).status).toBe(200);
+    expect((await chat(member.key, 'fine-again')).status).toBe(200);
     await cli(['policy', 'rollback', 'ledger-guard'], aliceEnv);
     const actedSeconds = (Date.now() - started) / 1000;
 
@@ -326,6 +326,24 @@ describe('distributed mode: every kind of event reaches the ledger', () => {
       `[faults] distributed ledger: ${expected.size} events of ${types.length} types written by serve gateway|policy|audit in ${actedSeconds.toFixed(1)} s, all in the ledger exactly once ${deliveredSeconds.toFixed(1)} s later; policy and audit ran as logins ${POLICY_LOGIN}, ${AUDIT_LOGIN}`,
     );
   }, 90_000);
+
+  it('when a configured login does not exist, is the owner itself, or the audit login has no ledger role, then migrate fails naming the setting and the fix', async () => {
+    const migrateWith = (extra: Record<string, string>) =>
+      runCli(
+        ['migrate'],
+        cleanEnv({ FLOWLOOM_DATABASE_URL: database!.url, FLOWLOOM_LOG_LEVEL: 'error', ...extra }),
+      );
+    const missing = await migrateWith({ FLOWLOOM_POLICY_DB_LOGIN: `nobody_${suffix}` });
+    expect(missing.code).not.toBe(0);
+    expect(missing.stderr).toContain(`policy.dbLogin (FLOWLOOM_POLICY_DB_LOGIN) is "nobody_${suffix}"`);
+    expect(missing.stderr).toContain(`CREATE ROLE nobody_${suffix} LOGIN`);
+    const owner = await migrateWith({ FLOWLOOM_AUDIT_DB_LOGIN: 'postgres' });
+    expect(owner.code).not.toBe(0);
+    expect(owner.stderr).toContain('the user flowloom migrate runs as');
+    const noRole = await migrateWith({ FLOWLOOM_AUDIT_DB_LOGIN: AUDIT_LOGIN, FLOWLOOM_AUDIT_DB_ROLE: 'off' });
+    expect(noRole.code).not.toBe(0);
+    expect(noRole.stderr).toContain('audit.dbRole=off');
+  }, 60_000);
 
   it('when the policy and audit logins try more than their services need, then PostgreSQL refuses', async () => {
     const refusals: Array<[login: string, sql: string]> = [
