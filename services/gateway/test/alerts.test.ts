@@ -1,3 +1,4 @@
+import { canaryBucket } from '@flowloom/policy-engine';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { TestDatabase } from './databases.js';
 import { sample } from './http-helpers.js';
@@ -49,13 +50,15 @@ function alertsConfig(channels: Record<string, unknown>, more: Record<string, un
 }
 
 /** A receiver, and a gateway enforcing POLICY (or shadowing it) that alerts it as channel `pager`. */
-function alertingGateway(options: { mode?: 'enforce' | 'shadow'; alerts?: Record<string, unknown> } = {}) {
+function alertingGateway(
+  options: { mode?: 'enforce' | 'shadow' | 'canary'; alerts?: Record<string, unknown> } = {},
+) {
   const s: { t?: PolicyGateway; pager?: WebhookReceiver } = {};
   beforeAll(async () => {
     s.pager = await startWebhookReceiver();
     s.t = await startPolicyGateway(POLICY, {
       db: pg.db,
-      ...(options.mode ? { mode: options.mode } : {}),
+      ...(options.mode ? { mode: options.mode, percent: 50 } : {}),
       overrides: alertsConfig({ pager: { url: s.pager.url } }, options.alerts),
     });
   });
@@ -313,5 +316,29 @@ describe('a slow channel with a full queue', () => {
     expect(byOutcome.filter((o) => o === 'dropped')).toHaveLength(3);
     const metrics = (await s.t.get('/metrics', s.t.adminKey)).text;
     expect(sample(metrics, 'flowloom_alerts_total', { channel: 'pager', outcome: 'dropped' })).toBe(3);
+  });
+});
+
+describe('canary', () => {
+  const s = alertingGateway({ mode: 'canary' });
+
+  it('when the alerting version is in canary, then only the jobs in its share are alerted; the rest are recorded only', async () => {
+    const jobs = Array.from({ length: 12 }, (_, i) => `loud-canary-${i}`);
+    let version = '';
+    for (const name of jobs) {
+      const res = await s.t.post('/v1/chat/completions', chat('hi'), s.t.adminKey, job(name));
+      expect(res.status).toBe(200);
+      const flagged = (await eventsOfType(s.t, INTERVENTION)).find(
+        (e) => e.data.decisionId === res.headers.get('x-flowloom-decision'),
+      );
+      version = String(flagged?.data.version);
+    }
+    const enforced = jobs.filter((name) => canaryBucket(version, name) < 5000);
+    expect(enforced.length).toBeGreaterThan(0);
+    expect(enforced.length).toBeLessThan(jobs.length);
+    await within(5_000, async () => s.pager.posts.length >= enforced.length);
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    expect(s.pager.posts.map((p) => p.body.job).sort()).toEqual([...enforced].sort());
+    expect(s.pager.posts.every((p) => p.body.mode === 'canary')).toBe(true);
   });
 });
