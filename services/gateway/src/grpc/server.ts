@@ -7,6 +7,7 @@ import * as grpc from '@grpc/grpc-js';
 import { type Authenticator, presentedKey } from '../app/authenticate.js';
 import { asAppError, type CallOptions, type ChatService } from '../app/chat.js';
 import type { RequestContext } from '../app/context.js';
+import { requestTags, type TagInput } from '../app/request-tags.js';
 import type { Router } from '../app/router.js';
 import { keyAllowsModel } from '../domain/keys.js';
 import { decodeGrpcChatRequest } from './decode.js';
@@ -70,13 +71,42 @@ function refusal(error: unknown, facts: CallFacts): Partial<grpc.StatusObject> {
   return { ...toStatus(error), metadata: factsMetadata(facts) };
 }
 
-function tagOf(value: string, name: string): string | undefined {
-  if (value === '') return undefined;
-  if (!/^[\x21-\x7e]{1,200}$/.test(value))
-    throw new AppError('invalid_request', `${name} must be 1-200 printable ASCII characters`, {
-      param: name,
-    });
-  return value;
+/**
+ * A tag from the request's field (`job`, `session`, `project`) or, as HTTP callers send it, from the
+ * `x-flowloom-*` metadata; both given, they must agree.
+ */
+function tagOf(
+  call: { request: Partial<GrpcChatRequest>; metadata: grpc.Metadata },
+  field: 'job' | 'session' | 'project',
+): TagInput {
+  const header = `x-flowloom-${field}`;
+  const fromField = call.request[field] || undefined;
+  const values = call.metadata.get(header);
+  const fromMetadata = values.length === 0 ? undefined : values.map(String).join(', ');
+  if (fromField !== undefined && fromMetadata !== undefined && fromField !== fromMetadata) {
+    throw new AppError(
+      'invalid_request',
+      `The request's ${field} field ('${fromField}') and its ${header} metadata ('${fromMetadata}') disagree; send one of them.`,
+      { param: field },
+    );
+  }
+  return fromField !== undefined ? { value: fromField, name: field } : { value: fromMetadata, name: header };
+}
+
+/**
+ * The call's metadata as the request headers a policy reads (`request.headers`), as the HTTP API passes
+ * its headers: names lower-case (as grpc-js keeps them), binary `-bin` entries left out. The policy gate
+ * drops credentials (authorization, api keys, tokens, cookies) from both alike.
+ */
+function metadataHeaders(metadata: grpc.Metadata): Record<string, string | string[]> {
+  const headers: Record<string, string | string[]> = {};
+  for (const [name, values] of Object.entries(metadata.toJSON())) {
+    if (name.endsWith('-bin')) continue;
+    const texts = values.filter((value): value is string => typeof value === 'string');
+    const [only] = texts;
+    if (only !== undefined) headers[name] = texts.length === 1 ? only : texts;
+  }
+  return headers;
 }
 
 async function contextOf(
@@ -94,23 +124,16 @@ async function contextOf(
   });
   const controller = new AbortController();
   call.on('cancelled', () => controller.abort(new Error('client cancelled')));
-  const r = call.request;
-  const taggedJob = tagOf(r.job, 'job');
-  if (key.job && taggedJob && taggedJob !== key.job) {
-    throw new AppError(
-      'forbidden',
-      `This key belongs to job '${key.job}' and cannot tag requests for '${taggedJob}'.`,
-      { param: 'job' },
-    );
-  }
-  const job = key.job ?? taggedJob;
-  const session = tagOf(r.session, 'session');
-  const project = tagOf(r.project, 'project');
+  const tags = requestTags(key, {
+    job: tagOf(call, 'job'),
+    session: tagOf(call, 'session'),
+    project: tagOf(call, 'project'),
+  });
   return {
     requestId,
     api: 'grpc',
     key,
-    tags: { ...(job ? { job } : {}), ...(session ? { session } : {}), ...(project ? { project } : {}) },
+    tags,
     signal: controller.signal,
     startedAt,
   };
@@ -131,9 +154,10 @@ function chunkOf(event: StreamEvent): Record<string, unknown> | undefined {
   }
 }
 
-/** Call options that note the policy decision as soon as it is made. */
-function decisionHook(facts: CallFacts): CallOptions {
+/** Call options: the metadata a policy may read, and a hook noting the decision as soon as it is made. */
+function callOptions(call: { metadata: grpc.Metadata }, facts: CallFacts): CallOptions {
   return {
+    headers: metadataHeaders(call.metadata),
     onDecision: (id) => {
       facts.decisionId = id;
     },
@@ -170,7 +194,7 @@ export async function startGrpcServer(
           const result = await deps.chat.complete(
             ctx,
             decodeGrpcChatRequest(call.request, false),
-            decisionHook(facts),
+            callOptions(call, facts),
           );
           const r = result.response;
           call.sendMetadata(routingMetadata(facts, result.deployment.id, result.attempts));
@@ -200,7 +224,7 @@ export async function startGrpcServer(
           const stream = await deps.chat.stream(
             ctx,
             decodeGrpcChatRequest(call.request, true),
-            decisionHook(facts),
+            callOptions(call, facts),
           );
           call.sendMetadata(routingMetadata(facts, stream.deployment.id, stream.attempts));
           let started = false;

@@ -1,23 +1,12 @@
-import { AppError } from '@flowloom/errors';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { type Authenticator, presentedKey } from '../app/authenticate.js';
 import type { CallerApi, RequestContext } from '../app/context.js';
+import { requestTags } from '../app/request-tags.js';
 
-const TAG_PATTERN = /^[\x21-\x7e]{1,200}$/;
-
-function tag(request: FastifyRequest, name: string): string | undefined {
+/** A tag header as sent: repeated, it is a list, which no tag is. */
+function tag(request: FastifyRequest, name: string): { value: string | undefined; name: string } {
   const value = request.headers[name];
-  if (value === undefined) return undefined;
-  if (typeof value !== 'string' || !TAG_PATTERN.test(value)) {
-    throw new AppError(
-      'invalid_request',
-      `The ${name} header must be 1-200 printable ASCII characters without spaces.`,
-      {
-        param: name,
-      },
-    );
-  }
-  return value;
+  return { value: Array.isArray(value) ? value.join(', ') : value, name };
 }
 
 function header(request: FastifyRequest, name: string): string | undefined {
@@ -59,28 +48,11 @@ export async function requestContext(
     surface === 'admin'
       ? await auth.authenticateAdmin(secret, attempt)
       : await auth.authenticate(secret, attempt);
-  const taggedJob = tag(request, 'x-flowloom-job');
-  if (key.job && taggedJob && taggedJob !== key.job) {
-    throw new AppError(
-      'forbidden',
-      `This key belongs to job '${key.job}' and cannot tag requests for '${taggedJob}'.`,
-      {
-        param: 'x-flowloom-job',
-      },
-    );
-  }
-  const job = key.job ?? taggedJob;
-  const session = tag(request, 'x-flowloom-session');
-  const project = tag(request, 'x-flowloom-project');
-  if (project && key.project && project !== key.project) {
-    throw new AppError(
-      'forbidden',
-      `This key belongs to project '${key.project}' and cannot tag requests for '${project}'.`,
-      {
-        param: 'x-flowloom-project',
-      },
-    );
-  }
+  const tags = requestTags(key, {
+    job: tag(request, 'x-flowloom-job'),
+    session: tag(request, 'x-flowloom-session'),
+    project: tag(request, 'x-flowloom-project'),
+  });
   const controller = new AbortController();
   // The response closing before it finished means the caller went away: cancel the upstream call.
   reply.raw.once('close', () => {
@@ -90,7 +62,7 @@ export async function requestContext(
     requestId: String(request.id),
     api,
     key,
-    tags: { ...(job ? { job } : {}), ...(session ? { session } : {}), ...(project ? { project } : {}) },
+    tags,
     signal: controller.signal,
     startedAt: request.startedAt,
   };
