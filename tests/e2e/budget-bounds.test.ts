@@ -34,6 +34,7 @@ describe.each([
   let t: TestGateway;
   const project = `bounded-${randomUUID()}`;
   const small = `small-${randomUUID()}`;
+  const cjk = `cjk-${randomUUID()}`;
 
   beforeAll(async () => {
     fake = await startFakeProvider({ kind: 'openai', apiKey: OPENAI_KEY });
@@ -50,6 +51,7 @@ describe.each([
         budgets: [
           { scope: 'project', id: project, period: 'total', limitUsd: 0.1 },
           { scope: 'project', id: small, period: 'total', limitUsd: 0.05 },
+          { scope: 'project', id: cjk, period: 'total', limitUsd: 0.1 },
         ],
       },
     });
@@ -81,6 +83,27 @@ describe.each([
     const spent = await t.gateway.limitCounter(budgetKey(project));
     expect(spent).toBeLessThanOrEqual(micros(0.1) + reservation);
     expect(spent).toBe(answered * (20 + DEFAULT_ALLOWANCE) * PRICE.output);
+  });
+
+  it('when CJK prompts race for a budget, then each reserves at least what the provider bills for its input, so together they cannot overshoot it', async () => {
+    const { key } = await t.createKey({ project: cjk });
+    // 1,800 characters that cl100k_base counts as 1,800 tokens (one a character; 4 characters a token
+    // would have reserved 450), billed with the chat format's few tokens of overhead.
+    const prompt = '预算在调用之前预留，在调用之后结算。'.repeat(100);
+    const billed = { input: 1_810, output: 10 };
+    fake.setDefault({ kind: 'reply', text: '好', usage: billed, delayMs: 150 });
+    const body = { model: 'chat', max_tokens: 10, messages: [{ role: 'user', content: prompt }] };
+    const results = await Promise.all(
+      Array.from({ length: 8 }, () => t.post('/v1/chat/completions', body, key)),
+    );
+    const answered = results.filter((r) => r.status === 200).length;
+    expect(answered).toBeGreaterThanOrEqual(1);
+    for (const r of results) if (r.status !== 200) expect(r.status).toBe(429);
+    const bill = (billed.input + billed.output) * PRICE.input;
+    const spent = await t.gateway.limitCounter(budgetKey(cjk));
+    expect(spent).toBe(answered * bill);
+    // Had each reserved less than its bill, all eight would have been let in: $0.146 against $0.10.
+    expect(spent).toBeLessThanOrEqual(micros(0.1));
   });
 
   it("when the caller sets max_tokens, then it goes upstream unchanged; a deployment's maxOutputTokens bounds the default; without a budget nothing is added", async () => {

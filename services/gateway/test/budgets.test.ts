@@ -5,7 +5,7 @@ import { startTestGateway, type TestGateway } from './support.js';
 const PRICED = { prices: { 'flowloom-local': { input: 1000, output: 1000 } } };
 const ask = (reply: string) => ({
   model: 'flowloom-local',
-  max_tokens: 50,
+  max_tokens: 40,
   messages: [
     { role: 'user', content: `flowloom-local: {"reply":"${reply}","inputTokens":10,"outputTokens":30}` },
   ],
@@ -22,7 +22,7 @@ describe('budgets', () => {
 
   it('when a project spends its daily budget, then the next request is refused with the budget and the reset time', async () => {
     const { key } = await t.createKey({ project: 'alpha' });
-    // Each answer costs $0.04; the worst case reserved up front is (~22 estimated input + 50) × $0.001 ≈ $0.072.
+    // Each answer costs $0.04; the worst case reserved up front is (~32 estimated input + 40) × $0.001 ≈ $0.072.
     expect((await t.post('/v1/chat/completions', ask('a'), key)).status).toBe(200);
     expect((await t.post('/v1/chat/completions', ask('b'), key)).status).toBe(200);
     const refused = await t.post('/v1/chat/completions', ask('c'), key);
@@ -159,7 +159,7 @@ describe('team, job and month budgets, tokens per minute', () => {
 
   it('when a team sends more tokens per minute than its limit, then it gets 429 rate_limited until the window moves', async () => {
     const { key } = await t.createKey({ team: 'ops' });
-    // A request counts its 20 estimated input tokens up front, then its real 40 once answered: 40 + 20 > 50.
+    // A request counts its 32 estimated input tokens up front, then its real 40 once answered: 40 + 32 > 50.
     expect((await t.post('/v1/chat/completions', ask('a'), key)).status).toBe(200);
     const limited = await t.post('/v1/chat/completions', ask('b'), key);
     expect(limited.status).toBe(429);

@@ -11,6 +11,7 @@ import {
   type Usage,
 } from '@flowloom/providers';
 import { cacheWritesOf, reservationPrice, worstCaseMicros } from '../domain/budget.js';
+import { inputTokensBound, textQuarterTokens } from '../domain/input-tokens.js';
 import { assertModelAllowed } from '../domain/keys.js';
 import { costOf } from '../domain/prices.js';
 import { type Deployment, filterCapable, type Route, requiredCapabilities } from '../domain/routing.js';
@@ -58,51 +59,19 @@ export interface ChatStream {
 }
 
 /**
- * The most input tokens one image can cost on the providers FlowLoom speaks to (Anthropic ~1,600 after
- * its resize, OpenAI's patch-based models ~3,800 at most, Gemini 258 per 768-pixel tile), so a budget
- * reserves enough for any image without decoding it.
- */
-export const IMAGE_TOKENS_BOUND = 4096;
-
-/**
- * The input a request sends, at about 4 characters a token: message text, tool definitions (their
- * JSON schemas are part of the prompt), the tool calls and reasoning of earlier turns, tool results,
- * a structured-output schema, plus 4 tokens per message and `IMAGE_TOKENS_BOUND` per image.
+ * The input a request sends, bounded from above (`inputTokensBound`). Routing, the policy gate and the
+ * budget hold each ask about the same request: it is counted once.
  */
 export function estimateInputTokens(request: ChatRequest): number {
-  // Routing, the policy gate and the budget hold each ask about the same request: count it once.
   let tokens = estimates.get(request);
   if (tokens === undefined) {
-    tokens = countInputTokens(request);
+    tokens = inputTokensBound(request);
     estimates.set(request, tokens);
   }
   return tokens;
 }
 
 const estimates = new WeakMap<ChatRequest, number>();
-
-function countInputTokens(request: ChatRequest): number {
-  let chars = 0;
-  let images = 0;
-  for (const tool of request.tools ?? [])
-    chars += tool.name.length + (tool.description?.length ?? 0) + JSON.stringify(tool.parameters).length;
-  if (request.responseFormat?.type === 'json_schema')
-    chars += JSON.stringify(request.responseFormat.schema).length;
-  for (const m of request.messages) {
-    if (m.role === 'user') {
-      for (const p of m.content) {
-        if (p.type === 'text') chars += p.text.length;
-        else images++;
-      }
-    } else if (m.role === 'assistant') {
-      chars += (m.content ?? '').length;
-      for (const call of m.toolCalls ?? []) chars += call.name.length + call.arguments.length;
-      for (const block of m.reasoning ?? [])
-        chars += block.type === 'thinking' ? block.text.length : block.data.length;
-    } else chars += m.content.length;
-  }
-  return Math.ceil(chars / 4) + images * IMAGE_TOKENS_BOUND + request.messages.length * 4;
-}
 
 /** The chat use case: authorize the model, route with fallback, meter, and record the outcome. */
 export class ChatService {
@@ -344,7 +313,7 @@ export class ChatService {
     const { iterator, first } = opened.value;
     let usage = emptyUsage();
     let sawUsage = false;
-    let streamedChars = 0;
+    let streamedQuarters = 0;
     let finishReason: string | undefined;
     let firstTokenAt: number | undefined;
     const idleMs = this.routing.attemptTimeoutMs;
@@ -355,14 +324,14 @@ export class ChatService {
         usage = mergeUsage(usage, event.usage);
         sawUsage = true;
       } else if (event.type === 'text' || event.type === 'tool_call_delta') {
-        streamedChars += event.type === 'text' ? event.delta.length : event.argumentsDelta.length;
+        streamedQuarters += textQuarterTokens(event.type === 'text' ? event.delta : event.argumentsDelta);
         firstTokenAt ??= performance.now();
       } else if (event.type === 'finish') finishReason = event.finishReason;
     };
     // A provider that streams no usage (some OpenAI-compatible servers) is metered by estimate, never as zero.
     // Nor is a stream cut short: providers report the output tokens at the end (OpenAI's last chunk,
     // Anthropic's message_delta), so a caller leaving just before it has still been sent what was streamed.
-    const streamedOutput = () => Math.ceil(streamedChars / 4);
+    const streamedOutput = () => Math.ceil(streamedQuarters / 4);
     const finalUsage = (complete: boolean): Usage => {
       if (!sawUsage || usage.inputTokens + usage.outputTokens === 0)
         return {

@@ -1,6 +1,7 @@
 import type { RoutingConfig } from '@flowloom/config';
 import { httpStatusOf } from '@flowloom/errors';
 import { type EmbeddingsRequest, type EmbeddingsResponse, UpstreamFailure } from '@flowloom/providers';
+import { textTokensBound } from '../domain/input-tokens.js';
 import { assertModelAllowed } from '../domain/keys.js';
 import { costOf } from '../domain/prices.js';
 import type { Deployment } from '../domain/routing.js';
@@ -43,7 +44,7 @@ export class EmbeddingsService {
     try {
       assertModelAllowed(ctx.key, request.model);
       let route = this.router.resolve(request.model);
-      const inputTokens = request.input.reduce((n, text) => n + Math.ceil(text.length / 4), 0);
+      const inputTokens = request.input.reduce((n, text) => n + textTokensBound(text), 0);
       const gate = this.gate;
       if (gate && (gate.enabled || ctx.tags.job !== undefined)) {
         const first = route.deployments[0];
