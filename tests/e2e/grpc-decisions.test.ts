@@ -1,7 +1,12 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { loadService } from '@flowloom/grpc';
+import {
+  type GatewayChatChunk as ChatChunk,
+  type GatewayChatResponse as ChatResponse,
+  type GatewayClient,
+  gatewayClient,
+} from '@flowloom/gateway/testing/grpc';
 import * as grpc from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
@@ -25,36 +30,12 @@ rules:
     message: this job is paused
 `;
 
-interface ChatResponse {
-  content: string;
-  deployment: string;
-  attempts: number;
-  requestId: string;
-  decisionId: string;
-}
-interface ChatChunk {
-  started?: { deployment: string; attempts: number; requestId: string; decisionId: string };
-}
 interface Outcome<T> {
   response?: T;
   error?: grpc.ServiceError;
   /** Initial metadata. */
   headers?: grpc.Metadata;
 }
-interface GatewayClient extends grpc.Client {
-  chat(
-    request: object,
-    metadata: grpc.Metadata,
-    options: grpc.CallOptions,
-    callback: (error: grpc.ServiceError | null, value?: ChatResponse) => void,
-  ): grpc.ClientUnaryCall;
-  chatStream(
-    request: object,
-    metadata: grpc.Metadata,
-    options: grpc.CallOptions,
-  ): grpc.ClientReadableStream<ChatChunk>;
-}
-
 let dir: string;
 let platform: EmbeddedPlatform | undefined;
 let client: GatewayClient;
@@ -125,8 +106,7 @@ beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'flowloom-e2e-grpc-decisions-'));
   writeFileSync(join(dir, 'guard.yaml'), POLICY);
   platform = await startEmbeddedPlatform(join(dir, 'data'), ADMIN, 'grpc-agent');
-  const Gateway = loadService('flowloom/gateway/v1/gateway.proto', ['flowloom', 'gateway', 'v1', 'Gateway']);
-  client = new Gateway(platform.grpcAddress, grpc.credentials.createInsecure()) as unknown as GatewayClient;
+  client = gatewayClient(platform.grpcAddress);
 
   version = await pushInShadow(join(dir, 'guard.yaml'), 'grpc-guard', 'pause a job', platform.env);
 }, 120_000);

@@ -1,7 +1,12 @@
-import { loadService } from '@flowloom/grpc';
 import * as grpc from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { TestDatabase } from './databases.js';
+import {
+  type GatewayChatChunk,
+  type GatewayChatResponse,
+  type GatewayClient,
+  gatewayClient,
+} from './grpc-client.js';
 import { decisionOf, type PolicyGateway, startPolicyGateway, testPostgres } from './policy-helpers.js';
 
 // A gRPC Chat or ChatStream call gives policies what an HTTP request does: its metadata as
@@ -26,28 +31,6 @@ rules:
     action: alert
 `;
 
-interface ChatResponse {
-  content: string;
-  decisionId: string;
-}
-interface ChatChunk {
-  started?: { decisionId: string };
-  textDelta?: string;
-}
-interface GatewayClient extends grpc.Client {
-  chat(
-    request: object,
-    metadata: grpc.Metadata,
-    options: grpc.CallOptions,
-    callback: (error: grpc.ServiceError | null, value?: ChatResponse) => void,
-  ): grpc.ClientUnaryCall;
-  chatStream(
-    request: object,
-    metadata: grpc.Metadata,
-    options: grpc.CallOptions,
-  ): grpc.ClientReadableStream<ChatChunk>;
-}
-
 let pg: TestDatabase;
 let t: PolicyGateway;
 let client: GatewayClient;
@@ -57,8 +40,7 @@ beforeAll(async () => {
   pg = await testPostgres();
   t = await startPolicyGateway(POLICY, { db: pg.db });
   key = (await t.createKey({ name: 'grpc-facts' })).key;
-  const Gateway = loadService('flowloom/gateway/v1/gateway.proto', ['flowloom', 'gateway', 'v1', 'Gateway']);
-  client = new Gateway(t.gateway.grpcAddress, grpc.credentials.createInsecure()) as unknown as GatewayClient;
+  client = gatewayClient(t.gateway.grpcAddress);
 });
 afterAll(async () => {
   client?.close();
@@ -87,7 +69,7 @@ function chat(
   entries: Record<string, string>,
   tags: Record<string, string> = {},
   secret = key,
-): Promise<{ response?: ChatResponse; error?: grpc.ServiceError }> {
+): Promise<{ response?: GatewayChatResponse; error?: grpc.ServiceError }> {
   return new Promise((resolve) => {
     client.chat(ask(tags), metadata(entries, secret), { deadline: Date.now() + 10_000 }, (error, response) =>
       resolve(error ? { error } : { ...(response ? { response } : {}) }),
@@ -98,11 +80,11 @@ function chat(
 function chatStream(
   entries: Record<string, string>,
   tags: Record<string, string> = {},
-): Promise<{ chunks: ChatChunk[]; error?: grpc.ServiceError }> {
+): Promise<{ chunks: GatewayChatChunk[]; error?: grpc.ServiceError }> {
   return new Promise((resolve) => {
-    const chunks: ChatChunk[] = [];
+    const chunks: GatewayChatChunk[] = [];
     const call = client.chatStream(ask(tags), metadata(entries), { deadline: Date.now() + 10_000 });
-    call.on('data', (chunk: ChatChunk) => chunks.push(chunk));
+    call.on('data', (chunk: GatewayChatChunk) => chunks.push(chunk));
     call.on('error', (error: grpc.ServiceError) => resolve({ chunks, error }));
     call.on('end', () => resolve({ chunks }));
   });
