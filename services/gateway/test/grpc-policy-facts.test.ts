@@ -26,6 +26,9 @@ rules:
       || "x-session-token" in request.headers || "x-trace-bin" in request.headers
     action: block
     message: a credential reached the policy
+  - id: any-metadata
+    condition: size(request.headers) > 0
+    action: alert
   - id: tagged
     condition: request.session == "s-1" && request.project == "p-1" && request.headers["x-tier"] == "silver"
     action: alert
@@ -104,9 +107,11 @@ describe('what a gRPC call gives policies', () => {
     expect(error?.details).toContain('gold-tier nightly jobs are paused');
     const decisionId = String(error?.metadata.get('x-flowloom-decision')[0]);
     const { decision, evaluation: e } = await evaluation(decisionId);
-    expect(e.matched).toEqual(['gold-nightly']);
+    expect(e.matched).toEqual(['gold-nightly', 'any-metadata']);
     expect(e.inputs['request.headers["x-tier"]']).toBe('gold');
     expect(e.inputs['request.job']).toBe('nightly');
+    for (const hidden of ['authorization', 'x-api-key', 'x-session-token', 'x-trace-bin'])
+      expect(e.inputs[`request.headers["${hidden}"]`]).toBeNull();
     const names = e.inputs['request.headers'] as string[];
     expect(names).toEqual(expect.arrayContaining(['x-tier', 'x-flowloom-job', 'user-agent']));
     for (const hidden of ['authorization', 'x-api-key', 'x-session-token', 'x-trace-bin'])
@@ -140,7 +145,7 @@ describe('what a gRPC call gives policies', () => {
     expect(tagged.chunks.some((c) => c.textDelta)).toBe(true);
     const decisionId = tagged.chunks.find((c) => c.started)?.started?.decisionId;
     const { evaluation: e } = await evaluation(decisionId);
-    expect(e.matched).toEqual(['tagged']);
+    expect(e.matched).toEqual(['any-metadata', 'tagged']);
     expect(e.inputs).toMatchObject({ 'request.session': 's-1', 'request.project': 'p-1' });
   });
 
