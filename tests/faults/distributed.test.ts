@@ -28,9 +28,10 @@ const COMPLETED = 'dev.flowloom.gateway.request.completed.v1';
 const PRICE_PER_MILLION = 1000;
 const MAX_TOKENS = 50;
 const RESERVATION_USD = ((40 + MAX_TOKENS) * PRICE_PER_MILLION) / 1_000_000;
-// About 50 answers: spent within the first phases, then refused through the kills and restarts.
-const CAPPED_LIMIT_USD = 3;
+// 200 answers at about 8 a second (2 connections pausing 250 ms): spent while the kills go on.
+const CAPPED_LIMIT_USD = 12;
 const CAPPED_CONCURRENCY = 2;
+const CAPPED_PAUSE_MS = 250;
 // Budget counters live in the shared Redis and outlive a run (period total): a project of this run's own.
 const CAPPED_PROJECT = `capped-${randomBytes(4).toString('hex')}`;
 
@@ -180,6 +181,7 @@ describe('distributed mode under faults', () => {
       key: cappedKey,
       body: ask,
       concurrency: CAPPED_CONCURRENCY,
+      pauseMs: CAPPED_PAUSE_MS,
     });
     const log: string[] = [];
     try {
@@ -210,6 +212,11 @@ describe('distributed mode under faults', () => {
         await load.waitForAnswers(20);
         return `restart ${gatewayB.startSeconds.toFixed(1)} s`;
       });
+      await load.stop();
+      // The capped caller goes on until its budget refuses it, should the kills have been quicker.
+      const deadline = Date.now() + 60_000;
+      while (!capped.answers.some((a) => a.code === 'budget_exceeded') && Date.now() < deadline)
+        await new Promise((r) => setTimeout(r, 100));
     } finally {
       await Promise.all([load.stop(), capped.stop()]);
     }

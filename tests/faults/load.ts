@@ -16,6 +16,8 @@ export interface LoadOptions {
   body: (n: number) => unknown;
   headers?: Record<string, string>;
   concurrency: number;
+  /** A pause after each answer, per connection: paces a caller that should spend slowly. */
+  pauseMs?: number;
 }
 
 /**
@@ -42,6 +44,7 @@ export class Load {
         continue;
       }
       this.answers.push(await send(target, this.options, n));
+      if (this.options.pauseMs) await new Promise((r) => setTimeout(r, this.options.pauseMs));
     }
   }
 
