@@ -42,8 +42,11 @@ export function subjectOf(ctx: RequestContext): Subject {
 
 /**
  * Budgets and rate limits around one request: the rate windows are checked, then the worst-case cost
- * is reserved atomically on every budget that applies; after the answer the reservation is replaced
- * by the actual cost, so concurrent requests overshoot a budget by at most one reservation's error.
+ * is reserved atomically on every budget that applies (only if it fits the limit with what is spent and
+ * reserved already); after the answer the reservation is replaced by the actual cost. While each bill
+ * stays within its reservation, concurrent requests, from any number of replicas on one store, never
+ * pass the limit; a bill above its reservation (an input estimate counted short) passes it by that
+ * excess alone.
  */
 export class Limiter {
   readonly defaultMaxOutputTokens: number;
