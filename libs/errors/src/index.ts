@@ -10,3 +10,4 @@ export {
   toOpenAIError,
 } from './mapping.js';
 export { errorResponses, errorResponsesWithNotFound, openApiErrorComponents } from './openapi.js';
+export { parseInput } from './parse-input.js';

@@ -1,5 +1,5 @@
 import { auditExportCreatedSchema, auditVerificationCompletedSchema } from '@flowloom/contracts';
-import { AppError } from '@flowloom/errors';
+import { AppError, parseInput as parse } from '@flowloom/errors';
 import { toBase64, toHex } from '@flowloom/ledger';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { z } from 'zod';
@@ -22,18 +22,6 @@ export interface AuditHttpDeps {
 }
 
 const PAGE_LIMIT = 10_000;
-
-function parse<T extends z.ZodType>(schema: T, value: unknown): z.output<T> {
-  const result = schema.safeParse(value ?? {});
-  if (result.success) return result.data;
-  const issue = result.error.issues[0];
-  const param = issue?.path.map(String).join('.') || undefined;
-  throw new AppError(
-    'invalid_request',
-    `${param ? `${param}: ` : ''}${issue?.message ?? 'invalid'}`,
-    param ? { param } : {},
-  );
-}
 
 const index = z.coerce.number().int().min(0).max(Number.MAX_SAFE_INTEGER);
 const text = z.string().min(1).max(200);

@@ -48,18 +48,6 @@ export function listKeysFilter(query: z.output<typeof listKeysQuery>): {
   };
 }
 
-export function parse<T extends z.ZodType>(schema: T, value: unknown): z.output<T> {
-  const result = schema.safeParse(value ?? {});
-  if (result.success) return result.data;
-  const issue = result.error.issues[0];
-  const param = issue?.path.map(String).join('.') || undefined;
-  throw new AppError(
-    'invalid_request',
-    `${param ? `${param}: ` : ''}${issue?.message ?? 'invalid'}`,
-    param ? { param } : {},
-  );
-}
-
 /** What to create: the caller owns the key unless it names an owner; an expiry as a time or in days. */
 export function createKeyInput(
   body: z.output<typeof createKeyBody>,

@@ -1,5 +1,5 @@
 import { uuidv7 } from '@flowloom/contracts';
-import { grpcStatusOf, isAppError } from '@flowloom/errors';
+import { grpcStatusOf, isAppError, parseInput as parse } from '@flowloom/errors';
 import { credentialHeaders, peerAddress } from '@flowloom/grpc';
 import type { Logger } from '@flowloom/telemetry';
 import type * as grpc from '@grpc/grpc-js';
@@ -13,7 +13,6 @@ import {
   keyView,
   listKeysFilter,
   listKeysQuery,
-  parse,
   rotateKeyBody,
 } from '../app/keys-requests.js';
 import type { KeyRecord } from '../domain/keys.js';

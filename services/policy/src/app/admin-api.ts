@@ -81,18 +81,6 @@ export const decisionsQuery = z.object({
   limit: z.coerce.number().int().positive().max(1000).default(100),
 });
 
-export function parse<T extends z.ZodType>(schema: T, value: unknown): z.output<T> {
-  const result = schema.safeParse(value ?? {});
-  if (result.success) return result.data;
-  const issue = result.error.issues[0];
-  const param = issue?.path.map(String).join('.') || undefined;
-  throw new AppError(
-    'invalid_request',
-    `${param ? `${param}: ` : ''}${issue?.message ?? 'invalid'}`,
-    param ? { param } : {},
-  );
-}
-
 export function versionView(v: PolicyVersion, full = false) {
   return {
     name: v.name,

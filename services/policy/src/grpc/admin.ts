@@ -1,5 +1,5 @@
 import { uuidv7 } from '@flowloom/contracts';
-import { AppError } from '@flowloom/errors';
+import { AppError, parseInput as parse } from '@flowloom/errors';
 import { credentialHeaders, peerAddress } from '@flowloom/grpc';
 import type { Logger } from '@flowloom/telemetry';
 import type * as grpc from '@grpc/grpc-js';
@@ -14,7 +14,6 @@ import {
   interventionsQuery,
   jobParams,
   nameParams,
-  parse,
   promoteBody,
   promotionView,
   pushBody,

@@ -1,3 +1,4 @@
+import { parseInput as parse } from '@flowloom/errors';
 import type { FastifyInstance } from 'fastify';
 import {
   type AuthorizedAdmin,
@@ -11,7 +12,6 @@ import {
   interventionsQuery,
   jobParams,
   nameParams,
-  parse,
   promoteBody,
   promotionView,
   pushBody,

@@ -1,5 +1,5 @@
 import { supervisorReportSchema } from '@flowloom/contracts';
-import { AppError } from '@flowloom/errors';
+import { AppError, parseInput as parse } from '@flowloom/errors';
 import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
 import type { PolicyGate } from '../../app/policy-gate.js';
@@ -11,18 +11,6 @@ const jobParams = z.object({
   job: z.string().regex(/^[\x21-\x7e]{1,200}$/, 'a job id is 1-200 printable ASCII characters'),
 });
 const stopBody = z.strictObject({ reason: z.string().min(1).max(1000).optional() });
-
-function parse<T extends z.ZodType>(schema: T, value: unknown): z.output<T> {
-  const result = schema.safeParse(value ?? {});
-  if (result.success) return result.data;
-  const issue = result.error.issues[0];
-  const param = issue?.path.map(String).join('.') || undefined;
-  throw new AppError(
-    'invalid_request',
-    `${param ? `${param}: ` : ''}${issue?.message ?? 'invalid'}`,
-    param ? { param } : {},
-  );
-}
 
 function stopView(stop: JobStop) {
   return {

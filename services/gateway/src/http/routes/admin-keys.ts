@@ -1,3 +1,4 @@
+import { parseInput as parse } from '@flowloom/errors';
 import type { FastifyInstance } from 'fastify';
 import {
   assertNotSelf,
@@ -7,7 +8,6 @@ import {
   keyView,
   listKeysFilter,
   listKeysQuery,
-  parse,
   rotateKeyBody,
 } from '../../app/keys-requests.js';
 import { adminContext, keyActorOf } from '../admin-auth.js';
