@@ -159,6 +159,9 @@ describe('admin logins on the standalone policy and audit services', () => {
       (await authEntries()).find((e) => e.event_type === FAILED && e.entry.includes('"keyHint":"flk_grpc')),
     );
     expect(entry.source).toBe('flowloom/audit');
-    expect(JSON.parse(entry.entry)).toMatchObject({ data: { surface: 'admin', reason: 'invalid_api_key' } });
+    // With the caller's address, as a refusal over HTTP has.
+    expect(JSON.parse(entry.entry)).toMatchObject({
+      data: { surface: 'admin', reason: 'invalid_api_key', sourceIp: '127.0.0.1' },
+    });
   }, 90_000);
 });

@@ -1,35 +1,16 @@
-import { fileURLToPath } from 'node:url';
+import { uuidv7 } from '@flowloom/contracts';
 import { AppError, grpcStatusOf, isAppError } from '@flowloom/errors';
-import { GrpcHealth } from '@flowloom/grpc';
+import { credentialHeaders, GrpcHealth, listen, loadService, peerAddress } from '@flowloom/grpc';
 import * as grpc from '@grpc/grpc-js';
-import * as protoLoader from '@grpc/proto-loader';
 import type { AuditLedger } from '../app/ledger.js';
 import { proveConsistency, proveInclusion } from '../app/proofs.js';
 import type { AdminAuthorizer } from '../ports/admin.js';
 import type { CheckpointRecord, EntryView } from '../ports/ledger-store.js';
 import type { AuditLogger } from '../ports/logger.js';
 
-/** The repository's proto/ folder; the .proto files are loaded at start. */
-export const PROTO_ROOT = fileURLToPath(new URL('../../../../proto', import.meta.url));
-
-const PROTO_OPTIONS: protoLoader.Options = {
-  keepCase: false,
-  longs: Number,
-  enums: String,
-  defaults: true,
-  oneofs: true,
-  includeDirs: [PROTO_ROOT],
-};
-
-function loadService(file: string, path: readonly string[]): grpc.ServiceClientConstructor {
-  let node: unknown = grpc.loadPackageDefinition(protoLoader.loadSync(file, PROTO_OPTIONS));
-  for (const part of path) node = (node as Record<string, unknown>)[part];
-  return node as grpc.ServiceClientConstructor;
-}
-
 /** The Audit service's client constructor (for tests and other services). */
 export function auditGrpcClient(): grpc.ServiceClientConstructor {
-  return loadService(`${PROTO_ROOT}/flowloom/audit/v1/audit.proto`, ['flowloom', 'audit', 'v1', 'Audit']);
+  return loadService('flowloom/audit/v1/audit.proto', ['flowloom', 'audit', 'v1', 'Audit']);
 }
 
 interface InclusionRequest {
@@ -113,12 +94,13 @@ export async function startAuditGrpcServer(
   const server = new grpc.Server();
   const Audit = auditGrpcClient();
 
-  const admin = async (call: { metadata: grpc.Metadata }): Promise<void> => {
-    const first = (name: string): string | undefined => {
-      const value = call.metadata.get(name)[0];
-      return typeof value === 'string' ? value : undefined;
-    };
-    await authorizeAdmin({ authorization: first('authorization'), 'x-api-key': first('x-api-key') });
+  // The caller's address goes with the credentials, so a refused key is recorded with it, as on HTTP.
+  const admin = async (call: { metadata: grpc.Metadata; getPeer(): string }): Promise<void> => {
+    const sourceIp = peerAddress(call);
+    await authorizeAdmin(credentialHeaders(call.metadata), {
+      requestId: uuidv7(),
+      ...(sourceIp ? { sourceIp } : {}),
+    });
   };
 
   /** Runs a unary handler, mapping errors to gRPC status codes without leaking internals. */
@@ -231,13 +213,7 @@ export async function startAuditGrpcServer(
   });
   health.addTo(server);
 
-  const bound = await new Promise<number>((resolve, reject) => {
-    server.bindAsync(
-      `${host.includes(':') ? `[${host}]` : host}:${port}`,
-      grpc.ServerCredentials.createInsecure(),
-      (error, p) => (error ? reject(error) : resolve(p)),
-    );
-  });
+  const bound = await listen(server, host, port);
   return {
     port: bound,
     close: () =>

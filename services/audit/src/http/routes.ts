@@ -107,7 +107,8 @@ export function entryJson(view: EntryView) {
 export function auditRoutes(deps: AuditHttpDeps): AuditHttpPlugin {
   const { ledger } = deps;
   return async (app, authorizeAdmin) => {
-    const admin = (request: FastifyRequest) => authorizeAdmin(request.headers);
+    const admin = (request: FastifyRequest) =>
+      authorizeAdmin(request.headers, { requestId: String(request.id), sourceIp: request.ip });
 
     // Public: what anyone needs to check a checkpoint or a bundle.
     app.get('/api/v1/audit/public-key', async (request, reply) => {
