@@ -3,9 +3,16 @@ import { busCheck, type EventBus, InProcessBus } from '@flowloom/bus';
 import { type Config, ConfigError } from '@flowloom/config';
 import { LOCAL_EMBEDDING_MODEL, LOCAL_MODEL } from '@flowloom/providers';
 import { type Db, migrate, openDb } from '@flowloom/store';
-import { createLogger, createRegistry, Gauge, type Logger, type Registry } from '@flowloom/telemetry';
+import {
+  Counter,
+  createLogger,
+  createRegistry,
+  Gauge,
+  type Logger,
+  type Registry,
+} from '@flowloom/telemetry';
 import type { FastifyInstance } from 'fastify';
-import { FallbackLimitStore } from './adapters/fallback-limit-store.js';
+import { FallbackLimitStore, type LimitsHandOver } from './adapters/fallback-limit-store.js';
 import { FallbackOutbox } from './adapters/fallback-outbox.js';
 import { FallbackSignalStore } from './adapters/fallback-signal-store.js';
 import { FallbackThrottleSemaphore } from './adapters/fallback-throttle-semaphore.js';
@@ -221,13 +228,16 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
         await RedisLimitStore.open(config.redisUrl),
         new MemoryLimitStore(),
         config.limitsFallback,
-        reportFallback(
-          'limits',
-          'the shared budgets/rate-limits store (Redis)',
-          config.limitsFallback,
-          registry,
-          log,
-        ),
+        {
+          onChange: reportFallback(
+            'limits',
+            'the shared budgets/rate-limits store (Redis)',
+            config.limitsFallback,
+            registry,
+            log,
+          ),
+          onHandOver: reportLimitsHandOver(registry, log),
+        },
       )
     : new MemoryLimitStore();
   const limiter = new Limiter(limits, config.budgets, config.rateLimits, {
@@ -425,6 +435,24 @@ function reportFallback(
     gauge.set(degraded ? 1 : 0);
     if (degraded) log.error({ reason, fallback }, `${what} store unreachable; falling back`);
     else log.warn(`${what} store reachable again`);
+  };
+}
+
+/** Budgets and rate limits handed to Redis after an outage, in metrics and logs. */
+function reportLimitsHandOver(registry: Registry, log: Logger): (handOver: LimitsHandOver) => void {
+  const counters = new Counter({
+    name: 'flowloom_limits_handed_over_counters_total',
+    help: 'Counters (budget spend, tokens, rate-limit windows) counted locally during a Redis outage and added to Redis once it was back',
+    registers: [registry],
+  });
+  return ({ added, amounts }) => {
+    if (added) counters.inc(Object.keys(amounts).length);
+    log.warn(
+      { added, amounts },
+      added
+        ? 'limits counted locally during the Redis outage added to Redis'
+        : 'limits hand-over already applied by Redis; nothing added twice',
+    );
   };
 }
 

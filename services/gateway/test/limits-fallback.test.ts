@@ -46,7 +46,10 @@ describe('when Redis is unavailable', () => {
         await new Promise((r) => setTimeout(r, 500));
       }
       expect(limits).toBe('ok');
-      expect((await t.get('/metrics')).text).toMatch(/flowloom_limits_degraded 0/);
+      const metrics = (await t.get('/metrics')).text;
+      expect(metrics).toMatch(/flowloom_limits_degraded 0/);
+      // The rate-limit window counted locally during the outage was added to Redis.
+      expect(metrics).toMatch(/flowloom_limits_handed_over_counters_total [1-9]/);
     } finally {
       redis.kill('SIGKILL');
     }

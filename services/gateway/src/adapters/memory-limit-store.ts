@@ -5,6 +5,13 @@ interface Counter {
   expiresAt: number;
 }
 
+/** A live counter as handed to another store: its value and how long it has left (0: no expiry). */
+export interface CounterSnapshot {
+  key: string;
+  value: number;
+  ttlMs: number;
+}
+
 /**
  * Embedded counters: the same semantics as the Redis store, in this process. Being single-threaded,
  * each method body is already atomic.
@@ -74,6 +81,22 @@ export class MemoryLimitStore implements LimitStore {
 
   async get(key: string): Promise<number> {
     return this.read(key);
+  }
+
+  /**
+   * Every live, non-zero counter, then none: what this store counted, to hand to the shared store
+   * once it is back. Expired ones (rate-limit windows that are over) are left out. Synchronous, so
+   * no operation can count in between the snapshot and the clear.
+   */
+  drain(): CounterSnapshot[] {
+    const now = this.now();
+    const live: CounterSnapshot[] = [];
+    for (const [key, c] of this.counters) {
+      const ttlMs = c.expiresAt === 0 ? 0 : c.expiresAt - now;
+      if (c.value !== 0 && (c.expiresAt === 0 || ttlMs > 0)) live.push({ key, value: c.value, ttlMs });
+    }
+    this.counters.clear();
+    return live;
   }
 
   async close(): Promise<void> {

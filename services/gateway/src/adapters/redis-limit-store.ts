@@ -1,6 +1,6 @@
 import type { Redis } from 'ioredis';
 import type { LimitStore, Reservation, ReserveResult, TakeResult } from '../ports/limit-store.js';
-import { retryAfter } from './memory-limit-store.js';
+import { type CounterSnapshot, retryAfter } from './memory-limit-store.js';
 import { connectRedis, openRedis } from './redis-client.js';
 
 // Check-then-add across all buckets in one script: Redis runs a script atomically, so N gateway
@@ -35,11 +35,30 @@ redis.call('PEXPIRE', KEYS[1], 2 * tonumber(ARGV[4]))
 return {1, tostring(used + amount), current + amount, previous}
 `;
 
+// Adds what a replica counted locally during an outage, once: KEYS[1] marks the batch as applied
+// (SET NX), so a retry of the batch after a lost reply adds nothing, and being one script, a replica
+// that dies mid-hand-over has added all of it or none. A counter keeps the longer of its own expiry
+// and the handed one.
+const HAND_OVER = `
+if not redis.call('SET', KEYS[1], '1', 'NX', 'EX', ARGV[1]) then return 0 end
+for i = 2, #KEYS do
+  local left = redis.call('PTTL', KEYS[i])
+  redis.call('INCRBY', KEYS[i], ARGV[(i - 2) * 2 + 2])
+  local ttl = tonumber(ARGV[(i - 2) * 2 + 3])
+  if ttl > 0 and (left == -2 or (left >= 0 and left < ttl)) then redis.call('PEXPIRE', KEYS[i], ttl) end
+end
+return 1
+`;
+
+/** How long a hand-over batch is remembered as applied: far longer than any retry of it. */
+const HAND_OVER_MARK_SECONDS = 24 * 3600;
+
 type ScriptReply = [number, number | string, number?, number?];
 
 interface LimitCommands {
   flowloomReserve(numKeys: number, ...args: Array<string | number>): Promise<ScriptReply>;
   flowloomTake(numKeys: number, ...args: Array<string | number>): Promise<ScriptReply>;
+  flowloomHandOver(numKeys: number, ...args: Array<string | number>): Promise<number>;
 }
 
 /** Budgets and rate limits in Redis, shared by every gateway replica. */
@@ -52,6 +71,7 @@ export class RedisLimitStore implements LimitStore {
   ) {
     redis.defineCommand('flowloomReserve', { lua: RESERVE });
     redis.defineCommand('flowloomTake', { lua: TAKE });
+    redis.defineCommand('flowloomHandOver', { lua: HAND_OVER });
     this.redis = redis as Redis & LimitCommands;
   }
 
@@ -116,6 +136,16 @@ export class RedisLimitStore implements LimitStore {
       .incrby(k, Math.round(amount))
       .pexpire(k, 2 * windowMs)
       .exec();
+  }
+
+  /**
+   * Adds `counters` (counted elsewhere, e.g. locally during an outage) in one atomic step, unless the
+   * batch `id` was already applied. Returns whether it added them.
+   */
+  async handOver(id: string, counters: readonly CounterSnapshot[]): Promise<boolean> {
+    const keys = [`${this.prefix}handover:${id}`, ...counters.map((c) => this.prefix + c.key)];
+    const args = counters.flatMap((c) => [Math.round(c.value), Math.ceil(c.ttlMs)]);
+    return (await this.redis.flowloomHandOver(keys.length, ...keys, HAND_OVER_MARK_SECONDS, ...args)) === 1;
   }
 
   async get(key: string): Promise<number> {

@@ -59,7 +59,8 @@ export class SharedStoreFallback<S extends { close(): Promise<void> }> {
         const recovering = this.failedAt !== undefined;
         if (recovering) await this.options.onRecover?.(this.shared);
         const result = await op(this.shared);
-        if (recovering) {
+        // Requests that waited on the same hand-over report the recovery once.
+        if (recovering && this.failedAt !== undefined) {
           this.failedAt = undefined;
           this.options.onChange?.(false, `shared ${this.options.what} store is back`);
         }
