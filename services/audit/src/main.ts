@@ -4,10 +4,11 @@ import { busCheck, type EventBus } from '@flowloom/bus';
 import type { Config } from '@flowloom/config';
 import type { CloudEvent } from '@flowloom/contracts';
 import { type Db, openDb } from '@flowloom/store';
-import { createLogger, type Logger } from '@flowloom/telemetry';
+import { createLogger, createRegistry, type Logger, type Registry } from '@flowloom/telemetry';
 import { DirectoryCheckpointSink, HttpCheckpointSink } from './adapters/checkpoint-sinks.js';
 import { FileSigningKeyStore, NoSigningKey } from './adapters/file-signing-key-store.js';
 import { openLedgerConnection } from './adapters/ledger-writer-db.js';
+import { registerAuditMetrics } from './adapters/prometheus-metrics.js';
 import { SqlLedgerStore } from './adapters/sql-ledger-store.js';
 import { AuditLedger } from './app/ledger.js';
 import { LocalAuditSource } from './app/local-source.js';
@@ -38,6 +39,8 @@ export interface AuditOptions {
   createKey?: boolean;
   /** Read the signing key at all (default true); false for a reader of a database with no key here. */
   useKey?: boolean;
+  /** Where the ledger and consumer series go (the gateway's registry in `flowloom up`); none without. */
+  registry?: Registry;
 }
 
 export interface AuditService {
@@ -158,7 +161,15 @@ export async function openAudit(options: AuditOptions): Promise<AuditService> {
 
   let ownsPidFile = false;
   if (background) {
-    if (bus) await consumeAllEvents(bus, ledger);
+    const metrics = options.registry
+      ? registerAuditMetrics(options.registry, {
+          get size() {
+            return ledger.size;
+          },
+          latestCheckpointAt: async () => (await store.latestCheckpoint())?.issuedAt,
+        })
+      : undefined;
+    if (bus) await consumeAllEvents(bus, ledger, metrics);
     // An empty log gets its first checkpoint right away, so the public key and a checkpoint exist.
     await ledger.checkpointIfNew();
     every(config.audit.checkpointIntervalMs, () => ledger.checkpointIfNew(), 'checkpoint');
@@ -283,7 +294,9 @@ export async function startAudit(
     authorizeAdmin = adminKeyAuthorizer(config.adminKey);
   }
   const logger = options.logger ?? createLogger({ service: 'audit', level: config.logLevel });
-  const service = await openAudit({ ...options, logger });
+  // Its own /metrics: process metrics plus the ledger series (and the bus's, when the caller adds them).
+  const registry = options.registry ?? createRegistry();
+  const service = await openAudit({ ...options, logger, registry });
   const http = await buildAuditHttpServer(
     service.httpRoutes,
     authorizeAdmin,
@@ -308,6 +321,7 @@ export async function startAudit(
       return checks;
     },
     logger,
+    registry,
   );
   await http.listen({ host: config.host, port: config.audit.httpPort });
   const address = http.server.address();

@@ -1,5 +1,5 @@
 import type { EventBus } from '@flowloom/bus';
-import { Gauge, type Registry } from '@flowloom/telemetry';
+import { Gauge, type Registry, registerBusGauges } from '@flowloom/telemetry';
 import type { PolicySource } from './ports/policy-source.js';
 
 // What the gateway depends on at a distance (the event bus, the policy service's bundle stream), as
@@ -9,24 +9,7 @@ import type { PolicySource } from './ports/policy-source.js';
 /** Whether the event bus carries events, in metrics; nothing is registered for a bus that is always up. */
 export function busGauges(bus: EventBus, registry: Registry): void {
   if (!bus.health) return;
-  const health = () => bus.health?.();
-  new Gauge({
-    name: 'flowloom_bus_connected',
-    help: '1 while the event bus (Kafka) is reachable; 0 while events wait in the outbox for it',
-    registers: [registry],
-    collect() {
-      this.set(health()?.state === 'connected' ? 1 : 0);
-    },
-  });
-  new Gauge({
-    name: 'flowloom_bus_unavailable_seconds',
-    help: 'How long the event bus (Kafka) has been unreachable; 0 while it is connected',
-    registers: [registry],
-    collect() {
-      const h = health();
-      this.set(!h || h.state === 'connected' ? 0 : (Date.now() - h.since) / 1000);
-    },
-  });
+  registerBusGauges(() => bus.health?.(), registry);
 }
 
 /** The policy stream's /readyz line: `ok` while connected, else since when, why, what is in force and the fix. */

@@ -4,10 +4,11 @@ import { type EventBus, InProcessBus } from '@flowloom/bus';
 import type { Config } from '@flowloom/config';
 import type { PolicyBundle } from '@flowloom/contracts';
 import { type Db, migrateUnlessApplied, openDb } from '@flowloom/store';
-import { createLogger, type Logger } from '@flowloom/telemetry';
+import { createLogger, type Logger, type Registry } from '@flowloom/telemetry';
 import type { FastifyInstance } from 'fastify';
 import { BufferedDecisionStore } from './adapters/buffered-decision-store.js';
 import { policyMigrations } from './adapters/migrations.js';
+import { registerPolicyMetrics } from './adapters/prometheus-metrics.js';
 import { SqlDecisionStore } from './adapters/sql-decision-store.js';
 import { SqlEventRelay } from './adapters/sql-event-relay.js';
 import { SqlPolicyRepository } from './adapters/sql-policy-repository.js';
@@ -37,6 +38,8 @@ export interface PolicyServiceOptions {
   authorizeGateway?: AdminAuthorizer;
   /** How often other replicas' changes are looked for (ms). */
   pollMs?: number;
+  /** Where the decision-store and outbox series go (the gateway's registry in `flowloom up`); none without. */
+  registry?: Registry;
 }
 
 export interface PolicyService {
@@ -112,7 +115,10 @@ export async function startPolicyService(options: PolicyServiceOptions): Promise
     );
   }
   await distributor.start();
-  await consumeDecisions(bus, decisions, (reason) => log.warn(reason));
+  const metrics = options.registry
+    ? registerPolicyMetrics(options.registry, () => relay.backlog())
+    : undefined;
+  await consumeDecisions(bus, decisions, (reason) => log.warn(reason), metrics);
   relay.start();
 
   const grpcPort = options.grpcPort ?? config.policy.grpcPort;

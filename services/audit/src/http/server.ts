@@ -1,17 +1,19 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { AppError, fromHttpFrameworkError, toAdminHttpError, toOpenAIError } from '@flowloom/errors';
+import type { Registry } from '@flowloom/telemetry';
 import Fastify, { type FastifyInstance } from 'fastify';
 import type { AdminAuthorizer } from '../ports/admin.js';
 import type { AuditLogger } from '../ports/logger.js';
 import type { AuditHttpPlugin } from './routes.js';
 
-/** The standalone audit service's HTTP server: the audit routes plus health endpoints. */
+/** The standalone audit service's HTTP server: the audit routes plus health endpoints and /metrics. */
 export async function buildAuditHttpServer(
   routes: AuditHttpPlugin,
   authorizeAdmin: AdminAuthorizer,
   /** Each dependency's state: `ok`, or what is wrong and how to fix it; ready only when all are `ok`. */
   readiness: () => Promise<Record<string, string>>,
   logger: AuditLogger,
+  registry: Registry,
 ): Promise<FastifyInstance> {
   const app = Fastify({ logger: false, bodyLimit: 1024 * 1024, return503OnClosing: true });
   app.setErrorHandler((error, request, reply) => {
@@ -36,6 +38,9 @@ export async function buildAuditHttpServer(
     const ready = Object.values(checks).every((v) => v === 'ok');
     return reply.code(ready ? 200 : 503).send({ status: ready ? 'ready' : 'unavailable', checks });
   });
+  app.get('/metrics', async (_request, reply) =>
+    reply.type(registry.contentType).send(await registry.metrics()),
+  );
   await routes(app, authorizeAdmin);
   return app;
 }

@@ -11,6 +11,7 @@ import {
 } from '@flowloom/gateway';
 import { startPolicyHttp, startPolicyService } from '@flowloom/policy';
 import { openPostgres } from '@flowloom/store';
+import { createRegistry, type Registry, registerBusGauges } from '@flowloom/telemetry';
 import { type Command, type Io, UsageError } from '../command.js';
 
 /** A service started on its own, as one process of a distributed install. */
@@ -45,6 +46,13 @@ async function kafkaBus(config: Config, clientId: string): Promise<KafkaBus | un
     throw error;
   }
   return bus;
+}
+
+/** A standalone service's /metrics registry: process metrics, and the bus's state when it is Kafka. */
+function serviceRegistry(bus: EventBus | undefined): Registry {
+  const registry = createRegistry();
+  if (bus?.health) registerBusGauges(() => bus.health?.(), registry);
+  return registry;
 }
 
 /** How the start-up line names the bus. */
@@ -97,9 +105,11 @@ const services: Record<string, Service> = {
       const db = await openPostgres(config.databaseUrl ?? '');
       const admins = await recordedAdminAuthorizer(db, config, 'policy', bus);
       const authorize = admins.authorize;
+      const registry = serviceRegistry(bus);
       const service = await startPolicyService({
         config,
         db,
+        registry,
         ...(bus ? { bus } : {}),
         grpcPort: config.policy.grpcPort ?? config.grpcPort,
         authorizeGateway: authorize,
@@ -131,6 +141,7 @@ const services: Record<string, Service> = {
         authorize,
         config.host,
         config.httpPort,
+        registry,
       );
       return {
         describe: `policy: HTTP ${http.url}, bundle stream ${service.grpcAddress ?? 'off'}, events on ${busName(bus)}`,
@@ -153,6 +164,7 @@ const services: Record<string, Service> = {
         db,
         ...(bus ? { bus } : {}),
         authorizeAdmin: admins.authorize,
+        registry: serviceRegistry(bus),
       });
       return {
         describe: `audit: HTTP ${audit.httpUrl}, gRPC ${audit.grpcAddress}, events from ${busName(bus)}`,

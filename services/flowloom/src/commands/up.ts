@@ -7,6 +7,7 @@ import { AppError } from '@flowloom/errors';
 import { type AdminAuthorizer, type Gateway, policyApiDocument, startGateway } from '@flowloom/gateway';
 import { startPolicyService } from '@flowloom/policy';
 import { openDb } from '@flowloom/store';
+import { createRegistry } from '@flowloom/telemetry';
 import type { Command, Io } from '../command.js';
 
 export const upCommand: Command = {
@@ -99,8 +100,11 @@ export async function startEmbeddedPlatform(
     dataDir: join(resolve(config.dataDir), 'db'),
   });
   const bus = new InProcessBus();
+  // One /metrics for the process: the audit and policy series register on the gateway's registry
+  // (each once; the in-process bus has no health, so no bus gauges).
+  const registry = createRegistry();
   // The audit ledger subscribes first, so it receives every event from the very first one.
-  const audit = await openAudit({ config, db, bus });
+  const audit = await openAudit({ config, db, bus, registry });
   // Policies: bundles reach the gateway by a direct subscription; the admin API mounts on its HTTP server.
   // The policy gRPC server (policy.grpcPort: the bundle stream for remote gateways, the admin API)
   // checks keys with the gateway's authorizer, which records logins and refusals in the audit trail.
@@ -110,12 +114,13 @@ export async function startEmbeddedPlatform(
     if (!gateway) throw new AppError('unavailable', 'FlowLoom is still starting; try again in a moment.');
     return gateway.authorizeAdmin(headers, request);
   };
-  const policy = await startPolicyService({ config, db, bus, authorizeGateway });
+  const policy = await startPolicyService({ config, db, bus, authorizeGateway, registry });
   gateway = await startGateway({
     config,
     env,
     db,
     bus,
+    registry,
     policySource: policy.source,
     plugins: [policy.http, audit.httpRoutes],
     apiDocuments: [policyApiDocument, audit.openApi],

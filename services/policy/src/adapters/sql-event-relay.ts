@@ -80,6 +80,14 @@ export class SqlEventRelay implements EventRelay {
     }
   }
 
+  /** Events committed but not yet on the bus (growing: the bus is down or the relay is behind). */
+  async backlog(): Promise<number> {
+    const { rows } = await this.db.query<{ n: unknown }>(
+      'select count(*) as n from policy_outbox where published_at is null',
+    );
+    return Number(rows[0]?.n ?? 0);
+  }
+
   async stop(): Promise<void> {
     this.stopped = true;
     if (this.timer) clearTimeout(this.timer);

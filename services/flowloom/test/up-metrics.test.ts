@@ -1,0 +1,98 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { loadConfig } from '@flowloom/config';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type EmbeddedPlatform, startEmbeddedPlatform } from '../src/commands/up.js';
+
+// In `flowloom up` (one process) there is one /metrics, the gateway's: the audit and policy series
+// register on it once each, beside the gateway's own, and move with the traffic.
+
+const ADMIN = 'flk_up-metrics-admin-key-0123456789abcdef';
+
+let dir: string;
+let platform: EmbeddedPlatform;
+
+beforeAll(async () => {
+  dir = mkdtempSync(join(tmpdir(), 'flowloom-up-metrics-'));
+  writeFileSync(
+    join(dir, 'policy.yaml'),
+    'name: guard\nrules:\n  - id: blocked\n    condition: request.job == "blocked"\n    action: block\n    message: blocked\n',
+  );
+  const env = {
+    FLOWLOOM_DATA_DIR: dir,
+    FLOWLOOM_HTTP_PORT: '0',
+    FLOWLOOM_GRPC_PORT: '0',
+    FLOWLOOM_ADMIN_KEY: ADMIN,
+    FLOWLOOM_LOG_LEVEL: 'silent',
+    FLOWLOOM_POLICY_FILE: join(dir, 'policy.yaml'),
+  };
+  const config = loadConfig({ env, cwd: dir });
+  platform = await startEmbeddedPlatform({ ...config, audit: { ...config.audit, grpcPort: 0 } }, env);
+}, 120_000);
+
+afterAll(async () => {
+  await platform?.close();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+async function scrape(): Promise<string> {
+  return (await fetch(`${platform.gateway.httpUrl}/metrics`)).text();
+}
+
+function value(text: string, name: string): number {
+  const line = text.split('\n').find((l) => l.startsWith(`${name} `));
+  return line === undefined ? Number.NaN : Number(line.split(' ')[1]);
+}
+
+describe('flowloom up: /metrics', () => {
+  it('when scraped, then the audit and policy series are there exactly once beside the gateway’s', async () => {
+    const text = await scrape();
+    for (const name of [
+      'flowloom_audit_tree_size',
+      'flowloom_audit_entries_appended_total',
+      'flowloom_audit_events_consumed_total',
+      'flowloom_audit_checkpoint_age_seconds',
+      'flowloom_policy_decisions_stored_total',
+      'flowloom_policy_outbox_backlog_events',
+      'flowloom_requests_total',
+      'flowloom_process_resident_memory_bytes',
+    ]) {
+      expect(text.split('\n').filter((l) => l.startsWith(`# TYPE ${name} `)).length, name).toBe(1);
+    }
+  });
+
+  it('when a request is answered and one is refused by policy, then the ledger and decision series grow', async () => {
+    const before = await scrape();
+    const ask = (job: string) =>
+      fetch(`${platform.gateway.httpUrl}/v1/chat/completions`, {
+        method: 'POST',
+        headers: {
+          authorization: `Bearer ${ADMIN}`,
+          'content-type': 'application/json',
+          'x-flowloom-job': job,
+        },
+        body: JSON.stringify({ model: 'flowloom-local', messages: [{ role: 'user', content: 'hi' }] }),
+      });
+    expect((await ask('fine')).status).toBe(200);
+    expect((await ask('blocked')).status).toBe(403);
+    let after = await scrape();
+    for (
+      let i = 0;
+      i < 100 &&
+      value(after, 'flowloom_policy_decisions_stored_total') ===
+        value(before, 'flowloom_policy_decisions_stored_total');
+      i++
+    ) {
+      await new Promise((r) => setTimeout(r, 100));
+      after = await scrape();
+    }
+    for (const name of [
+      'flowloom_audit_tree_size',
+      'flowloom_audit_entries_appended_total',
+      'flowloom_audit_events_consumed_total',
+      'flowloom_policy_decisions_stored_total',
+    ])
+      expect(value(after, name), name).toBeGreaterThan(value(before, name));
+  });
+});

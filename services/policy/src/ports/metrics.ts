@@ -1,0 +1,4 @@
+/** What the decisions consumer reports (a Prometheus counter in the service). */
+export interface PolicyConsumerMetrics {
+  stored(): void;
+}
