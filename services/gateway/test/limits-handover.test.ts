@@ -102,6 +102,26 @@ describe('when Redis comes back after an outage with limitsFallback local', () =
     expect(await direct.get('budget:team')).toBe(205);
   }, 30_000);
 
+  it('then an attempt to recover while Redis is still down leaves the local counters enforcing', async () => {
+    const gate = new TcpGate(await freePort(), {
+      host: TEST_REDIS_URL.hostname,
+      port: Number(TEST_REDIS_URL.port || 6379),
+    });
+    await gate.open();
+    const a = await replica(
+      `redis://127.0.0.1:${gate.port}`,
+      `test-handover-${randomBytes(4).toString('hex')}:`,
+    );
+    await gate.cut();
+    await new Promise((r) => setTimeout(r, 100));
+    const capped = (amount: number) => [{ key: 'budget:capped', amount, limit: 100, ttlSeconds: 3600 }];
+    expect(await a.store.reserve(capped(80))).toEqual({ ok: true });
+    clock += 1000; // the next operation tries Redis again, and fails
+    expect(await a.store.reserve(capped(30))).toMatchObject({ ok: false, current: 80 });
+    expect(a.store.degraded).toBe(true);
+    expect(a.handOvers).toEqual([]);
+  });
+
   it('then a repeated hand-over of the same batch (a retry after a lost reply) adds nothing', async () => {
     const direct = await RedisLimitStore.connect(
       TEST_REDIS_URL.href,

@@ -80,6 +80,9 @@ export class FallbackLimitStore extends FallbackStore<LimitStore> implements Lim
   private async handOverAll(shared: SharedLimitStore): Promise<void> {
     for (;;) {
       if (!this.pending) {
+        // Drain only once the shared store answers: a recovery attempt during the outage must leave
+        // the local counters whole, since they still enforce the limits meanwhile.
+        await shared.get(READINESS_KEY);
         const counters = this.local.drain();
         if (counters.length === 0) return;
         this.pending = { id: `${this.replica}:${++this.batches}`, counters };
