@@ -110,6 +110,13 @@ describe('distributed services started while Kafka is down', () => {
       /^degraded: Kafka at .* unreachable since .*flowloom-audit waiting for Kafka/,
     );
     expect((await ledger()).size).toBe(0);
+    // The standalone policy and audit services say so on their own /metrics too.
+    for (const service of [policy, audit]) {
+      expect(await metricOf(service.url, 'flowloom_bus_connected'), service.name).toBe(0);
+      expect(await metricOf(service.url, 'flowloom_bus_unavailable_seconds'), service.name).toBeGreaterThan(
+        0,
+      );
+    }
 
     const kafkaBegan = Date.now();
     await kafka!.start();
@@ -135,6 +142,9 @@ describe('distributed services started while Kafka is down', () => {
     await until('the audit service ready', async () =>
       (await readyz(audit)).status === 200 ? true : undefined,
     );
+    expect(await metricOf(audit.url, 'flowloom_bus_connected')).toBe(1);
+    expect(await metricOf(audit.url, 'flowloom_bus_unavailable_seconds')).toBe(0);
+    expect(await metricOf(audit.url, 'flowloom_audit_tree_size')).toBeGreaterThanOrEqual(entries.size);
     // Each service reconnects on its own back-off (up to 5 s).
     await until('the policy service bus check ok', async () =>
       (await readyz(policy)).checks.bus === 'ok' ? true : undefined,
