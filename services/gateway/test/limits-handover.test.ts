@@ -87,6 +87,11 @@ describe('when Redis comes back after an outage with limitsFallback local', () =
     await a.store.adjust([{ key: 'budget:team', delta: -15, ttlSeconds: 3600 }]);
     expect(await direct.get('budget:team')).toBe(155);
 
+    // /readyz says so while the hand-over runs.
+    clock += 1000;
+    const first = b.store.check();
+    expect(await b.store.check()).toMatch(/^degraded: handing over .* to the shared store$/);
+    await first;
     await untilRecovered(b.store);
     expect(await direct.get('budget:team')).toBe(155 + 50);
     expect(b.handOvers).toEqual([{ added: true, amounts: { 'budget:team': 50 } }]);
