@@ -207,7 +207,7 @@ describe('replayDecisions', () => {
   it('when a version refuses a request before the call, then its post-call rules do not run on that answer', () => {
     const strict = policyFrom(
       rulesYaml(
-        `{ id: any, condition: 'request.estimated_tokens > 5.0', action: block }`,
+        `{ id: large, condition: 'request.estimated_tokens > 5.0', action: block }`,
         `{ id: long-answer, condition: 'response.output_tokens > 100.0', action: suspend_key }`,
       ),
     );

@@ -30,13 +30,21 @@ export class HttpAlertTransport implements AlertTransport {
   async post(channel: string, body: string, timeoutMs: number, signal: AbortSignal): Promise<AlertAttempt> {
     const target = this.targets.get(channel);
     if (!target) return { kind: 'connection', code: 'ENOCHANNEL' };
-    const timeout = AbortSignal.timeout(timeoutMs);
+    // Aborted by the dispatcher's shutdown or by this attempt's own timeout, whichever comes first.
+    const attempt = new AbortController();
+    let timedOut = false;
+    const stop = () => attempt.abort();
+    signal.addEventListener('abort', stop, { once: true });
+    const timer = setTimeout(() => {
+      timedOut = true;
+      stop();
+    }, timeoutMs);
     try {
       const response = await fetch(target.url, {
         method: 'POST',
         headers: { ...target.headers, 'content-type': 'application/json', 'user-agent': 'flowloom-alerts' },
         body,
-        signal: AbortSignal.any([signal, timeout]),
+        signal: attempt.signal,
         redirect: 'manual',
       });
       // The body is not needed; reading it frees the connection for the next post.
@@ -48,8 +56,11 @@ export class HttpAlertTransport implements AlertTransport {
         ...(retryAfterMs !== undefined ? { retryAfterMs } : {}),
       };
     } catch (error) {
-      if (timeout.aborted) return { kind: 'timeout' };
+      if (timedOut) return { kind: 'timeout' };
       return { kind: 'connection', code: errorCode(error) };
+    } finally {
+      clearTimeout(timer);
+      signal.removeEventListener('abort', stop);
     }
   }
 }
