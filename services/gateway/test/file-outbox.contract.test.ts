@@ -200,3 +200,87 @@ describe('file outbox', () => {
     expect(maxInFlight).toBe(1);
   });
 });
+
+describe('file outbox with a backlog larger than what it holds in memory', () => {
+  const CAP = 10;
+  const capped = async (bus: EventBus, segmentBytes?: number): Promise<FileOutbox> => {
+    const outbox = await FileOutbox.open(dir, bus, {
+      fsync: 'never',
+      maxBufferedEvents: CAP,
+      ...(segmentBytes ? { segmentBytes } : {}),
+    });
+    open.push(outbox);
+    return outbox;
+  };
+
+  it('when the bus is down for longer than the cap lasts, then only the cap is held in memory and every event goes out once, in order', async () => {
+    const bus = new RecordingBus();
+    bus.failAll = true;
+    const outbox = await capped(bus);
+    const events = Array.from({ length: 57 }, (_, i) => testEvent(i));
+    // Single appends, then batches that straddle the cap and a concurrent burst.
+    for (const e of events.slice(0, 7)) await outbox.append([e]);
+    await outbox.append(events.slice(7, 19));
+    await Promise.all(events.slice(19).map((e) => outbox.append([e])));
+    expect(outbox.backlog).toBe(57);
+    expect(outbox.buffered).toBeLessThanOrEqual(CAP);
+    await expect(outbox.publishPending()).rejects.toThrow(/bus refused/);
+    bus.failAll = false;
+    expect(await outbox.publishPending()).toBe(57);
+    expect(ids(bus.accepted)).toEqual(logLines().map((line) => (JSON.parse(line) as CloudEvent).id));
+    expect(new Set(ids(bus.accepted)).size).toBe(57);
+    expect(outbox.backlog).toBe(0);
+    await outbox.append([testEvent(100)]);
+    expect(outbox.buffered).toBe(1);
+    expect(await outbox.publishPending()).toBe(1);
+  });
+
+  it('when the outbox restarts halfway through a spilled backlog, then the rest goes out after the restart, in order, nothing twice', async () => {
+    const first = new RecordingBus();
+    first.failAll = true;
+    // Small segments: the spilled backlog spans several files, read back one span at a time.
+    const outbox = await capped(first, 1_500);
+    const events = Array.from({ length: 60 }, (_, i) => testEvent(i));
+    for (let i = 0; i < events.length; i += 3) await outbox.append(events.slice(i, i + 3));
+    expect(outbox.buffered).toBeLessThanOrEqual(CAP);
+    first.failAll = false;
+    // The cap's events, then one span read back from the log; the third publish fails.
+    first.failOn = new Set([3, 4]);
+    await expect(outbox.publishPending()).rejects.toThrow(/bus refused/);
+    const before = first.accepted.length;
+    expect(before).toBeGreaterThan(CAP);
+    expect(before).toBeLessThan(60);
+    await outbox.close();
+    expect(first.accepted).toHaveLength(before);
+
+    const second = new RecordingBus();
+    const reopened = await capped(second, 1_500);
+    expect(reopened.backlog).toBe(60 - before);
+    expect(reopened.buffered).toBeLessThanOrEqual(CAP);
+    const later = Array.from({ length: 15 }, (_, i) => testEvent(100 + i));
+    await reopened.append(later.slice(0, 5));
+    await Promise.all([reopened.publishPending(), ...later.slice(5).map((e) => reopened.append([e]))]);
+    await reopened.publishPending();
+    expect([...ids(first.accepted), ...ids(second.accepted)]).toEqual([...ids(events), ...ids(later)]);
+    await reopened.close();
+
+    const third = new RecordingBus();
+    expect(await (await capped(third, 1_500)).publishPending()).toBe(0);
+  });
+
+  it('when appends keep arriving while spilled events are read back, then each is delivered once, in order', async () => {
+    const bus = new RecordingBus();
+    bus.delayMs = 2;
+    const outbox = await capped(bus, 2_000);
+    const events = Array.from({ length: 200 }, (_, i) => testEvent(i));
+    const publishing: Promise<number>[] = [];
+    for (let i = 0; i < events.length; i += 4) {
+      await outbox.append(events.slice(i, i + 2));
+      void outbox.append(events.slice(i + 2, i + 4));
+      publishing.push(outbox.publishPending());
+    }
+    await Promise.all(publishing);
+    await outbox.publishPending();
+    expect(ids(bus.accepted)).toEqual(ids(events));
+  });
+});

@@ -12,6 +12,7 @@ import { join } from 'node:path';
 import type { EventBus } from '@flowloom/bus';
 import type { CloudEvent } from '@flowloom/contracts';
 import type { Outbox } from '../ports/outbox.js';
+import { type Pending, SpilledEvents } from './file-outbox-spill.js';
 
 export type FsyncMode = 'always' | 'interval' | 'never';
 
@@ -28,6 +29,11 @@ export interface FileOutboxOptions {
   onError?: (error: unknown) => void;
   /** How long the relay waits after an append to gather a batch (ms). */
   gatherMs?: number;
+  /**
+   * At most this many unpublished events are held in memory; past it (consumers lagging) only their
+   * positions in the segment files are, and the relay reads them back from there when it gets to them.
+   */
+  maxBufferedEvents?: number;
 }
 
 interface Waiter {
@@ -36,16 +42,14 @@ interface Waiter {
   reject: (error: unknown) => void;
 }
 
-interface Pending {
-  seq: number;
-  event: CloudEvent;
-}
-
 /** Where the relay delivers: the bus, or (as the PostgreSQL outbox's spool) the database outbox. */
 export type EventSink = Pick<EventBus, 'publish'>;
 
 const SEGMENT = /^(\d{20})\.jsonl$/;
 const segmentName = (firstSeq: number): string => `${String(firstSeq).padStart(20, '0')}.jsonl`;
+const NEWLINE = 0x0a;
+/** Events handed to the bus in one publish call. */
+const PUBLISH_BATCH = 1000;
 
 /**
  * The embedded outbox: an append-only log of JSON lines in `dir` with group commit, and a relay that
@@ -60,7 +64,10 @@ export class FileOutbox implements Outbox {
   private nextSeq = 1;
   private queue: Waiter[] = [];
   private writing = false;
+  /** The earliest unpublished events; the later ones are in `spilled` once this holds the cap. */
   private unpublished: Pending[] = [];
+  private readonly spilled = new SpilledEvents();
+  private segmentName = '';
   private publishedSeq = 0;
   private segments: Array<{ firstSeq: number; name: string }> = [];
   private relayRunning = false;
@@ -72,6 +79,7 @@ export class FileOutbox implements Outbox {
   private dirty = false;
   private readonly fsync: FsyncMode;
   private readonly segmentBytes: number;
+  private readonly maxBuffered: number;
 
   private constructor(
     private readonly dir: string,
@@ -80,6 +88,7 @@ export class FileOutbox implements Outbox {
   ) {
     this.fsync = options.fsync ?? 'interval';
     this.segmentBytes = options.segmentBytes ?? 64 * 1024 * 1024;
+    this.maxBuffered = Math.max(1, options.maxBufferedEvents ?? 4096);
   }
 
   /** Opens the log in `dir`, loading what was written but not yet published. */
@@ -107,18 +116,22 @@ export class FileOutbox implements Outbox {
     let seq = this.segments[0]?.firstSeq ?? 1;
     for (const segment of this.segments) {
       seq = segment.firstSeq;
-      const text = readFileSync(join(this.dir, segment.name), 'utf8');
-      const lines = text.split('\n');
-      // A torn last line (crash mid-write) was never acknowledged: drop it.
-      for (const line of lines) {
-        if (line === '') continue;
+      const bytes = readFileSync(join(this.dir, segment.name));
+      let start = 0;
+      while (start < bytes.length) {
+        let end = bytes.indexOf(NEWLINE, start);
+        if (end === -1) end = bytes.length;
+        const lineStart = start;
+        start = end + 1;
+        if (end === lineStart) continue;
         let event: CloudEvent;
         try {
-          event = JSON.parse(line) as CloudEvent;
+          event = JSON.parse(bytes.toString('utf8', lineStart, end)) as CloudEvent;
         } catch {
+          // A torn last line (crash mid-write) was never acknowledged: drop it.
           continue;
         }
-        if (seq > this.publishedSeq) this.unpublished.push({ seq, event });
+        if (seq > this.publishedSeq) this.keep({ seq, event }, segment.name, lineStart, end + 1);
         seq++;
       }
     }
@@ -126,9 +139,16 @@ export class FileOutbox implements Outbox {
     await this.openSegment();
   }
 
+  /** Holds an unpublished event in memory while under the cap and nothing is spilled, else its position. */
+  private keep(item: Pending, name: string, start: number, end: number): void {
+    if (this.spilled.count === 0 && this.unpublished.length < this.maxBuffered) this.unpublished.push(item);
+    else this.spilled.add(name, start, end, item.seq, 1);
+  }
+
   private async openSegment(): Promise<void> {
     await this.handle?.close();
     const name = segmentName(this.nextSeq);
+    this.segmentName = name;
     if (!this.segments.some((s) => s.name === name)) this.segments.push({ firstSeq: this.nextSeq, name });
     // Start every segment at a line boundary, even after a torn write in the previous one.
     this.handle = await open(join(this.dir, name), 'a');
@@ -155,11 +175,11 @@ export class FileOutbox implements Outbox {
         const batch = this.queue;
         this.queue = [];
         let text = '';
-        const added: Pending[] = [];
+        const added: CloudEvent[] = [];
         for (const waiter of batch) {
           for (const event of waiter.events) {
             text += `${JSON.stringify(event)}\n`;
-            added.push({ seq: 0, event });
+            added.push(event);
           }
         }
         try {
@@ -167,9 +187,18 @@ export class FileOutbox implements Outbox {
           await this.handle!.write(text);
           if (this.fsync === 'always') await this.handle!.datasync();
           else this.scheduleSync();
+          const start = this.segmentSize;
           this.segmentSize += Buffer.byteLength(text);
-          for (const item of added) item.seq = this.nextSeq++;
-          this.unpublished.push(...added);
+          const firstSeq = this.nextSeq;
+          this.nextSeq += added.length;
+          const room = this.spilled.count === 0 ? Math.max(0, this.maxBuffered - this.unpublished.length) : 0;
+          if (room >= added.length) {
+            for (let i = 0; i < added.length; i++)
+              this.unpublished.push({ seq: firstSeq + i, event: added[i]! });
+          } else {
+            // Past the cap the whole write is kept as its byte range: the file already has the events.
+            this.spilled.add(this.segmentName, start, this.segmentSize, firstSeq, added.length);
+          }
           for (const waiter of batch) waiter.resolve();
           this.wakeRelay?.();
         } catch (error) {
@@ -207,8 +236,14 @@ export class FileOutbox implements Outbox {
 
   private async publishNow(): Promise<number> {
     let total = 0;
-    while (this.unpublished.length > 0) {
-      const batch = this.unpublished.slice(0, 1000);
+    for (;;) {
+      if (this.unpublished.length === 0) {
+        if (this.spilled.count === 0) break;
+        const taken = await this.spilled.take(this.dir, PUBLISH_BATCH);
+        // An append that landed while the read waited came after every spilled event.
+        this.unpublished = taken.concat(this.unpublished);
+      }
+      const batch = this.unpublished.slice(0, PUBLISH_BATCH);
       await this.bus.publish(batch.map((p) => p.event));
       this.unpublished.splice(0, batch.length);
       this.publishedSeq = batch[batch.length - 1]!.seq;
@@ -258,6 +293,11 @@ export class FileOutbox implements Outbox {
   }
 
   get backlog(): number {
+    return this.unpublished.length + this.spilled.count;
+  }
+
+  /** Unpublished events held in memory (the rest of the backlog is read back from the log). */
+  get buffered(): number {
     return this.unpublished.length;
   }
 
@@ -277,7 +317,7 @@ export class FileOutbox implements Outbox {
         this.options.onError?.(error);
       }
       if (!this.relayRunning) break;
-      if (this.unpublished.length > 0 && failures === 0) continue;
+      if (this.backlog > 0 && failures === 0) continue;
       const wait = failures > 0 ? Math.min(30_000, 250 * 2 ** Math.min(failures, 7)) : 1_000;
       await new Promise<void>((resolve) => {
         const timer = setTimeout(resolve, wait);
