@@ -3,4 +3,4 @@ export { type CloudEvent, cloudEventSchema, createEvent } from './cloudevent.js'
 export * from './gateway-events.js';
 export * from './policy-bundle.js';
 export * from './policy-events.js';
-export { UUID_PATTERN, uuidv7 } from './uuid.js';
+export { nameBasedUuid, UUID_PATTERN, uuidv7 } from './uuid.js';

@@ -1,4 +1,4 @@
-import { randomFillSync } from 'node:crypto';
+import { createHash, randomFillSync } from 'node:crypto';
 
 const pool = new Uint8Array(16 * 256);
 let poolOffset = pool.length;
@@ -44,12 +44,27 @@ export function uuidv7(now: number = Date.now()): string {
   b[6] = 0x70 | ((sequence >>> 8) & 0x0f);
   b[7] = sequence & 0xff;
   b[8] = 0x80 | (b[8]! & 0x3f);
+  return format(b);
+}
+
+function format(b: Uint8Array): string {
   let s = '';
   for (let i = 0; i < 16; i++) {
     s += hex[b[i]!];
     if (i === 3 || i === 5 || i === 7 || i === 9) s += '-';
   }
   return s;
+}
+
+/**
+ * A name-based UUIDv8 (RFC 9562 §5.8, SHA-256 of `name`): the same name gives the same id. It names
+ * an event that several processes may emit for one fact, so the ledger's append by id keeps one.
+ */
+export function nameBasedUuid(name: string): string {
+  const b = new Uint8Array(createHash('sha256').update(name).digest().subarray(0, 16));
+  b[6] = 0x80 | (b[6]! & 0x0f);
+  b[8] = 0x80 | (b[8]! & 0x3f);
+  return format(b);
 }
 
 export const UUID_PATTERN = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;

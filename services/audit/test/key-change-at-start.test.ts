@@ -116,6 +116,16 @@ for (const engine of ENGINES) {
       for (const ledger of [old, first, second]) await ledger.close();
     });
 
+    it('when replicas start together with the same new key, then the change is recorded once', async () => {
+      const next = generateKey(t.ledger.origin);
+      writeFileSync(t.keyFile, `${next.signerKey}\n`);
+      const replicas = await Promise.all([t.reopen(), t.reopen(), t.reopen()]);
+      expect(new Set(replicas.map((r) => r.keyId)).size).toBe(1);
+      const changes = await keyChanges(replicas[0]!);
+      expect(changes.filter((c) => c.keyId === replicas[0]!.keyId)).toHaveLength(1);
+      for (const replica of replicas) await replica.close();
+    });
+
     it('when the key is provided from outside, then a missing file stops start-up and the API refuses to rotate it', async () => {
       const missing = new FileSigningKeyStore(`${t.keyFile}.absent`, { provided: true });
       await expect(t.reopen({ signingKeys: missing })).rejects.toThrow(

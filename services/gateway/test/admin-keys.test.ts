@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { hashKey } from '../src/domain/keys.js';
+import { openApiDocument } from '../src/http/routes/openapi.js';
 import {
   eventsOf,
   expectAnthropicError,
@@ -234,6 +235,8 @@ describe('revoking', () => {
     expect((await listKeys('?project=rotate-dead&includeRevoked=true')).map((k) => k.id)).toEqual([
       issued.id,
     ]);
+    // The API reference tells clients about this answer.
+    expect(openApiDocument.paths['/api/v1/keys/{id}/rotate'].post.responses).toHaveProperty('409');
   });
 
   it('when a key tries to revoke itself, then it is refused with 409 and keeps working', async () => {

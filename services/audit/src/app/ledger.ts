@@ -11,6 +11,7 @@ import {
   auditEventPayloadSchemas,
   type CloudEvent,
   createEvent,
+  nameBasedUuid,
 } from '@flowloom/contracts';
 import { AppError } from '@flowloom/errors';
 import {
@@ -100,6 +101,12 @@ const ORIGIN_META = 'origin';
 const START_ACTOR = 'flowloom/audit (at start)';
 /** Events prepared (scrubbed, canonicalised, hashed) between turns of the event loop. */
 const PREPARE_SLICE = 256;
+/**
+ * Times an append reloads the tree and tries again after another replica appended first. Replicas
+ * share the partitions of one topic, so a few collisions in a row are normal under load; an append
+ * still refused after that fails, and its events are redelivered.
+ */
+const CONFLICT_RETRIES = 5;
 
 /**
  * The audit ledger: an RFC 9162 log whose entries are canonical events, stored write-once, with
@@ -198,13 +205,16 @@ export class AuditLedger {
       latest !== undefined && latest.keyId !== keyId && published[0]?.verifierKey !== verifierKey;
     if (changed) {
       const how = generated ? 'regenerated-at-start' : 'replaced-at-start';
-      await this.recordEvent(AUDIT_KEY_ROTATED, {
-        actor: START_ACTOR,
-        previousKeyId: latest.keyId,
-        keyId,
-        verifierKey,
-        how,
-      });
+      // Replicas starting together with one new key all see the change; the id is named by the
+      // change itself, so the ledger's idempotent append keeps one record of it.
+      const id = nameBasedUuid(
+        `${this.origin}\n${AUDIT_KEY_ROTATED}\n${latest.treeSize}\n${latest.keyId}\n${keyId}`,
+      );
+      await this.recordEvent(
+        AUDIT_KEY_ROTATED,
+        { actor: START_ACTOR, previousKeyId: latest.keyId, keyId, verifierKey, how },
+        id,
+      );
       this.logger.warn(
         { previousKeyId: latest.keyId, keyId, how, location: this.options.signingKeys.location },
         'audit: started with another signing key than the one of the latest checkpoint; recorded as a key rotation',
@@ -289,7 +299,7 @@ export class AuditLedger {
     const appended = new Set<string>();
     for (let at = 0; at < unique.length; at += this.maxBatch) {
       const chunk = unique.slice(at, at + this.maxBatch);
-      for (const entry of await this.appendNew(chunk, true)) appended.add(entry.eventId);
+      for (const entry of await this.appendNew(chunk, CONFLICT_RETRIES)) appended.add(entry.eventId);
     }
     return appended;
   }
@@ -301,7 +311,7 @@ export class AuditLedger {
    */
   private async appendNew(
     chunk: readonly PreparedEntry[],
-    retry: boolean,
+    retriesLeft: number,
     checkExisting = false,
   ): Promise<readonly PreparedEntry[]> {
     let fresh = chunk;
@@ -335,13 +345,13 @@ export class AuditLedger {
     } catch (error) {
       if (error instanceof DuplicateEventError && !checkExisting) {
         this.staged = undefined;
-        return this.appendNew(chunk, retry, true);
+        return this.appendNew(chunk, retriesLeft, true);
       }
-      if (!(error instanceof LedgerConflictError) || !retry) throw error;
+      if (!(error instanceof LedgerConflictError) || retriesLeft === 0) throw error;
       this.logger.warn({ err: error }, 'audit ledger: another writer appended; reloading the tree');
       this.staged = undefined;
       this.log = await MerkleLog.open(this.nodeStore);
-      return this.appendNew(chunk, false, true);
+      return this.appendNew(chunk, retriesLeft - 1, true);
     } finally {
       this.staged = undefined;
     }
@@ -623,9 +633,11 @@ export class AuditLedger {
   private async recordEvent<T extends AuditEventType>(
     type: T,
     data: z.input<(typeof auditEventPayloadSchemas)[T]>,
+    id?: string,
   ): Promise<void> {
     const payload = auditEventPayloadSchemas[type].parse(data);
-    const event = createEvent(type, AUDIT_SOURCE, payload, payload.actor);
+    const created = createEvent(type, AUDIT_SOURCE, payload, payload.actor);
+    const event = id === undefined ? created : { ...created, id };
     await this.append([event]);
     try {
       await this.options.publish?.([event]);

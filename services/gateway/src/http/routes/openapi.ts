@@ -230,6 +230,7 @@ export const openApiDocument = {
             content: { 'application/json': { schema: { $ref: '#/components/schemas/IssuedKey' } } },
           },
           '404': { description: 'Unknown key' },
+          '409': { description: 'The key is revoked: create a new key instead' },
           ...errors,
         },
       },
