@@ -8,6 +8,7 @@ import { type Db, openPostgres } from '@flowloom/store';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { adminCall } from '../bench/processes.js';
 import { freshDatabase, type OwnKafka, ownKafka } from './engines.js';
+import { completedInLedger, ledgerHolding } from './ledger.js';
 import { Load } from './load.js';
 import { CLI, metricOf, type Service, serviceOnFreePorts } from './services.js';
 import { tearDown } from './teardown.js';
@@ -20,7 +21,6 @@ import { until } from './until.js';
 // must reach the audit ledger exactly once, without restarting anything.
 
 const ADMIN = 'flk_faults-kafka-start-admin-0123456789abcd';
-const COMPLETED = 'dev.flowloom.gateway.request.completed.v1';
 
 let kafka: OwnKafka | undefined;
 let database: { url: string; drop(): Promise<void> } | undefined;
@@ -63,16 +63,6 @@ beforeAll(async () => {
 
 afterAll(() => tearDown({ services, db, kafka, database, work }), 60_000);
 
-/** Ledger entries of completed requests: how many times each request id is there. */
-async function ledger(): Promise<Map<string, number>> {
-  const { rows } = await db!.query<{ request_id: string; n: number }>(
-    `select entry::jsonb->'data'->>'requestId' as request_id, count(*)::int as n
-       from audit_entries where event_type = $1 group by 1`,
-    [COMPLETED],
-  );
-  return new Map(rows.map((r) => [r.request_id, r.n]));
-}
-
 describe('distributed services started while Kafka is down', () => {
   it('when Kafka is unreachable at start, then every service starts, the gateway answers and says the bus is degraded, and once Kafka is up every answered request reaches the ledger exactly once', async () => {
     const began = Date.now();
@@ -109,7 +99,7 @@ describe('distributed services started while Kafka is down', () => {
     expect(auditDown.checks.bus).toMatch(
       /^degraded: Kafka at .* unreachable since .*flowloom-audit waiting for Kafka/,
     );
-    expect((await ledger()).size).toBe(0);
+    expect((await completedInLedger(db!)).size).toBe(0);
     // The standalone policy and audit services say so on their own /metrics too.
     for (const service of [policy, audit]) {
       expect(await metricOf(service.url, 'flowloom_bus_connected'), service.name).toBe(0);
@@ -122,14 +112,7 @@ describe('distributed services started while Kafka is down', () => {
     await kafka!.start();
     const kafkaSeconds = (Date.now() - kafkaBegan) / 1000;
     const answered = load.answered;
-    const entries = await until(
-      'every answered request in the ledger',
-      async () => {
-        const now = await ledger();
-        return answered.every((a) => now.has(a.requestId ?? '')) ? now : undefined;
-      },
-      60_000,
-    );
+    const entries = await ledgerHolding(db!, answered, 60_000);
     const deliveredSeconds = (Date.now() - kafkaBegan) / 1000 - kafkaSeconds;
     expect(answered.filter((a) => entries.get(a.requestId ?? '') !== 1)).toEqual([]);
     expect(entries.size).toBe(answered.length);
