@@ -180,5 +180,6 @@ describe('flowloom policy against flowloom up', () => {
     expect(shown.stdout).toMatch(/#2 [0-9a-f]{12}/);
     expect(shown.stdout).toContain('approved by reviewer');
     expect((await cli(['policy', 'push', '--help'], env)).stdout).toContain('flowloom policy push FILE');
-  });
+    // Nine CLI processes in a row: one start each, slow on a loaded machine.
+  }, 60_000);
 });
