@@ -1,4 +1,5 @@
 import type { CloudEvent } from '@flowloom/contracts';
+import type { ConsumerLag } from './consumer-lag.js';
 
 export type EventHandler = (event: CloudEvent) => Promise<void>;
 
@@ -47,4 +48,6 @@ export interface BusHealth {
   target: string;
   /** Each consumer group of this process: consuming, or waiting for the bus (and why). */
   consumers: Record<string, string>;
+  /** The last reading of how far this process's consumer groups are behind, per topic and partition. */
+  lag?: readonly ConsumerLag[];
 }

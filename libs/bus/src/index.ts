@@ -1,4 +1,5 @@
 export type { BatchEventHandler, BusHealth, EventBus, EventHandler } from './bus.js';
+export type { ConsumerLag } from './consumer-lag.js';
 export { busCheck } from './health.js';
 export { InProcessBus } from './in-process.js';
 export { KafkaBus, type KafkaBusOptions } from './kafka.js';

@@ -1,9 +1,9 @@
 import { randomBytes } from 'node:crypto';
 import { createServer, type Server, type Socket, connect as tcpConnect } from 'node:net';
 import { type CloudEvent, createEvent } from '@flowloom/contracts';
-import { Kafka, logLevel } from 'kafkajs';
 import { afterAll, describe, expect, it } from 'vitest';
 import { KafkaBus } from './kafka.js';
+import { deleteTopicsUnder } from './test-topics.js';
 
 // The shared broker is never stopped (other test files use it): "Kafka is down" is a port where
 // nothing listens yet; "Kafka comes up" is a TCP relay to the real broker opening on that port. The
@@ -16,11 +16,7 @@ const closers: Array<() => Promise<unknown>> = [];
 
 afterAll(async () => {
   for (const close of closers.reverse()) await close().catch(() => {});
-  const admin = new Kafka({ clientId: topicPrefix, brokers: BROKERS, logLevel: logLevel.NOTHING }).admin();
-  await admin.connect();
-  const mine = (await admin.listTopics()).filter((t) => t.startsWith(`${topicPrefix}.`));
-  if (mine.length > 0) await admin.deleteTopics({ topics: mine });
-  await admin.disconnect();
+  await deleteTopicsUnder(topicPrefix, BROKERS);
 }, 60_000);
 
 /** A port with nothing on it (yet). */

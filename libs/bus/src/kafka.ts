@@ -1,6 +1,7 @@
 import { type CloudEvent, eventPayloadSchemas } from '@flowloom/contracts';
 import type { Consumer, EachBatchPayload, Kafka, Producer } from 'kafkajs';
 import type { BatchEventHandler, BusHealth, EventBus, EventHandler } from './bus.js';
+import { type ConsumerLag, lagOf } from './consumer-lag.js';
 import { DEFAULT_TOPIC_PREFIX, fromKafkaRecord, toKafkaRecord, topicFor } from './kafka-binding.js';
 import {
   configurationError,
@@ -27,6 +28,11 @@ export interface KafkaBusOptions {
   reconnect?: { minMs: number; maxMs: number };
   /** How often a connected bus checks that the brokers still answer (5 s by default). */
   healthCheckMs?: number;
+  /**
+   * How often a bus with consumer groups reads their lag (log end minus committed offset per
+   * partition) for `health().lag`: one admin round trip per topic and one per group (5 s by default).
+   */
+  lagSampleMs?: number;
 }
 
 const TOPIC_PREFIX = /^[A-Za-z0-9_-]+$/;
@@ -67,6 +73,9 @@ export class KafkaBus implements EventBus {
   private cancelPause: (() => void) | undefined;
   private settleFirstAttempt: ((error: unknown) => void) | undefined;
   private watch: ReturnType<typeof setInterval> | undefined;
+  private lagTimer: ReturnType<typeof setInterval> | undefined;
+  /** The last lag reading of this process's groups; kept while the brokers are away. */
+  private lag: readonly ConsumerLag[] = [];
   private closed = false;
 
   constructor(private readonly options: KafkaBusOptions) {
@@ -139,7 +148,53 @@ export class KafkaBus implements EventBus {
       ...(this.reason !== undefined && this.state !== 'connected' ? { reason: this.reason } : {}),
       target: this.options.brokers.join(','),
       consumers: Object.fromEntries(this.consumerStatus),
+      lag: this.lag,
     };
+  }
+
+  /**
+   * Reads how far each consumer group of this process is behind, on every topic under the prefix,
+   * and keeps it for `health().lag`. A failed reading (brokers away) keeps the last one.
+   */
+  async sampleLag(): Promise<readonly ConsumerLag[]> {
+    const groups = this.subscriptions.map((s) => this.groupId(s.group));
+    if (groups.length === 0 || this.state !== 'connected') return this.lag;
+    // The client without retries: a reading must not hang on brokers that went away.
+    const admin = (await this.probeClient()).admin();
+    await admin.connect();
+    try {
+      const pattern = this.topicPattern();
+      const topics = (await admin.listTopics()).filter((t) => pattern.test(t)).sort();
+      const ends = await Promise.all(topics.map((t) => admin.fetchTopicOffsets(t)));
+      const lag: ConsumerLag[] = [];
+      for (const group of groups) {
+        const committed = await admin.fetchOffsets({ groupId: group, topics });
+        topics.forEach((topic, i) => {
+          const offsets = committed.find((c) => c.topic === topic)?.partitions ?? [];
+          const byPartition = new Map(offsets.map((p) => [p.partition, p.offset]));
+          lag.push(...lagOf(group, topic, ends[i] ?? [], byPartition));
+        });
+      }
+      this.lag = lag;
+      return lag;
+    } finally {
+      await admin.disconnect();
+    }
+  }
+
+  private sampleLagPeriodically(): void {
+    if (this.lagTimer) return;
+    let sampling = false;
+    this.lagTimer = setInterval(() => {
+      if (sampling || this.closed || this.subscriptions.length === 0) return;
+      sampling = true;
+      this.sampleLag()
+        .catch(() => {})
+        .finally(() => {
+          sampling = false;
+        });
+    }, this.options.lagSampleMs ?? 5_000);
+    this.lagTimer.unref();
   }
 
   onConnected(listener: () => void): () => void {
@@ -203,6 +258,7 @@ export class KafkaBus implements EventBus {
   private markUp(): void {
     if (this.closed) return;
     this.watchBrokers();
+    this.sampleLagPeriodically();
     const recovered = this.state !== 'connected';
     this.state = 'connected';
     this.reason = undefined;
@@ -311,19 +367,30 @@ export class KafkaBus implements EventBus {
     );
   }
 
+  /**
+   * Groups are per prefix too: members of one group must subscribe alike. The default prefix keeps
+   * the plain names, so an existing install resumes from its committed offsets.
+   */
+  private groupId(group: string): string {
+    return this.prefix === DEFAULT_TOPIC_PREFIX ? group : `${this.prefix}.${group}`;
+  }
+
+  /** Every topic under this bus's prefix. */
+  private topicPattern(): RegExp {
+    return new RegExp(`^${this.prefix}\\..+`);
+  }
+
   /** A consumer of every topic under this bus's prefix, joined to `group`. */
   private async consumerFor(group: string): Promise<Consumer> {
     const consumer = (await this.client()).consumer({
-      // Groups are per prefix too: members of one group must subscribe alike. The default prefix keeps
-      // the plain names, so an existing install resumes from its committed offsets.
-      groupId: this.prefix === DEFAULT_TOPIC_PREFIX ? group : `${this.prefix}.${group}`,
+      groupId: this.groupId(group),
       sessionTimeout: 10_000,
       heartbeatInterval: 1_000,
     });
     await consumer.connect();
     try {
       // A pattern subscription sees the topics that exist now: `connect()` creates the known families.
-      await consumer.subscribe({ topics: [new RegExp(`^${this.prefix}\\..+`)], fromBeginning: true });
+      await consumer.subscribe({ topics: [this.topicPattern()], fromBeginning: true });
     } catch (error) {
       await consumer.disconnect().catch(() => {});
       throw error;
@@ -455,6 +522,7 @@ export class KafkaBus implements EventBus {
     this.closed = true;
     this.cancelPause?.();
     clearInterval(this.watch);
+    clearInterval(this.lagTimer);
     // An attempt in flight finishes first, so nothing it connects outlives the bus.
     await this.supervisor;
     await Promise.all(this.subscriptions.map((s) => s.consumer?.disconnect()));

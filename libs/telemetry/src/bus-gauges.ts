@@ -5,6 +5,8 @@ export interface BusHealthView {
   state: string;
   /** When this state began (epoch ms). */
   since: number;
+  /** The last reading of the process's consumer groups' lag, per topic and partition. */
+  lag?: readonly { group: string; topic: string; partition: number; messages: number }[];
 }
 
 /**
@@ -28,6 +30,18 @@ export function registerBusGauges(health: () => BusHealthView | undefined, regis
     collect() {
       const h = health();
       this.set(!h || h.state === 'connected' ? 0 : (Date.now() - h.since) / 1000);
+    },
+  });
+  new Gauge({
+    name: 'flowloom_bus_consumer_lag_messages',
+    help: 'Messages a consumer group of this process has not committed yet, per topic and partition (log end minus committed offset), as last read from Kafka; growing: the consumer falls behind or is stuck',
+    labelNames: ['group', 'topic', 'partition'],
+    registers: [registry],
+    collect() {
+      // Whole reading each time: a partition or group that went away leaves no stale series.
+      this.reset();
+      for (const l of health()?.lag ?? [])
+        this.set({ group: l.group, topic: l.topic, partition: String(l.partition) }, l.messages);
     },
   });
 }
