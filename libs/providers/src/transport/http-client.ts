@@ -59,6 +59,27 @@ function classify(error: unknown, signal: AbortSignal, provider: string): Upstre
   );
 }
 
+/**
+ * `request` as sent with `stream` set. Usually it already is (the caller asked for what it gets), and
+ * the encoders only read it, so no copy is made then.
+ */
+function withStream(request: ChatRequest, stream: boolean): ChatRequest {
+  return request.stream === stream ? request : Object.assign({}, request, { stream });
+}
+
+/** Where a URL points, parsed once per distinct URL (a provider's URLs repeat on every request). */
+const targets = new Map<string, { origin: string; path: string }>();
+function targetOf(url: string): { origin: string; path: string } {
+  let target = targets.get(url);
+  if (!target) {
+    const parsed = new URL(url);
+    target = { origin: parsed.origin, path: parsed.pathname + parsed.search };
+    if (targets.size >= 1_000) targets.clear();
+    targets.set(url, target);
+  }
+  return target;
+}
+
 function redactCredential(text: string, credential: string | undefined): string {
   if (!credential || credential.length < 6) return text;
   return text.split(credential).join('[redacted]');
@@ -81,11 +102,11 @@ export function createHttpProviderClient(endpoint: ProviderEndpoint, spec: HttpP
     stream: boolean,
     callHeaders?: Record<string, string>,
   ): Promise<Dispatcher.ResponseData> {
-    const target = new URL(url);
+    const target = targetOf(url);
     const headers = callHeaders ? { ...callHeaders, ...staticHeaders } : staticHeaders;
     const response = await agent().request({
       origin: target.origin,
-      path: target.pathname + target.search,
+      path: target.path,
       method: 'POST',
       headers: stream ? { ...headers, accept: 'text/event-stream' } : headers,
       body: JSON.stringify(body),
@@ -164,7 +185,7 @@ export function createHttpProviderClient(endpoint: ProviderEndpoint, spec: HttpP
   return {
     endpoint,
     async chat({ request, model, signal }: UpstreamCall<ChatRequest>): Promise<ChatResponse> {
-      const body = encodeOrReject(() => spec.wire.encodeChatRequest({ ...request, stream: false }, model));
+      const body = encodeOrReject(() => spec.wire.encodeChatRequest(withStream(request, false), model));
       const raw = await json(
         spec.chatUrl(base, endpoint, model, false),
         body,
@@ -179,7 +200,7 @@ export function createHttpProviderClient(endpoint: ProviderEndpoint, spec: HttpP
       model,
       signal,
     }: UpstreamCall<ChatRequest>): AsyncGenerator<StreamEvent, void, undefined> {
-      const body = encodeOrReject(() => spec.wire.encodeChatRequest({ ...request, stream: true }, model));
+      const body = encodeOrReject(() => spec.wire.encodeChatRequest(withStream(request, true), model));
       let response: Dispatcher.ResponseData;
       try {
         response = await send(

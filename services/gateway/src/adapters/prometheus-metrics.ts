@@ -61,14 +61,18 @@ export function createPrometheusMetrics(registry: Registry): GatewayMetrics {
         upstreamErrors.inc({ deployment: l.deployment, kind: l.errorKind ?? 'unknown' });
     },
     tokens(l, usage) {
-      tokens.inc({ ...l, kind: 'input' }, usage.inputTokens);
-      tokens.inc({ ...l, kind: 'output' }, usage.outputTokens);
-      tokens.inc({ ...l, kind: 'cached_input' }, usage.cachedInputTokens);
+      // Label objects written out rather than `{ ...l, kind }`: on Node 20 a property added after a
+      // spread takes V8's slow path, and this runs for every answered request.
+      const { model, deployment } = l;
+      tokens.inc({ model, deployment, kind: 'input' }, usage.inputTokens);
+      tokens.inc({ model, deployment, kind: 'output' }, usage.outputTokens);
+      tokens.inc({ model, deployment, kind: 'cached_input' }, usage.cachedInputTokens);
       if (usage.cacheWriteTokens !== undefined)
-        tokens.inc({ ...l, kind: 'cache_write' }, usage.cacheWriteTokens);
+        tokens.inc({ model, deployment, kind: 'cache_write' }, usage.cacheWriteTokens);
       if (usage.cacheWrite1hTokens !== undefined)
-        tokens.inc({ ...l, kind: 'cache_write_1h' }, usage.cacheWrite1hTokens);
-      if (usage.reasoningTokens !== undefined) tokens.inc({ ...l, kind: 'reasoning' }, usage.reasoningTokens);
+        tokens.inc({ model, deployment, kind: 'cache_write_1h' }, usage.cacheWrite1hTokens);
+      if (usage.reasoningTokens !== undefined)
+        tokens.inc({ model, deployment, kind: 'reasoning' }, usage.reasoningTokens);
     },
     cost(l, usd) {
       cost.inc(l, usd);

@@ -19,7 +19,7 @@ import type { GatewayMetrics } from '../ports/metrics.js';
 import type { Outbox } from '../ports/outbox.js';
 import { timeoutReason, toAppError, withFallback } from './attempts.js';
 import type { RequestContext } from './context.js';
-import { baseFields, completedEvent, failedEvent } from './events.js';
+import { completedEvent, failedEvent, requestFields } from './events.js';
 import type { Hold, Limiter } from './limits.js';
 import {
   answerFacts,
@@ -233,15 +233,17 @@ export class ChatService {
         answer: answerFacts(response.usage, costUsd, 'completed', response.finishReason, false),
       });
       await this.outbox.append([
-        completedEvent(ctx, {
-          ...baseFields(ctx, 'chat', original.model, false, attempts),
-          provider: deployment.provider,
-          deployment: deployment.id,
-          providerModel: deployment.model,
-          usage: response.usage,
-          costUsd,
-          finishReason: response.finishReason,
-        }),
+        completedEvent(
+          ctx,
+          requestFields(ctx, 'chat', original.model, false, attempts, {
+            provider: deployment.provider,
+            deployment: deployment.id,
+            providerModel: deployment.model,
+            usage: response.usage,
+            costUsd,
+            finishReason: response.finishReason,
+          }),
+        ),
         ...(admission?.takeEvents() ?? []),
       ]);
       return {
@@ -395,22 +397,23 @@ export class ChatService {
         const decisionEvents = streamAdmission?.takeEvents() ?? [];
         if (firstTokenAt !== undefined)
           self.metrics.timeToFirstToken({ deployment: deployment.id }, (firstTokenAt - ctx.startedAt) / 1000);
-        const base = baseFields(ctx, 'chat', original.model, true, attempts);
         if (outcome === 'done') {
           await self.outbox.append([
-            completedEvent(ctx, {
-              ...base,
-              provider: deployment.provider,
-              deployment: deployment.id,
-              providerModel: deployment.model,
-              usage,
-              costUsd,
-              ...(finishReason ? { finishReason } : {}),
-              ...(firstTokenAt !== undefined
-                ? { timeToFirstTokenMs: Math.round((firstTokenAt - ctx.startedAt) * 1000) / 1000 }
-                : {}),
-              ...(sawUsage ? {} : { usageEstimated: true }),
-            }),
+            completedEvent(
+              ctx,
+              requestFields(ctx, 'chat', original.model, true, attempts, {
+                provider: deployment.provider,
+                deployment: deployment.id,
+                providerModel: deployment.model,
+                usage,
+                costUsd,
+                ...(finishReason ? { finishReason } : {}),
+                ...(firstTokenAt !== undefined
+                  ? { timeToFirstTokenMs: Math.round((firstTokenAt - ctx.startedAt) * 1000) / 1000 }
+                  : {}),
+                ...(sawUsage ? {} : { usageEstimated: true }),
+              }),
+            ),
             ...decisionEvents,
           ]);
         } else {
@@ -422,16 +425,18 @@ export class ChatService {
                 )
               : asAppError(failure instanceof UpstreamFailure ? toAppError(failure, attempts) : failure);
           await self.outbox.append([
-            failedEvent(ctx, {
-              ...base,
-              errorCode: outcome === 'cancelled' ? 'client_closed' : error.code,
-              errorMessage: error.message,
-              httpStatus: outcome === 'cancelled' ? 499 : httpStatusOf(error),
-              provider: deployment.provider,
-              deployment: deployment.id,
-              usage,
-              costUsd,
-            }),
+            failedEvent(
+              ctx,
+              requestFields(ctx, 'chat', original.model, true, attempts, {
+                errorCode: outcome === 'cancelled' ? 'client_closed' : error.code,
+                errorMessage: error.message,
+                httpStatus: outcome === 'cancelled' ? 499 : httpStatusOf(error),
+                provider: deployment.provider,
+                deployment: deployment.id,
+                usage,
+                costUsd,
+              }),
+            ),
             ...decisionEvents,
           ]);
         }
@@ -463,12 +468,14 @@ export class ChatService {
     if (error instanceof UpstreamFailure && error.kind === 'aborted') {
       // The caller left before an answer: recorded as such, so the audit trail shows the attempt.
       await this.outbox.append([
-        failedEvent(ctx, {
-          ...baseFields(ctx, 'chat', request.model, stream, attempts),
-          errorCode: 'client_closed',
-          errorMessage: 'The caller closed the connection before the answer.',
-          httpStatus: 499,
-        }),
+        failedEvent(
+          ctx,
+          requestFields(ctx, 'chat', request.model, stream, attempts, {
+            errorCode: 'client_closed',
+            errorMessage: 'The caller closed the connection before the answer.',
+            httpStatus: 499,
+          }),
+        ),
         ...decisionEvents,
       ]);
       return;
@@ -476,12 +483,14 @@ export class ChatService {
     const appError = asAppError(error);
     const tried = typeof appError.details?.attempts === 'number' ? appError.details.attempts : attempts;
     await this.outbox.append([
-      failedEvent(ctx, {
-        ...baseFields(ctx, 'chat', request.model, stream, tried),
-        errorCode: appError.code,
-        errorMessage: appError.message,
-        httpStatus: httpStatusOf(appError),
-      }),
+      failedEvent(
+        ctx,
+        requestFields(ctx, 'chat', request.model, stream, tried, {
+          errorCode: appError.code,
+          errorMessage: appError.message,
+          httpStatus: httpStatusOf(appError),
+        }),
+      ),
       ...decisionEvents,
     ]);
   }

@@ -15,14 +15,10 @@ function header(request: FastifyRequest, name: string): string | undefined {
 }
 
 /** Gemini clients may pass the key as `?key=` (the @google/genai SDK uses the header). */
-function googKeyParam(request: FastifyRequest): string | undefined {
-  if (api(request) !== 'gemini') return undefined;
+function googKeyParam(request: FastifyRequest, api: CallerApi): string | undefined {
+  if (api !== 'gemini') return undefined;
   const query = request.query as Record<string, unknown> | undefined;
   return typeof query?.key === 'string' ? query.key : undefined;
-}
-
-function api(request: FastifyRequest): string | undefined {
-  return request.routeOptions.config.format;
 }
 
 /** Authenticates the caller and ties the request's lifetime to the connection. */
@@ -36,7 +32,7 @@ export async function requestContext(
   const secret = presentedKey({
     authorization: header(request, 'authorization'),
     'x-api-key': header(request, 'x-api-key'),
-    'x-goog-api-key': header(request, 'x-goog-api-key') ?? googKeyParam(request),
+    'x-goog-api-key': header(request, 'x-goog-api-key') ?? googKeyParam(request, api),
   });
   const attempt = {
     surface,
