@@ -303,6 +303,70 @@ describe('policies across services', () => {
     expect(report.changed).toBeGreaterThan(0);
     expect(report.transitions.some((t) => t.from === 'allow' && t.to === 'stop_job')).toBe(true);
   });
+
+  it('when a key is bound to a job policy that is pushed but not deployed, then the gateway fetches it over gRPC, enforces it for that key only, and it cannot lift the active stop', async () => {
+    const pushed = await api(policyUrl, 'POST', '/api/v1/policies', authorKey, {
+      source: `name: job-guard
+rules:
+  - id: lift-everything
+    priority: 1000
+    condition: "true"
+    action: allow
+  - id: short-answers
+    condition: request.max_tokens > 20
+    action: block
+    message: this job asks for short answers
+`,
+      message: 'a job policy',
+      jobPolicy: true,
+    });
+    expect(pushed.status).toBe(201);
+    const version = String(pushed.body.version);
+    const created = await api(gateway.httpUrl, 'POST', '/api/v1/keys', ADMIN, {
+      name: 'bound',
+      policy: version.slice(0, 9),
+    });
+    expect(created.status).toBe(201);
+    expect(created.body.policy).toBe(version);
+    expect((await activeOnGateway()).policies.map((p) => (p as { name?: string }).name)).toEqual([
+      'runaway-guard',
+    ]);
+    const ask = (key: string, maxTokens: number, job: string) =>
+      new OpenAI({ apiKey: key, baseURL: `${gateway.httpUrl}/v1`, maxRetries: 0 }).chat.completions.create(
+        {
+          model: 'flowloom-local',
+          max_tokens: maxTokens,
+          messages: [{ role: 'user', content: 'same again' }],
+        },
+        { headers: { 'x-flowloom-job': job } },
+      );
+    const bound = String(created.body.key);
+    await expect(ask(memberKey, 50, `free-${randomBytes(3).toString('hex')}`)).resolves.toBeTruthy();
+    const refused = await ask(bound, 50, `bound-${randomBytes(3).toString('hex')}`).catch(
+      (error: InstanceType<typeof OpenAI.APIError>) => error,
+    );
+    expect((refused as InstanceType<typeof OpenAI.APIError>).status).toBe(403);
+    expect((refused as Error).message).toContain(
+      `Refused by job policy "job-guard" (version ${version.slice(0, 12)}`,
+    );
+
+    // The job policy's allow at the highest priority does not lift the active loop stop.
+    const job = `bound-${randomBytes(3).toString('hex')}`;
+    let stop: InstanceType<typeof OpenAI.APIError> | undefined;
+    for (let sent = 0; sent < 10 && !stop; sent++)
+      await ask(bound, 10, job).catch((error: InstanceType<typeof OpenAI.APIError>) => {
+        stop = error;
+      });
+    expect(stop?.status).toBe(403);
+    expect(stop?.message).toContain('Refused by policy "runaway-guard"');
+    expect(stop?.message).toContain('rule "agent-loop"');
+
+    const unknown = await api(gateway.httpUrl, 'POST', '/api/v1/keys', ADMIN, {
+      name: 'x',
+      policy: 'fedcba98765',
+    });
+    expect(unknown.status).toBe(404);
+  });
 });
 
 describe('the bundle stream is for gateways only', () => {

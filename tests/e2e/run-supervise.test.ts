@@ -1,22 +1,15 @@
-import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { freePort } from './helpers.js';
+import {
+  AGENT,
+  RUN_TIMEOUT_MS,
+  type RunPlatform,
+  START_TIMEOUT_MS,
+  startRunPlatform,
+} from './run-support.js';
 
-// `flowloom run` as a user runs it: the platform started with `flowloom up` (gateway and policy
-// service, the policy file enforced), then the CLI in its own process with an admin key in
-// FLOWLOOM_API_KEY, supervising a real child that uses the official OpenAI SDK with nothing but the
-// environment it was given.
+// `flowloom run` as a user runs it (see run-support.ts), with a policy in force that stops loops.
 
-const ROOT = fileURLToPath(new URL('../..', import.meta.url));
-const BIN = join(ROOT, 'services/flowloom/bin/flowloom.js');
-const AGENT = fileURLToPath(new URL('./fixtures/looping-agent.mjs', import.meta.url));
 const ADMIN_KEY = 'flk_e2e-run-admin-key-0123456789abcdefghij';
-const START_TIMEOUT_MS = 120_000;
-const RUN_TIMEOUT_MS = 120_000;
 
 const POLICY = `
 name: loop-guard
@@ -28,109 +21,18 @@ rules:
     message: the job asked the same question 3 times
 `;
 
-let dir: string;
-let url: string;
-let platform: ChildProcess | undefined;
-let platformOutput = '';
-
-function cleanEnv(extra: Record<string, string>): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = {};
-  for (const [name, value] of Object.entries(process.env)) {
-    if (/^(FLOWLOOM_|OPENAI_|ANTHROPIC_|GEMINI_|GOOGLE_|AZURE_OPENAI_)/.test(name)) continue;
-    if (name === 'NODE_OPTIONS' || name.startsWith('VITEST')) continue;
-    env[name] = value;
-  }
-  return { ...env, NO_COLOR: '1', CI: '1', ...extra };
-}
+let platform: RunPlatform;
+const api = (path: string) => platform.api(path);
+const flowloomRun = (args: string[], extra: Record<string, string> = {}) => platform.run(args, extra);
+const jobKey = (job: string) => platform.jobKey(job);
 
 beforeAll(async () => {
-  dir = mkdtempSync(join(tmpdir(), 'flowloom-run-e2e-'));
-  const file = join(dir, 'policy.yaml');
-  writeFileSync(file, POLICY);
-  const port = await freePort();
-  platform = spawn(process.execPath, [BIN, 'up'], {
-    cwd: dir,
-    env: cleanEnv({
-      FLOWLOOM_DATA_DIR: join(dir, 'data'),
-      FLOWLOOM_HTTP_PORT: String(port),
-      FLOWLOOM_GRPC_PORT: '0',
-      FLOWLOOM_ADMIN_KEY: ADMIN_KEY,
-      FLOWLOOM_POLICY_FILE: file,
-      FLOWLOOM_POLICY_MODE: 'enforce',
-      FLOWLOOM_LOG_LEVEL: 'warn',
-    }),
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  const collect = (c: Buffer): void => {
-    platformOutput += c.toString();
-  };
-  platform.stdout?.on('data', collect);
-  platform.stderr?.on('data', collect);
-  const until = Date.now() + START_TIMEOUT_MS;
-  for (;;) {
-    const match = /FlowLoom is up: HTTP (\S+)/.exec(platformOutput);
-    if (match?.[1]) {
-      url = match[1];
-      break;
-    }
-    if (platform.exitCode !== null || Date.now() > until)
-      throw new Error(`flowloom up did not start:\n${platformOutput}`);
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
+  platform = await startRunPlatform(POLICY, ADMIN_KEY);
 }, START_TIMEOUT_MS + 10_000);
 
 afterAll(async () => {
-  if (platform && platform.exitCode === null) {
-    const exited = new Promise((resolve) => platform?.once('exit', resolve));
-    platform.kill('SIGTERM');
-    await Promise.race([exited, new Promise((resolve) => setTimeout(resolve, 15_000))]);
-    if (platform.exitCode === null) platform.kill('SIGKILL');
-  }
-  rmSync(dir, { recursive: true, force: true });
+  await platform?.close();
 }, 30_000);
-
-async function api(path: string): Promise<unknown> {
-  const res = await fetch(`${url}${path}`, { headers: { authorization: `Bearer ${ADMIN_KEY}` } });
-  if (!res.ok) throw new Error(`GET ${path}: ${res.status} ${await res.text()}`);
-  return res.json();
-}
-
-function flowloomRun(args: string[], extra: Record<string, string> = {}) {
-  return new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve, reject) => {
-    const child = spawn(process.execPath, [BIN, 'run', ...args], {
-      cwd: ROOT,
-      env: cleanEnv({ FLOWLOOM_URL: url, FLOWLOOM_API_KEY: ADMIN_KEY, ...extra }),
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (c: Buffer) => {
-      stdout += c.toString();
-    });
-    child.stderr.on('data', (c: Buffer) => {
-      stderr += c.toString();
-    });
-    const timer = setTimeout(() => {
-      child.kill('SIGKILL');
-      reject(new Error(`flowloom run did not finish in time:\n${stdout}\n${stderr}`));
-    }, RUN_TIMEOUT_MS);
-    child.once('exit', (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr });
-    });
-  });
-}
-
-interface KeyView {
-  id: string;
-  name: string;
-  revokedAt: string | null;
-}
-
-async function jobKey(job: string): Promise<KeyView | undefined> {
-  const { data } = (await api('/api/v1/keys?includeRevoked=true')) as { data: KeyView[] };
-  return data.find((k) => k.name === `flowloom run ${job}`);
-}
 
 describe('flowloom run', () => {
   it(
@@ -275,24 +177,6 @@ describe('flowloom run', () => {
       expect(listed.data).toEqual([
         expect.objectContaining({ decisionId: data.decisionId, origin: 'supervisor' }),
       ]);
-    },
-    RUN_TIMEOUT_MS + 10_000,
-  );
-
-  it(
-    'when --policy names a policy that is not in force, then nothing starts and the message lists what is',
-    async () => {
-      const { code, stderr } = await flowloomRun([
-        '--policy',
-        'no-such-policy',
-        '--',
-        process.execPath,
-        AGENT,
-      ]);
-      expect(code).toBe(2);
-      expect(stderr).toContain('policy "no-such-policy" is not in force');
-      expect(stderr).toContain('loop-guard (');
-      expect(stderr).not.toContain('Timeline');
     },
     RUN_TIMEOUT_MS + 10_000,
   );

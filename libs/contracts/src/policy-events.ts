@@ -64,6 +64,11 @@ export const policyEvaluationSchema = z.object({
   matched: z.array(z.string()),
   errors: z.array(ruleErrorSchema),
   inputs: z.record(z.string(), z.unknown()),
+  /**
+   * A job policy: the version bound to the request's key (`flowloom run --policy`), evaluated in
+   * enforce mode next to the active bundle. It only adds restrictions, so it needs no approval.
+   */
+  jobPolicy: z.boolean().optional(),
 });
 export type PolicyEvaluation = z.infer<typeof policyEvaluationSchema>;
 
@@ -154,6 +159,8 @@ export const interventionSchema = z.object({
   thresholds: z.array(thresholdSchema).optional(),
   /** For alert: the rule's channel. */
   channel: z.string().optional(),
+  /** Decided by the job policy bound to the key (`flowloom run --policy`), not the active bundle. */
+  jobPolicy: z.boolean().optional(),
   /**
    * Who found it: the gateway's policies on a request (absent: gateway), or the supervisor of a
    * local job (`flowloom run`) watching the process itself. A supervisor's finding names the

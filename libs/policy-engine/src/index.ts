@@ -39,6 +39,7 @@ export {
   type CompiledPolicy,
   type CompiledRule,
   type CompileOptions,
+  JOB_POLICY_FORBIDDEN_ACTIONS,
   POST_CALL_ACTIONS,
 } from './evaluate/compile-policy.js';
 export type { AppliedAction, Decision, Outcome, RuleError, RuleTrace, Verdict } from './evaluate/decision.js';

@@ -38,6 +38,7 @@ import { Authenticator } from './app/authenticate.js';
 import { bootstrapAdmin } from './app/bootstrap-admin.js';
 import { ChatService } from './app/chat.js';
 import { EmbeddingsService } from './app/embeddings.js';
+import { JobPolicies } from './app/job-policies.js';
 import { KeysAdmin } from './app/keys-admin.js';
 import { Limiter } from './app/limits.js';
 import { POLICY_SOURCE, PolicyGate } from './app/policy-gate.js';
@@ -216,7 +217,20 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     onError: (err) => log.warn({ err }, 'authentication event could not be recorded'),
   });
   auth.recordTo(authEvents);
-  const keys = new KeysAdmin(keyStore, outbox, () => auth.invalidate());
+  const policySource = await openPolicySource(options.policySource, config, log);
+  // Job policies (`flowloom run --policy`) come from the policy service, one version at a time.
+  const fetchVersion = policySource?.fetchVersion?.bind(policySource);
+  const jobPolicies = new JobPolicies(fetchVersion);
+  const keys = new KeysAdmin(
+    keyStore,
+    outbox,
+    () => auth.invalidate(),
+    undefined,
+    async (id) => {
+      const policy = await jobPolicies.get(id);
+      return { name: policy.name, version: policy.version };
+    },
+  );
   const generated = await bootstrapAdmin(keys, config.adminKey);
   if (generated) options.onAdminKeyGenerated?.(generated);
 
@@ -294,8 +308,8 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     limits,
     budgets: config.budgets,
     onRejected: (message) => log.error(message),
+    jobPolicies,
   });
-  const policySource = await openPolicySource(options.policySource, config, log);
   if (policySource) policySourceGauges(policySource, registry);
   const unsubscribePolicy = policySource?.subscribe((bundle) => {
     gate.load(bundle);

@@ -185,6 +185,7 @@ describe('KeysAdmin over gRPC', () => {
       rotatedFrom: '',
       rotatedBy: '',
       suspendedAt: '',
+      policy: '',
     });
     const listed = ok(await admin<{ keys: Message[] }>('listKeys', { project: 'search' }));
     expect(listed.keys.map((k) => k.id)).toEqual([key.id]);

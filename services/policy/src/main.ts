@@ -44,7 +44,11 @@ export interface PolicyServiceOptions {
 
 export interface PolicyService {
   /** Gateways in this process subscribe here (the gateway's PolicySource). */
-  source: { subscribe(onBundle: (bundle: PolicyBundle) => void): () => void };
+  source: {
+    subscribe(onBundle: (bundle: PolicyBundle) => void): () => void;
+    /** A stored version by id or prefix, active or not (a job policy bound to a key). */
+    fetchVersion(idOrPrefix: string): Promise<{ name: string; version: string; document: unknown }>;
+  };
   /** The admin API, mounted on an HTTP server with an admin authorizer (the gateway's `plugins`). */
   http: (app: FastifyInstance, authorizeAdmin: AdminAuthorizer) => Promise<void>;
   admin: PolicyAdmin;
@@ -148,7 +152,13 @@ export async function startPolicyService(options: PolicyServiceOptions): Promise
   if (grpc) log.info({ grpc: `${host}:${grpc.port}` }, 'policy gRPC (bundle stream, admin API) listening');
 
   return {
-    source: { subscribe: (onBundle) => distributor.subscribe(onBundle) },
+    source: {
+      subscribe: (onBundle) => distributor.subscribe(onBundle),
+      fetchVersion: async (idOrPrefix) => {
+        const v = await admin.versionById(idOrPrefix);
+        return { name: v.name, version: v.version, document: v.document };
+      },
+    },
     http: policyRoutes({ admin, distributor, decisions, replay }),
     admin,
     decisions,

@@ -44,7 +44,22 @@ export function conditionIssue(ruleIndex: number, found: CheckIssue): DocumentIs
 export interface CompileOptions {
   /** Default `auto`; `interpreted` runs every condition on @bufbuild/cel (reference semantics, slower). */
   readonly engine?: ConditionEngine;
+  /**
+   * Actions this use of the policy may not take, each with why (e.g. a job policy, which may only
+   * add restrictions: JOB_POLICY_FORBIDDEN_ACTIONS); a rule with one is an issue at its action.
+   */
+  readonly forbiddenActions?: Readonly<Partial<Record<ActionType, string>>>;
 }
+
+/**
+ * A job policy (`flowloom run --policy`) is evaluated next to the active bundle for one key, without a
+ * second person's approval, so it may only add restrictions. A reroute is refused: it would send the
+ * request to a model or deployment the active policies never evaluated.
+ */
+export const JOB_POLICY_FORBIDDEN_ACTIONS: Readonly<Partial<Record<ActionType, string>>> = {
+  reroute:
+    'a job policy may only add restrictions, and a reroute would send the request to a model the active policies did not evaluate; use block, throttle, cap_max_tokens, redact, alert, suspend_key or stop_job',
+};
 
 /** What still acts once the answer is out: everything else changes or holds the request itself. */
 export const POST_CALL_ACTIONS: ReadonlySet<ActionType> = new Set(['alert', 'suspend_key', 'stop_job']);
@@ -59,6 +74,13 @@ export function compileDocument(document: PolicyDocument, options: CompileOption
     const result = compileCondition(rule.condition, { engine: options.engine ?? 'auto', slots });
     if (!result.ok) {
       for (const found of result.issues) issues.push(conditionIssue(index, found));
+      return;
+    }
+    const forbidden = options.forbiddenActions?.[rule.action.type];
+    if (forbidden !== undefined) {
+      issues.push(
+        issue(['rules', index, 'action'], `action "${rule.action.type}" is not allowed here: ${forbidden}`),
+      );
       return;
     }
     const phase = result.condition.phase;

@@ -3,6 +3,7 @@ import { basename } from 'node:path';
 import { parseArgs } from 'node:util';
 import { type Command, type Io, UsageError } from '../command.js';
 import { ApiJobWatcher } from '../run/api-job-watcher.js';
+import { type JobPolicySpec, jobPolicySpec } from '../run/job-policy.js';
 import { DEFAULT_RESTART_RULE, EXIT_CODES } from '../run/outcome.js';
 import { PlatformApi, PlatformApiError } from '../run/platform-api.js';
 import { DEFAULT_REPEATED_OUTPUT } from '../run/repeated-output.js';
@@ -29,7 +30,14 @@ Needs a running platform: FLOWLOOM_URL (default http://127.0.0.1:8080) and FLOWL
 
 Options:
   --name N               job name (default: the command's name); the job id is N plus a random suffix
-  --policy P             require policy P to be in force on the gateway (fails fast otherwise)
+  --policy P             also run the job under policy P: a policy file (YAML or JSON), or the id (or a
+                         unique prefix) of a pushed version. A file is validated first (a bad one is refused
+                         with pointed messages and the job does not start), then pushed as a version that
+                         is recorded (author, message) but not deployed. The version is bound to the job's
+                         key: the gateway evaluates it for the job's requests in addition to the active
+                         policies, combined by the usual rules (block wins), so it can only add
+                         restrictions, never lift one; that is why it needs no second person's approval.
+                         It may not reroute. Its decisions are recorded and explained like any other.
   --project P            tag the job's key, and so its traffic, with project P
   --max-restarts K       restart after a crash or a stop by a policy or limit, K times at most (default 0)
   --restart-delay S      seconds before the first restart, doubling after each (default 1)
@@ -41,10 +49,11 @@ Options:
 
 Exit code: the job's own; 128+N if a signal FlowLoom did not send killed it; ${EXIT_CODES.stopped} when FlowLoom
 stopped it (no restart left); ${EXIT_CODES.interrupted} when interrupted; ${EXIT_CODES.notFound} when CMD was not found; ${EXIT_CODES.failed} when the job
-could not be set up (platform unreachable); ${EXIT_CODES.usage} for usage errors (--policy P not in force included).
+could not be set up (platform unreachable); ${EXIT_CODES.usage} for usage errors (an invalid --policy included).
 
-Example:
-  flowloom run --name nightly-agent --max-restarts 2 -- python agent.py --task triage`;
+Examples:
+  flowloom run --name nightly-agent --max-restarts 2 -- python agent.py --task triage
+  flowloom run --policy ./strict-loop-guard.yaml -- node agent.js`;
 
 const CPU_ALERT_AFTER_MS = 60_000;
 
@@ -143,17 +152,13 @@ export function parseRunArgs(args: readonly string[]) {
   };
 }
 
-/** Says which policies govern the job; with --policy, refuses to start when that one is not in force. */
-async function describePolicies(
-  api: PlatformApi,
-  required: string | undefined,
-  io: Io,
-): Promise<string | undefined> {
+/** Says which policies govern the job (besides its own --policy). */
+async function describePolicies(api: PlatformApi, io: Io): Promise<void> {
   let active: Awaited<ReturnType<PlatformApi['activePolicies']>>;
   try {
     active = await api.activePolicies();
   } catch (error) {
-    if (error instanceof PlatformApiError && error.missingEndpoint && !required) return undefined;
+    if (error instanceof PlatformApiError && error.missingEndpoint) return;
     throw error;
   }
   const names = active.policies.map((p) => {
@@ -167,15 +172,38 @@ async function describePolicies(
     ];
     return `${p.name} (${parts.join(', ')})`;
   });
-  if (required && !active.policies.some((p) => p.name === required)) {
-    return `policy "${required}" is not in force on ${api.baseUrl}${names.length > 0 ? ` (in force: ${names.join('; ')})` : ' (no policy is)'}; push and promote it first (flowloom policy)`;
-  }
   io.err(
     names.length > 0
       ? `flowloom: policies in force: ${names.join('; ')}`
       : 'flowloom: no policy is in force: FlowLoom watches and records, but no policy will intervene',
   );
-  return undefined;
+}
+
+/**
+ * The job policy to bind to the job's key: a file is pushed (recorded, not deployed); a version id is
+ * passed on as given (the gateway resolves it when it issues the key). Prints what the job runs under.
+ */
+async function jobPolicy(
+  api: PlatformApi,
+  spec: JobPolicySpec,
+  job: string,
+  io: Io,
+): Promise<SupervisorOptions['policy']> {
+  if (spec.kind === 'version') return { version: spec.id };
+  const pushed = await api.pushPolicy(
+    spec.source,
+    basename(spec.path),
+    `job policy of flowloom run ${job} (bound to the job's key only; not deployed)`,
+  );
+  io.err(
+    `flowloom: job policy "${pushed.name}" version ${shortVersion(pushed.version)} ${pushed.created ? `pushed as #${pushed.seq} by ${pushed.author}` : 'was pushed before'}; it applies to this job only, in addition to the policies in force, and can only add restrictions`,
+  );
+  return { version: pushed.version, name: pushed.name };
+}
+
+/** The platform refused what was asked (invalid, unknown): a usage error, not an outage. */
+function refusedInput(error: unknown): boolean {
+  return error instanceof PlatformApiError && (error.status === 400 || error.status === 404);
 }
 
 export function printTimeline(result: SupervisionResult, write: (line: string) => void): void {
@@ -194,6 +222,15 @@ export const runCommand: Command = {
   help: HELP,
   async run(args, io) {
     const parsed = parseRunArgs(args);
+    // A bad policy file is refused before anything happens: no key, no push, no job.
+    let spec: JobPolicySpec | undefined;
+    try {
+      spec = parsed.policy === undefined ? undefined : jobPolicySpec(parsed.policy);
+    } catch (error) {
+      if (!(error instanceof UsageError)) throw error;
+      io.err(`flowloom run: ${error.message}`);
+      return EXIT_CODES.usage;
+    }
     const key = io.env.FLOWLOOM_API_KEY;
     if (!key)
       throw new UsageError(
@@ -201,20 +238,28 @@ export const runCommand: Command = {
       );
     const url = io.env.FLOWLOOM_URL ?? 'http://127.0.0.1:8080';
     const api = new PlatformApi(url, key);
-    const refusal = await describePolicies(api, parsed.policy, io).catch((error: Error) => {
-      io.err(`flowloom run: ${error.message}`);
-      return null;
-    });
-    if (refusal === null) return EXIT_CODES.failed;
-    if (refusal) {
-      io.err(`flowloom run: ${refusal}`);
-      return EXIT_CODES.usage;
+    const described = await describePolicies(api, io).then(
+      () => true,
+      (error: Error) => {
+        io.err(`flowloom run: ${error.message}`);
+        return false;
+      },
+    );
+    if (!described) return EXIT_CODES.failed;
+    const job = jobId(parsed.name);
+    let policy: SupervisorOptions['policy'];
+    try {
+      policy = spec ? await jobPolicy(api, spec, job, io) : undefined;
+    } catch (error) {
+      io.err(
+        `flowloom run: the job policy was refused; the job was not started: ${(error as Error).message}`,
+      );
+      return refusedInput(error) ? EXIT_CODES.usage : EXIT_CODES.failed;
     }
     const tty = process.stderr.isTTY === true && !io.env.CI && io.env.TERM !== 'dumb';
     const console: SupervisorConsole = tty
       ? new TtyConsole(process.stdout, process.stderr)
       : new PlainConsole(io);
-    const job = jobId(parsed.name);
     const options: SupervisorOptions = {
       job,
       command: parsed.command,
@@ -228,6 +273,7 @@ export const runCommand: Command = {
       watches: parsed.watches,
       env: io.env,
       ...(parsed.project ? { project: parsed.project } : {}),
+      ...(policy ? { policy } : {}),
     };
     const supervisor = new Supervisor(options);
     io.err(`flowloom: job ${job}: ${commandLine(parsed.command, parsed.args)}`);
@@ -239,7 +285,8 @@ export const runCommand: Command = {
       result = await supervisor.run();
     } catch (error) {
       io.err(`flowloom run: ${(error as Error).message}`);
-      return EXIT_CODES.failed;
+      // The gateway refused to bind the job policy (unknown version, a reroute): the job never started.
+      return policy && refusedInput(error) ? EXIT_CODES.usage : EXIT_CODES.failed;
     } finally {
       process.off('SIGINT', onSignal);
       process.off('SIGTERM', onSignal);

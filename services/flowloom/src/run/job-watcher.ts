@@ -110,6 +110,7 @@ export function findingOf(i: Intervention, decision?: DecisionRecord): PolicyFin
     ...(i.thresholds ? { thresholds: i.thresholds } : {}),
     ...(detail ? { detail } : {}),
     ...(i.channel ? { channel: i.channel } : {}),
+    ...(i.jobPolicy ? { jobPolicy: true } : {}),
   };
 }
 
@@ -157,7 +158,7 @@ export function findingOfStop(stop: JobStopInfo): PolicyFinding | undefined {
 }
 
 const REFUSAL =
-  /^Refused by policy "(?<policy>[^"]+)" \(version (?<version>[0-9a-f]+), rule "(?<rule>[^"]*)"\): (?<reason>.*?)\.(?= Job "| API key | The request | Admin keys | Decision )/s;
+  /^Refused by (?:job )?policy "(?<policy>[^"]+)" \(version (?<version>[0-9a-f]+), rule "(?<rule>[^"]*)"\): (?<reason>.*?)\.(?= Job "| API key | The request | Admin keys | Decision )/s;
 
 /**
  * A gateway refusal's message (`policy_blocked`) as a finding: what a supervisor learns from the

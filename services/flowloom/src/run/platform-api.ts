@@ -18,6 +18,17 @@ export interface IssuedJobKey {
   /** The secret, handed to the job only. */
   key: string;
   hint: string;
+  /** The job policy version bound to the key, if any. */
+  policy?: string | null;
+}
+
+/** POST /api/v1/policies: the stored version (new, or the same document pushed before). */
+export interface PushedPolicy {
+  created: boolean;
+  name: string;
+  version: string;
+  seq: number;
+  author: string;
 }
 
 /** GET /api/v1/jobs/{job}, as the gateway answers it. */
@@ -97,12 +108,14 @@ export class PlatformApi {
   }
 
   /** A member key of the job's own, so that its traffic, budget and suspension are the job's alone. */
-  createJobKey(job: string, project?: string): Promise<IssuedJobKey> {
+  createJobKey(job: string, project?: string, policy?: string): Promise<IssuedJobKey> {
     return this.request<IssuedJobKey>('POST', '/api/v1/keys', {
       name: `flowloom run ${job}`.slice(0, 200),
       // The gateway tags every request of this key with the job, even one that bypasses the forwarder.
       job,
       ...(project ? { project } : {}),
+      // Evaluated for the key's requests next to the active policies (it can only add restrictions).
+      ...(policy ? { policy } : {}),
       // A safety net should `flowloom run` itself be killed before it revokes the key.
       expiresInDays: 7,
     });
@@ -127,6 +140,16 @@ export class PlatformApi {
       `/api/v1/jobs/${encodeURIComponent(job)}/interventions`,
       report,
     );
+  }
+
+  /** Stores a policy version without deploying it (a job policy: bound to the job's key only). */
+  pushPolicy(source: string, filename: string, message: string): Promise<PushedPolicy> {
+    return this.request<PushedPolicy>('POST', '/api/v1/policies', {
+      source,
+      filename,
+      message,
+      jobPolicy: true,
+    });
   }
 
   activePolicies(): Promise<ActivePolicies> {

@@ -30,6 +30,7 @@ import {
   formatDuration,
   formatValues,
   type PolicyFinding,
+  shortVersion,
   type TimelineEntry,
   type TimelineEvent,
 } from './timeline.js';
@@ -65,6 +66,11 @@ export interface SupervisorOptions {
   cwd?: string;
   /** Tags the job's key (and so its traffic) with a project. */
   project?: string;
+  /**
+   * A job policy: the version (id or prefix) evaluated for the job's requests next to the active
+   * policies; the gateway refuses the key (and so the job never starts) when it cannot be one.
+   */
+  policy?: { version: string; name?: string };
   /** How often CPU and memory are sampled. */
   sampleEveryMs?: number;
   /** How the command is shown (default: the command line itself). */
@@ -215,8 +221,16 @@ export class Supervisor {
   async run(): Promise<SupervisionResult> {
     const o = this.options;
     this.startedAt = this.now();
-    this.key = await o.api.createJobKey(o.job, o.project);
-    this.record({ kind: 'key', action: 'created', hint: this.key.hint, detail: `job ${o.job}` });
+    this.key = await o.api.createJobKey(o.job, o.project, o.policy?.version);
+    const bound = this.key.policy;
+    this.record({
+      kind: 'key',
+      action: 'created',
+      hint: this.key.hint,
+      detail: bound
+        ? `job ${o.job}, under job policy ${o.policy?.name ? `"${o.policy.name}" ` : ''}version ${shortVersion(bound)} (in addition to the active policies)`
+        : `job ${o.job}`,
+    });
     const proxy = await startJobProxy({
       upstream: o.gatewayUrl,
       job: o.job,
@@ -639,7 +653,13 @@ export class Supervisor {
     }
   }
 
-  private onFinding(finding: PolicyFinding, at: number | undefined): void {
+  private onFinding(found: PolicyFinding, at: number | undefined): void {
+    // A refusal message names a version by its first 12 characters only.
+    const bound = this.key?.policy;
+    const finding =
+      bound && found.version.length >= 12 && bound.startsWith(found.version) && !found.jobPolicy
+        ? { ...found, jobPolicy: true }
+        : found;
     const id = `${finding.decisionId}/${finding.policy}`;
     const existing = this.findings.get(id);
     if (existing) {

@@ -26,6 +26,8 @@ export interface PolicyFinding {
   /** Details of the action worth showing, e.g. "delay 250 ms". */
   detail?: string;
   channel?: string;
+  /** Decided by the job's own policy (`flowloom run --policy`), not the platform's active ones. */
+  jobPolicy?: boolean;
 }
 
 export type LocalWatch = 'memory' | 'cpu' | 'repeated_output' | 'silence';
@@ -97,7 +99,7 @@ export function findingVerb(f: PolicyFinding): string {
 
 /** `policy "p" version 1a2b3c4d5e6f (shadow), rule "r"` */
 export function findingSource(f: PolicyFinding): string {
-  return `policy "${f.policy}" version ${shortVersion(f.version)} (${f.mode}), rule "${f.rule ?? '-'}"`;
+  return `${f.jobPolicy ? 'job policy' : 'policy'} "${f.policy}" version ${shortVersion(f.version)} (${f.mode}), rule "${f.rule ?? '-'}"`;
 }
 
 /** The signals most telling about a runaway first. */

@@ -1,15 +1,30 @@
 import { bundleFromWire, type PolicyBundle, type PolicyBundleWire } from '@flowloom/contracts';
+import { AppError } from '@flowloom/errors';
 import * as grpc from '@grpc/grpc-js';
 import { retryDelayMs } from '../domain/backoff.js';
 import { loadService, PROTO_ROOT } from '../grpc/load.js';
-import type { PolicySource, PolicySourceStatus } from '../ports/policy-source.js';
+import type { FetchedPolicyVersion, PolicySource, PolicySourceStatus } from '../ports/policy-source.js';
+
+interface BundleVersionDocumentWire {
+  name: string;
+  version: string;
+  documentJson: string;
+}
 
 type DistributionClient = grpc.Client & {
   watchBundle(
     request: { knownRevision: number; gateway: string },
     metadata: grpc.Metadata,
   ): grpc.ClientReadableStream<PolicyBundleWire>;
+  getVersion(
+    request: { version: string },
+    metadata: grpc.Metadata,
+    options: grpc.CallOptions,
+    callback: (error: grpc.ServiceError | null, response?: BundleVersionDocumentWire) => void,
+  ): grpc.ClientUnaryCall;
 };
+
+const FETCH_VERSION_DEADLINE_MS = 5_000;
 
 export interface GrpcPolicySourceOptions {
   /** Reconnect back-off, full jitter (200 ms doubling up to 5 s by default). */
@@ -194,6 +209,52 @@ export class GrpcPolicySource implements PolicySource {
       this.timer = undefined;
       this.connect();
     }, wait);
+  }
+
+  /** One version (a job policy), asked of the policy service; the gateway caches it compiled. */
+  fetchVersion(idOrPrefix: string): Promise<FetchedPolicyVersion> {
+    return new Promise((resolve, reject) => {
+      this.client.getVersion(
+        { version: idOrPrefix },
+        this.metadata,
+        { deadline: Date.now() + FETCH_VERSION_DEADLINE_MS },
+        (error, response) => {
+          if (error || !response) {
+            const details = error?.details || error?.message || 'no answer';
+            const code =
+              error?.code === grpc.status.NOT_FOUND
+                ? 'not_found'
+                : error?.code === grpc.status.INVALID_ARGUMENT
+                  ? 'invalid_request'
+                  : 'unavailable';
+            reject(
+              new AppError(
+                code,
+                code === 'unavailable'
+                  ? `The policy service at ${this.address} did not give policy version ${idOrPrefix}: ${details}`
+                  : details,
+                { param: 'policy' },
+              ),
+            );
+            return;
+          }
+          try {
+            resolve({
+              name: response.name,
+              version: response.version,
+              document: JSON.parse(response.documentJson) as unknown,
+            });
+          } catch (parseError) {
+            reject(
+              new AppError(
+                'unavailable',
+                `policy version ${idOrPrefix} from ${this.address} is not JSON: ${(parseError as Error).message}`,
+              ),
+            );
+          }
+        },
+      );
+    });
   }
 
   subscribe(onBundle: (bundle: PolicyBundle) => void): () => void {

@@ -60,4 +60,10 @@ alter table api_keys add column if not exists suspended_at timestamptz;
 alter table api_keys add column if not exists suspension jsonb;
 `,
   },
+  {
+    // A job policy bound to the key (`flowloom run --policy`): a policy version id, evaluated for the
+    // key's requests next to the active bundle. Additive: older keys have none.
+    id: 'gateway/006_key_policy',
+    sql: `alter table api_keys add column if not exists policy text;`,
+  },
 ];

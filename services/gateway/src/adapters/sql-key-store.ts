@@ -10,6 +10,7 @@ interface KeyRow extends Record<string, unknown> {
   project: string | null;
   team: string | null;
   job: string | null;
+  policy: string | null;
   role: KeyRole;
   models: string[] | null;
   created_at: Date | string;
@@ -23,7 +24,7 @@ interface KeyRow extends Record<string, unknown> {
 }
 
 const COLUMNS =
-  'id, hint, name, owner, project, team, job, role, models, created_at, expires_at, revoked_at, rotated_from, created_by, rotated_by, suspended_at, suspension';
+  'id, hint, name, owner, project, team, job, policy, role, models, created_at, expires_at, revoked_at, rotated_from, created_by, rotated_by, suspended_at, suspension';
 
 const date = (v: Date | string | null): Date | null =>
   v === null ? null : v instanceof Date ? v : new Date(v);
@@ -37,6 +38,7 @@ function toRecord(row: KeyRow): KeyRecord {
     project: row.project,
     team: row.team,
     job: row.job,
+    policy: row.policy,
     role: row.role,
     models: row.models,
     createdAt: date(row.created_at) ?? new Date(0),
@@ -58,8 +60,8 @@ function toRecord(row: KeyRow): KeyRecord {
  */
 const BOOTSTRAP_LOCK = 7413;
 
-const INSERT_KEY = `insert into api_keys (id, secret_hash, hint, name, owner, project, team, role, models, expires_at, rotated_from, job, created_by, rotated_by)
-       values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)`;
+const INSERT_KEY = `insert into api_keys (id, secret_hash, hint, name, owner, project, team, role, models, expires_at, rotated_from, job, created_by, rotated_by, policy)
+       values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)`;
 
 const insertParams = (key: NewKey): SqlParam[] => [
   key.id,
@@ -76,6 +78,7 @@ const insertParams = (key: NewKey): SqlParam[] => [
   key.job,
   key.createdBy,
   key.rotatedBy,
+  key.policy ?? null,
 ];
 
 /**

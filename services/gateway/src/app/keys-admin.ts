@@ -23,10 +23,18 @@ export interface CreateKeyInput {
   project?: string | null;
   team?: string | null;
   job?: string | null;
+  /** A job policy for the key: a policy version id or unique prefix (bound by its full id). */
+  policy?: string | null;
   role?: KeyRole;
   models?: string[] | null;
   expiresAt?: Date | null;
 }
+
+/**
+ * Resolves a job policy to bind to a key: the version's full id once it is fetched, compiled and
+ * checked to only add restrictions; an AppError naming the problem otherwise.
+ */
+export type JobPolicyBinder = (idOrPrefix: string) => Promise<{ name: string; version: string }>;
 
 /** Who changes a key: a label for the audit trail, and the admin key used (none for the system). */
 export interface KeyActor {
@@ -62,6 +70,7 @@ function newKey(
     project: input.project ?? null,
     team: input.team ?? null,
     job: input.job ?? null,
+    policy: input.policy ?? null,
     role: input.role ?? 'member',
     models: input.models ?? null,
     expiresAt: input.expiresAt ?? null,
@@ -78,14 +87,26 @@ export class KeysAdmin {
     private readonly outbox: Outbox,
     private readonly onChange: () => void = () => {},
     private readonly now: () => Date = () => new Date(),
+    /** Without one (a gateway with no policy service), a key cannot have a job policy. */
+    private readonly bindPolicy?: JobPolicyBinder,
   ) {}
 
   async create(input: CreateKeyInput, actor: KeyActor, rotation?: Rotation): Promise<IssuedKey> {
     if (input.expiresAt && input.expiresAt <= this.now()) {
       throw new AppError('invalid_request', 'expiresAt must be in the future.', { param: 'expiresAt' });
     }
+    let policy = input.policy ?? null;
+    if (policy !== null) {
+      if (!this.bindPolicy)
+        throw new AppError(
+          'invalid_request',
+          'This gateway has no policy service to fetch a job policy from (it enforces a policy file); create the key without "policy", or run the platform with the policy service.',
+          { param: 'policy' },
+        );
+      policy = (await this.bindPolicy(policy)).version;
+    }
     const secret = generateKeySecret();
-    const key = await this.store.insert(newKey(input, secret, actor.keyId, rotation));
+    const key = await this.store.insert(newKey({ ...input, policy }, secret, actor.keyId, rotation));
     await this.record(key, rotation ? 'rotated' : 'created', actor.label);
     return { secret, key };
   }
@@ -172,6 +193,7 @@ export class KeysAdmin {
         project: old.project,
         team: old.team,
         job: old.job,
+        policy: old.policy ?? null,
         role: old.role,
         models: old.models,
         expiresAt: old.expiresAt,

@@ -17,6 +17,14 @@ export const createKeyBody = z.strictObject({
     .string()
     .regex(/^[\x21-\x7e]{1,200}$/, 'job must be 1-200 printable ASCII characters without spaces')
     .optional(),
+  /** A job policy: a pushed version's id or unique prefix, evaluated for this key's requests too. */
+  policy: z
+    .string()
+    .regex(
+      /^[0-9a-fA-F]{7,64}$/,
+      'policy must be a policy version id or a prefix of at least 7 hex characters',
+    )
+    .optional(),
   role: z.enum(['admin', 'member']).optional(),
   models: z.array(z.string().min(1).max(200)).max(200).optional(),
   expiresAt: z.iso.datetime({ offset: true }).optional(),
@@ -70,6 +78,7 @@ export function createKeyInput(
     project: body.project ?? null,
     team: body.team ?? null,
     job: body.job ?? null,
+    policy: body.policy ?? null,
     role: body.role ?? 'member',
     models: body.models ?? null,
     expiresAt,
@@ -97,6 +106,8 @@ export function keyView(key: KeyRecord) {
     project: key.project,
     team: key.team,
     job: key.job,
+    /** The job policy version bound to the key, if any. */
+    policy: key.policy ?? null,
     role: key.role,
     models: key.models,
     hint: key.hint,

@@ -32,7 +32,7 @@ import {
 } from '@flowloom/policy-engine';
 import { type BudgetRule, budgetBuckets, MICROS } from '../domain/budget.js';
 import type { JobStop } from '../domain/jobs.js';
-import type { KeySuspension } from '../domain/keys.js';
+import type { KeyRecord, KeySuspension } from '../domain/keys.js';
 import {
   computeSignals,
   promptFingerprint,
@@ -47,6 +47,7 @@ import type { ThrottleSemaphore } from '../ports/throttle-semaphore.js';
 import type { AlertSink } from './alert-dispatcher.js';
 import { alertNotices } from './alert-notices.js';
 import type { RequestContext } from './context.js';
+import type { JobPolicies } from './job-policies.js';
 import { subjectOf as limitSubjectOf } from './limits.js';
 import {
   type ActivePolicy,
@@ -159,6 +160,8 @@ export interface PolicyGateOptions {
   onRejected?: (message: string) => void;
   /** Where enforced `alert` actions are delivered (in the background); only recorded without one. */
   alerts?: AlertSink;
+  /** Job policies bound to keys (`flowloom run --policy`); without it, such a key's requests are refused. */
+  jobPolicies?: JobPolicies;
   now?: () => number;
 }
 
@@ -174,6 +177,9 @@ export class PolicyGate {
   private revision = -1;
   private needs: Needs = { signals: false, scopes: false, prompts: false, budget: false, headers: false };
   private readonly compiled = new Map<string, CompiledPolicy>();
+  /** Job policies as evaluated, per compiled version (JobPolicies decides how long one is kept). */
+  private readonly jobLanes = new WeakMap<CompiledPolicy, JobLane>();
+  private readonly jobLaneSet = new WeakSet<Lane>();
   private readonly now: () => number;
 
   constructor(private readonly options: PolicyGateOptions) {
@@ -275,9 +281,43 @@ export class PolicyGate {
       policy = result.policy;
       this.compiled.set(version, policy);
     }
-    const rules = new Map(policy.document.rules.map((r) => [r.id, r]));
-    const thresholds = new Map(policy.document.rules.map((r) => [r.id, thresholdsOf(r.condition)]));
-    return { role, policy, rollout, rules, thresholds };
+    return laneOf(policy, role, rollout);
+  }
+
+  /**
+   * The job policy bound to the request's key, ready to evaluate: compiled once per version (fetched
+   * from the policy service on its first use only). One that cannot be had refuses the request: a job
+   * policy only restricts, so evaluating without it would lift its restrictions (fail closed).
+   */
+  private async jobPolicyOf(key: KeyRecord): Promise<JobLane | undefined> {
+    const version = key.policy;
+    if (!version) return undefined;
+    const jobs = this.options.jobPolicies;
+    let policy: CompiledPolicy;
+    try {
+      if (!jobs) throw new Error('this gateway does not evaluate job policies');
+      policy = jobs.cached(version) ?? (await jobs.get(version));
+    } catch (error) {
+      const why = error instanceof Error ? error.message : String(error);
+      throw new AppError(
+        error instanceof AppError && error.code === 'unavailable' ? 'unavailable' : 'policy_blocked',
+        `API key ${key.hint} runs under job policy ${short(version)}, which cannot be evaluated now (${why}); its requests are refused until it can be.`,
+        { details: { version } },
+      );
+    }
+    let bound = this.jobLanes.get(policy);
+    if (!bound) {
+      const lane = laneOf(policy, 'stable', { mode: 'enforce' });
+      const entry: ActivePolicy = { name: policy.name, stable: lane };
+      bound = { entry, needs: needsOf([entry]) };
+      this.jobLanes.set(policy, bound);
+      this.jobLaneSet.add(lane);
+    }
+    return bound;
+  }
+
+  private isJobPolicy(lane: Lane): boolean {
+    return this.jobLaneSet.has(lane);
   }
 
   /**
@@ -286,7 +326,12 @@ export class PolicyGate {
    */
   async admit(ctx: RequestContext, facts: GateFacts, hooks: GateHooks = {}): Promise<Admission> {
     const job = ctx.tags.job;
-    if (this.active.length === 0) {
+    // A job policy is evaluated after the active bundle: merged by the same rules (the strongest
+    // refusal wins; at equal strength, and for throttles and reroutes, the first), so it can add
+    // restrictions but never lift one of the active policies.
+    const bound = ctx.key.policy ? await this.jobPolicyOf(ctx.key) : undefined;
+    const active = bound ? [...this.active, bound.entry] : this.active;
+    if (active.length === 0) {
       if (job === undefined) return NOTHING_TO_DO;
       const stop = await this.options.signals.jobStop(job).catch(() => undefined);
       if (stop) await this.refuseStopped(ctx, facts, stop, hooks);
@@ -298,7 +343,7 @@ export class PolicyGate {
     // Its job, session and key, most specific (= `subject`) first: each has windows of its own.
     const scopes = signalSubjects(ctx.tags, ctx.key.id);
     const subjects = scopes.map((s) => s.subject);
-    const needs = this.needs;
+    const needs = bound ? mergeNeeds(this.needs, bound.needs) : this.needs;
     let failure: string | undefined;
     let signals: SignalInput | undefined;
     let recordedSignals: Record<string, number> | undefined;
@@ -374,7 +419,6 @@ export class PolicyGate {
       ...(budget ? { budget } : {}),
     };
 
-    const active = this.active;
     const { decisionId, record, effective, interventions } = this.decide(
       ctx,
       facts,
@@ -404,7 +448,7 @@ export class PolicyGate {
         ...interventions,
       ];
       const done = await this.carryOut(ctx, by, by.decision.effective, decisionId, now, events);
-      const message = `Refused by policy "${done.policy}" (version ${short(done.version)}, rule "${done.rule}"): ${done.reason}.${done.effect} Decision ${decisionId} (GET /api/v1/decisions/${decisionId}).`;
+      const message = `Refused by ${this.isJobPolicy(by.lane) ? 'job policy' : 'policy'} "${done.policy}" (version ${short(done.version)}, rule "${done.rule}"): ${done.reason}.${done.effect} Decision ${decisionId} (GET /api/v1/decisions/${decisionId}).`;
       await this.options.outbox.append(events);
       throw new AppError('policy_blocked', message, {
         details: {
@@ -571,6 +615,11 @@ export class PolicyGate {
       now,
       evaluationMicros,
     );
+    // The record names the policy and version of every evaluation; a job policy's is marked as such.
+    evaluated.forEach((e, i) => {
+      const evaluation = record.evaluations[i];
+      if (evaluation && this.isJobPolicy(e.lane)) evaluation.jobPolicy = true;
+    });
     const interventions = evaluated
       .filter((e) => !e.superseded && isIntervention(e.decision.intended))
       .map((e) => this.interventionEvent(ctx, e, decisionId, signals));
@@ -749,6 +798,7 @@ export class PolicyGate {
       ...(signals ? { signals } : {}),
       ...(rule !== null ? { thresholds: [...(lane.thresholds.get(rule) ?? [])] } : {}),
       ...(alert?.type === 'alert' && alert.channel ? { channel: alert.channel } : {}),
+      ...(this.isJobPolicy(lane) ? { jobPolicy: true } : {}),
     };
     return createEvent(POLICY_INTERVENTION, POLICY_SOURCE, data, eventSubject(ctx));
   }
@@ -846,6 +896,28 @@ function eventSubject(ctx: RequestContext): string {
 
 function jsonBudget(b: NonNullable<EvaluationInput['budget']>): { remaining: number; limit: number } {
   return { remaining: b.remaining, limit: b.limit };
+}
+
+/** A job policy as the gate evaluates it: its lane (enforced) and the inputs its rules read. */
+interface JobLane {
+  readonly entry: ActivePolicy;
+  readonly needs: Needs;
+}
+
+function laneOf(policy: CompiledPolicy, role: Lane['role'], rollout: Rollout): Lane {
+  const rules = new Map(policy.document.rules.map((r) => [r.id, r]));
+  const thresholds = new Map(policy.document.rules.map((r) => [r.id, thresholdsOf(r.condition)]));
+  return { role, policy, rollout, rules, thresholds };
+}
+
+function mergeNeeds(a: Needs, b: Needs): Needs {
+  return {
+    signals: a.signals || b.signals,
+    scopes: a.scopes || b.scopes,
+    prompts: a.prompts || b.prompts,
+    budget: a.budget || b.budget,
+    headers: a.headers || b.headers,
+  };
 }
 
 function needsOf(active: readonly ActivePolicy[]): Needs {

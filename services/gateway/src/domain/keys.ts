@@ -14,6 +14,11 @@ export interface KeyRecord {
   team: string | null;
   /** A key issued for one job (`flowloom run`): every request it makes is tagged with that job. */
   job: string | null;
+  /**
+   * A job policy (`flowloom run --policy`): the policy version evaluated for this key's requests in
+   * addition to the active bundle. It can only add restrictions, never lift one.
+   */
+  policy?: string | null;
   role: KeyRole;
   /** Models (names or `*` patterns) the key may use; null means any. */
   models: string[] | null;

@@ -35,7 +35,12 @@ const given = (value: string): string | undefined => (value === '' ? undefined :
 
 const keyMessage = (key: KeyRecord) => {
   const view = keyView(key);
-  return { ...view, models: view.models ?? [], suspension: view.suspension ?? undefined };
+  return {
+    ...view,
+    models: view.models ?? [],
+    suspension: view.suspension ?? undefined,
+    policy: view.policy ?? '',
+  };
 };
 
 type Handler = (request: never, caller: Caller) => Promise<unknown>;
@@ -85,6 +90,7 @@ export function keysAdminHandlers(deps: KeysAdminGrpcDeps, log: Logger): grpc.Un
           models: string[];
           expiresAt: string;
           expiresInDays?: number;
+          policy: string;
         },
         caller,
       ) => {
@@ -98,6 +104,7 @@ export function keysAdminHandlers(deps: KeysAdminGrpcDeps, log: Logger): grpc.Un
           models: r.models.length > 0 ? r.models : undefined,
           expiresAt: given(r.expiresAt),
           expiresInDays: r.expiresInDays,
+          policy: given(r.policy),
         });
         const issued = await keys.create(createKeyInput(body, caller.owner), {
           label: caller.actor,

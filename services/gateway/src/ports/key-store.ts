@@ -9,6 +9,8 @@ export interface NewKey {
   project: string | null;
   team: string | null;
   job: string | null;
+  /** The full id of the job policy version bound to the key. */
+  policy?: string | null;
   role: KeyRole;
   models: string[] | null;
   expiresAt: Date | null;

@@ -43,7 +43,15 @@ export const sourceBody = {
   format: z.enum(['yaml', 'json']).optional(),
 };
 export const validateBody = z.strictObject(sourceBody);
-export const pushBody = z.strictObject({ ...sourceBody, message: z.string().max(2000).optional() });
+export const pushBody = z.strictObject({
+  ...sourceBody,
+  message: z.string().max(2000).optional(),
+  /**
+   * A job policy (`flowloom run --policy`): checked to only add restrictions, and accepted from the
+   * bootstrap admin key, since it is bound to one job's key and never promoted by this push.
+   */
+  jobPolicy: z.boolean().optional(),
+});
 export const nameParams = z.object({ name: z.string().min(1).max(200) });
 export const versionParams = z.object({
   name: z.string().min(1).max(200),

@@ -154,8 +154,11 @@ function explain(record: DecisionRecord, evaluations: readonly EvaluationView[])
     ? record.verdict
     : `${record.verdict} (would ${record.intendedVerdict}; not enforced)`;
   const late = record.phase === 'post_call' ? ' after the answer' : '';
+  const byJobPolicy = evaluations.some(
+    (e) => e.jobPolicy && e.policy === record.policy && e.version === record.version,
+  );
   lines.push(
-    `${record.policy ?? 'policy'}@${(record.version ?? '').slice(0, 12)} [${record.mode ?? 'enforce'}]${late}: ${enforced}${record.rule ? ` by rule ${record.rule}` : ''}`,
+    `${record.policy ?? 'policy'}@${(record.version ?? '').slice(0, 12)} [${record.mode ?? 'enforce'}${byJobPolicy ? ', job policy' : ''}]${late}: ${enforced}${record.rule ? ` by rule ${record.rule}` : ''}`,
   );
   if (record.message) lines.push(`  message: ${record.message}`);
   if (record.failure) lines.push(`  failure: ${record.failure}`);
@@ -167,7 +170,7 @@ function explain(record: DecisionRecord, evaluations: readonly EvaluationView[])
         .join(', ');
       const failed = rule.error === undefined ? '' : ` [error: ${rule.error}; onError ${rule.onError}]`;
       lines.push(
-        `  ${e.policy}@${e.version.slice(0, 12)} [${e.mode}] ${rule.matched ? 'matched' : 'no match'} ${rule.id} -> ${rule.action}${failed}: ${values}`,
+        `  ${e.policy}@${e.version.slice(0, 12)} [${e.mode}${e.jobPolicy ? ', job policy' : ''}] ${rule.matched ? 'matched' : 'no match'} ${rule.id} -> ${rule.action}${failed}: ${values}`,
       );
     }
   }

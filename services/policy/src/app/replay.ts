@@ -10,6 +10,7 @@ import {
 import { parseSince } from '../domain/rollout.js';
 import type { DecisionStore } from '../ports/decision-store.js';
 import type { PolicyRepository } from '../ports/policy-repository.js';
+import { policyOfVersion } from './policies.js';
 
 export interface ReplayRequest {
   /** The policy; without it, the one the candidate version belongs to. */
@@ -52,7 +53,7 @@ export class ReplayService {
   async replay(request: ReplayRequest): Promise<ReplayResult> {
     const since = parseSince(request.since ?? '24h', this.now());
     const limit = Math.min(Math.max(1, request.limit ?? 10_000), 100_000);
-    const name = request.name ?? (await this.policyOf(request.version));
+    const name = request.name ?? (await policyOfVersion(this.repo, request.version));
     const candidate = await this.compiled(name, request.version);
     const deployment = await this.repo.currentDeployment(name);
     const baselineId = request.baseline ?? deployment?.stable ?? undefined;
@@ -90,23 +91,6 @@ export class ReplayService {
       leftOut,
       withoutInput: recorded.withoutInput,
     };
-  }
-
-  /** A version id is a hash of the document, name included, so it names its policy. */
-  private async policyOf(version: string): Promise<string> {
-    const names = await this.repo.policiesWithVersion(version);
-    if (names.length > 1)
-      throw new AppError(
-        'invalid_request',
-        `Version prefix ${version} matches versions of several policies (${names.join(', ')}); give more characters or the policy name.`,
-        { param: 'version' },
-      );
-    const name = names[0];
-    if (name === undefined)
-      throw new AppError('not_found', `No policy has a version ${version}. See GET /api/v1/policies.`, {
-        param: 'version',
-      });
-    return name;
   }
 
   private async compiled(name: string, version: string): Promise<CompiledPolicy> {

@@ -82,6 +82,18 @@ export async function startPolicyGrpc(
         (error: unknown) => callback(statusOf(error), null),
       );
     },
+    getVersion: (
+      call: grpc.ServerUnaryCall<{ version?: string }, unknown>,
+      callback: grpc.sendUnaryData<unknown>,
+    ) => {
+      authorizeGateway(call.metadata, authorize)
+        .then(() => deps.admin.versionById(call.request.version ?? ''))
+        .then(
+          (v) =>
+            callback(null, { name: v.name, version: v.version, documentJson: JSON.stringify(v.document) }),
+          (error: unknown) => callback(statusOf(error), null),
+        );
+    },
   });
   const Admin = loadService('flowloom/policy/v1/policy.proto', ['flowloom', 'policy', 'v1', 'PolicyAdmin']);
   server.addService(Admin.service, policyAdminHandlers(deps));
