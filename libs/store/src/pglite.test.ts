@@ -34,6 +34,25 @@ describe('embedded database on its worker thread', () => {
     expect(rows[0]).toEqual({ id: 1, at, bytes: new Uint8Array([0, 1, 255]), tags: ['a', 'b'] });
   });
 
+  it('when long text, varchar and json parameters are bound, then the server sees exactly that text', async () => {
+    // Long strings travel as UTF-8 bytes (see pglite-worker.mjs): multi-byte characters, a lone
+    // surrogate (replaced as PostgreSQL's own text input would get it) and escapes must survive.
+    const text = `${'é€😀 "q" \\ x'.repeat(200)}\ud800end`;
+    const json = JSON.stringify({
+      text: text.slice(0, -4),
+      list: Array.from({ length: 100 }, (_, i) => `v${i}`),
+    });
+    const { rows } = await db.query<{ t: string; n: number; v: string; j: string; k: string }>(
+      `select $1::text as t, char_length($1::text) as n, $2::varchar as v, $3::json::text as j,
+              $3::json->'list'->>99 as k`,
+      [text, text, json],
+    );
+    const expected = text.replace('\ud800', '\ufffd');
+    expect(rows[0]).toEqual({ t: expected, n: [...expected].length, v: expected, j: json, k: 'v99' });
+    const short = await db.query<{ t: string }>('select $1::text as t', ['short é']);
+    expect(short.rows[0]?.t).toBe('short é');
+  });
+
   it('when a statement fails, then the error keeps its message and SQLSTATE code', async () => {
     const failure = await db.query('insert into t (id) values (1)').catch((error: unknown) => error);
     expect(failure).toBeInstanceOf(Error);

@@ -34,6 +34,8 @@ const record = (job: string): DecisionRecord => ({
   enforced: true,
   evaluations: [],
   evaluationMicros: 3,
+  // Records travel to the database newline-joined: a newline inside one must not split it.
+  message: 'first line\nsecond line',
   input: { request: { job } },
 });
 

@@ -16,7 +16,7 @@ import {
   type QueryOptions,
   type VerifierKeyRecord,
 } from '../ports/ledger-store.js';
-import { auditMigrations, LEDGER_TABLES, READ_NODES_QUERY } from './migrations.js';
+import { auditMigrations, LEDGER_TABLES, READ_NODES_QUERY, SEARCH_VECTOR_SQL } from './migrations.js';
 
 /** Serialises appends across processes sharing a database (two replicas never both append). */
 const APPEND_LOCK = 7412;
@@ -367,7 +367,7 @@ export class SqlLedgerStore implements LedgerStore {
     // without audit_search_vector's exception handler: that handler opens a subtransaction per
     // row, ~15% of the indexing time on PGlite. Only a range that fails goes through it.
     try {
-      await this.db.query(insert(`jsonb_to_tsvector('simple', entry::jsonb, '["string"]')`), [from, to]);
+      await this.db.query(insert(SEARCH_VECTOR_SQL), [from, to]);
     } catch (error) {
       if (!String((error as { code?: unknown }).code).startsWith('22')) throw error;
       await this.db.query(insert('audit_search_vector(entry)'), [from, to]);
