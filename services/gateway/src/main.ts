@@ -30,6 +30,7 @@ import { RedisLimitStore } from './adapters/redis-limit-store.js';
 import { RedisSignalStore } from './adapters/redis-signal-store.js';
 import { RedisThrottleSemaphore } from './adapters/redis-throttle-semaphore.js';
 import { SqlKeyStore } from './adapters/sql-key-store.js';
+import { SqlLimitsJournal } from './adapters/sql-limits-journal.js';
 import { OutboxRelay, SqlOutbox } from './adapters/sql-outbox.js';
 import { type AdminAuthorizer, adminAuthorizer } from './admin-authorizer.js';
 import { AlertDispatcher } from './app/alert-dispatcher.js';
@@ -251,6 +252,9 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
             log,
           ),
           onHandOver: reportLimitsHandOver(registry, log),
+          journal: new SqlLimitsJournal(db),
+          onJournalError: (err) =>
+            log.warn({ err }, 'limits journal: local counts not written or read, will retry'),
         },
       )
     : new MemoryLimitStore();

@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { LimitStore, Reservation, ReserveResult, TakeResult } from '../ports/limit-store.js';
+import type { JournalBatch, JournaledCounter, LimitsJournal } from '../ports/limits-journal.js';
 import type { CounterSnapshot } from './memory-limit-store.js';
 import { type FallbackMode, FallbackStore } from './shared-store-fallback.js';
 
@@ -9,8 +10,13 @@ export type LimitsFallback = FallbackMode;
 export type SharedLimitStore = LimitStore & {
   handOver(id: string, counters: readonly CounterSnapshot[]): Promise<boolean>;
 };
-/** The local store: gives up what it counted (see MemoryLimitStore.drain). */
-export type LocalLimitStore = LimitStore & { drain(): CounterSnapshot[] };
+/** The local store: gives up what it counted (see MemoryLimitStore.drain and takeChanges). */
+export type LocalLimitStore = LimitStore & {
+  drain(): CounterSnapshot[];
+  trackChanges(): void;
+  takeChanges(): JournaledCounter[];
+  restoreChanges(changes: readonly JournaledCounter[]): void;
+};
 
 /** What one hand-over added to the shared store, for metrics and logs. */
 export interface LimitsHandOver {
@@ -25,7 +31,20 @@ export interface FallbackLimitStoreOptions {
   onHandOver?: (handOver: LimitsHandOver) => void;
   retryMs?: number;
   now?: () => number;
+  /**
+   * Where local counts go as they accrue during an outage, so that they reach the shared store even
+   * if this replica dies before it is back: whichever replica finds Redis back hands over the batches left in it.
+   */
+  journal?: LimitsJournal;
+  /** How often local counts are written to the journal during an outage (1 s by default): what a kill can lose. */
+  journalMs?: number;
+  /** How often a replica using the shared store looks for batches left by a dead replica (30 s by default). */
+  sweepMs?: number;
+  onJournalError?: (error: unknown) => void;
 }
+
+/** Journal batches read per query while handing over. */
+const JOURNAL_PAGE = 100;
 
 /** A counter nobody uses: reading it tells whether the shared store answers. */
 const READINESS_KEY = 'readiness-probe';
@@ -45,6 +64,10 @@ export class FallbackLimitStore extends FallbackStore<LimitStore> implements Lim
   /** A drained batch not yet confirmed by the shared store: retried with the same id. */
   private pending: { id: string; counters: CounterSnapshot[] } | undefined;
   private handing: Promise<void> | undefined;
+  private journalTimer: ReturnType<typeof setInterval> | undefined;
+  /** A journal write in flight: a hand-over waits for it, so the batch is in the journal first. */
+  private journaling: Promise<void> = Promise.resolve();
+  private lastSweep = 0;
 
   constructor(
     shared: SharedLimitStore,
@@ -67,6 +90,41 @@ export class FallbackLimitStore extends FallbackStore<LimitStore> implements Lim
       },
       (store) => store.get(READINESS_KEY),
     );
+    if (options.journal) {
+      local.trackChanges();
+      this.journalTimer = setInterval(() => this.tick(shared), options.journalMs ?? 1_000);
+      this.journalTimer.unref();
+    }
+  }
+
+  /** During an outage, journals what was counted since the last tick; otherwise, now and then, sweeps. */
+  private tick(shared: SharedLimitStore): void {
+    if (this.fallback.degraded) {
+      void this.journalChanges();
+      return;
+    }
+    const now = this.options.now?.() ?? Date.now();
+    if (this.handing || now - this.lastSweep < (this.options.sweepMs ?? 30_000)) return;
+    this.lastSweep = now;
+    // Batches of a replica that died during an outage, or written after the others recovered.
+    void this.handOver(shared).catch((error: unknown) => this.options.onJournalError?.(error));
+  }
+
+  /** Writes the local changes to the journal; on failure they go back, for the next batch. */
+  private journalChanges(): Promise<void> {
+    const journal = this.options.journal;
+    if (!journal) return Promise.resolve();
+    this.journaling = this.journaling.then(async () => {
+      const changes = this.local.takeChanges();
+      if (changes.length === 0) return;
+      try {
+        await journal.append(this.replica, changes);
+      } catch (error) {
+        this.local.restoreChanges(changes);
+        this.options.onJournalError?.(error);
+      }
+    });
+    return this.journaling;
   }
 
   /** One hand-over at a time: requests that find the store back meanwhile wait for it. */
@@ -83,8 +141,8 @@ export class FallbackLimitStore extends FallbackStore<LimitStore> implements Lim
         // Drain only once the shared store answers: a recovery attempt during the outage must leave
         // the local counters whole, since they still enforce the limits meanwhile.
         await shared.get(READINESS_KEY);
-        const counters = this.local.drain();
-        if (counters.length === 0) return;
+        const counters = await this.takeLocal();
+        if (counters.length === 0) return this.handOverJournal(shared);
         this.pending = { id: `${this.replica}:${++this.batches}`, counters };
       }
       // A failure keeps the batch pending (and the fallback in use): the retry sends the same id.
@@ -93,6 +151,65 @@ export class FallbackLimitStore extends FallbackStore<LimitStore> implements Lim
       this.pending = undefined;
       this.options.onHandOver?.({ added, amounts });
     }
+  }
+
+  /**
+   * Empties the local store. With a journal, what it counted goes there (the last changes first), and
+   * is handed over from there; only what the journal could not take is returned, to hand over now.
+   */
+  private async takeLocal(): Promise<CounterSnapshot[]> {
+    if (!this.options.journal) return this.local.drain();
+    await this.journalChanges();
+    // Synchronous together: nothing can count in between, so the journal holds every local count.
+    const changes = this.local.takeChanges();
+    this.local.drain();
+    try {
+      await this.options.journal.append(this.replica, changes);
+      return [];
+    } catch (error) {
+      this.options.onJournalError?.(error);
+      const now = this.options.now?.() ?? Date.now();
+      return snapshots(changes, now);
+    }
+  }
+
+  /**
+   * Hands over every batch in the journal, this replica's and those of replicas that died. Each batch
+   * id is applied once by the shared store, so two replicas handing over the same batch add it once.
+   * An unreadable journal (database down) leaves the batches for the next sweep.
+   */
+  private async handOverJournal(shared: SharedLimitStore): Promise<void> {
+    const journal = this.options.journal;
+    if (!journal) return;
+    let batches: JournalBatch[];
+    do {
+      try {
+        batches = await journal.pending(JOURNAL_PAGE);
+      } catch (error) {
+        this.options.onJournalError?.(error);
+        return;
+      }
+      const now = this.options.now?.() ?? Date.now();
+      for (const batch of batches) {
+        const counters = snapshots(batch.counters, now);
+        if (counters.length > 0) {
+          const added = await shared.handOver(`journal:${batch.id}`, counters);
+          this.options.onHandOver?.({
+            added,
+            amounts: Object.fromEntries(counters.map((c) => [c.key, c.value])),
+          });
+        }
+        await journal.handed([batch.id]);
+      }
+    } while (batches.length === JOURNAL_PAGE);
+  }
+
+  /** Journals what is left, so a graceful stop during an outage loses nothing. */
+  override async close(): Promise<void> {
+    clearInterval(this.journalTimer);
+    if (this.fallback.degraded) await this.journalChanges();
+    await this.journaling;
+    await super.close();
   }
 
   /** While handing over, says so without waiting for it; otherwise the probed status. */
@@ -127,4 +244,11 @@ export class FallbackLimitStore extends FallbackStore<LimitStore> implements Lim
   get(key: string): Promise<number> {
     return this.fallback.use((s) => s.get(key));
   }
+}
+
+/** Journaled changes as counters to hand over: those whose counter has expired (a window that is over) left out. */
+function snapshots(changes: readonly JournaledCounter[], now: number): CounterSnapshot[] {
+  return changes
+    .filter((c) => c.value !== 0 && (c.expiresAt === 0 || c.expiresAt > now))
+    .map((c) => ({ key: c.key, value: c.value, ttlMs: c.expiresAt === 0 ? 0 : c.expiresAt - now }));
 }

@@ -1,4 +1,5 @@
 import type { LimitStore, Reservation, ReserveResult, TakeResult } from '../ports/limit-store.js';
+import type { JournaledCounter } from '../ports/limits-journal.js';
 
 interface Counter {
   value: number;
@@ -18,6 +19,8 @@ export interface CounterSnapshot {
  */
 export class MemoryLimitStore implements LimitStore {
   private readonly counters = new Map<string, Counter>();
+  /** What was added to each counter since `takeChanges()` last ran; only once `trackChanges()` was called. */
+  private changes: Map<string, JournaledCounter> | undefined;
   private sweeps = 0;
 
   constructor(private readonly now: () => number = Date.now) {}
@@ -34,9 +37,40 @@ export class MemoryLimitStore implements LimitStore {
 
   private add(key: string, delta: number, ttlMs: number): number {
     const value = this.read(key) + delta;
-    this.counters.set(key, { value, expiresAt: ttlMs > 0 ? this.now() + ttlMs : 0 });
+    const expiresAt = ttlMs > 0 ? this.now() + ttlMs : 0;
+    this.counters.set(key, { value, expiresAt });
+    if (this.changes) {
+      const change = this.changes.get(key);
+      if (change) {
+        change.value += delta;
+        change.expiresAt = expiresAt;
+      } else this.changes.set(key, { key, value: delta, expiresAt });
+    }
     if (++this.sweeps % 10_000 === 0) this.sweep();
     return value;
+  }
+
+  /** From now on, remembers what each operation adds, for `takeChanges()` (a fallback store's journal). */
+  trackChanges(): void {
+    this.changes ??= new Map();
+  }
+
+  /** What was added to each counter since the last call (zero sums left out), then forgets it. */
+  takeChanges(): JournaledCounter[] {
+    if (!this.changes) return [];
+    const taken = [...this.changes.values()].filter((c) => c.value !== 0);
+    this.changes.clear();
+    return taken;
+  }
+
+  /** Puts back changes whose journal write failed, so the next batch carries them. */
+  restoreChanges(changes: readonly JournaledCounter[]): void {
+    if (!this.changes) return;
+    for (const c of changes) {
+      const later = this.changes.get(c.key);
+      if (later) later.value += c.value;
+      else this.changes.set(c.key, { ...c });
+    }
   }
 
   private sweep(): void {
@@ -96,6 +130,7 @@ export class MemoryLimitStore implements LimitStore {
       if (c.value !== 0 && (c.expiresAt === 0 || ttlMs > 0)) live.push({ key, value: c.value, ttlMs });
     }
     this.counters.clear();
+    this.changes?.clear();
     return live;
   }
 

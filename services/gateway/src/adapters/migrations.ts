@@ -66,4 +66,19 @@ alter table api_keys add column if not exists suspension jsonb;
     id: 'gateway/006_key_policy',
     sql: `alter table api_keys add column if not exists policy text;`,
   },
+  {
+    // What each replica counts locally while Redis is unreachable (limitsFallback: local), batch by
+    // batch, so that it reaches Redis once back even if that replica died; a batch is deleted once
+    // Redis applied it (Redis remembers each batch id, so a retry adds nothing).
+    id: 'gateway/007_limits_journal',
+    sql: `
+create table if not exists limits_journal (
+  seq bigserial primary key,
+  id uuid not null unique,
+  replica text not null,
+  counters jsonb not null,
+  created_at timestamptz not null default now()
+);
+`,
+  },
 ];
