@@ -11,6 +11,7 @@ import type { ProviderClient, ProviderEndpoint, UpstreamCall } from '../client.j
 import { UnsupportedRequest, UpstreamFailure } from '../client.js';
 import type { HttpProviderSpec } from '../registry.js';
 import { SseParser } from '../sse.js';
+import { bufferedRequest } from './buffered-request.js';
 import { parseRetryAfter, retryAfterFromBody } from './retry-after.js';
 
 /** One connection pool per process keeps sockets warm across providers and requests. */
@@ -95,44 +96,57 @@ export function createHttpProviderClient(endpoint: ProviderEndpoint, spec: HttpP
   };
   const label = `provider "${endpoint.name}"`;
 
-  async function send(
-    url: string,
-    body: unknown,
-    signal: AbortSignal,
-    stream: boolean,
-    callHeaders?: Record<string, string>,
-  ): Promise<Dispatcher.ResponseData> {
-    const target = targetOf(url);
-    const headers = callHeaders ? { ...callHeaders, ...staticHeaders } : staticHeaders;
-    const response = await agent().request({
-      origin: target.origin,
-      path: target.path,
-      method: 'POST',
-      headers: stream ? { ...headers, accept: 'text/event-stream' } : headers,
-      body: JSON.stringify(body),
-      signal,
-    });
-    if (response.statusCode >= 200 && response.statusCode < 300) return response;
-    const text = await response.body.text().catch(() => '');
+  /** The failure a non-2xx answer means, with the provider's own words (credential redacted). */
+  function answerFailure(
+    statusCode: number,
+    headers: Record<string, string | string[] | undefined>,
+    text: string,
+  ): UpstreamFailure {
     let parsed: unknown = text;
     try {
       parsed = JSON.parse(text);
     } catch {
       // Not JSON: decodeError gets the raw text.
     }
-    const decoded = spec.wire.decodeError(response.statusCode, parsed);
+    const decoded = spec.wire.decodeError(statusCode, parsed);
     const type = decoded.type;
     // Some providers echo the presented credential in their error text; it must never travel further.
     const message = redactCredential(decoded.message, endpoint.apiKey);
-    throw new UpstreamFailure(
+    return new UpstreamFailure(
       'http',
-      `${label} answered ${response.statusCode}: ${message}`,
-      response.statusCode,
-      parseRetryAfter(response.headers) ?? retryAfterFromBody(parsed),
+      `${label} answered ${statusCode}: ${message}`,
+      statusCode,
+      parseRetryAfter(headers) ?? retryAfterFromBody(parsed),
       type,
     );
   }
 
+  function headersFor(callHeaders: Record<string, string> | undefined): Record<string, string> {
+    return callHeaders ? { ...callHeaders, ...staticHeaders } : staticHeaders;
+  }
+
+  /** A streamed call: the answer's body is read as it arrives. */
+  async function send(
+    url: string,
+    body: unknown,
+    signal: AbortSignal,
+    callHeaders?: Record<string, string>,
+  ): Promise<Dispatcher.ResponseData> {
+    const target = targetOf(url);
+    const response = await agent().request({
+      origin: target.origin,
+      path: target.path,
+      method: 'POST',
+      headers: { ...headersFor(callHeaders), accept: 'text/event-stream' },
+      body: JSON.stringify(body),
+      signal,
+    });
+    if (response.statusCode >= 200 && response.statusCode < 300) return response;
+    const text = await response.body.text().catch(() => '');
+    throw answerFailure(response.statusCode, response.headers, text);
+  }
+
+  /** A call answered with one JSON document. */
   async function json(
     url: string,
     body: unknown,
@@ -140,10 +154,22 @@ export function createHttpProviderClient(endpoint: ProviderEndpoint, spec: HttpP
     callHeaders?: Record<string, string>,
   ): Promise<unknown> {
     try {
-      const response = await send(url, body, signal, false, callHeaders);
-      const text = await response.body.text();
+      const target = targetOf(url);
+      const answer = await bufferedRequest(
+        agent(),
+        {
+          origin: target.origin,
+          path: target.path,
+          method: 'POST',
+          headers: headersFor(callHeaders),
+          body: JSON.stringify(body),
+        },
+        signal,
+      );
+      if (answer.statusCode < 200 || answer.statusCode >= 300)
+        throw answerFailure(answer.statusCode, answer.headers(), answer.text);
       try {
-        return JSON.parse(text);
+        return JSON.parse(answer.text);
       } catch {
         throw new UpstreamFailure('bad_response', `${label} returned a body that is not JSON`);
       }
@@ -207,7 +233,6 @@ export function createHttpProviderClient(endpoint: ProviderEndpoint, spec: HttpP
           spec.chatUrl(base, endpoint, model, true),
           body,
           signal,
-          true,
           spec.chatHeaders?.(request),
         );
       } catch (error) {
