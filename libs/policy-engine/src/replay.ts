@@ -24,6 +24,12 @@ export interface ReplayRecord {
    * absent too, the answer's facts count as missing for post-call rules.
    */
   readonly answered?: boolean;
+  /**
+   * Inputs known to be absent from this record whatever the policies read (paths or their prefixes,
+   * e.g. `request.headers`, `signals`): a record rebuilt from a request event rather than a decision
+   * lacks what only a decision gathers. A version reading one of them counts it as missing.
+   */
+  readonly missing?: readonly string[];
 }
 
 export interface ReplayOptions {
@@ -121,6 +127,7 @@ export function replayDecisions(
   let changed = 0;
   let requests = 0;
   const gathered = onDemandReads(baseline, candidate);
+  const reads = allReads(baseline, candidate);
   const missingPaths = new Map<string, number>();
   let missingDecisions = 0;
   const postCall = baseline.phases.includes('post_call') || candidate.phases.includes('post_call');
@@ -149,13 +156,16 @@ export function replayDecisions(
   };
   for (const record of records) {
     const index = requests++;
-    let lacking = false;
+    const lacking = new Set<string>();
     for (const [section, paths] of gathered) {
       if (wasGathered(record, section)) continue;
-      lacking = true;
-      for (const path of paths.keys()) missingPaths.set(path, (missingPaths.get(path) ?? 0) + 1);
+      for (const path of paths.keys()) lacking.add(path);
     }
-    if (lacking) missingDecisions++;
+    if (record.missing)
+      for (const path of reads.keys())
+        if (record.missing.some((prefix) => within(path, prefix))) lacking.add(path);
+    for (const path of lacking) missingPaths.set(path, (missingPaths.get(path) ?? 0) + 1);
+    if (lacking.size > 0) missingDecisions++;
     const a = judged(evaluatePolicy(baseline, record.input));
     const b = judged(evaluatePolicy(candidate, record.input));
     compare(index, record.id, 'pre_call', a, b);
@@ -184,7 +194,7 @@ export function replayDecisions(
     missingInputs: {
       decisions: missingDecisions,
       paths: [...missingPaths]
-        .map(([path, decisions]) => ({ path, decisions, readBy: readersOf(gathered, path) }))
+        .map(([path, decisions]) => ({ path, decisions, readBy: reads.get(path) ?? [] }))
         .sort((x, y) => y.decisions - x.decisions || x.path.localeCompare(y.path)),
     },
   };
@@ -257,9 +267,26 @@ function onDemandReads(
   return out;
 }
 
-function readersOf(gathered: ReadonlyMap<OnDemand, ReadonlyMap<string, Reader[]>>, path: string): Reader[] {
-  const section = sectionOf(path);
-  return section === undefined ? [] : [...(gathered.get(section)?.get(path) ?? [])];
+/** Every path either version reads, with the versions that read it. */
+function allReads(baseline: CompiledPolicy, candidate: CompiledPolicy): Map<string, Reader[]> {
+  const out = new Map<string, Reader[]>();
+  const sides: ReadonlyArray<[Reader, CompiledPolicy]> = [
+    ['baseline', baseline],
+    ['candidate', candidate],
+  ];
+  for (const [reader, policy] of sides)
+    for (const rule of policy.rules)
+      for (const path of rule.condition.reads) {
+        const readers = out.get(path) ?? [];
+        if (!readers.includes(reader)) readers.push(reader);
+        out.set(path, readers);
+      }
+  return out;
+}
+
+/** `request.headers["x"]` and `request.headers.x` are within `request.headers`. */
+function within(path: string, prefix: string): boolean {
+  return path === prefix || path.startsWith(`${prefix}.`) || path.startsWith(`${prefix}[`);
 }
 
 function wasGathered(record: ReplayRecord, section: OnDemand): boolean {

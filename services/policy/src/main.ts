@@ -12,11 +12,13 @@ import { registerPolicyMetrics } from './adapters/prometheus-metrics.js';
 import { SqlDecisionStore } from './adapters/sql-decision-store.js';
 import { SqlEventRelay } from './adapters/sql-event-relay.js';
 import { SqlPolicyRepository } from './adapters/sql-policy-repository.js';
+import { SqlRequestStore } from './adapters/sql-request-store.js';
 import { DecisionsService } from './app/decisions.js';
 import { BundleDistributor } from './app/distribution.js';
 import { PolicyAdmin } from './app/policies.js';
 import { ReplayService } from './app/replay.js';
 import { consumeDecisions } from './consumers/decisions.js';
+import { consumeRequests } from './consumers/requests.js';
 import { startPolicyGrpc } from './grpc/server.js';
 import { type AdminAuthorizer, policyRoutes } from './http/routes.js';
 
@@ -97,7 +99,9 @@ export async function startPolicyService(options: PolicyServiceOptions): Promise
         )
       : new SqlDecisionStore(db);
   const decisions = new DecisionsService(store, repo);
-  const replay = new ReplayService(repo, store);
+  // Replay's traffic when no decision was recorded (no policy active): the request events.
+  const requests = new SqlRequestStore(db);
+  const replay = new ReplayService(repo, store, undefined, requests);
 
   if (config.policy.file) {
     const file = config.policy.file;
@@ -123,6 +127,7 @@ export async function startPolicyService(options: PolicyServiceOptions): Promise
     ? registerPolicyMetrics(options.registry, () => relay.backlog())
     : undefined;
   await consumeDecisions(bus, decisions, (reason) => log.warn(reason), metrics);
+  await consumeRequests(bus, requests, (reason) => log.warn(reason));
   relay.start();
 
   const grpcPort = options.grpcPort ?? config.policy.grpcPort;

@@ -6,6 +6,7 @@ export const POLICY_TABLES = [
   'policy_outbox',
   'policy_decisions',
   'policy_interventions',
+  'policy_requests',
 ] as const;
 
 /**

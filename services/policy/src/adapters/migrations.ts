@@ -121,4 +121,18 @@ alter table policy_versions add column if not exists author_lineage jsonb;
 alter table policy_promotions add column if not exists approver jsonb;
 `,
   },
+  {
+    // Every request as its request event tells it, for replay when no decision was recorded for it
+    // (no policy was active): the facts a policy would have read, rebuilt, as JSON text.
+    id: 'policy/007_requests',
+    sql: `
+create table if not exists policy_requests (
+  request_id text primary key,
+  at timestamptz not null,
+  answered boolean not null,
+  input text not null
+);
+create index if not exists policy_requests_at on policy_requests (at);
+`,
+  },
 ];
