@@ -8,7 +8,7 @@ import {
   type RequestFailed,
   uuidv7,
 } from '@flowloom/contracts';
-import type { Db } from '@flowloom/store';
+import { type Db, openPglite } from '@flowloom/store';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { at, startTestPolicyService, type TestPolicyService, testSchema } from './support.js';
 
@@ -24,20 +24,6 @@ rules:
     condition: request.headers["x-team"] == "red"
     action: alert
 `;
-
-let schema: Awaited<ReturnType<typeof testSchema>>;
-let db: Db;
-let t: TestPolicyService;
-
-beforeAll(async () => {
-  schema = await testSchema();
-  db = await schema.open();
-  t = await startTestPolicyService(db);
-});
-afterAll(async () => {
-  await t?.close();
-  await schema?.drop();
-});
 
 const context = (requestId: string, model: string) => ({
   requestId,
@@ -99,7 +85,26 @@ function decided(requestId: string): DecisionRecord {
   };
 }
 
-describe('replay from request events', () => {
+describe.each(['postgres', 'pglite'] as const)('replay from request events (%s)', (engine) => {
+  let schema: Awaited<ReturnType<typeof testSchema>> | undefined;
+  let db: Db;
+  let t: TestPolicyService;
+
+  beforeAll(async () => {
+    if (engine === 'postgres') {
+      schema = await testSchema();
+      db = await schema.open();
+    } else {
+      db = await openPglite();
+    }
+    t = await startTestPolicyService(db);
+  });
+  afterAll(async () => {
+    await t?.close();
+    if (schema) await schema.drop();
+    else await db?.close();
+  });
+
   it('when no decision was recorded for requests, then replay evaluates their request events and names what they lack', async () => {
     const decidedId = uuidv7();
     await t.bus.publish([

@@ -1,8 +1,8 @@
-import type { Db, SqlParam } from '@flowloom/store';
+import type { Db } from '@flowloom/store';
 import type { RebuiltRequest } from '../domain/request-facts.js';
 import type { RequestStore, UndecidedRequests } from '../ports/request-store.js';
 
-const ROWS_PER_STATEMENT = 200;
+const ROWS_PER_STATEMENT = 1000;
 
 /**
  * A decision is made before its request ends: one from this long before the window may still be the
@@ -16,16 +16,19 @@ export class SqlRequestStore implements RequestStore {
 
   async saveMany(requests: readonly RebuiltRequest[]): Promise<void> {
     for (let start = 0; start < requests.length; start += ROWS_PER_STATEMENT) {
-      const params: SqlParam[] = [];
-      const rows = requests.slice(start, start + ROWS_PER_STATEMENT).map((r) => {
-        const at = params.length;
-        params.push(r.requestId, new Date(r.at), r.answered, JSON.stringify(r.input));
-        return `($${at + 1}, $${at + 2}, $${at + 3}, $${at + 4})`;
-      });
+      const chunk = requests.slice(start, start + ROWS_PER_STATEMENT);
+      // Two parameters per statement, as the decision store does: the short columns as one JSON array
+      // and the inputs (JSON never holds a raw newline) as one joined string.
+      const columns = JSON.stringify(chunk.map((r) => ({ rq: r.requestId, at: r.at, an: r.answered })));
       await this.db.query(
-        `insert into policy_requests (request_id, at, answered, input) values ${rows.join(', ')}
+        `insert into policy_requests (request_id, at, answered, input)
+         select u.rq, u.at::timestamptz, u.an, u.input
+           from rows from (
+             json_to_recordset($1::json) as (rq text, at text, an boolean),
+             unnest(string_to_array($2, E'\\n'))
+           ) as u(rq, at, an, input)
          on conflict (request_id) do nothing`,
-        params,
+        [columns, chunk.map((r) => JSON.stringify(r.input)).join('\n')],
       );
     }
   }
