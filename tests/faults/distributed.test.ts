@@ -1,12 +1,13 @@
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { type Db, openPostgres } from '@flowloom/store';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { adminCall, freePort } from '../bench/processes.js';
+import { budgetConfig } from './budget-config.js';
 import { freshDatabase, type OwnKafka, startOwnKafka } from './engines.js';
 import { type Answer, Load } from './load.js';
 import { CLI, Service } from './services.js';
@@ -58,17 +59,11 @@ const services: Service[] = [];
 beforeAll(async () => {
   const started = Date.now();
   work = mkdtempSync(join(tmpdir(), 'flowloom-faults-distributed-'));
-  const config = join(work, 'flowloom.yaml');
-  writeFileSync(
-    config,
-    [
-      'prices:',
-      `  flowloom-local: { input: ${PRICE_PER_MILLION}, output: ${PRICE_PER_MILLION} }`,
-      'budgets:',
-      `  - { scope: project, id: ${CAPPED_PROJECT}, period: total, limitUsd: ${CAPPED_LIMIT_USD} }`,
-      '',
-    ].join('\n'),
-  );
+  const config = budgetConfig(work, PRICE_PER_MILLION, {
+    project: CAPPED_PROJECT,
+    period: 'total',
+    limitUsd: CAPPED_LIMIT_USD,
+  });
   const common: Record<string, string> = {
     FLOWLOOM_REDIS_URL: REDIS_URL,
     FLOWLOOM_CONFIG: config,

@@ -42,6 +42,9 @@ export class Service {
   }
 
   async stop(): Promise<void> {
+    const child = this.child?.process;
+    // A killed process has exited already: there is no exit to wait for.
+    if (!child || child.exitCode !== null || child.signalCode !== null) return;
     await this.child?.stop();
   }
 
