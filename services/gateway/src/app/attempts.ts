@@ -5,7 +5,7 @@ import { scrubSecrets } from '@flowloom/telemetry';
 import { retryDelayMs } from '../domain/backoff.js';
 import type { Deployment } from '../domain/routing.js';
 import type { GatewayMetrics } from '../ports/metrics.js';
-import type { RequestContext } from './context.js';
+import { callerGone, onCallerGone, type RequestContext } from './context.js';
 import type { Router } from './router.js';
 
 export interface AttemptResult<T> {
@@ -87,7 +87,7 @@ export async function withFallback<T>(
       if (performance.now() + delay >= deadline - LAST_ATTEMPT_MIN_MS) break;
       if (delay > 0) await sleep(delay, ctx.signal);
     }
-    if (ctx.signal.aborted) throw new UpstreamFailure('aborted', 'the caller went away');
+    if (callerGone(ctx)) throw new UpstreamFailure('aborted', 'the caller went away');
     used = attempt;
     const breaker = router.breaker(deployment.id);
     if (!breaker.tryAcquire(Date.now())) {
@@ -102,8 +102,7 @@ export async function withFallback<T>(
     const controller = new AbortController();
     const remaining = Math.max(1, Math.min(routing.attemptTimeoutMs, deadline - performance.now()));
     const timer = setTimeout(() => controller.abort(timeoutReason()), remaining);
-    const onCallerGone = (): void => controller.abort(ctx.signal.reason);
-    ctx.signal.addEventListener('abort', onCallerGone, { once: true });
+    const stopListening = onCallerGone(ctx, () => controller.abort(ctx.signal.reason));
     const started = performance.now();
     try {
       const value = await call(router.client(deployment), deployment, controller.signal);
@@ -115,7 +114,7 @@ export async function withFallback<T>(
       return { value, deployment, attempts: attempt, controller };
     } catch (error) {
       clearTimeout(timer);
-      ctx.signal.removeEventListener('abort', onCallerGone);
+      stopListening();
       if (error instanceof UnsupportedRequest) {
         breaker.release();
         refused.set(deployment.id, error);

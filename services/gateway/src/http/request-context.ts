@@ -1,7 +1,9 @@
+import type { ServerResponse } from 'node:http';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { type Authenticator, presentedKey } from '../app/authenticate.js';
 import type { CallerApi, RequestContext } from '../app/context.js';
 import { requestTags } from '../app/request-tags.js';
+import type { KeyRecord } from '../domain/keys.js';
 
 /** A tag header as sent: repeated, it is a list, which no tag is. */
 function tag(request: FastifyRequest, name: string): { value: string | undefined; name: string } {
@@ -49,19 +51,68 @@ export async function requestContext(
     session: tag(request, 'x-flowloom-session'),
     project: tag(request, 'x-flowloom-project'),
   });
-  const controller = new AbortController();
-  // The response closing before it finished means the caller went away: cancel the upstream call.
-  reply.raw.once('close', () => {
-    if (!reply.raw.writableFinished) controller.abort(new Error('client disconnected'));
-  });
-  return {
-    requestId: String(request.id),
-    api,
-    key,
-    tags,
-    signal: controller.signal,
-    startedAt: request.startedAt,
-  };
+  return new HttpRequestContext(String(request.id), api, key, tags, request.startedAt, reply.raw);
+}
+
+/**
+ * The context of a request over HTTP. Its caller has gone when the response closes before it
+ * finished; what listens for that is told then (the upstream call is cancelled). The AbortSignal is
+ * made only for code that asks for it: the upstream attempts listen through `whenGone`.
+ */
+class HttpRequestContext implements RequestContext {
+  private controller: AbortController | undefined;
+  private listeners: Array<() => void> | undefined;
+  private left = false;
+
+  constructor(
+    readonly requestId: string,
+    readonly api: CallerApi,
+    readonly key: KeyRecord,
+    readonly tags: RequestContext['tags'],
+    readonly startedAt: number,
+    response: ServerResponse,
+  ) {
+    response.once('close', () => {
+      if (!response.writableFinished) this.leave();
+    });
+  }
+
+  private leave(): void {
+    this.left = true;
+    this.controller?.abort(disconnected());
+    const listeners = this.listeners;
+    this.listeners = undefined;
+    for (const listener of listeners ?? []) listener();
+  }
+
+  get gone(): boolean {
+    return this.left;
+  }
+
+  get signal(): AbortSignal {
+    if (!this.controller) {
+      this.controller = new AbortController();
+      if (this.left) this.controller.abort(disconnected());
+    }
+    return this.controller.signal;
+  }
+
+  whenGone(listener: () => void): () => void {
+    if (this.left) {
+      listener();
+      return () => {};
+    }
+    this.listeners ??= [];
+    this.listeners.push(listener);
+    return () => {
+      const at = this.listeners?.indexOf(listener) ?? -1;
+      if (at >= 0) this.listeners!.splice(at, 1);
+    };
+  }
+}
+
+function disconnected(): Error {
+  return new Error('client disconnected');
 }
 
 declare module 'fastify' {
