@@ -234,6 +234,11 @@ export const policyVersionPushedSchema = z.object({
   added: z.array(z.string()).optional(),
   removed: z.array(z.string()).optional(),
   changed: z.array(z.string()).optional(),
+  /**
+   * Pushed as a job policy (`flowloom run --policy`): checked to only add restrictions (no reroute),
+   * bound to one job's key, never deployed by this push; so no second person approves it.
+   */
+  jobPolicy: z.boolean().optional(),
 });
 export type PolicyVersionPushed = z.infer<typeof policyVersionPushedSchema>;
 

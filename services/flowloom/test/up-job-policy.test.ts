@@ -110,6 +110,19 @@ describe('flowloom up: job policies', () => {
     });
     expect(created.status).toBe(201);
     expect(created.body.policy).toBe(jobVersion);
+    // The push is evidence too: the version event says it was pushed as a job policy (no approval).
+    type Entry = { event: { data: { version?: string; jobPolicy?: boolean; message?: string } } };
+    let pushedEvent: Entry | undefined;
+    for (let tries = 0; tries < 100 && !pushedEvent; tries++) {
+      const page = await call(
+        'GET',
+        '/api/v1/audit/entries?type=dev.flowloom.policy.version.pushed.v1&limit=10',
+        ADMIN,
+      );
+      pushedEvent = (page.body.data as Entry[] | undefined)?.find((e) => e.event.data.version === jobVersion);
+      if (!pushedEvent) await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    expect(pushedEvent?.event.data).toMatchObject({ jobPolicy: true, message: 'job policy of a test' });
     const active = await call('GET', '/api/v1/gateway/policy', ADMIN);
     expect((active.body.policies as Array<{ name: string }>).map((p) => p.name)).toEqual(['org']);
   });

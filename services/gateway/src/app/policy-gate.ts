@@ -180,6 +180,10 @@ export class PolicyGate {
   /** Job policies as evaluated, per compiled version (JobPolicies decides how long one is kept). */
   private readonly jobLanes = new WeakMap<CompiledPolicy, JobLane>();
   private readonly jobLaneSet = new WeakSet<Lane>();
+  private readonly combined = new WeakMap<
+    JobLane,
+    { base: readonly ActivePolicy[]; active: ActivePolicy[]; needs: Needs }
+  >();
   private readonly now: () => number;
 
   constructor(private readonly options: PolicyGateOptions) {
@@ -316,6 +320,21 @@ export class PolicyGate {
     return bound;
   }
 
+  /** The active bundle plus a job policy, and what they read, kept until the bundle changes. */
+  private withActive(job: JobLane | undefined): { active: ActivePolicy[]; needs: Needs } | undefined {
+    if (!job) return undefined;
+    let combined = this.combined.get(job);
+    if (combined?.base !== this.active) {
+      combined = {
+        base: this.active,
+        active: [...this.active, job.entry],
+        needs: mergeNeeds(this.needs, job.needs),
+      };
+      this.combined.set(job, combined);
+    }
+    return combined;
+  }
+
   private isJobPolicy(lane: Lane): boolean {
     return this.jobLaneSet.has(lane);
   }
@@ -329,8 +348,8 @@ export class PolicyGate {
     // A job policy is evaluated after the active bundle: merged by the same rules (the strongest
     // refusal wins; at equal strength, and for throttles and reroutes, the first), so it can add
     // restrictions but never lift one of the active policies.
-    const bound = ctx.key.policy ? await this.jobPolicyOf(ctx.key) : undefined;
-    const active = bound ? [...this.active, bound.entry] : this.active;
+    const bound = ctx.key.policy ? this.withActive(await this.jobPolicyOf(ctx.key)) : undefined;
+    const active = bound ? bound.active : this.active;
     if (active.length === 0) {
       if (job === undefined) return NOTHING_TO_DO;
       const stop = await this.options.signals.jobStop(job).catch(() => undefined);
@@ -343,7 +362,7 @@ export class PolicyGate {
     // Its job, session and key, most specific (= `subject`) first: each has windows of its own.
     const scopes = signalSubjects(ctx.tags, ctx.key.id);
     const subjects = scopes.map((s) => s.subject);
-    const needs = bound ? mergeNeeds(this.needs, bound.needs) : this.needs;
+    const needs = bound ? bound.needs : this.needs;
     let failure: string | undefined;
     let signals: SignalInput | undefined;
     let recordedSignals: Record<string, number> | undefined;

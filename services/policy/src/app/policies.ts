@@ -129,6 +129,7 @@ export class PolicyAdmin {
           message: stored.message,
           ...(stored.previous ? { previous: stored.previous } : {}),
           document: stored.document,
+          ...(input.jobPolicy ? { jobPolicy: true } : {}),
           ...(diff
             ? {
                 added: diff.added.map((r) => r.id),
