@@ -190,17 +190,20 @@ export class FallbackLimitStore extends FallbackStore<LimitStore> implements Lim
         return;
       }
       const now = this.options.now?.() ?? Date.now();
+      // One report per page, not per batch: a long outage leaves a batch per replica per second.
+      const amounts: Record<string, number> = {};
+      let added = false;
+      let handed = 0;
       for (const batch of batches) {
         const counters = snapshots(batch.counters, now);
-        if (counters.length > 0) {
-          const added = await shared.handOver(`journal:${batch.id}`, counters);
-          this.options.onHandOver?.({
-            added,
-            amounts: Object.fromEntries(counters.map((c) => [c.key, c.value])),
-          });
+        if (counters.length > 0 && (await shared.handOver(`journal:${batch.id}`, counters))) {
+          added = true;
+          for (const c of counters) amounts[c.key] = (amounts[c.key] ?? 0) + c.value;
         }
+        handed += counters.length;
         await journal.handed([batch.id]);
       }
+      if (handed > 0) this.options.onHandOver?.({ added, amounts });
     } while (batches.length === JOURNAL_PAGE);
   }
 
