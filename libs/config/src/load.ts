@@ -38,6 +38,7 @@ export const ENV_VARIABLES = {
   FLOWLOOM_POLICY_SERVICE_KEY: { key: 'policy.serviceKey', type: 'string' },
   FLOWLOOM_POLICY_HTTP_URL: { key: 'policy.httpUrl', type: 'string' },
   FLOWLOOM_POLICY_DB_LOGIN: { key: 'policy.dbLogin', type: 'string' },
+  FLOWLOOM_POLICY_RETENTION_DAYS: { key: 'policy.retentionDays', type: 'int' },
   FLOWLOOM_AUDIT_HTTP_URL: { key: 'audit.httpUrl', type: 'string' },
   FLOWLOOM_PEER_TIMEOUT_MS: { key: 'peerTimeoutMs', type: 'int' },
   FLOWLOOM_AUDIT_ORIGIN: { key: 'audit.origin', type: 'string' },

@@ -13,7 +13,12 @@ function dir(yaml?: string): string {
 describe('policy and signals settings', () => {
   it('when nothing is set, then no policy file is loaded and signal windows have their defaults', () => {
     const c = loadConfig({ env: {}, cwd: dir() });
-    expect(c.policy).toEqual({ mode: 'enforce', percent: 10 });
+    expect(c.policy).toEqual({
+      mode: 'enforce',
+      percent: 10,
+      retentionDays: 30,
+      retentionIntervalMs: 3_600_000,
+    });
     expect(c.signals).toMatchObject({ windowSeconds: 60, repeatWindowSeconds: 300, similarity: 0.75 });
   });
 

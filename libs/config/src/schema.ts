@@ -151,6 +151,13 @@ export const policyConfigSchema = z.strictObject({
    * migrate` grants it exactly what the service needs (its own tables, reading api_keys, the outbox).
    */
   dbLogin: postgresRoleSchema.optional(),
+  /**
+   * Days the policy service keeps its working copies: decisions (lookup, explanations), interventions
+   * and replay's request traffic. The audit ledger keeps each of them as `audit.retention` says.
+   */
+  retentionDays: z.number().int().positive().max(36_500).default(30),
+  /** How often that retention runs. */
+  retentionIntervalMs: z.number().int().min(1_000).default(3_600_000),
 });
 export type PolicyConfig = z.infer<typeof policyConfigSchema>;
 

@@ -11,12 +11,14 @@ import { policyMigrations } from './adapters/migrations.js';
 import { registerPolicyMetrics } from './adapters/prometheus-metrics.js';
 import { SqlDecisionStore } from './adapters/sql-decision-store.js';
 import { SqlEventRelay } from './adapters/sql-event-relay.js';
+import { SqlOperationalRetention } from './adapters/sql-operational-retention.js';
 import { SqlPolicyRepository } from './adapters/sql-policy-repository.js';
 import { SqlRequestStore } from './adapters/sql-request-store.js';
 import { DecisionsService } from './app/decisions.js';
 import { BundleDistributor } from './app/distribution.js';
 import { PolicyAdmin } from './app/policies.js';
 import { ReplayService } from './app/replay.js';
+import { scheduleRetention } from './app/retention.js';
 import { consumeDecisions } from './consumers/decisions.js';
 import { consumeRequests } from './consumers/requests.js';
 import { startPolicyGrpc } from './grpc/server.js';
@@ -129,6 +131,13 @@ export async function startPolicyService(options: PolicyServiceOptions): Promise
   await consumeDecisions(bus, decisions, (reason) => log.warn(reason), metrics);
   await consumeRequests(bus, requests, (reason) => log.warn(reason));
   relay.start();
+  const stopRetention = scheduleRetention(new SqlOperationalRetention(db), {
+    days: config.policy.retentionDays,
+    intervalMs: config.policy.retentionIntervalMs,
+    onPruned: (pruned, cutoff) =>
+      log.info({ ...pruned, before: cutoff.toISOString() }, 'policy retention: removed old working copies'),
+    onError: (err) => log.warn({ err }, 'policy retention failed; will retry at the next pass'),
+  });
 
   const grpcPort = options.grpcPort ?? config.policy.grpcPort;
   let grpc: Awaited<ReturnType<typeof startPolicyGrpc>> | undefined;
@@ -173,6 +182,7 @@ export async function startPolicyService(options: PolicyServiceOptions): Promise
     flushEvents: () => relay.publishPending(),
     async close() {
       await grpc?.close();
+      await stopRetention();
       distributor.stop();
       unsubscribeBus?.();
       await relay.stop();
