@@ -87,6 +87,43 @@ describe('PolicyAdmin over gRPC: credentials', () => {
   });
 });
 
+describe('PolicyAdmin over gRPC: job policies', () => {
+  const JOB = `name: nightly-job
+rules:
+  - id: stop-loops
+    condition: signals.repeated_prompts >= 3
+    action: stop_job
+`;
+
+  it('when a job policy is pushed with job_policy, then the bootstrap key may push it, it is not deployed and the event says so; a reroute is refused', async () => {
+    const pushed = ok(
+      await admin.call<Message>(
+        'pushVersion',
+        { policy: { source: JOB, filename: 'job.yaml' }, message: 'job policy', jobPolicy: true },
+        'bootstrap',
+      ),
+    );
+    expect(pushed).toMatchObject({ created: true, version: { name: 'nightly-job' } });
+    const policy = (await t.call('GET', '/api/v1/policies/nightly-job')).body;
+    expect(at(policy, 'deployment')).toBeNull();
+    const event = (await t.events()).find(
+      (e) => e.type === POLICY_VERSION_PUSHED && (e.data as { name?: string }).name === 'nightly-job',
+    );
+    expect(event?.data).toMatchObject({ jobPolicy: true });
+
+    const reroute = JOB.replace('action: stop_job', 'action: { type: reroute, model: other }');
+    const refused = failed(
+      await admin.call(
+        'pushVersion',
+        { policy: { source: reroute, filename: 'job.yaml' }, jobPolicy: true },
+        'alice',
+      ),
+    );
+    expect(refused.code).toBe(grpc.status.INVALID_ARGUMENT);
+    expect(refused.details).toContain('reroute');
+  });
+});
+
 describe('PolicyAdmin over gRPC: validate, push, versions, diff', () => {
   let v1: string;
   let v2: string;

@@ -144,15 +144,21 @@ export function policyAdminHandlers(deps: PolicyAdminGrpcDeps): grpc.UntypedServ
   return {
     validate: handle(async (r: PolicySourceMessage) => admin.validate(parse(validateBody, sourceBody(r)))),
 
-    pushVersion: handle(async (r: { policy: PolicySourceMessage | null; message: string }, actor) => {
-      const body = parse(pushBody, { ...sourceBody(r.policy), message: given(r.message) });
-      const pushed = await admin.push(body, actor);
-      return {
-        created: pushed.created,
-        version: versionMessage(pushed.version),
-        ...(pushed.diff ? { diff: ruleChanges(pushed.diff) } : {}),
-      };
-    }),
+    pushVersion: handle(
+      async (r: { policy: PolicySourceMessage | null; message: string; jobPolicy: boolean }, actor) => {
+        const body = parse(pushBody, {
+          ...sourceBody(r.policy),
+          message: given(r.message),
+          ...(r.jobPolicy ? { jobPolicy: true } : {}),
+        });
+        const pushed = await admin.push(body, actor);
+        return {
+          created: pushed.created,
+          version: versionMessage(pushed.version),
+          ...(pushed.diff ? { diff: ruleChanges(pushed.diff) } : {}),
+        };
+      },
+    ),
 
     listPolicies: handle(async () => ({
       policies: (await admin.policies()).map((p) => ({
