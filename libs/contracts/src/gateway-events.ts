@@ -78,6 +78,8 @@ export const keyChangedSchema = z.object({
   createdBy: z.string().optional(),
   /** The admin key that rotated it, which was handed the new secret. */
   rotatedBy: z.string().optional(),
+  /** The job policy version its requests are also evaluated against (`flowloom run --policy`). */
+  jobPolicy: z.string().optional(),
   /** `suspended` by a policy: the decision, policy, version and rule that did it, and why. */
   decisionId: z.string().optional(),
   policy: z.string().optional(),

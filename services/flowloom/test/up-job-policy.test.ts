@@ -102,6 +102,21 @@ afterAll(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
+/** The data of the first audit entry of `type` that `match`es, waiting for the ledger to have it. */
+async function auditEvent(
+  type: string,
+  match: (data: Record<string, unknown>) => boolean,
+): Promise<Record<string, unknown> | undefined> {
+  type Entry = { event: { data: Record<string, unknown> } };
+  for (let tries = 0; tries < 100; tries++) {
+    const page = await call('GET', `/api/v1/audit/entries?type=${type}&limit=50`, ADMIN);
+    const found = (page.body.data as Entry[] | undefined)?.find((e) => match(e.event.data));
+    if (found) return found.event.data;
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  return undefined;
+}
+
 describe('flowloom up: job policies', () => {
   it('when a key is bound to a job policy, then the key shows it and the job policy is not deployed', async () => {
     const created = await call('POST', '/api/v1/keys', ADMIN, {
@@ -111,18 +126,17 @@ describe('flowloom up: job policies', () => {
     expect(created.status).toBe(201);
     expect(created.body.policy).toBe(jobVersion);
     // The push is evidence too: the version event says it was pushed as a job policy (no approval).
-    type Entry = { event: { data: { version?: string; jobPolicy?: boolean; message?: string } } };
-    let pushedEvent: Entry | undefined;
-    for (let tries = 0; tries < 100 && !pushedEvent; tries++) {
-      const page = await call(
-        'GET',
-        '/api/v1/audit/entries?type=dev.flowloom.policy.version.pushed.v1&limit=10',
-        ADMIN,
-      );
-      pushedEvent = (page.body.data as Entry[] | undefined)?.find((e) => e.event.data.version === jobVersion);
-      if (!pushedEvent) await new Promise((resolve) => setTimeout(resolve, 100));
-    }
-    expect(pushedEvent?.event.data).toMatchObject({ jobPolicy: true, message: 'job policy of a test' });
+    const pushedEvent = await auditEvent(
+      'dev.flowloom.policy.version.pushed.v1',
+      (d) => d['version'] === jobVersion,
+    );
+    expect(pushedEvent).toMatchObject({ jobPolicy: true, message: 'job policy of a test' });
+    // And the key's own change event names the policy its requests answer to.
+    const keyEvent = await auditEvent(
+      'dev.flowloom.gateway.key.changed.v1',
+      (d) => d['keyId'] === created.body.id,
+    );
+    expect(keyEvent).toMatchObject({ action: 'created', jobPolicy: jobVersion });
     const active = await call('GET', '/api/v1/gateway/policy', ADMIN);
     expect((active.body.policies as Array<{ name: string }>).map((p) => p.name)).toEqual(['org']);
   });

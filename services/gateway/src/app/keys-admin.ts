@@ -223,6 +223,7 @@ export class KeysAdmin {
         ...(key.project ? { project: key.project } : {}),
         ...(key.createdBy ? { createdBy: key.createdBy } : {}),
         ...(key.rotatedBy ? { rotatedBy: key.rotatedBy } : {}),
+        ...(key.policy ? { jobPolicy: key.policy } : {}),
         ...extra,
       },
       `key/${key.id}`,
