@@ -204,6 +204,36 @@ describe('replayDecisions', () => {
     );
   });
 
+  it('when the candidate would have changed a request before the call, then its post-call outcome on the recorded answer is counted as an estimate', () => {
+    const watch = `{ id: long-answer, condition: 'response.output_tokens > 100.0', action: alert }`;
+    const before = policyFrom(rulesYaml(watch));
+    const after = policyFrom(
+      rulesYaml(
+        `{ id: short-batch, condition: 'request.job == "batch"', action: { type: cap_max_tokens, value: 50 } }`,
+        `{ id: no-huge, condition: 'request.estimated_tokens > 5000.0', action: block }`,
+        watch,
+      ),
+    );
+    const answered = (job: string, estimated: number): EvaluationInput => ({
+      request: { job, estimated_tokens: estimated },
+      response: { input_tokens: estimated, output_tokens: 150, cost: 0.01, status: 'completed' },
+    });
+    const recorded: ReplayRecord[] = [
+      // Capped at 50 by the candidate: the 150-token answer it is judged on would not have been.
+      { id: 'capped', input: answered('batch', 10), answered: true },
+      { id: 'as-sent', input: answered('chat', 10), answered: true },
+      // Refused by the candidate before the call: nothing after it to estimate.
+      { id: 'refused', input: answered('batch', 9000), answered: true },
+    ];
+    const report = replayDecisions(recorded, before, after);
+    expect(report).toMatchObject({ afterCall: 3, approximateAfterCall: 1 });
+    expect(formatReplayReport(report)).toContain(
+      'estimated: 1 of 3 decisions after the answer used the recorded answer, though the candidate would have rerouted, redacted or capped that request otherwise',
+    );
+    expect(replayDecisions(recorded, before, before).approximateAfterCall).toBe(0);
+    expect(formatReplayReport(replayDecisions(recorded, before, before))).not.toContain('estimated:');
+  });
+
   it('when a version refuses a request before the call, then its post-call rules do not run on that answer', () => {
     const strict = policyFrom(
       rulesYaml(

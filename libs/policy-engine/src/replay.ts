@@ -95,6 +95,12 @@ export interface ReplayReport {
   readonly total: number;
   /** Of `total`, decisions after the answer (when either version has post-call rules). */
   readonly afterCall: number;
+  /**
+   * Of `afterCall`, those replayed on an answer the candidate would not have got as recorded: before
+   * the call it would have rerouted, redacted or capped the request otherwise than the baseline. The
+   * recorded answer stands in for the one it would have got, so these post-call outcomes are estimates.
+   */
+  readonly approximateAfterCall: number;
   readonly changed: number;
   readonly unchanged: number;
   readonly baseline: ReplaySide;
@@ -124,6 +130,7 @@ export function replayDecisions(
   const transitions = new Map<string, MutableTransition>();
   let total = 0;
   let afterCall = 0;
+  let approximateAfterCall = 0;
   let changed = 0;
   let requests = 0;
   const gathered = onDemandReads(baseline, candidate);
@@ -172,6 +179,8 @@ export function replayDecisions(
     if (!postCall || record.input.response === undefined) continue;
     // Each version acts after an answer only if it let the request through; the answer replayed is the recorded one.
     afterCall++;
+    if (!REFUSALS.has(b.outcome.verdict) && reshaping(a.outcome) !== reshaping(b.outcome))
+      approximateAfterCall++;
     compare(
       index,
       record.id,
@@ -186,6 +195,7 @@ export function replayDecisions(
   return {
     total,
     afterCall,
+    approximateAfterCall,
     changed,
     unchanged: total - changed,
     baseline: before,
@@ -339,6 +349,13 @@ function signature(outcome: Outcome): string {
   return `${outcome.verdict}|${canonicalJson(outcome.actions.map((a) => a.action))}`;
 }
 
+/** Actions that change the request sent (and so the answer got): which model, which text, how long. */
+const RESHAPING: ReadonlySet<string> = new Set(['reroute', 'redact', 'cap_max_tokens']);
+
+function reshaping(outcome: Outcome): string {
+  return canonicalJson(outcome.actions.map((a) => a.action).filter((a) => RESHAPING.has(a.type)));
+}
+
 function summary(outcome: Outcome): OutcomeSummary {
   return {
     verdict: outcome.verdict,
@@ -369,6 +386,10 @@ export function formatReplayReport(report: ReplayReport): string {
       `  incomplete: ${gaps.decisions} of ${report.total - report.afterCall} decisions were recorded without inputs ${who} ${readers.size > 1 ? 'read' : 'reads'} (${paths}); ${who} saw them as missing (signals 0, no budget, no headers, no answer to evaluate after the call), so these counts may miss changes`,
     );
   }
+  if (report.approximateAfterCall > 0)
+    lines.push(
+      `  estimated: ${report.approximateAfterCall} of ${report.afterCall} decisions after the answer used the recorded answer, though the candidate would have rerouted, redacted or capped that request otherwise; the answer it would have got is unknown`,
+    );
   for (const t of report.transitions) {
     lines.push(`  ${t.phase === 'post_call' ? 'after the answer: ' : ''}${t.from} -> ${t.to}: ${t.count}`);
     for (const e of t.examples) {

@@ -25,7 +25,7 @@ const replayRequest = {
   },
 };
 const REPLAY_RESPONSE =
-  '{ name, report (with afterCall: decisions replayed after the answer for post-call rules, and missingInputs: decisions recorded without paths the baseline or the candidate reads), text, since, baseline, candidate, inWindow, limit, leftOut, withoutInput }';
+  '{ name, report (with afterCall: decisions replayed after the answer for post-call rules; approximateAfterCall: those judged on a recorded answer to a request the candidate would have rerouted, redacted or capped otherwise; and missingInputs: decisions recorded without paths the baseline or the candidate reads), text, since, baseline, candidate, inWindow, limit, leftOut, withoutInput }';
 export const policyApiDocument = {
   components: {
     responses: openApiErrorComponents.responses,
