@@ -1,3 +1,4 @@
+import type { Cancellation } from './cancellation.js';
 import type {
   ChatRequest,
   ChatResponse,
@@ -25,6 +26,11 @@ export interface UpstreamCall<R> {
   /** The provider's model (for Azure: the deployment name). */
   model: string;
   signal: AbortSignal;
+  /**
+   * The same cancellation as `signal`, for a client that can do without the AbortSignal: the caller
+   * may then make `signal` a getter that is never read (see `LazyAbort`).
+   */
+  cancel?: Cancellation;
 }
 
 /** One provider, spoken to in its own format. Failures are thrown as `UpstreamFailure`. */

@@ -1,3 +1,4 @@
+export { type Cancellation, LazyAbort, signalCancellation } from './cancellation.js';
 export * from './canonical.js';
 export {
   type ProviderClient,

@@ -2,6 +2,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net';
 import { Agent } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { signalCancellation } from '../cancellation.js';
 import { bufferedRequest } from './buffered-request.js';
 
 let server: Server;
@@ -34,7 +35,7 @@ const post = (path: string, signal = new AbortController().signal, body = '{"q":
   bufferedRequest(
     agent,
     { origin, path, method: 'POST', headers: { 'content-type': 'application/json' }, body },
-    signal,
+    signalCancellation(signal),
   );
 
 describe('bufferedRequest', () => {

@@ -1,4 +1,5 @@
 import type { Dispatcher } from 'undici';
+import type { Cancellation } from '../cancellation.js';
 
 /** A whole answer read into memory: its status, headers and body text. */
 export interface BufferedAnswer {
@@ -22,16 +23,16 @@ export interface BufferedRequest {
  * every header into an object and collect the body through the stream: per call, CPU on the thread
  * that serves every request. Headers are parsed here only when asked for (an error's retry-after).
  *
- * Rejects with undici's error, or with `signal.reason` once `signal` aborts.
+ * Rejects with undici's error, or with `cancel.reason` once cancelled.
  */
 export function bufferedRequest(
   dispatcher: Dispatcher,
   request: BufferedRequest,
-  signal: AbortSignal,
+  cancel: Cancellation,
 ): Promise<BufferedAnswer> {
   return new Promise<BufferedAnswer>((resolve, reject) => {
-    if (signal.aborted) {
-      reject(signal.reason);
+    if (cancel.aborted) {
+      reject(cancel.reason);
       return;
     }
     let abort: ((reason: Error) => void) | undefined;
@@ -39,19 +40,18 @@ export function bufferedRequest(
     let statusCode = 0;
     let rawHeaders: Buffer[] = [];
     const chunks: Buffer[] = [];
-    const onAbort = (): void => abort?.(signal.reason);
-    signal.addEventListener('abort', onAbort, { once: true });
+    const stopListening = cancel.whenAborted(() => abort?.(asError(cancel.reason)));
     const settle = (): boolean => {
       if (settled) return false;
       settled = true;
-      signal.removeEventListener('abort', onAbort);
+      stopListening();
       return true;
     };
     // The callback interface undici's own request() uses; the newer one parses every header first.
     const handler: Dispatcher.DispatchHandler = {
       onConnect(abortRequest) {
         abort = abortRequest;
-        if (signal.aborted) abortRequest(signal.reason);
+        if (cancel.aborted) abortRequest(asError(cancel.reason));
       },
       onHeaders(status, raw) {
         // 1xx answers come before the real one and are passed over.
@@ -75,7 +75,7 @@ export function bufferedRequest(
       },
       onError(error) {
         if (!settle()) return;
-        if (signal.aborted) reject(signal.reason);
+        if (cancel.aborted) reject(cancel.reason);
         // An error answer whose body broke off still says what it is; only its text is lost.
         else if (statusCode >= 300) {
           const raw = rawHeaders;
@@ -94,6 +94,11 @@ export function bufferedRequest(
       handler,
     );
   });
+}
+
+/** Undici aborts with an Error; a reason that is not one is carried by one. */
+function asError(reason: unknown): Error {
+  return reason instanceof Error ? reason : new Error(String(reason));
 }
 
 /** Undici's raw headers (name, value, name, value…) as an object of lower-case names. */

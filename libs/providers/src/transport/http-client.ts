@@ -1,5 +1,6 @@
 import { AppError } from '@flowloom/errors';
 import { Agent, type Dispatcher } from 'undici';
+import { type Cancellation, signalCancellation } from '../cancellation.js';
 import type {
   ChatRequest,
   ChatResponse,
@@ -38,7 +39,11 @@ const NETWORK_CODES = new Set([
 ]);
 
 /** Turns whatever undici or the network threw into an UpstreamFailure that routing understands. */
-function classify(error: unknown, signal: AbortSignal, provider: string): UpstreamFailure {
+function classify(
+  error: unknown,
+  signal: Pick<Cancellation, 'aborted' | 'reason'>,
+  provider: string,
+): UpstreamFailure {
   if (error instanceof UpstreamFailure) return error;
   if (signal.aborted) {
     const reason: unknown = signal.reason;
@@ -79,6 +84,10 @@ function targetOf(url: string): { origin: string; path: string } {
     targets.set(url, target);
   }
   return target;
+}
+
+function cancellationOf(call: UpstreamCall<unknown>): Cancellation {
+  return call.cancel ?? signalCancellation(call.signal);
 }
 
 function redactCredential(text: string, credential: string | undefined): string {
@@ -150,7 +159,7 @@ export function createHttpProviderClient(endpoint: ProviderEndpoint, spec: HttpP
   async function json(
     url: string,
     body: unknown,
-    signal: AbortSignal,
+    cancel: Cancellation,
     callHeaders?: Record<string, string>,
   ): Promise<unknown> {
     try {
@@ -164,7 +173,7 @@ export function createHttpProviderClient(endpoint: ProviderEndpoint, spec: HttpP
           headers: headersFor(callHeaders),
           body: JSON.stringify(body),
         },
-        signal,
+        cancel,
       );
       if (answer.statusCode < 200 || answer.statusCode >= 300)
         throw answerFailure(answer.statusCode, answer.headers(), answer.text);
@@ -174,7 +183,7 @@ export function createHttpProviderClient(endpoint: ProviderEndpoint, spec: HttpP
         throw new UpstreamFailure('bad_response', `${label} returned a body that is not JSON`);
       }
     } catch (error) {
-      throw classify(error, signal, label);
+      throw classify(error, cancel, label);
     }
   }
 
@@ -210,12 +219,14 @@ export function createHttpProviderClient(endpoint: ProviderEndpoint, spec: HttpP
 
   return {
     endpoint,
-    async chat({ request, model, signal }: UpstreamCall<ChatRequest>): Promise<ChatResponse> {
+    // `call.signal` is left unread when `call.cancel` is given (it may be made on first read).
+    async chat(call: UpstreamCall<ChatRequest>): Promise<ChatResponse> {
+      const { request, model } = call;
       const body = encodeOrReject(() => spec.wire.encodeChatRequest(withStream(request, false), model));
       const raw = await json(
         spec.chatUrl(base, endpoint, model, false),
         body,
-        signal,
+        cancellationOf(call),
         spec.chatHeaders?.(request),
       );
       return decodeOrFail(() => spec.wire.decodeChatResponse(raw));
@@ -261,18 +272,15 @@ export function createHttpProviderClient(endpoint: ProviderEndpoint, spec: HttpP
         throw new UpstreamFailure('connection', `${label} closed the stream before it finished`);
     },
 
-    async embeddings({
-      request,
-      model,
-      signal,
-    }: UpstreamCall<EmbeddingsRequest>): Promise<EmbeddingsResponse> {
+    async embeddings(call: UpstreamCall<EmbeddingsRequest>): Promise<EmbeddingsResponse> {
+      const { request, model } = call;
       const encode = spec.wire.encodeEmbeddingsRequest;
       const decode = spec.wire.decodeEmbeddingsResponse;
       if (!spec.embeddingsUrl || !encode || !decode) {
         throw new UpstreamFailure('http', `${label} does not offer embeddings`, 404);
       }
       const body = encodeOrReject(() => encode(request, model));
-      const raw = await json(spec.embeddingsUrl(base, endpoint, model), body, signal);
+      const raw = await json(spec.embeddingsUrl(base, endpoint, model), body, cancellationOf(call));
       return decodeOrFail(() => decode(raw));
     },
 

@@ -1,6 +1,12 @@
 import type { RoutingConfig } from '@flowloom/config';
 import { AppError } from '@flowloom/errors';
-import { type ProviderClient, UnsupportedRequest, UpstreamFailure } from '@flowloom/providers';
+import {
+  LazyAbort,
+  type ProviderClient,
+  UnsupportedRequest,
+  type UpstreamCall,
+  UpstreamFailure,
+} from '@flowloom/providers';
 import { scrubSecrets } from '@flowloom/telemetry';
 import { retryDelayMs } from '../domain/backoff.js';
 import type { Deployment } from '../domain/routing.js';
@@ -13,7 +19,7 @@ export interface AttemptResult<T> {
   deployment: Deployment;
   attempts: number;
   /** Aborts the winning attempt's upstream call; the caller owns it until its stream ends. */
-  controller: AbortController;
+  controller: LazyAbort;
 }
 
 /**
@@ -45,7 +51,7 @@ export async function withFallback<T>(
   router: Router,
   routing: RoutingConfig,
   metrics: GatewayMetrics,
-  call: (client: ProviderClient, deployment: Deployment, signal: AbortSignal) => Promise<T>,
+  call: (client: ProviderClient, deployment: Deployment, abort: LazyAbort) => Promise<T>,
 ): Promise<AttemptResult<T>> {
   const deadline = ctx.startedAt + routing.totalTimeoutMs;
   if (!candidates.some((d) => router.breaker(d.id).isAvailable(Date.now()))) {
@@ -99,13 +105,13 @@ export async function withFallback<T>(
       lastDeployment = undefined;
       continue;
     }
-    const controller = new AbortController();
+    const controller = new LazyAbort();
     const remaining = Math.max(1, Math.min(routing.attemptTimeoutMs, deadline - performance.now()));
     const timer = setTimeout(() => controller.abort(timeoutReason()), remaining);
     const stopListening = onCallerGone(ctx, () => controller.abort(ctx.signal.reason));
     const started = performance.now();
     try {
-      const value = await call(router.client(deployment), deployment, controller.signal);
+      const value = await call(router.client(deployment), deployment, controller);
       const seconds = (performance.now() - started) / 1000;
       breaker.onSuccess();
       router.latency.record(deployment.id, seconds * 1000);
@@ -140,6 +146,21 @@ export async function withFallback<T>(
     }
   }
   throw toAppError(lastFailure ?? new UpstreamFailure('timeout', 'the request ran out of time'), used);
+}
+
+/**
+ * One attempt's call to a provider. The client gets the attempt's cancellation as such; its
+ * AbortSignal is made only if the client reads `signal` (streams do, a non-streamed HTTP call does not).
+ */
+export function upstreamCall<R>(abort: LazyAbort, request: R, model: string): UpstreamCall<R> {
+  return {
+    request,
+    model,
+    cancel: abort,
+    get signal(): AbortSignal {
+      return abort.signal;
+    },
+  };
 }
 
 /** Every candidate refused the request before it was sent: the caller's 400, naming who refused what. */

@@ -17,7 +17,7 @@ import { costOf } from '../domain/prices.js';
 import { type Deployment, filterCapable, type Route, requiredCapabilities } from '../domain/routing.js';
 import type { GatewayMetrics } from '../ports/metrics.js';
 import type { Outbox } from '../ports/outbox.js';
-import { timeoutReason, toAppError, withFallback } from './attempts.js';
+import { timeoutReason, toAppError, upstreamCall, withFallback } from './attempts.js';
 import type { RequestContext } from './context.js';
 import { completedEvent, failedEvent, requestFields } from './events.js';
 import type { Hold, Limiter } from './limits.js';
@@ -216,7 +216,7 @@ export class ChatService {
         this.router,
         this.routing,
         this.metrics,
-        (client, d, signal) => client.chat({ request, model: d.model, signal }),
+        (client, d, abort) => client.chat(upstreamCall(abort, request, d.model)),
       );
       attempts = result.attempts;
       const { value: response, deployment } = result;
@@ -296,8 +296,8 @@ export class ChatService {
         this.router,
         this.routing,
         this.metrics,
-        async (client, d, signal) => {
-          const iterator = client.chatStream({ request: sent, model: d.model, signal });
+        async (client, d, abort) => {
+          const iterator = client.chatStream(upstreamCall(abort, sent, d.model));
           const first = await iterator.next();
           return { iterator, first };
         },

@@ -7,7 +7,7 @@ import { costOf } from '../domain/prices.js';
 import type { Deployment } from '../domain/routing.js';
 import type { GatewayMetrics } from '../ports/metrics.js';
 import type { Outbox } from '../ports/outbox.js';
-import { withFallback } from './attempts.js';
+import { upstreamCall, withFallback } from './attempts.js';
 import { asAppError, type CallOptions } from './chat.js';
 import type { RequestContext } from './context.js';
 import { baseFields, completedEvent, failedEvent } from './events.js';
@@ -82,7 +82,7 @@ export class EmbeddingsService {
         this.router,
         this.routing,
         this.metrics,
-        (client, d, signal) => client.embeddings({ request, model: d.model, signal }),
+        (client, d, abort) => client.embeddings(upstreamCall(abort, request, d.model)),
       );
       attempts = result.attempts;
       const usage = { inputTokens: result.value.usage.inputTokens, outputTokens: 0, cachedInputTokens: 0 };

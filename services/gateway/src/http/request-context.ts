@@ -1,4 +1,5 @@
 import type { ServerResponse } from 'node:http';
+import { LazyAbort } from '@flowloom/providers';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { type Authenticator, presentedKey } from '../app/authenticate.js';
 import type { CallerApi, RequestContext } from '../app/context.js';
@@ -60,9 +61,7 @@ export async function requestContext(
  * made only for code that asks for it: the upstream attempts listen through `whenGone`.
  */
 class HttpRequestContext implements RequestContext {
-  private controller: AbortController | undefined;
-  private listeners: Array<() => void> | undefined;
-  private left = false;
+  private readonly left = new LazyAbort();
 
   constructor(
     readonly requestId: string,
@@ -73,46 +72,21 @@ class HttpRequestContext implements RequestContext {
     response: ServerResponse,
   ) {
     response.once('close', () => {
-      if (!response.writableFinished) this.leave();
+      if (!response.writableFinished) this.left.abort(new Error('client disconnected'));
     });
   }
 
-  private leave(): void {
-    this.left = true;
-    this.controller?.abort(disconnected());
-    const listeners = this.listeners;
-    this.listeners = undefined;
-    for (const listener of listeners ?? []) listener();
-  }
-
   get gone(): boolean {
-    return this.left;
+    return this.left.aborted;
   }
 
   get signal(): AbortSignal {
-    if (!this.controller) {
-      this.controller = new AbortController();
-      if (this.left) this.controller.abort(disconnected());
-    }
-    return this.controller.signal;
+    return this.left.signal;
   }
 
   whenGone(listener: () => void): () => void {
-    if (this.left) {
-      listener();
-      return () => {};
-    }
-    this.listeners ??= [];
-    this.listeners.push(listener);
-    return () => {
-      const at = this.listeners?.indexOf(listener) ?? -1;
-      if (at >= 0) this.listeners!.splice(at, 1);
-    };
+    return this.left.whenAborted(listener);
   }
-}
-
-function disconnected(): Error {
-  return new Error('client disconnected');
 }
 
 declare module 'fastify' {
