@@ -13,7 +13,7 @@ import {
 } from './load.js';
 import { benchPolicy } from './policy-gateway.bench.js';
 import { adminCall, type Child, cpuMicros, freePort, startChild, startMockUpstream } from './processes.js';
-import { mainThreadWindow } from './runtime-metrics.js';
+import { auditTrailCatchUp, mainThreadWindow } from './runtime-metrics.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const ADMIN_KEY = 'flk_bench-admin-0123456789abcdefghijklmnopqrstuv';
@@ -248,6 +248,8 @@ export async function runGatewayBench(log: (line: string) => void, seconds = 10)
     const cpuBefore = cpuMicros(pid);
     const answered = await sendMany(flowloom, 32, soak);
     const cpuAfter = cpuMicros(pid);
+    const trail = await auditTrailCatchUp(`http://127.0.0.1:${httpPort}/metrics`, log);
+    const cpuCaughtUp = cpuMicros(pid);
     await new Promise((resolve) => setTimeout(resolve, 3_000));
     const afterSoak = await flowloomRss();
     figures.push(
@@ -267,6 +269,15 @@ export async function runGatewayBench(log: (line: string) => void, seconds = 10)
         unit: 'µs',
         note: `main thread ${Math.round((cpuAfter.main - cpuBefore.main) / soak)} µs (serves HTTP); the rest: embedded database thread, GC`,
       });
+    figures.push({
+      name: 'audit trail behind when the soak ended',
+      value: trail.behindAtEnd,
+      unit: 'events',
+      note:
+        trail.stillBehind === 0
+          ? `all in the ledger ${trail.seconds.toFixed(1)} s later${cpuBefore && cpuCaughtUp ? `; CPU per request with that work: ${Math.round((cpuCaughtUp.all - cpuBefore.all) / soak)} µs` : ''}`
+          : `${trail.stillBehind} still not written after ${trail.seconds.toFixed(0)} s`,
+    });
     return figures;
   } finally {
     for (const child of children.reverse()) await child.stop();

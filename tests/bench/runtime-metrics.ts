@@ -62,3 +62,43 @@ export function mainThreadWindow(metricsUrl: string, prefix = 'flowloom_') {
     },
   };
 }
+
+/** One series' value from a /metrics page (0 when absent). */
+export async function scrapeValue(metricsUrl: string, series: string): Promise<number> {
+  return samples(await fetch(metricsUrl).then((r) => r.text())).get(series) ?? 0;
+}
+
+export interface AuditTrailCatchUp {
+  /** Answered requests' events not yet in the ledger when the load stopped. */
+  behindAtEnd: number;
+  /** Seconds from the end of the load until none was left (or until `maxMs`). */
+  seconds: number;
+  /** What was still behind when it gave up; 0 when it caught up. */
+  stillBehind: number;
+}
+
+/**
+ * How far the audit trail was behind the answers when a load stopped, and how long the embedded
+ * platform took to write the rest: the outbox's backlog is what the ledger does not have yet. A
+ * throughput the ledger cannot follow is only good for bursts.
+ */
+export async function auditTrailCatchUp(
+  metricsUrl: string,
+  log: (line: string) => void,
+  maxMs = 600_000,
+): Promise<AuditTrailCatchUp> {
+  const backlog = () => scrapeValue(metricsUrl, 'flowloom_outbox_backlog_events');
+  const started = Date.now();
+  const behindAtEnd = await backlog();
+  let left = behindAtEnd;
+  let lastLog = started;
+  while (left > 0 && Date.now() - started < maxMs) {
+    await new Promise((resolve) => setTimeout(resolve, 250));
+    left = await backlog();
+    if (Date.now() - lastLog > 10_000) {
+      log(`audit trail: ${left} events still to write…`);
+      lastLog = Date.now();
+    }
+  }
+  return { behindAtEnd, seconds: (Date.now() - started) / 1000, stillBehind: left };
+}
