@@ -13,6 +13,7 @@ import { countTurns } from '@flowloom/ledger/testing/event-loop';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LocalAuditSource } from '../src/app/local-source.js';
 import { verifyLog } from '../src/app/verify-log.js';
+import { LedgerConflictError } from '../src/ports/ledger-store.js';
 import type { TestDatabase } from './databases.js';
 import {
   COMPLETED,
@@ -55,6 +56,32 @@ for (const engine of ENGINES) {
       for (const [i, event] of events.entries()) {
         expect(await t.store.indexOfEvent(event.id)).toBe(i);
       }
+    });
+
+    it('when a writer appends after the log moved on (another writer appended), then it is refused and stores nothing', async () => {
+      const size = await t.store.treeSize();
+      const stale = size - 1;
+      const event = requestEvent(5000);
+      const entry = canonicalize(event);
+      const row = {
+        index: stale,
+        eventId: event.id,
+        leafHash: leafHash(new TextEncoder().encode(entry)),
+        entry,
+        time: event.time,
+        type: event.type,
+        source: event.source,
+        subject: null,
+        actor: null,
+        keyId: null,
+        project: null,
+        job: null,
+        outcome: null,
+      };
+      const tile = { startSize: stale, endSize: size, hashes: new Uint8Array(32) };
+      await expect(t.store.append([row], tile)).rejects.toBeInstanceOf(LedgerConflictError);
+      expect(await t.store.treeSize()).toBe(size);
+      expect(await t.store.indexOfEvent(event.id)).toBeUndefined();
     });
 
     it('when many callers append overlapping events at once, then group commit appends each id once', async () => {

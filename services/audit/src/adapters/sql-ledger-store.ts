@@ -233,26 +233,22 @@ export class SqlLedgerStore implements LedgerStore {
 
   private async appendOnce(rows: readonly EntryRow[], tile: NodeTile): Promise<void> {
     await this.db.transaction(async (tx) => {
+      // The lock on its own: the next statement then reads the tiles with a snapshot taken after
+      // another writer's commit, so a conflict is seen rather than hidden.
       await tx.query('select pg_advisory_xact_lock($1)', [APPEND_LOCK]);
-      const { rows: size } = await tx.query<{ size: unknown }>(
-        'select coalesce(max(end_size), 0) as size from audit_node_tiles',
-      );
-      const current = asNumber(size[0]?.size ?? 0);
+      // In slices: each is serialised on the caller's thread, which may be serving requests, and
+      // awaiting the database in between lets them in. The first slice also checks where the log
+      // ends and adds the tile, in the same statement: one statement and round trip per group
+      // commit instead of three (on the embedded database each costs its thread ~0.3-0.5 ms).
+      const current = await insertEntries(tx, rows.slice(0, INSERT_SLICE), tile);
       if (current !== tile.startSize) {
         throw new LedgerConflictError(
           `the ledger ends at ${current}, not ${tile.startSize}: another writer appended; reopen the log`,
         );
       }
-      // In slices: each is serialised on the caller's thread, which may be serving requests, and
-      // awaiting the database in between lets them in.
-      for (let at = 0; at < rows.length; at += INSERT_SLICE) {
+      for (let at = INSERT_SLICE; at < rows.length; at += INSERT_SLICE) {
         await insertEntries(tx, rows.slice(at, at + INSERT_SLICE));
       }
-      // Hex text binds several times faster than a bytea parameter on PGlite.
-      await tx.query(
-        `insert into audit_node_tiles (start_size, end_size, node_base, hashes) values ($1, $2, $3, decode($4, 'hex'))`,
-        [tile.startSize, tile.endSize, nodesBefore(tile.startSize), buffer(tile.hashes).toString('hex')],
-      );
     });
   }
 
@@ -554,7 +550,8 @@ export class SqlLedgerStore implements LedgerStore {
   }
 }
 
-async function insertEntries(tx: Queryable, rows: readonly EntryRow[]): Promise<void> {
+/** The entries' rows as one INSERT; with `tile`, see insertEntries. */
+function entriesInsert(rows: readonly EntryRow[], guarded: boolean): { sql: string; params: SqlParam[] } {
   // The short columns travel as one JSON array: parsed once by json_to_recordset, it binds at
   // about half the cost of a text[] per column on PGlite, and JSON.stringify escapes any value.
   // Entries never contain a newline (canonical JSON), so they travel as one joined string: far
@@ -575,15 +572,46 @@ async function insertEntries(tx: Queryable, rows: readonly EntryRow[]): Promise<
       o: r.outcome,
     })),
   );
-  await tx.query(
-    `insert into audit_entries
+  return {
+    sql: `insert into audit_entries
        (idx, event_id, leaf_hash, event_time, event_type, source, subject, actor, key_id, project, job, outcome, entry)
      select u.idx, u.id, decode(u.hash, 'hex'), u.t::timestamptz, u.ty, u.src, u.sub, u.act, u.k, u.p, u.j, u.o, u.entry
        from rows from (
          json_to_recordset($1::json) as (idx bigint, id text, hash text, t text, ty text, src text, sub text,
                                          act text, k text, p text, j text, o text),
          unnest(string_to_array($2, E'\\n'))
-       ) as u(idx, id, hash, t, ty, src, sub, act, k, p, j, o, entry)`,
-    [columns, rows.map((r) => r.entry).join('\n')],
+       ) as u(idx, id, hash, t, ty, src, sub, act, k, p, j, o, entry)${guarded ? ', cur where cur.size = $3::bigint' : ''}`,
+    params: [columns, rows.map((r) => r.entry).join('\n')],
+  };
+}
+
+/**
+ * Inserts entries. With `tile`, the same statement first reads where the log ends and, only when
+ * that is the tile's start, inserts the entries and the tile (every part of a statement sees the
+ * tiles as they were before it): it returns where the log ended.
+ */
+async function insertEntries(tx: Queryable, rows: readonly EntryRow[], tile?: NodeTile): Promise<number> {
+  const { sql, params } = entriesInsert(rows, tile !== undefined);
+  if (!tile) {
+    await tx.query(sql, params);
+    return 0;
+  }
+  const { rows: found } = await tx.query<{ size: unknown }>(
+    `with cur as (select coalesce(max(end_size), 0) as size from audit_node_tiles),
+     tile as (
+       insert into audit_node_tiles (start_size, end_size, node_base, hashes)
+       select $3::bigint, $4::bigint, $5::bigint, decode($6, 'hex') from cur where cur.size = $3::bigint
+     ),
+     entries as (${sql})
+     select size from cur`,
+    // Hex text binds several times faster than a bytea parameter on PGlite.
+    [
+      ...params,
+      tile.startSize,
+      tile.endSize,
+      nodesBefore(tile.startSize),
+      buffer(tile.hashes).toString('hex'),
+    ],
   );
+  return asNumber(found[0]?.size ?? 0);
 }
