@@ -97,6 +97,16 @@ beforeAll(async () => {
       (await api(gateway.httpUrl, 'POST', '/api/v1/keys', ADMIN, { name: owner, owner, role: 'admin' })).body
         .key,
     );
+  // The gateway's stream is refused until its bootstrap admin key is stored (it starts after the
+  // policy service) and then retries after a back-off: time propagation only once it is connected.
+  for (let tries = 0; ; tries++) {
+    const ready = await api(gateway.httpUrl, 'GET', '/readyz', ADMIN);
+    const checks = (ready.body as { checks?: Record<string, string> }).checks ?? {};
+    if (checks['policy'] === 'ok') break;
+    if (tries > 200)
+      throw new Error(`the gateway's policy stream never connected: ${JSON.stringify(checks)}`);
+    await delay(25);
+  }
   authorKey = await personal('alice');
   reviewerKey = await personal('reviewer');
 });
