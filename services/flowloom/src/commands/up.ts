@@ -101,13 +101,13 @@ function limitHeapGrowth(): void {
 
 /**
  * V8's parallel scavenger and concurrent sweeper hand work to helper threads and wake them through a
- * condition variable, and glibc's pthread_cond_signal waits until the threads it woke before have run.
- * On a busy machine (more runnable threads than cores) the main thread sat in such futex waits for
- * 10-90 ms at a time (perf trace: futex in pthread_cond_signal, 500 req/s on 2 shared cores), and every
- * request in flight waited with it. Doing this work on the main thread costs it a little per
- * collection but never waits for a descheduled helper (paired runs: GC time 75-95 ms vs 90-290 ms per
- * 15 s, main thread blocked 108 and 537 ms vs 522 and 1527 ms). The marking flags and --single-threaded-gc are left alone: V8
- * aborts when those change once the heap is set up; these are read at each collection.
+ * condition variable, and glibc's pthread_cond_signal can wait until the threads it woke before have
+ * run: on a busy machine (more runnable threads than cores) perf trace showed the main thread in such
+ * futex waits for 10-90 ms at 500 req/s. On 2 shared cores the helpers cost more than they save:
+ * with this work on the main thread, 9 paired 15 s runs averaged 1.12 vs 1.29 ms of CPU per request
+ * (all threads), 0.49 vs 0.55 ms (main thread) and 105 vs 140 ms of GC per run.
+ * The marking flags and --single-threaded-gc are left alone: V8 aborts when those change once the heap
+ * is set up; these are read at each collection.
  */
 function keepGcOnMainThread(): void {
   for (const flag of [
