@@ -73,7 +73,7 @@ describe('flowloom run --policy', () => {
       const job = /job (guarded-[0-9a-f]{6}): /.exec(stderr)?.[1];
       expect(job, output).toBeDefined();
 
-      // Pushed and recorded like any version (author, message), but not deployed.
+      // Pushed and recorded like every version (author, message), but not deployed.
       const policy = (await platform.api('/api/v1/policies/job-loop-guard')) as {
         deployment: unknown;
         versions: Array<{ version: string; author: string; message: string }>;

@@ -37,7 +37,7 @@ Options:
                          key: the gateway evaluates it for the job's requests in addition to the active
                          policies, combined by the usual rules (block wins), so it can only add
                          restrictions, never lift one; that is why it needs no second person's approval.
-                         It may not reroute. Its decisions are recorded and explained like any other.
+                         It may not reroute. Its decisions are recorded and explained like every other.
   --project P            tag the job's key, and so its traffic, with project P
   --max-restarts K       restart after a crash or a stop by a policy or limit, K times at most (default 0)
   --restart-delay S      seconds before the first restart, doubling after each (default 1)

@@ -18,7 +18,7 @@ export interface IssuedJobKey {
   /** The secret, handed to the job only. */
   key: string;
   hint: string;
-  /** The job policy version bound to the key, if any. */
+  /** The job policy version bound to the key, when there is one. */
   policy?: string | null;
 }
 

@@ -106,7 +106,7 @@ export function keyView(key: KeyRecord) {
     project: key.project,
     team: key.team,
     job: key.job,
-    /** The job policy version bound to the key, if any. */
+    /** The job policy version bound to the key, when there is one. */
     policy: key.policy ?? null,
     role: key.role,
     models: key.models,
