@@ -133,8 +133,8 @@ export function replayDecisions(
   let approximateAfterCall = 0;
   let changed = 0;
   let requests = 0;
-  const gathered = onDemandReads(baseline, candidate);
   const reads = allReads(baseline, candidate);
+  const gathered = onDemandReads(reads);
   const missingPaths = new Map<string, number>();
   let missingDecisions = 0;
   const postCall = baseline.phases.includes('post_call') || candidate.phases.includes('post_call');
@@ -253,27 +253,16 @@ function sectionOf(path: string): OnDemand | undefined {
 
 type Reader = 'baseline' | 'candidate';
 
-/** Both versions' reads of on-demand sections, by section, each path with the versions that read it. */
-function onDemandReads(
-  baseline: CompiledPolicy,
-  candidate: CompiledPolicy,
-): Map<OnDemand, Map<string, Reader[]>> {
+/** The reads of on-demand sections, by section: each path with the versions that read it. */
+function onDemandReads(reads: ReadonlyMap<string, Reader[]>): Map<OnDemand, Map<string, Reader[]>> {
   const out = new Map<OnDemand, Map<string, Reader[]>>();
-  const sides: ReadonlyArray<[Reader, CompiledPolicy]> = [
-    ['baseline', baseline],
-    ['candidate', candidate],
-  ];
-  for (const [reader, policy] of sides)
-    for (const rule of policy.rules)
-      for (const path of rule.condition.reads) {
-        const section = sectionOf(path);
-        if (section === undefined) continue;
-        const paths = out.get(section) ?? new Map<string, Reader[]>();
-        const readers = paths.get(path) ?? [];
-        if (!readers.includes(reader)) readers.push(reader);
-        paths.set(path, readers);
-        out.set(section, paths);
-      }
+  for (const [path, readers] of reads) {
+    const section = sectionOf(path);
+    if (section === undefined) continue;
+    const paths = out.get(section) ?? new Map<string, Reader[]>();
+    paths.set(path, readers);
+    out.set(section, paths);
+  }
   return out;
 }
 
