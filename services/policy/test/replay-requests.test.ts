@@ -8,9 +8,9 @@ import {
   type RequestFailed,
   uuidv7,
 } from '@flowloom/contracts';
-import { type Db, openPglite } from '@flowloom/store';
+import type { Db } from '@flowloom/store';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { at, startTestPolicyService, type TestPolicyService, testSchema } from './support.js';
+import { at, openTestEngine, startTestPolicyService, type TestPolicyService } from './support.js';
 
 // Replay when no policy was active: no decision was recorded, so the traffic is the gateways'
 // request events, rebuilt into what a policy would have read; what they cannot tell is reported missing.
@@ -86,23 +86,18 @@ function decided(requestId: string): DecisionRecord {
 }
 
 describe.each(['postgres', 'pglite'] as const)('replay from request events (%s)', (engine) => {
-  let schema: Awaited<ReturnType<typeof testSchema>> | undefined;
+  let engineDb: Awaited<ReturnType<typeof openTestEngine>> | undefined;
   let db: Db;
   let t: TestPolicyService;
 
   beforeAll(async () => {
-    if (engine === 'postgres') {
-      schema = await testSchema();
-      db = await schema.open();
-    } else {
-      db = await openPglite();
-    }
+    engineDb = await openTestEngine(engine);
+    db = engineDb.db;
     t = await startTestPolicyService(db);
   });
   afterAll(async () => {
     await t?.close();
-    if (schema) await schema.drop();
-    else await db?.close();
+    await engineDb?.close();
   });
 
   it('when no decision was recorded for requests, then replay evaluates their request events and names what they lack', async () => {

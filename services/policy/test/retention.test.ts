@@ -6,10 +6,10 @@ import {
   type RequestCompleted,
   uuidv7,
 } from '@flowloom/contracts';
-import { type Db, openPglite } from '@flowloom/store';
+import type { Db } from '@flowloom/store';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SqlOperationalRetention } from '../src/adapters/sql-operational-retention.js';
-import { startTestPolicyService, type TestPolicyService, testSchema } from './support.js';
+import { openTestEngine, startTestPolicyService, type TestPolicyService } from './support.js';
 
 // The policy service's working copies (decisions, interventions, replay traffic) are pruned after
 // policy.retentionDays; the audit ledger, not these tables, is the lasting record.
@@ -82,23 +82,18 @@ async function ids(db: Db, table: string, key: string): Promise<string[]> {
 }
 
 describe.each(['postgres', 'pglite'] as const)('policy retention (%s)', (engine) => {
-  let schema: Awaited<ReturnType<typeof testSchema>> | undefined;
+  let engineDb: Awaited<ReturnType<typeof openTestEngine>> | undefined;
   let db: Db;
   let t: TestPolicyService;
 
   beforeAll(async () => {
-    if (engine === 'postgres') {
-      schema = await testSchema();
-      db = await schema.open();
-    } else {
-      db = await openPglite();
-    }
+    engineDb = await openTestEngine(engine);
+    db = engineDb.db;
     t = await startTestPolicyService(db, { policy: { retentionDays: 1, retentionIntervalMs: 1_000 } });
   });
   afterAll(async () => {
     await t?.close();
-    if (schema) await schema.drop();
-    else await db?.close();
+    await engineDb?.close();
   });
 
   it('when rows are older than the cutoff, then they are deleted a slice at a time and newer rows stay', async () => {

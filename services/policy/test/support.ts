@@ -6,7 +6,7 @@ import { InProcessBus } from '@flowloom/bus';
 import { loadConfig } from '@flowloom/config';
 import type { CloudEvent } from '@flowloom/contracts';
 import { AppError } from '@flowloom/errors';
-import { type Db, openPostgres } from '@flowloom/store';
+import { type Db, openPglite, openPostgres } from '@flowloom/store';
 import { startPolicyHttp } from '../src/http/server.js';
 import { type PolicyService, startPolicyService } from '../src/main.js';
 
@@ -40,6 +40,18 @@ export async function testSchema(): Promise<{ open(): Promise<Db>; drop(): Promi
       await admin.close();
     },
   };
+}
+
+/** A database of either engine for a `describe.each` over both: a fresh schema, or an in-memory PGlite. */
+export async function openTestEngine(
+  engine: 'postgres' | 'pglite',
+): Promise<{ db: Db; close(): Promise<void> }> {
+  if (engine === 'pglite') {
+    const db = await openPglite();
+    return { db, close: () => db.close() };
+  }
+  const schema = await testSchema();
+  return { db: await schema.open(), close: () => schema.drop() };
 }
 
 /**
