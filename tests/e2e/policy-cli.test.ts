@@ -137,6 +137,28 @@ describe('flowloom policy against flowloom up', () => {
     expect(results.at(-1)?.text).toContain('rule \\"agent-loop\\"');
   });
 
+  it('when a job policy is pushed with --job-policy, then even the bootstrap key may push it, it is not deployed, and a reroute in it is refused', async () => {
+    writeFileSync(
+      join(dir, 'job.yaml'),
+      'name: nightly-job\nrules:\n  - id: stop-loops\n    condition: signals.repeated_prompts >= 2\n    action: stop_job\n',
+    );
+    const pushed = await cli(['policy', 'push', join(dir, 'job.yaml'), '--job-policy'], rootEnv);
+    expect(pushed.code, pushed.stderr).toBe(0);
+    expect(pushed.stdout).toMatch(/pushed nightly-job version [0-9a-f]{64}/);
+    expect(pushed.stdout).toMatch(/run a job under it: flowloom run --policy [0-9a-f]{12} -- CMD ARGS/);
+    const shown = await cli(['policy', 'show', 'nightly-job', '--json'], env);
+    expect(JSON.parse(shown.stdout)).toMatchObject({ name: 'nightly-job', deployment: null });
+
+    writeFileSync(
+      join(dir, 'job-reroute.yaml'),
+      'name: nightly-job\nrules:\n  - id: elsewhere\n    condition: request.model == "big"\n    action: { type: reroute, model: small }\n',
+    );
+    const refused = await cli(['policy', 'push', join(dir, 'job-reroute.yaml'), '--job-policy'], env);
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toContain('reroute');
+    expect((await cli(['policy', 'push', '--help'], env)).stdout).toContain('--job-policy');
+  });
+
   it('when a stricter version is replayed, diffed and then rolled back, then each command says what happens', async () => {
     writeFileSync(join(dir, 'stricter.yaml'), GUARD.replace('>= 3', '>= 2'));
     const diff = await cli(['policy', 'diff', join(dir, 'stricter.yaml')], env);

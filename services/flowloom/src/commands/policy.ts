@@ -16,9 +16,11 @@ FlowLoom (FLOWLOOM_URL, FLOWLOOM_API_KEY = an admin key; the key's owner is who 
       Checks a policy file offline: YAML/JSON, fields, CEL conditions, actions. Exit 1 when invalid,
       each problem as file:line:column: path: message.
 
-  flowloom policy push FILE [-m MESSAGE] [--json]
+  flowloom policy push FILE [-m MESSAGE] [--job-policy] [--json]
       Stores FILE as a new version (an identical document is the same version). An invalid policy is
       refused with the same pointed messages and never becomes active. Pushing does not deploy.
+      --job-policy: a version to bind to a job's key (flowloom run --policy VERSION, or a key's
+      "policy"): it may only add restrictions (no reroute), so it needs no approval and is never deployed.
 
   flowloom policy diff NAME [--from VERSION] [--to VERSION]
   flowloom policy diff FILE
@@ -93,6 +95,7 @@ export const policyCommand: Command = {
       strict: true,
       options: {
         message: { type: 'string', short: 'm' },
+        'job-policy': { type: 'boolean' },
         json: { type: 'boolean' },
         from: { type: 'string' },
         to: { type: 'string' },
@@ -123,6 +126,7 @@ export const policyCommand: Command = {
           source: readSource(file),
           filename: file,
           ...(values.message ? { message: values.message } : {}),
+          ...(values['job-policy'] ? { jobPolicy: true } : {}),
         })) as Record<string, unknown> & { diff?: { added: string[]; removed: string[]; changed: string[] } };
         if (values.json) return json(pushed);
         io.out(
@@ -135,7 +139,9 @@ export const policyCommand: Command = {
             `  rules added: ${pushed.diff.added.join(', ') || '-'}; removed: ${pushed.diff.removed.join(', ') || '-'}; changed: ${pushed.diff.changed.join(', ') || '-'}`,
           );
         io.out(
-          `  roll it out: flowloom policy promote ${pushed.name} ${short(pushed.version)} --mode shadow`,
+          values['job-policy']
+            ? `  run a job under it: flowloom run --policy ${short(pushed.version)} -- CMD ARGS`
+            : `  roll it out: flowloom policy promote ${pushed.name} ${short(pushed.version)} --mode shadow`,
         );
         return 0;
       }
