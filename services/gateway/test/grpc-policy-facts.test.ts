@@ -26,7 +26,7 @@ rules:
       || "x-session-token" in request.headers || "x-trace-bin" in request.headers
     action: block
     message: a credential reached the policy
-  - id: any-metadata
+  - id: metadata-present
     condition: size(request.headers) > 0
     action: alert
   - id: tagged
@@ -100,14 +100,14 @@ async function evaluation(decisionId: string | undefined) {
 }
 
 describe('what a gRPC call gives policies', () => {
-  it('when a unary Chat carries x-tier metadata and the x-flowloom-job metadata, then a rule reading both blocks it, and the decision shows the values it read without any credential or binary entry', async () => {
+  it('when a unary Chat carries x-tier metadata and the x-flowloom-job metadata, then a rule reading both blocks it, and the decision shows the values it read without a credential or binary entry', async () => {
     // Metadata names are case-insensitive: grpc-js sends them lower-case.
     const { error } = await chat({ 'X-Tier': 'gold', 'x-flowloom-job': 'nightly' });
     expect(error?.code).toBe(grpc.status.PERMISSION_DENIED);
     expect(error?.details).toContain('gold-tier nightly jobs are paused');
     const decisionId = String(error?.metadata.get('x-flowloom-decision')[0]);
     const { decision, evaluation: e } = await evaluation(decisionId);
-    expect(e.matched).toEqual(['gold-nightly', 'any-metadata']);
+    expect(e.matched).toEqual(['gold-nightly', 'metadata-present']);
     expect(e.inputs['request.headers["x-tier"]']).toBe('gold');
     expect(e.inputs['request.job']).toBe('nightly');
     for (const hidden of ['authorization', 'x-api-key', 'x-session-token', 'x-trace-bin'])
@@ -145,11 +145,11 @@ describe('what a gRPC call gives policies', () => {
     expect(tagged.chunks.some((c) => c.textDelta)).toBe(true);
     const decisionId = tagged.chunks.find((c) => c.started)?.started?.decisionId;
     const { evaluation: e } = await evaluation(decisionId);
-    expect(e.matched).toEqual(['any-metadata', 'tagged']);
+    expect(e.matched).toEqual(['metadata-present', 'tagged']);
     expect(e.inputs).toMatchObject({ 'request.session': 's-1', 'request.project': 'p-1' });
   });
 
-  it('when tags are malformed, disagree between field and metadata, or name a project the key is not of, then the call is refused before any policy or model', async () => {
+  it('when tags are malformed, disagree between field and metadata, or name a project the key is not of, then the call is refused before a policy or model sees it', async () => {
     const spaced = await chat({ 'x-flowloom-job': 'has space' });
     expect(spaced.error?.code).toBe(grpc.status.INVALID_ARGUMENT);
     expect(spaced.error?.details).toContain('x-flowloom-job must be 1-200 printable ASCII characters');

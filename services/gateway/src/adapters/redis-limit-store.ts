@@ -50,7 +50,7 @@ end
 return 1
 `;
 
-/** How long a hand-over batch is remembered as applied: far longer than any retry of it. */
+/** How long a hand-over batch is remembered as applied: far longer than every retry of it. */
 const HAND_OVER_MARK_SECONDS = 24 * 3600;
 
 type ScriptReply = [number, number | string, number?, number?];

@@ -56,7 +56,7 @@ interface Channel {
  * Delivers enforced alerts in the background: rate-limited per channel, rule and subject, queued per
  * channel (bounded, dropping the oldest), posted with retries (jittered back-off honouring
  * retry-after, a timeout per attempt). Every outcome becomes a `policy.alert.delivery` event and a
- * count in `flowloom_alerts_total`; the request that matched never waits for any of it.
+ * count in `flowloom_alerts_total`; the request that matched never waits for it.
  */
 export class AlertDispatcher implements AlertSink {
   private readonly limit: AlertRateLimit;

@@ -44,7 +44,7 @@ export function subjectOf(ctx: RequestContext): Subject {
  * Budgets and rate limits around one request: the rate windows are checked, then the worst-case cost
  * is reserved atomically on every budget that applies (only if it fits the limit with what is spent and
  * reserved already); after the answer the reservation is replaced by the actual cost. While each bill
- * stays within its reservation, concurrent requests, from any number of replicas on one store, never
+ * stays within its reservation, concurrent requests, from every replica on one store, never
  * pass the limit; a bill above its reservation (an input estimate counted short) passes it by that
  * excess alone.
  */

@@ -32,7 +32,7 @@ export class AlertRateLimit {
     this.maxTracked = options.maxTracked ?? DEFAULT_MAX_TRACKED;
   }
 
-  /** A match for `channel`: what to post now (a closed window's summary first, then this one, if any). */
+  /** A match for `channel`: what to post now (a closed window's summary first, then this one, when there is one). */
   offer(channel: string, notice: AlertNotice, now: number): AlertPost[] {
     let key = `${channel}\u0000${notice.policy}\u0000${notice.rule}\u0000${notice.subject}`;
     if (!this.windows.has(key) && this.windows.size >= this.maxTracked)

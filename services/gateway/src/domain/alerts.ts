@@ -30,7 +30,7 @@ export interface AlertNotice {
   readonly subject: string;
   /** The rule's message or description. */
   readonly explanation: string;
-  /** The runaway signals the decision saw, when a rule read any. */
+  /** The runaway signals the decision saw, when a rule read them. */
   readonly signals?: Readonly<Record<string, number>>;
   /** The values of the paths the rule's condition read. */
   readonly inputs: Readonly<Record<string, unknown>>;
@@ -157,7 +157,7 @@ function slackEscape(text: string): string {
   return text.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
 }
 
-/** 408, 425, 429 and 5xx are worth another attempt; any other refusal will not change by retrying. */
+/** 408, 425, 429 and 5xx are worth another attempt; other refusals will not change by retrying. */
 export function isRetryableStatus(status: number): boolean {
   return status === 408 || status === 425 || status === 429 || status >= 500;
 }

@@ -3,7 +3,7 @@ import type { ChatRequest } from '@flowloom/providers';
 /**
  * The most input tokens one image can cost on the providers FlowLoom speaks to (Anthropic ~1,600 after
  * its resize, OpenAI's patch-based models ~3,800 at most, Gemini 258 per 768-pixel tile), so a budget
- * reserves enough for any image without decoding it.
+ * reserves enough for every image without decoding it.
  */
 export const IMAGE_TOKENS_BOUND = 4096;
 
