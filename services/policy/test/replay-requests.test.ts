@@ -1,16 +1,8 @@
-import {
-  createEvent,
-  type DecisionRecord,
-  GATEWAY_REQUEST_COMPLETED,
-  GATEWAY_REQUEST_FAILED,
-  POLICY_DECISION,
-  type RequestCompleted,
-  type RequestFailed,
-  uuidv7,
-} from '@flowloom/contracts';
+import { createEvent, POLICY_DECISION, uuidv7 } from '@flowloom/contracts';
 import type { Db } from '@flowloom/store';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { at, openTestEngine, startTestPolicyService, type TestPolicyService } from './support.js';
+import { allowDecision, completedEvent, failedEvent } from './traffic.js';
 
 // Replay when no policy was active: no decision was recorded, so the traffic is the gateways'
 // request events, rebuilt into what a policy would have read; what they cannot tell is reported missing.
@@ -24,66 +16,6 @@ rules:
     condition: request.headers["x-team"] == "red"
     action: alert
 `;
-
-const context = (requestId: string, model: string) => ({
-  requestId,
-  keyId: 'k1',
-  owner: 'alice',
-  job: 'nightly',
-  api: 'openai',
-  operation: 'chat' as const,
-  model,
-  stream: false,
-  latencyMs: 5,
-  attempts: 1,
-});
-
-const completed = (requestId: string, model: string) =>
-  createEvent<RequestCompleted>(
-    GATEWAY_REQUEST_COMPLETED,
-    'flowloom/gateway',
-    {
-      ...context(requestId, model),
-      provider: 'local',
-      deployment: 'local/flowloom-local',
-      providerModel: 'flowloom-local',
-      usage: { inputTokens: 10, outputTokens: 4, cachedInputTokens: 0 },
-      costUsd: 0,
-      finishReason: 'stop',
-    },
-    'job/nightly',
-  );
-
-const failed = (requestId: string, model: string) =>
-  createEvent<RequestFailed>(
-    GATEWAY_REQUEST_FAILED,
-    'flowloom/gateway',
-    { ...context(requestId, model), errorCode: 'upstream_error', errorMessage: 'down', httpStatus: 502 },
-    'job/nightly',
-  );
-
-/** A request a policy did decide on (its decision is the traffic; its request event is not counted again). */
-function decided(requestId: string): DecisionRecord {
-  return {
-    decisionId: uuidv7(),
-    requestId,
-    at: new Date().toISOString(),
-    keyId: 'k1',
-    job: 'nightly',
-    verdict: 'allow',
-    actions: [],
-    intendedVerdict: 'allow',
-    intendedActions: [],
-    enforced: true,
-    evaluationMicros: 1,
-    evaluations: [],
-    input: {
-      request: { model: 'big', key: 'k1', job: 'nightly' },
-      caller: { key_id: 'k1' },
-      now: Date.now(),
-    },
-  };
-}
 
 describe.each(['postgres', 'pglite'] as const)('replay from request events (%s)', (engine) => {
   let engineDb: Awaited<ReturnType<typeof openTestEngine>> | undefined;
@@ -103,15 +35,15 @@ describe.each(['postgres', 'pglite'] as const)('replay from request events (%s)'
   it('when no decision was recorded for requests, then replay evaluates their request events and names what they lack', async () => {
     const decidedId = uuidv7();
     await t.bus.publish([
-      completed(uuidv7(), 'big'),
-      completed(uuidv7(), 'big'),
-      completed(uuidv7(), 'small'),
-      failed(uuidv7(), 'small'),
-      createEvent(POLICY_DECISION, 'flowloom/gateway', decided(decidedId), 'job/nightly'),
-      completed(decidedId, 'big'),
+      completedEvent(uuidv7(), 'big'),
+      completedEvent(uuidv7(), 'big'),
+      completedEvent(uuidv7(), 'small'),
+      failedEvent(uuidv7(), 'small'),
+      createEvent(POLICY_DECISION, 'flowloom/gateway', allowDecision(decidedId, 'big'), 'job/nightly'),
+      completedEvent(decidedId, 'big'),
     ]);
     // Redelivered: stored once.
-    const again = completed(uuidv7(), 'small');
+    const again = completedEvent(uuidv7(), 'small');
     await t.bus.publish([again]);
     await t.bus.publish([again]);
 

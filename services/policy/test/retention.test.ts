@@ -1,65 +1,14 @@
-import {
-  createEvent,
-  type DecisionRecord,
-  GATEWAY_REQUEST_COMPLETED,
-  POLICY_DECISION,
-  type RequestCompleted,
-  uuidv7,
-} from '@flowloom/contracts';
+import { createEvent, POLICY_DECISION, uuidv7 } from '@flowloom/contracts';
 import type { Db } from '@flowloom/store';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SqlOperationalRetention } from '../src/adapters/sql-operational-retention.js';
 import { openTestEngine, startTestPolicyService, type TestPolicyService } from './support.js';
+import { allowDecision, completedEvent } from './traffic.js';
 
 // The policy service's working copies (decisions, interventions, replay traffic) are pruned after
 // policy.retentionDays; the audit ledger, not these tables, is the lasting record.
 
 const DAY = 86_400_000;
-
-function decision(requestId: string, atMs: number): DecisionRecord {
-  return {
-    decisionId: uuidv7(atMs),
-    requestId,
-    at: new Date(atMs).toISOString(),
-    keyId: 'k1',
-    job: 'nightly',
-    verdict: 'allow',
-    actions: [],
-    intendedVerdict: 'allow',
-    intendedActions: [],
-    enforced: true,
-    evaluationMicros: 1,
-    evaluations: [],
-    input: { request: { model: 'm' }, caller: { key_id: 'k1' }, now: atMs },
-  };
-}
-
-function completed(requestId: string, atMs: number) {
-  return createEvent<RequestCompleted>(
-    GATEWAY_REQUEST_COMPLETED,
-    'flowloom/gateway',
-    {
-      requestId,
-      keyId: 'k1',
-      owner: 'alice',
-      job: 'nightly',
-      api: 'openai',
-      operation: 'chat',
-      model: 'm',
-      stream: false,
-      latencyMs: 5,
-      attempts: 1,
-      provider: 'local',
-      deployment: 'local/flowloom-local',
-      providerModel: 'flowloom-local',
-      usage: { inputTokens: 10, outputTokens: 4, cachedInputTokens: 0 },
-      costUsd: 0,
-      finishReason: 'stop',
-    },
-    'job/nightly',
-    atMs,
-  );
-}
 
 async function insertDecisionRow(db: Db, id: string, atMs: number): Promise<void> {
   await db.query(
@@ -123,13 +72,13 @@ describe.each(['postgres', 'pglite'] as const)('policy retention (%s)', (engine)
     const now = Date.now();
     const oldRequest = uuidv7(now - 3 * DAY);
     const newRequest = uuidv7();
-    const oldDecision = decision(oldRequest, now - 3 * DAY);
-    const newDecision = decision(newRequest, now - 60_000);
+    const oldDecision = allowDecision(oldRequest, 'm', now - 3 * DAY);
+    const newDecision = allowDecision(newRequest, 'm', now - 60_000);
     await t.bus.publish([
       createEvent(POLICY_DECISION, 'flowloom/gateway', oldDecision, 'job/nightly', now - 3 * DAY),
       createEvent(POLICY_DECISION, 'flowloom/gateway', newDecision, 'job/nightly'),
-      completed(oldRequest, now - 3 * DAY),
-      completed(newRequest, now - 60_000),
+      completedEvent(oldRequest, 'm', now - 3 * DAY),
+      completedEvent(newRequest, 'm', now - 60_000),
     ]);
 
     // The service's pass runs every second: the old rows go, whichever pass first sees them stored.
