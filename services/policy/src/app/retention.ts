@@ -10,20 +10,22 @@ export interface RetentionSchedule {
   onError(error: unknown): void;
 }
 
+/** The first pass waits this long at most, so that start-up and the first requests never share the database with it. */
+const FIRST_PASS_MAX_DELAY_MS = 60_000;
+
 /**
- * Runs retention now and then every `intervalMs` (a pass at start catches up on a data folder that
- * sat idle). Passes never overlap: the next is scheduled when one ends. Returns how to stop it.
+ * Runs retention soon after start (catching up on a data folder that sat idle) and then every
+ * `intervalMs`. Passes never overlap: the next is scheduled when one ends. Returns how to stop it.
  */
 export function scheduleRetention(
   retention: OperationalRetention,
   schedule: RetentionSchedule,
-  now: () => number = Date.now,
 ): () => Promise<void> {
   let stopped = false;
   let timer: NodeJS.Timeout | undefined;
   let running: Promise<void> = Promise.resolve();
   const pass = async (): Promise<void> => {
-    const cutoff = new Date(now() - schedule.days * DAY_MS);
+    const cutoff = new Date(Date.now() - schedule.days * DAY_MS);
     try {
       const pruned = await retention.pruneBefore(cutoff);
       if (pruned.decisions + pruned.interventions + pruned.requests > 0) schedule.onPruned(pruned, cutoff);
@@ -39,7 +41,8 @@ export function scheduleRetention(
       timer.unref();
     });
   };
-  run();
+  timer = setTimeout(run, Math.min(schedule.intervalMs, FIRST_PASS_MAX_DELAY_MS));
+  timer.unref();
   return async () => {
     stopped = true;
     if (timer) clearTimeout(timer);
