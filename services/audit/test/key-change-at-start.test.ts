@@ -123,7 +123,7 @@ for (const engine of ENGINES) {
       const keyId = replicas[0]!.keyId;
       expect(new Set(replicas.map((r) => r.keyId))).toEqual(new Set([keyId]));
       for (const replica of replicas) await replica.close();
-      // Read back through a ledger opened afterwards: a replica searches only what it has indexed itself.
+      // Read back through a ledger opened afterwards, which did not take part.
       const after = await t.reopen();
       expect((await keyChanges(after)).filter((c) => c.keyId === keyId)).toHaveLength(1);
       await after.close();

@@ -346,8 +346,12 @@ export class SqlLedgerStore implements LedgerStore {
   }
 
   async indexedUpTo(): Promise<number> {
+    // The first entry missing, not the highest present: replicas index their own appends, so a
+    // replica killed between appending and indexing leaves a gap below later entries.
     const { rows } = await this.db.query<{ n: unknown }>(
-      'select coalesce(max(idx) + 1, 0) as n from audit_index',
+      `select case when not exists (select 1 from audit_index where idx = 0) then 0
+              else (select min(i.idx) + 1 from audit_index i
+                     where not exists (select 1 from audit_index j where j.idx = i.idx + 1)) end as n`,
     );
     return asNumber(rows[0]?.n ?? 0);
   }
@@ -357,7 +361,8 @@ export class SqlLedgerStore implements LedgerStore {
       `insert into audit_index (idx, event_type, actor, key_id, project, job, outcome, pruned, search)
        select idx, event_type, actor, key_id, project, job, outcome, pruned,
               case when pruned then ''::tsvector else ${search} end
-         from audit_entries where idx >= $1 and idx < $2
+         from audit_entries e where idx >= $1 and idx < $2
+          and not exists (select 1 from audit_index i where i.idx = e.idx)
        on conflict (idx) do nothing`;
     // Every entry is JSON unless someone tampered with the table, so the range is first indexed
     // without audit_search_vector's exception handler: that handler opens a subtransaction per

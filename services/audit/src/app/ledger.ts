@@ -364,18 +364,22 @@ export class AuditLedger {
     return run;
   }
 
-  private async indexChunk(limit: number): Promise<void> {
+  private async indexChunk(limit: number, upTo = this.log.size): Promise<void> {
     const from = this.indexedTo;
-    const to = Math.min(this.log.size, from + limit);
+    const to = Math.min(upTo, from + limit);
     if (to <= from) return;
     await this.store.indexEntries(from, to);
     this.indexedTo = to;
   }
 
-  /** Brings the search index up to every committed entry. */
+  /**
+   * Brings the search index up to every committed entry, those other replicas appended included
+   * (this one's tree knows of them only once it appends again).
+   */
   catchUpIndex(): Promise<void> {
     return this.serially(async () => {
-      while (this.indexedTo < this.log.size) await this.indexChunk(5_000);
+      const committed = Math.max(this.log.size, await this.store.treeSize());
+      while (this.indexedTo < committed) await this.indexChunk(5_000, committed);
     });
   }
 
