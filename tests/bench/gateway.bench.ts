@@ -202,6 +202,24 @@ export async function runGatewayBench(log: (line: string) => void, seconds = 10)
       }
     }
 
+    // The throughput runs leave each instance's audit trail behind (the ledger writes at its own
+    // pace, and one instance's catch-up takes CPU from the other): overhead at a steady 500 req/s
+    // is measured once both have caught up.
+    for (const [label, port] of [
+      ['FlowLoom', httpPort],
+      ['FlowLoom governed', governedPort],
+    ] as const) {
+      const trail = await auditTrailCatchUp(`http://127.0.0.1:${port}/metrics`, log);
+      figures.push({
+        name: `${label}: audit trail behind after the throughput runs`,
+        value: trail.behindAtEnd,
+        unit: 'events',
+        note:
+          trail.stillBehind === 0
+            ? `all in the ledger ${trail.seconds.toFixed(1)} s later`
+            : `${trail.stillBehind} still not written after ${trail.seconds.toFixed(0)} s`,
+      });
+    }
     const mainThread = mainThreadWindow(`http://127.0.0.1:${httpPort}/metrics`);
     figures.push(...(await overheadFigures(upstream, flowloom, seconds, log, 'FlowLoom', mainThread)));
     const governedThread = mainThreadWindow(`http://127.0.0.1:${governedPort}/metrics`);
