@@ -1,10 +1,10 @@
-import { appendFileSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { appendFileSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { EventBus, EventHandler } from '@flowloom/bus';
 import { type CloudEvent, createEvent } from '@flowloom/contracts';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { FileOutbox } from '../src/adapters/file-outbox.js';
+import { FileOutbox, type FileOutboxOptions } from '../src/adapters/file-outbox.js';
 import { RecordingBus } from './recording-bus.js';
 
 // The embedded outbox (an append-only file log) must keep the outbox contract the SQL one keeps:
@@ -14,8 +14,8 @@ import { RecordingBus } from './recording-bus.js';
 let dir: string;
 const open: FileOutbox[] = [];
 
-async function openOutbox(bus: EventBus): Promise<FileOutbox> {
-  const outbox = await FileOutbox.open(dir, bus, { fsync: 'never' });
+async function openOutbox(bus: EventBus, options: FileOutboxOptions = {}): Promise<FileOutbox> {
+  const outbox = await FileOutbox.open(dir, bus, { fsync: 'never', ...options });
   open.push(outbox);
   return outbox;
 }
@@ -25,6 +25,15 @@ function testEvent(n: number): CloudEvent<{ n: number }> {
 }
 
 const ids = (events: readonly CloudEvent[]) => events.map((e) => e.id);
+
+/** Writes `events` while the bus refuses them, then closes: they are in the log, unpublished. */
+async function writtenWhileBusDown(events: readonly CloudEvent[]): Promise<void> {
+  const down = new RecordingBus();
+  down.failAll = true;
+  const outbox = await openOutbox(down);
+  if (events.length > 0) await outbox.append(events);
+  await outbox.close();
+}
 
 function logLines(): string[] {
   return readdirSync(dir)
@@ -107,12 +116,8 @@ describe('file outbox', () => {
   });
 
   it('when the bus was down at shutdown, then the events are published, in order, after a restart', async () => {
-    const down = new RecordingBus();
-    down.failAll = true;
-    const outbox = await openOutbox(down);
     const events = Array.from({ length: 4 }, (_, i) => testEvent(i));
-    await outbox.append(events);
-    await outbox.close();
+    await writtenWhileBusDown(events);
     const up = new RecordingBus();
     const reopened = await openOutbox(up);
     expect(await reopened.publishPending()).toBe(4);
@@ -283,4 +288,147 @@ describe('file outbox with a backlog larger than what it holds in memory', () =>
     await outbox.publishPending();
     expect(ids(bus.accepted)).toEqual(ids(events));
   });
+});
+
+/** The one segment file of the test folder. */
+function onlySegment(): string {
+  const segments = readdirSync(dir).filter((name) => name.endsWith('.jsonl'));
+  if (segments.length !== 1) throw new Error(`expected one segment, found ${segments.length}`);
+  return join(dir, segments[0]!);
+}
+
+/** Replaces the text of line `index` (from 0) of the only segment, keeping its newline. */
+function damageLine(index: number, replace: (line: string) => string): void {
+  const path = onlySegment();
+  const lines = readFileSync(path, 'utf8').split('\n');
+  lines[index] = replace(lines[index]!);
+  writeFileSync(path, lines.join('\n'));
+}
+
+const garbage = (line: string) => '\u0000\uffff#'.repeat(Math.ceil(line.length / 3)).slice(0, line.length);
+const truncated = (line: string) => line.slice(0, Math.floor(line.length / 2));
+const parsesAsEvent = (line: string) => typeof (JSON.parse(line) as CloudEvent).id === 'string';
+
+describe('file outbox with damaged or torn lines', () => {
+  const reported = () => {
+    const errors: string[] = [];
+    return { errors, onError: (error: unknown) => void errors.push(String(error)) };
+  };
+
+  /** Ten events written while the bus refuses them, seven of them held only as positions in the log. */
+  const spilledBacklog = async () => {
+    const bus = new RecordingBus();
+    bus.failAll = true;
+    const log = reported();
+    const outbox = await openOutbox(bus, { maxBufferedEvents: 3, onError: log.onError });
+    const events = Array.from({ length: 10 }, (_, i) => testEvent(i));
+    for (const e of events) await outbox.append([e]);
+    expect(outbox.buffered).toBe(3);
+    return { bus, log, outbox, events };
+  };
+
+  it('when lines already published are damaged, then the unpublished events after them in the same segment still go out, once', async () => {
+    const bus = new RecordingBus();
+    const outbox = await openOutbox(bus);
+    const events = Array.from({ length: 7 }, (_, i) => testEvent(i));
+    await outbox.append(events.slice(0, 5));
+    expect(await outbox.publishPending()).toBe(5);
+    bus.failAll = true;
+    await outbox.append(events.slice(5));
+    await outbox.close();
+    damageLine(1, garbage);
+    damageLine(2, truncated);
+
+    const again = new RecordingBus();
+    const log = reported();
+    const reopened = await openOutbox(again, { onError: log.onError });
+    expect(await reopened.publishPending()).toBe(2);
+    expect(ids(again.accepted)).toEqual(ids(events.slice(5)));
+    // Published lines are not read again, so their damage is not even noticed.
+    expect(reopened.skippedLines).toBe(0);
+    expect(log.errors).toEqual([]);
+  });
+
+  it('when a line not yet published is damaged, then it is skipped and reported, and the events around it go out once', async () => {
+    const events = Array.from({ length: 5 }, (_, i) => testEvent(i));
+    await writtenWhileBusDown(events);
+    damageLine(2, garbage);
+
+    const bus = new RecordingBus();
+    const log = reported();
+    const reopened = await openOutbox(bus, { onError: log.onError });
+    expect(await reopened.publishPending()).toBe(4);
+    expect(reopened.skippedLines).toBe(1);
+    expect(log.errors).toEqual([expect.stringMatching(/skipped 1 unreadable line/)]);
+    const later = testEvent(9);
+    await reopened.append([later]);
+    expect(await reopened.publishPending()).toBe(1);
+    expect(ids(bus.accepted)).toEqual(ids([events[0]!, events[1]!, events[3]!, events[4]!, later]));
+    await reopened.close();
+
+    const third = new RecordingBus();
+    expect(await (await openOutbox(third)).publishPending()).toBe(0);
+  });
+
+  it('when a line held only as a position in the log is damaged, then the relay skips it and goes on', async () => {
+    const { bus, log, outbox, events } = await spilledBacklog();
+    damageLine(5, truncated);
+    bus.failAll = false;
+
+    expect(await outbox.publishPending()).toBe(9);
+    expect(ids(bus.accepted)).toEqual(ids(events.filter((_, i) => i !== 5)));
+    expect(outbox.skippedLines).toBe(1);
+    expect(log.errors).toEqual([expect.stringMatching(/skipped 1 unreadable line/)]);
+    const later = testEvent(10);
+    await outbox.append([later]);
+    expect(await outbox.publishPending()).toBe(1);
+    expect(bus.accepted.at(-1)?.id).toBe(later.id);
+  });
+
+  it('when the log was cut short under events held only as positions, then the missing ones are reported and the relay goes on', async () => {
+    const { bus, log, outbox, events } = await spilledBacklog();
+    const path = onlySegment();
+    const kept = readFileSync(path, 'utf8').split('\n').slice(0, 6).join('\n');
+    writeFileSync(path, `${kept}\n`);
+    bus.failAll = false;
+
+    expect(await outbox.publishPending()).toBe(6);
+    expect(ids(bus.accepted)).toEqual(ids(events.slice(0, 6)));
+    expect(outbox.skippedLines).toBe(4);
+    expect(outbox.backlog).toBe(0);
+    expect(log.errors).toEqual([expect.stringMatching(/skipped 4 unreadable line/)]);
+  });
+
+  it.each([
+    ['only a torn line', 0],
+    ['complete lines and a torn one', 2],
+  ])(
+    'when the first write was torn by a crash (%s), then appends continue on a clean line and every complete event goes out once, in order',
+    async (_, complete) => {
+      // What a crash in the middle of the first write leaves: its first lines, then part of one.
+      const events = Array.from({ length: complete + 1 }, (_, i) => testEvent(i));
+      await writtenWhileBusDown([]);
+      const text = events.map((e) => `${JSON.stringify(e)}\n`).join('');
+      appendFileSync(onlySegment(), text.slice(0, text.length - 40));
+
+      const stillDown = new RecordingBus();
+      stillDown.failAll = true;
+      const log = reported();
+      const reopened = await openOutbox(stillDown, { onError: log.onError });
+      expect(reopened.backlog).toBe(complete);
+      const later = [testEvent(10), testEvent(11)];
+      await reopened.append(later.slice(0, 1));
+      await reopened.close();
+      expect(logLines().every(parsesAsEvent)).toBe(true);
+      expect(log.errors.filter((e) => /torn/.test(e))).toHaveLength(1);
+
+      const bus = new RecordingBus();
+      const third = await openOutbox(bus);
+      await third.append(later.slice(1));
+      expect(await third.publishPending()).toBe(complete + 2);
+      expect(ids(bus.accepted)).toEqual(ids([...events.slice(0, complete), ...later]));
+      await third.close();
+      expect(await (await openOutbox(new RecordingBus())).publishPending()).toBe(0);
+    },
+  );
 });

@@ -18,6 +18,54 @@ async function recorder(): Promise<{ bus: InProcessBus; seen: CloudEvent[] }> {
   return { bus, seen };
 }
 
+/**
+ * Runs the writer fixture on `dir` until `count` appends were acknowledged, then kills it. With
+ * `fileBlocks`, the files it writes cannot grow past that many blocks (ulimit -f).
+ */
+async function writeUntilKilled(
+  dir: string,
+  count: number,
+  fileBlocks?: number,
+): Promise<{ acknowledged: string[]; failed: string[] }> {
+  const script = fileURLToPath(new URL('./fixtures/outbox-writer.ts', import.meta.url));
+  const child = fileBlocks
+    ? spawn(
+        '/bin/sh',
+        ['-c', `ulimit -f ${fileBlocks} && exec "$0" --import tsx "$1" "$2"`, process.execPath, script, dir],
+        {
+          stdio: ['ignore', 'pipe', 'inherit'],
+        },
+      )
+    : spawn(process.execPath, ['--import', 'tsx', script, dir], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const acknowledged: string[] = [];
+  const failed: string[] = [];
+  let buffer = '';
+  child.stdout.on('data', (chunk: Buffer) => {
+    buffer += chunk.toString();
+    const lines = buffer.split('\n');
+    buffer = lines.pop() ?? '';
+    for (const line of lines.filter(Boolean)) {
+      if (line.startsWith('!')) failed.push(line.slice(1));
+      else acknowledged.push(line);
+    }
+  });
+  const exited = new Promise((r) => child.once('exit', r));
+  await Promise.race([
+    exited,
+    new Promise<void>((resolve) => {
+      const timer = setInterval(() => {
+        if (acknowledged.length >= count) {
+          clearInterval(timer);
+          child.kill('SIGKILL');
+          resolve();
+        }
+      }, 5);
+    }),
+  ]);
+  await exited;
+  return { acknowledged, failed };
+}
+
 describe('FileOutbox', () => {
   it('when many appends arrive at once, then all are durable, published once and in order', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'outbox-'));
@@ -57,28 +105,7 @@ describe('FileOutbox', () => {
 
   it('when the process is killed while appending, then a restart publishes every acknowledged event', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'outbox-crash-'));
-    const script = fileURLToPath(new URL('./fixtures/outbox-writer.ts', import.meta.url));
-    const child = spawn(process.execPath, ['--import', 'tsx', script, dir], {
-      stdio: ['ignore', 'pipe', 'inherit'],
-    });
-    const acknowledged: string[] = [];
-    let buffer = '';
-    child.stdout.on('data', (chunk: Buffer) => {
-      buffer += chunk.toString();
-      const lines = buffer.split('\n');
-      buffer = lines.pop() ?? '';
-      acknowledged.push(...lines.filter(Boolean));
-    });
-    await new Promise<void>((resolve) => {
-      const timer = setInterval(() => {
-        if (acknowledged.length >= 2000) {
-          clearInterval(timer);
-          child.kill('SIGKILL');
-          resolve();
-        }
-      }, 5);
-    });
-    await new Promise((r) => child.once('exit', r));
+    const { acknowledged } = await writeUntilKilled(dir, 2000);
     // A torn line at the end of the log is what a crash mid-write leaves behind.
     const segment = readdirSync(dir)
       .filter((f) => f.endsWith('.jsonl'))
@@ -93,6 +120,21 @@ describe('FileOutbox', () => {
     const missing = acknowledged.filter((id) => !published.has(id));
     expect(missing).toEqual([]);
     expect(seen.some((e) => e.id === 'torn')).toBe(false);
+  });
+
+  it('when the file system takes only part of a write, then those appends fail, and a restart publishes every acknowledged event once', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'outbox-short-'));
+    // A file size limit (ulimit -f, in blocks of 512 bytes here) makes the write that crosses it
+    // short and the next one fail, as a full disk does.
+    const { acknowledged, failed } = await writeUntilKilled(dir, 1000, 32);
+    expect(failed.length).toBeGreaterThan(0);
+    const { bus, seen } = await recorder();
+    const outbox = await FileOutbox.open(dir, bus);
+    await outbox.publishPending();
+    await outbox.close();
+    const published = new Set(seen.map((e) => e.id));
+    expect(acknowledged.filter((id) => !published.has(id))).toEqual([]);
+    expect(published.size).toBe(seen.length);
   });
 
   it('when a restart follows a clean shutdown, then nothing already published is published again', async () => {

@@ -8,7 +8,7 @@ export interface Pending {
   event: CloudEvent;
 }
 
-/** Bytes `[start, end)` of segment `name`: `count` whole JSON lines, one event each, from `firstSeq` on. */
+/** Bytes `[start, end)` of segment `name`: `count` whole lines, one event each, from `firstSeq` on. */
 interface Span {
   name: string;
   start: number;
@@ -17,8 +17,32 @@ interface Span {
   count: number;
 }
 
-const NEWLINE = 0x0a;
+/** What one read of spilled events gave: the events, and the lines of the span that held none. */
+export interface Taken {
+  events: Pending[];
+  /** Lines that are no event (damaged after they were written) or missing from the file: skipped. */
+  skipped: number;
+  name: string;
+}
+
+export const NEWLINE = 0x0a;
 const FIRST_READ_BYTES = 256 * 1024;
+
+/**
+ * The event on bytes `[start, end)` of a line, or undefined when they are not one (garbage, torn or
+ * truncated JSON). A JSON value that is not an event object is refused too: the bus would fail on
+ * it on every retry, and the relay would never get past it.
+ */
+export function parseEventLine(bytes: Buffer, start: number, end: number): CloudEvent | undefined {
+  try {
+    const value: unknown = JSON.parse(bytes.toString('utf8', start, end));
+    if (typeof value !== 'object' || value === null) return undefined;
+    const { id, type } = value as Partial<CloudEvent>;
+    return typeof id === 'string' && typeof type === 'string' ? (value as CloudEvent) : undefined;
+  } catch {
+    return undefined;
+  }
+}
 
 /**
  * Unpublished events the outbox holds only as positions in its segment files, so a backlog (the bus
@@ -36,7 +60,7 @@ export class SpilledEvents {
   /** Records `count` events written as lines in `[start, end)` of `name`, numbered from `firstSeq`. */
   add(name: string, start: number, end: number, firstSeq: number, count: number): void {
     const last = this.spans[this.spans.length - 1];
-    // Writes that follow each other in one file make one span; a gap (a torn line skipped, a
+    // Writes that follow each other in one file make one span; a gap (a damaged line skipped, a
     // failed write) starts a new one, so a span never holds a byte that is not an event's line.
     if (last && last.name === name && last.end === start && last.firstSeq + last.count === firstSeq) {
       last.end = end;
@@ -47,32 +71,41 @@ export class SpilledEvents {
     this.total += count;
   }
 
-  /** Reads up to `max` of the earliest spilled events back from `dir` and forgets their positions. */
-  async take(dir: string, max: number): Promise<Pending[]> {
+  /**
+   * Reads up to `max` lines of the earliest spilled events back from `dir` and forgets their
+   * positions. A line that is no longer an event keeps its number (the numbering is by line) and is
+   * counted in `skipped`, so a damaged file delays nothing behind it.
+   */
+  async take(dir: string, max: number): Promise<Taken> {
     const span = this.spans[0];
-    if (!span || max <= 0) return [];
+    if (!span || max <= 0) return { events: [], skipped: 0, name: '' };
     // `add` may extend this span while the read waits: only the bytes known now are read.
     const end = span.end;
     const handle = await open(join(dir, span.name), 'r');
-    const taken: Pending[] = [];
+    const events: Pending[] = [];
+    let lines = 0;
     let consumed = 0;
     try {
       let size = Math.min(FIRST_READ_BYTES, end - span.start);
-      while (taken.length === 0) {
+      for (;;) {
         const buffer = Buffer.allocUnsafe(size);
         const { bytesRead } = await handle.read(buffer, 0, size, span.start);
         let from = 0;
         let newline = buffer.indexOf(NEWLINE, 0);
-        while (newline !== -1 && newline < bytesRead && taken.length < max) {
-          const event = JSON.parse(buffer.toString('utf8', from, newline)) as CloudEvent;
-          taken.push({ seq: span.firstSeq + taken.length, event });
+        while (newline !== -1 && newline < bytesRead && lines < max && lines < span.count) {
+          const event = parseEventLine(buffer, from, newline);
+          if (event) events.push({ seq: span.firstSeq + lines, event });
+          lines++;
           from = newline + 1;
           newline = buffer.indexOf(NEWLINE, from);
         }
         consumed = from;
-        if (taken.length > 0) break;
+        if (lines > 0) break;
         if (bytesRead < size || size >= end - span.start) {
-          throw new Error(`outbox segment ${span.name} ends before the events it recorded`);
+          // The file ends (or its lines run together) before the events it recorded: nothing more
+          // can come out of this span, and waiting on it would stop the relay for good.
+          lines = span.count;
+          break;
         }
         // One line longer than the read: read more at once.
         size = Math.min(size * 2, end - span.start);
@@ -81,10 +114,10 @@ export class SpilledEvents {
       await handle.close();
     }
     span.start += consumed;
-    span.firstSeq += taken.length;
-    span.count -= taken.length;
-    this.total -= taken.length;
+    span.firstSeq += lines;
+    span.count -= lines;
+    this.total -= lines;
     if (span.count === 0) this.spans.shift();
-    return taken;
+    return { events, skipped: lines - events.length, name: span.name };
   }
 }

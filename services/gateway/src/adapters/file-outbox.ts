@@ -4,6 +4,7 @@ import {
   readdirSync,
   readFileSync,
   renameSync,
+  truncateSync,
   unlinkSync,
   writeFileSync,
 } from 'node:fs';
@@ -12,7 +13,7 @@ import { join } from 'node:path';
 import type { EventBus } from '@flowloom/bus';
 import type { CloudEvent } from '@flowloom/contracts';
 import type { Outbox } from '../ports/outbox.js';
-import { type Pending, SpilledEvents } from './file-outbox-spill.js';
+import { NEWLINE, type Pending, parseEventLine, SpilledEvents } from './file-outbox-spill.js';
 
 export type FsyncMode = 'always' | 'interval' | 'never';
 
@@ -47,7 +48,6 @@ export type EventSink = Pick<EventBus, 'publish'>;
 
 const SEGMENT = /^(\d{20})\.jsonl$/;
 const segmentName = (firstSeq: number): string => `${String(firstSeq).padStart(20, '0')}.jsonl`;
-const NEWLINE = 0x0a;
 /** Events handed to the bus in one publish call. */
 const PUBLISH_BATCH = 1000;
 
@@ -57,6 +57,12 @@ const PUBLISH_BATCH = 1000;
  * hot path because one append call per batch costs microseconds, where an embedded (WASM) database
  * costs milliseconds of the same CPU that serves requests. On start, everything after the recorded
  * position is published again (consumers deduplicate by event id), so a crash delays, never drops.
+ *
+ * An event's sequence number is its segment's first one plus the count of whole lines (ending in a
+ * newline) before it, and the recorded position is such a number. So a segment never holds a line
+ * that was not counted when it was written: a write that fails is cut off again, and a torn last
+ * line (a crash mid-write) is cut off when the log is opened. A line damaged later still counts: the
+ * lines after it keep their numbers, and it is skipped (reported) if it was not yet published.
  */
 export class FileOutbox implements Outbox {
   private handle: FileHandle | undefined;
@@ -68,6 +74,10 @@ export class FileOutbox implements Outbox {
   private unpublished: Pending[] = [];
   private readonly spilled = new SpilledEvents();
   private segmentName = '';
+  private segmentFirstSeq = 1;
+  /** A write failed and the bytes it may have left after `segmentSize` are not cut off yet. */
+  private tailDirty = false;
+  private skipped = 0;
   private publishedSeq = 0;
   private segments: Array<{ firstSeq: number; name: string }> = [];
   private relayRunning = false;
@@ -113,30 +123,58 @@ export class FileOutbox implements Outbox {
       .filter((m): m is RegExpExecArray => m !== null)
       .map((m) => ({ firstSeq: Number(m[1]), name: m[0] }))
       .sort((a, b) => a.firstSeq - b.firstSeq);
-    let seq = this.segments[0]?.firstSeq ?? 1;
-    for (const segment of this.segments) {
-      seq = segment.firstSeq;
-      const bytes = readFileSync(join(this.dir, segment.name));
-      let start = 0;
-      while (start < bytes.length) {
-        let end = bytes.indexOf(NEWLINE, start);
-        if (end === -1) end = bytes.length;
-        const lineStart = start;
-        start = end + 1;
-        if (end === lineStart) continue;
-        let event: CloudEvent;
-        try {
-          event = JSON.parse(bytes.toString('utf8', lineStart, end)) as CloudEvent;
-        } catch {
-          // A torn last line (crash mid-write) was never acknowledged: drop it.
-          continue;
-        }
-        if (seq > this.publishedSeq) this.keep({ seq, event }, segment.name, lineStart, end + 1);
-        seq++;
-      }
+    let seq = 1;
+    for (let i = 0; i < this.segments.length; i++) {
+      const segment = this.segments[i]!;
+      const next = this.segments[i + 1];
+      // A segment wholly published is not read again: whatever happened to it since changes nothing.
+      if (next && next.firstSeq - 1 <= this.publishedSeq) continue;
+      seq = this.recoverSegment(segment);
     }
     this.nextSeq = Math.max(seq, this.publishedSeq + 1);
     await this.openSegment();
+  }
+
+  /** Keeps the unpublished events of one segment; returns the number after its last line. */
+  private recoverSegment(segment: { firstSeq: number; name: string }): number {
+    const path = join(this.dir, segment.name);
+    const bytes = readFileSync(path);
+    let seq = segment.firstSeq;
+    let start = 0;
+    let damaged = 0;
+    for (let end = bytes.indexOf(NEWLINE); end !== -1; end = bytes.indexOf(NEWLINE, start)) {
+      const lineStart = start;
+      start = end + 1;
+      // An empty line was never an event nor numbered (older versions wrote them after a torn line).
+      if (end === lineStart) continue;
+      const lineSeq = seq++;
+      // Published lines are only counted, never parsed: a damaged one must not hold up the rest.
+      if (lineSeq <= this.publishedSeq) continue;
+      const event = parseEventLine(bytes, lineStart, end);
+      if (event) this.keep({ seq: lineSeq, event }, segment.name, lineStart, end + 1);
+      else damaged++;
+    }
+    if (damaged > 0) this.reportSkipped(damaged, segment.name);
+    if (start < bytes.length) {
+      // Bytes after the last newline are a write a crash interrupted: never acknowledged, never
+      // numbered. Cut off, so that the next line appended to the segment starts clean.
+      truncateSync(path, start);
+      this.options.onError?.(
+        new Error(
+          `outbox: dropped a torn last line (${bytes.length - start} bytes) of segment ${segment.name}`,
+        ),
+      );
+    }
+    return seq;
+  }
+
+  private reportSkipped(lines: number, name: string): void {
+    this.skipped += lines;
+    this.options.onError?.(
+      new Error(
+        `outbox: skipped ${lines} unreadable line(s) of segment ${name}, never published (damaged on disk)`,
+      ),
+    );
   }
 
   /** Holds an unpublished event in memory while under the cap and nothing is spilled, else its position. */
@@ -146,18 +184,26 @@ export class FileOutbox implements Outbox {
   }
 
   private async openSegment(): Promise<void> {
-    await this.handle?.close();
     const name = segmentName(this.nextSeq);
-    this.segmentName = name;
-    if (!this.segments.some((s) => s.name === name)) this.segments.push({ firstSeq: this.nextSeq, name });
-    // Start every segment at a line boundary, even after a torn write in the previous one.
-    this.handle = await open(join(this.dir, name), 'a');
-    const { size } = await this.handle.stat();
-    this.segmentSize = size;
-    if (size > 0) {
-      await this.handle.write('\n');
-      this.segmentSize++;
+    // Opened before the current one is closed: if it cannot be, appends go on in the current one.
+    const handle = await open(join(this.dir, name), 'a');
+    let size: number;
+    try {
+      ({ size } = await handle.stat());
+    } catch (error) {
+      await handle.close();
+      throw error;
     }
+    const previous = this.handle;
+    this.handle = handle;
+    this.segmentName = name;
+    this.segmentFirstSeq = this.nextSeq;
+    // Zero but for the last segment of a previous run when it held no whole line (its torn tail cut).
+    this.segmentSize = size;
+    if (!this.segments.some((s) => s.name === name)) this.segments.push({ firstSeq: this.nextSeq, name });
+    // The pending interval flush would reach only the new segment: flush the last writes of this one.
+    if (previous && this.dirty) await previous.datasync().catch((e: unknown) => this.options.onError?.(e));
+    await previous?.close();
   }
 
   append(events: readonly CloudEvent[]): Promise<void> {
@@ -183,12 +229,16 @@ export class FileOutbox implements Outbox {
           }
         }
         try {
+          if (this.tailDirty) await this.cutFailedWrite();
           if (this.segmentSize > this.segmentBytes) await this.openSegment();
-          await this.handle!.write(text);
+          const length = Buffer.byteLength(text);
+          const { bytesWritten } = await this.handle!.write(text);
+          // A short write (disk full, file size limit) is not an error by itself: finish or fail.
+          if (bytesWritten < length) await this.writeRest(text, bytesWritten);
           if (this.fsync === 'always') await this.handle!.datasync();
           else this.scheduleSync();
           const start = this.segmentSize;
-          this.segmentSize += Buffer.byteLength(text);
+          this.segmentSize += length;
           const firstSeq = this.nextSeq;
           this.nextSeq += added.length;
           const room = this.spilled.count === 0 ? Math.max(0, this.maxBuffered - this.unpublished.length) : 0;
@@ -203,13 +253,34 @@ export class FileOutbox implements Outbox {
           this.wakeRelay?.();
         } catch (error) {
           for (const waiter of batch) waiter.reject(error);
-          // A failed write may have left a partial line: continue in a fresh segment.
-          await this.openSegment().catch((e: unknown) => this.options.onError?.(e));
+          this.tailDirty = true;
+          await this.cutFailedWrite().catch((e: unknown) => this.options.onError?.(e));
         }
       }
     } finally {
       this.writing = false;
     }
+  }
+
+  /** Writes what a short write left out; throws if the file system still takes nothing. */
+  private async writeRest(text: string, written: number): Promise<void> {
+    const bytes = Buffer.from(text);
+    for (let offset = written; offset < bytes.length; ) {
+      const { bytesWritten } = await this.handle!.write(bytes, offset, bytes.length - offset);
+      if (bytesWritten === 0) throw new Error('outbox: the file system took no bytes of a write');
+      offset += bytesWritten;
+    }
+  }
+
+  /**
+   * Cuts the segment back to its last whole write: lines of a failed (rejected) write must not take
+   * numbers that later events get. Appends then go on in a new segment if this one holds events, so
+   * a per-file size limit or a bad block is left behind.
+   */
+  private async cutFailedWrite(): Promise<void> {
+    await this.handle!.truncate(this.segmentSize);
+    this.tailDirty = false;
+    if (this.nextSeq > this.segmentFirstSeq) await this.openSegment();
   }
 
   private scheduleSync(): void {
@@ -240,8 +311,10 @@ export class FileOutbox implements Outbox {
       if (this.unpublished.length === 0) {
         if (this.spilled.count === 0) break;
         const taken = await this.spilled.take(this.dir, PUBLISH_BATCH);
+        if (taken.skipped > 0) this.reportSkipped(taken.skipped, taken.name);
         // An append that landed while the read waited came after every spilled event.
-        this.unpublished = taken.concat(this.unpublished);
+        this.unpublished = taken.events.concat(this.unpublished);
+        if (this.unpublished.length === 0) continue;
       }
       const batch = this.unpublished.slice(0, PUBLISH_BATCH);
       await this.bus.publish(batch.map((p) => p.event));
@@ -294,6 +367,11 @@ export class FileOutbox implements Outbox {
 
   get backlog(): number {
     return this.unpublished.length + this.spilled.count;
+  }
+
+  /** Lines found damaged (or missing) since the log was opened, skipped instead of published. */
+  get skippedLines(): number {
+    return this.skipped;
   }
 
   /** Unpublished events held in memory (the rest of the backlog is read back from the log). */
