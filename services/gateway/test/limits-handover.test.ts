@@ -3,11 +3,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { FallbackLimitStore, type LimitsHandOver } from '../src/adapters/fallback-limit-store.js';
 import { MemoryLimitStore } from '../src/adapters/memory-limit-store.js';
 import { RedisLimitStore } from '../src/adapters/redis-limit-store.js';
-import { freePort } from './ports.js';
-import { TcpGate } from './tcp-gate.js';
-
-/** The real Redis; the replicas reach it through a gate that can cut it off without losing its data. */
-const TEST_REDIS_URL = new URL(process.env.FLOWLOOM_TEST_REDIS_URL ?? 'redis://127.0.0.1:6379');
+import { gatedRedis, untilRecovered as recovered, TEST_REDIS_URL } from './limits-outage.js';
 
 const closing: Array<{ close(): Promise<void> }> = [];
 afterAll(async () => {
@@ -30,26 +26,16 @@ async function replica(url: string, prefix: string) {
   return { store, local, handOvers };
 }
 
-/** Moves the clock past the back-off until the replica uses Redis again (and has handed over). */
-async function untilRecovered(store: FallbackLimitStore): Promise<void> {
-  for (let i = 0; i < 50 && store.degraded; i++) {
-    clock += 1000;
-    await store.check();
-    if (store.degraded) await new Promise((r) => setTimeout(r, 100));
-  }
-  expect(await store.check()).toBe('ok');
-}
+const untilRecovered = (store: FallbackLimitStore) =>
+  recovered(store, (ms) => {
+    clock += ms;
+  });
 
 describe('when Redis comes back after an outage with limitsFallback local', () => {
   it('then what each replica counted locally is added to the Redis counters exactly once', async () => {
     const prefix = `test-handover-${randomBytes(4).toString('hex')}:`;
-    const gate = new TcpGate(await freePort(), {
-      host: TEST_REDIS_URL.hostname,
-      port: Number(TEST_REDIS_URL.port || 6379),
-    });
+    const { gate, url } = await gatedRedis();
     closing.push({ close: () => gate.cut() });
-    await gate.open();
-    const url = `redis://127.0.0.1:${gate.port}`;
     const direct = await RedisLimitStore.connect(TEST_REDIS_URL.href, prefix);
     closing.push(direct);
     const a = await replica(url, prefix);
@@ -108,15 +94,8 @@ describe('when Redis comes back after an outage with limitsFallback local', () =
   }, 30_000);
 
   it('then an attempt to recover while Redis is still down leaves the local counters enforcing', async () => {
-    const gate = new TcpGate(await freePort(), {
-      host: TEST_REDIS_URL.hostname,
-      port: Number(TEST_REDIS_URL.port || 6379),
-    });
-    await gate.open();
-    const a = await replica(
-      `redis://127.0.0.1:${gate.port}`,
-      `test-handover-${randomBytes(4).toString('hex')}:`,
-    );
+    const { gate, url } = await gatedRedis();
+    const a = await replica(url, `test-handover-${randomBytes(4).toString('hex')}:`);
     await gate.cut();
     await new Promise((r) => setTimeout(r, 100));
     const capped = (amount: number) => [{ key: 'budget:capped', amount, limit: 100, ttlSeconds: 3600 }];

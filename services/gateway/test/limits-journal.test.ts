@@ -1,4 +1,4 @@
-import { randomBytes } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
 import { migrate } from '@flowloom/store';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FallbackLimitStore, type LimitsHandOver } from '../src/adapters/fallback-limit-store.js';
@@ -7,12 +7,10 @@ import { gatewayMigrations } from '../src/adapters/migrations.js';
 import { RedisLimitStore } from '../src/adapters/redis-limit-store.js';
 import { SqlLimitsJournal } from '../src/adapters/sql-limits-journal.js';
 import { openTestPostgres, type TestDatabase } from './databases.js';
-import { freePort } from './ports.js';
-import { TcpGate } from './tcp-gate.js';
+import { gatedRedis, untilRecovered as recovered, TEST_REDIS_URL } from './limits-outage.js';
 
 // Local counts during a Redis outage are journaled in the gateway's PostgreSQL as they accrue, so a
 // replica that dies before Redis is back does not take them with it: another replica hands them over.
-const TEST_REDIS_URL = new URL(process.env.FLOWLOOM_TEST_REDIS_URL ?? 'redis://127.0.0.1:6379');
 
 const closing: Array<{ close(): Promise<void> }> = [];
 let database: TestDatabase;
@@ -28,6 +26,11 @@ afterAll(async () => {
 let clock = Date.now();
 const now = (): number => clock;
 const budget = (amount: number) => [{ key: 'budget:team', amount, limit: 10_000, ttlSeconds: 3600 }];
+const untilRecovered = (store: FallbackLimitStore) =>
+  recovered(store, (ms) => {
+    clock += ms;
+  });
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 async function until(what: string, check: () => Promise<boolean>): Promise<void> {
   for (let i = 0; i < 100; i++) {
@@ -37,7 +40,39 @@ async function until(what: string, check: () => Promise<boolean>): Promise<void>
   throw new Error(`timed out waiting for ${what}`);
 }
 
-async function replica(url: string, prefix: string, journal: SqlLimitsJournal) {
+/** The journal's rows (batches not handed over yet), oldest first, by the replica that wrote each. */
+async function journalRows(): Promise<string[]> {
+  const { rows } = await database.db.query<{ replica: string }>(
+    'select replica from limits_journal order by seq',
+  );
+  return rows.map((r) => r.replica);
+}
+
+/** What the journal holds for a counter, not handed over yet. */
+async function journaled(key: string): Promise<number> {
+  const { rows } = await database.db.query<{ value: string }>(
+    `select coalesce(sum((c->>'value')::numeric), 0)::text as value
+       from limits_journal j, jsonb_array_elements(j.counters) c where c->>'key' = $1`,
+    [key],
+  );
+  return Number(rows[0]?.value ?? 0);
+}
+
+/** A Redis prefix of the test's own, a gate the replicas reach Redis by, and a direct client. */
+async function redisOfItsOwn() {
+  const prefix = `test-journal-${randomBytes(4).toString('hex')}:`;
+  const { gate, url } = await gatedRedis();
+  const direct = await RedisLimitStore.connect(TEST_REDIS_URL.href, prefix);
+  closing.push({ close: () => gate.cut() }, direct);
+  return { prefix, gate, url, direct };
+}
+
+async function replica(
+  url: string,
+  prefix: string,
+  journal: SqlLimitsJournal,
+  options: { sweepMs?: number } = {},
+) {
   const handOvers: LimitsHandOver[] = [];
   const store = new FallbackLimitStore(
     await RedisLimitStore.open(url, prefix),
@@ -49,6 +84,7 @@ async function replica(url: string, prefix: string, journal: SqlLimitsJournal) {
       journal,
       journalMs: 50,
       onHandOver: (h) => handOvers.push(h),
+      ...options,
     },
   );
   return { store, handOvers };
@@ -56,15 +92,7 @@ async function replica(url: string, prefix: string, journal: SqlLimitsJournal) {
 
 describe('when a replica dies during a Redis outage with limitsFallback local', () => {
   it('then another replica hands its journaled counts over to Redis exactly once', async () => {
-    const prefix = `test-journal-${randomBytes(4).toString('hex')}:`;
-    const gate = new TcpGate(await freePort(), {
-      host: TEST_REDIS_URL.hostname,
-      port: Number(TEST_REDIS_URL.port || 6379),
-    });
-    closing.push({ close: () => gate.cut() }, await RedisLimitStore.connect(TEST_REDIS_URL.href, prefix));
-    const direct = closing[closing.length - 1] as RedisLimitStore;
-    await gate.open();
-    const url = `redis://127.0.0.1:${gate.port}`;
+    const { prefix, gate, url, direct } = await redisOfItsOwn();
     const journal = new SqlLimitsJournal(database.db);
     const a = await replica(url, prefix, journal);
     const b = await replica(url, prefix, new SqlLimitsJournal(await database.openAnother()));
@@ -79,26 +107,15 @@ describe('when a replica dies during a Redis outage with limitsFallback local', 
     await b.store.record('tokens:team', 500, 60_000, clock);
     expect(b.store.degraded).toBe(true);
     // B's counts reach the journal within a tick, batched, not per operation.
-    const journaled = async () => {
-      const batches = await journal.pending(100);
-      return batches
-        .flatMap((batch) => batch.counters)
-        .reduce((sum, c) => sum + (c.key === 'budget:team' ? c.value : 0), 0);
-    };
-    await until('both replicas journaled', async () => (await journaled()) === 30 + 45);
+    await until('both replicas journaled', async () => (await journaled('budget:team')) === 30 + 45);
 
     // B dies: no hand-over, no shutdown; its memory is gone. A is the one to find Redis back.
     // (B stays degraded: nothing uses it, so it never finds Redis back.)
     await gate.open();
-    for (let i = 0; i < 50 && a.store.degraded; i++) {
-      clock += 1000;
-      await a.store.check();
-      if (a.store.degraded) await new Promise((r) => setTimeout(r, 100));
-    }
-    expect(await a.store.check()).toBe('ok');
+    await untilRecovered(a.store);
     expect(await direct.get('budget:team')).toBe(100 + 30 + 45);
     expect(await direct.get(`tokens:team:${tokenWindow}`)).toBe(500);
-    expect(await journal.pending(100)).toEqual([]);
+    expect(await journalRows()).toEqual([]);
     expect(a.handOvers.every((h) => h.added)).toBe(true);
 
     // A replica started later sweeps too: nothing left, nothing added twice.
@@ -117,7 +134,7 @@ describe('when a replica dies during a Redis outage with limitsFallback local', 
     const direct = await RedisLimitStore.connect(TEST_REDIS_URL.href, prefix);
     closing.push(direct);
     const journal = new SqlLimitsJournal(database.db);
-    await journal.append('dead-replica', [
+    await journal.append({ id: randomUUID(), replica: 'dead-replica', outage: randomUUID(), opened: false }, [
       { key: 'budget:shared', value: 40, expiresAt: clock + 3_600_000 },
       // A rate window that is over by now: not carried.
       { key: 'rate:over:1', value: 9, expiresAt: clock - 1 },
@@ -126,14 +143,111 @@ describe('when a replica dies during a Redis outage with limitsFallback local', 
       await replica(TEST_REDIS_URL.href, prefix, journal),
       await replica(TEST_REDIS_URL.href, prefix, journal),
     ];
-    closing.push(x.store, y.store);
     clock += 60_000;
-    await until('the batch handed over', async () => (await journal.pending(10)).length === 0);
+    await until('the batch handed over', async () => (await journalRows()).length === 0);
     await new Promise((r) => setTimeout(r, 200));
     expect(await direct.get('budget:shared')).toBe(40);
     expect(await direct.get('rate:over:1')).toBe(0);
     expect([...x.handOvers, ...y.handOvers].filter((h) => h.added)).toEqual([
       { added: true, amounts: { 'budget:shared': 40 } },
     ]);
+    for (const r of [x, y]) await r.store.close();
+  }, 30_000);
+});
+
+describe('when a replica restarts during a Redis outage with limitsFallback local', () => {
+  it('then it counts on from what the journal holds for the outage, and hands none of it over twice', async () => {
+    const { prefix, gate, url, direct } = await redisOfItsOwn();
+    const journal = new SqlLimitsJournal(database.db);
+    const capped = (amount: number) => [{ key: 'budget:capped', amount, limit: 100, ttlSeconds: 3600 }];
+    const a = await replica(url, prefix, journal);
+    const b = await replica(url, prefix, new SqlLimitsJournal(await database.openAnother()));
+    expect(await a.store.reserve(capped(10))).toEqual({ ok: true });
+
+    await gate.cut();
+    await sleep(100);
+    expect(await a.store.reserve(capped(50))).toEqual({ ok: true });
+    expect(await b.store.reserve(capped(20))).toEqual({ ok: true });
+    const tokenWindow = Math.floor(clock / 60_000);
+    await a.store.record('tokens:team', 500, 60_000, clock);
+    const burstWindow = Math.floor(clock / 1000);
+    await a.store.record('burst:team', 7, 1000, clock);
+    await until('both replicas journaled', async () => (await journaled('budget:capped')) === 70);
+
+    // A is killed (no shutdown: it is never used again) and starts again as a new process, its
+    // memory gone, while Redis is still unreachable.
+    clock += 2500; // the one-second window is over (its counter expired): nothing to seed for it
+    const restarted = await replica(url, prefix, journal);
+    // Its budget counts what was spent locally during the outage, by itself before and by B: not 0.
+    expect(await restarted.store.reserve(capped(31))).toEqual({
+      ok: false,
+      key: 'budget:capped',
+      current: 70,
+      limit: 100,
+    });
+    expect(restarted.store.degraded).toBe(true);
+    expect(await restarted.store.reserve(capped(30))).toEqual({ ok: true });
+    expect(await restarted.store.get(`tokens:team:${tokenWindow}`)).toBe(500);
+    expect(await restarted.store.get(`burst:team:${burstWindow}`)).toBe(0);
+
+    // Once Redis is back, each amount reaches it once: the seed is in the journal already.
+    await gate.open();
+    await untilRecovered(restarted.store);
+    expect(await direct.get('budget:capped')).toBe(10 + 50 + 20 + 30);
+    expect(await direct.get(`tokens:team:${tokenWindow}`)).toBe(500);
+    expect(await journalRows()).toEqual([]);
+    await untilRecovered(b.store);
+    expect(await direct.get('budget:capped')).toBe(110);
+    for (const r of [a, b, restarted]) await r.store.close();
+  }, 30_000);
+});
+
+describe('when a Redis outage lasts many journal intervals', () => {
+  it('then each replica journals its counts in one row for the outage, handed over exactly once', async () => {
+    const { prefix, gate, url, direct } = await redisOfItsOwn();
+    const a = await replica(url, prefix, new SqlLimitsJournal(database.db));
+    const b = await replica(url, prefix, new SqlLimitsJournal(await database.openAnother()));
+    await gate.cut();
+    await sleep(100);
+    for (let i = 1; i <= 10; i++) {
+      expect(await a.store.reserve(budget(1))).toEqual({ ok: true });
+      expect(await b.store.reserve(budget(2))).toEqual({ ok: true });
+      await until(`interval ${i} journaled`, async () => (await journaled('budget:team')) === 3 * i);
+    }
+    const rows = await journalRows();
+    expect(rows).toHaveLength(2);
+    expect(new Set(rows).size).toBe(2);
+
+    await gate.open();
+    await untilRecovered(a.store);
+    expect(await direct.get('budget:team')).toBe(30);
+    expect(await journalRows()).toEqual([]);
+    expect(a.handOvers).toEqual([{ added: true, amounts: { 'budget:team': 30 } }]);
+    await untilRecovered(b.store);
+    expect(await direct.get('budget:team')).toBe(30);
+    for (const r of [a, b]) await r.store.close();
+  }, 30_000);
+
+  it('then a row sealed by a hand-over while its replica still counts is handed over once, and the replica goes on in a new row', async () => {
+    const { prefix, gate, url, direct } = await redisOfItsOwn();
+    const journal = new SqlLimitsJournal(database.db);
+    // B counts locally (Redis cut off from it alone); A reaches Redis and sweeps the journal at every tick.
+    const b = await replica(url, prefix, new SqlLimitsJournal(await database.openAnother()));
+    await gate.cut();
+    const a = await replica(TEST_REDIS_URL.href, prefix, journal, { sweepMs: 0 });
+    await a.store.get('budget:team');
+    for (let i = 0; i < 40; i++) {
+      expect(await b.store.reserve(budget(1))).toEqual({ ok: true });
+      // A replica that seals the rows for a hand-over and dies before it.
+      if (i === 20) await journal.claim(100);
+      await sleep(15);
+    }
+    expect(b.store.degraded).toBe(true);
+    await until('every count handed over', async () => (await direct.get('budget:team')) === 40);
+    await until('the journal emptied', async () => (await journalRows()).length === 0);
+    expect(a.handOvers.filter((h) => h.added).length).toBeGreaterThan(1);
+    await sleep(200);
+    expect(await direct.get('budget:team')).toBe(40);
+    for (const r of [a, b]) await r.store.close();
   }, 30_000);
 });

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { LimitStore, Reservation, ReserveResult, TakeResult } from '../ports/limit-store.js';
-import type { JournalBatch, JournaledCounter, LimitsJournal } from '../ports/limits-journal.js';
+import type { JournalBatch, JournaledCounter, JournalRow, LimitsJournal } from '../ports/limits-journal.js';
 import type { CounterSnapshot } from './memory-limit-store.js';
 import { type FallbackMode, FallbackStore } from './shared-store-fallback.js';
 
@@ -16,6 +16,7 @@ export type LocalLimitStore = LimitStore & {
   trackChanges(): void;
   takeChanges(): JournaledCounter[];
   restoreChanges(changes: readonly JournaledCounter[]): void;
+  seed(counters: readonly JournaledCounter[]): void;
 };
 
 /** What one hand-over added to the shared store, for metrics and logs. */
@@ -40,6 +41,11 @@ export interface FallbackLimitStoreOptions {
   journalMs?: number;
   /** How often a replica using the shared store looks for batches left by a dead replica (30 s by default). */
   sweepMs?: number;
+  /**
+   * How long requests wait, on falling back, for the local counters to be seeded from the journal
+   * (2 s by default); past it they go on, and the seed is added when it comes.
+   */
+  seedWaitMs?: number;
   onJournalError?: (error: unknown) => void;
 }
 
@@ -68,6 +74,13 @@ export class FallbackLimitStore extends FallbackStore<LimitStore> implements Lim
   /** A journal write in flight: a hand-over waits for it, so the batch is in the journal first. */
   private journaling: Promise<void> = Promise.resolve();
   private lastSweep = 0;
+  /** Where this outage's local counts are journaled: a new outage (and row) each time the local store is drained. */
+  private row!: JournalRow;
+  /** Seeding of the local counters from the journal, started on falling back; requests wait for it once. */
+  private seeding: Promise<void> | undefined;
+  private seeded = false;
+  /** The journal could not be read for the seed: the next tick tries again. */
+  private reseed = false;
 
   constructor(
     shared: SharedLimitStore,
@@ -90,6 +103,7 @@ export class FallbackLimitStore extends FallbackStore<LimitStore> implements Lim
       },
       (store) => store.get(READINESS_KEY),
     );
+    this.nextOutage();
     if (options.journal) {
       local.trackChanges();
       this.journalTimer = setInterval(() => this.tick(shared), options.journalMs ?? 1_000);
@@ -100,6 +114,11 @@ export class FallbackLimitStore extends FallbackStore<LimitStore> implements Lim
   /** During an outage, journals what was counted since the last tick; otherwise, now and then, sweeps. */
   private tick(shared: SharedLimitStore): void {
     if (this.fallback.degraded) {
+      // Seeds without waiting for a request (a restarted replica), or retries a seed that failed.
+      if (this.reseed) {
+        this.reseed = false;
+        void this.seed(this.row);
+      } else void this.startSeeding();
       void this.journalChanges();
       return;
     }
@@ -118,13 +137,88 @@ export class FallbackLimitStore extends FallbackStore<LimitStore> implements Lim
       const changes = this.local.takeChanges();
       if (changes.length === 0) return;
       try {
-        await journal.append(this.replica, changes);
+        await this.write(journal, this.row, changes);
       } catch (error) {
         this.local.restoreChanges(changes);
         this.options.onJournalError?.(error);
       }
     });
     return this.journaling;
+  }
+
+  /** Adds to the outage's journal row; once a hand-over has sealed it, to a new row of the same outage. */
+  private async write(
+    journal: LimitsJournal,
+    row: JournalRow,
+    changes: readonly JournaledCounter[],
+  ): Promise<void> {
+    try {
+      while (!(await journal.append(row, changes))) {
+        row.id = randomUUID();
+        row.opened = false;
+      }
+    } catch (error) {
+      // A row whose creation failed may exist all the same (a lost reply): the retry creates another.
+      if (!row.opened) row.id = randomUUID();
+      throw error;
+    }
+    row.opened = true;
+  }
+
+  /** The local store was drained: what it counts next is a new outage, seeded afresh on falling back. */
+  private nextOutage(): void {
+    this.row = { id: randomUUID(), replica: this.replica, outage: randomUUID(), opened: false };
+    this.seeding = undefined;
+    this.seeded = this.options.journal === undefined;
+    this.reseed = false;
+  }
+
+  /** Requests on the local store wait (once, at most seedWaitMs) for its counters to be seeded. */
+  private startSeeding(): Promise<void> {
+    const row = this.row;
+    this.seeding ??= new Promise<void>((resolve) => {
+      const timer = setTimeout(resolve, this.options.seedWaitMs ?? 2_000);
+      void this.seed(row).finally(() => {
+        clearTimeout(timer);
+        resolve();
+      });
+    }).then(() => {
+      if (this.row === row) this.seeded = true;
+    });
+    return this.seeding;
+  }
+
+  /**
+   * Adds to the local counters what the journal holds for the current outage, so that a replica
+   * restarted during it does not let a budget be spent again. The journal holds the current outage
+   * only: whichever replica finds Redis back hands every row over. Seeded amounts are not recorded as
+   * changes, so they are never journaled (hence handed over) a second time; this outage's own rows are
+   * left out, since its counts are in the local counters already (a seed that failed and came late).
+   *
+   * Every replica's rows, not only this one's: a replica restarted, or replaced, gets a new identity,
+   * so its own earlier rows look like another replica's anyway; and with the others' spend counted, a
+   * budget is held jointly as far as the journal knows, never looser than per replica, so N replicas
+   * let at most N times a limit through however often they restart, where counting from zero would
+   * grant a fresh limit at each restart.
+   */
+  private async seed(row: JournalRow): Promise<void> {
+    const journal = this.options.journal;
+    if (!journal) return;
+    try {
+      const counters = await journal.outstanding(row.outage, this.options.now?.() ?? Date.now());
+      // A hand-over drained the local store meanwhile: the next outage seeds for itself.
+      if (this.row === row) this.local.seed(counters);
+    } catch (error) {
+      if (this.row === row) this.reseed = true;
+      this.options.onJournalError?.(error);
+    }
+  }
+
+  /** Runs `op` on the store in use; on the local one, once it is seeded. */
+  private use<T>(op: (store: LimitStore) => Promise<T>): Promise<T> {
+    return this.fallback.use((store) =>
+      store !== this.local || this.seeded ? op(store) : this.startSeeding().then(() => op(store)),
+    );
   }
 
   /** One hand-over at a time: requests that find the store back meanwhile wait for it. */
@@ -163,8 +257,10 @@ export class FallbackLimitStore extends FallbackStore<LimitStore> implements Lim
     // Synchronous together: nothing can count in between, so the journal holds every local count.
     const changes = this.local.takeChanges();
     this.local.drain();
+    const row = this.row;
+    this.nextOutage();
     try {
-      await this.options.journal.append(this.replica, changes);
+      await this.write(this.options.journal, row, changes);
       return [];
     } catch (error) {
       this.options.onJournalError?.(error);
@@ -184,7 +280,7 @@ export class FallbackLimitStore extends FallbackStore<LimitStore> implements Lim
     let batches: JournalBatch[];
     do {
       try {
-        batches = await journal.pending(JOURNAL_PAGE);
+        batches = await journal.claim(JOURNAL_PAGE);
       } catch (error) {
         this.options.onJournalError?.(error);
         return;
@@ -229,23 +325,23 @@ export class FallbackLimitStore extends FallbackStore<LimitStore> implements Lim
   }
 
   reserve(reservations: readonly Reservation[]): Promise<ReserveResult> {
-    return this.fallback.use((s) => s.reserve(reservations));
+    return this.use((s) => s.reserve(reservations));
   }
 
   adjust(entries: ReadonlyArray<{ key: string; delta: number; ttlSeconds: number }>): Promise<void> {
-    return this.fallback.use((s) => s.adjust(entries));
+    return this.use((s) => s.adjust(entries));
   }
 
   take(key: string, amount: number, limit: number, windowMs: number, now: number): Promise<TakeResult> {
-    return this.fallback.use((s) => s.take(key, amount, limit, windowMs, now));
+    return this.use((s) => s.take(key, amount, limit, windowMs, now));
   }
 
   record(key: string, amount: number, windowMs: number, now: number): Promise<void> {
-    return this.fallback.use((s) => s.record(key, amount, windowMs, now));
+    return this.use((s) => s.record(key, amount, windowMs, now));
   }
 
   get(key: string): Promise<number> {
-    return this.fallback.use((s) => s.get(key));
+    return this.use((s) => s.get(key));
   }
 }
 

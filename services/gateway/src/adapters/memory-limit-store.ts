@@ -73,6 +73,21 @@ export class MemoryLimitStore implements LimitStore {
     }
   }
 
+  /**
+   * Adds counts made elsewhere (journaled by other replicas, or by this one before a restart) to the
+   * counters without recording them as changes: they enforce limits here but are never journaled,
+   * so never handed over, from here. A counter keeps the later of its own expiry and the seeded one.
+   */
+  seed(counters: readonly JournaledCounter[]): void {
+    for (const c of counters) {
+      this.read(c.key); // forgets it if expired
+      const own = this.counters.get(c.key);
+      const expiresAt =
+        own && (own.expiresAt === 0 || c.expiresAt === 0) ? 0 : Math.max(own?.expiresAt ?? 0, c.expiresAt);
+      this.counters.set(c.key, { value: (own?.value ?? 0) + c.value, expiresAt });
+    }
+  }
+
   private sweep(): void {
     const now = this.now();
     for (const [key, c] of this.counters)

@@ -81,4 +81,14 @@ create table if not exists limits_journal (
 );
 `,
   },
+  {
+    // One row per replica and outage instead of one per replica per second: a replica adds to its row
+    // until a hand-over seals it (a sealed row never changes, so it is handed over once under its id;
+    // the replica goes on in a new row). `outage` tells a replica's own rows from those it seeds from.
+    id: 'gateway/008_limits_journal_rows',
+    sql: `
+alter table limits_journal add column if not exists outage text;
+alter table limits_journal add column if not exists sealed boolean not null default false;
+`,
+  },
 ];

@@ -7,12 +7,23 @@ export interface JournaledCounter {
   expiresAt: number;
 }
 
-/** One batch of a replica's local counts, written as they accrue. */
+/** One batch of a replica's local counts: a row the replica adds to until a hand-over seals it. */
 export interface JournalBatch {
   /** Unique across databases: it names the batch in the shared store, which applies each name once. */
   id: string;
   replica: string;
   counters: JournaledCounter[];
+}
+
+/** Where a replica's local counts go: one row per replica and outage, until a hand-over seals it. */
+export interface JournalRow {
+  /** The batch (row) id; a new one once a hand-over sealed the previous. */
+  id: string;
+  replica: string;
+  /** The replica's outage: from falling back to local counting until it drains its local counters. */
+  outage: string;
+  /** Whether the row was written already (appends add to it) or is to be created. */
+  opened: boolean;
 }
 
 /**
@@ -21,9 +32,22 @@ export interface JournalBatch {
  * them died: every replica hands over the batches still in it.
  */
 export interface LimitsJournal {
-  append(replica: string, counters: readonly JournaledCounter[]): Promise<void>;
-  /** Batches not handed over yet, oldest first. */
-  pending(limit: number): Promise<JournalBatch[]>;
-  /** Forgets batches the shared store has applied. */
+  /**
+   * Adds `counters` to the row (creating it unless opened): one row per replica and outage, however
+   * long it lasts. False when a hand-over sealed (or handed over) the row meanwhile: nothing was
+   * written, write to a new row.
+   */
+  append(row: JournalRow, counters: readonly JournaledCounter[]): Promise<boolean>;
+  /**
+   * Seals up to `limit` batches, oldest first, and returns them: a sealed batch never changes again,
+   * so handing it over under its id adds it exactly once.
+   */
+  claim(limit: number): Promise<JournalBatch[]>;
+  /** Forgets sealed batches the shared store has applied. */
   handed(ids: readonly string[]): Promise<void>;
+  /**
+   * Every counter the journal holds, summed over the batches not handed over (but those of
+   * `exceptOutage`), that is still live at `now`: what was counted locally during the current outage.
+   */
+  outstanding(exceptOutage: string, now: number): Promise<JournaledCounter[]>;
 }
