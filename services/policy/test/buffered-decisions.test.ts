@@ -1,4 +1,4 @@
-import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type DecisionRecord, uuidv7 } from '@flowloom/contracts';
@@ -66,6 +66,9 @@ describe('buffered decisions (embedded)', () => {
     const crashed = await BufferedDecisionStore.open(dying, join(dir, 'b'), () => {});
     const lost = record('crash-job');
     await crashed.save(lost);
+    // Acknowledged means in the file: the bus lets go of the event once save resolves.
+    const files = readdirSync(join(dir, 'b')).map((f) => readFileSync(join(dir, 'b', f), 'utf8'));
+    expect(files.join('')).toContain(lost.decisionId);
     await new Promise((r) => setTimeout(r, 100));
     expect(await sql.get(lost.decisionId)).toBeUndefined();
     expect(readdirSync(join(dir, 'b')).length).toBeGreaterThan(0);
