@@ -119,6 +119,31 @@ interface RelayedOutbox extends Outbox {
  * On PostgreSQL the outbox is a table written in the same database, relayed with skip-locked batches;
  * when the database is unreachable, events spool locally or requests fail closed (`outboxOnDatabaseDown`).
  */
+/** The embedded outbox: a file log, with what it found damaged on disk counted and logged. */
+async function fileOutbox(
+  dir: string,
+  bus: EventBus,
+  config: Config,
+  registry: Registry,
+  log: Logger,
+  onError: (err: unknown) => void,
+): Promise<RelayedOutbox> {
+  const outbox = await FileOutbox.open(dir, bus, {
+    fsync: config.outboxFsync,
+    onError,
+    onDamage: (message) => log.warn(message),
+  });
+  new Gauge({
+    name: 'flowloom_outbox_skipped_lines',
+    help: 'Outbox lines found damaged on disk since start and skipped (never published): restore the segment from a backup to recover them',
+    registers: [registry],
+    collect() {
+      this.set(outbox.skippedLines);
+    },
+  });
+  return outbox;
+}
+
 async function sqlOutbox(
   db: Db,
   bus: EventBus,
@@ -192,10 +217,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   const onRelayError = (err: unknown): void => log.warn({ err }, 'outbox relay: publish failed, will retry');
   const outbox: RelayedOutbox = config.databaseUrl
     ? await sqlOutbox(db, bus, config, registry, log, onRelayError)
-    : await FileOutbox.open(join(resolve(config.dataDir), 'outbox'), bus, {
-        fsync: config.outboxFsync,
-        onError: onRelayError,
-      });
+    : await fileOutbox(join(resolve(config.dataDir), 'outbox'), bus, config, registry, log, onRelayError);
   const relay = outbox;
   const unsubscribeBus = bus.onConnected?.(() => relay.retryNow?.());
   busGauges(bus, registry);

@@ -28,6 +28,8 @@ export interface FileOutboxOptions {
   /** A segment file is closed and a new one started past this size. */
   segmentBytes?: number;
   onError?: (error: unknown) => void;
+  /** Damage found on disk and set aside (a torn last line, unreadable lines): not an error to retry. */
+  onDamage?: (message: string) => void;
   /** How long the relay waits after an append to gather a batch (ms). */
   gatherMs?: number;
   /**
@@ -159,10 +161,8 @@ export class FileOutbox implements Outbox {
       // Bytes after the last newline are a write a crash interrupted: never acknowledged, never
       // numbered. Cut off, so that the next line appended to the segment starts clean.
       truncateSync(path, start);
-      this.options.onError?.(
-        new Error(
-          `outbox: dropped a torn last line (${bytes.length - start} bytes) of segment ${segment.name}`,
-        ),
+      this.reportDamage(
+        `outbox: dropped a torn last line (${bytes.length - start} bytes) of segment ${segment.name}`,
       );
     }
     return seq;
@@ -170,11 +170,14 @@ export class FileOutbox implements Outbox {
 
   private reportSkipped(lines: number, name: string): void {
     this.skipped += lines;
-    this.options.onError?.(
-      new Error(
-        `outbox: skipped ${lines} unreadable line(s) of segment ${name}, never published (damaged on disk)`,
-      ),
+    this.reportDamage(
+      `outbox: skipped ${lines} unreadable line(s) of segment ${name}, never published (damaged on disk)`,
     );
+  }
+
+  private reportDamage(message: string): void {
+    if (this.options.onDamage) this.options.onDamage(message);
+    else this.options.onError?.(new Error(message));
   }
 
   /** Holds an unpublished event in memory while under the cap and nothing is spilled, else its position. */
