@@ -1,13 +1,15 @@
 import { randomBytes, randomUUID } from 'node:crypto';
-import { migrate } from '@flowloom/store';
+import { migrate, openPostgres } from '@flowloom/store';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FallbackLimitStore, type LimitsHandOver } from '../src/adapters/fallback-limit-store.js';
 import { MemoryLimitStore } from '../src/adapters/memory-limit-store.js';
 import { gatewayMigrations } from '../src/adapters/migrations.js';
 import { RedisLimitStore } from '../src/adapters/redis-limit-store.js';
 import { SqlLimitsJournal } from '../src/adapters/sql-limits-journal.js';
-import { openTestPostgres, type TestDatabase } from './databases.js';
+import { openTestPostgres, TEST_PG_URL, type TestDatabase } from './databases.js';
 import { gatedRedis, untilRecovered as recovered, TEST_REDIS_URL } from './limits-outage.js';
+import { freePort } from './ports.js';
+import { TcpGate } from './tcp-gate.js';
 
 // Local counts during a Redis outage are journaled in the gateway's PostgreSQL as they accrue, so a
 // replica that dies before Redis is back does not take them with it: another replica hands them over.
@@ -199,6 +201,40 @@ describe('when a replica restarts during a Redis outage with limitsFallback loca
     await untilRecovered(b.store);
     expect(await direct.get('budget:capped')).toBe(110);
     for (const r of [a, b, restarted]) await r.store.close();
+  }, 30_000);
+
+  it('then a seed the journal could not give at first is added later, without its own counts in it twice', async () => {
+    const { prefix, gate, url, direct } = await redisOfItsOwn();
+    // The restarted replica reaches PostgreSQL through a gate too: the journal is down when it falls back.
+    const pg = new URL(TEST_PG_URL);
+    const pgGate = new TcpGate(await freePort(), { host: pg.hostname, port: Number(pg.port || 5432) });
+    await pgGate.open();
+    const { rows } = await database.db.query<{ schema: string }>('select current_schema() as schema');
+    pg.host = `127.0.0.1:${pgGate.port}`;
+    pg.searchParams.set('options', `-csearch_path=${rows[0]?.schema}`);
+    const gatedDb = await openPostgres(pg.href, { max: 2, connectionTimeoutMillis: 1_000 });
+    closing.push({ close: () => pgGate.cut() }, gatedDb);
+    const capped = (amount: number) => [{ key: 'budget:late', amount, limit: 100, ttlSeconds: 3600 }];
+    const b = await replica(url, prefix, new SqlLimitsJournal(database.db));
+    await gate.cut();
+    await sleep(100);
+    expect(await b.store.reserve(capped(40))).toEqual({ ok: true });
+    await until('B journaled', async () => (await journaled('budget:late')) === 40);
+
+    await pgGate.cut();
+    const restarted = await replica(url, prefix, new SqlLimitsJournal(gatedDb));
+    // No seed to be had: it counts from zero meanwhile (and cannot journal either).
+    expect(await restarted.store.reserve(capped(70))).toEqual({ ok: true });
+    await pgGate.open();
+    await until('its own count journaled', async () => (await journaled('budget:late')) === 110);
+    // The seed came with the journal: B's 40, not the restarted replica's own 70 a second time.
+    await until('seeded', async () => (await restarted.store.get('budget:late')) === 110);
+    expect(await restarted.store.reserve(capped(1))).toMatchObject({ ok: false, current: 110 });
+
+    await gate.open();
+    await untilRecovered(restarted.store);
+    expect(await direct.get('budget:late')).toBe(110);
+    for (const r of [b, restarted]) await r.store.close();
   }, 30_000);
 });
 
