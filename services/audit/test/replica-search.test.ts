@@ -4,7 +4,7 @@ import type { TestDatabase } from './databases.js';
 import { ENGINES, openTestDatabase, openTestLedger, requestEvent, type TestLedger } from './support.js';
 
 // Audit replicas share one log and one search index, and each indexes what it appended itself.
-// A query through any replica must still find every committed entry: those another replica has
+// A query through each replica must still find every committed entry: those another replica has
 // not indexed yet, and those a replica killed between appending and indexing never indexed.
 
 const projectEntries = async (ledger: AuditLedger, project: string): Promise<string[]> =>
