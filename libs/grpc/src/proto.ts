@@ -2,6 +2,11 @@ import { fileURLToPath } from 'node:url';
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
 
+// grpc-js prints its own errors to stderr (e.g. "E No address added out of total 1 resolved" for a
+// port in use), unformatted and ahead of the message FlowLoom gives for the same failure. Every such
+// failure reaches the caller as an error anyway; GRPC_VERBOSITY=DEBUG|INFO|ERROR still turns them on.
+if (process.env.GRPC_VERBOSITY === undefined) grpc.setLogVerbosity(grpc.logVerbosity.NONE);
+
 /** The repository's proto/ folder: the .proto files are the source of truth, loaded at start. */
 export const PROTO_ROOT = fileURLToPath(new URL('../../../proto', import.meta.url));
 
