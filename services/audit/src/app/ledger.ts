@@ -107,6 +107,11 @@ const PREPARE_SLICE = 256;
  * still refused after that fails, and its events are redelivered.
  */
 const CONFLICT_RETRIES = 5;
+/**
+ * Entries the search index may fall behind while appends wait (about 7 s of index work on PGlite):
+ * past it, indexing goes on between appends, so a query under sustained load waits at most that long.
+ */
+const INDEX_DEFERRAL_LIMIT = 50_000;
 
 /**
  * The audit ledger: an RFC 9162 log whose entries are canonical events, stored write-once, with
@@ -389,10 +394,17 @@ export class AuditLedger {
   }
 
   // Small steps between appends: the embedded database serves one statement at a time, and the
-  // gateway shares it.
+  // gateway shares it. The evidence comes first: while appends are waiting (a burst the ledger is
+  // behind on) the index waits too, up to INDEX_DEFERRAL_LIMIT entries behind, and catches up
+  // when they are done; a query brings it up to date before it answers.
   private scheduleIndexing(): void {
     if (!this.options.autoIndex || this.closed || this.indexTimer || this.indexedTo >= this.log.size) return;
     this.indexTimer = setTimeout(() => {
+      if (this.waiters.length > 0 && this.indexBacklog < INDEX_DEFERRAL_LIMIT) {
+        this.indexTimer = undefined;
+        this.scheduleIndexing();
+        return;
+      }
       void this.serially(() => this.indexChunk(500))
         .catch((error: unknown) => this.logger.warn({ err: error }, 'audit: indexing failed; will retry'))
         .finally(() => {
