@@ -35,6 +35,20 @@ redis.call('PEXPIRE', KEYS[1], 2 * tonumber(ARGV[4]))
 return {1, tostring(used + amount), current + amount, previous}
 `;
 
+// Adds to counters and sets their expiry in one step, so a counter never outlives its period: the
+// settling of a request (a budget's real cost, a window's real tokens) is one command per call, and
+// the calls of one request leave in one write (see corkWrites).
+// KEYS: the counters; ARGV: per counter, the amount and the expiry (0: none), then 'ms' or 's'.
+const ADD = `
+local expire = ARGV[#ARGV] == 'ms' and 'PEXPIRE' or 'EXPIRE'
+for i = 1, #KEYS do
+  redis.call('INCRBY', KEYS[i], ARGV[(i - 1) * 2 + 1])
+  local ttl = tonumber(ARGV[(i - 1) * 2 + 2])
+  if ttl > 0 then redis.call(expire, KEYS[i], ttl) end
+end
+return 0
+`;
+
 // Adds what a replica counted locally during an outage, once: KEYS[1] marks the batch as applied
 // (SET NX), so a retry of the batch after a lost reply adds nothing, and being one script, a replica
 // that dies mid-hand-over has added all of it or none. A counter keeps the longer of its own expiry
@@ -59,11 +73,13 @@ interface LimitCommands {
   flowloomReserve(numKeys: number, ...args: Array<string | number>): Promise<ScriptReply>;
   flowloomTake(numKeys: number, ...args: Array<string | number>): Promise<ScriptReply>;
   flowloomHandOver(numKeys: number, ...args: Array<string | number>): Promise<number>;
+  flowloomAdd(numKeys: number, ...args: Array<string | number>): Promise<number>;
 }
 
 /** Budgets and rate limits in Redis, shared by every gateway replica. */
 export class RedisLimitStore implements LimitStore {
   private readonly redis: Redis & LimitCommands;
+  private corked = false;
 
   private constructor(
     redis: Redis,
@@ -72,7 +88,25 @@ export class RedisLimitStore implements LimitStore {
     redis.defineCommand('flowloomReserve', { lua: RESERVE });
     redis.defineCommand('flowloomTake', { lua: TAKE });
     redis.defineCommand('flowloomHandOver', { lua: HAND_OVER });
+    redis.defineCommand('flowloomAdd', { lua: ADD });
     this.redis = redis as Redis & LimitCommands;
+  }
+
+  /**
+   * The commands sent in this turn of the event loop leave in one write: a request asks for its rate
+   * windows and its budgets at once (Limiter), and concurrent requests often do the same, so they
+   * share a system call and Redis answers them from one read.
+   */
+  private corkWrites(): void {
+    if (this.corked) return;
+    const stream = this.redis.stream;
+    if (!stream || stream.writableCorked > 0) return;
+    stream.cork();
+    this.corked = true;
+    process.nextTick(() => {
+      this.corked = false;
+      stream.uncork();
+    });
   }
 
   /**
@@ -92,6 +126,7 @@ export class RedisLimitStore implements LimitStore {
     if (reservations.length === 0) return { ok: true };
     const keys = reservations.map((r) => this.prefix + r.key);
     const args = reservations.flatMap((r) => [Math.round(r.amount), Math.round(r.limit), r.ttlSeconds]);
+    this.corkWrites();
     const [index, current] = await this.redis.flowloomReserve(keys.length, ...keys, ...args);
     if (index === 0) return { ok: true };
     const failed = reservations[index - 1]!;
@@ -100,17 +135,19 @@ export class RedisLimitStore implements LimitStore {
 
   async adjust(entries: ReadonlyArray<{ key: string; delta: number; ttlSeconds: number }>): Promise<void> {
     if (entries.length === 0) return;
-    const multi = this.redis.multi();
-    for (const e of entries) {
-      multi.incrby(this.prefix + e.key, Math.round(e.delta));
-      if (e.ttlSeconds > 0) multi.expire(this.prefix + e.key, e.ttlSeconds);
-    }
-    await multi.exec();
+    this.corkWrites();
+    await this.redis.flowloomAdd(
+      entries.length,
+      ...entries.map((e) => this.prefix + e.key),
+      ...entries.flatMap((e) => [Math.round(e.delta), Math.max(0, e.ttlSeconds)]),
+      's',
+    );
   }
 
   async take(key: string, amount: number, limit: number, windowMs: number, now: number): Promise<TakeResult> {
     const window = Math.floor(now / windowMs);
     const elapsed = (now - window * windowMs) / windowMs;
+    this.corkWrites();
     const reply = await this.redis.flowloomTake(
       2,
       `${this.prefix}${key}:${window}`,
@@ -130,12 +167,14 @@ export class RedisLimitStore implements LimitStore {
   }
 
   async record(key: string, amount: number, windowMs: number, now: number): Promise<void> {
-    const k = `${this.prefix}${key}:${Math.floor(now / windowMs)}`;
-    await this.redis
-      .multi()
-      .incrby(k, Math.round(amount))
-      .pexpire(k, 2 * windowMs)
-      .exec();
+    this.corkWrites();
+    await this.redis.flowloomAdd(
+      1,
+      `${this.prefix}${key}:${Math.floor(now / windowMs)}`,
+      Math.round(amount),
+      2 * windowMs,
+      'ms',
+    );
   }
 
   /**

@@ -1,8 +1,10 @@
 import { AppError } from '@flowloom/errors';
 import {
+  type Bucket,
   type BudgetRule,
   budgetBuckets,
   MICROS,
+  type RateBucket,
   type RateRule,
   rateBuckets,
   type Subject,
@@ -10,7 +12,7 @@ import {
   worstCaseMicros,
 } from '../domain/budget.js';
 import type { Price } from '../domain/prices.js';
-import type { LimitStore } from '../ports/limit-store.js';
+import type { LimitStore, ReserveResult, TakeResult } from '../ports/limit-store.js';
 import type { RequestContext } from './context.js';
 
 const MINUTE = 60_000;
@@ -82,51 +84,40 @@ export class Limiter {
     if (!this.active) return NOTHING_HELD;
     const subject = subjectOf(ctx);
     const now = this.now();
-    const taken: Array<{ key: string; amount: number }> = [];
-    for (const bucket of rateBuckets(this.rates, subject)) {
-      const amount = bucket.kind === 'requests' ? 1 : inputTokens;
-      const result = await this.store.take(bucket.key, amount, bucket.limit, MINUTE, now);
-      if (!result.allowed) {
-        await this.undoTakes(taken, now);
-        const seconds = Math.max(1, Math.ceil(result.retryAfterMs / 1000));
-        throw new AppError(
-          'rate_limited',
-          `Rate limit reached for ${bucket.label} (${Math.floor(result.used)} used in the last minute). Retry in ${seconds} s.`,
-          {
-            retryAfterSeconds: seconds,
-            details: { limit: bucket.label },
-          },
-        );
-      }
-      taken.push({ key: bucket.key, amount });
-    }
-    const tokenKeys = rateBuckets(this.rates, subject)
-      .filter((b) => b.kind === 'tokens')
-      .map((b) => b.key);
+    const rates = rateBuckets(this.rates, subject);
     const buckets = budgetBuckets(this.budgets, subject, new Date(now));
     const reserved = worstCaseMicros(inputTokens, maxOutputTokens, prices);
-    if (buckets.length > 0) {
-      const result = await this.store.reserve(
-        buckets.map((b) => ({ key: b.key, amount: reserved, limit: b.limit, ttlSeconds: b.ttlSeconds })),
+    // Every window and the budgets are asked at once: one round trip to a shared store instead of one
+    // per bucket in turn. A refusal takes back what the other buckets counted, so a refused request
+    // holds nothing, as when they were asked one after the other.
+    const reservations = buckets.map((b) => ({
+      key: b.key,
+      amount: reserved,
+      limit: b.limit,
+      ttlSeconds: b.ttlSeconds,
+    }));
+    const takes = rates.map((bucket) => ({ bucket, amount: bucket.kind === 'requests' ? 1 : inputTokens }));
+    const [taken, reservation] = await Promise.all([
+      Promise.allSettled(
+        takes.map((t) => this.store.take(t.bucket.key, t.amount, t.bucket.limit, MINUTE, now)),
+      ),
+      Promise.allSettled(buckets.length > 0 ? [this.store.reserve(reservations)] : []),
+    ]);
+    const reserveOutcome = reservation[0];
+    const refusal =
+      takes.map((t, i) => rateRefusal(t.bucket, taken[i]!)).find((r) => r !== undefined) ??
+      (reserveOutcome && budgetRefusal(buckets, reserveOutcome, reserved, now));
+    if (refusal) {
+      await this.undo(
+        takes.filter((_, i) => allowed(taken[i]!)),
+        reserveOutcome?.status === 'fulfilled' && reserveOutcome.value.ok
+          ? buckets.map((b) => ({ key: b.key, delta: -reserved, ttlSeconds: b.ttlSeconds }))
+          : [],
+        now,
       );
-      if (!result.ok) {
-        await this.undoTakes(taken, now);
-        const bucket = buckets.find((b) => b.key === result.key)!;
-        const resets = bucket.resetsAt
-          ? ` It resets at ${bucket.resetsAt.toISOString()}.`
-          : ' Ask an admin to raise it.';
-        throw new AppError(
-          'budget_exceeded',
-          `Budget exceeded for ${bucket.label}: ${usdFromMicros(result.current)} spent, and this request may cost up to ${usdFromMicros(reserved)}.${resets}`,
-          {
-            ...(bucket.resetsAt
-              ? { retryAfterSeconds: Math.ceil((bucket.resetsAt.getTime() - now) / 1000) }
-              : {}),
-            details: { budget: bucket.label },
-          },
-        );
-      }
+      throw refusal.error;
     }
+    const tokenKeys = rates.filter((b) => b.kind === 'tokens').map((b) => b.key);
     let settled = false;
     return {
       settle: async (costUsd, tokens) => {
@@ -146,7 +137,64 @@ export class Limiter {
     };
   }
 
-  private async undoTakes(taken: ReadonlyArray<{ key: string; amount: number }>, now: number): Promise<void> {
-    for (const t of taken) await this.store.record(t.key, -t.amount, MINUTE, now);
+  /** Takes back what a refused request counted: its window entries and its reservation, at once. */
+  private async undo(
+    takes: ReadonlyArray<{ bucket: RateBucket; amount: number }>,
+    reservations: ReadonlyArray<{ key: string; delta: number; ttlSeconds: number }>,
+    now: number,
+  ): Promise<void> {
+    await Promise.all([
+      ...takes.map((t) => this.store.record(t.bucket.key, -t.amount, MINUTE, now)),
+      reservations.length > 0 ? this.store.adjust(reservations) : undefined,
+    ]);
   }
+}
+
+const allowed = (outcome: PromiseSettledResult<TakeResult>): boolean =>
+  outcome.status === 'fulfilled' && outcome.value.allowed;
+
+/** Why a window refused the request (or the store's error, when it could not be asked), if it did. */
+function rateRefusal(
+  bucket: RateBucket,
+  outcome: PromiseSettledResult<TakeResult>,
+): { error: unknown } | undefined {
+  if (outcome.status === 'rejected') return { error: outcome.reason };
+  const result = outcome.value;
+  if (result.allowed) return undefined;
+  const seconds = Math.max(1, Math.ceil(result.retryAfterMs / 1000));
+  return {
+    error: new AppError(
+      'rate_limited',
+      `Rate limit reached for ${bucket.label} (${Math.floor(result.used)} used in the last minute). Retry in ${seconds} s.`,
+      { retryAfterSeconds: seconds, details: { limit: bucket.label } },
+    ),
+  };
+}
+
+/** Why the budgets refused the request (or the store's error), if they did. */
+function budgetRefusal(
+  buckets: readonly Bucket[],
+  outcome: PromiseSettledResult<ReserveResult>,
+  reserved: number,
+  now: number,
+): { error: unknown } | undefined {
+  if (outcome.status === 'rejected') return { error: outcome.reason };
+  const result = outcome.value;
+  if (result.ok) return undefined;
+  const bucket = buckets.find((b) => b.key === result.key)!;
+  const resets = bucket.resetsAt
+    ? ` It resets at ${bucket.resetsAt.toISOString()}.`
+    : ' Ask an admin to raise it.';
+  return {
+    error: new AppError(
+      'budget_exceeded',
+      `Budget exceeded for ${bucket.label}: ${usdFromMicros(result.current)} spent, and this request may cost up to ${usdFromMicros(reserved)}.${resets}`,
+      {
+        ...(bucket.resetsAt
+          ? { retryAfterSeconds: Math.ceil((bucket.resetsAt.getTime() - now) / 1000) }
+          : {}),
+        details: { budget: bucket.label },
+      },
+    ),
+  };
 }
