@@ -223,9 +223,11 @@ export class ChatService {
       const costUsd = costOf(response.usage, this.router.priceOf(deployment));
       this.meter(original.model, deployment, response.usage, costUsd);
       const tokens = response.usage.inputTokens + response.usage.outputTokens;
-      const settling = hold.settle(costUsd, tokens);
+      // Settled while the request is recorded: neither waits for the other. The caller has its answer,
+      // so a settle that fails does not fail the request: the reservation stays counted, never less
+      // than the real cost but for an input estimate counted short.
+      const settling = hold.settle(costUsd, tokens).catch(() => {});
       hold = undefined;
-      await settling;
       await admission?.finish({
         costUsd,
         tokens,
@@ -246,6 +248,7 @@ export class ChatService {
         ),
         ...(admission?.takeEvents() ?? []),
       ]);
+      await settling;
       return {
         response,
         deployment,
