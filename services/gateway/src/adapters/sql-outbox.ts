@@ -10,13 +10,21 @@ interface Waiter {
 }
 
 /**
- * The transactional outbox with group commit: appends that arrive while a write is in flight are
+ * Writes in flight at once. With one, an append arriving during a write waits for it to finish and
+ * then for its own: a second writer takes it at once, so a request waits for one insert, not two. The
+ * order the relay publishes stays that of storage (seq); appends that were concurrent have no order of
+ * their own, and an append made after another resolved still lands after it.
+ */
+const WRITERS = 2;
+
+/**
+ * The transactional outbox with group commit: appends that arrive while every writer is busy are
  * batched into the next single INSERT, so the hot path pays one round trip shared by many requests.
  * Inserting is idempotent by event id.
  */
 export class SqlOutbox implements Outbox {
   private queue: Waiter[] = [];
-  private writing = false;
+  private writers = 0;
 
   constructor(
     private readonly db: Db,
@@ -28,12 +36,12 @@ export class SqlOutbox implements Outbox {
     if (events.length === 0) return Promise.resolve();
     return new Promise((resolve, reject) => {
       this.queue.push({ events, resolve, reject });
-      if (!this.writing) void this.drain();
+      if (this.writers < WRITERS) void this.drain();
     });
   }
 
   private async drain(): Promise<void> {
-    this.writing = true;
+    this.writers++;
     try {
       while (this.queue.length > 0) {
         const batch = this.queue;
@@ -56,7 +64,7 @@ export class SqlOutbox implements Outbox {
         }
       }
     } finally {
-      this.writing = false;
+      this.writers--;
     }
   }
 }

@@ -1,0 +1,86 @@
+import { type CloudEvent, createEvent } from '@flowloom/contracts';
+import { type Db, migrate } from '@flowloom/store';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { gatewayMigrations } from '../src/adapters/migrations.js';
+import { OutboxRelay, SqlOutbox } from '../src/adapters/sql-outbox.js';
+import { openTestPostgres, type TestDatabase } from './databases.js';
+import { RecordingBus } from './recording-bus.js';
+
+// The outbox writes with two inserts in flight: an append that arrives while one insert is on its
+// way is written at once rather than after it; beyond two, appends are group-committed as before.
+
+const event = (n: number): CloudEvent<{ n: number }> =>
+  createEvent('dev.flowloom.test.writers.v1', 'flowloom/test', { n }, `test/${n}`);
+
+/** The real database, with each outbox insert held until the test lets it through. */
+function holding(db: Db) {
+  const held: Array<() => void> = [];
+  const gated: Db = {
+    kind: db.kind,
+    query: async (sql, params) => {
+      if (sql.includes('insert into outbox')) await new Promise<void>((release) => held.push(release));
+      return db.query(sql, params);
+    },
+    transaction: (fn) => db.transaction(fn),
+    exec: (sql) => db.exec(sql),
+    close: () => db.close(),
+  };
+  return { gated, held };
+}
+
+const settled = async (p: Promise<void>): Promise<boolean> => {
+  let done = false;
+  void p.then(() => {
+    done = true;
+  });
+  await new Promise((r) => setTimeout(r, 50));
+  return done;
+};
+
+describe('SqlOutbox writers on PostgreSQL', () => {
+  let database: TestDatabase;
+  beforeAll(async () => {
+    database = await openTestPostgres();
+    await migrate(database.db, gatewayMigrations);
+  });
+  afterAll(async () => database?.drop());
+
+  it('when an append arrives while an insert is in flight, then a second insert writes it at once; a third waits and is batched', async () => {
+    const { gated, held } = holding(database.db);
+    const outbox = new SqlOutbox(gated);
+    const first = outbox.append([event(1)]);
+    const second = outbox.append([event(2)]);
+    await new Promise((r) => setTimeout(r, 20));
+    // Both inserts are on their way: the second did not wait for the first.
+    expect(held).toHaveLength(2);
+    const third = outbox.append([event(3)]);
+    const fourth = outbox.append([event(4)]);
+    expect(held).toHaveLength(2);
+    held[1]!();
+    await second;
+    expect(await settled(first)).toBe(false);
+    // The freed writer takes what queued meanwhile in one insert.
+    await new Promise((r) => setTimeout(r, 20));
+    expect(held).toHaveLength(3);
+    held[2]!();
+    await Promise.all([third, fourth]);
+    expect(await settled(first)).toBe(false);
+    held[0]!();
+    await first;
+
+    const bus = new RecordingBus();
+    await new OutboxRelay(database.db, bus).publishPending();
+    expect(bus.accepted.map((e) => (e.data as { n: number }).n).sort()).toEqual([1, 2, 3, 4]);
+  });
+
+  it('when appends follow one another, then they reach the bus in that order', async () => {
+    const outbox = new SqlOutbox(database.db);
+    const bus = new RecordingBus();
+    const relay = new OutboxRelay(database.db, bus);
+    await relay.publishPending();
+    const events = Array.from({ length: 20 }, (_, i) => event(100 + i));
+    for (const e of events) await outbox.append([e]);
+    await relay.publishPending();
+    expect(bus.accepted.map((e) => e.id)).toEqual(events.map((e) => e.id));
+  });
+});
