@@ -367,6 +367,13 @@ export class PolicyGate {
     let signals: SignalInput | undefined;
     let recordedSignals: Record<string, number> | undefined;
     let observed = false;
+    // Read while the signals are: neither needs the other.
+    const budgetRead = needs.budget
+      ? this.budgetFacts(ctx, now).then(
+          (facts) => ({ facts }),
+          (error: unknown) => ({ error }),
+        )
+      : undefined;
     if (needs.signals || job !== undefined) {
       const fingerprint = needs.prompts && facts.prompt ? promptFingerprint(facts.prompt()) : undefined;
       try {
@@ -401,13 +408,10 @@ export class PolicyGate {
       }
     }
     let budget: EvaluationInput['budget'];
-    if (needs.budget) {
-      try {
-        budget = await this.budgetFacts(ctx, now);
-      } catch (error) {
-        failure = `${failure ? `${failure}; ` : ''}budget unavailable: ${(error as Error).message}`;
-      }
-    }
+    const read = await budgetRead;
+    if (read && 'error' in read)
+      failure = `${failure ? `${failure}; ` : ''}budget unavailable: ${(read.error as Error).message}`;
+    else budget = read?.facts;
 
     const request: RequestFacts = {
       model: facts.model,
@@ -545,13 +549,17 @@ export class PolicyGate {
           }
         }
         if (!observed) return;
-        await store
-          .record(subjects, this.now(), {
-            costMicros: outcome.costUsd * MICROS,
-            tokens: outcome.tokens,
-            failed: outcome.failed,
-          })
-          .catch(() => {});
+        // The caller does not wait for it. Sent now, it reaches a shared store ahead of the next
+        // request's observe on the same connection; settled() waits for it.
+        this.track(
+          store
+            .record(subjects, this.now(), {
+              costMicros: outcome.costUsd * MICROS,
+              tokens: outcome.tokens,
+              failed: outcome.failed,
+            })
+            .catch(() => {}),
+        );
       },
       takeEvents: () => {
         if (events) return [];
@@ -652,13 +660,18 @@ export class PolicyGate {
 
   /** Runs an action the caller must not wait for; a failure is reported with what to do by hand. */
   private inBackground(what: string, task: () => Promise<void>): void {
-    const run: Promise<void> = task()
-      .catch((error: unknown) => {
+    this.track(
+      task().catch((error: unknown) => {
         this.options.onRejected?.(
           `${what} failed: ${error instanceof Error ? error.message : String(error)}. The decision records the intent; carry it out by hand (revoke the key, or POST /api/v1/jobs/{job}/stop).`,
         );
-      })
-      .finally(() => this.pending.delete(run));
+      }),
+    );
+  }
+
+  /** Keeps `work` in `pending` until it ends, so that settled() waits for it. */
+  private track(work: Promise<void>): void {
+    const run: Promise<void> = work.finally(() => this.pending.delete(run));
     this.pending.add(run);
   }
 
@@ -825,8 +838,9 @@ export class PolicyGate {
   private async budgetFacts(ctx: RequestContext, now: number): Promise<EvaluationInput['budget']> {
     const buckets = budgetBuckets(this.options.budgets, limitSubjectOf(ctx), new Date(now));
     let tightest: { remaining: number; limit: number } | undefined;
-    for (const b of buckets) {
-      const spent = await this.options.limits.get(b.key);
+    const spends = await Promise.all(buckets.map((b) => this.options.limits.get(b.key)));
+    for (const [i, b] of buckets.entries()) {
+      const spent = spends[i]!;
       const remaining = (b.limit - spent) / MICROS;
       if (!tightest || remaining < tightest.remaining) tightest = { remaining, limit: b.limit / MICROS };
     }
