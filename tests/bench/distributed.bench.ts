@@ -5,9 +5,10 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { type Db, openPostgres } from '@flowloom/store';
+import { Redis } from 'ioredis';
 import { BENCH_LIMITS_YAML } from './limits-config.js';
 import { type Figure, fixedRate, overheadFigures, type Target, throughputFigures } from './load.js';
-import { adminCall, type Child, freePort, startChild, startMockUpstream } from './processes.js';
+import { adminCall, type Child, cpuMicros, freePort, startChild, startMockUpstream } from './processes.js';
 import { mainThreadWindow } from './runtime-metrics.js';
 
 // Distributed mode, as installed: `flowloom serve gateway|policy|audit`, each a process of its own on
@@ -226,6 +227,94 @@ async function catchUp(db: Db, timeoutMs: number): Promise<{ ms: number; behind:
   return { ms: Date.now() - start, behind, left };
 }
 
+/** Calls per command name in Redis's own statistics (the server's, every client of it included). */
+async function redisCommandCalls(redis: Redis): Promise<Map<string, number>> {
+  const calls = new Map<string, number>();
+  for (const line of (await redis.info('commandstats')).split('\n')) {
+    const match = /^cmdstat_([^:]+):calls=(\d+)/.exec(line.trim());
+    if (match && match[1] !== 'info') calls.set(match[1]!, Number(match[2]));
+  }
+  return calls;
+}
+
+/**
+ * What each request of a fixed-rate run costs, counted over the run: the gateway's CPU time (all its
+ * threads, and its main thread), Redis commands (scripts and the commands they run; every client of
+ * that Redis counts, so a shared one adds its neighbours) and transactions in the bench's database
+ * (the outbox's inserts, the relay's, the ledger's and the policy service's). Unlike latencies on a
+ * busy shared machine, these stay put from run to run, and a round trip added to the request path
+ * shows here first.
+ */
+function requestCosts(redisUrl: string, db: Db, gatewayPid: number | undefined, requests: number) {
+  const redis = new Redis(redisUrl, { lazyConnect: true, maxRetriesPerRequest: 1 });
+  const transactions = async () => {
+    const { rows } = await db.query<{ n: string }>(
+      'select xact_commit::text as n from pg_stat_database where datname = current_database()',
+    );
+    return Number(rows[0]?.n ?? 0);
+  };
+  let before: { cpu: ReturnType<typeof cpuMicros>; redis: Map<string, number>; xact: number } | undefined;
+  return {
+    async start(): Promise<void> {
+      await redis.connect().catch(() => {});
+      before = {
+        cpu: gatewayPid ? cpuMicros(gatewayPid) : undefined,
+        redis: await redisCommandCalls(redis),
+        xact: await transactions(),
+      };
+    },
+    async figures(label: string): Promise<Figure[]> {
+      const cpu = gatewayPid ? cpuMicros(gatewayPid) : undefined;
+      const commands = await redisCommandCalls(redis);
+      // PostgreSQL publishes a backend's counts within a second of its transactions.
+      await sleep(1_100);
+      const xact = await transactions();
+      redis.disconnect();
+      if (!before) return [];
+      const per = (n: number) => n / requests;
+      const byCommand = [...commands]
+        .map(([name, calls]) => [name, per(calls - (before?.redis.get(name) ?? 0))] as const)
+        .filter(([, n]) => n >= 0.05)
+        .sort((a, b) => b[1] - a[1]);
+      const figures: Figure[] = [
+        {
+          name: `${label}: Redis commands per request`,
+          value: Number(byCommand.reduce((sum, [, n]) => sum + n, 0).toFixed(2)),
+          unit: 'count',
+          note: `${byCommand.map(([name, n]) => `${name} ${n.toFixed(2)}`).join(', ')} (evalsha: one script, one round trip; the commands it runs are counted too)`,
+        },
+        {
+          name: `${label}: PostgreSQL transactions per request`,
+          value: Number(per(xact - before.xact).toFixed(2)),
+          unit: 'count',
+          note: 'the outbox inserts (group-committed), relay, ledger and policy service in the bench database',
+        },
+      ];
+      if (cpu && before.cpu)
+        figures.push({
+          name: `${label}: gateway CPU per request`,
+          value: Math.round(per(cpu.all - before.cpu.all)),
+          unit: 'µs',
+          note: `main thread ${Math.round(per(cpu.main - before.cpu.main))} µs; load average ${loadavg()[0]?.toFixed(1)} on ${availableParallelism()} cores`,
+        });
+      return figures;
+    },
+  };
+}
+
+/** Two observers of one load window, started and read together. */
+function both(
+  a: { start(): Promise<void>; figures(label: string): Promise<Figure[]> },
+  b: { start(): Promise<void>; figures(label: string): Promise<Figure[]> },
+) {
+  return {
+    start: async () => {
+      await Promise.all([a.start(), b.start()]);
+    },
+    figures: async (label: string) => [...(await a.figures(label)), ...(await b.figures(label))],
+  };
+}
+
 /** Runs the distributed benchmark; `seconds` per measured round. */
 export async function runDistributedBench(log: (line: string) => void, seconds = 10): Promise<Figure[]> {
   const children: Child[] = [];
@@ -252,7 +341,7 @@ export async function runDistributedBench(log: (line: string) => void, seconds =
     log(`flowloom migrate on ${DATABASE}…`);
     await promisify(execFile)('node', [CLI, 'migrate'], { env: { ...process.env, ...common } });
 
-    const serve = async (name: string, env: Record<string, string>) => {
+    const serve = async (name: string, env: Record<string, string>): Promise<Child> => {
       log(`starting flowloom serve ${name}…`);
       const child = await startChild(
         'node',
@@ -262,6 +351,7 @@ export async function runDistributedBench(log: (line: string) => void, seconds =
         120_000,
       );
       children.push(child);
+      return child;
     };
     const [auditHttp, auditGrpc, policyHttp, policyGrpc, gatewayHttp, gatewayGrpc] = await Promise.all(
       Array.from({ length: 6 }, () => freePort()),
@@ -271,7 +361,7 @@ export async function runDistributedBench(log: (line: string) => void, seconds =
       FLOWLOOM_AUDIT_GRPC_PORT: String(auditGrpc),
     });
     await serve('policy', { FLOWLOOM_HTTP_PORT: String(policyHttp), FLOWLOOM_GRPC_PORT: String(policyGrpc) });
-    await serve('gateway', {
+    const gatewayChild = await serve('gateway', {
       FLOWLOOM_HTTP_PORT: String(gatewayHttp),
       FLOWLOOM_GRPC_PORT: String(gatewayGrpc),
       FLOWLOOM_POLICY_SERVICE_URL: `127.0.0.1:${policyGrpc}`,
@@ -329,7 +419,10 @@ export async function runDistributedBench(log: (line: string) => void, seconds =
       seconds,
       log,
       'the distributed gateway',
-      mainThreadWindow(`${gatewayBase}/metrics`),
+      both(
+        mainThreadWindow(`${gatewayBase}/metrics`),
+        requestCosts(REDIS_URL, db, gatewayChild.process.pid, 500 * seconds),
+      ),
     );
     if (results[gateway.name]!.rps < 550) {
       // Below that rate the fixed load queues up: the figure then shows the backlog, not the overhead.
