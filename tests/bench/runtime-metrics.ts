@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import type { Figure } from './load.js';
 
 /** The event-loop monitor's timer period (prom-client's default precision): each sample is this plus the delay. */
@@ -101,4 +102,151 @@ export async function auditTrailCatchUp(
     }
   }
   return { behindAtEnd, seconds: (Date.now() - started) / 1000, stillBehind: left };
+}
+
+/** Where a process's resident memory is, in MB (see `memoryParts`). */
+export interface MemoryParts {
+  rss: number;
+  /** The main thread's V8 heap (committed), from /metrics. */
+  mainHeap: number;
+  /** The embedded database thread's own V8 heap (committed). */
+  dbHeap: number;
+  /** PostgreSQL's WASM memory: its size, and the part of it that is resident. */
+  wasmSize: number;
+  wasmResident: number;
+  /** glibc's malloc arenas: the main one (brk) and the threads' 64 MB heaps, resident. */
+  mallocArenas: number;
+  /** Mapped files (the node binary, libraries): the same from start to end. */
+  files: number;
+  /** The rest: V8's code and large objects outside its paged spaces, stacks, mmap'ed malloc chunks. */
+  other: number;
+}
+
+const MB = 1024 * 1024;
+/** glibc reserves each thread arena as one 64 MB-aligned region of this size (HEAP_MAX_SIZE on 64-bit). */
+const ARENA_BYTES = 64 * MB;
+
+interface Mapping {
+  start: number;
+  end: number;
+  perms: string;
+  name: string;
+  rssKb: number;
+}
+
+function mappings(pid: number): Mapping[] {
+  const maps: Mapping[] = [];
+  for (const line of readFileSync(`/proc/${pid}/smaps`, 'utf8').split('\n')) {
+    const head = /^([0-9a-f]+)-([0-9a-f]+) (\S+) \S+ \S+ \S+\s*(.*)$/.exec(line);
+    if (head) {
+      // Addresses stay below 2^53 on x86-64 and arm64 (47-48 bit user space): exact as numbers.
+      maps.push({
+        start: Number.parseInt(head[1]!, 16),
+        end: Number.parseInt(head[2]!, 16),
+        perms: head[3]!,
+        name: head[4] ?? '',
+        rssKb: 0,
+      });
+      continue;
+    }
+    const rss = /^Rss:\s+(\d+) kB/.exec(line);
+    const last = maps[maps.length - 1];
+    if (rss && last) last.rssKb = Number(rss[1]);
+  }
+  return maps;
+}
+
+/**
+ * A breakdown of a FlowLoom process's resident memory (Linux: /proc/PID/smaps, and the process's
+ * /metrics for the V8 heaps and the embedded database's WASM memory). It tells growth in the
+ * process's memory apart: the heaps the collector sizes, PostgreSQL's WASM memory, and freed memory
+ * glibc keeps in its arenas. Undefined where /proc is missing.
+ */
+export async function memoryParts(pid: number, metricsUrl: string): Promise<MemoryParts | undefined> {
+  let maps: Mapping[];
+  try {
+    maps = mappings(pid);
+  } catch {
+    return undefined;
+  }
+  const metrics = samples(await fetch(metricsUrl).then((r) => r.text()));
+  const metric = (series: string) => metrics.get(series) ?? 0;
+  const wasmBytes = metric('flowloom_embedded_db_memory_bytes{part="wasm"}');
+  let rssKb = 0;
+  let filesKb = 0;
+  let wasmKb = 0;
+  let arenasKb = 0;
+  maps.forEach((map, i) => {
+    rssKb += map.rssKb;
+    const size = map.end - map.start;
+    const next = maps[i + 1];
+    if (map.name === '[heap]') arenasKb += map.rssKb;
+    else if (map.name.startsWith('/')) filesKb += map.rssKb;
+    // V8 commits the WASM memory's pages at the start of a much larger reservation.
+    else if (wasmBytes > 0 && size === wasmBytes && map.perms === 'rw-p') wasmKb += map.rssKb;
+    else if (
+      map.perms === 'rw-p' &&
+      map.start % ARENA_BYTES === 0 &&
+      (size === ARENA_BYTES ||
+        (next?.start === map.end && next.perms === '---p' && next.end - map.start === ARENA_BYTES))
+    )
+      arenasKb += map.rssKb;
+  });
+  const mainHeap = metric('flowloom_nodejs_heap_size_total_bytes') / MB;
+  const dbHeap = metric('flowloom_embedded_db_memory_bytes{part="heap_total"}') / MB;
+  const rss = rssKb / 1024;
+  const known = mainHeap + dbHeap + (wasmKb + arenasKb + filesKb) / 1024;
+  return {
+    rss,
+    mainHeap,
+    dbHeap,
+    wasmSize: wasmBytes / MB,
+    wasmResident: wasmKb / 1024,
+    mallocArenas: arenasKb / 1024,
+    files: filesKb / 1024,
+    other: rss - known,
+  };
+}
+
+/** One line of a breakdown, and of the difference between two (`since`). */
+export function describeMemory(parts: MemoryParts, since?: MemoryParts): string {
+  const fields: [string, keyof MemoryParts][] = [
+    ['main V8 heap', 'mainHeap'],
+    ['database thread V8 heap', 'dbHeap'],
+    ['PostgreSQL WASM resident', 'wasmResident'],
+    ['malloc arenas', 'mallocArenas'],
+    ['files', 'files'],
+    ['other', 'other'],
+  ];
+  const mb = (n: number) => n.toFixed(0);
+  const delta = (n: number) => `${n >= 0 ? '+' : ''}${n.toFixed(0)}`;
+  const part = ([label, key]: [string, keyof MemoryParts]) =>
+    since ? `${label} ${delta(parts[key] - since[key])}` : `${label} ${mb(parts[key])}`;
+  return `RSS ${mb(parts.rss)} MB${since ? ` (${delta(parts.rss - since.rss)})` : ''}: ${fields.map(part).join(', ')}; WASM memory size ${mb(parts.wasmSize)} MB`;
+}
+
+/**
+ * The process's memory once idle: V8 keeps its heap at the working size of the last load until its
+ * memory reducer notices the idleness (some 10-40 s later) and collects and shrinks it, ~50 MB here.
+ * Two readings compare only when both are taken so: one at an arbitrary moment after a load differs
+ * by that much from the next depending on where the collector was. Samples every 2 s for at most
+ * `maxMs`, and stops once the main heap has shrunk by a third; returns the lowest reading.
+ */
+export async function settledMemory(
+  pid: number,
+  metricsUrl: string,
+  maxMs = 60_000,
+): Promise<{ parts: MemoryParts; seconds: number } | undefined> {
+  const started = Date.now();
+  const first = await memoryParts(pid, metricsUrl);
+  if (!first) return undefined;
+  let lowest = first;
+  while (Date.now() - started < maxMs) {
+    await new Promise((resolve) => setTimeout(resolve, 2_000));
+    const now = await memoryParts(pid, metricsUrl);
+    if (!now) break;
+    if (now.rss < lowest.rss) lowest = now;
+    if (now.mainHeap < first.mainHeap * (2 / 3)) break;
+  }
+  return { parts: lowest, seconds: (Date.now() - started) / 1000 };
 }

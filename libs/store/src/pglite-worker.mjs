@@ -124,6 +124,19 @@ async function handle(request) {
     case 'end':
       await end(request.tx, request.commit);
       return null;
+    case 'memory': {
+      // This thread's V8 heap (each worker has its own) and PostgreSQL's WASM memory, which grows and
+      // never shrinks: what the embedded database adds to the process's resident memory. `mod` is
+      // PGlite's Emscripten module (not part of its typed API; 0 if a later version renames it).
+      const { heapTotal, heapUsed, external, arrayBuffers } = process.memoryUsage();
+      return {
+        heapTotal,
+        heapUsed,
+        external,
+        arrayBuffers,
+        wasm: pg.mod?.wasmMemory?.buffer.byteLength ?? 0,
+      };
+    }
     case 'close':
       await pg.close();
       return null;

@@ -1,7 +1,7 @@
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Db } from './db.js';
-import { openPglite } from './pglite.js';
+import { embeddedDbMemory, openPglite } from './pglite.js';
 
 // The embedded database answers from a worker thread: what crosses the thread boundary (values,
 // errors, transactions) must behave exactly as an in-thread PGlite does.
@@ -90,5 +90,19 @@ describe('embedded database on its worker thread', () => {
     const other = await openPglite();
     await other.close();
     await expect(other.query('select 1')).rejects.toThrow(/embedded database is closed/);
+  });
+
+  it('when its memory is asked for, then it reports the WASM memory and its thread’s own heap', async () => {
+    const memory = await embeddedDbMemory(db);
+    // PostgreSQL's WASM memory starts at 128 MB (PGlite's initial size) and grows in 64 KiB pages.
+    expect(memory?.wasm).toBeGreaterThanOrEqual(128 * 1024 * 1024);
+    expect((memory?.wasm ?? 1) % 65536).toBe(0);
+    expect(memory?.heapUsed).toBeGreaterThan(0);
+    expect(memory?.heapTotal).toBeGreaterThanOrEqual(memory?.heapUsed ?? Number.POSITIVE_INFINITY);
+  });
+
+  it('when a database is not the embedded one, then it has no embedded memory to report', () => {
+    const other: Db = { ...db };
+    expect(embeddedDbMemory(other)).toBeUndefined();
   });
 });

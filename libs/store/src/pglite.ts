@@ -44,11 +44,31 @@ type Request =
   | { op: 'exec'; sql: string }
   | { op: 'begin' }
   | { op: 'end'; tx: number; commit: boolean }
+  | { op: 'memory' }
   | { op: 'close' };
 
 type Reply =
   | { id: number; ok: true; value: unknown }
   | { id: number; ok: false; error: { message: string } & Record<string, string> };
+
+/** What the embedded database's thread holds in memory, in bytes (see pglite-worker.mjs). */
+export interface EmbeddedDbMemory {
+  /** The thread's own V8 heap: reserved, and used by live objects. */
+  heapTotal: number;
+  heapUsed: number;
+  /** Memory its JavaScript objects hold outside that heap (buffers), array buffers included. */
+  external: number;
+  arrayBuffers: number;
+  /** PostgreSQL's WASM memory: its size only grows, and what was touched once stays resident. */
+  wasm: number;
+}
+
+const memoryOf = new WeakMap<Db, () => Promise<EmbeddedDbMemory>>();
+
+/** The embedded database's memory, or undefined when `db` is not one (PostgreSQL runs elsewhere). */
+export function embeddedDbMemory(db: Db): Promise<EmbeddedDbMemory> | undefined {
+  return memoryOf.get(db)?.();
+}
 
 /** A PostgreSQL error from the embedded database, with its SQLSTATE `code` and detail fields. */
 export class EmbeddedDbError extends Error {
@@ -123,7 +143,7 @@ export async function openPglite(dataDir?: string): Promise<Db> {
     await worker.terminate();
     throw error;
   }
-  return {
+  const db: Db = {
     kind: 'pglite',
     query: queryIn(undefined),
     async transaction(fn) {
@@ -149,4 +169,6 @@ export async function openPglite(dataDir?: string): Promise<Db> {
       failure = new Error('The embedded database is closed');
     },
   };
+  memoryOf.set(db, () => call<EmbeddedDbMemory>({ op: 'memory' }));
+  return db;
 }

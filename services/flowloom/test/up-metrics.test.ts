@@ -91,4 +91,13 @@ describe('flowloom up: /metrics', () => {
     }
     for (const name of growing) expect(value(after, name), name).toBeGreaterThan(value(before, name));
   });
+
+  it('when scraped, then the embedded database thread’s memory is there: its WASM memory and its own heap', async () => {
+    const text = await scrape();
+    // PGlite starts PostgreSQL's WASM memory at 128 MB; the thread's heap is small but never empty.
+    expect(value(text, 'flowloom_embedded_db_memory_bytes{part="wasm"}')).toBeGreaterThanOrEqual(
+      128 * 2 ** 20,
+    );
+    expect(value(text, 'flowloom_embedded_db_memory_bytes{part="heap_used"}')).toBeGreaterThan(0);
+  });
 });

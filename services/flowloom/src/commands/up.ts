@@ -7,8 +7,8 @@ import { type Config, loadConfig } from '@flowloom/config';
 import { AppError } from '@flowloom/errors';
 import { type AdminAuthorizer, type Gateway, policyApiDocument, startGateway } from '@flowloom/gateway';
 import { startPolicyService } from '@flowloom/policy';
-import { openDb } from '@flowloom/store';
-import { createRegistry } from '@flowloom/telemetry';
+import { embeddedDbMemory, openDb } from '@flowloom/store';
+import { createRegistry, registerEmbeddedDbGauges } from '@flowloom/telemetry';
 import type { Command, Io } from '../command.js';
 
 export const upCommand: Command = {
@@ -140,6 +140,7 @@ export async function startEmbeddedPlatform(
   // One /metrics for the process: the audit and policy series register on the gateway's registry
   // (each once; the in-process bus has no health, so no bus gauges).
   const registry = createRegistry();
+  registerEmbeddedDbGauges(() => embeddedDbMemory(db), registry);
   // The audit ledger subscribes first, so it receives every event from the very first one.
   const audit = await openAudit({ config, db, bus, registry });
   // Policies: bundles reach the gateway by a direct subscription; the admin API mounts on its HTTP server.
