@@ -20,7 +20,7 @@ import type { Outbox } from '../ports/outbox.js';
 import { timeoutReason, toAppError, upstreamCall, withFallback } from './attempts.js';
 import type { RequestContext } from './context.js';
 import { completedEvent, failedEvent, requestFields } from './events.js';
-import type { Hold, Limiter } from './limits.js';
+import { type Hold, type Limiter, settleAfterCall } from './limits.js';
 import {
   answerFacts,
   isUpstreamFailure,
@@ -223,10 +223,7 @@ export class ChatService {
       const costUsd = costOf(response.usage, this.router.priceOf(deployment));
       this.meter(original.model, deployment, response.usage, costUsd);
       const tokens = response.usage.inputTokens + response.usage.outputTokens;
-      // Settled while the request is recorded: neither waits for the other. The caller has its answer,
-      // so a settle that fails does not fail the request: the reservation stays counted, never less
-      // than the real cost but for an input estimate counted short.
-      const settling = hold.settle(costUsd, tokens).catch(() => {});
+      const settling = settleAfterCall(hold, costUsd, tokens);
       hold = undefined;
       await admission?.finish({
         costUsd,
@@ -257,7 +254,7 @@ export class ChatService {
         ...(admission?.decisionId ? { decisionId: admission.decisionId } : {}),
       };
     } catch (error) {
-      await hold?.settle(0, 0);
+      if (hold) await settleAfterCall(hold, 0, 0);
       await admission?.finish({ costUsd: 0, tokens: 0, failed: isUpstreamFailure(error) });
       await this.recordFailure(ctx, original, false, attempts, error, admission?.takeEvents() ?? []);
       throw asAppError(error);
@@ -306,7 +303,7 @@ export class ChatService {
         },
       );
     } catch (error) {
-      await hold?.settle(0, 0);
+      if (hold) await settleAfterCall(hold, 0, 0);
       await admission?.finish({ costUsd: 0, tokens: 0, failed: isUpstreamFailure(error) });
       await this.recordFailure(ctx, original, true, 0, error, admission?.takeEvents() ?? []);
       throw asAppError(error);
@@ -383,7 +380,7 @@ export class ChatService {
         usage = finalUsage(outcome === 'done');
         const costUsd = costOf(usage, self.router.priceOf(deployment));
         self.meter(original.model, deployment, usage, costUsd);
-        await streamHold.settle(costUsd, usage.inputTokens + usage.outputTokens);
+        const settling = settleAfterCall(streamHold, costUsd, usage.inputTokens + usage.outputTokens);
         await streamAdmission?.finish({
           costUsd,
           tokens: usage.inputTokens + usage.outputTokens,
@@ -443,6 +440,7 @@ export class ChatService {
             ...decisionEvents,
           ]);
         }
+        await settling;
       }
     }
     return {

@@ -11,7 +11,7 @@ import { upstreamCall, withFallback } from './attempts.js';
 import { asAppError, type CallOptions } from './chat.js';
 import type { RequestContext } from './context.js';
 import { baseFields, completedEvent, failedEvent } from './events.js';
-import type { Hold, Limiter } from './limits.js';
+import { type Hold, type Limiter, settleAfterCall } from './limits.js';
 import { answerFacts, isUpstreamFailure, redactInputs, rerouted } from './policy-actions.js';
 import type { Admission, PolicyGate } from './policy-gate.js';
 import type { Router } from './router.js';
@@ -89,9 +89,8 @@ export class EmbeddingsService {
       const costUsd = costOf(usage, this.router.priceOf(result.deployment));
       this.metrics.tokens({ model: request.model, deployment: result.deployment.id }, usage);
       this.metrics.cost({ model: request.model, deployment: result.deployment.id }, costUsd);
-      const settling = hold.settle(costUsd, usage.inputTokens);
+      const settling = settleAfterCall(hold, costUsd, usage.inputTokens);
       hold = undefined;
-      await settling;
       await admission?.finish({
         costUsd,
         tokens: usage.inputTokens,
@@ -109,6 +108,7 @@ export class EmbeddingsService {
         }),
         ...(admission?.takeEvents() ?? []),
       ]);
+      await settling;
       return {
         response: result.value,
         deployment: result.deployment,
@@ -116,7 +116,7 @@ export class EmbeddingsService {
         ...(admission?.decisionId ? { decisionId: admission.decisionId } : {}),
       };
     } catch (error) {
-      await hold?.settle(0, 0);
+      if (hold) await settleAfterCall(hold, 0, 0);
       await admission?.finish({ costUsd: 0, tokens: 0, failed: isUpstreamFailure(error) });
       const decisionEvents = admission?.takeEvents() ?? [];
       if (!(error instanceof UpstreamFailure && error.kind === 'aborted')) {

@@ -33,6 +33,16 @@ export interface Hold {
 
 const NOTHING_HELD: Hold = { settle: async () => {} };
 
+/**
+ * Settles a hold once the call is over, alongside the request's event rather than before it, and
+ * never failing the request: the caller has its answer (or error), and its event must be written. A
+ * settle that fails leaves the reservation counted (never less than the real cost, but for an input
+ * estimate counted short).
+ */
+export function settleAfterCall(hold: Hold, costUsd: number, tokens: number): Promise<void> {
+  return hold.settle(costUsd, tokens).catch(() => {});
+}
+
 export function subjectOf(ctx: RequestContext): Subject {
   return {
     key: ctx.key.id,
