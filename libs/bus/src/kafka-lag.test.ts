@@ -70,4 +70,36 @@ describe('KafkaBus consumer lag', () => {
     expect(seen.size).toBe(25);
     expect(total(bus.health().lag ?? [], TOPIC)).toBe(0);
   });
+
+  it('when a group handles some event types, then it reads only their families: other events neither reach it nor count as its lag', {
+    timeout: 90_000,
+  }, async () => {
+    const bus = new KafkaBus({
+      brokers: BROKERS,
+      clientId: `${topicPrefix}-narrow`,
+      topicPrefix,
+      partitions: 2,
+    });
+    closers.push(() => bus.close());
+    await bus.start();
+    const decision = 'dev.flowloom.policy.decision.v1';
+    const seen: string[] = [];
+    await bus.subscribeBatch(
+      'narrow',
+      async (events) => {
+        for (const e of events) seen.push(e.type);
+      },
+      [decision],
+    );
+    await bus.publish([
+      createEvent('dev.flowloom.gateway.request.completed.v1', 'flowloom/gateway', { n: 1 }, 'job-1'),
+      createEvent(decision, 'flowloom/gateway', { n: 2 }, 'job-1'),
+    ]);
+    const deadline = Date.now() + 30_000;
+    while (seen.length === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+    expect(seen).toEqual([decision]);
+    const lag = await bus.sampleLag();
+    const narrow = lag.filter((l) => l.group === `${topicPrefix}.narrow`);
+    expect(new Set(narrow.map((l) => l.topic))).toEqual(new Set([`${topicPrefix}.policy.decision`]));
+  });
 });
