@@ -347,13 +347,19 @@ export class SqlLedgerStore implements LedgerStore {
 
   async indexedUpTo(): Promise<number> {
     // The first entry missing, not the highest present: replicas index their own appends, so a
-    // replica killed between appending and indexing leaves a gap below later entries.
-    const { rows } = await this.db.query<{ n: unknown }>(
+    // replica killed between appending and indexing leaves a gap below later entries. Counting
+    // tells whether there is one (a fifth of the cost of looking for it: 0.14 s at 1M on PGlite).
+    const { rows } = await this.db.query<{ c: unknown; n: unknown }>(
+      'select count(*) as c, coalesce(max(idx) + 1, 0) as n from audit_index',
+    );
+    const next = asNumber(rows[0]?.n ?? 0);
+    if (asNumber(rows[0]?.c ?? 0) === next) return next;
+    const gap = await this.db.query<{ n: unknown }>(
       `select case when not exists (select 1 from audit_index where idx = 0) then 0
               else (select min(i.idx) + 1 from audit_index i
                      where not exists (select 1 from audit_index j where j.idx = i.idx + 1)) end as n`,
     );
-    return asNumber(rows[0]?.n ?? 0);
+    return asNumber(gap.rows[0]?.n ?? 0);
   }
 
   async indexEntries(from: number, to: number): Promise<void> {
