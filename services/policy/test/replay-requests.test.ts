@@ -1,7 +1,6 @@
 import { createEvent, POLICY_DECISION, uuidv7 } from '@flowloom/contracts';
-import type { Db } from '@flowloom/store';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { at, openTestEngine, startTestPolicyService, type TestPolicyService } from './support.js';
+import { describe, expect, it } from 'vitest';
+import { at, policyServiceOn } from './support.js';
 import { allowDecision, completedEvent, failedEvent } from './traffic.js';
 
 // Replay when no policy was active: no decision was recorded, so the traffic is the gateways'
@@ -18,23 +17,11 @@ rules:
 `;
 
 describe.each(['postgres', 'pglite'] as const)('replay from request events (%s)', (engine) => {
-  let engineDb: Awaited<ReturnType<typeof openTestEngine>> | undefined;
-  let db: Db;
-  let t: TestPolicyService;
-
-  beforeAll(async () => {
-    engineDb = await openTestEngine(engine);
-    db = engineDb.db;
-    t = await startTestPolicyService(db);
-  });
-  afterAll(async () => {
-    await t?.close();
-    await engineDb?.close();
-  });
+  const started = policyServiceOn(engine);
 
   it('when no decision was recorded for requests, then replay evaluates their request events and names what they lack', async () => {
     const decidedId = uuidv7();
-    await t.bus.publish([
+    await started.t.bus.publish([
       completedEvent(uuidv7(), 'big'),
       completedEvent(uuidv7(), 'big'),
       completedEvent(uuidv7(), 'small'),
@@ -44,15 +31,15 @@ describe.each(['postgres', 'pglite'] as const)('replay from request events (%s)'
     ]);
     // Redelivered: stored once.
     const again = completedEvent(uuidv7(), 'small');
-    await t.bus.publish([again]);
-    await t.bus.publish([again]);
+    await started.t.bus.publish([again]);
+    await started.t.bus.publish([again]);
 
-    const pushed = await t.call('POST', '/api/v1/policies', 'alice', {
+    const pushed = await started.t.call('POST', '/api/v1/policies', 'alice', {
       source: CANDIDATE,
       message: 'candidate',
     });
     expect(pushed.status, pushed.text).toBe(201);
-    const res = await t.call('POST', '/api/v1/replay', 'alice', {
+    const res = await started.t.call('POST', '/api/v1/replay', 'alice', {
       version: at<string>(pushed.body, 'version'),
       since: '1h',
     });
@@ -81,13 +68,13 @@ describe.each(['postgres', 'pglite'] as const)('replay from request events (%s)'
   });
 
   it('when the candidate reads only what request events tell, then none of them lacks an input', async () => {
-    const pushed = await t.call('POST', '/api/v1/policies', 'alice', {
+    const pushed = await started.t.call('POST', '/api/v1/policies', 'alice', {
       source:
         'name: models-only\nrules:\n  - id: no-big\n    condition: request.model == "big" && response.output_tokens > 1\n    action: suspend_key\n',
       message: 'reads the model and the answer',
     });
     expect(pushed.status, pushed.text).toBe(201);
-    const res = await t.call('POST', '/api/v1/replay', 'alice', {
+    const res = await started.t.call('POST', '/api/v1/replay', 'alice', {
       version: at<string>(pushed.body, 'version'),
       since: '1h',
     });

@@ -1,8 +1,8 @@
 import { createEvent, POLICY_DECISION, uuidv7 } from '@flowloom/contracts';
 import type { Db } from '@flowloom/store';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { SqlOperationalRetention } from '../src/adapters/sql-operational-retention.js';
-import { openTestEngine, startTestPolicyService, type TestPolicyService } from './support.js';
+import { policyServiceOn } from './support.js';
 import { allowDecision, completedEvent } from './traffic.js';
 
 // The policy service's working copies (decisions, interventions, replay traffic) are pruned after
@@ -31,36 +31,24 @@ async function ids(db: Db, table: string, key: string): Promise<string[]> {
 }
 
 describe.each(['postgres', 'pglite'] as const)('policy retention (%s)', (engine) => {
-  let engineDb: Awaited<ReturnType<typeof openTestEngine>> | undefined;
-  let db: Db;
-  let t: TestPolicyService;
-
-  beforeAll(async () => {
-    engineDb = await openTestEngine(engine);
-    db = engineDb.db;
-    t = await startTestPolicyService(db, { policy: { retentionDays: 1, retentionIntervalMs: 1_000 } });
-  });
-  afterAll(async () => {
-    await t?.close();
-    await engineDb?.close();
-  });
+  const started = policyServiceOn(engine, { policy: { retentionDays: 1, retentionIntervalMs: 1_000 } });
 
   it('when rows are older than the cutoff, then they are deleted a slice at a time and newer rows stay', async () => {
-    const retention = new SqlOperationalRetention(db, 2);
+    const retention = new SqlOperationalRetention(started.db, 2);
     const now = Date.now();
-    for (const n of [1, 2, 3, 4, 5]) await insertDecisionRow(db, `slice-old-${n}`, now - 40 * DAY);
-    await insertDecisionRow(db, 'slice-new', now - 10 * DAY);
-    await insertInterventionRow(db, 'slice-old', now - 40 * DAY);
-    await insertInterventionRow(db, 'slice-new', now - 10 * DAY);
+    for (const n of [1, 2, 3, 4, 5]) await insertDecisionRow(started.db, `slice-old-${n}`, now - 40 * DAY);
+    await insertDecisionRow(started.db, 'slice-new', now - 10 * DAY);
+    await insertInterventionRow(started.db, 'slice-old', now - 40 * DAY);
+    await insertInterventionRow(started.db, 'slice-new', now - 10 * DAY);
 
     const pruned = await retention.pruneBefore(new Date(now - 30 * DAY));
     expect(pruned).toEqual({ decisions: 5, interventions: 1, requests: 0 });
-    expect((await ids(db, 'policy_decisions', 'id')).filter((id) => id.startsWith('slice-'))).toEqual([
-      'slice-new',
-    ]);
-    expect((await ids(db, 'policy_interventions', 'id')).filter((id) => id.startsWith('slice-'))).toEqual([
-      'slice-new',
-    ]);
+    expect((await ids(started.db, 'policy_decisions', 'id')).filter((id) => id.startsWith('slice-'))).toEqual(
+      ['slice-new'],
+    );
+    expect(
+      (await ids(started.db, 'policy_interventions', 'id')).filter((id) => id.startsWith('slice-')),
+    ).toEqual(['slice-new']);
     expect(await retention.pruneBefore(new Date(now - 30 * DAY))).toEqual({
       decisions: 0,
       interventions: 0,
@@ -74,7 +62,7 @@ describe.each(['postgres', 'pglite'] as const)('policy retention (%s)', (engine)
     const newRequest = uuidv7();
     const oldDecision = allowDecision(oldRequest, 'm', now - 3 * DAY);
     const newDecision = allowDecision(newRequest, 'm', now - 60_000);
-    await t.bus.publish([
+    await started.t.bus.publish([
       createEvent(POLICY_DECISION, 'flowloom/gateway', oldDecision, 'job/nightly', now - 3 * DAY),
       createEvent(POLICY_DECISION, 'flowloom/gateway', newDecision, 'job/nightly'),
       completedEvent(oldRequest, 'm', now - 3 * DAY),
@@ -86,8 +74,8 @@ describe.each(['postgres', 'pglite'] as const)('policy retention (%s)', (engine)
     let requests: string[] = [];
     let decisions: string[] = [];
     for (;;) {
-      requests = await ids(db, 'policy_requests', 'request_id');
-      decisions = await ids(db, 'policy_decisions', 'id');
+      requests = await ids(started.db, 'policy_requests', 'request_id');
+      decisions = await ids(started.db, 'policy_decisions', 'id');
       const settled = decisions.includes(newDecision.decisionId) && requests.includes(newRequest);
       if (
         (settled && !decisions.includes(oldDecision.decisionId) && !requests.includes(oldRequest)) ||
@@ -100,7 +88,7 @@ describe.each(['postgres', 'pglite'] as const)('policy retention (%s)', (engine)
     expect(requests).not.toContain(oldRequest);
     expect(decisions).toContain(newDecision.decisionId);
     expect(decisions).not.toContain(oldDecision.decisionId);
-    expect((await t.call('GET', `/api/v1/decisions/${newDecision.decisionId}`)).status).toBe(200);
-    expect((await t.call('GET', `/api/v1/decisions/${oldDecision.decisionId}`)).status).toBe(404);
+    expect((await started.t.call('GET', `/api/v1/decisions/${newDecision.decisionId}`)).status).toBe(200);
+    expect((await started.t.call('GET', `/api/v1/decisions/${oldDecision.decisionId}`)).status).toBe(404);
   });
 });

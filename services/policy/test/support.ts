@@ -7,6 +7,7 @@ import { loadConfig } from '@flowloom/config';
 import type { CloudEvent } from '@flowloom/contracts';
 import { AppError } from '@flowloom/errors';
 import { type Db, openPglite, openPostgres } from '@flowloom/store';
+import { afterAll, beforeAll } from 'vitest';
 import { startPolicyHttp } from '../src/http/server.js';
 import { type PolicyService, startPolicyService } from '../src/main.js';
 
@@ -104,6 +105,28 @@ export interface TestPolicyService {
   events(): Promise<CloudEvent[]>;
   call(method: string, path: string, as?: string, body?: unknown): Promise<TestResponse>;
   close(): Promise<void>;
+}
+
+/**
+ * A policy service on a fresh database of `engine`, started before a file's tests and stopped after
+ * them: `db` and `t` are set once it has started.
+ */
+export function policyServiceOn(
+  engine: 'postgres' | 'pglite',
+  options: Parameters<typeof startTestPolicyService>[1] = {},
+): { db: Db; t: TestPolicyService } {
+  const started = {} as { db: Db; t: TestPolicyService };
+  let engineDb: Awaited<ReturnType<typeof openTestEngine>> | undefined;
+  beforeAll(async () => {
+    engineDb = await openTestEngine(engine);
+    started.db = engineDb.db;
+    started.t = await startTestPolicyService(started.db, options);
+  });
+  afterAll(async () => {
+    await started.t?.close();
+    await engineDb?.close();
+  });
+  return started;
 }
 
 export async function startTestPolicyService(
