@@ -1,6 +1,5 @@
-import { afterEach, describe, expect, it } from 'vitest';
-import type { TestDatabase } from './databases.js';
-import { ENGINES, openTestDatabase, openTestLedger, requestEvent, type TestLedger } from './support.js';
+import { describe, expect, it } from 'vitest';
+import { ENGINES, ledgerPerTest, requestEvent, type TestLedger } from './support.js';
 
 // Group commit: appends that arrive while a transaction runs share the next one. Counted where
 // the database itself records it: every append transaction writes exactly one row of
@@ -10,29 +9,19 @@ import { ENGINES, openTestDatabase, openTestLedger, requestEvent, type TestLedge
 const CALLS = 400;
 
 describe.each(ENGINES)('group commit on %s', (engine) => {
-  let database: TestDatabase | undefined;
-  let t: TestLedger | undefined;
-  afterEach(async () => {
-    await t?.ledger.close();
-    t?.cleanup();
-    await database?.drop();
-    t = undefined;
-    database = undefined;
-  });
+  const openLedger = ledgerPerTest();
 
   const batchSizes = async (ledger: TestLedger): Promise<number[]> =>
     (await ledger.store.tiles(0, ledger.ledger.size)).map((tile) => tile.endSize - tile.startSize);
 
   it('when appends come one after another, then each is a transaction of its own (the count is exact)', async () => {
-    database = await openTestDatabase(engine);
-    t = await openTestLedger(database.db);
+    const t = await openLedger(engine);
     for (let i = 0; i < 5; i++) await t.ledger.append([requestEvent(i)]);
     expect(await batchSizes(t)).toEqual([1, 1, 1, 1, 1]);
   });
 
   it(`when ${CALLS} appends of one event run concurrently, then they commit in a handful of transactions and each resolves durable`, async () => {
-    database = await openTestDatabase(engine);
-    t = await openTestLedger(database.db);
+    const t = await openLedger(engine);
     const ledger = t.ledger;
     const outcomes = await Promise.all(
       Array.from({ length: CALLS }, (_, i) => ledger.append([requestEvent(i)])),
@@ -48,8 +37,7 @@ describe.each(ENGINES)('group commit on %s', (engine) => {
   });
 
   it('when a batch would exceed maxBatch, then it is split at maxBatch entries per transaction', async () => {
-    database = await openTestDatabase(engine);
-    t = await openTestLedger(database.db, { maxBatch: 64 });
+    const t = await openLedger(engine, { maxBatch: 64 });
     const ledger = t.ledger;
     await Promise.all(Array.from({ length: CALLS }, (_, i) => ledger.append([requestEvent(i)])));
     const sizes = await batchSizes(t);

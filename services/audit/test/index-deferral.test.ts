@@ -1,7 +1,6 @@
-import { afterEach, describe, expect, it, vi } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import type { LedgerStore } from '../src/ports/ledger-store.js';
-import type { TestDatabase } from './databases.js';
-import { openTestDatabase, openTestLedger, requestEvent, type TestLedger } from './support.js';
+import { ledgerPerTest, requestEvent } from './support.js';
 
 // The search index is derived; the entries are the evidence. While appends are waiting for the
 // database, the background indexer keeps out of their way, and it catches up once they are done.
@@ -48,23 +47,13 @@ function gatedStore(store: LedgerStore): {
 }
 
 describe('background indexing and waiting appends (pglite)', () => {
-  let database: TestDatabase | undefined;
-  let t: TestLedger | undefined;
-  afterEach(async () => {
-    await t?.ledger.close();
-    t?.cleanup();
-    await database?.drop();
-    t = undefined;
-    database = undefined;
-  });
+  const openLedger = ledgerPerTest();
 
   it('when appends are waiting, then the index waits for them, and catches up once they are in', async () => {
-    database = await openTestDatabase('pglite');
-    const base = await openTestLedger(database.db);
+    const base = await openLedger('pglite');
     await base.ledger.close();
     const gate = gatedStore(base.store);
-    t = { ...base, ledger: await base.reopen({ store: gate.store, autoIndex: true }) };
-    const ledger = t.ledger;
+    const ledger = await base.reopen({ store: gate.store, autoIndex: true });
     await ledger.append([requestEvent(0)]);
     const committed = ledger.size;
     expect(ledger.indexBacklog).toBeGreaterThan(0);

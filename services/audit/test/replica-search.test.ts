@@ -1,7 +1,6 @@
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type { AuditLedger } from '../src/app/ledger.js';
-import type { TestDatabase } from './databases.js';
-import { ENGINES, openTestDatabase, openTestLedger, requestEvent, type TestLedger } from './support.js';
+import { ENGINES, ledgerPerTest, requestEvent } from './support.js';
 
 // Audit replicas share one log and one search index, and each indexes what it appended itself.
 // A query through each replica must still find every committed entry: those another replica has
@@ -11,30 +10,13 @@ const projectEntries = async (ledger: AuditLedger, project: string): Promise<str
   (await ledger.query({ project, limit: 100, order: 'asc' })).map((e) => e.eventId);
 
 describe.each(ENGINES)('search across replicas on %s', (engine) => {
-  let database: TestDatabase | undefined;
-  let t: TestLedger | undefined;
-  const opened: AuditLedger[] = [];
-  afterEach(async () => {
-    for (const ledger of opened.splice(0)) await ledger.close();
-    await t?.ledger.close();
-    t?.cleanup();
-    await database?.drop();
-    t = undefined;
-    database = undefined;
-  });
-
-  const replica = async (): Promise<AuditLedger> => {
-    const ledger = await (t as TestLedger).reopen();
-    opened.push(ledger);
-    return ledger;
-  };
+  const openLedger = ledgerPerTest();
 
   it('when another replica appended and has not indexed yet, then a query through this one finds its entries', async () => {
-    database = await openTestDatabase(engine);
-    t = await openTestLedger(database.db);
+    const t = await openLedger(engine);
     const reader = t.ledger;
     await reader.append([requestEvent(0, { project: 'reader' })]);
-    const writer = await replica();
+    const writer = await t.reopen();
     const events = [1, 2, 3].map((i) => requestEvent(i, { project: 'writer' }));
     await writer.append(events);
 
@@ -42,18 +24,17 @@ describe.each(ENGINES)('search across replicas on %s', (engine) => {
   });
 
   it('when a replica was killed between appending and indexing, then a replica started later indexes what it left', async () => {
-    database = await openTestDatabase(engine);
-    t = await openTestLedger(database.db);
+    const t = await openLedger(engine);
     const killed = t.ledger;
     const lost = [0, 1].map((i) => requestEvent(i, { project: 'lost' }));
     await killed.append(lost);
     // Another replica appends after it and indexes only its own entries, leaving a gap below them.
-    const survivor = await replica();
+    const survivor = await t.reopen();
     const from = survivor.size;
     await survivor.append([requestEvent(2, { project: 'survivor' })]);
     await t.store.indexEntries(from, survivor.size);
 
-    const started = await replica();
+    const started = await t.reopen();
     expect(await projectEntries(started, 'lost')).toEqual(lost.map((e) => e.id));
     expect(await projectEntries(started, 'survivor')).toHaveLength(1);
   });

@@ -4,9 +4,11 @@ import { join } from 'node:path';
 import { type AuditConfig, type Config, loadConfig } from '@flowloom/config';
 import { type CloudEvent, createEvent } from '@flowloom/contracts';
 import type { Db } from '@flowloom/store';
+import { afterEach } from 'vitest';
 import { FileSigningKeyStore } from '../src/adapters/file-signing-key-store.js';
 import { SqlLedgerStore } from '../src/adapters/sql-ledger-store.js';
 import { AuditLedger, type LedgerOptions } from '../src/app/ledger.js';
+import { type Engine, openTestDatabase, type TestDatabase } from './databases.js';
 
 export {
   ENGINES,
@@ -94,6 +96,37 @@ export async function openTestLedger(db: Db, options: Partial<LedgerOptions> = {
       ...extra,
     });
   return { ledger: await open(), store, keyFile, reopen: open, cleanup: dir.remove };
+}
+
+/**
+ * For tests that each open a database of their own: opens it with a ledger on it, and after each
+ * test closes that ledger and every one opened with its `reopen` (replicas), then drops the database.
+ */
+export function ledgerPerTest(): (engine: Engine, options?: Partial<LedgerOptions>) => Promise<TestLedger> {
+  let database: TestDatabase | undefined;
+  let t: TestLedger | undefined;
+  const reopened: AuditLedger[] = [];
+  afterEach(async () => {
+    for (const ledger of reopened.splice(0)) await ledger.close();
+    await t?.ledger.close();
+    t?.cleanup();
+    await database?.drop();
+    t = undefined;
+    database = undefined;
+  });
+  return async (engine, options = {}) => {
+    database = await openTestDatabase(engine);
+    const opened = await openTestLedger(database.db, options);
+    t = {
+      ...opened,
+      reopen: async (extra) => {
+        const ledger = await opened.reopen(extra);
+        reopened.push(ledger);
+        return ledger;
+      },
+    };
+    return t;
+  };
 }
 
 /**
