@@ -1,5 +1,6 @@
 import { openPostgres } from '@flowloom/store';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { openLedgerConnection } from '../src/adapters/ledger-writer-db.js';
 import { LEDGER_TABLES, ledgerWriterRoleSql } from '../src/adapters/migrations.js';
 import { SqlLedgerStore } from '../src/adapters/sql-ledger-store.js';
 import { LocalAuditSource } from '../src/app/local-source.js';
@@ -157,6 +158,33 @@ describe('the insert/select-only role on PostgreSQL', () => {
       t.cleanup();
     } finally {
       await asWriter.close();
+    }
+  });
+
+  it('when the role is from before the index watermark, then opening the ledger grants it that table too', async () => {
+    await database.db.exec(`revoke update on audit_index_progress from ${role}`);
+    const canUpdate = async (): Promise<boolean> => {
+      const { rows } = await database.db.query<{ ok: boolean }>(
+        "select has_table_privilege($1, 'audit_index_progress', 'UPDATE') as ok",
+        [role],
+      );
+      return rows[0]?.ok === true;
+    };
+    expect(await canUpdate()).toBe(false);
+    const url = new URL(database.url ?? '');
+    url.searchParams.set('options', `-csearch_path=${database.schema}`);
+    const connection = await openLedgerConnection(database.db, { databaseUrl: url.toString(), role });
+    try {
+      expect(await canUpdate()).toBe(true);
+      const t = await openTestLedger(connection.db);
+      await t.ledger.append([requestEvent(1), requestEvent(2)]);
+      await t.ledger.catchUpIndex();
+      const { rows } = await connection.db.query<{ upto: unknown }>('select upto from audit_index_progress');
+      expect(Number(rows[0]?.upto)).toBe(t.ledger.size);
+      await t.ledger.close();
+      t.cleanup();
+    } finally {
+      await connection.close();
     }
   });
 });

@@ -1,5 +1,5 @@
 import { type Db, openPostgres } from '@flowloom/store';
-import { LEDGER_TABLES, ledgerWriterRoleSql } from './migrations.js';
+import { INDEX_TABLES, LEDGER_TABLES, ledgerWriterRoleSql } from './migrations.js';
 import { SqlLedgerStore } from './sql-ledger-store.js';
 
 /** `audit.dbRole` value that turns the role off (the ledger then runs with the connection's own privileges). */
@@ -33,8 +33,10 @@ async function roleIsReady(db: Db, role: string): Promise<boolean> {
   const { rows } = await db.query<{ ready: boolean | null }>(
     `select exists (select 1 from pg_roles where rolname = $1)
         and (select bool_and(has_table_privilege($1, t, 'INSERT')) from unnest($2::text[]) as t)
+        and (select bool_and(has_table_privilege($1, t, 'UPDATE')) from unnest($3::text[]) as t)
         and pg_has_role(current_user, $1, 'MEMBER') as ready`,
-    [role, [...LEDGER_TABLES]],
+    // A role from before a derived table was added lacks it: refreshed here like a missing role.
+    [role, [...LEDGER_TABLES], [...INDEX_TABLES]],
   );
   return rows[0]?.ready === true;
 }

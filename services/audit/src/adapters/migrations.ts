@@ -233,7 +233,23 @@ exception when others then
 end $$;
 `,
   },
+  {
+    id: 'audit/004_index_progress',
+    // Entries [0, upto) are all in audit_index: advanced by the statement that indexes each batch,
+    // so a start reads where to resume in one row instead of counting the index (0.14 s at 1M
+    // entries on PGlite, growing with the log). One row, updated in place: derived like audit_index,
+    // not part of the ledger. No row yet: the start finds the first gap once and writes it.
+    sql: `
+create table if not exists audit_index_progress (
+  one boolean primary key default true check (one),
+  upto bigint not null check (upto >= 0)
+);
+`,
+  },
 ];
+
+/** The derived tables the service keeps up to date in place (not write-once). */
+export const INDEX_TABLES = ['audit_index', 'audit_index_progress'] as const;
 
 const ROLE_NAME = /^[a-z_][a-z0-9_]{0,62}$/;
 
@@ -270,7 +286,7 @@ end $$;
 revoke all on ${tables} from ${role};
 grant select, insert on ${tables} to ${role};
 grant select on schema_migrations to ${role};
-grant select, insert, update, delete on audit_index to ${role};
+grant select, insert, update, delete on ${INDEX_TABLES.join(', ')} to ${role};
 grant usage, select on sequence audit_checkpoints_id_seq, audit_prunings_id_seq to ${role};
 grant execute on function audit_prune(text, timestamptz, bigint, text) to ${role};
 grant execute on function audit_read_nodes(bigint[], bigint[]) to ${role};

@@ -168,9 +168,16 @@ export interface LedgerStore {
   /** Every verifier key ever used, most recently added first. */
   verifierKeys(): Promise<VerifierKeyRecord[]>;
 
-  /** Entries [0, n) are in the search index (audit_index), which is derived and maintained in the background; n is the first entry missing. */
+  /**
+   * Entries [0, n) are in the search index (audit_index), which is derived and maintained in the
+   * background: read from the index's watermark, else (none yet) n is the first entry missing.
+   */
   indexedUpTo(): Promise<number>;
-  /** Adds entries [from, to) to the search index (pruned ones excepted); idempotent, and entries already indexed (by another replica) cost no search text. */
+  /**
+   * Adds entries [from, to) to the search index (pruned ones excepted) and, atomically with them,
+   * moves the watermark to `to` when it was at or past `from`; idempotent, and entries already
+   * indexed (by another replica) cost no search text.
+   */
   indexEntries(from: number, to: number): Promise<void>;
 
   indexOfEvent(eventId: string): Promise<number | undefined>;
