@@ -1,13 +1,18 @@
 import { randomBytes, randomUUID } from 'node:crypto';
-import { migrate, openPostgres } from '@flowloom/store';
+import { migrate, openPostgres, type Queryable } from '@flowloom/store';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { FallbackLimitStore, type LimitsHandOver } from '../src/adapters/fallback-limit-store.js';
+import {
+  FallbackLimitStore,
+  type FallbackLimitStoreOptions,
+  type LimitsHandOver,
+} from '../src/adapters/fallback-limit-store.js';
 import { MemoryLimitStore } from '../src/adapters/memory-limit-store.js';
 import { gatewayMigrations } from '../src/adapters/migrations.js';
 import { RedisLimitStore } from '../src/adapters/redis-limit-store.js';
 import { SqlLimitsJournal } from '../src/adapters/sql-limits-journal.js';
 import { openTestPostgres, TEST_PG_URL, type TestDatabase } from './databases.js';
 import { gatedRedis, untilRecovered as recovered, TEST_REDIS_URL } from './limits-outage.js';
+import { holdLocks, untilWaitingForLock } from './pg-locks.js';
 import { freePort } from './ports.js';
 import { TcpGate } from './tcp-gate.js';
 
@@ -45,7 +50,7 @@ async function until(what: string, check: () => Promise<boolean>): Promise<void>
 /** The journal's rows (batches not handed over yet), oldest first, by the replica that wrote each. */
 async function journalRows(): Promise<string[]> {
   const { rows } = await database.db.query<{ replica: string }>(
-    'select replica from limits_journal order by seq',
+    'select replica from limits_journal where handed_at is null order by seq',
   );
   return rows.map((r) => r.replica);
 }
@@ -69,11 +74,24 @@ async function redisOfItsOwn() {
   return { prefix, gate, url, direct };
 }
 
+/** The test's database reached through a gate: cutting it drops the connections in flight. */
+async function gatedDatabase() {
+  const pg = new URL(TEST_PG_URL);
+  const pgGate = new TcpGate(await freePort(), { host: pg.hostname, port: Number(pg.port || 5432) });
+  await pgGate.open();
+  const { rows } = await database.db.query<{ schema: string }>('select current_schema() as schema');
+  pg.host = `127.0.0.1:${pgGate.port}`;
+  pg.searchParams.set('options', `-csearch_path=${rows[0]?.schema}`);
+  const gatedDb = await openPostgres(pg.href, { max: 2, connectionTimeoutMillis: 1_000 });
+  closing.push({ close: () => pgGate.cut() }, gatedDb);
+  return { pgGate, gatedDb };
+}
+
 async function replica(
   url: string,
   prefix: string,
   journal: SqlLimitsJournal,
-  options: { sweepMs?: number } = {},
+  options: Pick<FallbackLimitStoreOptions, 'sweepMs' | 'onJournalError'> = {},
 ) {
   const handOvers: LimitsHandOver[] = [];
   const store = new FallbackLimitStore(
@@ -136,11 +154,17 @@ describe('when a replica dies during a Redis outage with limitsFallback local', 
     const direct = await RedisLimitStore.connect(TEST_REDIS_URL.href, prefix);
     closing.push(direct);
     const journal = new SqlLimitsJournal(database.db);
-    await journal.append({ id: randomUUID(), replica: 'dead-replica', outage: randomUUID(), opened: false }, [
-      { key: 'budget:shared', value: 40, expiresAt: clock + 3_600_000 },
-      // A rate window that is over by now: not carried.
-      { key: 'rate:over:1', value: 9, expiresAt: clock - 1 },
-    ]);
+    await journal.append(
+      { id: randomUUID(), replica: 'dead-replica', outage: randomUUID() },
+      {
+        seq: 1,
+        counters: [
+          { key: 'budget:shared', value: 40, expiresAt: clock + 3_600_000 },
+          // A rate window that is over by now: not carried.
+          { key: 'rate:over:1', value: 9, expiresAt: clock - 1 },
+        ],
+      },
+    );
     const [x, y] = [
       await replica(TEST_REDIS_URL.href, prefix, journal),
       await replica(TEST_REDIS_URL.href, prefix, journal),
@@ -206,14 +230,7 @@ describe('when a replica restarts during a Redis outage with limitsFallback loca
   it('then a seed the journal could not give at first is added later, without its own counts in it twice', async () => {
     const { prefix, gate, url, direct } = await redisOfItsOwn();
     // The restarted replica reaches PostgreSQL through a gate too: the journal is down when it falls back.
-    const pg = new URL(TEST_PG_URL);
-    const pgGate = new TcpGate(await freePort(), { host: pg.hostname, port: Number(pg.port || 5432) });
-    await pgGate.open();
-    const { rows } = await database.db.query<{ schema: string }>('select current_schema() as schema');
-    pg.host = `127.0.0.1:${pgGate.port}`;
-    pg.searchParams.set('options', `-csearch_path=${rows[0]?.schema}`);
-    const gatedDb = await openPostgres(pg.href, { max: 2, connectionTimeoutMillis: 1_000 });
-    closing.push({ close: () => pgGate.cut() }, gatedDb);
+    const { pgGate, gatedDb } = await gatedDatabase();
     const capped = (amount: number) => [{ key: 'budget:late', amount, limit: 100, ttlSeconds: 3600 }];
     const b = await replica(url, prefix, new SqlLimitsJournal(database.db));
     await gate.cut();
@@ -285,5 +302,103 @@ describe('when a Redis outage lasts many journal intervals', () => {
     await sleep(200);
     expect(await direct.get('budget:team')).toBe(40);
     for (const r of [a, b]) await r.store.close();
+  }, 30_000);
+});
+
+describe('when a journal write commits but its reply is lost (the connection cut while it ran)', () => {
+  /** A replica counting locally (Redis cut off), reaching the journal through a gate of its own. */
+  async function degradedBehindGates() {
+    const { prefix, gate, url, direct } = await redisOfItsOwn();
+    const { pgGate, gatedDb } = await gatedDatabase();
+    const errors: unknown[] = [];
+    const a = await replica(url, prefix, new SqlLimitsJournal(gatedDb), {
+      onJournalError: (e) => errors.push(e),
+    });
+    await gate.cut();
+    await sleep(100);
+    return { gate, direct, pgGate, errors, a };
+  }
+
+  /**
+   * Has the journal write that `count` brings about reach the server, wait there behind the locks
+   * `lock` takes, and lose its connection; then lets it run on. The replica sees it fail.
+   */
+  async function loseReply(
+    { pgGate, errors }: { pgGate: TcpGate; errors: unknown[] },
+    lock: (tx: Queryable) => Promise<unknown>,
+    statement: string,
+    count: () => Promise<void>,
+  ): Promise<void> {
+    const holder = await holdLocks(database.db, lock);
+    await count();
+    await untilWaitingForLock(database.db, statement);
+    await pgGate.cut();
+    await until('the write failed', async () => errors.length > 0);
+    await holder.release();
+  }
+
+  /** Spends on a key of the test's own: the journal holds every test's rows meanwhile. */
+  const spend = (key: string, amount: number) => [{ key, amount, limit: 10_000, ttlSeconds: 3600 }];
+
+  it('then the replica retries it as it was: the row counts it once, the next write is counted, and the hand-over is exact', async () => {
+    const key = 'budget:lost-reply';
+    const { gate, direct, pgGate, errors, a } = await degradedBehindGates();
+    expect(await a.store.reserve(spend(key, 10))).toEqual({ ok: true });
+    await until('the first write', async () => (await journaled(key)) === 10);
+
+    // A hand-over sealing rows holds the row's lock: the next write reaches the server and waits there.
+    await loseReply(
+      { pgGate, errors },
+      (tx) =>
+        tx.query(
+          `select 1 from limits_journal j
+            where exists (select 1 from jsonb_array_elements(j.counters) c where c->>'key' = $1) for update`,
+          [key],
+        ),
+      'update limits_journal',
+      async () => expect(await a.store.reserve(spend(key, 5))).toEqual({ ok: true }),
+    );
+    // The server ran it to the end: committed, its reply sent to nobody.
+    await until('the lost write committed', async () => (await journaled(key)) === 15);
+
+    await pgGate.open();
+    expect(await a.store.reserve(spend(key, 7))).toEqual({ ok: true });
+    await until('the next write', async () => (await journaled(key)) >= 22);
+    await sleep(200);
+    expect(await journaled(key)).toBe(22);
+    expect(await a.store.get(key)).toBe(22);
+
+    await gate.open();
+    await untilRecovered(a.store);
+    expect(await direct.get(key)).toBe(22);
+    expect(await journalRows()).toEqual([]);
+    await a.store.close();
+  }, 30_000);
+
+  it('then, if it created the row and Redis is back before the database, its counts are handed over once, directly and not again from the row', async () => {
+    const key = 'budget:lost-creation';
+    const { gate, direct, pgGate, errors, a } = await degradedBehindGates();
+
+    // Something holds the table (a migration, say): the row's creation reaches the server and waits.
+    await loseReply(
+      { pgGate, errors },
+      (tx) => tx.query('lock table limits_journal in share mode'),
+      'insert into limits_journal',
+      async () => expect(await a.store.reserve(spend(key, 10))).toEqual({ ok: true }),
+    );
+    await until('the lost creation committed', async () => (await journaled(key)) === 10);
+
+    // Redis is back, the database still unreachable for this replica: the counts go to Redis directly.
+    await gate.open();
+    await untilRecovered(a.store);
+    expect(await direct.get(key)).toBe(10);
+
+    // The database is back: the row is handed over by a sweep, and Redis adds it no second time.
+    await pgGate.open();
+    clock += 60_000;
+    await until('the row handed over', async () => (await journaled(key)) === 0);
+    await sleep(200);
+    expect(await direct.get(key)).toBe(10);
+    await a.store.close();
   }, 30_000);
 });

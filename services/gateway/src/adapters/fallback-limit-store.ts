@@ -1,6 +1,12 @@
 import { randomUUID } from 'node:crypto';
 import type { LimitStore, Reservation, ReserveResult, TakeResult } from '../ports/limit-store.js';
-import type { JournalBatch, JournaledCounter, JournalRow, LimitsJournal } from '../ports/limits-journal.js';
+import type {
+  JournalBatch,
+  JournaledCounter,
+  JournalRow,
+  JournalWrite,
+  LimitsJournal,
+} from '../ports/limits-journal.js';
 import type { CounterSnapshot } from './memory-limit-store.js';
 import { type FallbackMode, FallbackStore } from './shared-store-fallback.js';
 
@@ -15,7 +21,6 @@ export type LocalLimitStore = LimitStore & {
   drain(): CounterSnapshot[];
   trackChanges(): void;
   takeChanges(): JournaledCounter[];
-  restoreChanges(changes: readonly JournaledCounter[]): void;
   seed(counters: readonly JournaledCounter[]): void;
 };
 
@@ -52,6 +57,15 @@ export interface FallbackLimitStoreOptions {
 /** Journal batches read per query while handing over. */
 const JOURNAL_PAGE = 100;
 
+/** A journal row as its replica writes it: how many of its writes the row confirmed. */
+type WrittenRow = JournalRow & { written: number };
+
+/** A batch to add to the shared store directly, under an id it applies once. */
+interface DirectBatch {
+  id: string;
+  counters: CounterSnapshot[];
+}
+
 /** A counter nobody uses: reading it tells whether the shared store answers. */
 const READINESS_KEY = 'readiness-probe';
 
@@ -67,15 +81,21 @@ export class FallbackLimitStore extends FallbackStore<LimitStore> implements Lim
   /** Names this process's batches: the shared store applies each id once. */
   private readonly replica = randomUUID();
   private batches = 0;
-  /** A drained batch not yet confirmed by the shared store: retried with the same id. */
-  private pending: { id: string; counters: CounterSnapshot[] } | undefined;
+  /** Drained batches not yet confirmed by the shared store: each retried with the same id. */
+  private pending: DirectBatch[] = [];
   private handing: Promise<void> | undefined;
   private journalTimer: ReturnType<typeof setInterval> | undefined;
   /** A journal write in flight: a hand-over waits for it, so the batch is in the journal first. */
   private journaling: Promise<void> = Promise.resolve();
   private lastSweep = 0;
   /** Where this outage's local counts are journaled: a new outage (and row) each time the local store is drained. */
-  private row!: JournalRow;
+  private row!: WrittenRow;
+  /**
+   * A journal write whose outcome is unknown (it failed: its reply may have been lost after it
+   * committed). It is retried as it is, same row and seq, before anything else is written, so the row
+   * takes it once; the counts made meanwhile wait in the local store's changes.
+   */
+  private unconfirmed: { row: WrittenRow; write: JournalWrite } | undefined;
   /** Seeding of the local counters from the journal, started on falling back; requests wait for it once. */
   private seeding: Promise<void> | undefined;
   private seeded = false;
@@ -113,6 +133,8 @@ export class FallbackLimitStore extends FallbackStore<LimitStore> implements Lim
 
   /** During an outage, journals what was counted since the last tick; otherwise, now and then, sweeps. */
   private tick(shared: SharedLimitStore): void {
+    // The last write of an outage may be unconfirmed still (the database failing as Redis came back).
+    if (this.unconfirmed && !this.fallback.degraded) void this.journalChanges();
     if (this.fallback.degraded) {
       // Seeds without waiting for a request (a restarted replica), or retries a seed that failed.
       if (this.reseed) {
@@ -129,45 +151,52 @@ export class FallbackLimitStore extends FallbackStore<LimitStore> implements Lim
     void this.handOver(shared).catch((error: unknown) => this.options.onJournalError?.(error));
   }
 
-  /** Writes the local changes to the journal; on failure they go back, for the next batch. */
+  /**
+   * Writes the local changes to the journal, once a write whose outcome was unknown is confirmed; on
+   * failure they stay in the local store (and the write unconfirmed), for the next tick.
+   */
   private journalChanges(): Promise<void> {
     const journal = this.options.journal;
     if (!journal) return Promise.resolve();
     this.journaling = this.journaling.then(async () => {
-      const changes = this.local.takeChanges();
-      if (changes.length === 0) return;
       try {
-        await this.write(journal, this.row, changes);
+        await this.confirm(journal);
+        const changes = this.local.takeChanges();
+        if (changes.length > 0) await this.write(journal, this.row, changes);
       } catch (error) {
-        this.local.restoreChanges(changes);
         this.options.onJournalError?.(error);
       }
     });
     return this.journaling;
   }
 
-  /** Adds to the outage's journal row; once a hand-over has sealed it, to a new row of the same outage. */
-  private async write(
+  /** Adds to the outage's journal row, once however often it is retried (see `unconfirmed`). */
+  private write(
     journal: LimitsJournal,
-    row: JournalRow,
-    changes: readonly JournaledCounter[],
+    row: WrittenRow,
+    counters: readonly JournaledCounter[],
   ): Promise<void> {
-    try {
-      while (!(await journal.append(row, changes))) {
-        row.id = randomUUID();
-        row.opened = false;
-      }
-    } catch (error) {
-      // A row whose creation failed may exist all the same (a lost reply): the retry creates another.
-      if (!row.opened) row.id = randomUUID();
-      throw error;
+    this.unconfirmed = { row, write: { seq: row.written + 1, counters } };
+    return this.confirm(journal);
+  }
+
+  /** Retries the unconfirmed write; once a hand-over has sealed its row, to a new row of the same outage. */
+  private async confirm(journal: LimitsJournal): Promise<void> {
+    const unconfirmed = this.unconfirmed;
+    if (!unconfirmed) return;
+    const { row } = unconfirmed;
+    while (!(await journal.append(row, unconfirmed.write))) {
+      row.id = randomUUID();
+      row.written = 0;
+      unconfirmed.write = { seq: 1, counters: unconfirmed.write.counters };
     }
-    row.opened = true;
+    row.written = unconfirmed.write.seq;
+    this.unconfirmed = undefined;
   }
 
   /** The local store was drained: what it counts next is a new outage, seeded afresh on falling back. */
   private nextOutage(): void {
-    this.row = { id: randomUUID(), replica: this.replica, outage: randomUUID(), opened: false };
+    this.row = { id: randomUUID(), replica: this.replica, outage: randomUUID(), written: 0 };
     this.seeding = undefined;
     this.seeded = this.options.journal === undefined;
     this.reseed = false;
@@ -231,42 +260,71 @@ export class FallbackLimitStore extends FallbackStore<LimitStore> implements Lim
 
   private async handOverAll(shared: SharedLimitStore): Promise<void> {
     for (;;) {
-      if (!this.pending) {
+      if (this.pending.length === 0) {
         // Drain only once the shared store answers: a recovery attempt during the outage must leave
         // the local counters whole, since they still enforce the limits meanwhile.
         await shared.get(READINESS_KEY);
-        const counters = await this.takeLocal();
-        if (counters.length === 0) return this.handOverJournal(shared);
-        this.pending = { id: `${this.replica}:${++this.batches}`, counters };
+        this.pending = await this.takeLocal();
+        if (this.pending.length === 0) return this.handOverJournal(shared);
       }
-      // A failure keeps the batch pending (and the fallback in use): the retry sends the same id.
-      const added = await shared.handOver(this.pending.id, this.pending.counters);
-      const amounts = Object.fromEntries(this.pending.counters.map((c) => [c.key, c.value]));
-      this.pending = undefined;
-      this.options.onHandOver?.({ added, amounts });
+      // A failure keeps the batches pending (and the fallback in use): the retry sends the same ids.
+      for (let batch = this.pending[0]; batch; batch = this.pending[0]) {
+        const added = await shared.handOver(batch.id, batch.counters);
+        this.pending.shift();
+        this.options.onHandOver?.({
+          added,
+          amounts: Object.fromEntries(batch.counters.map((c) => [c.key, c.value])),
+        });
+      }
     }
   }
 
   /**
    * Empties the local store. With a journal, what it counted goes there (the last changes first), and
-   * is handed over from there; only what the journal could not take is returned, to hand over now.
+   * is handed over from there; what the journal could not take is returned, to hand over now, under
+   * an id that keeps it from being added twice.
    */
-  private async takeLocal(): Promise<CounterSnapshot[]> {
-    if (!this.options.journal) return this.local.drain();
+  private async takeLocal(): Promise<DirectBatch[]> {
+    const journal = this.options.journal;
+    const now = this.options.now?.() ?? Date.now();
+    if (!journal) return this.direct(this.local.drain());
     await this.journalChanges();
     // Synchronous together: nothing can count in between, so the journal holds every local count.
     const changes = this.local.takeChanges();
     this.local.drain();
     const row = this.row;
     this.nextOutage();
+    // Never sent to the journal (it failed on an earlier write): under an id of their own.
+    if (this.unconfirmed) return [...this.unconfirmedRow(now), ...this.direct(snapshots(changes, now))];
+    if (changes.length === 0) return [];
+    // In the chain of journal writes, so that a tick cannot retry this write alongside.
+    const written = this.journaling.then(() => this.write(journal, row, changes));
+    this.journaling = written.catch(() => {});
     try {
-      await this.write(this.options.journal, row, changes);
+      await written;
       return [];
     } catch (error) {
       this.options.onJournalError?.(error);
-      const now = this.options.now?.() ?? Date.now();
-      return snapshots(changes, now);
+      return this.unconfirmedRow(now);
     }
+  }
+
+  /** Counters to hand over directly, under `id` (by default a new one of this replica's). */
+  private direct(counters: CounterSnapshot[], id?: string): DirectBatch[] {
+    return counters.length === 0 ? [] : [{ id: id ?? `${this.replica}:${++this.batches}`, counters }];
+  }
+
+  /**
+   * The unconfirmed write, if it is the one that creates its row: its row holds that write or
+   * nothing, so it is handed over now under the row's batch id, which the shared store then applies
+   * once whether or not the row exists. A later write stays unconfirmed, retried until the database
+   * answers, then handed over with its row by a sweep.
+   */
+  private unconfirmedRow(now: number): DirectBatch[] {
+    const unconfirmed = this.unconfirmed;
+    if (unconfirmed?.write.seq !== 1) return [];
+    this.unconfirmed = undefined;
+    return this.direct(snapshots(unconfirmed.write.counters, now), journalBatchId(unconfirmed.row.id));
   }
 
   /**
@@ -292,7 +350,7 @@ export class FallbackLimitStore extends FallbackStore<LimitStore> implements Lim
       let handed = 0;
       for (const batch of batches) {
         const counters = snapshots(batch.counters, now);
-        if (counters.length > 0 && (await shared.handOver(`journal:${batch.id}`, counters))) {
+        if (counters.length > 0 && (await shared.handOver(journalBatchId(batch.id), counters))) {
           added = true;
           for (const c of counters) amounts[c.key] = (amounts[c.key] ?? 0) + c.value;
         }
@@ -306,7 +364,7 @@ export class FallbackLimitStore extends FallbackStore<LimitStore> implements Lim
   /** Journals what is left, so a graceful stop during an outage loses nothing. */
   override async close(): Promise<void> {
     clearInterval(this.journalTimer);
-    if (this.fallback.degraded) await this.journalChanges();
+    if (this.fallback.degraded || this.unconfirmed) await this.journalChanges();
     await this.journaling;
     await super.close();
   }
@@ -320,7 +378,9 @@ export class FallbackLimitStore extends FallbackStore<LimitStore> implements Lim
     return super
       .check()
       .then((status) =>
-        this.pending ? `${status}; ${this.pending.counters.length} counters wait to be handed over` : status,
+        this.pending.length > 0
+          ? `${status}; ${this.pending.reduce((n, b) => n + b.counters.length, 0)} counters wait to be handed over`
+          : status,
       );
   }
 
@@ -343,6 +403,11 @@ export class FallbackLimitStore extends FallbackStore<LimitStore> implements Lim
   get(key: string): Promise<number> {
     return this.use((s) => s.get(key));
   }
+}
+
+/** The id a journal row is handed over under: the shared store applies it once. */
+function journalBatchId(row: string): string {
+  return `journal:${row}`;
 }
 
 /** Journaled changes as counters to hand over: those whose counter has expired (a window that is over) left out. */

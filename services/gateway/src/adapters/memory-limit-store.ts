@@ -63,16 +63,6 @@ export class MemoryLimitStore implements LimitStore {
     return taken;
   }
 
-  /** Puts back changes whose journal write failed, so the next batch carries them. */
-  restoreChanges(changes: readonly JournaledCounter[]): void {
-    if (!this.changes) return;
-    for (const c of changes) {
-      const later = this.changes.get(c.key);
-      if (later) later.value += c.value;
-      else this.changes.set(c.key, { ...c });
-    }
-  }
-
   /**
    * Adds counts made elsewhere (journaled by other replicas, or by this one before a restart) to the
    * counters without recording them as changes: they enforce limits here but are never journaled,

@@ -91,4 +91,15 @@ alter table limits_journal add column if not exists outage text;
 alter table limits_journal add column if not exists sealed boolean not null default false;
 `,
   },
+  {
+    // Idempotent journal writes: each write to a row carries its seq (1, 2, ...) and the row keeps the
+    // last it applied, so a write retried after a lost reply is not added twice. A row handed over is
+    // emptied and kept a day (handed_at) instead of deleted, so a late retry still finds what it held.
+    // Rows from before have written 0: only the replicas of before append to them.
+    id: 'gateway/009_limits_journal_writes',
+    sql: `
+alter table limits_journal add column if not exists written integer not null default 0;
+alter table limits_journal add column if not exists handed_at timestamptz;
+`,
+  },
 ];

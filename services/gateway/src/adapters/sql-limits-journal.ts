@@ -1,5 +1,11 @@
 import type { Queryable } from '@flowloom/store';
-import type { JournalBatch, JournaledCounter, JournalRow, LimitsJournal } from '../ports/limits-journal.js';
+import type {
+  JournalBatch,
+  JournaledCounter,
+  JournalRow,
+  JournalWrite,
+  LimitsJournal,
+} from '../ports/limits-journal.js';
 
 /** Counters of a row (a jsonb array of JournaledCounter), one element per key and time it was added. */
 const ENTRIES = `select c->>'key' as key, (c->>'value')::numeric as value, (c->>'expiresAt')::bigint as expires_at, n
@@ -15,26 +21,40 @@ const MERGED = `(select coalesce(jsonb_agg(jsonb_build_object('key', key, 'value
           from (${ENTRIES.replace('%s', 'limits_journal.counters || $1::jsonb')}) entries
          group by key having sum(value) <> 0) merged)`;
 
+/** How long a row handed over is kept (emptied), for retries of its writes: as long as Redis remembers its batch id. */
+const HANDED_KEPT = '1 day';
+
 /** The limits journal in the gateway's database (PostgreSQL shared by the replicas, or PGlite). */
 export class SqlLimitsJournal implements LimitsJournal {
   constructor(private readonly db: Queryable) {}
 
-  async append(row: JournalRow, counters: readonly JournaledCounter[]): Promise<boolean> {
-    if (counters.length === 0) return true;
-    if (!row.opened) {
-      await this.db.query(
-        'insert into limits_journal (id, replica, outage, counters) values ($2, $3, $4, $1::jsonb)',
-        [JSON.stringify(counters), row.id, row.replica, row.outage],
-      );
-      return true;
-    }
-    // Not an upsert: a row handed over is deleted, and recreating it under its id would make the
-    // shared store, which remembers the id as applied, ignore what it holds.
-    const { rowCount } = await this.db.query(
-      `update limits_journal set counters = ${MERGED} where id = $2 and not sealed`,
-      [JSON.stringify(counters), row.id],
+  async append(row: JournalRow, write: JournalWrite): Promise<boolean> {
+    if (write.counters.length === 0) return true;
+    const counters = JSON.stringify(write.counters);
+    // Not an upsert: recreating a row handed over under its id would make the shared store, which
+    // remembers the id as applied, ignore what it holds. A conflict is a retry whose first attempt
+    // created the row.
+    const { rowCount } =
+      write.seq === 1
+        ? await this.db.query(
+            `insert into limits_journal (id, replica, outage, counters, written)
+             values ($2, $3, $4, $1::jsonb, 1) on conflict (id) do nothing`,
+            [counters, row.id, row.replica, row.outage],
+          )
+        : await this.db.query(
+            `update limits_journal set counters = ${MERGED}, written = $3
+              where id = $2 and not sealed and written < $3`,
+            [counters, row.id, write.seq],
+          );
+    if (rowCount > 0) return true;
+    // Applied already (sealed since, or not), or sealed before it came. A statement of its own, not a
+    // subquery of the one above: an earlier attempt still running when it started (whose lock it
+    // waited for) committed after its snapshot, and only a new statement sees it.
+    const { rows } = await this.db.query<{ written: number }>(
+      'select written from limits_journal where id = $1',
+      [row.id],
     );
-    return rowCount > 0;
+    return (rows[0]?.written ?? 0) >= write.seq;
   }
 
   async claim(limit: number): Promise<JournalBatch[]> {
@@ -45,7 +65,7 @@ export class SqlLimitsJournal implements LimitsJournal {
       counters: JournaledCounter[];
     }>(
       `update limits_journal set sealed = true
-        where id in (select id from limits_journal order by seq limit $1)
+        where id in (select id from limits_journal where handed_at is null order by seq limit $1)
         returning seq, id, replica, counters`,
       [limit],
     );
@@ -56,10 +76,15 @@ export class SqlLimitsJournal implements LimitsJournal {
 
   async handed(ids: readonly string[]): Promise<void> {
     if (ids.length === 0) return;
-    // Only sealed rows: an open one may have taken counts since it was read.
-    await this.db.query('delete from limits_journal where sealed and id in (select unnest($1::uuid[]))', [
-      [...ids],
-    ]);
+    // Only sealed rows: an open one may have taken counts since it was read. Emptied, not deleted:
+    // `written` answers a retry of a write whose reply was lost (see append). Rows handed over long
+    // ago go meanwhile.
+    await this.db.query(
+      `with forgotten as (delete from limits_journal where handed_at < now() - interval '${HANDED_KEPT}')
+       update limits_journal set counters = '[]'::jsonb, handed_at = now()
+        where sealed and handed_at is null and id in (select unnest($1::uuid[]))`,
+      [[...ids]],
+    );
   }
 
   async outstanding(exceptOutage: string, now: number): Promise<JournaledCounter[]> {
@@ -69,7 +94,7 @@ export class SqlLimitsJournal implements LimitsJournal {
       `select key, sum(value)::text as value,
               case when bool_or(expires_at = 0) then '0' else max(expires_at)::text end as expires_at
          from limits_journal j, lateral (${ENTRIES.replace('%s', 'j.counters')}) entries
-        where j.outage is distinct from $1
+        where j.outage is distinct from $1 and j.handed_at is null
         group by key
        having sum(value) <> 0 and (bool_or(expires_at = 0) or max(expires_at) > $2)`,
       [exceptOutage, now],

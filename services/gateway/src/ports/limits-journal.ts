@@ -22,8 +22,17 @@ export interface JournalRow {
   replica: string;
   /** The replica's outage: from falling back to local counting until it drains its local counters. */
   outage: string;
-  /** Whether the row was written already (appends add to it) or is to be created. */
-  opened: boolean;
+}
+
+/** One write to a row: what it adds, and its place among the row's writes (its idempotency token). */
+export interface JournalWrite {
+  /**
+   * 1 for the write that creates the row, one more for each next write. A write whose outcome is
+   * unknown (its reply was lost) is retried with the same seq and counters before the next is made:
+   * the row applies each seq once, so a retry of a write it committed adds nothing.
+   */
+  seq: number;
+  counters: readonly JournaledCounter[];
 }
 
 /**
@@ -33,17 +42,21 @@ export interface JournalRow {
  */
 export interface LimitsJournal {
   /**
-   * Adds `counters` to the row (creating it unless opened): one row per replica and outage, however
-   * long it lasts. False when a hand-over sealed (or handed over) the row meanwhile: nothing was
-   * written, write to a new row.
+   * Adds the write's counters to the row once (seq 1 creates it): one row per replica and outage,
+   * however long it lasts. True once the row holds the write, now or from an earlier attempt (a
+   * retry after a lost reply, even if the row was sealed since). False when a hand-over sealed (or
+   * handed over) the row before the write reached it: nothing was written, write it to a new row.
    */
-  append(row: JournalRow, counters: readonly JournaledCounter[]): Promise<boolean>;
+  append(row: JournalRow, write: JournalWrite): Promise<boolean>;
   /**
    * Seals up to `limit` batches, oldest first, and returns them: a sealed batch never changes again,
    * so handing it over under its id adds it exactly once.
    */
   claim(limit: number): Promise<JournalBatch[]>;
-  /** Forgets sealed batches the shared store has applied. */
+  /**
+   * Empties sealed batches the shared store has applied; the row is kept (for a day) so that a
+   * retried write still finds which writes it held, then forgotten.
+   */
   handed(ids: readonly string[]): Promise<void>;
   /**
    * Every counter the journal holds, summed over the batches not handed over (but those of
