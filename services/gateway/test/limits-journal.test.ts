@@ -401,4 +401,25 @@ describe('when a journal write commits but its reply is lost (the connection cut
     expect(await direct.get(key)).toBe(10);
     await a.store.close();
   }, 30_000);
+
+  it('then, if the database is unreachable as Redis comes back, a write it never took is retried, and reaches Redis with its row', async () => {
+    const key = 'budget:unsent';
+    const { gate, direct, pgGate, errors, a } = await degradedBehindGates();
+    expect(await a.store.reserve(spend(key, 10))).toEqual({ ok: true });
+    await until('the first write', async () => (await journaled(key)) === 10);
+    await pgGate.cut();
+    expect(await a.store.reserve(spend(key, 5))).toEqual({ ok: true });
+    await until('the write failed', async () => errors.length > 0);
+
+    await gate.open();
+    await untilRecovered(a.store);
+    // The 10 are in the journal, the 5 in the replica's memory: both wait for the database.
+    expect(await direct.get(key)).toBe(0);
+    await pgGate.open();
+    clock += 60_000;
+    await until('handed over', async () => (await direct.get(key)) === 15 && (await journaled(key)) === 0);
+    await sleep(200);
+    expect(await direct.get(key)).toBe(15);
+    await a.store.close();
+  }, 30_000);
 });
