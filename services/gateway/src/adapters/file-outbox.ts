@@ -7,6 +7,7 @@ import {
   truncateSync,
   unlinkSync,
   writeFileSync,
+  writeSync,
 } from 'node:fs';
 import { type FileHandle, open } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -213,7 +214,11 @@ export class FileOutbox implements Outbox {
     if (events.length === 0) return Promise.resolve();
     return new Promise((resolve, reject) => {
       this.queue.push({ events, resolve, reject });
-      if (!this.writing) void this.drain();
+      if (this.writing) return;
+      // One write for every append of this event-loop turn (group commit): `writing` covers the
+      // wait too, so close() waits for it.
+      this.writing = true;
+      setImmediate(() => void this.drain());
     });
   }
 
@@ -235,9 +240,12 @@ export class FileOutbox implements Outbox {
           if (this.tailDirty) await this.cutFailedWrite();
           if (this.segmentSize > this.segmentBytes) await this.openSegment();
           const length = Buffer.byteLength(text);
-          const { bytesWritten } = await this.handle!.write(text);
+          // A synchronous write: it only hands bytes to the page cache (microseconds), where the
+          // promise API would wake a libuv pool thread and then the event loop again for each group
+          // commit; at a steady 500 req/s that was two thread switches per request on 2 shared cores.
+          const bytesWritten = writeSync(this.handle!.fd, text);
           // A short write (disk full, file size limit) is not an error by itself: finish or fail.
-          if (bytesWritten < length) await this.writeRest(text, bytesWritten);
+          if (bytesWritten < length) this.writeRest(text, bytesWritten);
           if (this.fsync === 'always') await this.handle!.datasync();
           else this.scheduleSync();
           const start = this.segmentSize;
@@ -266,10 +274,10 @@ export class FileOutbox implements Outbox {
   }
 
   /** Writes what a short write left out; throws if the file system still takes nothing. */
-  private async writeRest(text: string, written: number): Promise<void> {
+  private writeRest(text: string, written: number): void {
     const bytes = Buffer.from(text);
     for (let offset = written; offset < bytes.length; ) {
-      const { bytesWritten } = await this.handle!.write(bytes, offset, bytes.length - offset);
+      const bytesWritten = writeSync(this.handle!.fd, bytes, offset, bytes.length - offset);
       if (bytesWritten === 0) throw new Error('outbox: the file system took no bytes of a write');
       offset += bytesWritten;
     }
