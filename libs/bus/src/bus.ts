@@ -11,6 +11,10 @@ export type BatchEventHandler = (events: readonly CloudEvent[]) => Promise<void>
  * an event again after a crash or redelivery and must deduplicate by `event.id`.
  */
 export interface EventBus {
+  /**
+   * Resolves once every event is accepted. Rejects with `EventsRefusedError` when the bus refused
+   * some events for good (e.g. too large for their topic): all the others were accepted then.
+   */
   publish(events: readonly CloudEvent[]): Promise<void>;
   /**
    * `group` names a consumer group: each event goes to one member of each group. `types` filters by

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { isBrokerFailure, reconnectDelayMs } from './kafka-failures.js';
+import { isBrokerFailure, messageRefusalOf, reconnectDelayMs } from './kafka-failures.js';
 
 const named = (name: string, extra: Record<string, unknown> = {}, cause?: unknown): Error =>
   Object.assign(new Error(name, cause === undefined ? undefined : { cause }), { name, ...extra });
@@ -24,6 +24,37 @@ describe('isBrokerFailure', () => {
   it('when a handler failed (a database error), then it is not a broker failure', () => {
     expect(isBrokerFailure(new Error('connection terminated unexpectedly'))).toBe(false);
     expect(isBrokerFailure('a string')).toBe(false);
+  });
+});
+
+describe('messageRefusalOf', () => {
+  const protocol = (type: string, retriable: boolean) =>
+    named('KafkaJSProtocolError', { type, retriable }, undefined);
+
+  it('when the broker refuses the records themselves (too large, invalid), then it names the refusal', () => {
+    expect(messageRefusalOf(protocol('MESSAGE_TOO_LARGE', false))).toBe(
+      'MESSAGE_TOO_LARGE: KafkaJSProtocolError',
+    );
+    expect(messageRefusalOf(protocol('INVALID_RECORD', false))).toMatch(/^INVALID_RECORD: /);
+    expect(messageRefusalOf(protocol('RECORD_LIST_TOO_LARGE', false))).toMatch(/^RECORD_LIST_TOO_LARGE: /);
+  });
+
+  it('when kafkajs gave up retrying a corrupt message, then the wrapped refusal is found', () => {
+    const exhausted = named('KafkaJSNumberOfRetriesExceeded', {}, protocol('CORRUPT_MESSAGE', true));
+    expect(messageRefusalOf(exhausted)).toMatch(/^CORRUPT_MESSAGE: /);
+    expect(
+      messageRefusalOf(named('KafkaJSNonRetriableError', {}, protocol('MESSAGE_TOO_LARGE', false))),
+    ).toMatch(/^MESSAGE_TOO_LARGE/);
+  });
+
+  it('when the brokers are unreachable, electing, or refuse a setting, then it is no refusal of the records', () => {
+    expect(messageRefusalOf(named('KafkaJSConnectionError'))).toBeUndefined();
+    expect(messageRefusalOf(protocol('NOT_LEADER_FOR_PARTITION', true))).toBeUndefined();
+    expect(messageRefusalOf(protocol('INVALID_REQUIRED_ACKS', false))).toBeUndefined();
+    expect(messageRefusalOf(protocol('TOPIC_AUTHORIZATION_FAILED', false))).toBeUndefined();
+    // The type alone is not enough: a handler's own error with the same word is not Kafka's.
+    expect(messageRefusalOf(named('Error', { type: 'MESSAGE_TOO_LARGE' }))).toBeUndefined();
+    expect(messageRefusalOf('MESSAGE_TOO_LARGE')).toBeUndefined();
   });
 });
 

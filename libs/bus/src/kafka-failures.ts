@@ -24,6 +24,33 @@ export function isBrokerFailure(error: unknown): boolean {
 }
 
 /**
+ * Kafka error codes that refuse the records themselves: sending them again, to the same topic, is
+ * refused again however long one waits. CORRUPT_MESSAGE is retried by kafkajs first (a bit flipped on
+ * the way); it reaches the caller only when every retry was refused.
+ */
+const MESSAGE_REFUSALS = new Set([
+  'MESSAGE_TOO_LARGE',
+  'RECORD_LIST_TOO_LARGE',
+  'INVALID_RECORD',
+  'CORRUPT_MESSAGE',
+  'INVALID_TIMESTAMP',
+]);
+
+/**
+ * Why the brokers refused the published records for good (`MESSAGE_TOO_LARGE: ...`), or undefined
+ * when the failure is not about the records (brokers unreachable, a retriable election, a bug).
+ */
+export function messageRefusalOf(error: unknown): string | undefined {
+  for (let e: unknown = error, depth = 0; e instanceof Error && depth < 8; depth++) {
+    const type = (e as { type?: unknown }).type;
+    if (e.name === 'KafkaJSProtocolError' && typeof type === 'string' && MESSAGE_REFUSALS.has(type))
+      return `${type}: ${e.message}`;
+    e = e.cause;
+  }
+  return undefined;
+}
+
+/**
  * Delay before reconnect attempt `failures` (1-based): exponential, capped, with "equal jitter" (half
  * fixed, half random) so that restarted replicas spread out without ever retrying in a tight loop.
  */

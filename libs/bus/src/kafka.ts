@@ -7,8 +7,10 @@ import {
   configurationError,
   isBrokerFailure,
   isConfigurationError,
+  messageRefusalOf,
   reconnectDelayMs,
 } from './kafka-failures.js';
+import { EventsRefusedError, sendIsolatingRefused } from './refused-events.js';
 
 export interface KafkaBusOptions {
   brokers: string[];
@@ -67,6 +69,8 @@ export class KafkaBus implements EventBus {
   private kafka: Promise<Kafka> | undefined;
   private probeKafka: Promise<Kafka> | undefined;
   private producer: Producer | undefined;
+  /** Sends on their way per producer, so that a renewed producer's predecessor finishes them first. */
+  private readonly sending = new Map<Producer, Set<Promise<unknown>>>();
   private readonly subscriptions: Subscription[] = [];
   private readonly consumerStatus = new Map<string, string>();
   private readonly knownTopics = new Set<string>();
@@ -223,7 +227,7 @@ export class KafkaBus implements EventBus {
     try {
       // No retries: an unreachable broker fails this attempt now; the back-off decides when to retry.
       await this.probe();
-      this.producer ??= kafka.producer({ idempotent: true, maxInFlightRequests: 1 });
+      this.producer ??= this.newProducer(kafka);
       await this.producer.connect();
     } catch (error) {
       throw new Error(
@@ -471,9 +475,52 @@ export class KafkaBus implements EventBus {
     }
   }
 
+  private newProducer(kafka: Kafka): Producer {
+    return kafka.producer({ idempotent: true, maxInFlightRequests: 1 });
+  }
+
+  /**
+   * A refused produce request may have been appended on its other partitions while kafkajs rolled
+   * back their sequence numbers: the next send there would be refused as out of order, for good. A
+   * new producer (a new producer id) starts its sequences afresh; what the old one appended is sent
+   * again, and consumers deduplicate it by event id.
+   */
+  private async renewProducer(): Promise<void> {
+    const old = this.producer;
+    const renewed = this.newProducer(await this.client());
+    this.producer = renewed;
+    // Another publisher's send may be on its way on the old one: it is disconnected once that settles.
+    if (old) {
+      const pending = [...(this.sending.get(old) ?? [])];
+      void Promise.allSettled(pending).then(() => old.disconnect().catch(() => {}));
+    }
+    await renewed.connect();
+  }
+
+  /**
+   * Rejects with `EventsRefusedError` naming the events the brokers refused for good (too large for
+   * the topic, an invalid record); every other event was then published, in order.
+   */
   async publish(events: readonly CloudEvent[]): Promise<void> {
     if (this.mode === 'idle') throw new Error('KafkaBus.start() was not called');
     if (!this.producer || this.state !== 'connected') throw this.unavailable();
+    let refused: Awaited<ReturnType<typeof sendIsolatingRefused>>;
+    try {
+      refused = await sendIsolatingRefused(
+        events,
+        (list) => this.send(list),
+        messageRefusalOf,
+        () => this.renewProducer(),
+      );
+    } catch (error) {
+      if (isBrokerFailure(error)) this.lost(error);
+      throw error;
+    }
+    this.failures = 0;
+    if (refused.length > 0) throw new EventsRefusedError(refused);
+  }
+
+  private async send(events: readonly CloudEvent[]): Promise<void> {
     const byTopic = new Map<string, CloudEvent[]>();
     for (const event of events) {
       const topic = this.topicFor(event.type);
@@ -481,17 +528,21 @@ export class KafkaBus implements EventBus {
       if (list) list.push(event);
       else byTopic.set(topic, [event]);
     }
+    await this.ensureTopics([...byTopic.keys()]);
+    const producer = this.producer;
+    if (!producer) throw this.unavailable();
+    const sent = producer.sendBatch({
+      acks: -1,
+      topicMessages: [...byTopic].map(([topic, list]) => ({ topic, messages: list.map(toKafkaRecord) })),
+    });
+    const mine = this.sending.get(producer) ?? new Set<Promise<unknown>>();
+    this.sending.set(producer, mine.add(sent));
     try {
-      await this.ensureTopics([...byTopic.keys()]);
-      await this.producer.sendBatch({
-        acks: -1,
-        topicMessages: [...byTopic].map(([topic, list]) => ({ topic, messages: list.map(toKafkaRecord) })),
-      });
-    } catch (error) {
-      if (isBrokerFailure(error)) this.lost(error);
-      throw error;
+      await sent;
+    } finally {
+      mine.delete(sent);
+      if (mine.size === 0) this.sending.delete(producer);
     }
-    this.failures = 0;
   }
 
   async subscribe(group: string, handler: EventHandler, types?: readonly string[]): Promise<void> {

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { auditEventPayloadSchemas } from './audit-events.js';
+import { outboxEventPayloadSchemas } from './outbox-events.js';
 import { policyEventPayloadSchemas } from './policy-events.js';
 
 // Payloads evolve by adding optional fields only, so producers and consumers of different versions
@@ -147,4 +148,5 @@ export const eventPayloadSchemas: Record<string, z.ZodType> = {
   [GATEWAY_AUTH_SUCCEEDED]: authSucceededSchema,
   ...policyEventPayloadSchemas,
   ...auditEventPayloadSchemas,
+  ...outboxEventPayloadSchemas,
 };

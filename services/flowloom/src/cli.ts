@@ -4,6 +4,7 @@ import { auditCommand } from './commands/audit.js';
 import { demoCommand } from './commands/demo.js';
 import { keysCommand } from './commands/keys.js';
 import { migrateCommand } from './commands/migrate.js';
+import { outboxCommand } from './commands/outbox.js';
 import { policyCommand } from './commands/policy.js';
 import { reportCommand } from './commands/report.js';
 import { runCommand } from './commands/run.js';
@@ -20,6 +21,7 @@ const commands: Command[] = [
   migrateCommand,
   auditCommand,
   reportCommand,
+  outboxCommand,
 ];
 
 function overview(): string {

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startTestGateway, type TestGateway } from '@flowloom/gateway/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { main } from '../src/cli.js';
+import { runCli } from './cli-runner.js';
 
 // `flowloom keys` against a real gateway enforcing a policy whose rule suspends the key of job "abuse".
 const POLICY = `
@@ -28,16 +28,7 @@ afterAll(async () => {
   if (dir) rmSync(dir, { recursive: true, force: true });
 });
 
-async function flowloom(...args: string[]): Promise<{ code: number; out: string; err: string }> {
-  const out: string[] = [];
-  const err: string[] = [];
-  const code = await main(args, {
-    out: (text) => out.push(text),
-    err: (text) => err.push(text),
-    env: { FLOWLOOM_URL: t.url, FLOWLOOM_API_KEY: t.adminKey },
-  });
-  return { code, out: out.join('\n'), err: err.join('\n') };
-}
+const flowloom = (...args: string[]) => runCli({ url: t.url, apiKey: t.adminKey }, ...args);
 
 const chat = (key: string, job?: string) =>
   t.post(

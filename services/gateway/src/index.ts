@@ -23,3 +23,4 @@ export {
   type HttpPlugin,
   startGateway,
 } from './main.js';
+export type { ParkedEvent, RedriveOutcome } from './ports/parked-events.js';

@@ -32,6 +32,7 @@ import { RedisThrottleSemaphore } from './adapters/redis-throttle-semaphore.js';
 import { SqlKeyStore } from './adapters/sql-key-store.js';
 import { SqlLimitsJournal } from './adapters/sql-limits-journal.js';
 import { OutboxRelay, SqlOutbox } from './adapters/sql-outbox.js';
+import { SqlParkedEvents } from './adapters/sql-parked-events.js';
 import { type AdminAuthorizer, adminAuthorizer } from './admin-authorizer.js';
 import { AlertDispatcher } from './app/alert-dispatcher.js';
 import { AuthEvents } from './app/auth-events.js';
@@ -47,11 +48,14 @@ import { Router } from './app/router.js';
 import { signalWindows } from './domain/signals.js';
 import { startGrpcServer } from './grpc/server.js';
 import { registerAdminJobs } from './http/routes/admin-jobs.js';
+import { registerAdminOutbox } from './http/routes/admin-outbox.js';
 import type { OpenApiDocument } from './http/routes/openapi.js';
 import { isReady } from './http/routes/operations.js';
 import { buildHttpServer, type ServedRoute, servedRoutes } from './http/server.js';
+import { parkedGauge, reportParked } from './outbox-parking.js';
 import type { LimitStore } from './ports/limit-store.js';
 import type { Outbox } from './ports/outbox.js';
+import type { ParkedEvents } from './ports/parked-events.js';
 import type { PolicySource } from './ports/policy-source.js';
 import type { SignalStore } from './ports/signal-store.js';
 import type { ThrottleSemaphore } from './ports/throttle-semaphore.js';
@@ -113,6 +117,8 @@ interface RelayedOutbox extends Outbox {
   close(): Promise<void>;
   /** `ok`, or what is degraded (for /readyz). */
   status?(): string;
+  /** Events the bus refused for good, set aside (the SQL outbox parks them). */
+  parked?: ParkedEvents;
 }
 
 /**
@@ -152,7 +158,9 @@ async function sqlOutbox(
   log: Logger,
   onError: (err: unknown) => void,
 ): Promise<RelayedOutbox> {
-  const relay = new OutboxRelay(db, bus, { onError });
+  const relay = new OutboxRelay(db, bus, { onError, onParked: reportParked(registry, log) });
+  const parked = new SqlParkedEvents(db, () => relay.publishPending());
+  parkedGauge(registry, parked);
   const outbox = await FallbackOutbox.open(new SqlOutbox(db, () => relay.wake()), {
     mode: config.outboxOnDatabaseDown,
     spoolDir: join(resolve(config.dataDir), 'outbox-spool'),
@@ -192,6 +200,7 @@ async function sqlOutbox(
     },
     status: () => outbox.status(),
     pendingCount: () => relay.backlog(),
+    parked,
     close: async () => {
       await outbox.close();
       await relay.stop();
@@ -391,6 +400,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   };
   const http = buildHttpServer(deps, log);
   registerAdminJobs(http, deps);
+  registerAdminOutbox(http, { ...deps, ...(outbox.parked ? { parked: outbox.parked } : {}) });
   for (const plugin of options.plugins ?? []) await plugin(http, authorizeAdmin);
   await http.listen({ host: config.host, port: config.httpPort });
   const address = http.server.address();

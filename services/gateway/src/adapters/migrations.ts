@@ -102,4 +102,17 @@ alter table limits_journal add column if not exists written integer not null def
 alter table limits_journal add column if not exists handed_at timestamptz;
 `,
   },
+  {
+    // An event the bus refused for good (too large for its topic, an invalid record) is parked: kept
+    // here, out of the relay's way, with why, until an admin publishes it again. Retention deletes only
+    // published rows, so a parked one stays. The relay reads pending rows through the new index.
+    id: 'gateway/010_outbox_parking',
+    sql: `
+alter table outbox add column if not exists parked_at timestamptz;
+alter table outbox add column if not exists park_reason text;
+create index if not exists outbox_pending on outbox (seq) where published_at is null and parked_at is null;
+drop index if exists outbox_unpublished;
+create index if not exists outbox_parked on outbox (seq) where parked_at is not null;
+`,
+  },
 ];

@@ -1,7 +1,8 @@
-import type { EventBus } from '@flowloom/bus';
+import { type EventBus, isEventsRefused, type RefusedEvent } from '@flowloom/bus';
 import type { CloudEvent } from '@flowloom/contracts';
 import type { Db } from '@flowloom/store';
 import type { Outbox } from '../ports/outbox.js';
+import { insertOutboxEvents, type ParkedRow, parkRefused } from './sql-outbox-rows.js';
 
 interface Waiter {
   events: readonly CloudEvent[];
@@ -46,16 +47,10 @@ export class SqlOutbox implements Outbox {
       while (this.queue.length > 0) {
         const batch = this.queue;
         this.queue = [];
-        const rows = batch.flatMap((w) =>
-          w.events.map((e) => ({ id: e.id, type: e.type, subject: e.subject ?? null, event: e })),
-        );
         try {
-          await this.db.query(
-            `insert into outbox (id, type, subject, event)
-             select x.id::uuid, x.type, x.subject, x.event
-             from jsonb_to_recordset($1::jsonb) as x(id text, type text, subject text, event jsonb)
-             on conflict (id) do nothing`,
-            [JSON.stringify(rows)],
+          await insertOutboxEvents(
+            this.db,
+            batch.flatMap((w) => w.events),
           );
           for (const w of batch) w.resolve();
           this.onWritten();
@@ -82,12 +77,17 @@ export interface RelayOptions {
   /** Published rows older than this are deleted (they live on in the bus and the ledger). */
   retainPublishedMs?: number;
   onError?: (error: unknown) => void;
+  /** An event the bus refused for good was parked (after its transaction committed). */
+  onParked?: (parked: ParkedRow) => void;
+  /** The source of the stand-in events of parked ones (the relaying service). */
+  source?: string;
 }
 
 /**
  * Publishes outbox rows in order and marks them published only after the bus accepted them, so a
  * crash between the two republishes (consumers deduplicate by event id) and never loses an event.
- * `for update skip locked` lets several gateway replicas relay from one database.
+ * `for update skip locked` lets several gateway replicas relay from one database. An event the bus
+ * refuses for good is parked with a stand-in published in its place, so it cannot stall the rest.
  */
 export class OutboxRelay {
   private running = false;
@@ -101,6 +101,7 @@ export class OutboxRelay {
   private readonly batchSize: number;
   private readonly idleMs: number;
   private readonly retainMs: number;
+  private readonly source: string;
 
   constructor(
     private readonly db: Db,
@@ -110,6 +111,7 @@ export class OutboxRelay {
     this.batchSize = options.batchSize ?? 500;
     this.idleMs = options.idleMs ?? 250;
     this.retainMs = options.retainPublishedMs ?? 3_600_000;
+    this.source = options.source ?? 'flowloom/gateway';
   }
 
   start(): void {
@@ -141,10 +143,10 @@ export class OutboxRelay {
     await this.publishPending().catch((error: unknown) => this.options.onError?.(error));
   }
 
-  /** Events written and not yet published (the partial index on unpublished rows makes this cheap). */
+  /** Events written and not yet published, parked ones aside (the partial index makes this cheap). */
   async backlog(): Promise<number> {
     const { rows } = await this.db.query<{ n: number }>(
-      'select count(*)::int as n from outbox where published_at is null',
+      'select count(*)::int as n from outbox where published_at is null and parked_at is null',
     );
     return rows[0]?.n ?? 0;
   }
@@ -153,13 +155,16 @@ export class OutboxRelay {
   async publishPending(): Promise<number> {
     let total = 0;
     for (;;) {
-      const n = await this.publishBatch();
-      total += n;
-      if (n < this.batchSize) return total;
+      const { published, read, parked } = await this.publishBatch();
+      total += published;
+      for (const p of parked) this.options.onParked?.(p);
+      // After a parking, the stand-ins wait behind the batch: go on for them.
+      if (read < this.batchSize && parked.length === 0) return total;
     }
   }
 
-  private async publishBatch(): Promise<number> {
+  private async publishBatch(): Promise<{ published: number; read: number; parked: ParkedRow[] }> {
+    const none = { published: 0, read: 0, parked: [] };
     return this.db.transaction(async (tx) => {
       // One relay publishes at a time, whichever replica it runs in: with skip-locked claims alone, two
       // relays would publish different ranges at once, and a job's events could reach the bus out of
@@ -169,18 +174,33 @@ export class OutboxRelay {
         `select pg_try_advisory_xact_lock(($1::bigint << 32) | 'outbox'::regclass::oid::bigint) as mine`,
         [RELAY_LOCK],
       );
-      if (!lock[0]?.mine) return 0;
+      if (!lock[0]?.mine) return none;
       const { rows } = await tx.query<{ seq: number; event: CloudEvent }>(
-        `select seq, event from outbox where published_at is null order by seq limit $1 for update skip locked`,
+        `select seq, event from outbox where published_at is null and parked_at is null
+         order by seq limit $1 for update skip locked`,
         [this.batchSize],
       );
-      if (rows.length === 0) return 0;
-      await this.bus.publish(rows.map((r) => r.event));
+      if (rows.length === 0) return none;
+      const refused = await this.publishOrRefused(rows.map((r) => r.event));
+      const refusedIds = new Set(refused.map((r) => r.id));
+      const accepted = rows.filter((r) => !refusedIds.has(r.event.id));
       await tx.query('update outbox set published_at = now() where seq = any($1::bigint[])', [
-        rows.map((r) => r.seq),
+        accepted.map((r) => r.seq),
       ]);
-      return rows.length;
+      const parked = refused.length > 0 ? await parkRefused(tx, rows, refused, this.source) : [];
+      return { published: accepted.length, read: rows.length, parked };
     });
+  }
+
+  /** The events the bus refused for good (all others were accepted); throws on other failures. */
+  private async publishOrRefused(events: readonly CloudEvent[]): Promise<readonly RefusedEvent[]> {
+    try {
+      await this.bus.publish(events);
+      return [];
+    } catch (error) {
+      if (isEventsRefused(error)) return error.refused;
+      throw error;
+    }
   }
 
   private async run(): Promise<void> {

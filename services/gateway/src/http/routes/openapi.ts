@@ -235,6 +235,52 @@ export const openApiDocument = {
         },
       },
     },
+    '/api/v1/outbox/parked': {
+      get: {
+        summary:
+          'Events the bus refused for good (e.g. too large for their Kafka topic), parked in the outbox while a stand-in (dev.flowloom.outbox.event.parked.v1) holds their place on the audit trail',
+        parameters: [
+          {
+            name: 'limit',
+            in: 'query',
+            schema: { type: 'integer', minimum: 1, maximum: 1000, default: 100 },
+          },
+        ],
+        responses: {
+          '200': {
+            description:
+              '{ total, data: [{ id, type, source, subject, time, sizeBytes, sha256, reason, parkedAt }] }, oldest first',
+          },
+          ...errors,
+        },
+      },
+    },
+    '/api/v1/outbox/parked/redrive': {
+      post: {
+        summary:
+          'Publish parked events again once the cause is fixed (e.g. the topic max.message.bytes raised); one refused again is parked again',
+        requestBody: {
+          content: {
+            'application/json': {
+              schema: {
+                type: 'object',
+                properties: {
+                  ids: {
+                    type: 'array',
+                    items: { type: 'string', format: 'uuid' },
+                    description: 'The events to publish again; all parked events when omitted',
+                  },
+                },
+              },
+            },
+          },
+        },
+        responses: {
+          '200': { description: '{ requeued, published: [ids], parkedAgain: [ids], pending: [ids] }' },
+          ...errors,
+        },
+      },
+    },
     '/api/v1/jobs/{job}': {
       get: {
         summary:

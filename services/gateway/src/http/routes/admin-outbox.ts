@@ -1,0 +1,34 @@
+import { parseInput as parse } from '@flowloom/errors';
+import type { FastifyInstance } from 'fastify';
+import { z } from 'zod';
+import type { ParkedEvents } from '../../ports/parked-events.js';
+import { adminContext } from '../admin-auth.js';
+import type { HttpDeps } from '../deps.js';
+
+const listQuery = z.object({ limit: z.coerce.number().int().min(1).max(1000).default(100) });
+const redriveBody = z.strictObject({
+  /** The parked events to publish again; every parked event when omitted. */
+  ids: z.array(z.uuid()).min(1).max(1000).optional(),
+});
+
+/**
+ * /api/v1/outbox/parked: the events the bus refused for good (too large for their topic, invalid),
+ * kept in the outbox while a stand-in holds their place on the audit trail; and publishing them again
+ * once the cause is fixed. Without a parking outbox (the embedded file log) there are none.
+ */
+export function registerAdminOutbox(app: FastifyInstance, deps: HttpDeps & { parked?: ParkedEvents }): void {
+  app.get('/api/v1/outbox/parked', { config: { format: 'admin' } }, async (request, reply) => {
+    await adminContext(request, reply, deps);
+    const { limit } = parse(listQuery, request.query);
+    if (!deps.parked) return reply.send({ total: 0, data: [] });
+    const [total, data] = await Promise.all([deps.parked.count(), deps.parked.list(limit)]);
+    return reply.send({ total, data });
+  });
+
+  app.post('/api/v1/outbox/parked/redrive', { config: { format: 'admin' } }, async (request, reply) => {
+    await adminContext(request, reply, deps);
+    const { ids } = parse(redriveBody, request.body ?? {});
+    if (!deps.parked) return reply.send({ requeued: 0, published: [], parkedAgain: [], pending: [] });
+    return reply.send(await deps.parked.redrive(ids));
+  });
+}

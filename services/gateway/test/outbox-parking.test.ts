@@ -1,0 +1,172 @@
+import { createHash, randomBytes } from 'node:crypto';
+import { KafkaBus } from '@flowloom/bus';
+import {
+  type CloudEvent,
+  createEvent,
+  GATEWAY_REQUEST_COMPLETED,
+  OUTBOX_EVENT_PARKED,
+  type OutboxEventParked,
+} from '@flowloom/contracts';
+import { canonicalize } from '@flowloom/ledger';
+import { migrate } from '@flowloom/store';
+import { createLogger, createRegistry } from '@flowloom/telemetry';
+import { ConfigResourceTypes, Kafka, logLevel } from 'kafkajs';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { gatewayMigrations } from '../src/adapters/migrations.js';
+import { OutboxRelay, SqlOutbox } from '../src/adapters/sql-outbox.js';
+import { SqlParkedEvents } from '../src/adapters/sql-parked-events.js';
+import { parkedGauge, reportParked } from '../src/outbox-parking.js';
+import { openTestPostgres, type TestDatabase } from './databases.js';
+
+// The real broker refuses an event too large for its topic (max.message.bytes set at creation): the
+// relay must park it in PostgreSQL, publish the rest in order with a stand-in carrying its hash, and
+// publish it once the topic's limit is raised and an admin redrives it.
+
+const BROKERS = (process.env.FLOWLOOM_TEST_KAFKA_BROKERS ?? '127.0.0.1:9092').split(',');
+const prefix = `parking-test-${randomBytes(4).toString('hex')}`;
+const topic = `${prefix}.gateway.request`;
+const admin = new Kafka({ clientId: prefix, brokers: BROKERS, logLevel: logLevel.NOTHING }).admin();
+
+const event = (n: number, prompt = 'hi'): CloudEvent =>
+  createEvent(GATEWAY_REQUEST_COMPLETED, 'flowloom/gateway', { n, inputs: { prompt } }, 'job/parking');
+const sha256 = (e: CloudEvent) => createHash('sha256').update(canonicalize(e), 'utf8').digest('hex');
+
+describe('OutboxRelay parks an event the real Kafka refuses for good', { timeout: 120_000 }, () => {
+  let database: TestDatabase;
+  let bus: KafkaBus;
+  const received: CloudEvent[] = [];
+  const logLines: string[] = [];
+  const registry = createRegistry();
+  const log = createLogger({
+    service: 'gateway',
+    destination: { write: (line: string) => logLines.push(line) },
+  });
+
+  beforeAll(async () => {
+    database = await openTestPostgres();
+    await migrate(database.db, gatewayMigrations);
+    await admin.connect();
+    // One partition: the order the trail sees is the order the topic holds.
+    await admin.createTopics({
+      waitForLeaders: true,
+      topics: [
+        {
+          topic,
+          numPartitions: 1,
+          replicationFactor: 1,
+          configEntries: [{ name: 'max.message.bytes', value: '4096' }],
+        },
+      ],
+    });
+    bus = new KafkaBus({ brokers: BROKERS, clientId: prefix, topicPrefix: prefix, partitions: 1 });
+    await bus.start();
+    await bus.subscribe('trail', async (e) => {
+      received.push(e);
+    });
+    await vi.waitFor(() => expect(bus.health().consumers).toEqual({ trail: 'consuming' }), {
+      timeout: 60_000,
+    });
+  });
+
+  afterAll(async () => {
+    await bus?.close();
+    const mine = (await admin.listTopics()).filter((t) => t.startsWith(`${prefix}.`));
+    if (mine.length > 0) await admin.deleteTopics({ topics: mine });
+    await admin.disconnect();
+    await database?.drop();
+  });
+
+  it('when one event is too large for its topic, then it is parked and kept, the rest go out in order with a stand-in, and a redrive publishes it once the limit is raised', async () => {
+    const db = database.db;
+    const big = event(3, 'x'.repeat(20_000));
+    const events = [event(1), event(2), big, event(4), event(5)];
+    const outbox = new SqlOutbox(db);
+    for (const e of events) await outbox.append([e]);
+    const relay = new OutboxRelay(db, bus, {
+      idleMs: 50,
+      retainPublishedMs: 0,
+      onParked: reportParked(registry, log),
+    });
+    const parked = new SqlParkedEvents(db, () => relay.publishPending());
+    parkedGauge(registry, parked);
+
+    // The relay's loop publishes, then applies retention (published rows older than 0 ms go).
+    relay.start();
+    await vi.waitFor(
+      async () => {
+        const { rows } = await db.query<{ n: number }>('select count(*)::int as n from outbox');
+        expect(rows[0]?.n).toBe(1);
+      },
+      { timeout: 30_000 },
+    );
+    await relay.stop();
+
+    // Kept in PostgreSQL, parked with the broker's reason, never published nor deleted by retention.
+    const { rows: kept } = await db.query<{
+      id: string;
+      published: boolean;
+      reason: string;
+      event: CloudEvent;
+    }>(
+      'select id::text as id, published_at is not null as published, park_reason as reason, event from outbox',
+    );
+    expect(kept).toHaveLength(1);
+    expect(kept[0]).toMatchObject({ id: big.id, published: false });
+    expect(kept[0]?.reason).toMatch(/^MESSAGE_TOO_LARGE: /);
+    expect(kept[0]?.event).toEqual(big);
+
+    // The trail: the other events in order, and a stand-in with the parked event's identity and hash.
+    await vi.waitFor(() => expect(received).toHaveLength(5), { timeout: 30_000 });
+    const requests = received.filter((e) => e.type === GATEWAY_REQUEST_COMPLETED);
+    expect(requests.map((e) => e.id)).toEqual([events[0], events[1], events[3], events[4]].map((e) => e!.id));
+    const standIn = received.find((e) => e.type === OUTBOX_EVENT_PARKED) as CloudEvent<OutboxEventParked>;
+    expect(standIn.subject).toBe('job/parking');
+    expect(standIn.data).toMatchObject({
+      eventId: big.id,
+      eventType: big.type,
+      eventSource: big.source,
+      eventSubject: 'job/parking',
+      eventTime: big.time,
+      sizeBytes: Buffer.byteLength(canonicalize(big)),
+      sha256: sha256(big),
+      outcome: 'parked',
+    });
+    expect(standIn.data.reason).toMatch(/^MESSAGE_TOO_LARGE/);
+
+    // Operators: the list, the metrics, and an error line naming the event but not its content.
+    const [listed] = await parked.list(10);
+    expect(listed).toMatchObject({ id: big.id, sha256: sha256(big), sizeBytes: standIn.data.sizeBytes });
+    const metrics = await registry.metrics();
+    expect(metrics).toContain(`flowloom_outbox_parked_total{type="${GATEWAY_REQUEST_COMPLETED}"} 1`);
+    expect(metrics).toContain('flowloom_outbox_parked_events 1');
+    const line = logLines
+      .map((l) => JSON.parse(l) as Record<string, unknown>)
+      .find((l) => l.eventId === big.id);
+    expect(line).toMatchObject({ level: 'error', type: big.type, sha256: sha256(big) });
+    expect(logLines.join('')).not.toContain('xxxxxxxxxx');
+
+    // A redrive before the fix is refused again: parked again, with a new stand-in.
+    expect(await parked.redrive()).toMatchObject({ requeued: 1, published: [], parkedAgain: [big.id] });
+    expect(await parked.count()).toBe(1);
+
+    await admin.alterConfigs({
+      validateOnly: false,
+      resources: [
+        {
+          type: ConfigResourceTypes.TOPIC,
+          name: topic,
+          configEntries: [{ name: 'max.message.bytes', value: '1048588' }],
+        },
+      ],
+    });
+    // The broker applies a topic's new limit shortly after the change: redrive until it does.
+    await vi.waitFor(async () => expect((await parked.redrive([big.id])).published).toEqual([big.id]), {
+      timeout: 30_000,
+      interval: 500,
+    });
+    expect(await parked.count()).toBe(0);
+    await vi.waitFor(() => expect(received.some((e) => e.id === big.id)).toBe(true), { timeout: 30_000 });
+    // What the trail now holds is the event the stand-in described, byte for byte.
+    expect(sha256(received.find((e) => e.id === big.id)!)).toBe(standIn.data.sha256);
+  });
+});
