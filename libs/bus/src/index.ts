@@ -4,4 +4,9 @@ export { busCheck } from './health.js';
 export { InProcessBus } from './in-process.js';
 export { KafkaBus, type KafkaBusOptions } from './kafka.js';
 export { DEFAULT_TOPIC_PREFIX, fromKafkaRecord, toKafkaRecord, topicFor } from './kafka-binding.js';
-export { EventsRefusedError, isEventsRefused, type RefusedEvent } from './refused-events.js';
+export {
+  EventsRefusedError,
+  isEventsRefused,
+  publishExceptRefused,
+  type RefusedEvent,
+} from './refused-events.js';

@@ -58,3 +58,20 @@ export async function sendIsolatingRefused(
     return [...first, ...second];
   }
 }
+
+/**
+ * Publishes `events` on `bus`; resolves with the events it refused for good (every other one was
+ * accepted then), rejects on every other failure.
+ */
+export async function publishExceptRefused(
+  bus: { publish(events: readonly CloudEvent[]): Promise<void> },
+  events: readonly CloudEvent[],
+): Promise<readonly RefusedEvent[]> {
+  try {
+    await bus.publish(events);
+    return [];
+  } catch (error) {
+    if (isEventsRefused(error)) return error.refused;
+    throw error;
+  }
+}

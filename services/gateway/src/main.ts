@@ -138,7 +138,9 @@ async function fileOutbox(
     fsync: config.outboxFsync,
     onError,
     onDamage: (message) => log.warn(message),
+    onParked: reportParked(registry, log),
   });
+  parkedGauge(registry, outbox.parked);
   new Gauge({
     name: 'flowloom_outbox_skipped_lines',
     help: 'Outbox lines found damaged on disk since start and skipped (never published): restore the segment from a backup to recover them',

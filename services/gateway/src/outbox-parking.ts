@@ -1,7 +1,6 @@
 import { eventDigest } from '@flowloom/contracts';
 import { Counter, Gauge, type Logger, type Registry } from '@flowloom/telemetry';
-import type { ParkedRow } from './adapters/sql-outbox-rows.js';
-import type { ParkedEvents } from './ports/parked-events.js';
+import type { ParkedEvents, ParkedRow } from './ports/parked-events.js';
 
 // Parked outbox events are for an operator to act on: each parking is an error line and a count, and
 // a gauge says how many wait now (non-zero: raise the topic's limit, then publish them again).

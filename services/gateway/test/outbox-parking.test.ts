@@ -1,4 +1,7 @@
 import { createHash, randomBytes } from 'node:crypto';
+import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { KafkaBus } from '@flowloom/bus';
 import {
   type CloudEvent,
@@ -12,6 +15,7 @@ import { migrate } from '@flowloom/store';
 import { createLogger, createRegistry } from '@flowloom/telemetry';
 import { ConfigResourceTypes, Kafka, logLevel } from 'kafkajs';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { FileOutbox } from '../src/adapters/file-outbox.js';
 import { gatewayMigrations } from '../src/adapters/migrations.js';
 import { OutboxRelay, SqlOutbox } from '../src/adapters/sql-outbox.js';
 import { SqlParkedEvents } from '../src/adapters/sql-parked-events.js';
@@ -25,10 +29,25 @@ import { openTestPostgres, type TestDatabase } from './databases.js';
 const BROKERS = (process.env.FLOWLOOM_TEST_KAFKA_BROKERS ?? '127.0.0.1:9092').split(',');
 const prefix = `parking-test-${randomBytes(4).toString('hex')}`;
 const topic = `${prefix}.gateway.request`;
+/** The file outbox's events go to a topic of their own, so that raising one limit leaves the other. */
+const fileTopic = `${prefix}.gateway.auth`;
+const FILE_TYPE = 'dev.flowloom.gateway.auth.failed.v1';
 const admin = new Kafka({ clientId: prefix, brokers: BROKERS, logLevel: logLevel.NOTHING }).admin();
 
 const event = (n: number, prompt = 'hi'): CloudEvent =>
   createEvent(GATEWAY_REQUEST_COMPLETED, 'flowloom/gateway', { n, inputs: { prompt } }, 'job/parking');
+/** What an operator does once the cause is known: raise the topic's limit. */
+const raiseLimit = (name: string) =>
+  admin.alterConfigs({
+    validateOnly: false,
+    resources: [
+      {
+        type: ConfigResourceTypes.TOPIC,
+        name,
+        configEntries: [{ name: 'max.message.bytes', value: '1048588' }],
+      },
+    ],
+  });
 const sha256 = (e: CloudEvent) => createHash('sha256').update(canonicalize(e), 'utf8').digest('hex');
 
 describe('OutboxRelay parks an event the real Kafka refuses for good', { timeout: 120_000 }, () => {
@@ -49,14 +68,12 @@ describe('OutboxRelay parks an event the real Kafka refuses for good', { timeout
     // One partition: the order the trail sees is the order the topic holds.
     await admin.createTopics({
       waitForLeaders: true,
-      topics: [
-        {
-          topic,
-          numPartitions: 1,
-          replicationFactor: 1,
-          configEntries: [{ name: 'max.message.bytes', value: '4096' }],
-        },
-      ],
+      topics: [topic, fileTopic].map((name) => ({
+        topic: name,
+        numPartitions: 1,
+        replicationFactor: 1,
+        configEntries: [{ name: 'max.message.bytes', value: '4096' }],
+      })),
     });
     bus = new KafkaBus({ brokers: BROKERS, clientId: prefix, topicPrefix: prefix, partitions: 1 });
     await bus.start();
@@ -149,16 +166,7 @@ describe('OutboxRelay parks an event the real Kafka refuses for good', { timeout
     expect(await parked.redrive()).toMatchObject({ requeued: 1, published: [], parkedAgain: [big.id] });
     expect(await parked.count()).toBe(1);
 
-    await admin.alterConfigs({
-      validateOnly: false,
-      resources: [
-        {
-          type: ConfigResourceTypes.TOPIC,
-          name: topic,
-          configEntries: [{ name: 'max.message.bytes', value: '1048588' }],
-        },
-      ],
-    });
+    await raiseLimit(topic);
     // The broker applies a topic's new limit shortly after the change: redrive until it does.
     await vi.waitFor(async () => expect((await parked.redrive([big.id])).published).toEqual([big.id]), {
       timeout: 30_000,
@@ -168,5 +176,55 @@ describe('OutboxRelay parks an event the real Kafka refuses for good', { timeout
     await vi.waitFor(() => expect(received.some((e) => e.id === big.id)).toBe(true), { timeout: 30_000 });
     // What the trail now holds is the event the stand-in described, byte for byte.
     expect(sha256(received.find((e) => e.id === big.id)!)).toBe(standIn.data.sha256);
+  });
+  it('when the embedded file outbox relays to Kafka and one event is too large, then it is parked in a file pruning never deletes, a stand-in goes out, and a redrive publishes it', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'flowloom-parking-'));
+    const fileRegistry = createRegistry();
+    const authEvent = (n: number, pad = 'a'): CloudEvent =>
+      createEvent(FILE_TYPE, 'flowloom/gateway', { n, presented: pad }, 'job/file');
+    const big = authEvent(3, 'y'.repeat(20_000));
+    const events = [authEvent(1), authEvent(2), big, authEvent(4)];
+    // Small segments: the log rolls over, and wholly published segments are deleted on close.
+    const outbox = await FileOutbox.open(dir, bus, {
+      segmentBytes: 512,
+      onParked: reportParked(fileRegistry, log),
+    });
+    try {
+      for (const e of events) await outbox.append([e]);
+      await outbox.publishPending();
+      await outbox.close();
+      const segments = readdirSync(dir).filter((f) => f.endsWith('.jsonl') && f !== 'parked.jsonl');
+      expect(segments).toHaveLength(1);
+
+      const trail = () => received.filter((e) => e.subject === 'job/file');
+      await vi.waitFor(() => expect(trail()).toHaveLength(4), { timeout: 30_000 });
+      expect(
+        trail()
+          .filter((e) => e.type === FILE_TYPE)
+          .map((e) => e.id),
+      ).toEqual([events[0], events[1], events[3]].map((e) => e!.id));
+      const standIn = trail().find((e) => e.type === OUTBOX_EVENT_PARKED) as CloudEvent<OutboxEventParked>;
+      expect(standIn.data).toMatchObject({ eventId: big.id, sha256: sha256(big), outcome: 'parked' });
+      expect(await fileRegistry.metrics()).toContain(`flowloom_outbox_parked_total{type="${FILE_TYPE}"} 1`);
+
+      // Opened again (a restart): the parked event is still there, and published once the limit is raised.
+      const reopened = await FileOutbox.open(dir, bus, { onParked: reportParked(createRegistry(), log) });
+      try {
+        expect(await reopened.parked.list(10)).toMatchObject([
+          { id: big.id, sha256: sha256(big), reason: expect.stringMatching(/^MESSAGE_TOO_LARGE/) },
+        ]);
+        await raiseLimit(fileTopic);
+        await vi.waitFor(async () => expect((await reopened.parked.redrive()).published).toEqual([big.id]), {
+          timeout: 30_000,
+          interval: 500,
+        });
+        expect(await reopened.parked.count()).toBe(0);
+        await vi.waitFor(() => expect(trail().some((e) => e.id === big.id)).toBe(true), { timeout: 30_000 });
+      } finally {
+        await reopened.close();
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

@@ -11,10 +11,13 @@ import {
 } from 'node:fs';
 import { type FileHandle, open } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { EventBus } from '@flowloom/bus';
+import { type EventBus, publishExceptRefused, type RefusedEvent } from '@flowloom/bus';
 import type { CloudEvent } from '@flowloom/contracts';
 import type { Outbox } from '../ports/outbox.js';
+import type { ParkedRow } from '../ports/parked-events.js';
+import { FileParkedEvents, ParkedFile } from './file-outbox-parking.js';
 import { NEWLINE, type Pending, parseEventLine, SpilledEvents } from './file-outbox-spill.js';
+import { parkingsOf } from './outbox-parkings.js';
 
 export type FsyncMode = 'always' | 'interval' | 'never';
 
@@ -38,6 +41,10 @@ export interface FileOutboxOptions {
    * positions in the segment files are, and the relay reads them back from there when it gets to them.
    */
   maxBufferedEvents?: number;
+  /** An event the bus refused for good was parked (in `<dir>/parked.jsonl`), its stand-in appended. */
+  onParked?: (parked: ParkedRow) => void;
+  /** The source of the stand-in events of parked ones (the relaying service). */
+  source?: string;
 }
 
 interface Waiter {
@@ -93,6 +100,9 @@ export class FileOutbox implements Outbox {
   private readonly fsync: FsyncMode;
   private readonly segmentBytes: number;
   private readonly maxBuffered: number;
+  private readonly parkedFile: ParkedFile;
+  /** Events the bus refused for good, set aside with a stand-in on the trail, to publish again. */
+  readonly parked: FileParkedEvents;
 
   private constructor(
     private readonly dir: string,
@@ -102,6 +112,8 @@ export class FileOutbox implements Outbox {
     this.fsync = options.fsync ?? 'interval';
     this.segmentBytes = options.segmentBytes ?? 64 * 1024 * 1024;
     this.maxBuffered = Math.max(1, options.maxBufferedEvents ?? 4096);
+    this.parkedFile = new ParkedFile(join(dir, 'parked.jsonl'));
+    this.parked = new FileParkedEvents(this.parkedFile, this);
   }
 
   /** Opens the log in `dir`, loading what was written but not yet published. */
@@ -328,13 +340,32 @@ export class FileOutbox implements Outbox {
         if (this.unpublished.length === 0) continue;
       }
       const batch = this.unpublished.slice(0, PUBLISH_BATCH);
-      await this.bus.publish(batch.map((p) => p.event));
+      const refused = await publishExceptRefused(
+        this.bus,
+        batch.map((p) => p.event),
+      );
+      if (refused.length > 0) await this.park(batch, refused);
       this.unpublished.splice(0, batch.length);
       this.publishedSeq = batch[batch.length - 1]!.seq;
       total += batch.length;
     }
     if (total > 0) this.schedulePosition();
     return total;
+  }
+
+  /**
+   * Sets the refused events aside, durably, and appends a stand-in for each to the log before the
+   * position moves past them: a crash in between parks them again on restart, never loses them.
+   */
+  private async park(batch: readonly Pending[], refused: readonly RefusedEvent[]): Promise<void> {
+    const parked = parkingsOf(
+      batch.map((p) => p.event),
+      refused,
+      this.options.source ?? 'flowloom/gateway',
+    );
+    await this.parkedFile.add(parked.map(({ event, reason }) => ({ event, reason })));
+    await this.append(parked.flatMap((p) => (p.standIn ? [p.standIn] : [])));
+    for (const p of parked) this.options.onParked?.(p);
   }
 
   /**

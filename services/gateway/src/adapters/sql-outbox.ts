@@ -1,8 +1,9 @@
-import { type EventBus, isEventsRefused, type RefusedEvent } from '@flowloom/bus';
+import { type EventBus, publishExceptRefused } from '@flowloom/bus';
 import type { CloudEvent } from '@flowloom/contracts';
 import type { Db } from '@flowloom/store';
 import type { Outbox } from '../ports/outbox.js';
-import { insertOutboxEvents, type ParkedRow, parkRefused } from './sql-outbox-rows.js';
+import type { ParkedRow } from '../ports/parked-events.js';
+import { insertOutboxEvents, parkRefused } from './sql-outbox-rows.js';
 
 interface Waiter {
   events: readonly CloudEvent[];
@@ -181,26 +182,16 @@ export class OutboxRelay {
         [this.batchSize],
       );
       if (rows.length === 0) return none;
-      const refused = await this.publishOrRefused(rows.map((r) => r.event));
+      const events = rows.map((r) => r.event);
+      const refused = await publishExceptRefused(this.bus, events);
       const refusedIds = new Set(refused.map((r) => r.id));
       const accepted = rows.filter((r) => !refusedIds.has(r.event.id));
       await tx.query('update outbox set published_at = now() where seq = any($1::bigint[])', [
         accepted.map((r) => r.seq),
       ]);
-      const parked = refused.length > 0 ? await parkRefused(tx, rows, refused, this.source) : [];
+      const parked = refused.length > 0 ? await parkRefused(tx, events, refused, this.source) : [];
       return { published: accepted.length, read: rows.length, parked };
     });
-  }
-
-  /** The events the bus refused for good (all others were accepted); throws on other failures. */
-  private async publishOrRefused(events: readonly CloudEvent[]): Promise<readonly RefusedEvent[]> {
-    try {
-      await this.bus.publish(events);
-      return [];
-    } catch (error) {
-      if (isEventsRefused(error)) return error.refused;
-      throw error;
-    }
   }
 
   private async run(): Promise<void> {

@@ -1,3 +1,5 @@
+import type { CloudEvent } from '@flowloom/contracts';
+
 /** An outbox event the bus refused for good, kept out of the relay's way until published again. */
 export interface ParkedEvent {
   id: string;
@@ -30,4 +32,12 @@ export interface ParkedEvents {
   count(): Promise<number>;
   /** Publishes the given parked events again (all of them when `ids` is omitted). */
   redrive(ids?: readonly string[]): Promise<RedriveOutcome>;
+}
+
+/** One parking by a relay, for its log line and metric. */
+export interface ParkedRow {
+  event: CloudEvent;
+  reason: string;
+  /** The stand-in written for it; none for a refused stand-in (it would only be refused again). */
+  standIn?: CloudEvent;
 }
