@@ -6,7 +6,7 @@ import type { PolicyBundle } from '@flowloom/contracts';
 import { type Db, migrateUnlessApplied, openDb } from '@flowloom/store';
 import { createLogger, type Logger, type Registry } from '@flowloom/telemetry';
 import type { FastifyInstance } from 'fastify';
-import { BufferedDecisionStore } from './adapters/buffered-decision-store.js';
+import { writeLeftoverDecisions } from './adapters/decision-journal-leftovers.js';
 import { policyMigrations } from './adapters/migrations.js';
 import { registerPolicyMetrics } from './adapters/prometheus-metrics.js';
 import { SqlDecisionStore } from './adapters/sql-decision-store.js';
@@ -90,16 +90,11 @@ export async function startPolicyService(options: PolicyServiceOptions): Promise
     options.pollMs,
   );
   const admin = new PolicyAdmin(repo, () => distributor.refresh());
-  // Embedded: decisions are buffered and written in batches (see BufferedDecisionStore); a server
-  // database takes them one by one.
-  const store =
-    db.kind === 'pglite'
-      ? await BufferedDecisionStore.open(
-          new SqlDecisionStore(db),
-          join(resolve(config.dataDir), 'policy-decisions'),
-          (err) => log.warn({ err }, 'decisions: write failed, will retry'),
-        )
-      : new SqlDecisionStore(db);
+  const store = new SqlDecisionStore(db);
+  if (db.kind === 'pglite') {
+    const leftovers = await writeLeftoverDecisions(store, join(resolve(config.dataDir), 'policy-decisions'));
+    if (leftovers > 0) log.info(`decisions: wrote ${leftovers} left in the journal of an earlier version`);
+  }
   const decisions = new DecisionsService(store, repo);
   // Replay's traffic when no decision was recorded (no policy active): the request events.
   const requests = new SqlRequestStore(db);

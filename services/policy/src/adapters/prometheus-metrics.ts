@@ -26,5 +26,5 @@ export function registerPolicyMetrics(
       }
     },
   });
-  return { stored: () => stored.inc() };
+  return { stored: (count) => stored.inc(count) };
 }

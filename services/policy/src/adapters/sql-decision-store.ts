@@ -178,7 +178,5 @@ export class SqlDecisionStore implements DecisionStore {
     return { records, inWindow, withoutInput };
   }
 
-  async flush(): Promise<void> {}
-
   async close(): Promise<void> {}
 }

@@ -41,31 +41,43 @@ export class DecisionsService {
   ) {}
 
   /**
-   * Consumes one decision event (redeliveries are stored once). A malformed one is skipped, with the
-   * reason returned, rather than retried for ever; a storage failure throws so the bus redelivers.
+   * Consumes decision and intervention events (redeliveries are stored once), written in one
+   * statement per kind. A malformed event is skipped, with the reason returned, rather than retried
+   * for ever; a storage failure throws so the bus redelivers the batch.
    */
-  async ingest(event: CloudEvent): Promise<string | undefined> {
-    if (event.type === POLICY_INTERVENTION) {
-      const intervention = interventionSchema.safeParse(event.data);
-      if (!intervention.success)
-        return `intervention event ${event.id} is malformed: ${intervention.error.message}`;
-      await this.store.saveIntervention(event.id, new Date(event.time), intervention.data);
-      return undefined;
+  async ingest(events: readonly CloudEvent[]): Promise<{ stored: number; skipped: string[] }> {
+    const records: DecisionRecord[] = [];
+    const interventions: Array<{ eventId: string; at: Date; intervention: Intervention }> = [];
+    const skipped: string[] = [];
+    for (const event of events) {
+      if (event.type === POLICY_INTERVENTION) {
+        const intervention = interventionSchema.safeParse(event.data);
+        if (intervention.success)
+          interventions.push({
+            eventId: event.id,
+            at: new Date(event.time),
+            intervention: intervention.data,
+          });
+        else skipped.push(`intervention event ${event.id} is malformed: ${intervention.error.message}`);
+        continue;
+      }
+      // Decisions come one per request from our own gateways: a structural check here, the full
+      // schema in the tests, keeps the consumer cheap.
+      const record = event.data as Partial<DecisionRecord> | null;
+      if (
+        typeof record?.decisionId !== 'string' ||
+        typeof record.requestId !== 'string' ||
+        typeof record.at !== 'string' ||
+        typeof record.verdict !== 'string' ||
+        typeof record.intendedVerdict !== 'string' ||
+        !Array.isArray(record.evaluations)
+      )
+        skipped.push(`decision event ${event.id} is malformed`);
+      else records.push(record as DecisionRecord);
     }
-    // Decisions come one per request from our own gateways: a structural check here, the full schema
-    // in the tests, keeps the consumer cheap.
-    const record = event.data as Partial<DecisionRecord> | null;
-    if (
-      typeof record?.decisionId !== 'string' ||
-      typeof record.requestId !== 'string' ||
-      typeof record.at !== 'string' ||
-      typeof record.verdict !== 'string' ||
-      typeof record.intendedVerdict !== 'string' ||
-      !Array.isArray(record.evaluations)
-    )
-      return `decision event ${event.id} is malformed`;
-    await this.store.save(record as DecisionRecord);
-    return undefined;
+    if (records.length > 0) await this.store.saveMany(records);
+    if (interventions.length > 0) await this.store.saveInterventions(interventions);
+    return { stored: records.length + interventions.length, skipped };
   }
 
   async get(id: string): Promise<DecisionView> {

@@ -68,8 +68,6 @@ export class ReplayService {
     const deployment = await this.repo.currentDeployment(name);
     const baselineId = request.baseline ?? deployment?.stable ?? undefined;
     const baseline = baselineId ? await this.compiled(name, baselineId) : compileOrThrow({ name, rules: [] });
-    // Buffered decisions are written first, so that their requests are not taken for undecided ones.
-    if (this.requests) await this.decisions.flush();
     const recorded = await this.decisions.inputsSince(since, limit);
     const undecided = this.requests
       ? await this.requests.undecidedSince(since, limit)

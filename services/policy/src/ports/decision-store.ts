@@ -54,7 +54,5 @@ export interface DecisionStore {
    * which carry the answer too), oldest first.
    */
   inputsSince(since: Date, limit: number): Promise<RecordedInputs>;
-  /** Writes whatever is buffered (a no-op for stores that write through). */
-  flush(): Promise<void>;
   close(): Promise<void>;
 }

@@ -1,4 +1,5 @@
 /** What the decisions consumer reports (a Prometheus counter in the service). */
 export interface PolicyConsumerMetrics {
-  stored(): void;
+  /** `count` decisions and interventions were stored. */
+  stored(count: number): void;
 }
