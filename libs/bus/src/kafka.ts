@@ -2,7 +2,13 @@ import { type CloudEvent, eventPayloadSchemas } from '@flowloom/contracts';
 import type { Consumer, EachBatchPayload, Kafka, Producer } from 'kafkajs';
 import type { BatchEventHandler, BusHealth, EventBus, EventHandler } from './bus.js';
 import { type ConsumerLag, lagOf } from './consumer-lag.js';
-import { DEFAULT_TOPIC_PREFIX, fromKafkaRecord, toKafkaRecord, topicFor } from './kafka-binding.js';
+import {
+  DEFAULT_TOPIC_PREFIX,
+  fromKafkaRecord,
+  type KafkaRecord,
+  toKafkaRecord,
+  topicFor,
+} from './kafka-binding.js';
 import {
   configurationError,
   isBrokerFailure,
@@ -10,7 +16,8 @@ import {
   messageRefusalOf,
   reconnectDelayMs,
 } from './kafka-failures.js';
-import { EventsRefusedError, sendIsolatingRefused } from './refused-events.js';
+import { EventsRefusedError, type RefusedEvent, sendIsolatingRefused } from './refused-events.js';
+import { sizeChunks } from './size-chunks.js';
 
 export interface KafkaBusOptions {
   brokers: string[];
@@ -47,6 +54,11 @@ const TOPIC_PREFIX = /^[A-Za-z0-9_-]+$/;
  */
 const FETCH_MIN_BYTES = 64 * 1024;
 const FETCH_MAX_WAIT_MS = 100;
+
+/** A publish is sent in produce requests of about this size at most (see sizeChunks). */
+const MAX_REQUEST_BYTES = 16 * 1024 * 1024;
+/** What a record's attributes (ce_ headers) and framing add to its key and value, about. */
+const RECORD_OVERHEAD_BYTES = 256;
 
 interface Subscription {
   group: string;
@@ -504,14 +516,23 @@ export class KafkaBus implements EventBus {
   async publish(events: readonly CloudEvent[]): Promise<void> {
     if (this.mode === 'idle') throw new Error('KafkaBus.start() was not called');
     if (!this.producer || this.state !== 'connected') throw this.unavailable();
-    let refused: Awaited<ReturnType<typeof sendIsolatingRefused>>;
+    const records = new Map(events.map((e) => [e, toKafkaRecord(e)]));
+    // UTF-16 length: under the UTF-8 size for non-ASCII text, by 3× at most, far within the margin.
+    const sizeOf = (e: CloudEvent) => {
+      const r = records.get(e);
+      return (r?.value.length ?? 0) + (r?.key?.length ?? 0) + RECORD_OVERHEAD_BYTES;
+    };
+    const refused: RefusedEvent[] = [];
     try {
-      refused = await sendIsolatingRefused(
-        events,
-        (list) => this.send(list),
-        messageRefusalOf,
-        () => this.renewProducer(),
-      );
+      for (const chunk of sizeChunks(events, sizeOf, MAX_REQUEST_BYTES))
+        refused.push(
+          ...(await sendIsolatingRefused(
+            chunk,
+            (list) => this.send(list, records),
+            messageRefusalOf,
+            () => this.renewProducer(),
+          )),
+        );
     } catch (error) {
       if (isBrokerFailure(error)) this.lost(error);
       throw error;
@@ -520,7 +541,7 @@ export class KafkaBus implements EventBus {
     if (refused.length > 0) throw new EventsRefusedError(refused);
   }
 
-  private async send(events: readonly CloudEvent[]): Promise<void> {
+  private async send(events: readonly CloudEvent[], records: Map<CloudEvent, KafkaRecord>): Promise<void> {
     const byTopic = new Map<string, CloudEvent[]>();
     for (const event of events) {
       const topic = this.topicFor(event.type);
@@ -533,7 +554,10 @@ export class KafkaBus implements EventBus {
     if (!producer) throw this.unavailable();
     const sent = producer.sendBatch({
       acks: -1,
-      topicMessages: [...byTopic].map(([topic, list]) => ({ topic, messages: list.map(toKafkaRecord) })),
+      topicMessages: [...byTopic].map(([topic, list]) => ({
+        topic,
+        messages: list.map((e) => records.get(e) ?? toKafkaRecord(e)),
+      })),
     });
     const mine = this.sending.get(producer) ?? new Set<Promise<unknown>>();
     this.sending.set(producer, mine.add(sent));
