@@ -27,7 +27,7 @@ export const READ_NODES_QUERY = `select u.ord, substring(t.hashes from ((u.pos -
  * booleans), as the `entry` column's JSON text. Callers add an exception handler for entries that
  * are not JSON (only possible by tampering).
  */
-export const SEARCH_VECTOR_SQL = `json_to_tsvector('simple', entry::json, '["string"]')`;
+const SEARCH_VECTOR_SQL = `json_to_tsvector('simple', entry::json, '["string"]')`;
 
 // The same SQL runs on PostgreSQL and PGlite. Retention is the one exception to write-once: the
 // SECURITY DEFINER function audit_prune may null an entry's content (never its leaf hash, index,

@@ -58,7 +58,7 @@ export interface EntryFilter {
   readonly project?: string | undefined;
   readonly job?: string | undefined;
   readonly outcome?: string | undefined;
-  /** Full-text search over the event's string values (PostgreSQL `plainto_tsquery('simple', …)`). */
+  /** Full-text search over the event's string values: entries holding every word of it (domain/search-words.ts). */
   readonly text?: string | undefined;
 }
 

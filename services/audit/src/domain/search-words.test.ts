@@ -1,0 +1,61 @@
+import { describe, expect, it } from 'vitest';
+import { searchQuery, searchWords } from './search-words.js';
+
+describe('search words', () => {
+  it('when an entry is split, then every string value gives its lowercased words, and keys, numbers and booleans none', () => {
+    const entry = JSON.stringify({
+      type: 'dev.flowloom.gateway.request.failed.v1',
+      data: {
+        errorMessage: 'Slow down, request 9002',
+        model: 'gpt-4o-mini',
+        tags: ['Über', 'naïve café'],
+        latencyMs: 12345,
+        stream: true,
+        nested: { deeper: { path: 'openai/gpt-4o-mini' } },
+      },
+    });
+    expect(searchWords(entry).sort()).toEqual(
+      [
+        'dev',
+        'flowloom',
+        'gateway',
+        'request',
+        'failed',
+        'v1',
+        'slow',
+        'down',
+        '9002',
+        'gpt',
+        '4o',
+        'mini',
+        'über',
+        'naïve',
+        'café',
+        'openai',
+      ].sort(),
+    );
+  });
+
+  it('when a word repeats, then it is listed once', () => {
+    expect(searchWords(JSON.stringify({ a: 'chat chat', b: 'CHAT' }))).toEqual(['chat']);
+  });
+
+  it('when an entry is not JSON (tampered), then its whole text is split', () => {
+    expect(searchWords('not json: Quokka')).toEqual(['not', 'json', 'quokka']);
+  });
+
+  it('when a word is too long for PostgreSQL, then it is left out and the rest kept', () => {
+    const long = 'x'.repeat(3000);
+    expect(searchWords(JSON.stringify({ a: `${long} short` }))).toEqual(['short']);
+    const wide = 'é'.repeat(1100); // 2,200 bytes in UTF-8
+    expect(searchWords(JSON.stringify({ a: `${wide} ok` }))).toEqual(['ok']);
+  });
+
+  it('when a query is split, then it asks for every word of it, quoted, as entries are split', () => {
+    expect(searchQuery('Slow down, request 9002')).toBe("'slow' & 'down' & 'request' & '9002'");
+    expect(searchQuery("x'; drop table audit_entries; --")).toBe(
+      "'x' & 'drop' & 'table' & 'audit' & 'entries'",
+    );
+    expect(searchQuery(' -- !! ')).toBeUndefined();
+  });
+});
