@@ -36,6 +36,14 @@ describe('search words', () => {
     );
   });
 
+  it('when a word carries combining marks, then they stay in it', () => {
+    expect(searchWords(JSON.stringify({ a: 'नमस्ते दुनिया', b: 'cafe\u0301' }))).toEqual([
+      'नमस्ते',
+      'दुनिया',
+      'cafe\u0301',
+    ]);
+  });
+
   it('when a word repeats, then it is listed once', () => {
     expect(searchWords(JSON.stringify({ a: 'chat chat', b: 'CHAT' }))).toEqual(['chat']);
   });

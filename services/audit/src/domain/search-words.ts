@@ -4,7 +4,8 @@
 // largest cost of indexing an entry on the embedded database (~50 µs of its one thread per entry,
 // against ~10 µs here, on a thread of its own). A query's text is split the same way.
 
-const SEPARATORS = /[^\p{L}\p{N}]+/u;
+// Combining marks belong to their word (scripts such as Devanagari write vowels with them).
+const SEPARATORS = /[^\p{L}\p{M}\p{N}]+/u;
 /** PostgreSQL refuses a tsvector word of 2 KB or more. */
 const MAX_WORD_BYTES = 2047;
 /** Nor a tsvector of 1 MB or more: words of a huge entry past this budget are not searchable. */
