@@ -1,8 +1,8 @@
-import { createHash, randomBytes } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { KafkaBus } from '@flowloom/bus';
+import { kafkaWithLimitedTopics, type LimitedKafka } from '@flowloom/bus/testing';
 import {
   type CloudEvent,
   createEvent,
@@ -13,7 +13,6 @@ import {
 import { canonicalize } from '@flowloom/ledger';
 import { migrate } from '@flowloom/store';
 import { createLogger, createRegistry } from '@flowloom/telemetry';
-import { ConfigResourceTypes, Kafka, logLevel } from 'kafkajs';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { FileOutbox } from '../src/adapters/file-outbox.js';
 import { gatewayMigrations } from '../src/adapters/migrations.js';
@@ -26,34 +25,15 @@ import { openTestPostgres, type TestDatabase } from './databases.js';
 // relay must park it in PostgreSQL, publish the rest in order with a stand-in carrying its hash, and
 // publish it once the topic's limit is raised and an admin redrives it.
 
-const BROKERS = (process.env.FLOWLOOM_TEST_KAFKA_BROKERS ?? '127.0.0.1:9092').split(',');
-const prefix = `parking-test-${randomBytes(4).toString('hex')}`;
-const topic = `${prefix}.gateway.request`;
-/** The file outbox's events go to a topic of their own, so that raising one limit leaves the other. */
-const fileTopic = `${prefix}.gateway.auth`;
 const FILE_TYPE = 'dev.flowloom.gateway.auth.failed.v1';
-const admin = new Kafka({ clientId: prefix, brokers: BROKERS, logLevel: logLevel.NOTHING }).admin();
 
 const event = (n: number, prompt = 'hi'): CloudEvent =>
   createEvent(GATEWAY_REQUEST_COMPLETED, 'flowloom/gateway', { n, inputs: { prompt } }, 'job/parking');
-/** What an operator does once the cause is known: raise the topic's limit. */
-const raiseLimit = (name: string) =>
-  admin.alterConfigs({
-    validateOnly: false,
-    resources: [
-      {
-        type: ConfigResourceTypes.TOPIC,
-        name,
-        configEntries: [{ name: 'max.message.bytes', value: '1048588' }],
-      },
-    ],
-  });
 const sha256 = (e: CloudEvent) => createHash('sha256').update(canonicalize(e), 'utf8').digest('hex');
 
 describe('OutboxRelay parks an event the real Kafka refuses for good', { timeout: 120_000 }, () => {
   let database: TestDatabase;
-  let bus: KafkaBus;
-  const received: CloudEvent[] = [];
+  let kafka: LimitedKafka;
   const logLines: string[] = [];
   const registry = createRegistry();
   const log = createLogger({
@@ -64,32 +44,11 @@ describe('OutboxRelay parks an event the real Kafka refuses for good', { timeout
   beforeAll(async () => {
     database = await openTestPostgres();
     await migrate(database.db, gatewayMigrations);
-    await admin.connect();
-    // One partition: the order the trail sees is the order the topic holds.
-    await admin.createTopics({
-      waitForLeaders: true,
-      topics: [topic, fileTopic].map((name) => ({
-        topic: name,
-        numPartitions: 1,
-        replicationFactor: 1,
-        configEntries: [{ name: 'max.message.bytes', value: '4096' }],
-      })),
-    });
-    bus = new KafkaBus({ brokers: BROKERS, clientId: prefix, topicPrefix: prefix, partitions: 1 });
-    await bus.start();
-    await bus.subscribe('trail', async (e) => {
-      received.push(e);
-    });
-    await vi.waitFor(() => expect(bus.health().consumers).toEqual({ trail: 'consuming' }), {
-      timeout: 60_000,
-    });
+    kafka = await kafkaWithLimitedTopics('parking-test', ['gateway.request', 'gateway.auth'], 4096);
   });
 
   afterAll(async () => {
-    await bus?.close();
-    const mine = (await admin.listTopics()).filter((t) => t.startsWith(`${prefix}.`));
-    if (mine.length > 0) await admin.deleteTopics({ topics: mine });
-    await admin.disconnect();
+    await kafka?.close();
     await database?.drop();
   });
 
@@ -99,7 +58,7 @@ describe('OutboxRelay parks an event the real Kafka refuses for good', { timeout
     const events = [event(1), event(2), big, event(4), event(5)];
     const outbox = new SqlOutbox(db);
     for (const e of events) await outbox.append([e]);
-    const relay = new OutboxRelay(db, bus, {
+    const relay = new OutboxRelay(db, kafka.bus, {
       idleMs: 50,
       retainPublishedMs: 0,
       onParked: reportParked(registry, log),
@@ -133,10 +92,12 @@ describe('OutboxRelay parks an event the real Kafka refuses for good', { timeout
     expect(kept[0]?.event).toEqual(big);
 
     // The trail: the other events in order, and a stand-in with the parked event's identity and hash.
-    await vi.waitFor(() => expect(received).toHaveLength(5), { timeout: 30_000 });
-    const requests = received.filter((e) => e.type === GATEWAY_REQUEST_COMPLETED);
+    await vi.waitFor(() => expect(kafka.received).toHaveLength(5), { timeout: 30_000 });
+    const requests = kafka.received.filter((e) => e.type === GATEWAY_REQUEST_COMPLETED);
     expect(requests.map((e) => e.id)).toEqual([events[0], events[1], events[3], events[4]].map((e) => e!.id));
-    const standIn = received.find((e) => e.type === OUTBOX_EVENT_PARKED) as CloudEvent<OutboxEventParked>;
+    const standIn = kafka.received.find(
+      (e) => e.type === OUTBOX_EVENT_PARKED,
+    ) as CloudEvent<OutboxEventParked>;
     expect(standIn.subject).toBe('job/parking');
     expect(standIn.data).toMatchObject({
       eventId: big.id,
@@ -166,18 +127,21 @@ describe('OutboxRelay parks an event the real Kafka refuses for good', { timeout
     expect(await parked.redrive()).toMatchObject({ requeued: 1, published: [], parkedAgain: [big.id] });
     expect(await parked.count()).toBe(1);
 
-    await raiseLimit(topic);
+    await kafka.raiseLimit('gateway.request');
     // The broker applies a topic's new limit shortly after the change: redrive until it does.
     await vi.waitFor(async () => expect((await parked.redrive([big.id])).published).toEqual([big.id]), {
       timeout: 30_000,
       interval: 500,
     });
     expect(await parked.count()).toBe(0);
-    await vi.waitFor(() => expect(received.some((e) => e.id === big.id)).toBe(true), { timeout: 30_000 });
+    await vi.waitFor(() => expect(kafka.received.some((e) => e.id === big.id)).toBe(true), {
+      timeout: 30_000,
+    });
     // What the trail now holds is the event the stand-in described, byte for byte.
-    expect(sha256(received.find((e) => e.id === big.id)!)).toBe(standIn.data.sha256);
+    expect(sha256(kafka.received.find((e) => e.id === big.id)!)).toBe(standIn.data.sha256);
   });
   it('when the embedded file outbox relays to Kafka and one event is too large, then it is parked in a file pruning never deletes, a stand-in goes out, and a redrive publishes it', async () => {
+    // Its events go to a topic of their own, so that raising the other test's limit leaves this one.
     const dir = mkdtempSync(join(tmpdir(), 'flowloom-parking-'));
     const fileRegistry = createRegistry();
     const authEvent = (n: number, pad = 'a'): CloudEvent =>
@@ -185,7 +149,7 @@ describe('OutboxRelay parks an event the real Kafka refuses for good', { timeout
     const big = authEvent(3, 'y'.repeat(20_000));
     const events = [authEvent(1), authEvent(2), big, authEvent(4)];
     // Small segments: the log rolls over, and wholly published segments are deleted on close.
-    const outbox = await FileOutbox.open(dir, bus, {
+    const outbox = await FileOutbox.open(dir, kafka.bus, {
       segmentBytes: 512,
       onParked: reportParked(fileRegistry, log),
     });
@@ -196,7 +160,7 @@ describe('OutboxRelay parks an event the real Kafka refuses for good', { timeout
       const segments = readdirSync(dir).filter((f) => f.endsWith('.jsonl') && f !== 'parked.jsonl');
       expect(segments).toHaveLength(1);
 
-      const trail = () => received.filter((e) => e.subject === 'job/file');
+      const trail = () => kafka.received.filter((e) => e.subject === 'job/file');
       await vi.waitFor(() => expect(trail()).toHaveLength(4), { timeout: 30_000 });
       expect(
         trail()
@@ -208,12 +172,14 @@ describe('OutboxRelay parks an event the real Kafka refuses for good', { timeout
       expect(await fileRegistry.metrics()).toContain(`flowloom_outbox_parked_total{type="${FILE_TYPE}"} 1`);
 
       // Opened again (a restart): the parked event is still there, and published once the limit is raised.
-      const reopened = await FileOutbox.open(dir, bus, { onParked: reportParked(createRegistry(), log) });
+      const reopened = await FileOutbox.open(dir, kafka.bus, {
+        onParked: reportParked(createRegistry(), log),
+      });
       try {
         expect(await reopened.parked.list(10)).toMatchObject([
           { id: big.id, sha256: sha256(big), reason: expect.stringMatching(/^MESSAGE_TOO_LARGE/) },
         ]);
-        await raiseLimit(fileTopic);
+        await kafka.raiseLimit('gateway.auth');
         await vi.waitFor(async () => expect((await reopened.parked.redrive()).published).toEqual([big.id]), {
           timeout: 30_000,
           interval: 500,

@@ -16,7 +16,7 @@ import { SqlPolicyRepository } from './adapters/sql-policy-repository.js';
 import { SqlRequestStore } from './adapters/sql-request-store.js';
 import { DecisionsService } from './app/decisions.js';
 import { BundleDistributor } from './app/distribution.js';
-import { PolicyAdmin } from './app/policies.js';
+import { POLICY_SOURCE, PolicyAdmin } from './app/policies.js';
 import { ReplayService } from './app/replay.js';
 import { scheduleRetention } from './app/retention.js';
 import { consumeDecisions } from './consumers/decisions.js';
@@ -78,8 +78,24 @@ export async function startPolicyService(options: PolicyServiceOptions): Promise
   // Left alone once applied: a login without DDL rights (policy.dbLogin) starts on a migrated database.
   await migrateUnlessApplied(db, policyMigrations);
 
-  const relay = new SqlEventRelay(db, bus, (err) =>
-    log.warn({ err }, 'policy events: publish failed, will retry'),
+  const relay = new SqlEventRelay(
+    db,
+    bus,
+    (err) => log.warn({ err }, 'policy events: publish failed, will retry'),
+    {
+      source: POLICY_SOURCE,
+      // Ids, type, size, hash and reason only: never the event's content.
+      onParked: ({ event, reason, standIn }) =>
+        log.error(
+          {
+            eventId: event.id,
+            type: event.type,
+            reason,
+            ...(standIn ? { standIn: standIn.id, described: standIn.data } : {}),
+          },
+          'policy events: the bus refused an event for good; it is parked in policy_outbox and a stand-in takes its place on the audit trail. Fix the cause (e.g. raise the topic max.message.bytes), then set its parked_at to null to publish it again',
+        ),
+    },
   );
   const repo = new SqlPolicyRepository(db, () => relay.wake());
   // Kafka back after an outage: publish what waited at once rather than at the next poll.
@@ -121,7 +137,11 @@ export async function startPolicyService(options: PolicyServiceOptions): Promise
   }
   await distributor.start();
   const metrics = options.registry
-    ? registerPolicyMetrics(options.registry, () => relay.backlog())
+    ? registerPolicyMetrics(
+        options.registry,
+        () => relay.backlog(),
+        () => relay.parked(),
+      )
     : undefined;
   await consumeDecisions(bus, decisions, (reason) => log.warn(reason), metrics);
   await consumeRequests(bus, requests, (reason) => log.warn(reason));

@@ -11,13 +11,12 @@ import {
 } from 'node:fs';
 import { type FileHandle, open } from 'node:fs/promises';
 import { join } from 'node:path';
-import { type EventBus, publishExceptRefused, type RefusedEvent } from '@flowloom/bus';
+import { type EventBus, parkingsOf, publishExceptRefused, type RefusedEvent } from '@flowloom/bus';
 import type { CloudEvent } from '@flowloom/contracts';
 import type { Outbox } from '../ports/outbox.js';
 import type { ParkedRow } from '../ports/parked-events.js';
 import { FileParkedEvents, ParkedFile } from './file-outbox-parking.js';
 import { NEWLINE, type Pending, parseEventLine, SpilledEvents } from './file-outbox-spill.js';
-import { parkingsOf } from './outbox-parkings.js';
 
 export type FsyncMode = 'always' | 'interval' | 'never';
 

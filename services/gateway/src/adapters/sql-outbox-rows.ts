@@ -1,8 +1,7 @@
-import type { RefusedEvent } from '@flowloom/bus';
+import { parkingsOf, type RefusedEvent } from '@flowloom/bus';
 import type { CloudEvent } from '@flowloom/contracts';
 import type { Queryable } from '@flowloom/store';
 import type { ParkedRow } from '../ports/parked-events.js';
-import { parkingsOf } from './outbox-parkings.js';
 
 /** Inserts events as outbox rows in one statement; an id already there is left as it is. */
 export async function insertOutboxEvents(q: Queryable, events: readonly CloudEvent[]): Promise<void> {

@@ -1,4 +1,4 @@
-import type { CloudEvent } from '@flowloom/contracts';
+import type { Parking } from '@flowloom/bus';
 
 /** An outbox event the bus refused for good, kept out of the relay's way until published again. */
 export interface ParkedEvent {
@@ -35,9 +35,4 @@ export interface ParkedEvents {
 }
 
 /** One parking by a relay, for its log line and metric. */
-export interface ParkedRow {
-  event: CloudEvent;
-  reason: string;
-  /** The stand-in written for it; none for a refused stand-in (it would only be refused again). */
-  standIn?: CloudEvent;
-}
+export type ParkedRow = Parking;

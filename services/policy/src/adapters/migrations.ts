@@ -135,4 +135,15 @@ create table if not exists policy_requests (
 create index if not exists policy_requests_at on policy_requests (at);
 `,
   },
+  {
+    // An event the bus refused for good (too large for its topic, an invalid record) is parked: kept,
+    // out of the relay's way, with why, while a stand-in event holds its place on the audit trail.
+    id: 'policy/008_outbox_parking',
+    sql: `
+alter table policy_outbox add column if not exists parked_at timestamptz;
+alter table policy_outbox add column if not exists park_reason text;
+create index if not exists policy_outbox_ready on policy_outbox (seq) where published_at is null and parked_at is null;
+drop index if exists policy_outbox_pending;
+`,
+  },
 ];

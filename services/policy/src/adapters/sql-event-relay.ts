@@ -1,4 +1,4 @@
-import type { EventBus } from '@flowloom/bus';
+import { type EventBus, type Parking, parkingsOf, publishExceptRefused } from '@flowloom/bus';
 import type { CloudEvent } from '@flowloom/contracts';
 import type { Db } from '@flowloom/store';
 import type { EventRelay } from '../ports/event-outbox.js';
@@ -7,7 +7,9 @@ const BATCH = 100;
 const POLL_MS = 1_000;
 
 /**
- * Publishes the policy service's committed events to the bus, at least once and in commit order.
+ * Publishes the policy service's committed events to the bus, at least once and in commit order. An
+ * event the bus refuses for good is parked (kept, skipped) with a stand-in published in its place, so
+ * it cannot hold up the events after it.
  */
 export class SqlEventRelay implements EventRelay {
   private timer: ReturnType<typeof setTimeout> | undefined;
@@ -20,6 +22,8 @@ export class SqlEventRelay implements EventRelay {
     private readonly db: Db,
     private readonly bus: EventBus,
     private readonly onError: (error: unknown) => void,
+    /** Parked events: the stand-ins' source (this service), and what to do with each (log, count). */
+    private readonly parking: { source: string; onParked(parked: Parking): void },
   ) {}
 
   start(): void {
@@ -65,25 +69,51 @@ export class SqlEventRelay implements EventRelay {
     let total = 0;
     for (;;) {
       const rows = await this.db.query<{ seq: number; event: unknown }>(
-        `select seq, event from policy_outbox where published_at is null order by seq limit ${BATCH}`,
+        `select seq, event from policy_outbox where published_at is null and parked_at is null
+         order by seq limit ${BATCH}`,
       );
       if (rows.rows.length === 0) return total;
       const events = rows.rows.map(
         (r) => (typeof r.event === 'string' ? JSON.parse(r.event) : r.event) as CloudEvent,
       );
-      await this.bus.publish(events);
-      await this.db.query('update policy_outbox set published_at = now() where seq = any($1::bigint[])', [
-        rows.rows.map((r) => Number(r.seq)),
-      ]);
-      total += rows.rows.length;
-      if (rows.rows.length < BATCH) return total;
+      const refused = await publishExceptRefused(this.bus, events);
+      const refusedIds = new Set(refused.map((r) => r.id));
+      const parked = parkingsOf(events, refused, this.parking.source);
+      await this.db.transaction(async (tx) => {
+        await tx.query('update policy_outbox set published_at = now() where seq = any($1::bigint[])', [
+          rows.rows.filter((_, i) => !refusedIds.has(events[i]?.id ?? '')).map((r) => Number(r.seq)),
+        ]);
+        for (const p of parked) {
+          await tx.query('update policy_outbox set parked_at = now(), park_reason = $2 where id = $1', [
+            p.event.id,
+            p.reason,
+          ]);
+          if (p.standIn)
+            await tx.query(
+              'insert into policy_outbox (id, event) values ($1, $2) on conflict (id) do nothing',
+              [p.standIn.id, JSON.stringify(p.standIn)],
+            );
+        }
+      });
+      for (const p of parked) this.parking.onParked(p);
+      total += rows.rows.length - parked.length;
+      // After a parking, the stand-ins wait behind the batch: go on for them.
+      if (rows.rows.length < BATCH && parked.length === 0) return total;
     }
   }
 
   /** Events committed but not yet on the bus (growing: the bus is down or the relay is behind). */
   async backlog(): Promise<number> {
     const { rows } = await this.db.query<{ n: unknown }>(
-      'select count(*) as n from policy_outbox where published_at is null',
+      'select count(*) as n from policy_outbox where published_at is null and parked_at is null',
+    );
+    return Number(rows[0]?.n ?? 0);
+  }
+
+  /** Events the bus refused for good, parked (each described on the trail by a stand-in). */
+  async parked(): Promise<number> {
+    const { rows } = await this.db.query<{ n: unknown }>(
+      'select count(*) as n from policy_outbox where parked_at is not null',
     );
     return Number(rows[0]?.n ?? 0);
   }
