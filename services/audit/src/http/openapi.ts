@@ -19,7 +19,7 @@ const filters = [
   q('project', 'Project tag'),
   q('job', 'Job tag'),
   q('outcome', 'Decision verdict, error code, action or `completed`'),
-  q('q', 'Full-text search (words, PostgreSQL plainto_tsquery)'),
+  q('q', 'Full-text search over the string values of events: every word must occur'),
 ];
 const admin = [{ bearer: [] }, { apiKey: [] }];
 const ok = (description: string) => ({ '200': { description }, ...errors });
