@@ -29,8 +29,26 @@ export const outboxEventParkedSchema = z.object({
 });
 export type OutboxEventParked = z.infer<typeof outboxEventParkedSchema>;
 
+/** An admin published parked events again (each then reaches the trail itself, or is parked again). */
+export const OUTBOX_EVENT_REDRIVEN = 'dev.flowloom.outbox.event.redriven.v1';
+
+const eventIds = z.array(z.string()).max(1000);
+
+export const outboxEventRedrivenSchema = z.object({
+  /** The admin key that asked (`key/<id> (<name>)`). */
+  actor: z.string(),
+  /** The events asked for; absent when every parked event was. */
+  requested: eventIds.optional(),
+  requeued: z.number().int().nonnegative(),
+  published: eventIds,
+  parkedAgain: eventIds,
+  pending: eventIds,
+});
+export type OutboxEventRedriven = z.infer<typeof outboxEventRedrivenSchema>;
+
 export const outboxEventPayloadSchemas: Record<string, z.ZodType> = {
   [OUTBOX_EVENT_PARKED]: outboxEventParkedSchema,
+  [OUTBOX_EVENT_REDRIVEN]: outboxEventRedrivenSchema,
 };
 
 /** The canonical bytes of an event; plain JSON for the rare event canonical JSON refuses (a lone surrogate). */

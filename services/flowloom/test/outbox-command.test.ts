@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { createEvent, GATEWAY_REQUEST_COMPLETED } from '@flowloom/contracts';
+import { createEvent, GATEWAY_REQUEST_COMPLETED, OUTBOX_EVENT_REDRIVEN } from '@flowloom/contracts';
 import { startTestGateway, type TestGateway } from '@flowloom/gateway/testing';
 import { openTestPostgres, TEST_PG_URL, type TestDatabase } from '@flowloom/gateway/testing/databases';
 import { canonicalize } from '@flowloom/ledger';
@@ -55,7 +55,17 @@ describe('flowloom outbox parked', () => {
     const redriven = await flowloom('outbox', 'parked', '--redrive', '--id', parked.id);
     expect(redriven.code, redriven.err).toBe(0);
     expect(redriven.out).toContain('Requeued 1: published 1, parked again 0');
-    expect((await t.events()).some((e) => e.id === parked.id)).toBe(true);
+    const events = await t.events();
+    expect(events.some((e) => e.id === parked.id)).toBe(true);
+    // The trail records who published it again, and what came of it.
+    expect(events.find((e) => e.type === OUTBOX_EVENT_REDRIVEN)?.data).toEqual({
+      actor: expect.stringMatching(/^key\//),
+      requested: [parked.id],
+      requeued: 1,
+      published: [parked.id],
+      parkedAgain: [],
+      pending: [],
+    });
     expect((await flowloom('outbox', 'parked')).out).toBe('No parked events.');
   });
 

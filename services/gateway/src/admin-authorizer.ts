@@ -92,6 +92,12 @@ export async function recordedAdminAuthorizer(
   const relay = bus
     ? new OutboxRelay(db, bus, {
         onError: (err) => log.warn({ err }, 'auth events: publish failed, will retry'),
+        source: `flowloom/${service}`,
+        onParked: ({ event, reason }) =>
+          log.error(
+            { eventId: event.id, type: event.type, reason },
+            'auth events: the bus refused an event for good; it is parked in the outbox with a stand-in on the audit trail (flowloom outbox parked)',
+          ),
       })
     : undefined;
   const events = new AuthEvents(new SqlOutbox(db, () => relay?.wake()), {

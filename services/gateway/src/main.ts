@@ -40,6 +40,7 @@ import { Authenticator } from './app/authenticate.js';
 import { bootstrapAdmin } from './app/bootstrap-admin.js';
 import { ChatService } from './app/chat.js';
 import { EmbeddingsService } from './app/embeddings.js';
+import { GATEWAY_SOURCE } from './app/events.js';
 import { JobPolicies } from './app/job-policies.js';
 import { KeysAdmin } from './app/keys-admin.js';
 import { Limiter } from './app/limits.js';
@@ -402,7 +403,12 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   };
   const http = buildHttpServer(deps, log);
   registerAdminJobs(http, deps);
-  registerAdminOutbox(http, { ...deps, ...(outbox.parked ? { parked: outbox.parked } : {}) });
+  registerAdminOutbox(http, {
+    ...deps,
+    outbox,
+    source: GATEWAY_SOURCE,
+    ...(outbox.parked ? { parked: outbox.parked } : {}),
+  });
   for (const plugin of options.plugins ?? []) await plugin(http, authorizeAdmin);
   await http.listen({ host: config.host, port: config.httpPort });
   const address = http.server.address();

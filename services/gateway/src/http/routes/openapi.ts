@@ -258,7 +258,7 @@ export const openApiDocument = {
     '/api/v1/outbox/parked/redrive': {
       post: {
         summary:
-          'Publish parked events again once the cause is fixed (e.g. the topic max.message.bytes raised); one refused again is parked again',
+          'Publish parked events again once the cause is fixed (e.g. the topic max.message.bytes raised); one refused again is parked again. Recorded on the audit trail as dev.flowloom.outbox.event.redriven.v1',
         requestBody: {
           content: {
             'application/json': {
