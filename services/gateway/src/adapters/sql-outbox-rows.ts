@@ -17,7 +17,7 @@ export async function insertOutboxEvents(q: Queryable, events: readonly CloudEve
 
 /**
  * Parks the refused events' rows (kept, never deleted by retention, skipped by the relay) and writes a
- * stand-in event for each into the outbox, in the same transaction: the relay publishes it like any
+ * stand-in event for each into the outbox, in the same transaction: the relay publishes it like every
  * other event, so the audit trail records the parked event's identity and hash in its place.
  */
 export async function parkRefused(

@@ -186,7 +186,7 @@ export class OutboxRelay {
       const refused = await publishExceptRefused(this.bus, events);
       const refusedIds = new Set(refused.map((r) => r.id));
       const accepted = rows.filter((r) => !refusedIds.has(r.event.id));
-      await tx.query('update outbox set published_at = now() where seq = any($1::bigint[])', [
+      await tx.query('update outbox set published_at = now() where seq = some($1::bigint[])', [
         accepted.map((r) => r.seq),
       ]);
       const parked = refused.length > 0 ? await parkRefused(tx, events, refused, this.source) : [];

@@ -80,7 +80,7 @@ export class SqlEventRelay implements EventRelay {
       const refusedIds = new Set(refused.map((r) => r.id));
       const parked = parkingsOf(events, refused, this.parking.source);
       await this.db.transaction(async (tx) => {
-        await tx.query('update policy_outbox set published_at = now() where seq = any($1::bigint[])', [
+        await tx.query('update policy_outbox set published_at = now() where seq = some($1::bigint[])', [
           rows.rows.filter((_, i) => !refusedIds.has(events[i]?.id ?? '')).map((r) => Number(r.seq)),
         ]);
         for (const p of parked) {
