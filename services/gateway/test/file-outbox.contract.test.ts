@@ -1,6 +1,6 @@
 import { appendFileSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import type { EventBus, EventHandler } from '@flowloom/bus';
 import { type CloudEvent, createEvent } from '@flowloom/contracts';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
@@ -309,21 +309,38 @@ const garbage = (line: string) => '\u0000\uffff#'.repeat(Math.ceil(line.length /
 const truncated = (line: string) => line.slice(0, Math.floor(line.length / 2));
 const parsesAsEvent = (line: string) => typeof (JSON.parse(line) as CloudEvent).id === 'string';
 
-describe('file outbox with damaged or torn lines', () => {
-  /** What the outbox reports: errors to retry apart from damage it set aside. */
-  const reported = () => {
-    const errors: string[] = [];
-    const damage: string[] = [];
-    return {
-      errors,
-      damage,
-      handlers: {
-        onError: (error: unknown) => void errors.push(String(error)),
-        onDamage: (message: string) => void damage.push(message),
-      },
-    };
-  };
+/** The bytes `events` take as lines of the log. */
+const bytesOf = (events: readonly CloudEvent[]) =>
+  events.reduce((n, e) => n + Buffer.byteLength(`${JSON.stringify(e)}\n`), 0);
 
+/** Seven events in one segment, the first five published, and the byte offset just after them. */
+async function fivePublishedTwoNot(): Promise<{ events: CloudEvent[]; offset: number }> {
+  const bus = new RecordingBus();
+  const outbox = await openOutbox(bus);
+  const events = Array.from({ length: 7 }, (_, i) => testEvent(i));
+  await outbox.append(events.slice(0, 5));
+  expect(await outbox.publishPending()).toBe(5);
+  bus.failAll = true;
+  await outbox.append(events.slice(5));
+  await outbox.close();
+  return { events, offset: bytesOf(events.slice(0, 5)) };
+}
+
+/** What the outbox reports: errors to retry apart from damage it set aside. */
+const reported = () => {
+  const errors: string[] = [];
+  const damage: string[] = [];
+  return {
+    errors,
+    damage,
+    handlers: {
+      onError: (error: unknown) => void errors.push(String(error)),
+      onDamage: (message: string) => void damage.push(message),
+    },
+  };
+};
+
+describe('file outbox with damaged or torn lines', () => {
   /** Ten events written while the bus refuses them, seven of them held only as positions in the log. */
   const spilledBacklog = async () => {
     const bus = new RecordingBus();
@@ -337,14 +354,7 @@ describe('file outbox with damaged or torn lines', () => {
   };
 
   it('when lines already published are damaged, then the unpublished events after them in the same segment still go out, once', async () => {
-    const bus = new RecordingBus();
-    const outbox = await openOutbox(bus);
-    const events = Array.from({ length: 7 }, (_, i) => testEvent(i));
-    await outbox.append(events.slice(0, 5));
-    expect(await outbox.publishPending()).toBe(5);
-    bus.failAll = true;
-    await outbox.append(events.slice(5));
-    await outbox.close();
+    const { events } = await fivePublishedTwoNot();
     damageLine(1, garbage);
     damageLine(2, truncated);
 
@@ -353,10 +363,11 @@ describe('file outbox with damaged or torn lines', () => {
     const reopened = await openOutbox(again, { ...log.handlers });
     expect(await reopened.publishPending()).toBe(2);
     expect(ids(again.accepted)).toEqual(ids(events.slice(5)));
-    // Published lines are not read again, so their damage is not even noticed.
+    // Published lines are not parsed, so their damage skips nothing. Cutting a line short moved the
+    // bytes after it, so the recorded position no longer fits the segment: that much is reported.
     expect(reopened.skippedLines).toBe(0);
     expect(log.errors).toEqual([]);
-    expect(log.damage).toEqual([]);
+    expect(log.damage).toEqual([expect.stringMatching(/recorded published position .* counting its lines/)]);
   });
 
   it('when a line not yet published is damaged, then it is skipped and reported, and the events around it go out once', async () => {
@@ -440,6 +451,121 @@ describe('file outbox with damaged or torn lines', () => {
       expect(ids(bus.accepted)).toEqual(ids([...events.slice(0, complete), ...later]));
       await third.close();
       expect(await (await openOutbox(new RecordingBus())).publishPending()).toBe(0);
+    },
+  );
+});
+
+describe('file outbox restarting from the recorded byte position', () => {
+  /** Overwrites bytes `[from, to)` of the only segment with `fill`. */
+  const overwrite = (from: number, to: number, fill: string) => {
+    const path = onlySegment();
+    const bytes = readFileSync(path);
+    bytes.fill(fill, from, to);
+    writeFileSync(path, bytes);
+  };
+
+  it('when a newline among the published lines is destroyed, then every unpublished event still goes out once, in order', async () => {
+    const { events } = await fivePublishedTwoNot();
+    // Bit rot merges the second and third published lines into one.
+    const firstTwo = bytesOf(events.slice(0, 2)) - 1;
+    overwrite(firstTwo, firstTwo + 1, ' ');
+
+    const bus = new RecordingBus();
+    const log = reported();
+    const reopened = await openOutbox(bus, { ...log.handlers });
+    expect(await reopened.publishPending()).toBe(2);
+    const later = testEvent(7);
+    await reopened.append([later]);
+    expect(await reopened.publishPending()).toBe(1);
+    await reopened.close();
+    expect(await (await openOutbox(bus)).publishPending()).toBe(0);
+    expect(ids(bus.accepted)).toEqual(ids([...events.slice(5), later]));
+    expect(log.damage).toEqual([]);
+    expect(log.errors).toEqual([]);
+  });
+
+  it('when the published part cannot be read at all, then a start does not read it: nothing is reported and the rest goes out once', async () => {
+    const { events, offset } = await fivePublishedTwoNot();
+    // Every byte before the last published newline turned to garbage, with no line left in it: read
+    // and counted, it would number the unpublished events as published; parsed, it would be reported.
+    overwrite(0, offset - 1, '\u0000');
+
+    const bus = new RecordingBus();
+    const log = reported();
+    const reopened = await openOutbox(bus, { ...log.handlers });
+    expect(reopened.backlog).toBe(2);
+    expect(await reopened.publishPending()).toBe(2);
+    expect(ids(bus.accepted)).toEqual(ids(events.slice(5)));
+    expect(reopened.skippedLines).toBe(0);
+    expect(log.damage).toEqual([]);
+    expect(log.errors).toEqual([]);
+  });
+
+  it('when the position file is in the format before byte positions, then the log is counted as before and the position is upgraded', async () => {
+    const { events, offset } = await fivePublishedTwoNot();
+    writeFileSync(join(dir, 'published'), '5');
+    const segment = basename(onlySegment());
+
+    const bus = new RecordingBus();
+    const log = reported();
+    const reopened = await openOutbox(bus, { ...log.handlers });
+    expect(await reopened.publishPending()).toBe(2);
+    expect(ids(bus.accepted)).toEqual(ids(events.slice(5)));
+    await reopened.close();
+    expect(log.damage).toEqual([]);
+    const all = bytesOf(events);
+    expect(offset).toBeLessThan(all);
+    expect(JSON.parse(readFileSync(join(dir, 'published'), 'utf8'))).toEqual({
+      seq: 7,
+      segment,
+      offset: all,
+    });
+    expect(await (await openOutbox(new RecordingBus())).publishPending()).toBe(0);
+  });
+
+  it('when the last published events were read back from the log, then the recorded position is where the last one ends', async () => {
+    const bus = new RecordingBus();
+    bus.failAll = true;
+    const outbox = await openOutbox(bus, { maxBufferedEvents: 2 });
+    const events = Array.from({ length: 6 }, (_, i) => testEvent(i));
+    for (const e of events) await outbox.append([e]);
+    expect(outbox.buffered).toBe(2);
+    bus.failAll = false;
+    expect(await outbox.publishPending()).toBe(6);
+    await outbox.close();
+    expect(JSON.parse(readFileSync(join(dir, 'published'), 'utf8'))).toEqual({
+      seq: 6,
+      segment: basename(onlySegment()),
+      offset: readFileSync(onlySegment()).length,
+    });
+  });
+
+  it.each([
+    ['in the middle of a line', (offset: number) => offset - 3],
+    ['past the end of the segment', (_: number, size: number) => size + 10],
+  ])(
+    'when the recorded offset points %s, then the log is counted instead and the damage is reported',
+    async (_, moved) => {
+      const { events, offset } = await fivePublishedTwoNot();
+      const file = join(dir, 'published');
+      const position = JSON.parse(readFileSync(file, 'utf8')) as {
+        seq: number;
+        segment: string;
+        offset: number;
+      };
+      expect(position).toEqual({ seq: 5, segment: basename(onlySegment()), offset });
+      position.offset = moved(offset, readFileSync(onlySegment()).length);
+      writeFileSync(file, JSON.stringify(position));
+
+      const bus = new RecordingBus();
+      const log = reported();
+      const reopened = await openOutbox(bus, { ...log.handlers });
+      expect(await reopened.publishPending()).toBe(2);
+      expect(ids(bus.accepted)).toEqual(ids(events.slice(5)));
+      expect(log.damage).toEqual([
+        expect.stringMatching(/recorded published position .* counting its lines/),
+      ]);
+      expect(log.errors).toEqual([]);
     },
   );
 });

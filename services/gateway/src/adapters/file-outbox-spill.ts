@@ -2,10 +2,13 @@ import { open } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { CloudEvent } from '@flowloom/contracts';
 
-/** An event of the log with its position (sequence number) in it. */
+/** An event of the log with its position in it: its sequence number, and where its line ends. */
 export interface Pending {
   seq: number;
   event: CloudEvent;
+  segment: string;
+  /** The byte just after the event's line in `segment`: where the log goes on once it is published. */
+  end: number;
 }
 
 /** Bytes `[start, end)` of segment `name`: `count` whole lines, one event each, from `firstSeq` on. */
@@ -94,7 +97,13 @@ export class SpilledEvents {
         let newline = buffer.indexOf(NEWLINE, 0);
         while (newline !== -1 && newline < bytesRead && lines < max && lines < span.count) {
           const event = parseEventLine(buffer, from, newline);
-          if (event) events.push({ seq: span.firstSeq + lines, event });
+          if (event)
+            events.push({
+              seq: span.firstSeq + lines,
+              event,
+              segment: span.name,
+              end: span.start + newline + 1,
+            });
           lines++;
           from = newline + 1;
           newline = buffer.indexOf(NEWLINE, from);

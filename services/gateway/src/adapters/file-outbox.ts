@@ -1,14 +1,4 @@
-import {
-  existsSync,
-  mkdirSync,
-  readdirSync,
-  readFileSync,
-  renameSync,
-  truncateSync,
-  unlinkSync,
-  writeFileSync,
-  writeSync,
-} from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, truncateSync, unlinkSync, writeSync } from 'node:fs';
 import { type FileHandle, open } from 'node:fs/promises';
 import { join } from 'node:path';
 import { type EventBus, parkingsOf, publishExceptRefused, type RefusedEvent } from '@flowloom/bus';
@@ -16,6 +6,7 @@ import type { CloudEvent } from '@flowloom/contracts';
 import type { Outbox } from '../ports/outbox.js';
 import type { ParkedRow } from '../ports/parked-events.js';
 import { FileParkedEvents, ParkedFile } from './file-outbox-parking.js';
+import { type LineEnd, readFromLineEnd, readPosition, writePosition } from './file-outbox-position.js';
 import { NEWLINE, type Pending, parseEventLine, SpilledEvents } from './file-outbox-spill.js';
 
 export type FsyncMode = 'always' | 'interval' | 'never';
@@ -57,6 +48,12 @@ export type EventSink = Pick<EventBus, 'publish'>;
 
 const SEGMENT = /^(\d{20})\.jsonl$/;
 const segmentName = (firstSeq: number): string => `${String(firstSeq).padStart(20, '0')}.jsonl`;
+
+interface Segment {
+  firstSeq: number;
+  name: string;
+}
+
 /** Events handed to the bus in one publish call. */
 const PUBLISH_BATCH = 1000;
 
@@ -72,6 +69,9 @@ const PUBLISH_BATCH = 1000;
  * that was not counted when it was written: a write that fails is cut off again, and a torn last
  * line (a crash mid-write) is cut off when the log is opened. A line damaged later still counts: the
  * lines after it keep their numbers, and it is skipped (reported) if it was not yet published.
+ * The position also holds the byte where the last published line ends, and a start reads from
+ * there: counting the published lines would cost a read of the segment, and come out short if a
+ * newline among them was destroyed on disk, numbering the first unpublished event as published.
  */
 export class FileOutbox implements Outbox {
   private handle: FileHandle | undefined;
@@ -88,7 +88,9 @@ export class FileOutbox implements Outbox {
   private tailDirty = false;
   private skipped = 0;
   private publishedSeq = 0;
-  private segments: Array<{ firstSeq: number; name: string }> = [];
+  /** Where the line of event `publishedSeq` ends, when known (not after an upgrade that found none). */
+  private publishedEnd: LineEnd | undefined;
+  private segments: Segment[] = [];
   private relayRunning = false;
   private relayLoop: Promise<void> | undefined;
   private wakeRelay: (() => void) | undefined;
@@ -128,10 +130,8 @@ export class FileOutbox implements Outbox {
 
   private async recover(): Promise<void> {
     mkdirSync(this.dir, { recursive: true });
-    if (existsSync(this.positionFile())) {
-      const value = Number(readFileSync(this.positionFile(), 'utf8').trim());
-      if (Number.isSafeInteger(value) && value >= 0) this.publishedSeq = value;
-    }
+    const recorded = readPosition(this.positionFile());
+    this.publishedSeq = recorded.seq;
     this.segments = readdirSync(this.dir)
       .map((name) => SEGMENT.exec(name))
       .filter((m): m is RegExpExecArray => m !== null)
@@ -143,17 +143,48 @@ export class FileOutbox implements Outbox {
       const next = this.segments[i + 1];
       // A segment wholly published is not read again: whatever happened to it since changes nothing.
       if (next && next.firstSeq - 1 <= this.publishedSeq) continue;
-      seq = this.recoverSegment(segment);
+      seq = this.recoverSegment(segment, recorded.end);
     }
     this.nextSeq = Math.max(seq, this.publishedSeq + 1);
     await this.openSegment();
   }
 
-  /** Keeps the unpublished events of one segment; returns the number after its last line. */
-  private recoverSegment(segment: { firstSeq: number; name: string }): number {
+  /**
+   * Keeps the unpublished events of one segment; returns the number after its last line. From the
+   * recorded end of the published lines when it is in this segment and fits it, else (a position
+   * written before byte positions were, or damaged) by counting the segment's lines from its start.
+   */
+  private recoverSegment(segment: Segment, recorded: LineEnd | undefined): number {
     const path = join(this.dir, segment.name);
-    const bytes = readFileSync(path);
-    let seq = segment.firstSeq;
+    if (recorded?.segment === segment.name) {
+      const rest = this.fits(segment, recorded.offset) ? readFromLineEnd(path, recorded.offset) : undefined;
+      if (rest) {
+        this.publishedEnd = recorded;
+        return this.keepLines(segment, rest, recorded.offset, this.publishedSeq + 1);
+      }
+      this.reportDamage(
+        `outbox: the recorded published position (byte ${recorded.offset} of segment ${segment.name}, event ${this.publishedSeq}) is no line boundary of that segment; counting its lines instead`,
+      );
+    }
+    if (segment.firstSeq - 1 === this.publishedSeq) this.publishedEnd = { segment: segment.name, offset: 0 };
+    return this.keepLines(segment, readFileSync(path), 0, segment.firstSeq);
+  }
+
+  /**
+   * Whether `publishedSeq` can end at byte `offset` of the segment: as many lines before it as the
+   * numbers say were published there, each at least an event and its newline.
+   */
+  private fits(segment: Segment, offset: number): boolean {
+    const lines = this.publishedSeq - segment.firstSeq + 1;
+    return lines >= 0 && (lines === 0) === (offset === 0) && 2 * lines <= offset;
+  }
+
+  /**
+   * Keeps the unpublished events on `bytes`, which are the segment's from byte `base` on, its first
+   * line numbered `firstSeq`; returns the number after the last line.
+   */
+  private keepLines(segment: Segment, bytes: Buffer, base: number, firstSeq: number): number {
+    let seq = firstSeq;
     let start = 0;
     let damaged = 0;
     for (let end = bytes.indexOf(NEWLINE); end !== -1; end = bytes.indexOf(NEWLINE, start)) {
@@ -163,16 +194,21 @@ export class FileOutbox implements Outbox {
       if (end === lineStart) continue;
       const lineSeq = seq++;
       // Published lines are only counted, never parsed: a damaged one must not hold up the rest.
-      if (lineSeq <= this.publishedSeq) continue;
+      if (lineSeq <= this.publishedSeq) {
+        if (lineSeq === this.publishedSeq)
+          this.publishedEnd = { segment: segment.name, offset: base + start };
+        continue;
+      }
       const event = parseEventLine(bytes, lineStart, end);
-      if (event) this.keep({ seq: lineSeq, event }, segment.name, lineStart, end + 1);
+      if (event)
+        this.keep({ seq: lineSeq, event, segment: segment.name, end: base + start }, base + lineStart);
       else damaged++;
     }
     if (damaged > 0) this.reportSkipped(damaged, segment.name);
     if (start < bytes.length) {
       // Bytes after the last newline are a write a crash interrupted: never acknowledged, never
       // numbered. Cut off, so that the next line appended to the segment starts clean.
-      truncateSync(path, start);
+      truncateSync(join(this.dir, segment.name), base + start);
       this.reportDamage(
         `outbox: dropped a torn last line (${bytes.length - start} bytes) of segment ${segment.name}`,
       );
@@ -193,9 +229,9 @@ export class FileOutbox implements Outbox {
   }
 
   /** Holds an unpublished event in memory while under the cap and nothing is spilled, else its position. */
-  private keep(item: Pending, name: string, start: number, end: number): void {
+  private keep(item: Pending, start: number): void {
     if (this.spilled.count === 0 && this.unpublished.length < this.maxBuffered) this.unpublished.push(item);
-    else this.spilled.add(name, start, end, item.seq, 1);
+    else this.spilled.add(item.segment, start, item.end, item.seq, 1);
   }
 
   private async openSegment(): Promise<void> {
@@ -239,14 +275,15 @@ export class FileOutbox implements Outbox {
       while (this.queue.length > 0) {
         const batch = this.queue;
         this.queue = [];
-        let text = '';
+        const lines: string[] = [];
         const added: CloudEvent[] = [];
         for (const waiter of batch) {
           for (const event of waiter.events) {
-            text += `${JSON.stringify(event)}\n`;
+            lines.push(JSON.stringify(event));
             added.push(event);
           }
         }
+        const text = `${lines.join('\n')}\n`;
         try {
           if (this.tailDirty) await this.cutFailedWrite();
           if (this.segmentSize > this.segmentBytes) await this.openSegment();
@@ -265,8 +302,12 @@ export class FileOutbox implements Outbox {
           this.nextSeq += added.length;
           const room = this.spilled.count === 0 ? Math.max(0, this.maxBuffered - this.unpublished.length) : 0;
           if (room >= added.length) {
-            for (let i = 0; i < added.length; i++)
-              this.unpublished.push({ seq: firstSeq + i, event: added[i]! });
+            // Each event's line end goes with it, to record as the position once it is published.
+            let end = start;
+            for (let i = 0; i < added.length; i++) {
+              end += Buffer.byteLength(lines[i]!) + 1;
+              this.unpublished.push({ seq: firstSeq + i, event: added[i]!, segment: this.segmentName, end });
+            }
           } else {
             // Past the cap the whole write is kept as its byte range: the file already has the events.
             this.spilled.add(this.segmentName, start, this.segmentSize, firstSeq, added.length);
@@ -345,7 +386,9 @@ export class FileOutbox implements Outbox {
       );
       if (refused.length > 0) await this.park(batch, refused);
       this.unpublished.splice(0, batch.length);
-      this.publishedSeq = batch[batch.length - 1]!.seq;
+      const last = batch[batch.length - 1]!;
+      this.publishedSeq = last.seq;
+      this.publishedEnd = { segment: last.segment, offset: last.end };
       total += batch.length;
     }
     if (total > 0) this.schedulePosition();
@@ -380,9 +423,10 @@ export class FileOutbox implements Outbox {
   }
 
   private recordPosition(): void {
-    const tmp = `${this.positionFile()}.tmp`;
-    writeFileSync(tmp, String(this.publishedSeq));
-    renameSync(tmp, this.positionFile());
+    writePosition(
+      this.positionFile(),
+      this.publishedEnd ? { seq: this.publishedSeq, end: this.publishedEnd } : { seq: this.publishedSeq },
+    );
     // Segments wholly published are no longer needed (the ledger and the bus hold the events now).
     const current = this.segments[this.segments.length - 1];
     for (let i = 0; i < this.segments.length - 1; i++) {
