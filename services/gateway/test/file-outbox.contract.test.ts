@@ -520,7 +520,12 @@ describe('file outbox restarting from the recorded byte position', () => {
       segment,
       offset: all,
     });
-    expect(await (await openOutbox(new RecordingBus())).publishPending()).toBe(0);
+    // The recorded segment, wholly published, was deleted on close: a start goes on from the next one
+    // without counting or reporting.
+    expect(readdirSync(dir).includes(segment)).toBe(false);
+    const third = reported();
+    expect(await (await openOutbox(new RecordingBus(), { ...third.handlers })).publishPending()).toBe(0);
+    expect(third.damage).toEqual([]);
   });
 
   it('when the last published events were read back from the log, then the recorded position is where the last one ends', async () => {
