@@ -66,7 +66,7 @@ describe('flowloom outbox parked', () => {
       parkedAgain: [],
       pending: [],
     });
-    expect((await flowloom('outbox', 'parked')).out).toBe('No parked events.');
+    expect((await flowloom('outbox', 'parked')).out).toBe("No parked events in the gateway's outbox.");
   });
 
   it('when asked for help or given a wrong option, then it explains the command', async () => {

@@ -1,6 +1,7 @@
 import { join, resolve } from 'node:path';
 import { busCheck, type EventBus, InProcessBus } from '@flowloom/bus';
 import { type Config, ConfigError } from '@flowloom/config';
+import { parkedGauge, reportParked, SqlParkedEvents } from '@flowloom/outbox';
 import { LOCAL_EMBEDDING_MODEL, LOCAL_MODEL } from '@flowloom/providers';
 import { type Db, migrate, openDb } from '@flowloom/store';
 import {
@@ -32,7 +33,6 @@ import { RedisThrottleSemaphore } from './adapters/redis-throttle-semaphore.js';
 import { SqlKeyStore } from './adapters/sql-key-store.js';
 import { SqlLimitsJournal } from './adapters/sql-limits-journal.js';
 import { OutboxRelay, SqlOutbox } from './adapters/sql-outbox.js';
-import { SqlParkedEvents } from './adapters/sql-parked-events.js';
 import { type AdminAuthorizer, adminAuthorizer } from './admin-authorizer.js';
 import { AlertDispatcher } from './app/alert-dispatcher.js';
 import { AuthEvents } from './app/auth-events.js';
@@ -53,7 +53,6 @@ import { registerAdminOutbox } from './http/routes/admin-outbox.js';
 import type { OpenApiDocument } from './http/routes/openapi.js';
 import { isReady } from './http/routes/operations.js';
 import { buildHttpServer, type ServedRoute, servedRoutes } from './http/server.js';
-import { parkedGauge, reportParked } from './outbox-parking.js';
 import type { LimitStore } from './ports/limit-store.js';
 import type { Outbox } from './ports/outbox.js';
 import type { ParkedEvents } from './ports/parked-events.js';

@@ -11,14 +11,14 @@ import {
   type OutboxEventParked,
 } from '@flowloom/contracts';
 import { canonicalize } from '@flowloom/ledger';
+import { parkedGauge, reportParked, SqlParkedEvents } from '@flowloom/outbox';
 import { migrate } from '@flowloom/store';
 import { createLogger, createRegistry } from '@flowloom/telemetry';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { FileOutbox } from '../src/adapters/file-outbox.js';
 import { gatewayMigrations } from '../src/adapters/migrations.js';
 import { OutboxRelay, SqlOutbox } from '../src/adapters/sql-outbox.js';
-import { SqlParkedEvents } from '../src/adapters/sql-parked-events.js';
-import { parkedGauge, reportParked } from '../src/outbox-parking.js';
+
 import { openTestPostgres, type TestDatabase } from './databases.js';
 
 // The real broker refuses an event too large for its topic (max.message.bytes set at creation): the

@@ -175,7 +175,7 @@ describe('forwarding the policy and audit admin APIs', () => {
     expect(got?.headers.host).toBe(new URL(peer.url).host);
   });
 
-  it('when a policy path is asked, then it is forwarded: every prefix of the policy admin API, and GET of a job’s interventions', async () => {
+  it('when a policy path is asked, then it is forwarded: every prefix of the policy admin API, its parked events, and GET of a job’s interventions', async () => {
     const paths = [
       ['GET', '/api/v1/policies'],
       ['POST', '/api/v1/policies/validate'],
@@ -186,6 +186,8 @@ describe('forwarding the policy and audit admin APIs', () => {
       ['GET', '/api/v1/decisions?job=j'],
       ['GET', '/api/v1/decisions/d-1'],
       ['GET', '/api/v1/jobs/j-1/interventions?limit=5'],
+      ['GET', '/api/v1/policy-outbox/parked?limit=5'],
+      ['POST', '/api/v1/policy-outbox/parked/redrive'],
     ] as const;
     for (const [method, path] of paths) {
       const res = await fetch(`${gateway.httpUrl}${path}`, {

@@ -3,14 +3,15 @@ import { join, resolve } from 'node:path';
 import { type EventBus, InProcessBus } from '@flowloom/bus';
 import type { Config } from '@flowloom/config';
 import type { PolicyBundle } from '@flowloom/contracts';
+import { POLICY_OUTBOX, parkedGauge, reportParked, SqlParkedEvents } from '@flowloom/outbox';
 import { type Db, migrateUnlessApplied, openDb } from '@flowloom/store';
-import { createLogger, type Logger, type Registry } from '@flowloom/telemetry';
+import { createLogger, createRegistry, type Logger, type Registry } from '@flowloom/telemetry';
 import type { FastifyInstance } from 'fastify';
 import { writeLeftoverDecisions } from './adapters/decision-journal-leftovers.js';
 import { policyMigrations } from './adapters/migrations.js';
 import { registerPolicyMetrics } from './adapters/prometheus-metrics.js';
 import { SqlDecisionStore } from './adapters/sql-decision-store.js';
-import { SqlEventRelay } from './adapters/sql-event-relay.js';
+import { appendPolicyEvents, SqlEventRelay } from './adapters/sql-event-relay.js';
 import { SqlOperationalRetention } from './adapters/sql-operational-retention.js';
 import { SqlPolicyRepository } from './adapters/sql-policy-repository.js';
 import { SqlRequestStore } from './adapters/sql-request-store.js';
@@ -78,25 +79,18 @@ export async function startPolicyService(options: PolicyServiceOptions): Promise
   // Left alone once applied: a login without DDL rights (policy.dbLogin) starts on a migrated database.
   await migrateUnlessApplied(db, policyMigrations);
 
+  // The parked events' series go on a registry of their own when the service exposes none.
+  const registry = options.registry ?? createRegistry();
   const relay = new SqlEventRelay(
     db,
     bus,
     (err) => log.warn({ err }, 'policy events: publish failed, will retry'),
-    {
-      source: POLICY_SOURCE,
-      // Ids, type, size, hash and reason only: never the event's content.
-      onParked: ({ event, reason, standIn }) =>
-        log.error(
-          {
-            eventId: event.id,
-            type: event.type,
-            reason,
-            ...(standIn ? { standIn: standIn.id, described: standIn.data } : {}),
-          },
-          'policy events: the bus refused an event for good; it is parked in policy_outbox and a stand-in takes its place on the audit trail. Fix the cause (e.g. raise the topic max.message.bytes), then set its parked_at to null to publish it again',
-        ),
-    },
+    { source: POLICY_SOURCE, onParked: reportParked(registry, log, POLICY_OUTBOX) },
   );
+  const parked = new SqlParkedEvents(db, () => relay.publishPending(), {
+    name: 'policy_outbox',
+    idType: 'text',
+  });
   const repo = new SqlPolicyRepository(db, () => relay.wake());
   // Kafka back after an outage: publish what waited at once rather than at the next poll.
   const unsubscribeBus = bus.onConnected?.(() => relay.wake());
@@ -136,12 +130,9 @@ export async function startPolicyService(options: PolicyServiceOptions): Promise
     );
   }
   await distributor.start();
+  parkedGauge(registry, parked, POLICY_OUTBOX);
   const metrics = options.registry
-    ? registerPolicyMetrics(
-        options.registry,
-        () => relay.backlog(),
-        () => relay.parked(),
-      )
+    ? registerPolicyMetrics(options.registry, () => relay.backlog())
     : undefined;
   await consumeDecisions(bus, decisions, (reason) => log.warn(reason), metrics);
   await consumeRequests(bus, requests, (reason) => log.warn(reason));
@@ -188,7 +179,20 @@ export async function startPolicyService(options: PolicyServiceOptions): Promise
         return { name: v.name, version: v.version, document: v.document };
       },
     },
-    http: policyRoutes({ admin, distributor, decisions, replay }),
+    http: policyRoutes({
+      admin,
+      distributor,
+      decisions,
+      replay,
+      outbox: {
+        parked,
+        source: POLICY_SOURCE,
+        record: async (event) => {
+          await appendPolicyEvents(db, [event]);
+          relay.wake();
+        },
+      },
+    }),
     admin,
     decisions,
     replay,

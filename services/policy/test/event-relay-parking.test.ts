@@ -8,7 +8,9 @@ import {
   POLICY_VERSION_PUSHED,
 } from '@flowloom/contracts';
 import { canonicalize } from '@flowloom/ledger';
+import { POLICY_OUTBOX, reportParked, SqlParkedEvents } from '@flowloom/outbox';
 import { migrate } from '@flowloom/store';
+import { createLogger, createRegistry } from '@flowloom/telemetry';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { policyMigrations } from '../src/adapters/migrations.js';
 import { SqlEventRelay } from '../src/adapters/sql-event-relay.js';
@@ -16,7 +18,8 @@ import { testSchema } from './support.js';
 
 // The policy service's relay on real Kafka and PostgreSQL: an event too large for its topic
 // (max.message.bytes set at creation) is parked in policy_outbox, the others go out in order, and a
-// stand-in with its hash is published in its place.
+// stand-in with its hash is published in its place; once the topic's limit is raised, publishing it
+// again puts it on the bus.
 
 describe('SqlEventRelay parks an event the real Kafka refuses for good', { timeout: 120_000 }, () => {
   let schema: Awaited<ReturnType<typeof testSchema>>;
@@ -32,7 +35,7 @@ describe('SqlEventRelay parks an event the real Kafka refuses for good', { timeo
     await schema?.drop();
   });
 
-  it('when a policy event is too large for its topic, then it is parked, the rest go out in order, and a stand-in carries its hash', async () => {
+  it('when a policy event is too large for its topic, then it is parked, the rest go out in order, a stand-in carries its hash, and a redrive publishes it once the limit is raised', async () => {
     const db = await schema.open();
     await migrate(db, policyMigrations);
     const event = (n: number, source = 'rules: []') =>
@@ -42,15 +45,27 @@ describe('SqlEventRelay parks an event the real Kafka refuses for good', { timeo
     for (const e of events)
       await db.query('insert into policy_outbox (id, event) values ($1, $2)', [e.id, JSON.stringify(e)]);
     const parked: string[] = [];
+    const registry = createRegistry();
+    const report = reportParked(registry, createLogger({ service: 'test', level: 'silent' }), POLICY_OUTBOX);
     const relay = new SqlEventRelay(db, kafka.bus, () => {}, {
       source: 'flowloom/policy',
-      onParked: (p) => parked.push(p.event.id),
+      onParked: (p) => {
+        parked.push(p.event.id);
+        report(p);
+      },
+    });
+    const parkedEvents = new SqlParkedEvents(db, () => relay.publishPending(), {
+      name: 'policy_outbox',
+      idType: 'text',
     });
 
     // Two events and the stand-in.
     expect(await relay.publishPending()).toBe(3);
     expect(parked).toEqual([big.id]);
-    expect(await relay.parked()).toBe(1);
+    expect(await parkedEvents.count()).toBe(1);
+    expect(await registry.metrics()).toContain(
+      `flowloom_policy_outbox_parked_total{type="${POLICY_VERSION_PUSHED}"} 1`,
+    );
     expect(await relay.backlog()).toBe(0);
     const { rows } = await db.query<{ id: string; reason: string; published: boolean }>(
       'select id, park_reason as reason, published_at is not null as published from policy_outbox where parked_at is not null',
@@ -71,5 +86,25 @@ describe('SqlEventRelay parks an event the real Kafka refuses for good', { timeo
       eventId: big.id,
       sha256: createHash('sha256').update(canonicalize(big)).digest('hex'),
     });
+    expect(await parkedEvents.list(10)).toEqual([
+      expect.objectContaining({ id: big.id, sha256: (standIn.data as OutboxEventParked).sha256 }),
+    ]);
+
+    // Still refused: parked again, with a new stand-in.
+    const again = await parkedEvents.redrive();
+    expect(again).toEqual({ requeued: 1, published: [], parkedAgain: [big.id], pending: [] });
+    await vi.waitFor(() => expect(received.filter((e) => e.type === OUTBOX_EVENT_PARKED)).toHaveLength(2), {
+      timeout: 30_000,
+    });
+
+    await kafka.raiseLimit('policy.version');
+    // The broker applies a topic's new limit shortly after the change: redrive until it does.
+    await vi.waitFor(async () => expect((await parkedEvents.redrive([big.id])).published).toEqual([big.id]), {
+      timeout: 30_000,
+      interval: 500,
+    });
+    expect(await parkedEvents.count()).toBe(0);
+    await vi.waitFor(() => expect(received.some((e) => e.id === big.id)).toBe(true), { timeout: 30_000 });
+    expect(received.filter((e) => e.id === big.id)).toHaveLength(1);
   });
 });

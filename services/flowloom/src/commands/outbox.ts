@@ -1,22 +1,34 @@
 import { parseArgs } from 'node:util';
-import type { ParkedEvent, RedriveOutcome } from '@flowloom/gateway';
+import type { ParkedEvent, RedriveOutcome } from '@flowloom/outbox';
 import { callApi } from '../api-client.js';
 import { type Command, type Io, UsageError } from '../command.js';
 
-const HELP = `Usage: flowloom outbox parked [--redrive] [--id ID]... [--limit N] [--json]
+/** Whose outbox: each service that parks serves its parked events under its own admin path. */
+const OUTBOXES: Record<string, { path: string; where: string }> = {
+  gateway: { path: '/api/v1/outbox/parked', where: "the gateway's outbox" },
+  policy: { path: '/api/v1/policy-outbox/parked', where: "the policy service's policy_outbox" },
+};
+
+const HELP = `Usage: flowloom outbox parked [--service gateway|policy] [--redrive] [--id ID]... [--limit N] [--json]
 
 Events the event bus refused for good (for example a Kafka MESSAGE_TOO_LARGE: a request event too
-large for its topic's max.message.bytes) are parked in the gateway's outbox instead of blocking the
-events after them. Each stays in the database, and a stand-in event
-(dev.flowloom.outbox.event.parked.v1, with its id, type, size and SHA-256) takes its place on the
-audit trail. Through a running FlowLoom (FLOWLOOM_URL, FLOWLOOM_API_KEY = an admin key):
+large for its topic's max.message.bytes) are parked in the outbox instead of blocking the events
+after them. Each stays in the database, and a stand-in event (dev.flowloom.outbox.event.parked.v1,
+with its id, type, size and SHA-256) takes its place on the audit trail. Through a running FlowLoom
+(FLOWLOOM_URL, FLOWLOOM_API_KEY = an admin key):
 
   flowloom outbox parked                 list the parked events, oldest first
   flowloom outbox parked --redrive       publish every parked event again (after fixing the cause,
                                          e.g. raising the topic's max.message.bytes)
   flowloom outbox parked --redrive --id ID [--id ID2]   only these events
 
-An event refused again is parked again (with a new stand-in); the command exits 1 then.`;
+  --service gateway   the gateway's outbox (request events, key changes, ...): the default
+  --service policy    the policy service's policy_outbox (policy changes, promotions); through the
+                      gateway's URL (it forwards there with FLOWLOOM_POLICY_HTTP_URL) or the policy
+                      service's own
+
+Each redrive is recorded on the audit trail (dev.flowloom.outbox.event.redriven.v1). An event
+refused again is parked again (with a new stand-in); the command exits 1 then.`;
 
 function printParked(io: Io, p: ParkedEvent): void {
   io.out(
@@ -42,11 +54,17 @@ export const outboxCommand: Command = {
         id: { type: 'string', multiple: true },
         limit: { type: 'string' },
         json: { type: 'boolean' },
+        service: { type: 'string', default: 'gateway' },
       },
     });
+    const outbox = OUTBOXES[values.service];
+    if (!outbox)
+      throw new UsageError(
+        `--service must be ${Object.keys(OUTBOXES).join(' or ')}, not "${values.service}"`,
+      );
     if (values.id && !values.redrive) throw new UsageError('--id is for --redrive');
     if (values.redrive) {
-      const outcome = (await callApi(io, 'POST', '/api/v1/outbox/parked/redrive', {
+      const outcome = (await callApi(io, 'POST', `${outbox.path}/redrive`, {
         ...(values.id ? { ids: values.id } : {}),
       })) as RedriveOutcome;
       if (values.json) io.out(JSON.stringify(outcome, null, 2));
@@ -55,20 +73,24 @@ export const outboxCommand: Command = {
           `Requeued ${outcome.requeued}: published ${outcome.published.length}, parked again ${outcome.parkedAgain.length}, still on their way ${outcome.pending.length}.`,
         );
         for (const id of outcome.parkedAgain)
-          io.out(`  parked again: ${id} (still refused: see flowloom outbox parked)`);
+          io.out(
+            `  parked again: ${id} (still refused: see flowloom outbox parked --service ${values.service})`,
+          );
       }
       return outcome.parkedAgain.length > 0 ? 1 : 0;
     }
     const limit = values.limit ?? '100';
     if (!/^\d+$/.test(limit)) throw new UsageError('--limit must be a whole number');
-    const { total, data } = (await callApi(io, 'GET', `/api/v1/outbox/parked?limit=${limit}`)) as {
+    const { total, data } = (await callApi(io, 'GET', `${outbox.path}?limit=${limit}`)) as {
       total: number;
       data: ParkedEvent[];
     };
     if (values.json) io.out(JSON.stringify({ total, data }, null, 2));
-    else if (total === 0) io.out('No parked events.');
+    else if (total === 0) io.out(`No parked events in ${outbox.where}.`);
     else {
-      io.out(`${total} parked event(s)${total > data.length ? `, the oldest ${data.length} shown` : ''}:`);
+      io.out(
+        `${total} parked event(s) in ${outbox.where}${total > data.length ? `, the oldest ${data.length} shown` : ''}:`,
+      );
       for (const p of data) printParked(io, p);
     }
     return 0;

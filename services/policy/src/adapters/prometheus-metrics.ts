@@ -3,12 +3,11 @@ import type { PolicyConsumerMetrics } from '../ports/metrics.js';
 
 /**
  * The policy service's Prometheus series: decisions written to the decision store and the outbox
- * backlog. Registered once per process (on the gateway's registry in `flowloom up`).
+ * backlog (its parked events' series are @flowloom/outbox's). Registered once per process (on the gateway's registry in `flowloom up`).
  */
 export function registerPolicyMetrics(
   registry: Registry,
   outboxBacklog: () => Promise<number>,
-  outboxParked: () => Promise<number>,
 ): PolicyConsumerMetrics {
   const stored = new Counter({
     name: 'flowloom_policy_decisions_stored_total',
@@ -24,18 +23,6 @@ export function registerPolicyMetrics(
         this.set(await outboxBacklog());
       } catch {
         // Unreadable while the database is down: the last count stays, and /metrics still answers.
-      }
-    },
-  });
-  new Gauge({
-    name: 'flowloom_policy_outbox_parked_events',
-    help: 'Policy service events the bus refused for good (e.g. too large for their topic), parked in policy_outbox with a stand-in on the audit trail',
-    registers: [registry],
-    async collect() {
-      try {
-        this.set(await outboxParked());
-      } catch {
-        // Unreadable while the database is down: the last count stays.
       }
     },
   });

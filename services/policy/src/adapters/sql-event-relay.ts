@@ -1,10 +1,19 @@
 import { type EventBus, type Parking, parkingsOf, publishExceptRefused } from '@flowloom/bus';
 import type { CloudEvent } from '@flowloom/contracts';
-import type { Db } from '@flowloom/store';
+import type { Db, Queryable } from '@flowloom/store';
 import type { EventRelay } from '../ports/event-outbox.js';
 
 const BATCH = 100;
 const POLL_MS = 1_000;
+
+/** Writes events into policy_outbox (in the caller's transaction); an id already there is left as it is. */
+export async function appendPolicyEvents(q: Queryable, events: readonly CloudEvent[]): Promise<void> {
+  for (const event of events)
+    await q.query('insert into policy_outbox (id, event) values ($1, $2) on conflict (id) do nothing', [
+      event.id,
+      JSON.stringify(event),
+    ]);
+}
 
 /**
  * Publishes the policy service's committed events to the bus, at least once and in commit order. An
@@ -88,11 +97,7 @@ export class SqlEventRelay implements EventRelay {
             p.event.id,
             p.reason,
           ]);
-          if (p.standIn)
-            await tx.query(
-              'insert into policy_outbox (id, event) values ($1, $2) on conflict (id) do nothing',
-              [p.standIn.id, JSON.stringify(p.standIn)],
-            );
+          if (p.standIn) await appendPolicyEvents(tx, [p.standIn]);
         }
       });
       for (const p of parked) this.parking.onParked(p);
@@ -106,14 +111,6 @@ export class SqlEventRelay implements EventRelay {
   async backlog(): Promise<number> {
     const { rows } = await this.db.query<{ n: unknown }>(
       'select count(*) as n from policy_outbox where published_at is null and parked_at is null',
-    );
-    return Number(rows[0]?.n ?? 0);
-  }
-
-  /** Events the bus refused for good, parked (each described on the trail by a stand-in). */
-  async parked(): Promise<number> {
-    const { rows } = await this.db.query<{ n: unknown }>(
-      'select count(*) as n from policy_outbox where parked_at is not null',
     );
     return Number(rows[0]?.n ?? 0);
   }

@@ -11,6 +11,7 @@ import type {
   Promotion,
 } from '../domain/model.js';
 import type { NewDeployment, NewVersion, PolicyRepository } from '../ports/policy-repository.js';
+import { appendPolicyEvents } from './sql-event-relay.js';
 
 const VERSION_COLUMNS =
   'name, version, seq, document, source, format, author, author_key, author_lineage, message, previous, created_at';
@@ -80,14 +81,6 @@ function toPromotion(r: Row): Promotion {
   };
 }
 
-async function appendEvents(tx: Queryable, events: readonly CloudEvent[]): Promise<void> {
-  for (const event of events)
-    await tx.query('insert into policy_outbox (id, event) values ($1, $2)', [
-      event.id,
-      JSON.stringify(event),
-    ]);
-}
-
 /** Changes of one policy are serialized, so sequence numbers and deployments never race. */
 async function lockPolicy(tx: Queryable, name: string): Promise<void> {
   await tx.query('select pg_advisory_xact_lock(7412, hashtext($1))', [name]);
@@ -134,7 +127,7 @@ export class SqlPolicyRepository implements PolicyRepository {
         ],
       );
       const stored = toVersion(inserted.rows[0]!);
-      await appendEvents(tx, events(stored));
+      await appendPolicyEvents(tx, events(stored));
       return { created: true, version: stored };
     });
     if (result.created) this.onCommit();
@@ -253,7 +246,7 @@ export class SqlPolicyRepository implements PolicyRepository {
           [deployment.name, approval.promotionId],
         );
       }
-      await appendEvents(tx, events(row));
+      await appendPolicyEvents(tx, events(row));
       return row;
     });
     this.onCommit();
@@ -293,7 +286,7 @@ export class SqlPolicyRepository implements PolicyRepository {
           promotion.requestedAt,
         ],
       );
-      await appendEvents(tx, events);
+      await appendPolicyEvents(tx, events);
     });
     this.onCommit();
   }

@@ -29,6 +29,7 @@ import type { BundleDistributor } from '../app/distribution.js';
 import type { PolicyAdmin } from '../app/policies.js';
 import type { ReplayService } from '../app/replay.js';
 import type { Actor } from '../domain/model.js';
+import { type PolicyOutboxDeps, registerPolicyOutboxRoutes } from './outbox-routes.js';
 
 /**
  * Authenticates an admin key (the gateway's authorizer when composed in one process); `request` names
@@ -44,11 +45,13 @@ export interface PolicyHttpDeps {
   distributor: BundleDistributor;
   decisions: DecisionsService;
   replay: ReplayService;
+  outbox: PolicyOutboxDeps;
 }
 
 /**
  * The policy service's admin API (`/api/v1/policies`, `/api/v1/promotions`, `/api/v1/decisions`,
- * `/api/v1/policy-bundle`), mounted on the gateway's HTTP server when both run in one process.
+ * `/api/v1/policy-bundle`, `/api/v1/policy-outbox`), mounted on the gateway's HTTP server when both
+ * run in one process.
  */
 export function policyRoutes(deps: PolicyHttpDeps) {
   return async (app: FastifyInstance, authorizeAdmin: AdminAuthorizer): Promise<void> => {
@@ -196,5 +199,7 @@ export function policyRoutes(deps: PolicyHttpDeps) {
       const records = await deps.decisions.list(decisionFilterOf(parse(decisionsQuery, request.query)));
       return reply.send({ data: records.map(withoutInput) });
     });
+
+    registerPolicyOutboxRoutes(app, (headers) => authorizeAdmin(headers), deps.outbox);
   };
 }

@@ -1,5 +1,5 @@
 import { errorResponses as errors, openApiErrorComponents } from '@flowloom/errors';
-import { jobParam } from './openapi.js';
+import { jobParam, parkedOutboxPaths } from './openapi.js';
 
 // The policy service's admin API as a gateway serves it: mounted in `flowloom up`, forwarded by a
 // standalone gateway with policy.httpUrl. Composed into the gateway's document only then.
@@ -178,6 +178,7 @@ export const policyApiDocument = {
         responses: { '200': { description: REPLAY_RESPONSE }, ...errors },
       },
     },
+    ...parkedOutboxPaths('/api/v1/policy-outbox', "the policy service's policy_outbox"),
     '/api/v1/policy-bundle': {
       get: {
         summary: 'The bundle the policy service distributes now',

@@ -6,6 +6,60 @@ export const jobParam = { name: 'job', in: 'path', required: true, schema: { typ
 
 const keyId = { name: 'id', in: 'path', required: true, schema: { type: 'string', format: 'uuid' } };
 
+/**
+ * The parked-events paths of an outbox under `prefix` (the gateway's `/api/v1/outbox`, the policy
+ * service's `/api/v1/policy-outbox`), which parks in `where`.
+ */
+export function parkedOutboxPaths(prefix: string, where: string) {
+  return {
+    [`${prefix}/parked`]: {
+      get: {
+        summary: `Events the bus refused for good (e.g. too large for their Kafka topic), parked in ${where} while a stand-in (dev.flowloom.outbox.event.parked.v1) holds their place on the audit trail`,
+        parameters: [
+          {
+            name: 'limit',
+            in: 'query',
+            schema: { type: 'integer', minimum: 1, maximum: 1000, default: 100 },
+          },
+        ],
+        responses: {
+          '200': {
+            description:
+              '{ total, data: [{ id, type, source, subject, time, sizeBytes, sha256, reason, parkedAt }] }, oldest first',
+          },
+          ...errors,
+        },
+      },
+    },
+    [`${prefix}/parked/redrive`]: {
+      post: {
+        summary:
+          'Publish parked events again once the cause is fixed (e.g. the topic max.message.bytes raised); one refused again is parked again. Recorded on the audit trail as dev.flowloom.outbox.event.redriven.v1',
+        requestBody: {
+          content: {
+            'application/json': {
+              schema: {
+                type: 'object',
+                properties: {
+                  ids: {
+                    type: 'array',
+                    items: { type: 'string', format: 'uuid' },
+                    description: 'The events to publish again; all parked events when omitted',
+                  },
+                },
+              },
+            },
+          },
+        },
+        responses: {
+          '200': { description: '{ requeued, published: [ids], parkedAgain: [ids], pending: [ids] }' },
+          ...errors,
+        },
+      },
+    },
+  };
+}
+
 /** The admin API's contract, served at /api/v1/openapi.json. */
 export const openApiDocument = {
   openapi: '3.1.0',
@@ -235,52 +289,7 @@ export const openApiDocument = {
         },
       },
     },
-    '/api/v1/outbox/parked': {
-      get: {
-        summary:
-          'Events the bus refused for good (e.g. too large for their Kafka topic), parked in the outbox while a stand-in (dev.flowloom.outbox.event.parked.v1) holds their place on the audit trail',
-        parameters: [
-          {
-            name: 'limit',
-            in: 'query',
-            schema: { type: 'integer', minimum: 1, maximum: 1000, default: 100 },
-          },
-        ],
-        responses: {
-          '200': {
-            description:
-              '{ total, data: [{ id, type, source, subject, time, sizeBytes, sha256, reason, parkedAt }] }, oldest first',
-          },
-          ...errors,
-        },
-      },
-    },
-    '/api/v1/outbox/parked/redrive': {
-      post: {
-        summary:
-          'Publish parked events again once the cause is fixed (e.g. the topic max.message.bytes raised); one refused again is parked again. Recorded on the audit trail as dev.flowloom.outbox.event.redriven.v1',
-        requestBody: {
-          content: {
-            'application/json': {
-              schema: {
-                type: 'object',
-                properties: {
-                  ids: {
-                    type: 'array',
-                    items: { type: 'string', format: 'uuid' },
-                    description: 'The events to publish again; all parked events when omitted',
-                  },
-                },
-              },
-            },
-          },
-        },
-        responses: {
-          '200': { description: '{ requeued, published: [ids], parkedAgain: [ids], pending: [ids] }' },
-          ...errors,
-        },
-      },
-    },
+    ...parkedOutboxPaths('/api/v1/outbox', 'the outbox'),
     '/api/v1/jobs/{job}': {
       get: {
         summary:

@@ -34,6 +34,8 @@ export const PEER_ROUTES: Readonly<Record<Peer, PeerRoutes>> = {
       { methods: ['GET'], url: '/api/v1/decisions/*' },
       // POST on this path is the gateway's own (a supervisor's intervention); reading them is the policy service's.
       { methods: ['GET'], url: '/api/v1/jobs/:job/interventions' },
+      { methods: ['GET'], url: '/api/v1/policy-outbox/parked' },
+      { methods: ['POST'], url: '/api/v1/policy-outbox/parked/redrive' },
     ],
   },
   audit: {

@@ -1,6 +1,6 @@
 import { type CloudEvent, eventDigest } from '@flowloom/contracts';
 import type { Db } from '@flowloom/store';
-import type { ParkedEvent, ParkedEvents, RedriveOutcome } from '../ports/parked-events.js';
+import type { ParkedEvent, ParkedEvents, RedriveOutcome } from './parked-events.js';
 
 /** How often, and how far apart, a redrive runs the relay before it reports what is still on its way. */
 const REDRIVE_ATTEMPTS = 10;
@@ -13,7 +13,17 @@ type ParkedRowView = {
 };
 
 /**
- * The parked rows of the SQL outbox. Publishing again takes them out of parking and runs the relay:
+ * An outbox table with parking: `seq` (order), `id` (the event's), `event` (jsonb), `published_at`,
+ * `parked_at`, `park_reason`. The gateway's `outbox` keys events by uuid, the policy service's
+ * `policy_outbox` by text: ids are compared in the column's own type, so its index serves.
+ */
+export interface ParkingOutboxTable {
+  readonly name: 'outbox' | 'policy_outbox';
+  readonly idType: 'uuid' | 'text';
+}
+
+/**
+ * The parked rows of an SQL outbox. Publishing again takes them out of parking and runs the relay:
  * it publishes them first (they are the oldest rows) or, refused again, parks them with a new stand-in.
  */
 export class SqlParkedEvents implements ParkedEvents {
@@ -21,11 +31,13 @@ export class SqlParkedEvents implements ParkedEvents {
     private readonly db: Db,
     /** Runs the relay until nothing is pending (another replica's relay may be the one that publishes). */
     private readonly publishPending: () => Promise<unknown>,
+    private readonly table: ParkingOutboxTable = { name: 'outbox', idType: 'uuid' },
   ) {}
 
   async list(limit: number): Promise<ParkedEvent[]> {
     const { rows } = await this.db.query<ParkedRowView>(
-      'select event, park_reason, parked_at from outbox where parked_at is not null order by seq limit $1',
+      `select event, park_reason, parked_at from ${this.table.name} where parked_at is not null
+       order by seq limit $1`,
       [limit],
     );
     return rows.map((r) => ({
@@ -42,15 +54,15 @@ export class SqlParkedEvents implements ParkedEvents {
 
   async count(): Promise<number> {
     const { rows } = await this.db.query<{ n: number }>(
-      'select count(*)::int as n from outbox where parked_at is not null',
+      `select count(*)::int as n from ${this.table.name} where parked_at is not null`,
     );
     return rows[0]?.n ?? 0;
   }
 
   async redrive(ids?: readonly string[]): Promise<RedriveOutcome> {
     const { rows } = await this.db.query<{ id: string }>(
-      `update outbox set parked_at = null, park_reason = null
-       where parked_at is not null and ($1::uuid[] is null or id = some($1::uuid[]))
+      `update ${this.table.name} set parked_at = null, park_reason = null
+       where parked_at is not null and ($1::${this.table.idType}[] is null or id = some($1::${this.table.idType}[]))
        returning id::text as id`,
       [ids ? [...ids] : null],
     );
@@ -81,7 +93,7 @@ export class SqlParkedEvents implements ParkedEvents {
     }>(
       `select id::text as id, published_at is not null as published, parked_at is not null as parked,
               published_at is null and parked_at is null as pending
-       from outbox where id = some($1::uuid[]) order by seq`,
+       from ${this.table.name} where id = some($1::${this.table.idType}[]) order by seq`,
       [[...ids]],
     );
     return rows;

@@ -1,0 +1,10 @@
+export {
+  GATEWAY_OUTBOX,
+  type ParkingOutboxName,
+  POLICY_OUTBOX,
+  parkedGauge,
+  reportParked,
+} from './metrics.js';
+export type { ParkedEvent, ParkedEvents, RedriveOutcome } from './parked-events.js';
+export { listParked, parkedListQuery, redriveBody, redriveRecorded } from './redrive.js';
+export { type ParkingOutboxTable, SqlParkedEvents } from './sql-parked-events.js';
