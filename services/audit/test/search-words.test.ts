@@ -1,12 +1,18 @@
 import { createEvent } from '@flowloom/contracts';
-import { describe, expect, it } from 'vitest';
-import { COMPLETED, ENGINES, ledgerPerTest } from './support.js';
+import { migrate } from '@flowloom/store';
+import { afterEach, describe, expect, it } from 'vitest';
+import { auditMigrations } from '../src/adapters/migrations.js';
+import { SqlLedgerStore } from '../src/adapters/sql-ledger-store.js';
+import type { TestDatabase } from './databases.js';
+import { COMPLETED, ENGINES, ledgerPerTest, openTestDatabase } from './support.js';
 
 // The index holds the words split by the service (domain/search-words.ts); an index written
 // before that holds the words of the database's own text-search parser. Queries find both.
 
-const event = (i: number, note: string) =>
-  createEvent(COMPLETED, 'flowloom/gateway', { requestId: `r-${i}`, note }, `key/${i}`);
+const event = (i: number, note: string, at = new Date()) =>
+  createEvent(COMPLETED, 'flowloom/gateway', { requestId: `r-${i}`, note }, `key/${i}`, at.getTime());
+
+const OLD = new Date('2001-01-01T00:00:00Z');
 
 describe.each(ENGINES)('full-text search on %s', (engine) => {
   const openLedger = ledgerPerTest();
@@ -15,13 +21,12 @@ describe.each(ENGINES)('full-text search on %s', (engine) => {
     const t = await openLedger(engine);
     const old = event(0, 'shipped release v1.2.3 to prod');
     await t.ledger.append([old]);
-    // An index row as the previous indexer wrote it, and its watermark.
+    // Words as the previous indexer wrote them (moved to audit_words by the migration), and their watermark.
     await t.store.database.query(
-      `insert into audit_index (idx, event_type, actor, key_id, project, job, outcome, pruned, search)
-       select idx, event_type, actor, key_id, project, job, outcome, pruned,
-              json_to_tsvector('simple', entry::json, '["string"]') from audit_entries`,
+      `insert into audit_words (idx, search)
+       select idx, json_to_tsvector('simple', entry::json, '["string"]') from audit_entries`,
     );
-    await t.store.database.query('update audit_index_progress set upto = 1');
+    await t.store.database.query('update audit_words_progress set upto = 1');
     const fresh = event(1, 'shipped release v1.2.3 to staging');
     await t.ledger.append([fresh]);
 
@@ -31,5 +36,78 @@ describe.each(ENGINES)('full-text search on %s', (engine) => {
     expect(await ids('release PROD')).toEqual([old.id]);
     expect(await ids('staging')).toEqual([fresh.id]);
     expect(await ids('v1.2.4')).toEqual([]);
+  });
+
+  it('when the attributes are indexed and the words not yet, then a filter does not wait for words and a text query brings them up to date', async () => {
+    const t = await openLedger(engine);
+    const events = [0, 1, 2].map((i) => event(i, `note ${i} quokka`));
+    await t.ledger.append(events);
+
+    expect(await t.ledger.query({ type: COMPLETED, limit: 10, order: 'asc' })).toHaveLength(3);
+    expect(t.ledger.indexBacklog).toBe(0);
+    expect(t.ledger.wordsBacklog).toBe(events.length);
+
+    const found = await t.ledger.query({ text: 'quokka', limit: 10, order: 'asc' });
+    expect(found.map((e) => e.eventId)).toEqual(events.map((e) => e.id));
+    expect(t.ledger.wordsBacklog).toBe(0);
+  });
+
+  it('when retention prunes entries, then text no longer finds them, whether their words were indexed before or after', async () => {
+    const t = await openLedger(engine);
+    const before = [0, 1].map((i) => event(i, 'wombat sighting', OLD));
+    await t.ledger.append(before);
+    await t.ledger.catchUpWords();
+    const after = [2, 3].map((i) => event(i, 'wombat sighting', OLD));
+    const kept = event(4, 'wombat sighting');
+    await t.ledger.append([...after, kept]);
+    await t.ledger.checkpoint();
+    expect(t.ledger.wordsBacklog).toBe(3);
+
+    expect(await t.ledger.applyRetention([{ pattern: COMPLETED, days: 1 }])).toEqual([
+      expect.objectContaining({ pruned: 4 }),
+    ]);
+    const found = await t.ledger.query({ text: 'wombat', limit: 10, order: 'asc' });
+    expect(found.map((e) => e.eventId)).toEqual([kept.id]);
+    const { rows } = await t.store.database.query<{ n: unknown }>(
+      "select count(*) as n from audit_words where search <> ''::tsvector and idx < 4",
+    );
+    expect(Number(rows[0]?.n)).toBe(0);
+  });
+});
+
+describe.each(ENGINES)('a search index from before the words moved apart, on %s', (engine) => {
+  let database: TestDatabase | undefined;
+  afterEach(async () => {
+    await database?.drop();
+    database = undefined;
+  });
+
+  it('when the database is migrated, then the words indexed so far and their watermark move over', async () => {
+    database = await openTestDatabase(engine);
+    const { db } = database;
+    const before = auditMigrations.findIndex((m) => m.id === 'audit/005_search_words_apart');
+    await migrate(db, auditMigrations.slice(0, before));
+    await db.query(
+      `insert into audit_index (idx, event_type, pruned, search) values
+         (0, 'x', false, array_to_tsvector('{quokka,one}')),
+         (1, 'x', true, ''::tsvector),
+         (2, 'x', false, array_to_tsvector('{quokka,two}'))`,
+    );
+    await db.query('insert into audit_index_progress (one, upto) values (true, 3)');
+
+    const store = await SqlLedgerStore.open(db);
+    const { rows } = await db.query<{ idx: unknown; search: string }>(
+      'select idx, search::text as search from audit_words order by idx',
+    );
+    expect(rows.map((r) => [Number(r.idx), r.search])).toEqual([
+      [0, "'one' 'quokka'"],
+      [1, ''],
+      [2, "'quokka' 'two'"],
+    ]);
+    expect(await store.wordsUpTo()).toBe(3);
+    const indexes = await db.query<{ name: string }>(
+      "select indexname as name from pg_indexes where tablename = 'audit_index' and indexname = 'audit_index_search' and schemaname = current_schema()",
+    );
+    expect(indexes.rows).toEqual([]);
   });
 });

@@ -29,6 +29,40 @@ export const READ_NODES_QUERY = `select u.ord, substring(t.hashes from ((u.pos -
  */
 const SEARCH_VECTOR_SQL = `json_to_tsvector('simple', entry::json, '["string"]')`;
 
+/** What pruning forgets in the search index: the entry's words and people (see audit_prune). */
+const FORGET_INDEX_ROWS = `update audit_index i
+     set pruned = true, actor = null, key_id = null, project = null, job = null, search = ''::tsvector
+    from audit_entries e
+   where i.idx = e.idx and e.pruned and not i.pruned and i.event_type = p_type and i.idx < p_through`;
+
+/**
+ * The retention function, as first defined and as redefined when the words moved apart
+ * (`forgetIndex`: the statements clearing what the search index holds of pruned entries).
+ */
+const pruneFunctionSql = (
+  forgetIndex: string,
+): string => `create or replace function audit_prune(p_type text, p_before timestamptz, p_through bigint, p_actor text)
+returns bigint language plpgsql security definer set search_path from current as $$
+declare
+  n bigint;
+begin
+  perform set_config('flowloom.audit_prune', 'on', true);
+  -- Candidates come from the search index (by type), which covers every entry with content.
+  update audit_entries
+     set entry = null, subject = null, actor = null, key_id = null, project = null, job = null, pruned = true
+   where idx in (select i.idx from audit_index i where i.event_type = p_type and i.idx < p_through and not i.pruned)
+     and event_time < p_before and not pruned;
+  get diagnostics n = row_count;
+  -- The index keeps the entry's type, time order and outcome, and forgets its words and people.
+  ${forgetIndex}
+  perform set_config('flowloom.audit_prune', 'off', true);
+  if n > 0 then
+    insert into audit_prunings (event_type, cutoff, through_size, pruned, actor)
+    values (p_type, p_before, p_through, n, p_actor);
+  end if;
+  return n;
+end $$;`;
+
 // The same SQL runs on PostgreSQL and PGlite. Retention is the one exception to write-once: the
 // SECURITY DEFINER function audit_prune may null an entry's content (never its leaf hash, index,
 // type or time) while it sets the transaction-local flag flowloom.audit_prune, and records the
@@ -179,30 +213,7 @@ exception when others then
   return to_tsvector('simple', entry);
 end $$;
 
-create or replace function audit_prune(p_type text, p_before timestamptz, p_through bigint, p_actor text)
-returns bigint language plpgsql security definer set search_path from current as $$
-declare
-  n bigint;
-begin
-  perform set_config('flowloom.audit_prune', 'on', true);
-  -- Candidates come from the search index (by type), which covers every entry with content.
-  update audit_entries
-     set entry = null, subject = null, actor = null, key_id = null, project = null, job = null, pruned = true
-   where idx in (select i.idx from audit_index i where i.event_type = p_type and i.idx < p_through and not i.pruned)
-     and event_time < p_before and not pruned;
-  get diagnostics n = row_count;
-  -- The index keeps the entry's type, time order and outcome, and forgets its words and people.
-  update audit_index i
-     set pruned = true, actor = null, key_id = null, project = null, job = null, search = ''::tsvector
-    from audit_entries e
-   where i.idx = e.idx and e.pruned and not i.pruned and i.event_type = p_type and i.idx < p_through;
-  perform set_config('flowloom.audit_prune', 'off', true);
-  if n > 0 then
-    insert into audit_prunings (event_type, cutoff, through_size, pruned, actor)
-    values (p_type, p_before, p_through, n, p_actor);
-  end if;
-  return n;
-end $$;
+${pruneFunctionSql(`${FORGET_INDEX_ROWS};`)}
 `,
   },
   {
@@ -246,10 +257,45 @@ create table if not exists audit_index_progress (
 );
 `,
   },
+  {
+    id: 'audit/005_search_words_apart',
+    // The words of an entry (a tsvector and its GIN index: two thirds of indexing an entry) move to
+    // a table of their own, filled after the attributes, when the database has time and before a
+    // text query; the attributes alone keep up with a sustained stream. The vectors indexed so far
+    // move over, pruned entries' empty ones included, so the first gap of the table is where its
+    // words stop; the GIN index is built once they are in (faster than row by row).
+    sql: `
+create table if not exists audit_words (
+  idx bigint primary key,
+  search tsvector not null
+);
+insert into audit_words (idx, search) select idx, search from audit_index on conflict (idx) do nothing;
+create index if not exists audit_words_search on audit_words using gin (search);
+drop index if exists audit_index_search;
+alter table audit_index alter column search set default ''::tsvector;
+
+create table if not exists audit_words_progress (
+  one boolean primary key default true check (one),
+  upto bigint not null check (upto >= 0)
+);
+insert into audit_words_progress (one, upto) select one, upto from audit_index_progress on conflict (one) do nothing;
+
+${pruneFunctionSql(`with forgotten as (
+    ${FORGET_INDEX_ROWS}
+    returning i.idx
+  )
+  update audit_words w set search = ''::tsvector from forgotten f where w.idx = f.idx;`)}
+`,
+  },
 ];
 
 /** The derived tables the service keeps up to date in place (not write-once). */
-export const INDEX_TABLES = ['audit_index', 'audit_index_progress'] as const;
+export const INDEX_TABLES = [
+  'audit_index',
+  'audit_index_progress',
+  'audit_words',
+  'audit_words_progress',
+] as const;
 
 const ROLE_NAME = /^[a-z_][a-z0-9_]{0,62}$/;
 

@@ -27,6 +27,21 @@ const INSERT_SLICE = 1000;
 /** Entries whose search words are split between turns of the event loop (~3 ms). */
 const WORDS_SLICE = 256;
 
+/** A table derived from the entries in index order, with the row recording how far it is contiguous. */
+interface DerivedPart {
+  readonly table: string;
+  readonly progress: string;
+}
+/**
+ * SQL true when entry e is not in `table` yet. A scalar subquery, probed per entry through the
+ * table's key: NOT EXISTS lets the planner turn it into a hash anti-join reading the whole table
+ * per batch, which it did on PGlite (no statistics there), making a catch-up quadratic.
+ */
+const missingFrom = (table: string, idx = 'e.idx'): string =>
+  `(select x.idx from ${table} x where x.idx = ${idx}) is null`;
+const ATTRIBUTES: DerivedPart = { table: 'audit_index', progress: 'audit_index_progress' };
+const WORDS: DerivedPart = { table: 'audit_words', progress: 'audit_words_progress' };
+
 const asNumber = (value: unknown): number => (typeof value === 'number' ? value : Number(value));
 const asBytes = (value: unknown): Uint8Array => {
   if (value instanceof Uint8Array) return value;
@@ -40,7 +55,8 @@ const buffer = (bytes: Uint8Array): Buffer => Buffer.from(bytes.buffer, bytes.by
 /**
  * Builds a WHERE fragment from a filter with every value as a parameter, never as SQL text: user
  * input cannot change the statement. `indexed`: the attribute filters go to the search index
- * (alias i), time to the entries (alias e); otherwise everything is evaluated on the entry row.
+ * (alias i), words to their index (alias w), time to the entries (alias e); otherwise everything
+ * is evaluated on the entry row.
  */
 class Conditions {
   readonly parts: string[] = [];
@@ -77,10 +93,10 @@ class Conditions {
       const parsed = `plainto_tsquery('simple', ${this.param(filter.text)})`;
       const words = this.indexed ? searchQuery(filter.text) : undefined;
       if (!this.indexed) this.parts.push(`audit_search_vector(entry) @@ ${parsed}`);
-      else if (words === undefined) this.parts.push(`i.search @@ ${parsed}`);
+      else if (words === undefined) this.parts.push(`w.search @@ ${parsed}`);
       // Entries are indexed with the words split as the query's are; those indexed before that
       // hold the database parser's words, which its own query of the text matches.
-      else this.parts.push(`i.search @@ (${this.param(words)}::tsquery || ${parsed})`);
+      else this.parts.push(`w.search @@ (${this.param(words)}::tsquery || ${parsed})`);
     }
     return this;
   }
@@ -354,77 +370,103 @@ export class SqlLedgerStore implements LedgerStore {
     return rows[0] ? viewOf(rows[0]) : undefined;
   }
 
-  async indexedUpTo(): Promise<number> {
-    // The watermark, unless the index lost the entry just below it (emptied to be rebuilt): one row
-    // and one key lookup, whatever the size of the log.
+  indexedUpTo(): Promise<number> {
+    return this.contiguousUpTo(ATTRIBUTES);
+  }
+
+  wordsUpTo(): Promise<number> {
+    return this.contiguousUpTo(WORDS);
+  }
+
+  private async contiguousUpTo(part: DerivedPart): Promise<number> {
+    // The watermark, unless the table lost the entry just below it (emptied to be rebuilt): one
+    // row and one key lookup, whatever the size of the log.
     const { rows } = await this.db.query<{ upto: unknown; present: boolean }>(
-      `select upto, upto = 0 or exists (select 1 from audit_index i where i.idx = p.upto - 1) as present
-         from audit_index_progress p`,
+      `select upto, upto = 0 or exists (select 1 from ${part.table} i where i.idx = p.upto - 1) as present
+         from ${part.progress} p`,
     );
     const row = rows[0];
     if (row?.present) return asNumber(row.upto);
     // No watermark yet (a database indexed before there was one) or a stale one: the first gap,
     // found once and written down. Replicas may race to write it: each value is a true first gap
-    // or a later contiguous end, so whichever lands last is still one the index holds.
-    const next = await this.firstIndexGap();
+    // or a later contiguous end, so whichever lands last is still one the table holds.
+    const next = await this.firstGap(part.table);
     await this.db.query(
-      `insert into audit_index_progress (one, upto) values (true, $1)
+      `insert into ${part.progress} (one, upto) values (true, $1)
        on conflict (one) do update set upto = excluded.upto`,
       [next],
     );
     return next;
   }
 
-  /** The first entry missing from the index, found by looking at the index itself. */
-  private async firstIndexGap(): Promise<number> {
+  /** The first entry missing from a derived table, found by looking at the table itself. */
+  private async firstGap(table: string): Promise<number> {
     // The first entry missing, not the highest present: replicas index their own appends, so a
     // replica killed between appending and indexing leaves a gap below later entries. Counting
     // tells whether there is one (a fifth of the cost of looking for it: 0.14 s at 1M on PGlite).
     const { rows } = await this.db.query<{ c: unknown; n: unknown }>(
-      'select count(*) as c, coalesce(max(idx) + 1, 0) as n from audit_index',
+      `select count(*) as c, coalesce(max(idx) + 1, 0) as n from ${table}`,
     );
     const next = asNumber(rows[0]?.n ?? 0);
     if (asNumber(rows[0]?.c ?? 0) === next) return next;
     const gap = await this.db.query<{ n: unknown }>(
-      `select case when not exists (select 1 from audit_index where idx = 0) then 0
-              else (select min(i.idx) + 1 from audit_index i
-                     where not exists (select 1 from audit_index j where j.idx = i.idx + 1)) end as n`,
+      `select case when not exists (select 1 from ${table} where idx = 0) then 0
+              else (select min(i.idx) + 1 from ${table} i
+                     where not exists (select 1 from ${table} j where j.idx = i.idx + 1)) end as n`,
     );
     return asNumber(gap.rows[0]?.n ?? 0);
   }
 
   async indexEntries(from: number, to: number): Promise<void> {
-    // The words are split on this thread (domain/search-words.ts), not by the database's
-    // text-search parser, which cost the embedded database's one thread more than everything else
-    // of indexing an entry; entries already indexed (by another replica) are not read.
-    const { rows } = await this.db.query<{ idx: unknown; entry: string }>(
-      `select idx, entry from audit_entries e where idx >= $1 and idx < $2 and not pruned
-          and not exists (select 1 from audit_index i where i.idx = e.idx)`,
-      [from, to],
-    );
-    const words: Array<{ i: number; w: string }> = [];
-    for (let at = 0; at < rows.length; at++) {
-      // Like an append, a large range is split a slice at a time, letting requests in between.
-      if (at > 0 && at % WORDS_SLICE === 0) await yieldTurn();
-      const row = rows[at] as { idx: unknown; entry: string };
-      words.push({ i: asNumber(row.idx), w: searchWords(row.entry).join(' ') });
-    }
     // One statement, so atomic: the rows and the watermark commit together or not at all. The
     // watermark moves only when the batch starts at or below it (entries below it are all indexed):
-    // a replica indexing its own appends above a gap leaves it where it is. An entry pruned since
-    // it was read is indexed without words.
+    // a replica indexing its own appends above a gap leaves it where it is. The attributes come
+    // from the entry's columns; its words are indexed apart (indexWords).
     await this.db.query(
       `with added as (
-         insert into audit_index (idx, event_type, actor, key_id, project, job, outcome, pruned, search)
-         select e.idx, e.event_type, e.actor, e.key_id, e.project, e.job, e.outcome, e.pruned,
-                case when e.pruned or w.w is null then ''::tsvector
-                     else array_to_tsvector(string_to_array(w.w, ' ')) end
-           from audit_entries e left join json_to_recordset($3::json) as w(i bigint, w text) on w.i = e.idx
-          where e.idx >= $1 and e.idx < $2
-            and not exists (select 1 from audit_index i where i.idx = e.idx)
+         insert into audit_index (idx, event_type, actor, key_id, project, job, outcome, pruned)
+         select idx, event_type, actor, key_id, project, job, outcome, pruned
+           from audit_entries e where idx >= $1 and idx < $2
+            and ${missingFrom('audit_index')}
          on conflict (idx) do nothing
        )
        update audit_index_progress set upto = $2 where upto >= $1 and upto < $2`,
+      [from, to],
+    );
+  }
+
+  async indexWords(from: number, to: number): Promise<void> {
+    // The words are split on this thread (domain/search-words.ts), not by the database's
+    // text-search parser, which cost the embedded database's one thread more than everything else
+    // of indexing an entry; entries whose words are in already (another replica) are not read.
+    const { rows } = await this.db.query<{ idx: unknown; entry: string }>(
+      `select idx, entry from audit_entries e where idx >= $1 and idx < $2 and not pruned
+          and ${missingFrom('audit_words')}`,
+      [from, to],
+    );
+    const read = new Map<number, string>();
+    for (const row of rows) read.set(asNumber(row.idx), row.entry);
+    // Every entry of the range gets a row: those not read (pruned, or in already) none to split.
+    const words: Array<{ i: number; w: string }> = [];
+    for (let idx = from; idx < to; idx++) {
+      // Like an append, a large range is split a slice at a time, letting requests in between.
+      if (idx > from && (idx - from) % WORDS_SLICE === 0) await yieldTurn();
+      const entry = read.get(idx);
+      words.push({ i: idx, w: entry === undefined ? '' : searchWords(entry).join(' ') });
+    }
+    // Atomic with its watermark like indexEntries. Driven by the words, each entry looked up by
+    // its key (a join left to the planner went quadratic on PGlite, see missingFrom); an entry
+    // pruned since it was read gets no words.
+    await this.db.query(
+      `with added as (
+         insert into audit_words (idx, search)
+         select w.i, case when w.w = '' or (select e.pruned from audit_entries e where e.idx = w.i)
+                          then ''::tsvector else array_to_tsvector(string_to_array(w.w, ' ')) end
+           from json_to_recordset($3::json) as w(i bigint, w text)
+          where ${missingFrom('audit_words', 'w.i')}
+         on conflict (idx) do nothing
+       )
+       update audit_words_progress set upto = $2 where upto >= $1 and upto < $2`,
       [from, to, JSON.stringify(words)],
     );
   }
@@ -439,7 +481,9 @@ export class SqlLedgerStore implements LedgerStore {
       );
     }
     const limit = conditions.param(options.limit);
-    const from = indexed ? 'audit_entries e join audit_index i on i.idx = e.idx' : 'audit_entries';
+    const from = indexed
+      ? `audit_entries e join audit_index i on i.idx = e.idx${options.text ? ' join audit_words w on w.idx = e.idx' : ''}`
+      : 'audit_entries';
     const columns = indexed
       ? VIEW_COLUMNS.split(', ')
           .map((c) => `e.${c}`)

@@ -90,6 +90,13 @@ interface Waiter {
   reject(error: unknown): void;
 }
 
+/** One part of the search index: entries [0, to) are in it. */
+interface IndexPart {
+  readonly name: 'attributes' | 'words';
+  to: number;
+  readonly build: (from: number, to: number) => Promise<void>;
+}
+
 interface RetentionResult {
   readonly type: string;
   readonly pruned: number;
@@ -112,7 +119,7 @@ const CONFLICT_RETRIES = 5;
  * past it, indexing goes on between appends, so a query under sustained load waits at most that long.
  */
 const INDEX_DEFERRAL_LIMIT = 50_000;
-/** Entries per background index step (~65 ms of the embedded database's thread). */
+/** Entries per background index step (~15 ms of the embedded database's thread for attributes, ~30 ms for words). */
 const INDEX_STEP = 500;
 /** Pause before a background index step when the index is nearly caught up (gathers a tail). */
 const INDEX_PAUSE_MS = 25;
@@ -134,7 +141,9 @@ export class AuditLedger {
   private checkpointing: Promise<unknown> = Promise.resolve();
   private externalPending = new Map<string, CheckpointRecord>();
   private lastCheckpointSize = -1;
-  private indexedTo = 0;
+  /** How far each part of the search index is contiguous, and how it is built. */
+  private readonly attributes: IndexPart;
+  private readonly words: IndexPart;
   private maintenance: Promise<unknown> = Promise.resolve();
   private indexTimer: NodeJS.Timeout | undefined;
   private closed = false;
@@ -153,6 +162,8 @@ export class AuditLedger {
     this.logger = options.logger ?? silentLogger;
     this.maxBatch = options.maxBatch ?? 5_000;
     this.now = options.now ?? (() => new Date());
+    this.attributes = { name: 'attributes', to: 0, build: (from, to) => this.store.indexEntries(from, to) };
+    this.words = { name: 'words', to: 0, build: (from, to) => this.store.indexWords(from, to) };
     this.nodeStore = {
       readTreeSize: () => this.store.treeSize(),
       readNodes: (ids) => this.store.readNodes(ids),
@@ -192,7 +203,8 @@ export class AuditLedger {
     const ledger = new AuditLedger(options, origin, loaded?.signer);
     ledger.log = await MerkleLog.open(ledger.nodeStore);
     ledger.lastCheckpointSize = (await store.latestCheckpoint())?.treeSize ?? -1;
-    ledger.indexedTo = Math.min(await store.indexedUpTo(), ledger.log.size);
+    ledger.attributes.to = Math.min(await store.indexedUpTo(), ledger.log.size);
+    ledger.words.to = Math.min(await store.wordsUpTo(), ledger.log.size);
     if (loaded) await ledger.adoptStartKey(loaded.generated);
     ledger.scheduleIndexing();
     return ledger;
@@ -375,52 +387,72 @@ export class AuditLedger {
     return run;
   }
 
-  private async indexChunk(limit: number, upTo = this.log.size): Promise<void> {
-    const from = this.indexedTo;
+  /** Indexes the next entries of `part`, at most `limit`, below `upTo`. */
+  private async indexStep(part: IndexPart, limit: number, upTo = this.log.size): Promise<void> {
+    const from = part.to;
     const to = Math.min(upTo, from + limit);
     if (to <= from) return;
-    await this.store.indexEntries(from, to);
-    this.indexedTo = to;
+    await part.build(from, to);
+    part.to = to;
   }
 
-  /**
-   * Brings the search index up to every committed entry, those other replicas appended included
-   * (this one's tree knows of them only once it appends again).
-   */
-  catchUpIndex(): Promise<void> {
+  /** Brings `part` of the search index up to every committed entry (as catchUpIndex). */
+  private catchUp(part: IndexPart): Promise<void> {
     return this.serially(async () => {
       const committed = Math.max(this.log.size, await this.store.treeSize());
-      while (this.indexedTo < committed) await this.indexChunk(5_000, committed);
+      while (part.to < committed) await this.indexStep(part, 5_000, committed);
     });
   }
 
-  /** Entries committed but not yet in the search index. */
+  /**
+   * Brings the search index's attributes up to every committed entry, those other replicas
+   * appended included (this one's tree knows of them only once it appends again).
+   */
+  catchUpIndex(): Promise<void> {
+    return this.catchUp(this.attributes);
+  }
+
+  /** Brings the search index's words up to every committed entry. */
+  catchUpWords(): Promise<void> {
+    return this.catchUp(this.words);
+  }
+
+  /** Entries committed but without their attributes in the search index yet. */
   get indexBacklog(): number {
-    return this.log.size - this.indexedTo;
+    return this.log.size - this.attributes.to;
+  }
+
+  /** Entries committed but without their words in the search index yet. */
+  get wordsBacklog(): number {
+    return this.log.size - this.words.to;
   }
 
   // Small steps between appends: the embedded database serves one statement at a time, and the
   // gateway shares it. The evidence comes first: while appends are waiting (a burst the ledger is
   // behind on) the index waits too, up to INDEX_DEFERRAL_LIMIT entries behind, and catches up
-  // when they are done; a query brings it up to date before it answers. Behind by a step or more,
-  // the next step follows at once: a pause after every step capped indexing at ~5,500 entries/s
-  // whatever the database could do, and a sustained stream fell behind for that alone.
+  // when they are done; a query brings it up to date before it answers. Attributes come before
+  // words (two thirds of the work): a sustained stream the database cannot both append and fully
+  // index stays filterable, and its words follow when there is time, or when a text query asks.
+  // Behind by a step or more, the next step follows at once: a pause after every step capped
+  // indexing at ~5,500 entries/s whatever the database could do.
   private scheduleIndexing(delay = INDEX_PAUSE_MS): void {
-    if (!this.options.autoIndex || this.closed || this.indexTimer || this.indexedTo >= this.log.size) return;
+    if (!this.options.autoIndex || this.closed || this.indexTimer) return;
+    if (this.indexBacklog <= 0 && this.wordsBacklog <= 0) return;
     this.indexTimer = setTimeout(() => {
-      if (this.waiters.length > 0 && this.indexBacklog < INDEX_DEFERRAL_LIMIT) {
+      const part = this.indexBacklog > 0 ? this.attributes : this.words;
+      if (this.waiters.length > 0 && this.log.size - part.to < INDEX_DEFERRAL_LIMIT) {
         this.indexTimer = undefined;
         this.scheduleIndexing();
         return;
       }
       let next = INDEX_PAUSE_MS;
-      void this.serially(() => this.indexChunk(INDEX_STEP))
+      void this.serially(() => this.indexStep(part, INDEX_STEP))
         .then(() => {
-          if (this.indexBacklog >= INDEX_STEP) next = 0;
+          if (this.indexBacklog >= INDEX_STEP || this.wordsBacklog >= INDEX_STEP) next = 0;
         })
         .catch((error: unknown) => {
           next = INDEX_RETRY_MS;
-          this.logger.warn({ err: error }, 'audit: indexing failed; will retry');
+          this.logger.warn({ err: error, part: part.name }, 'audit: indexing failed; will retry');
         })
         .finally(() => {
           this.indexTimer = undefined;
@@ -430,9 +462,10 @@ export class AuditLedger {
     this.indexTimer.unref();
   }
 
-  /** Filtered entries, through an up-to-date search index. */
+  /** Filtered entries, through an up-to-date search index (its words too when searching text). */
   async query(options: QueryOptions): Promise<EntryView[]> {
     await this.catchUpIndex();
+    if (options.text) await this.catchUpWords();
     return this.store.query(options);
   }
 

@@ -174,17 +174,23 @@ export interface LedgerStore {
    */
   indexedUpTo(): Promise<number>;
   /**
-   * Adds entries [from, to) to the search index (pruned ones excepted) and, atomically with them,
-   * moves the watermark to `to` when it was at or past `from`; idempotent, and entries already
-   * indexed (by another replica) cost no search text.
+   * Adds the attributes of entries [from, to) to the search index and, atomically with them, moves
+   * the watermark to `to` when it was at or past `from`; idempotent.
    */
   indexEntries(from: number, to: number): Promise<void>;
+  /** Entries [0, n) have their words in the search index (audit_words); as indexedUpTo. */
+  wordsUpTo(): Promise<number>;
+  /**
+   * Adds the words of entries [from, to) (none for pruned ones) to the search index, with their
+   * watermark as indexEntries; idempotent, and entries already in (another replica) are not read.
+   */
+  indexWords(from: number, to: number): Promise<void>;
 
   indexOfEvent(eventId: string): Promise<number | undefined>;
   /** What a proof needs of an entry (no content), by index or by event id, in one lookup. */
   entryRef(ref: { index: number } | { eventId: string }): Promise<EntryRef | undefined>;
   entry(index: number): Promise<EntryView | undefined>;
-  /** Filtered entries; filters other than time go through the search index, so index first. */
+  /** Filtered entries; filters other than time go through the search index, so index first (words too for text). */
   query(options: QueryOptions): Promise<EntryView[]>;
   bundlePage(start: number, end: number, filter?: EntryFilter): Promise<BundlePage>;
   stats(): Promise<LedgerStats>;
