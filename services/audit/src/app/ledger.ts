@@ -115,8 +115,9 @@ const PREPARE_SLICE = 256;
  */
 const CONFLICT_RETRIES = 5;
 /**
- * Entries the search index may fall behind while appends wait (about 7 s of index work on PGlite):
- * past it, indexing goes on between appends, so a query under sustained load waits at most that long.
+ * Entries each part of the search index may fall behind while appends wait (on PGlite about 1.5 s
+ * of attribute work, 4 s of words): past it, indexing goes on between appends, so a query under
+ * sustained load waits at most that long.
  */
 const INDEX_DEFERRAL_LIMIT = 50_000;
 /** Entries per background index step (~15 ms of the embedded database's thread for attributes, ~30 ms for words). */
