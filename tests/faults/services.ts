@@ -88,3 +88,30 @@ export async function metricOf(url: string, name: string): Promise<number | unde
   const line = text.split('\n').find((l) => l.startsWith(`${name} `));
   return line === undefined ? undefined : Number(line.split(' ')[1]);
 }
+
+/**
+ * `serve policy`, `serve audit` and `serve gateway` (not started) on free ports with `env`, the
+ * gateway reaching the policy service's bundle stream and forwarding the policy and audit admin APIs,
+ * so that one URL serves everything as in `flowloom up`.
+ */
+export async function distributedServices(
+  env: Record<string, string>,
+  work: string,
+  gatewayEnv: Record<string, string> = {},
+): Promise<{ gateway: Service; policy: Service; audit: Service }> {
+  const policy = await serviceOnFreePorts('policy', 'policy', env, work);
+  const audit = await serviceOnFreePorts('audit', 'audit', env, work);
+  const gateway = await serviceOnFreePorts(
+    'gateway',
+    'gateway',
+    {
+      ...env,
+      FLOWLOOM_POLICY_SERVICE_URL: `127.0.0.1:${policy.env.FLOWLOOM_GRPC_PORT}`,
+      FLOWLOOM_POLICY_HTTP_URL: policy.url,
+      FLOWLOOM_AUDIT_HTTP_URL: audit.url,
+      ...gatewayEnv,
+    },
+    work,
+  );
+  return { gateway, policy, audit };
+}

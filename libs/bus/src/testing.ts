@@ -13,6 +13,8 @@ export interface LimitedKafka {
   topic(family: string): string;
   /** What an operator does once the cause is known: raise the topic's limit to Kafka's default. */
   raiseLimit(family: string): Promise<void>;
+  /** Sets the topic's `max.message.bytes`; the broker applies it shortly after the call returns. */
+  setLimit(family: string, maxMessageBytes: number): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -53,22 +55,24 @@ export async function kafkaWithLimitedTopics(
     if (i > 600) throw new Error('the recording consumer did not join its group within 60 s');
     await new Promise((r) => setTimeout(r, 100));
   }
+  const setLimit = async (family: string, maxMessageBytes: number) => {
+    await admin.alterConfigs({
+      validateOnly: false,
+      resources: [
+        {
+          type: ConfigResourceTypes.TOPIC,
+          name: topic(family),
+          configEntries: [{ name: 'max.message.bytes', value: String(maxMessageBytes) }],
+        },
+      ],
+    });
+  };
   return {
     bus,
     received,
     topic,
-    raiseLimit: async (family) => {
-      await admin.alterConfigs({
-        validateOnly: false,
-        resources: [
-          {
-            type: ConfigResourceTypes.TOPIC,
-            name: topic(family),
-            configEntries: [{ name: 'max.message.bytes', value: '1048588' }],
-          },
-        ],
-      });
-    },
+    setLimit,
+    raiseLimit: (family) => setLimit(family, 1048588),
     close: async () => {
       await bus.close();
       await admin.disconnect();
