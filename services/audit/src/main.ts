@@ -166,6 +166,12 @@ export async function openAudit(options: AuditOptions): Promise<AuditService> {
           get size() {
             return ledger.size;
           },
+          get indexBacklog() {
+            return ledger.indexBacklog;
+          },
+          get wordsBacklog() {
+            return ledger.wordsBacklog;
+          },
           latestCheckpointAt: async () => (await store.latestCheckpoint())?.issuedAt,
         })
       : undefined;

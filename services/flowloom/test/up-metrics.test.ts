@@ -53,6 +53,7 @@ describe('flowloom up: /metrics', () => {
       'flowloom_audit_entries_appended_total',
       'flowloom_audit_events_consumed_total',
       'flowloom_audit_checkpoint_age_seconds',
+      'flowloom_audit_index_behind_entries',
       'flowloom_policy_decisions_stored_total',
       'flowloom_policy_outbox_backlog_events',
       'flowloom_requests_total',
@@ -90,6 +91,17 @@ describe('flowloom up: /metrics', () => {
       after = await scrape();
     }
     for (const name of growing) expect(value(after, name), name).toBeGreaterThan(value(before, name));
+
+    // A text query brings the search index up to every committed entry, words included: nothing is
+    // behind right after it.
+    const search = await fetch(`${platform.gateway.httpUrl}/api/v1/audit/entries?q=blocked`, {
+      headers: { authorization: `Bearer ${ADMIN}` },
+    });
+    expect(search.status).toBe(200);
+    const searched = await scrape();
+    expect(value(searched, 'flowloom_audit_tree_size')).toBeGreaterThan(0);
+    expect(value(searched, 'flowloom_audit_index_behind_entries{part="attributes"}')).toBe(0);
+    expect(value(searched, 'flowloom_audit_index_behind_entries{part="words"}')).toBe(0);
   });
 
   it('when scraped, then the embedded database thread’s memory is there: its WASM memory and its own heap', async () => {

@@ -4,6 +4,9 @@ import type { AuditConsumerMetrics } from '../ports/metrics.js';
 /** What the audit series read from the ledger. */
 export interface LedgerGaugeSource {
   readonly size: number;
+  /** Committed entries not yet in the search index: its attributes (filters), its words (text). */
+  readonly indexBacklog: number;
+  readonly wordsBacklog: number;
   latestCheckpointAt(): Promise<Date | undefined>;
 }
 
@@ -18,6 +21,16 @@ export function registerAuditMetrics(registry: Registry, ledger: LedgerGaugeSour
     registers: [registry],
     collect() {
       this.set(ledger.size);
+    },
+  });
+  new Gauge({
+    name: 'flowloom_audit_index_behind_entries',
+    help: 'Committed entries not yet searchable: part="attributes" for the filters, part="words" for full text (a text query waits for them)',
+    labelNames: ['part'],
+    registers: [registry],
+    collect() {
+      this.set({ part: 'attributes' }, ledger.indexBacklog);
+      this.set({ part: 'words' }, ledger.wordsBacklog);
     },
   });
   new Gauge({
