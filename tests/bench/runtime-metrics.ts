@@ -69,8 +69,8 @@ export async function scrapeValue(metricsUrl: string, series: string): Promise<n
   return samples(await fetch(metricsUrl).then((r) => r.text())).get(series) ?? 0;
 }
 
-export interface AuditTrailCatchUp {
-  /** Answered requests' events not yet in the ledger when the load stopped. */
+export interface BacklogCatchUp {
+  /** What was behind when the load stopped. */
   behindAtEnd: number;
   /** Seconds from the end of the load until none was left (or until `maxMs`). */
   seconds: number;
@@ -79,16 +79,18 @@ export interface AuditTrailCatchUp {
 }
 
 /**
- * How far the audit trail was behind the answers when a load stopped, and how long the embedded
- * platform took to write the rest: the outbox's backlog is what the ledger does not have yet. A
- * throughput the ledger cannot follow is only good for bursts.
+ * How far a background backlog (a gauge of `metricsUrl`) was behind when a load stopped, and how
+ * long the platform took to work it off. A throughput the background work cannot follow is only
+ * good for bursts; and what a measurement after the load sees includes that work until it is done.
  */
-export async function auditTrailCatchUp(
+export async function backlogCatchUp(
   metricsUrl: string,
+  series: string,
+  what: string,
   log: (line: string) => void,
   maxMs = 600_000,
-): Promise<AuditTrailCatchUp> {
-  const backlog = () => scrapeValue(metricsUrl, 'flowloom_outbox_backlog_events');
+): Promise<BacklogCatchUp> {
+  const backlog = () => scrapeValue(metricsUrl, series);
   const started = Date.now();
   const behindAtEnd = await backlog();
   let left = behindAtEnd;
@@ -97,12 +99,28 @@ export async function auditTrailCatchUp(
     await new Promise((resolve) => setTimeout(resolve, 250));
     left = await backlog();
     if (Date.now() - lastLog > 10_000) {
-      log(`audit trail: ${left} events still to write…`);
+      log(`${what}: ${left} still behind…`);
       lastLog = Date.now();
     }
   }
   return { behindAtEnd, seconds: (Date.now() - started) / 1000, stillBehind: left };
 }
+
+/**
+ * The audit trail behind the answers: the outbox's backlog is what the ledger does not have yet.
+ * Then its search words (indexed after the entries, when the database has time): until they are
+ * done, text search waits for them and the platform is still busy.
+ */
+export const auditTrailCatchUp = (metricsUrl: string, log: (line: string) => void, maxMs?: number) =>
+  backlogCatchUp(metricsUrl, 'flowloom_outbox_backlog_events', 'audit trail, events to write', log, maxMs);
+export const auditWordsCatchUp = (metricsUrl: string, log: (line: string) => void, maxMs?: number) =>
+  backlogCatchUp(
+    metricsUrl,
+    'flowloom_audit_index_behind_entries{part="words"}',
+    'audit search words, entries to index',
+    log,
+    maxMs,
+  );
 
 /** Where a process's resident memory is, in MB (see `memoryParts`). */
 export interface MemoryParts {
