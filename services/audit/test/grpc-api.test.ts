@@ -65,6 +65,7 @@ type UnaryCall<Res> = (
 interface QueryResponse {
   entries: Entry[];
   nextCursor: string;
+  notSearched: number;
 }
 
 /** A failed request whose error message says `message` (what full-text search looks into). */
@@ -323,6 +324,7 @@ describe('the audit gRPC API', () => {
   describe('QueryEntries', () => {
     it('when searching full text, then exactly the events whose text has the word come back, newest first', async () => {
       const found = await invoke<QueryResponse>('queryEntries', { text: 'quokka' });
+      expect(found.notSearched).toBe(0);
       const messages = found.entries.map(
         (e) => (JSON.parse(e.entry) as { data: { errorMessage: string } }).data.errorMessage,
       );

@@ -138,6 +138,8 @@ describe('the audit HTTP API', () => {
         (e) => e.event.data.requestId,
       ),
     ).toEqual(['req-102']);
+    // Every committed entry was searched (the words caught up first).
+    expect(words.body.notSearched).toBe(0);
     const one = await call('GET', `/api/v1/audit/events/${events[3]?.id}`);
     expect(one.body).toMatchObject({ index: 3, eventId: events[3]?.id, project: 'apollo' });
     expect((await call('GET', '/api/v1/audit/entries/3')).body['eventId']).toBe(events[3]?.id);

@@ -52,6 +52,29 @@ describe.each(ENGINES)('full-text search on %s', (engine) => {
     expect(t.ledger.wordsBacklog).toBe(0);
   });
 
+  it('when a text search through the API cannot wait for words behind, then it answers from what is searchable and says how many it did not cover', async () => {
+    const t = await openLedger(engine);
+    const early = [0, 1].map((i) => event(i, `note ${i} numbat`));
+    await t.ledger.append(early);
+    await t.ledger.catchUpWords();
+    const late = [2, 3, 4].map((i) => event(i, `note ${i} numbat`));
+    await t.ledger.append(late);
+
+    // No time to wait: the words of the three newest entries are not indexed.
+    const hurried = await t.ledger.search({ text: 'numbat', limit: 10, order: 'asc' }, 0);
+    expect(hurried.entries.map((e) => e.eventId)).toEqual(early.map((e) => e.id));
+    expect(hurried.notSearched).toBe(late.length);
+    // Filters never miss an entry, and say nothing is left out.
+    const filtered = await t.ledger.search({ type: COMPLETED, limit: 10, order: 'asc' }, 0);
+    expect(filtered.entries).toHaveLength(5);
+    expect(filtered.notSearched).toBe(0);
+
+    // With the default wait the words catch up first: every entry, nothing left out.
+    const patient = await t.ledger.search({ text: 'numbat', limit: 10, order: 'asc' });
+    expect(patient.entries.map((e) => e.eventId)).toEqual([...early, ...late].map((e) => e.id));
+    expect(patient.notSearched).toBe(0);
+  });
+
   it('when retention prunes entries, then text no longer finds them, whether their words were indexed before or after', async () => {
     const t = await openLedger(engine);
     const before = [0, 1].map((i) => event(i, 'wombat sighting', OLD));

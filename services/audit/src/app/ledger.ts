@@ -126,6 +126,14 @@ const INDEX_STEP = 500;
 const INDEX_PAUSE_MS = 25;
 /** Pause after a failed background index step before trying again. */
 const INDEX_RETRY_MS = 1_000;
+/** How long a text search through the API waits for search words behind the entries. */
+const TEXT_SEARCH_WAIT_MS = 5_000;
+
+export interface SearchResult {
+  readonly entries: EntryView[];
+  /** Committed entries a text search did not cover: their words were not indexed yet (0 without text). */
+  readonly notSearched: number;
+}
 
 /**
  * The audit ledger: an RFC 9162 log whose entries are canonical events, stored write-once, with
@@ -397,11 +405,15 @@ export class AuditLedger {
     part.to = to;
   }
 
-  /** Brings `part` of the search index up to every committed entry (as catchUpIndex). */
-  private catchUp(part: IndexPart): Promise<void> {
+  /**
+   * Brings `part` of the search index up to every committed entry (as catchUpIndex), or as far as
+   * it gets by `deadline` (epoch ms); returns the committed size it aimed at.
+   */
+  private catchUp(part: IndexPart, deadline = Number.POSITIVE_INFINITY): Promise<number> {
     return this.serially(async () => {
       const committed = Math.max(this.log.size, await this.store.treeSize());
-      while (part.to < committed) await this.indexStep(part, 5_000, committed);
+      while (part.to < committed && Date.now() < deadline) await this.indexStep(part, 5_000, committed);
+      return committed;
     });
   }
 
@@ -409,13 +421,13 @@ export class AuditLedger {
    * Brings the search index's attributes up to every committed entry, those other replicas
    * appended included (this one's tree knows of them only once it appends again).
    */
-  catchUpIndex(): Promise<void> {
-    return this.catchUp(this.attributes);
+  async catchUpIndex(): Promise<void> {
+    await this.catchUp(this.attributes);
   }
 
   /** Brings the search index's words up to every committed entry. */
-  catchUpWords(): Promise<void> {
-    return this.catchUp(this.words);
+  async catchUpWords(): Promise<void> {
+    await this.catchUp(this.words);
   }
 
   /** Entries committed but without their attributes in the search index yet. */
@@ -465,9 +477,21 @@ export class AuditLedger {
 
   /** Filtered entries, through an up-to-date search index (its words too when searching text). */
   async query(options: QueryOptions): Promise<EntryView[]> {
+    return (await this.search(options, Number.POSITIVE_INFINITY)).entries;
+  }
+
+  /**
+   * What the query APIs answer: as `query`, but a text search waits at most `wordsWaitMs` for the
+   * search words of entries still behind (after a long burst there can be a million: minutes), then
+   * answers from what is searchable and says how many committed entries, the newest, it did not
+   * cover. Filters without text always cover everything.
+   */
+  async search(options: QueryOptions, wordsWaitMs = TEXT_SEARCH_WAIT_MS): Promise<SearchResult> {
     await this.catchUpIndex();
-    if (options.text) await this.catchUpWords();
-    return this.store.query(options);
+    if (!options.text) return { entries: await this.store.query(options), notSearched: 0 };
+    const committed = await this.catchUp(this.words, Date.now() + wordsWaitMs);
+    const entries = await this.store.query(options);
+    return { entries, notSearched: Math.max(0, committed - this.words.to) };
   }
 
   /** Resolves when everything submitted so far is committed (or failed). */

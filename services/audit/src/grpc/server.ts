@@ -180,7 +180,7 @@ export async function startAuditGrpcServer(
           throw new AppError('invalid_request', 'cursor is not valid', { param: 'cursor' });
         cursor = Number(request.cursor);
       }
-      const rows = await ledger.query({
+      const { entries: rows, notSearched } = await ledger.search({
         from: optionalTime(request.from, 'from'),
         to: optionalTime(request.to, 'to'),
         type,
@@ -198,6 +198,7 @@ export async function startAuditGrpcServer(
       return {
         entries: rows.map(entryMessage),
         nextCursor: rows.length === limit && last ? String(last.index) : '',
+        notSearched,
       };
     }),
   });

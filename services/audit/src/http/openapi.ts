@@ -108,7 +108,9 @@ export const auditOpenApi = {
           q('cursor', 'nextCursor of the previous page'),
           q('order', 'desc (default) or asc'),
         ],
-        responses: ok('Entries'),
+        responses: ok(
+          'Entries: {data, nextCursor, notSearched}. With q, notSearched counts the newest committed entries the search did not cover yet (their words are still being indexed after a burst; it waits up to 5 s for them first): ask again to cover them',
+        ),
       },
     },
     '/api/v1/audit/entries/{index}': {

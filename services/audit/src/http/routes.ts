@@ -212,7 +212,7 @@ export function auditRoutes(deps: AuditHttpDeps): AuditHttpPlugin {
     app.get('/api/v1/audit/entries', async (request, reply) => {
       await admin(request);
       const q = parse(querySchema, request.query);
-      const rows = await ledger.query({
+      const { entries: rows, notSearched } = await ledger.search({
         ...toFilter(q),
         limit: q.limit,
         cursor: q.cursor,
@@ -222,6 +222,7 @@ export function auditRoutes(deps: AuditHttpDeps): AuditHttpPlugin {
       return reply.send({
         data: rows.map(entryJson),
         nextCursor: rows.length === q.limit && last ? String(last.index) : null,
+        notSearched,
       });
     });
 

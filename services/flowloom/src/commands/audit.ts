@@ -364,6 +364,7 @@ async function queryCommand(args: string[], io: Io): Promise<number> {
   const page = (await callApi(io, 'GET', `/api/v1/audit/entries?${params}`)) as {
     data: EntryJson[];
     nextCursor: string | null;
+    notSearched?: number;
   };
   if (values.json) {
     io.out(JSON.stringify(page, null, 2));
@@ -376,6 +377,10 @@ async function queryCommand(args: string[], io: Io): Promise<number> {
     );
   }
   if (page.nextCursor) io.out(`More: --cursor ${page.nextCursor}`);
+  if (page.notSearched)
+    io.err(
+      `Not searched yet: the newest ${page.notSearched} entries (their search words are still being indexed after a burst); run the query again to cover them.`,
+    );
   return 0;
 }
 
