@@ -484,6 +484,22 @@ describe('file outbox restarting from the recorded byte position', () => {
     expect(log.errors).toEqual([]);
   });
 
+  it('when the newline ending the last published line is destroyed, then the unpublished events still go out once, in order, and the damage is reported', async () => {
+    const { events, offset } = await fivePublishedTwoNot();
+    // The recorded byte is no longer after a newline, but the first unpublished event still starts
+    // there. Counting the lines instead would merge it with the last published one and lose it.
+    overwrite(offset - 1, offset, ' ');
+
+    const bus = new RecordingBus();
+    const log = reported();
+    const reopened = await openOutbox(bus, { ...log.handlers });
+    expect(await reopened.publishPending()).toBe(2);
+    expect(ids(bus.accepted)).toEqual(ids(events.slice(5)));
+    expect(reopened.skippedLines).toBe(0);
+    expect(log.damage).toEqual([expect.stringContaining(`the newline before byte ${offset}`)]);
+    expect(log.errors).toEqual([]);
+  });
+
   it('when the published part cannot be read at all, then a start does not read it: nothing is reported and the rest goes out once', async () => {
     const { events, offset } = await fivePublishedTwoNot();
     // Every byte before the last published newline turned to garbage, with no line left in it: read

@@ -59,11 +59,13 @@ export function writePosition(path: string, position: PublishedPosition): void {
 }
 
 /**
- * The bytes of the file at `path` from `offset` on, if `offset` is a line boundary in it (the start,
- * or just after a newline, and not past its end); undefined if it is not. Nothing before the byte
- * ahead of `offset` is read.
+ * The bytes of the file at `path` from `offset` on (undefined past its end), and whether the byte
+ * before `offset` is a newline (or `offset` is the start). Nothing before that byte is read.
  */
-export function readFromLineEnd(path: string, offset: number): Buffer | undefined {
+export function readFromOffset(
+  path: string,
+  offset: number,
+): { bytes: Buffer; afterNewline: boolean } | undefined {
   const fd = openSync(path, 'r');
   try {
     const { size } = fstatSync(fd);
@@ -76,8 +78,8 @@ export function readFromLineEnd(path: string, offset: number): Buffer | undefine
       if (n === 0) return undefined;
       read += n;
     }
-    if (offset === 0) return bytes;
-    return bytes[0] === NEWLINE ? bytes.subarray(1) : undefined;
+    if (offset === 0) return { bytes, afterNewline: true };
+    return { bytes: bytes.subarray(1), afterNewline: bytes[0] === NEWLINE };
   } finally {
     closeSync(fd);
   }

@@ -6,7 +6,7 @@ import type { CloudEvent } from '@flowloom/contracts';
 import type { Outbox } from '../ports/outbox.js';
 import type { ParkedRow } from '../ports/parked-events.js';
 import { FileParkedEvents, ParkedFile } from './file-outbox-parking.js';
-import { type LineEnd, readFromLineEnd, readPosition, writePosition } from './file-outbox-position.js';
+import { type LineEnd, readFromOffset, readPosition, writePosition } from './file-outbox-position.js';
 import { NEWLINE, type Pending, parseEventLine, SpilledEvents } from './file-outbox-spill.js';
 
 export type FsyncMode = 'always' | 'interval' | 'never';
@@ -45,6 +45,12 @@ interface Waiter {
 
 /** Where the relay delivers: the bus, or (as the PostgreSQL outbox's spool) the database outbox. */
 export type EventSink = Pick<EventBus, 'publish'>;
+
+/** Whether `bytes` begin with a whole line (up to a newline) that is an event. */
+function startsWithEvent(bytes: Buffer): boolean {
+  const end = bytes.indexOf(NEWLINE);
+  return end > 0 && parseEventLine(bytes, 0, end) !== undefined;
+}
 
 const SEGMENT = /^(\d{20})\.jsonl$/;
 const segmentName = (firstSeq: number): string => `${String(firstSeq).padStart(20, '0')}.jsonl`;
@@ -157,10 +163,17 @@ export class FileOutbox implements Outbox {
   private recoverSegment(segment: Segment, recorded: LineEnd | undefined): number {
     const path = join(this.dir, segment.name);
     if (recorded?.segment === segment.name) {
-      const rest = this.fits(segment, recorded.offset) ? readFromLineEnd(path, recorded.offset) : undefined;
-      if (rest) {
+      const read = this.fits(segment, recorded.offset) ? readFromOffset(path, recorded.offset) : undefined;
+      // A line boundary; or, when the newline ending the last published line was destroyed (counting
+      // would then come out one short), the recorded byte still starts an event.
+      const holds = read !== undefined && (read.afterNewline || startsWithEvent(read.bytes));
+      if (read && holds) {
+        if (!read.afterNewline)
+          this.reportDamage(
+            `outbox: the newline before byte ${recorded.offset} of segment ${segment.name} (the end of published event ${this.publishedSeq}) is damaged; the events after it go out as recorded`,
+          );
         this.publishedEnd = recorded;
-        return this.keepLines(segment, rest, recorded.offset, this.publishedSeq + 1);
+        return this.keepLines(segment, read.bytes, recorded.offset, this.publishedSeq + 1);
       }
       this.reportDamage(
         `outbox: the recorded published position (byte ${recorded.offset} of segment ${segment.name}, event ${this.publishedSeq}) is no line boundary of that segment; counting its lines instead`,
