@@ -59,10 +59,16 @@ function client(t: PolicyGateway, key: string, defaultHeaders: Record<string, st
 }
 
 /** Whether the key is refused now (403, suspended), polling a cheap call until it is or `ms` pass. */
+/**
+ * Asks until the key is refused as suspended; returns how many asks were still answered before the
+ * suspension, which lands after the answer that caused it, took effect.
+ */
 async function refusedWithin(ai: OpenAI, ms: number): Promise<number> {
-  return within(ms, async () => {
+  let answered = 0;
+  await within(ms, async () => {
     try {
       await ai.chat.completions.create(ask(1));
+      answered++;
       return false;
     } catch (error) {
       if (error instanceof OpenAI.APIError && error.status === 403 && error.code === 'key_suspended')
@@ -70,6 +76,7 @@ async function refusedWithin(ai: OpenAI, ms: number): Promise<number> {
       throw error;
     }
   });
+  return answered;
 }
 
 async function decisionsOfRequest(t: PolicyGateway, requestId: string | null): Promise<Fields[]> {
@@ -101,7 +108,7 @@ describe('post-call rules, enforced', () => {
     const { data, response } = await ai.chat.completions.create(ask(150)).withResponse();
     expect(data.usage?.completion_tokens).toBe(150);
     expect(data.choices[0]?.message.content).toBe('a reply in a few pieces');
-    await refusedWithin(ai, 3000);
+    const answeredBeforeSuspension = await refusedWithin(ai, 3000);
     await t.gateway.policy.settled();
 
     const requestId = response.headers.get('x-request-id');
@@ -146,11 +153,13 @@ describe('post-call rules, enforced', () => {
     expect(suspended.map((e) => e.data.actor)).toEqual([
       expect.stringMatching(/^policy\/answers@[0-9a-f]{12} rule long-answer$/),
     ]);
-    // The short answer before it had a post-call decision too, which changed nothing.
+    // The short answer before it had a post-call decision too, which changed nothing; so had each ask
+    // answered while the suspension was landing.
     const decisions = (await eventsOfType(t, DECISION)).map((e) => e.data).filter((d) => d.keyId === id);
     expect(decisions.filter((d) => d.phase === 'post_call').map((d) => d.verdict)).toEqual([
       'allow',
       'suspend_key',
+      ...Array<string>(answeredBeforeSuspension).fill('allow'),
     ]);
   });
 
