@@ -205,6 +205,10 @@ export class KafkaBus implements EventBus {
       }
       this.lag = lag;
       return lag;
+    } catch (error) {
+      // Brokers away or a partition's leader moving (a retriable answer): the next reading will do.
+      if (isBrokerFailure(error)) return this.lag;
+      throw error;
     } finally {
       await admin.disconnect();
     }

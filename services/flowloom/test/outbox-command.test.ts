@@ -3,7 +3,7 @@ import { createEvent, GATEWAY_REQUEST_COMPLETED, OUTBOX_EVENT_REDRIVEN } from '@
 import { startTestGateway, type TestGateway } from '@flowloom/gateway/testing';
 import { openTestPostgres, TEST_PG_URL, type TestDatabase } from '@flowloom/gateway/testing/databases';
 import { canonicalize } from '@flowloom/ledger';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { runCli } from './cli-runner.js';
 
 // `flowloom outbox parked` against a real gateway on PostgreSQL. The row is parked by hand here, as
@@ -55,7 +55,16 @@ describe('flowloom outbox parked', () => {
     const redriven = await flowloom('outbox', 'parked', '--redrive', '--id', parked.id);
     expect(redriven.code, redriven.err).toBe(0);
     expect(redriven.out).toContain('Requeued 1: published 1, parked again 0');
-    const events = await t.events();
+    // The redrive's own record goes out through the outbox after the command returns.
+    const events = await vi.waitFor(
+      async () => {
+        const all = await t.events();
+        if (!all.some((e) => e.type === OUTBOX_EVENT_REDRIVEN))
+          throw new Error('the redrive is not published yet');
+        return all;
+      },
+      { timeout: 10_000, interval: 100 },
+    );
     expect(events.some((e) => e.id === parked.id)).toBe(true);
     // The trail records who published it again, and what came of it.
     expect(events.find((e) => e.type === OUTBOX_EVENT_REDRIVEN)?.data).toEqual({
