@@ -290,9 +290,16 @@ export class FileOutbox implements Outbox {
         this.queue = [];
         const lines: string[] = [];
         const added: CloudEvent[] = [];
+        // Each line's bytes, newline included: they add up to the write and give each event its end.
+        const lineBytes: number[] = [];
+        let length = 0;
         for (const waiter of batch) {
           for (const event of waiter.events) {
-            lines.push(JSON.stringify(event));
+            const line = JSON.stringify(event);
+            const bytes = Buffer.byteLength(line) + 1;
+            lines.push(line);
+            lineBytes.push(bytes);
+            length += bytes;
             added.push(event);
           }
         }
@@ -300,7 +307,6 @@ export class FileOutbox implements Outbox {
         try {
           if (this.tailDirty) await this.cutFailedWrite();
           if (this.segmentSize > this.segmentBytes) await this.openSegment();
-          const length = Buffer.byteLength(text);
           // A synchronous write: it only hands bytes to the page cache (microseconds), where the
           // promise API would wake a libuv pool thread and then the event loop again for each group
           // commit; at a steady 500 req/s that was two thread switches per request on 2 shared cores.
@@ -318,7 +324,7 @@ export class FileOutbox implements Outbox {
             // Each event's line end goes with it, to record as the position once it is published.
             let end = start;
             for (let i = 0; i < added.length; i++) {
-              end += Buffer.byteLength(lines[i]!) + 1;
+              end += lineBytes[i]!;
               this.unpublished.push({ seq: firstSeq + i, event: added[i]!, segment: this.segmentName, end });
             }
           } else {
