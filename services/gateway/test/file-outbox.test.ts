@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { InProcessBus } from '@flowloom/bus';
 import { type CloudEvent, createEvent } from '@flowloom/contracts';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { FileOutbox } from '../src/adapters/file-outbox.js';
 
 const event = (n: number): CloudEvent =>
@@ -81,6 +81,59 @@ describe('FileOutbox', () => {
       .filter((f) => f.endsWith('.jsonl'))
       .flatMap((f) => readFileSync(join(dir, f), 'utf8').split('\n').filter(Boolean));
     expect(lines).toHaveLength(500);
+  });
+
+  it('when events keep coming while a slow consumer works, then the relay gathers them into a batch per interval', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'outbox-'));
+    const bus = new InProcessBus();
+    const deliveries: number[] = [];
+    // A consumer that pays per delivery, as the embedded ledger does: 20 ms each.
+    await bus.subscribeBatch('slow', async (events) => {
+      deliveries.push(events.length);
+      await new Promise((r) => setTimeout(r, 20));
+    });
+    const outbox = await FileOutbox.open(dir, bus, { fsync: 'never', gatherMs: 100 });
+    outbox.start();
+    // 300 events over about 0.6 s, one every 2 ms. Rounds back to back would deliver every 20 ms
+    // (about 30 deliveries); gathered, one goes out per 100 ms.
+    for (let i = 0; i < 300; i++) {
+      await outbox.append([event(i)]);
+      await new Promise((r) => setTimeout(r, 2));
+    }
+    const closing = Date.now();
+    await outbox.close();
+    // close() does not sit out the gather interval: it publishes what is left at once.
+    expect(Date.now() - closing).toBeLessThan(100 + 20 * 3);
+    expect(deliveries.reduce((a, b) => a + b, 0)).toBe(300);
+    expect(deliveries.length).toBeLessThanOrEqual(12);
+  });
+
+  it('when whole batches are waiting, then the relay publishes them without waiting out the interval', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'outbox-'));
+    const bus = new InProcessBus();
+    const deliveries: number[] = [];
+    let release: () => void = () => {};
+    const gate = new Promise<void>((r) => {
+      release = r;
+    });
+    await bus.subscribeBatch('gated', async (events) => {
+      deliveries.push(events.length);
+      // The first delivery is held while a backlog builds up behind it.
+      if (deliveries.length === 1) await gate;
+    });
+    const outbox = await FileOutbox.open(dir, bus, { fsync: 'never', gatherMs: 60_000 });
+    await outbox.append([event(0)]);
+    outbox.start();
+    await vi.waitFor(() => expect(deliveries).toEqual([1]));
+    await outbox.append(Array.from({ length: 2_500 }, (_, i) => event(i + 1)));
+    release();
+    // Two whole batches (1,000 events each, the relay's batch size) go at once; the 500 left
+    // gather for the interval, which close() cuts short.
+    await vi.waitFor(() => expect(deliveries).toEqual([1, 1_000, 1_000]));
+    await new Promise((r) => setTimeout(r, 200));
+    expect(deliveries).toEqual([1, 1_000, 1_000]);
+    await outbox.close();
+    expect(deliveries).toEqual([1, 1_000, 1_000, 500]);
   });
 
   it('when the bus fails, then events wait and are published after it recovers', async () => {

@@ -106,8 +106,11 @@ interface RetentionResult {
 const ORIGIN_META = 'origin';
 /** Who changed the key when the service found another one at start (the operator is not known). */
 const START_ACTOR = 'flowloom/audit (at start)';
-/** Events prepared (scrubbed, canonicalised, hashed) between turns of the event loop. */
-const PREPARE_SLICE = 256;
+/**
+ * Events prepared (scrubbed, canonicalised, hashed) between turns of the event loop: about 1 ms of
+ * a governed gateway's decision events, so that requests waiting on this thread wait little.
+ */
+const PREPARE_SLICE = 32;
 /**
  * Times an append reloads the tree and tries again after another replica appended first. Replicas
  * share the partitions of one topic, so a few collisions in a row are normal under load; an append
@@ -321,7 +324,7 @@ export class AuditLedger {
     const unique: PreparedEntry[] = [];
     for (let i = 0; i < events.length; i++) {
       // In `flowloom up` this thread also answers requests: a large delivery is prepared a slice
-      // at a time (~3 ms each), letting them in between.
+      // at a time, letting them in between.
       if (i > 0 && i % PREPARE_SLICE === 0) await yieldTurn();
       const prepared = prepareEntry(events[i] as Record<string, unknown>, receivedAt);
       if (seen.has(prepared.eventId)) continue;
