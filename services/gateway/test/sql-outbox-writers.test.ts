@@ -83,4 +83,27 @@ describe('SqlOutbox writers on PostgreSQL', () => {
     await relay.publishPending();
     expect(bus.accepted.map((e) => e.id)).toEqual(events.map((e) => e.id));
   });
+
+  it('when events keep coming while the bus is slow, then the relay gathers them into a round per interval, and stop publishes the rest at once', async () => {
+    const outbox = new SqlOutbox(database.db);
+    const bus = new RecordingBus();
+    const relay = new OutboxRelay(database.db, bus, { gatherMs: 100 });
+    await relay.publishPending();
+    const before = bus.calls;
+    // A produce request that takes 20 ms: back to back, a round would go out every ~20 ms.
+    bus.delayMs = 20;
+    relay.start();
+    const events = Array.from({ length: 150 }, (_, i) => event(200 + i));
+    for (const e of events) {
+      await outbox.append([e]);
+      relay.wake();
+      await new Promise((r) => setTimeout(r, 4));
+    }
+    const stopping = Date.now();
+    await relay.stop();
+    expect(Date.now() - stopping).toBeLessThan(100 + 20 * 4);
+    expect(bus.accepted.slice(-150).map((e) => e.id)).toEqual(events.map((e) => e.id));
+    // About 0.6 s or more of appends: one round per 100 ms, and the rest at stop.
+    expect(bus.calls - before).toBeLessThanOrEqual(12);
+  });
 });

@@ -75,6 +75,8 @@ export interface RelayOptions {
   batchSize?: number;
   /** Poll interval when idle; appends also wake the relay directly. */
   idleMs?: number;
+  /** While rows keep coming, the least time between the starts of two rounds (ms). */
+  gatherMs?: number;
   /** Published rows older than this are deleted (they live on in the bus and the ledger). */
   retainPublishedMs?: number;
   onError?: (error: unknown) => void;
@@ -94,6 +96,7 @@ export class OutboxRelay {
   private running = false;
   private loop: Promise<void> | undefined;
   private wakeUp: (() => void) | undefined;
+  private endPause: (() => void) | undefined;
   private dirty = false;
   /** Failed publishes in a row (0: the last one went through) and when the last one failed. */
   private failures = 0;
@@ -101,6 +104,7 @@ export class OutboxRelay {
   private lastCleanup = 0;
   private readonly batchSize: number;
   private readonly idleMs: number;
+  private readonly gatherMs: number;
   private readonly retainMs: number;
   private readonly source: string;
 
@@ -111,6 +115,7 @@ export class OutboxRelay {
   ) {
     this.batchSize = options.batchSize ?? 500;
     this.idleMs = options.idleMs ?? 250;
+    this.gatherMs = options.gatherMs ?? 50;
     this.retainMs = options.retainPublishedMs ?? 3_600_000;
     this.source = options.source ?? 'flowloom/gateway';
   }
@@ -140,6 +145,7 @@ export class OutboxRelay {
   async stop(): Promise<void> {
     this.running = false;
     this.wakeUp?.();
+    this.endPause?.();
     await this.loop;
     await this.publishPending().catch((error: unknown) => this.options.onError?.(error));
   }
@@ -197,6 +203,7 @@ export class OutboxRelay {
   private async run(): Promise<void> {
     while (this.running) {
       this.dirty = false;
+      const roundStarted = performance.now();
       try {
         await this.publishPending();
         this.failures = 0;
@@ -207,7 +214,15 @@ export class OutboxRelay {
         this.options.onError?.(error);
       }
       if (!this.running) break;
-      if (this.dirty && this.failures === 0) continue;
+      if (this.dirty && this.failures === 0) {
+        // Rows came in while that round was out: they gather until a round's worth of time has
+        // passed. Back to back, each round (a transaction, a produce request and its
+        // acknowledgement) carried a handful of events at 500 req/s, and cost the gateway and
+        // PostgreSQL more than the events did. A backlog of whole batches went out in that round.
+        const rest = this.gatherMs - (performance.now() - roundStarted);
+        if (rest > 0) await this.pause(rest);
+        continue;
+      }
       const failures = this.failures;
       const wait = failures > 0 ? Math.min(30_000, 500 * 2 ** Math.min(failures, 6)) : this.idleMs;
       await new Promise<void>((resolve) => {
@@ -219,6 +234,19 @@ export class OutboxRelay {
       });
       this.wakeUp = undefined;
     }
+  }
+
+  /** Waits `ms`, or until stop(); new rows do not cut it short. */
+  private pause(ms: number): Promise<void> {
+    return new Promise<void>((resolve) => {
+      const done = (): void => {
+        clearTimeout(timer);
+        this.endPause = undefined;
+        resolve();
+      };
+      const timer = setTimeout(done, ms);
+      this.endPause = done;
+    });
   }
 
   private async cleanup(): Promise<void> {
