@@ -75,6 +75,46 @@ describe.each(ENGINES)('full-text search on %s', (engine) => {
     expect(patient.notSearched).toBe(0);
   });
 
+  it('when an export is filtered by text, then it withholds exactly the entries a query with that text does not find', async () => {
+    const t = await openLedger(engine);
+    const notes = [
+      'deployed to eu-west-1 with gpt-4o-mini',
+      'tier-2 customer escalated',
+      'header x-tier-2 seen',
+      'cost 1.5 usd',
+      'mail ops@example.com about it',
+      'Grüße aus München',
+    ];
+    const events = notes.map((note, i) => event(i, note));
+    await t.ledger.append(events);
+    const size = t.ledger.size;
+    for (const text of [
+      'west-1',
+      'tier-2',
+      'x-tier',
+      '1.5',
+      'example.com',
+      'ops@example.com',
+      'GPT-4o',
+      'münchen',
+      '!!!',
+    ]) {
+      const found = (await t.ledger.query({ text, limit: 100, order: 'asc' })).map((e) => e.eventId);
+      const page = await t.store.bundlePage(0, size, { text });
+      const exported = page.matched.map((i) => (JSON.parse(page.lines[i] ?? '{}') as { id: string }).id);
+      expect({ text, exported }).toEqual({ text, exported: found });
+    }
+    // Withheld entries are markers of their leaf hash, so the bundle still verifies.
+    const page = await t.store.bundlePage(0, size, { text: 'tier-2' });
+    expect(page.matched).toEqual([1, 2]);
+    page.lines.forEach((line, i) => {
+      if (!page.matched.includes(i))
+        expect(line).toBe(
+          `{"$pruned":"${Buffer.from(page.leafHashes.subarray(i * 32, (i + 1) * 32)).toString('hex')}"}`,
+        );
+    });
+  });
+
   it('when retention prunes entries, then text no longer finds them, whether their words were indexed before or after', async () => {
     const t = await openLedger(engine);
     const before = [0, 1].map((i) => event(i, 'wombat sighting', OLD));

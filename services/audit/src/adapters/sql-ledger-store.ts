@@ -1,7 +1,7 @@
 import { setImmediate as yieldTurn } from 'node:timers/promises';
 import type { NodeId } from '@flowloom/ledger';
 import { type Db, migrateUnlessApplied, type Queryable, type SqlParam } from '@flowloom/store';
-import { searchQuery, searchWords } from '../domain/search-words.js';
+import { searchQuery, searchWords, textMatcher } from '../domain/search-words.js';
 import { completionSize, HASH_BYTES, nodePosition, nodesBefore } from '../domain/tiles.js';
 import {
   type BundlePage,
@@ -89,11 +89,11 @@ class Conditions {
     if (filter.project) this.parts.push(`${i}project = ${this.param(filter.project)}`);
     if (filter.job) this.parts.push(`${i}job = ${this.param(filter.job)}`);
     if (filter.outcome) this.parts.push(`${i}outcome = ${this.param(filter.outcome)}`);
-    if (filter.text) {
+    // Without the index (a bundle page) the text is matched on the entries as read: withheldByText.
+    if (filter.text && this.indexed) {
       const parsed = `plainto_tsquery('simple', ${this.param(filter.text)})`;
-      const words = this.indexed ? searchQuery(filter.text) : undefined;
-      if (!this.indexed) this.parts.push(`audit_search_vector(entry) @@ ${parsed}`);
-      else if (words === undefined) this.parts.push(`w.search @@ ${parsed}`);
+      const words = searchQuery(filter.text);
+      if (words === undefined) this.parts.push(`w.search @@ ${parsed}`);
       // Entries are indexed with the words split as the query's are; those indexed before that
       // hold the database parser's words, which its own query of the text matches.
       else this.parts.push(`w.search @@ (${this.param(words)}::tsquery || ${parsed})`);
@@ -125,6 +125,30 @@ function hasFilter(filter: EntryFilter | undefined): boolean {
 
 const MARKER_SQL = `'{"$pruned":"' || encode(leaf_hash, 'hex') || '"}'`;
 const MARKER_PREFIX = '{"$pruned":"';
+
+/** The bundle line of an entry withheld or pruned, as MARKER_SQL writes it. */
+function markerOf(leafHash: Uint8Array): string {
+  return `${MARKER_PREFIX}${Buffer.from(leafHash).toString('hex')}"}`;
+}
+
+/**
+ * The page with the entries that do not hold the filter's text withheld (their marker instead).
+ * Matched here, on the entries read, with the words the search index holds: the same entries a
+ * query finds, where the database's own text parser (which splits "tier-2" or "1.5" differently)
+ * would have exported others.
+ */
+function withheldByText(page: BundlePage, text: string): BundlePage {
+  const matches = textMatcher(text);
+  const lines = [...page.lines];
+  const matched: number[] = [];
+  const exported = new Set(page.matched);
+  page.indexes.forEach((idx, i) => {
+    if (!exported.has(idx)) return;
+    if (matches(lines[i] ?? '')) matched.push(idx);
+    else lines[i] = markerOf(page.leafHashes.subarray(i * HASH_BYTES, (i + 1) * HASH_BYTES));
+  });
+  return { ...page, lines, matched };
+}
 
 /** Whether a bundle line is a pruned marker (as written by MARKER_SQL). */
 function prunedLeafHashLine(line: string): boolean {
@@ -498,6 +522,12 @@ export class SqlLedgerStore implements LedgerStore {
   }
 
   async bundlePage(start: number, end: number, filter?: EntryFilter): Promise<BundlePage> {
+    const page = await this.bundlePageOf(start, end, filter);
+    return filter?.text ? withheldByText(page, filter.text) : page;
+  }
+
+  /** A bundle page filtered by everything but the text. */
+  private async bundlePageOf(start: number, end: number, filter?: EntryFilter): Promise<BundlePage> {
     const params: SqlParam[] = [start, end];
     const filtered = hasFilter(filter);
     const match = filtered ? `coalesce(${new Conditions(params).add(filter).sql()}, false)` : 'true';
@@ -567,9 +597,8 @@ export class SqlLedgerStore implements LedgerStore {
     rows.forEach((row, i) => {
       const hash = asBytes(row.leaf_hash);
       if (hash.length === HASH_BYTES) leafHashes.set(hash, i * HASH_BYTES);
-      const marker = `{"$pruned":"${Buffer.from(hash).toString('hex')}"}`;
       if (row.pruned) pruned++;
-      if (row.pruned || !row.matched) lines.push(marker);
+      if (row.pruned || !row.matched) lines.push(markerOf(hash));
       else {
         lines.push(row.entry ?? '');
         matched.push(asNumber(row.idx));

@@ -54,14 +54,34 @@ export function searchWords(entry: string): string[] {
   return [...words];
 }
 
+/** The distinct words of a query's text, split as entries are. */
+function queryWords(text: string): string[] {
+  const words = new Set<string>();
+  addWords(text, words, { bytes: MAX_ENTRY_WORD_BYTES });
+  return [...words];
+}
+
 /**
  * The PostgreSQL tsquery text matching entries holding every word of `text` (split as entries
  * are), or undefined when it has no words.
  */
 export function searchQuery(text: string): string | undefined {
-  const words = new Set<string>();
-  addWords(text, words, { bytes: MAX_ENTRY_WORD_BYTES });
-  if (words.size === 0) return undefined;
+  const words = queryWords(text);
+  if (words.length === 0) return undefined;
   // Words hold only letters and digits; quoting escapes the rest of tsquery's syntax regardless.
-  return [...words].map((w) => `'${w.replace(/['\\]/g, (c) => `\\${c}`)}'`).join(' & ');
+  return words.map((w) => `'${w.replace(/['\\]/g, (c) => `\\${c}`)}'`).join(' & ');
+}
+
+/**
+ * Whether an entry (its canonical JSON) holds every word of `text`: what a search of the index
+ * finds, decided from the entry itself (an export reads entries, not the index). A text with no
+ * words matches nothing, as its search finds nothing.
+ */
+export function textMatcher(text: string): (entry: string) => boolean {
+  const wanted = queryWords(text);
+  if (wanted.length === 0) return () => false;
+  return (entry) => {
+    const words = new Set(searchWords(entry));
+    return wanted.every((w) => words.has(w));
+  };
 }
