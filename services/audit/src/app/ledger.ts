@@ -410,11 +410,16 @@ export class AuditLedger {
 
   /**
    * Brings `part` of the search index up to every committed entry (as catchUpIndex), or as far as
-   * it gets by `deadline` (epoch ms); returns the committed size it aimed at.
+   * it gets by `deadline` (epoch ms); returns the committed size it aimed at. `committedSize`, when
+   * given, is that size as read just before (saving a second read of the store's).
    */
-  private catchUp(part: IndexPart, deadline = Number.POSITIVE_INFINITY): Promise<number> {
+  private catchUp(
+    part: IndexPart,
+    deadline = Number.POSITIVE_INFINITY,
+    committedSize?: number,
+  ): Promise<number> {
     return this.serially(async () => {
-      const committed = Math.max(this.log.size, await this.store.treeSize());
+      const committed = committedSize ?? Math.max(this.log.size, await this.store.treeSize());
       while (part.to < committed && Date.now() < deadline) await this.indexStep(part, 5_000, committed);
       return committed;
     });
@@ -490,9 +495,9 @@ export class AuditLedger {
    * cover. Filters without text always cover everything.
    */
   async search(options: QueryOptions, wordsWaitMs = TEXT_SEARCH_WAIT_MS): Promise<SearchResult> {
-    await this.catchUpIndex();
+    const indexed = await this.catchUp(this.attributes);
     if (!options.text) return { entries: await this.store.query(options), notSearched: 0 };
-    const committed = await this.catchUp(this.words, Date.now() + wordsWaitMs);
+    const committed = await this.catchUp(this.words, Date.now() + wordsWaitMs, indexed);
     const entries = await this.store.query(options);
     return { entries, notSearched: Math.max(0, committed - this.words.to) };
   }
