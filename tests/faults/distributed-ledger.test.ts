@@ -15,7 +15,7 @@ import {
 } from '../e2e/cli-support.js';
 import { PG_URL } from '../e2e/pg-schema.js';
 import { freshDatabase } from './engines.js';
-import { type Service, serviceOnFreePorts } from './services.js';
+import { distributedServices, type Service } from './services.js';
 import { tearDown } from './teardown.js';
 import { until } from './until.js';
 
@@ -89,30 +89,15 @@ beforeAll(async () => {
   for (let i = 0; i < 2; i++) migrations.push(await runCli(['migrate'], migrateEnv));
   for (const m of migrations) expect(m.code, m.stdout + m.stderr).toBe(0);
 
-  policy = await serviceOnFreePorts(
-    'policy',
-    'policy',
-    { ...common, FLOWLOOM_DATABASE_URL: as(database.url, POLICY_LOGIN) },
+  // Each peer connects as its own login; the gateway as the owner.
+  ({ gateway, policy, audit } = await distributedServices(
+    { ...common, FLOWLOOM_DATABASE_URL: database.url },
     work,
-  );
-  audit = await serviceOnFreePorts(
-    'audit',
-    'audit',
-    { ...common, FLOWLOOM_DATABASE_URL: as(database.url, AUDIT_LOGIN) },
-    work,
-  );
-  gateway = await serviceOnFreePorts(
-    'gateway',
-    'gateway',
     {
-      ...common,
-      FLOWLOOM_DATABASE_URL: database.url,
-      FLOWLOOM_POLICY_SERVICE_URL: `127.0.0.1:${policy.env.FLOWLOOM_GRPC_PORT}`,
-      FLOWLOOM_POLICY_HTTP_URL: policy.url,
-      FLOWLOOM_AUDIT_HTTP_URL: audit.url,
+      policy: { FLOWLOOM_DATABASE_URL: as(database.url, POLICY_LOGIN) },
+      audit: { FLOWLOOM_DATABASE_URL: as(database.url, AUDIT_LOGIN) },
     },
-    work,
-  );
+  ));
   services.push(gateway, policy, audit);
   await Promise.all(services.map((s) => s.start()));
   db = await openPostgres(database.url, { max: 2 });

@@ -6,8 +6,9 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { adminCall } from '../bench/processes.js';
+import { blockJobPolicy } from './block-job-policy.js';
 import { freshDatabase } from './engines.js';
-import { CLI, type Service, serviceOnFreePorts } from './services.js';
+import { CLI, distributedServices, type Service } from './services.js';
 import { tearDown } from './teardown.js';
 import { until } from './until.js';
 
@@ -18,13 +19,7 @@ import { until } from './until.js';
 
 const ADMIN = 'flk_faults-one-url-admin-0123456789abcdef';
 const BROKERS = process.env.FLOWLOOM_TEST_KAFKA_BROKERS ?? '127.0.0.1:9092';
-const POLICY = `name: one-url-guard
-rules:
-  - id: blocked-job
-    condition: request.job == "blocked"
-    action: block
-    message: this job is blocked
-`;
+const POLICY = blockJobPolicy('one-url-guard');
 
 let database: { url: string; drop(): Promise<void> } | undefined;
 let work = '';
@@ -72,20 +67,9 @@ beforeAll(async () => {
     FLOWLOOM_AUDIT_CHECKPOINT_INTERVAL_MS: '500',
   };
   await promisify(execFile)('node', [CLI, 'migrate'], { env: { ...process.env, ...common } });
-  policy = await serviceOnFreePorts('policy', 'policy', common, work);
-  audit = await serviceOnFreePorts('audit', 'audit', common, work);
-  gateway = await serviceOnFreePorts(
-    'gateway',
-    'gateway',
-    {
-      ...common,
-      FLOWLOOM_POLICY_SERVICE_URL: `127.0.0.1:${policy.env.FLOWLOOM_GRPC_PORT}`,
-      FLOWLOOM_POLICY_HTTP_URL: policy.url,
-      FLOWLOOM_AUDIT_HTTP_URL: audit.url,
-      FLOWLOOM_PEER_TIMEOUT_MS: '5000',
-    },
-    work,
-  );
+  ({ gateway, policy, audit } = await distributedServices(common, work, {
+    gateway: { FLOWLOOM_PEER_TIMEOUT_MS: '5000' },
+  }));
   services.push(gateway, policy, audit);
   await Promise.all([policy.start(), audit.start()]);
   await gateway.start();

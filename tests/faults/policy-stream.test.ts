@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { adminCall } from '../bench/processes.js';
+import { blockJobPolicy } from './block-job-policy.js';
 import { freshDatabase } from './engines.js';
 import { CLI, metricOf, type Service, serviceOnFreePorts } from './services.js';
 import { tearDown } from './teardown.js';
@@ -18,13 +19,7 @@ import { until } from './until.js';
 // and a new version approved there reaches the gateway within seconds, with no gateway restart.
 
 const ADMIN = 'flk_faults-policy-stream-admin-0123456789ab';
-const GUARD = (job: string) => `name: stream-guard
-rules:
-  - id: blocked-job
-    condition: request.job == "${job}"
-    action: block
-    message: this job is blocked
-`;
+const GUARD = (job: string) => blockJobPolicy('stream-guard', job);
 
 let database: { url: string; drop(): Promise<void> } | undefined;
 let work = '';

@@ -5,8 +5,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { blockJobPolicy } from './block-job-policy.js';
 import { freshDatabase } from './engines.js';
-import { CLI, metricOf, type Service, serviceOnFreePorts } from './services.js';
+import { CLI, distributedServices, metricOf, type Service } from './services.js';
 import { tearDown } from './teardown.js';
 import { until } from './until.js';
 
@@ -16,13 +17,7 @@ import { until } from './until.js';
 
 const ADMIN = 'flk_faults-service-metrics-admin-0123456789ab';
 const BROKERS = process.env.FLOWLOOM_TEST_KAFKA_BROKERS ?? '127.0.0.1:9092';
-const POLICY = `name: metrics-guard
-rules:
-  - id: blocked-job
-    condition: request.job == "blocked"
-    action: block
-    message: this job is blocked
-`;
+const POLICY = blockJobPolicy('metrics-guard');
 
 let database: { url: string; drop(): Promise<void> } | undefined;
 let work = '';
@@ -45,19 +40,9 @@ beforeAll(async () => {
     FLOWLOOM_AUDIT_CHECKPOINT_INTERVAL_MS: '500',
   };
   await promisify(execFile)('node', [CLI, 'migrate'], { env: { ...process.env, ...common } });
-  policy = await serviceOnFreePorts(
-    'policy',
-    'policy',
-    { ...common, FLOWLOOM_POLICY_FILE: policyFile },
-    work,
-  );
-  audit = await serviceOnFreePorts('audit', 'audit', common, work);
-  gateway = await serviceOnFreePorts(
-    'gateway',
-    'gateway',
-    { ...common, FLOWLOOM_POLICY_SERVICE_URL: `127.0.0.1:${policy.env.FLOWLOOM_GRPC_PORT}` },
-    work,
-  );
+  ({ gateway, policy, audit } = await distributedServices(common, work, {
+    policy: { FLOWLOOM_POLICY_FILE: policyFile },
+  }));
   services.push(gateway, policy, audit);
   await Promise.all([policy.start(), audit.start()]);
   await gateway.start();

@@ -89,18 +89,25 @@ export async function metricOf(url: string, name: string): Promise<number | unde
   return line === undefined ? undefined : Number(line.split(' ')[1]);
 }
 
+/** Variables one service of the trio has on top of the shared ones (a login of its own, a policy file). */
+export interface ServiceEnvs {
+  gateway?: Record<string, string>;
+  policy?: Record<string, string>;
+  audit?: Record<string, string>;
+}
+
 /**
  * `serve policy`, `serve audit` and `serve gateway` (not started) on free ports with `env`, the
  * gateway reaching the policy service's bundle stream and forwarding the policy and audit admin APIs,
- * so that one URL serves everything as in `flowloom up`.
+ * so that one URL serves everything as in `flowloom up`. `own` adds to (or overrides) `env` per service.
  */
 export async function distributedServices(
   env: Record<string, string>,
   work: string,
-  gatewayEnv: Record<string, string> = {},
+  own: ServiceEnvs = {},
 ): Promise<{ gateway: Service; policy: Service; audit: Service }> {
-  const policy = await serviceOnFreePorts('policy', 'policy', env, work);
-  const audit = await serviceOnFreePorts('audit', 'audit', env, work);
+  const policy = await serviceOnFreePorts('policy', 'policy', { ...env, ...own.policy }, work);
+  const audit = await serviceOnFreePorts('audit', 'audit', { ...env, ...own.audit }, work);
   const gateway = await serviceOnFreePorts(
     'gateway',
     'gateway',
@@ -109,7 +116,7 @@ export async function distributedServices(
       FLOWLOOM_POLICY_SERVICE_URL: `127.0.0.1:${policy.env.FLOWLOOM_GRPC_PORT}`,
       FLOWLOOM_POLICY_HTTP_URL: policy.url,
       FLOWLOOM_AUDIT_HTTP_URL: audit.url,
-      ...gatewayEnv,
+      ...own.gateway,
     },
     work,
   );
