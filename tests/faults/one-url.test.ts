@@ -1,15 +1,11 @@
 import { execFile } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
-import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { adminCall } from '../bench/processes.js';
 import { blockJobPolicy } from './block-job-policy.js';
-import { freshDatabase } from './engines.js';
-import { CLI, distributedServices, type Service } from './services.js';
-import { tearDown } from './teardown.js';
+import { type DistributedRun, startDistributedRun } from './distributed-run.js';
+import { CLI, type Service } from './services.js';
 import { until } from './until.js';
 
 // One URL for a distributed install: `flowloom serve gateway` forwards the policy and audit admin
@@ -18,12 +14,10 @@ import { until } from './until.js';
 // `flowloom up`. With the audit service stopped, the gateway says so instead of a bare 404.
 
 const ADMIN = 'flk_faults-one-url-admin-0123456789abcdef';
-const BROKERS = process.env.FLOWLOOM_TEST_KAFKA_BROKERS ?? '127.0.0.1:9092';
 const POLICY = blockJobPolicy('one-url-guard');
 
-let database: { url: string; drop(): Promise<void> } | undefined;
+let run: DistributedRun | undefined;
 let work = '';
-const services: Service[] = [];
 let gateway: Service;
 let policy: Service;
 let audit: Service;
@@ -55,29 +49,15 @@ async function cliAs(key: string, ...args: string[]): Promise<{ code: number; ou
 }
 
 beforeAll(async () => {
-  work = mkdtempSync(join(tmpdir(), 'flowloom-faults-one-url-'));
-  database = await freshDatabase('flowloom_faults_oneurl');
-  const common: Record<string, string> = {
-    FLOWLOOM_DATABASE_URL: database.url,
-    FLOWLOOM_ADMIN_KEY: ADMIN,
-    FLOWLOOM_LOG_LEVEL: 'error',
-    FLOWLOOM_KAFKA_BROKERS: BROKERS,
-    // Topics of this run alone on the shared broker.
-    FLOWLOOM_KAFKA_TOPIC_PREFIX: `oneurl-${randomBytes(4).toString('hex')}`,
-    FLOWLOOM_AUDIT_CHECKPOINT_INTERVAL_MS: '500',
-  };
-  await promisify(execFile)('node', [CLI, 'migrate'], { env: { ...process.env, ...common } });
-  ({ gateway, policy, audit } = await distributedServices(common, work, {
-    gateway: { FLOWLOOM_PEER_TIMEOUT_MS: '5000' },
-  }));
-  services.push(gateway, policy, audit);
-  await Promise.all([policy.start(), audit.start()]);
-  await gateway.start();
+  run = await startDistributedRun({
+    name: 'one-url',
+    admin: ADMIN,
+    own: { gateway: { FLOWLOOM_PEER_TIMEOUT_MS: '5000' } },
+  });
+  ({ work, gateway, policy, audit } = run);
 }, 180_000);
 
-afterAll(async () => {
-  await tearDown({ services, database, work });
-}, 60_000);
+afterAll(() => run?.tearDown(), 60_000);
 
 describe('the policy and audit admin APIs through the gateway URL', () => {
   it('when the audit public key is asked of the gateway, then it is the audit service’s own answer', async () => {

@@ -1,14 +1,7 @@
-import { execFile } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { blockJobPolicy } from './block-job-policy.js';
-import { freshDatabase } from './engines.js';
-import { CLI, distributedServices, metricOf, type Service } from './services.js';
-import { tearDown } from './teardown.js';
+import { type DistributedRun, startDistributedRun } from './distributed-run.js';
+import { metricOf, type Service } from './services.js';
 import { until } from './until.js';
 
 // /metrics on the standalone policy and audit services (`flowloom serve policy|audit`, on PostgreSQL
@@ -16,41 +9,22 @@ import { until } from './until.js';
 // traffic through a standalone gateway reaches them.
 
 const ADMIN = 'flk_faults-service-metrics-admin-0123456789ab';
-const BROKERS = process.env.FLOWLOOM_TEST_KAFKA_BROKERS ?? '127.0.0.1:9092';
-const POLICY = blockJobPolicy('metrics-guard');
 
-let database: { url: string; drop(): Promise<void> } | undefined;
-let work = '';
-const services: Service[] = [];
+let run: DistributedRun | undefined;
 let gateway: Service;
 let policy: Service;
 let audit: Service;
 
 beforeAll(async () => {
-  work = mkdtempSync(join(tmpdir(), 'flowloom-faults-service-metrics-'));
-  database = await freshDatabase('flowloom_faults_svcmetrics');
-  const policyFile = join(work, 'guard.yaml');
-  writeFileSync(policyFile, POLICY);
-  const common: Record<string, string> = {
-    FLOWLOOM_DATABASE_URL: database.url,
-    FLOWLOOM_ADMIN_KEY: ADMIN,
-    FLOWLOOM_LOG_LEVEL: 'error',
-    FLOWLOOM_KAFKA_BROKERS: BROKERS,
-    FLOWLOOM_KAFKA_TOPIC_PREFIX: `svcmetrics-${randomBytes(4).toString('hex')}`,
-    FLOWLOOM_AUDIT_CHECKPOINT_INTERVAL_MS: '500',
-  };
-  await promisify(execFile)('node', [CLI, 'migrate'], { env: { ...process.env, ...common } });
-  ({ gateway, policy, audit } = await distributedServices(common, work, {
-    policy: { FLOWLOOM_POLICY_FILE: policyFile },
-  }));
-  services.push(gateway, policy, audit);
-  await Promise.all([policy.start(), audit.start()]);
-  await gateway.start();
+  run = await startDistributedRun({
+    name: 'service-metrics',
+    admin: ADMIN,
+    startupPolicy: blockJobPolicy('metrics-guard'),
+  });
+  ({ gateway, policy, audit } = run);
 }, 180_000);
 
-afterAll(async () => {
-  await tearDown({ services, database, work });
-}, 60_000);
+afterAll(() => run?.tearDown(), 60_000);
 
 async function chat(job: string): Promise<number> {
   const res = await fetch(`${gateway.url}/v1/chat/completions`, {
