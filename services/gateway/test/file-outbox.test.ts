@@ -7,6 +7,7 @@ import { InProcessBus } from '@flowloom/bus';
 import { type CloudEvent, createEvent } from '@flowloom/contracts';
 import { describe, expect, it, vi } from 'vitest';
 import { FileOutbox } from '../src/adapters/file-outbox.js';
+import { RecordingBus } from './recording-bus.js';
 
 const event = (n: number): CloudEvent =>
   createEvent('dev.flowloom.gateway.request.completed.v1', 'flowloom/gateway', { n }, 'key/k');
@@ -134,6 +135,77 @@ describe('FileOutbox', () => {
     expect(deliveries).toEqual([1, 1_000, 1_000]);
     await outbox.close();
     expect(deliveries).toEqual([1, 1_000, 1_000, 500]);
+  });
+
+  it('when events arrive while a round is out, then they go out together once the interval has passed, not at the idle poll', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'outbox-'));
+    const bus = new InProcessBus();
+    const deliveries: string[][] = [];
+    let release: () => void = () => {};
+    const gate = new Promise<void>((r) => {
+      release = r;
+    });
+    await bus.subscribeBatch('gated', async (events) => {
+      deliveries.push(events.map((e) => e.id));
+      if (deliveries.length === 1) await gate;
+    });
+    const outbox = await FileOutbox.open(dir, bus, { fsync: 'never', gatherMs: 300 });
+    const [first, second, third] = [event(1), event(2), event(3)];
+    await outbox.append([first]);
+    const roundStarted = Date.now();
+    outbox.start();
+    await vi.waitFor(() => expect(deliveries).toEqual([[first.id]]));
+    // Appended while the round is out, and nothing after them to wake the relay.
+    await outbox.append([second]);
+    await outbox.append([third]);
+    release();
+    await vi.waitFor(() => expect(deliveries).toHaveLength(2), { timeout: 3_000 });
+    const elapsed = Date.now() - roundStarted;
+    // Paced (not at once), yet well before the relay's 1 s idle poll would have found them.
+    expect(elapsed).toBeGreaterThanOrEqual(250);
+    expect(elapsed).toBeLessThan(900);
+    expect(deliveries).toEqual([[first.id], [second.id, third.id]]);
+    await outbox.close();
+  });
+
+  it('when the outbox closes while the relay gathers after an append, then close returns at once, the event is published and no timer is left', async () => {
+    const timers = (): number => process.getActiveResourcesInfo().filter((r) => r === 'Timeout').length;
+    const before = timers();
+    const dir = mkdtempSync(join(tmpdir(), 'outbox-'));
+    const { bus, seen } = await recorder();
+    const outbox = await FileOutbox.open(dir, bus, { fsync: 'never', gatherMs: 60_000 });
+    outbox.start();
+    // The relay is idle, then the append wakes it into its 60 s gather.
+    await new Promise((r) => setTimeout(r, 20));
+    const e = event(1);
+    await outbox.append([e]);
+    await new Promise((r) => setTimeout(r, 20));
+    expect(seen).toEqual([]);
+    const closing = Date.now();
+    await outbox.close();
+    expect(Date.now() - closing).toBeLessThan(1_000);
+    expect(seen.map((s) => s.id)).toEqual([e.id]);
+    // A gather timer left behind would keep the process alive for a minute.
+    expect(timers()).toBeLessThanOrEqual(before);
+  });
+
+  it('when the bus keeps failing, then the running relay backs off instead of retrying every interval, and close publishes everything at once after it recovers', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'outbox-'));
+    const bus = new RecordingBus();
+    bus.failAll = true;
+    const outbox = await FileOutbox.open(dir, bus, { fsync: 'never', gatherMs: 20 });
+    const events = Array.from({ length: 3 }, (_, i) => event(i));
+    await outbox.append(events);
+    outbox.start();
+    await new Promise((r) => setTimeout(r, 1_200));
+    // Tries at 0 and 0.5 s, then 1 s later; paced by the 20 ms interval it would be about 60.
+    expect(bus.calls).toBeGreaterThanOrEqual(1);
+    expect(bus.calls).toBeLessThanOrEqual(3);
+    bus.failAll = false;
+    const closing = Date.now();
+    await outbox.close();
+    expect(Date.now() - closing).toBeLessThan(500);
+    expect(bus.accepted.map((e) => e.id)).toEqual(events.map((e) => e.id));
   });
 
   it('when the bus fails, then events wait and are published after it recovers', async () => {

@@ -1,6 +1,6 @@
 import { type CloudEvent, createEvent } from '@flowloom/contracts';
 import { type Db, migrate } from '@flowloom/store';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { gatewayMigrations } from '../src/adapters/migrations.js';
 import { OutboxRelay, SqlOutbox } from '../src/adapters/sql-outbox.js';
 import { openTestPostgres, type TestDatabase } from './databases.js';
@@ -105,5 +105,65 @@ describe('SqlOutbox writers on PostgreSQL', () => {
     expect(bus.accepted.slice(-150).map((e) => e.id)).toEqual(events.map((e) => e.id));
     // About 0.6 s or more of appends: one round per 100 ms, and the rest at stop.
     expect(bus.calls - before).toBeLessThanOrEqual(12);
+  });
+
+  /** A relay whose next publish is held at a gate: `reached` once it is there, `release` lets it on. */
+  function heldRelay(gatherMs: number) {
+    const bus = new RecordingBus();
+    const relay = new OutboxRelay(database.db, bus, { gatherMs, idleMs: 60_000 });
+    const outbox = new SqlOutbox(database.db, () => relay.wake());
+    let release: () => void = () => {};
+    bus.gate = new Promise<void>((r) => {
+      release = () => {
+        bus.gate = undefined;
+        r();
+      };
+    });
+    const reached = new Promise<void>((r) => {
+      bus.reachedGate = r;
+    });
+    return { bus, relay, outbox, reached, release: () => release() };
+  }
+
+  it('when rows come in while a round is out, then the next round takes them once the interval has passed, without waiting for the idle poll', async () => {
+    await new OutboxRelay(database.db, new RecordingBus()).publishPending();
+    const { bus, relay, outbox, reached, release } = heldRelay(300);
+    relay.start();
+    try {
+      const [first, second, third] = [event(400), event(401), event(402)];
+      const roundStarted = Date.now();
+      await outbox.append([first]);
+      await reached;
+      // Written while that round is out; nothing wakes the relay after them, and its poll is a minute.
+      await outbox.append([second]);
+      await outbox.append([third]);
+      release();
+      await vi.waitFor(() => expect(bus.accepted).toHaveLength(3), { timeout: 3_000 });
+      expect(Date.now() - roundStarted).toBeGreaterThanOrEqual(250);
+      expect(bus.accepted.map((e) => e.id)).toEqual([first.id, second.id, third.id]);
+      // The two gathered rows went out in one round.
+      expect(bus.calls).toBe(2);
+    } finally {
+      await relay.stop();
+    }
+  });
+
+  it('when the relay is stopped while it gathers, then stop returns at once and publishes the gathered rows', async () => {
+    await new OutboxRelay(database.db, new RecordingBus()).publishPending();
+    const { bus, relay, outbox, reached, release } = heldRelay(60_000);
+    relay.start();
+    const [first, second] = [event(500), event(501)];
+    await outbox.append([first]);
+    await reached;
+    await outbox.append([second]);
+    release();
+    await vi.waitFor(() => expect(bus.accepted.map((e) => e.id)).toEqual([first.id]));
+    // The second row waits out the minute-long interval: only stop can cut it short.
+    await new Promise((r) => setTimeout(r, 100));
+    expect(bus.accepted).toHaveLength(1);
+    const stopping = Date.now();
+    await relay.stop();
+    expect(Date.now() - stopping).toBeLessThan(1_000);
+    expect(bus.accepted.map((e) => e.id)).toEqual([first.id, second.id]);
   });
 });
