@@ -208,6 +208,39 @@ describe('FileOutbox', () => {
     expect(bus.accepted.map((e) => e.id)).toEqual(events.map((e) => e.id));
   });
 
+  it('when the bus stays down under traffic, then appends retry it at most once a second, and a wake-up publishes at once once it is back', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'outbox-'));
+    const bus = new RecordingBus();
+    bus.failAll = true;
+    const outbox = await FileOutbox.open(dir, bus, { fsync: 'never' });
+    outbox.start();
+    try {
+      const events = [event(0)];
+      await outbox.append(events);
+      await vi.waitFor(() => expect(bus.calls).toBe(1), { timeout: 3_000 });
+      // 1.5 s of requests, one every 20 ms: if each cut the back-off short, a try would follow
+      // every gather interval (about 15).
+      const until = Date.now() + 1_500;
+      for (let i = 1; Date.now() < until; i++) {
+        const e = event(i);
+        events.push(e);
+        await outbox.append([e]);
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      expect(bus.calls).toBeGreaterThanOrEqual(2);
+      expect(bus.calls).toBeLessThanOrEqual(3);
+      // The way back in (the spool's database answering again) still cuts the back-off short.
+      bus.failAll = false;
+      const back = Date.now();
+      outbox.wake();
+      await vi.waitFor(() => expect(bus.accepted).toHaveLength(events.length), { timeout: 5_000 });
+      expect(Date.now() - back).toBeLessThan(500);
+      expect(bus.accepted.map((e) => e.id)).toEqual(events.map((e) => e.id));
+    } finally {
+      await outbox.close();
+    }
+  });
+
   it('when the bus fails, then events wait and are published after it recovers', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'outbox-'));
     const bus = new InProcessBus();

@@ -66,6 +66,9 @@ interface Segment {
 /** Events handed to the bus in one publish call. */
 const PUBLISH_BATCH = 1000;
 
+/** While publishing fails, how often appends may trigger another try ahead of the back-off. */
+const APPEND_RETRY_MS = 1_000;
+
 /**
  * The embedded outbox: an append-only log of JSON lines in `dir` with group commit, and a relay that
  * publishes to the in-process bus and records how far it got. It replaces a database table on the
@@ -105,6 +108,8 @@ export class FileOutbox implements Outbox {
   private wakeRelay: (() => void) | undefined;
   /** Ends the relay's current wait at once (close). */
   private stopPause: (() => void) | undefined;
+  /** When the relay's last round failed; undefined once one went through. */
+  private relayFailedAt: number | undefined;
   private syncTimer: NodeJS.Timeout | undefined;
   private positionTimer: NodeJS.Timeout | undefined;
   private publishing: Promise<void> = Promise.resolve();
@@ -339,7 +344,7 @@ export class FileOutbox implements Outbox {
             this.spilled.add(this.segmentName, start, this.segmentSize, firstSeq, added.length);
           }
           for (const waiter of batch) waiter.resolve();
-          this.wakeRelay?.();
+          this.wakeOnAppend();
         } catch (error) {
           for (const waiter of batch) waiter.reject(error);
           this.tailDirty = true;
@@ -486,6 +491,15 @@ export class FileOutbox implements Outbox {
     this.wakeRelay?.();
   }
 
+  /**
+   * While publishing fails (a consumer or the spool's database is down), appends retry at most once
+   * a second, not once per gather interval: each try offers a whole batch only to have it refused.
+   */
+  private wakeOnAppend(): void {
+    if (this.relayFailedAt === undefined || Date.now() - this.relayFailedAt >= APPEND_RETRY_MS)
+      this.wakeRelay?.();
+  }
+
   get backlog(): number {
     return this.unpublished.length + this.spilled.count;
   }
@@ -512,8 +526,10 @@ export class FileOutbox implements Outbox {
       try {
         await this.publishRound();
         failures = 0;
+        this.relayFailedAt = undefined;
       } catch (error) {
         failures++;
+        this.relayFailedAt = Date.now();
         this.options.onError?.(error);
       }
       if (!this.relayRunning) break;
