@@ -166,4 +166,31 @@ describe('SqlOutbox writers on PostgreSQL', () => {
     expect(Date.now() - stopping).toBeLessThan(1_000);
     expect(bus.accepted.map((e) => e.id)).toEqual([first.id, second.id]);
   });
+
+  it("when a flush is asked while the relay's own round is out, then it returns only once that round's events are on the bus too", async () => {
+    const outbox = new SqlOutbox(database.db);
+    const bus = new RecordingBus();
+    const relay = new OutboxRelay(database.db, bus);
+    await relay.publishPending();
+    let release: () => void = () => {};
+    bus.gate = new Promise<void>((r) => {
+      release = r;
+    });
+    const reached = new Promise<void>((r) => {
+      bus.reachedGate = r;
+    });
+    relay.start();
+    const e = event(400);
+    await outbox.append([e]);
+    relay.wake();
+    // The relay's round holds the batch (and the relay lock) while the bus has not answered.
+    await reached;
+    const flushed = relay.publishPending();
+    expect(await settled(flushed.then(() => undefined))).toBe(false);
+    release();
+    await flushed;
+    expect(bus.accepted.map((a) => a.id)).toContain(e.id);
+    bus.gate = undefined;
+    await relay.stop();
+  });
 });

@@ -97,6 +97,8 @@ export class OutboxRelay {
   private loop: Promise<void> | undefined;
   private wakeUp: (() => void) | undefined;
   private endPause: (() => void) | undefined;
+  /** The publish in flight in this process (see publishPending). */
+  private publishing: Promise<void> = Promise.resolve();
   private dirty = false;
   /** Failed publishes in a row (0: the last one went through) and when the last one failed. */
   private failures = 0;
@@ -158,8 +160,21 @@ export class OutboxRelay {
     return rows[0]?.n ?? 0;
   }
 
-  /** Publishes until nothing is pending; returns how many events went out. */
-  async publishPending(): Promise<number> {
+  /**
+   * Publishes until nothing is pending; returns how many events went out. Calls in this process go
+   * one after another, the relay's own rounds included: a flush that found the relay lock held by a
+   * round in flight would otherwise return before that round's events were on the bus.
+   */
+  publishPending(): Promise<number> {
+    const run = this.publishing.then(() => this.publishAll());
+    this.publishing = run.then(
+      () => undefined,
+      () => undefined,
+    );
+    return run;
+  }
+
+  private async publishAll(): Promise<number> {
     let total = 0;
     for (;;) {
       const { published, read, parked } = await this.publishBatch();
