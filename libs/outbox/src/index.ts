@@ -5,6 +5,7 @@ export {
   parkedGauge,
   reportParked,
 } from './metrics.js';
+export { OneAtATime } from './one-at-a-time.js';
 export type { ParkedEvent, ParkedEvents, RedriveOutcome } from './parked-events.js';
 export { listParked, parkedListQuery, redriveBody, redriveRecorded } from './redrive.js';
 export { type ParkingOutboxTable, SqlParkedEvents } from './sql-parked-events.js';

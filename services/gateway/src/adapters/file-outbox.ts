@@ -3,6 +3,7 @@ import { type FileHandle, open } from 'node:fs/promises';
 import { join } from 'node:path';
 import { type EventBus, parkingsOf, publishExceptRefused, type RefusedEvent } from '@flowloom/bus';
 import type { CloudEvent } from '@flowloom/contracts';
+import { OneAtATime } from '@flowloom/outbox';
 import type { Outbox } from '../ports/outbox.js';
 import type { ParkedRow } from '../ports/parked-events.js';
 import { FileParkedEvents, ParkedFile } from './file-outbox-parking.js';
@@ -112,7 +113,7 @@ export class FileOutbox implements Outbox {
   private relayFailedAt: number | undefined;
   private syncTimer: NodeJS.Timeout | undefined;
   private positionTimer: NodeJS.Timeout | undefined;
-  private publishing: Promise<void> = Promise.resolve();
+  private readonly publishing = new OneAtATime();
   private dirty = false;
   private readonly fsync: FsyncMode;
   private readonly segmentBytes: number;
@@ -399,13 +400,7 @@ export class FileOutbox implements Outbox {
   }
 
   private publishSerially(untilEmpty: boolean): Promise<number> {
-    // One publisher at a time: the relay loop and an explicit flush must not take the same batch.
-    const run = this.publishing.then(() => this.publishNow(untilEmpty));
-    this.publishing = run.then(
-      () => undefined,
-      () => undefined,
-    );
-    return run;
+    return this.publishing.run(() => this.publishNow(untilEmpty));
   }
 
   private async publishNow(untilEmpty: boolean): Promise<number> {

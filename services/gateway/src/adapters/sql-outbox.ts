@@ -1,5 +1,6 @@
 import { type EventBus, publishExceptRefused } from '@flowloom/bus';
 import type { CloudEvent } from '@flowloom/contracts';
+import { OneAtATime } from '@flowloom/outbox';
 import type { Db } from '@flowloom/store';
 import type { Outbox } from '../ports/outbox.js';
 import type { ParkedRow } from '../ports/parked-events.js';
@@ -97,8 +98,7 @@ export class OutboxRelay {
   private loop: Promise<void> | undefined;
   private wakeUp: (() => void) | undefined;
   private endPause: (() => void) | undefined;
-  /** The publish in flight in this process (see publishPending). */
-  private publishing: Promise<void> = Promise.resolve();
+  private readonly publishing = new OneAtATime();
   private dirty = false;
   /** Failed publishes in a row (0: the last one went through) and when the last one failed. */
   private failures = 0;
@@ -166,12 +166,7 @@ export class OutboxRelay {
    * round in flight would otherwise return before that round's events were on the bus.
    */
   publishPending(): Promise<number> {
-    const run = this.publishing.then(() => this.publishAll());
-    this.publishing = run.then(
-      () => undefined,
-      () => undefined,
-    );
-    return run;
+    return this.publishing.run(() => this.publishAll());
   }
 
   private async publishAll(): Promise<number> {

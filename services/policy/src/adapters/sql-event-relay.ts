@@ -1,5 +1,6 @@
 import { type EventBus, type Parking, parkingsOf, publishExceptRefused } from '@flowloom/bus';
 import type { CloudEvent } from '@flowloom/contracts';
+import { OneAtATime } from '@flowloom/outbox';
 import type { Db, Queryable } from '@flowloom/store';
 import type { EventRelay } from '../ports/event-outbox.js';
 
@@ -25,7 +26,7 @@ export class SqlEventRelay implements EventRelay {
   private running: Promise<void> | undefined;
   private again = false;
   private stopped = false;
-  private chain: Promise<void> = Promise.resolve();
+  private readonly publishing = new OneAtATime();
 
   constructor(
     private readonly db: Db,
@@ -64,12 +65,7 @@ export class SqlEventRelay implements EventRelay {
 
   /** One publisher at a time in this process; rows are marked only after the bus took them. */
   publishPending(): Promise<number> {
-    const run = this.chain.then(() => this.publishNow());
-    this.chain = run.then(
-      () => undefined,
-      () => undefined,
-    );
-    return run;
+    return this.publishing.run(() => this.publishNow());
   }
 
   // Published outside any transaction: in-process subscribers write to the same (single-connection)
