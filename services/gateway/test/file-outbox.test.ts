@@ -241,6 +241,38 @@ describe('FileOutbox', () => {
     }
   });
 
+  it('when wake() comes while a failing round is out, then the next round does not back off', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'outbox-'));
+    let tries = 0;
+    let holdThird: (() => void) | undefined;
+    const published: CloudEvent[] = [];
+    // The sink of a spool: down for three tries; the third is out when it comes back (wake()).
+    const sink = {
+      publish: async (events: readonly CloudEvent[]): Promise<void> => {
+        tries++;
+        const down = tries <= 3;
+        if (tries === 3)
+          await new Promise<void>((r) => {
+            holdThird = r;
+          });
+        if (down) throw new Error('database unreachable');
+        published.push(...events);
+      },
+    };
+    const outbox = await FileOutbox.open(dir, sink, { fsync: 'never', gatherMs: 50 });
+    await outbox.append([event(1)]);
+    outbox.start();
+    await vi.waitFor(() => expect(holdThird).toBeDefined(), { timeout: 5_000 });
+    // The database answers again while the third try is out: wake() finds no wait to cut short.
+    outbox.wake();
+    holdThird?.();
+    const failedAt = Date.now();
+    // Backing off after three failures would wait 2 s; woken, the relay tries again after gathering.
+    await vi.waitFor(() => expect(published).toHaveLength(1), { timeout: 1_500, interval: 20 });
+    expect(Date.now() - failedAt).toBeLessThan(1_500);
+    await outbox.close();
+  });
+
   it('when the bus fails, then events wait and are published after it recovers', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'outbox-'));
     const bus = new InProcessBus();

@@ -107,6 +107,8 @@ export class FileOutbox implements Outbox {
   private relayRunning = false;
   private relayLoop: Promise<void> | undefined;
   private wakeRelay: (() => void) | undefined;
+  /** wake() came while a round was out (a round that may fail, then back off for up to 30 s). */
+  private wokenMidRound = false;
   /** Ends the relay's current wait at once (close). */
   private stopPause: (() => void) | undefined;
   /** When the relay's last round failed; undefined once one went through. */
@@ -482,7 +484,10 @@ export class FileOutbox implements Outbox {
     this.relayLoop = this.runRelay();
   }
 
+  /** The sink answers again (the spool's database is back): publish now, not after the back-off. */
   wake(): void {
+    // Mid-round there is no wait to cut short: the round after the one in flight must not back off.
+    this.wokenMidRound = true;
     this.wakeRelay?.();
   }
 
@@ -518,6 +523,7 @@ export class FileOutbox implements Outbox {
     let failures = 0;
     while (this.relayRunning) {
       const roundStarted = performance.now();
+      this.wokenMidRound = false;
       try {
         await this.publishRound();
         failures = 0;
@@ -538,7 +544,8 @@ export class FileOutbox implements Outbox {
         if (this.backlog < PUBLISH_BATCH && rest > 0) await this.relayPause(rest, false);
         continue;
       }
-      await this.relayPause(failures > 0 ? Math.min(30_000, 250 * 2 ** Math.min(failures, 7)) : 1_000, true);
+      const backOff = this.wokenMidRound ? this.gatherMs : Math.min(30_000, 250 * 2 ** Math.min(failures, 7));
+      await this.relayPause(failures > 0 ? backOff : 1_000, true);
     }
   }
 
