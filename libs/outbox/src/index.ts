@@ -8,4 +8,5 @@ export {
 export { OneAtATime } from './one-at-a-time.js';
 export type { ParkedEvent, ParkedEvents, RedriveOutcome } from './parked-events.js';
 export { listParked, parkedListQuery, redriveBody, redriveRecorded } from './redrive.js';
+export { RETRY_ON_NOTICE_MS, RelayLoop, type RelayLoopOptions, type RoundLeft } from './relay-loop.js';
 export { type ParkingOutboxTable, SqlParkedEvents } from './sql-parked-events.js';

@@ -3,7 +3,7 @@ import { type FileHandle, open } from 'node:fs/promises';
 import { join } from 'node:path';
 import { type EventBus, parkingsOf, publishExceptRefused, type RefusedEvent } from '@flowloom/bus';
 import type { CloudEvent } from '@flowloom/contracts';
-import { OneAtATime } from '@flowloom/outbox';
+import { OneAtATime, RelayLoop } from '@flowloom/outbox';
 import type { Outbox } from '../ports/outbox.js';
 import type { ParkedRow } from '../ports/parked-events.js';
 import { FileParkedEvents, ParkedFile } from './file-outbox-parking.js';
@@ -25,10 +25,7 @@ export interface FileOutboxOptions {
   onError?: (error: unknown) => void;
   /** Damage found on disk and set aside (a torn last line, unreadable lines): not an error to retry. */
   onDamage?: (message: string) => void;
-  /**
-   * How long the relay gathers events into a batch (ms): after an append that finds it idle, and
-   * between partial batches while events keep coming.
-   */
+  /** The least time between the starts of two rounds of the relay while partial batches come (ms). */
   gatherMs?: number;
   /**
    * At most this many unpublished events are held in memory; past it (consumers lagging) only their
@@ -67,9 +64,6 @@ interface Segment {
 /** Events handed to the bus in one publish call. */
 const PUBLISH_BATCH = 1000;
 
-/** While publishing fails, how often appends may trigger another try ahead of the back-off. */
-const APPEND_RETRY_MS = 1_000;
-
 /**
  * The embedded outbox: an append-only log of JSON lines in `dir` with group commit, and a relay that
  * publishes to the in-process bus and records how far it got. It replaces a database table on the
@@ -104,15 +98,7 @@ export class FileOutbox implements Outbox {
   /** Where the line of event `publishedSeq` ends, when known (not after an upgrade that found none). */
   private publishedEnd: LineEnd | undefined;
   private segments: Segment[] = [];
-  private relayRunning = false;
-  private relayLoop: Promise<void> | undefined;
-  private wakeRelay: (() => void) | undefined;
-  /** wake() came while a round was out (a round that may fail, then back off for up to 30 s). */
-  private wokenMidRound = false;
-  /** Ends the relay's current wait at once (close). */
-  private stopPause: (() => void) | undefined;
-  /** When the relay's last round failed; undefined once one went through. */
-  private relayFailedAt: number | undefined;
+  private readonly relay: RelayLoop;
   private syncTimer: NodeJS.Timeout | undefined;
   private positionTimer: NodeJS.Timeout | undefined;
   private readonly publishing = new OneAtATime();
@@ -120,7 +106,6 @@ export class FileOutbox implements Outbox {
   private readonly fsync: FsyncMode;
   private readonly segmentBytes: number;
   private readonly maxBuffered: number;
-  private readonly gatherMs: number;
   private readonly parkedFile: ParkedFile;
   /** Events the bus refused for good, set aside with a stand-in on the trail, to publish again. */
   readonly parked: FileParkedEvents;
@@ -133,7 +118,17 @@ export class FileOutbox implements Outbox {
     this.fsync = options.fsync ?? 'interval';
     this.segmentBytes = options.segmentBytes ?? 64 * 1024 * 1024;
     this.maxBuffered = Math.max(1, options.maxBufferedEvents ?? 4096);
-    this.gatherMs = options.gatherMs ?? 100;
+    this.relay = new RelayLoop({
+      round: async () => {
+        await this.publishRound();
+        return this.backlog === 0 ? 'nothing' : this.backlog >= PUBLISH_BATCH ? 'batches' : 'some';
+      },
+      gatherMs: options.gatherMs ?? 100,
+      // Nothing else writes this log: the poll only backs up the notices of appends.
+      idleMs: 1_000,
+      backOffMs: 500,
+      onError: (error) => this.options.onError?.(error),
+    });
     this.parkedFile = new ParkedFile(join(dir, 'parked.jsonl'));
     this.parked = new FileParkedEvents(this.parkedFile, this);
   }
@@ -347,7 +342,7 @@ export class FileOutbox implements Outbox {
             this.spilled.add(this.segmentName, start, this.segmentSize, firstSeq, added.length);
           }
           for (const waiter of batch) waiter.resolve();
-          this.wakeOnAppend();
+          this.relay.notify();
         } catch (error) {
           for (const waiter of batch) waiter.reject(error);
           this.tailDirty = true;
@@ -479,25 +474,12 @@ export class FileOutbox implements Outbox {
   }
 
   start(): void {
-    if (this.relayRunning) return;
-    this.relayRunning = true;
-    this.relayLoop = this.runRelay();
+    this.relay.start();
   }
 
   /** The sink answers again (the spool's database is back): publish now, not after the back-off. */
   wake(): void {
-    // Mid-round there is no wait to cut short: the round after the one in flight must not back off.
-    this.wokenMidRound = true;
-    this.wakeRelay?.();
-  }
-
-  /**
-   * While publishing fails (a consumer or the spool's database is down), appends retry at most once
-   * a second, not once per gather interval: each try offers a whole batch only to have it refused.
-   */
-  private wakeOnAppend(): void {
-    if (this.relayFailedAt === undefined || Date.now() - this.relayFailedAt >= APPEND_RETRY_MS)
-      this.wakeRelay?.();
+    this.relay.retryNow();
   }
 
   get backlog(): number {
@@ -519,64 +501,9 @@ export class FileOutbox implements Outbox {
     return Promise.resolve(this.backlog);
   }
 
-  private async runRelay(): Promise<void> {
-    let failures = 0;
-    while (this.relayRunning) {
-      const roundStarted = performance.now();
-      this.wokenMidRound = false;
-      try {
-        await this.publishRound();
-        failures = 0;
-        this.relayFailedAt = undefined;
-      } catch (error) {
-        failures++;
-        this.relayFailedAt = Date.now();
-        this.options.onError?.(error);
-      }
-      if (!this.relayRunning) break;
-      if (this.backlog > 0 && failures === 0) {
-        // Events came in while that round was out. A full batch goes at once (catching up); a
-        // partial one gathers until a round's worth of time has passed: consumers pay per batch
-        // (the embedded ledger, search index and decision store about a millisecond of their
-        // database's one thread per statement), so at 500 req/s rounds back to back cost them
-        // several times what the events themselves do.
-        const rest = this.gatherMs - (performance.now() - roundStarted);
-        if (this.backlog < PUBLISH_BATCH && rest > 0) await this.relayPause(rest, false);
-        continue;
-      }
-      const backOff = this.wokenMidRound ? this.gatherMs : Math.min(30_000, 250 * 2 ** Math.min(failures, 7));
-      await this.relayPause(failures > 0 ? backOff : 1_000, true);
-    }
-  }
-
-  /**
-   * The relay's wait: `ms`, or until close(). When `wakeable`, an append ends it early, after the
-   * gather time, so that a burst of appends goes out as one batch.
-   */
-  private relayPause(ms: number, wakeable: boolean): Promise<void> {
-    return new Promise<void>((resolve) => {
-      const done = (): void => {
-        clearTimeout(timer);
-        this.wakeRelay = undefined;
-        this.stopPause = undefined;
-        resolve();
-      };
-      let timer = setTimeout(done, ms);
-      this.stopPause = done;
-      if (wakeable)
-        this.wakeRelay = () => {
-          this.wakeRelay = undefined;
-          clearTimeout(timer);
-          timer = setTimeout(done, this.gatherMs);
-        };
-    });
-  }
-
   /** Stops the relay after publishing what it can, flushes and closes the log. */
   async close(): Promise<void> {
-    this.relayRunning = false;
-    this.stopPause?.();
-    await this.relayLoop;
+    await this.relay.stop();
     while (this.writing) await new Promise((r) => setImmediate(r));
     try {
       await this.publishPending();

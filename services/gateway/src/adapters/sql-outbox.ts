@@ -1,6 +1,6 @@
 import { type EventBus, publishExceptRefused } from '@flowloom/bus';
 import type { CloudEvent } from '@flowloom/contracts';
-import { OneAtATime } from '@flowloom/outbox';
+import { OneAtATime, RelayLoop } from '@flowloom/outbox';
 import type { Db } from '@flowloom/store';
 import type { Outbox } from '../ports/outbox.js';
 import type { ParkedRow } from '../ports/parked-events.js';
@@ -69,9 +69,6 @@ export class SqlOutbox implements Outbox {
 /** The advisory lock of the relay that is publishing: this number, then the outbox table's oid (migrations hold 7411). */
 const RELAY_LOCK = 7412;
 
-/** While publishing fails, how often new rows may trigger another try ahead of the back-off. */
-const APPEND_RETRY_MS = 1_000;
-
 export interface RelayOptions {
   batchSize?: number;
   /** Poll interval when idle; appends also wake the relay directly. */
@@ -94,19 +91,10 @@ export interface RelayOptions {
  * refuses for good is parked with a stand-in published in its place, so it cannot stall the rest.
  */
 export class OutboxRelay {
-  private running = false;
-  private loop: Promise<void> | undefined;
-  private wakeUp: (() => void) | undefined;
-  private endPause: (() => void) | undefined;
+  private readonly loop: RelayLoop;
   private readonly publishing = new OneAtATime();
-  private dirty = false;
-  /** Failed publishes in a row (0: the last one went through) and when the last one failed. */
-  private failures = 0;
-  private failedAt = 0;
   private lastCleanup = 0;
   private readonly batchSize: number;
-  private readonly idleMs: number;
-  private readonly gatherMs: number;
   private readonly retainMs: number;
   private readonly source: string;
 
@@ -116,16 +104,23 @@ export class OutboxRelay {
     private readonly options: RelayOptions = {},
   ) {
     this.batchSize = options.batchSize ?? 500;
-    this.idleMs = options.idleMs ?? 250;
-    this.gatherMs = options.gatherMs ?? 50;
+    this.loop = new RelayLoop({
+      round: async () => {
+        await this.publishPending();
+        await this.cleanup();
+        return 'nothing';
+      },
+      idleMs: options.idleMs ?? 250,
+      gatherMs: options.gatherMs ?? 50,
+      backOffMs: 1_000,
+      onError: (error) => this.options.onError?.(error),
+    });
     this.retainMs = options.retainPublishedMs ?? 3_600_000;
     this.source = options.source ?? 'flowloom/gateway';
   }
 
   start(): void {
-    if (this.running) return;
-    this.running = true;
-    this.loop = this.run();
+    this.loop.start();
   }
 
   /**
@@ -133,22 +128,17 @@ export class OutboxRelay {
    * not once per request: each try reads a batch in a transaction only for the bus to refuse it.
    */
   wake(): void {
-    this.dirty = true;
-    if (this.failures === 0 || Date.now() - this.failedAt >= APPEND_RETRY_MS) this.wakeUp?.();
+    this.loop.notify();
   }
 
   /** The bus is reachable again: publish the backlog now rather than at the end of the back-off. */
   retryNow(): void {
-    this.dirty = true;
-    this.wakeUp?.();
+    this.loop.retryNow();
   }
 
   /** Publishes everything pending, then stops; what cannot be published now stays for the next start. */
   async stop(): Promise<void> {
-    this.running = false;
-    this.wakeUp?.();
-    this.endPause?.();
-    await this.loop;
+    await this.loop.stop();
     await this.publishPending().catch((error: unknown) => this.options.onError?.(error));
   }
 
@@ -207,55 +197,6 @@ export class OutboxRelay {
       ]);
       const parked = refused.length > 0 ? await parkRefused(tx, events, refused, this.source) : [];
       return { published: accepted.length, read: rows.length, parked };
-    });
-  }
-
-  private async run(): Promise<void> {
-    while (this.running) {
-      this.dirty = false;
-      const roundStarted = performance.now();
-      try {
-        await this.publishPending();
-        this.failures = 0;
-        await this.cleanup();
-      } catch (error) {
-        this.failures++;
-        this.failedAt = Date.now();
-        this.options.onError?.(error);
-      }
-      if (!this.running) break;
-      if (this.dirty && this.failures === 0) {
-        // Rows came in while that round was out: they gather until a round's worth of time has
-        // passed. Back to back, each round (a transaction, a produce request and its
-        // acknowledgement) carried a handful of events at 500 req/s, and cost the gateway and
-        // PostgreSQL more than the events did. A backlog of whole batches went out in that round.
-        const rest = this.gatherMs - (performance.now() - roundStarted);
-        if (rest > 0) await this.pause(rest);
-        continue;
-      }
-      const failures = this.failures;
-      const wait = failures > 0 ? Math.min(30_000, 500 * 2 ** Math.min(failures, 6)) : this.idleMs;
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, wait);
-        this.wakeUp = () => {
-          clearTimeout(timer);
-          resolve();
-        };
-      });
-      this.wakeUp = undefined;
-    }
-  }
-
-  /** Waits `ms`, or until stop(); new rows do not cut it short. */
-  private pause(ms: number): Promise<void> {
-    return new Promise<void>((resolve) => {
-      const done = (): void => {
-        clearTimeout(timer);
-        this.endPause = undefined;
-        resolve();
-      };
-      const timer = setTimeout(done, ms);
-      this.endPause = done;
     });
   }
 

@@ -1,6 +1,6 @@
 import { type EventBus, type Parking, parkingsOf, publishExceptRefused } from '@flowloom/bus';
 import type { CloudEvent } from '@flowloom/contracts';
-import { OneAtATime } from '@flowloom/outbox';
+import { OneAtATime, RelayLoop } from '@flowloom/outbox';
 import type { Db, Queryable } from '@flowloom/store';
 import type { EventRelay } from '../ports/event-outbox.js';
 
@@ -22,11 +22,20 @@ export async function appendPolicyEvents(q: Queryable, events: readonly CloudEve
  * it cannot hold up the events after it.
  */
 export class SqlEventRelay implements EventRelay {
-  private timer: ReturnType<typeof setTimeout> | undefined;
-  private running: Promise<void> | undefined;
-  private again = false;
-  private stopped = false;
   private readonly publishing = new OneAtATime();
+  // Policy events are few (versions, approvals, interventions): each goes out at once, and a bus
+  // that is down is tried again every second.
+  private readonly loop = new RelayLoop({
+    round: async () => {
+      await this.publishPending();
+      return 'nothing';
+    },
+    gatherMs: 0,
+    idleMs: POLL_MS,
+    backOffMs: POLL_MS,
+    maxBackOffMs: POLL_MS,
+    onError: (error) => this.onError(error),
+  });
 
   constructor(
     private readonly db: Db,
@@ -37,30 +46,11 @@ export class SqlEventRelay implements EventRelay {
   ) {}
 
   start(): void {
-    this.schedule(0);
+    this.loop.start();
   }
 
   wake(): void {
-    if (this.stopped) return;
-    if (this.running) this.again = true;
-    else this.schedule(0);
-  }
-
-  private schedule(ms: number): void {
-    if (this.stopped) return;
-    if (this.timer) clearTimeout(this.timer);
-    this.timer = setTimeout(() => {
-      this.timer = undefined;
-      this.running = this.publishPending()
-        .then(() => undefined)
-        .catch((error: unknown) => this.onError(error))
-        .finally(() => {
-          this.running = undefined;
-          const next = this.again ? 0 : POLL_MS;
-          this.again = false;
-          this.schedule(next);
-        });
-    }, ms);
+    this.loop.notify();
   }
 
   /** One publisher at a time in this process; rows are marked only after the bus took them. */
@@ -112,9 +102,7 @@ export class SqlEventRelay implements EventRelay {
   }
 
   async stop(): Promise<void> {
-    this.stopped = true;
-    if (this.timer) clearTimeout(this.timer);
-    await this.running;
+    await this.loop.stop();
     await this.publishPending().catch((error: unknown) => this.onError(error));
   }
 }
