@@ -166,3 +166,27 @@ export async function freshDatabase(prefix: string): Promise<{ url: string; drop
     drop: () => admin((db) => db.exec(`drop database if exists ${name} with (force)`)),
   };
 }
+
+/**
+ * What every session of the PostgreSQL server at `url` is doing that is not idle (its wait and the
+ * start of its statement): added to a set-up step's timeout error, it shows what the step waited on.
+ */
+export async function databaseActivity(url: string): Promise<string> {
+  let db: Db | undefined;
+  try {
+    db = await openPostgres(url, { max: 1, connectionTimeoutMillis: 3_000 });
+    const { rows } = await db.query<{ line: string }>(
+      `select format('pid %s on %s: %s, waiting on %s/%s for %s s: %s', pid, datname, state,
+                     coalesce(wait_event_type, '-'), coalesce(wait_event, '-'),
+                     round(extract(epoch from now() - coalesce(query_start, backend_start))::numeric, 1),
+                     left(regexp_replace(query, '\\s+', ' ', 'g'), 160)) as line
+         from pg_stat_activity
+        where state is distinct from 'idle' and pid <> pg_backend_pid() and backend_type = 'client backend'`,
+    );
+    return rows.length === 0 ? 'no active PostgreSQL sessions' : rows.map((r) => r.line).join('\n');
+  } catch (error) {
+    return `PostgreSQL activity unavailable: ${(error as Error).message}`;
+  } finally {
+    await db?.close().catch(() => {});
+  }
+}

@@ -1,16 +1,14 @@
-import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { type Db, openPostgres } from '@flowloom/store';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { adminCall } from '../bench/processes.js';
 import { freshDatabase, type OwnKafka, startOwnKafka } from './engines.js';
 import { completedInLedger, ledgerHolding } from './ledger.js';
 import { Load } from './load.js';
-import { CLI, metricOf, type Service, serviceOnFreePorts } from './services.js';
+import { metricOf, migrate, type Service, serviceOnFreePorts } from './services.js';
 import { tearDown } from './teardown.js';
 import { until } from './until.js';
 
@@ -49,7 +47,7 @@ beforeAll(async () => {
     freshDatabase('flowloom_faults_gwr').then(async (fresh) => {
       database = fresh;
       common.FLOWLOOM_DATABASE_URL = fresh.url;
-      await promisify(execFile)('node', [CLI, 'migrate'], { env: { ...process.env, ...common } });
+      await migrate(common);
     }),
   ]);
   gatewayA = await serviceOnFreePorts('gateway-a', 'gateway', common, work);

@@ -1,16 +1,14 @@
-import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { type Db, openPostgres } from '@flowloom/store';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { adminCall } from '../bench/processes.js';
 import { freshDatabase, type OwnKafka, ownKafka } from './engines.js';
 import { completedInLedger, ledgerHolding } from './ledger.js';
 import { Load } from './load.js';
-import { CLI, metricOf, type Service, serviceOnFreePorts } from './services.js';
+import { metricOf, migrate, type Service, serviceOnFreePorts } from './services.js';
 import { tearDown } from './teardown.js';
 import { until } from './until.js';
 
@@ -53,7 +51,7 @@ beforeAll(async () => {
     FLOWLOOM_LOG_LEVEL: 'error',
     FLOWLOOM_AUDIT_CHECKPOINT_INTERVAL_MS: '60000',
   };
-  await promisify(execFile)('node', [CLI, 'migrate'], { env: { ...process.env, ...common } });
+  await migrate(common);
   gateway = await serviceOnFreePorts('gateway', 'gateway', common, work);
   audit = await serviceOnFreePorts('audit', 'audit', common, work);
   policy = await serviceOnFreePorts('policy', 'policy', common, work);

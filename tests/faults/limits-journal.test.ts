@@ -1,9 +1,7 @@
-import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { type Db, openPostgres } from '@flowloom/store';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -12,7 +10,7 @@ import { adminCall, freePort } from '../bench/processes.js';
 import { budgetConfig } from './budget-config.js';
 import { freshDatabase } from './engines.js';
 import { Load } from './load.js';
-import { CLI, metricOf, type Service, serviceOnFreePorts } from './services.js';
+import { metricOf, migrate, type Service, serviceOnFreePorts } from './services.js';
 import { tearDown } from './teardown.js';
 import { until } from './until.js';
 
@@ -68,11 +66,11 @@ beforeAll(async () => {
     FLOWLOOM_ADMIN_KEY: ADMIN,
     FLOWLOOM_LOG_LEVEL: 'error',
   };
-  await promisify(execFile)('node', [CLI, 'migrate'], { env: { ...process.env, ...common } });
+  await migrate(common);
   gatewayA = await serviceOnFreePorts('gateway-a', 'gateway', common, work);
   gatewayB = await serviceOnFreePorts('gateway-b', 'gateway', common, work);
   services.push(gatewayA, gatewayB);
-  await Promise.all(services.map((s) => s.start()));
+  await Promise.all(services.map((s) => s.start(60_000)));
   db = await openPostgres(database.url, { max: 2 });
   redis = new Redis(REDIS_URL.href, { lazyConnect: true, maxRetriesPerRequest: 1 });
   await redis.connect();

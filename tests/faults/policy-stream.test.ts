@@ -1,14 +1,12 @@
-import { execFile } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
 import { connect, createServer, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { adminCall } from '../bench/processes.js';
 import { blockJobPolicy } from './block-job-policy.js';
 import { freshDatabase } from './engines.js';
-import { CLI, metricOf, type Service, serviceOnFreePorts } from './services.js';
+import { metricOf, migrate, type Service, serviceOnFreePorts } from './services.js';
 import { tearDown } from './teardown.js';
 import { until } from './until.js';
 
@@ -41,7 +39,7 @@ beforeAll(async () => {
     FLOWLOOM_ADMIN_KEY: ADMIN,
     FLOWLOOM_LOG_LEVEL: 'error',
   };
-  await promisify(execFile)('node', [CLI, 'migrate'], { env: { ...process.env, ...common } });
+  await migrate(common);
   policy = await serviceOnFreePorts('policy', 'policy', common, work);
   const policyGrpc = Number(policy.env.FLOWLOOM_GRPC_PORT);
   relay = await FreezableRelay.open(policyGrpc);

@@ -1,15 +1,13 @@
-import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { auditGrpcClient } from '@flowloom/audit';
 import * as grpc from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { adminCall, freePort } from '../bench/processes.js';
 import { type OwnPostgres, startOwnPostgres } from './engines.js';
-import { CLI, Service } from './services.js';
+import { migrate, Service } from './services.js';
 import { until } from './until.js';
 
 // The admin APIs of `flowloom serve gateway|policy|audit` while PostgreSQL is down, on a cluster of
@@ -43,7 +41,7 @@ beforeAll(async () => {
     FLOWLOOM_LOG_LEVEL: 'warn',
     FLOWLOOM_AUDIT_CHECKPOINT_INTERVAL_MS: '60000',
   };
-  await promisify(execFile)('node', [CLI, 'migrate'], { env: { ...process.env, ...common } });
+  await migrate(common);
   const [gHttp, gGrpc, pHttp, pGrpc, aHttp, aGrpc] = await Promise.all(
     Array.from({ length: 6 }, () => freePort()),
   );

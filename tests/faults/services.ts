@@ -1,6 +1,8 @@
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { type Child, freePort, startChild } from '../bench/processes.js';
+import { runCli } from '../e2e/cli-support.js';
+import { databaseActivity } from './engines.js';
 
 export const CLI = join(
   fileURLToPath(new URL('../..', import.meta.url)),
@@ -20,15 +22,20 @@ export class Service {
     readonly url: string,
   ) {}
 
-  async start(): Promise<void> {
+  /** Fails with the service's output (and PostgreSQL's activity) when it is not serving in `timeoutMs`. */
+  async start(timeoutMs = 120_000): Promise<void> {
     const began = Date.now();
-    this.child = await startChild(
-      'node',
-      [CLI, 'serve', this.command],
-      this.env,
-      /FlowLoom (gateway|audit|policy):/,
-      120_000,
-    );
+    try {
+      this.child = await startChild(
+        'node',
+        [CLI, 'serve', this.command],
+        this.env,
+        /FlowLoom (gateway|audit|policy):/,
+        timeoutMs,
+      );
+    } catch (error) {
+      throw await withDatabaseActivity(error, this.env.FLOWLOOM_DATABASE_URL);
+    }
     this.startSeconds = (Date.now() - began) / 1000;
   }
 
@@ -51,6 +58,26 @@ export class Service {
   output(): string {
     return this.child?.output() ?? '';
   }
+}
+
+async function withDatabaseActivity(error: unknown, url: string | undefined): Promise<Error> {
+  const message = error instanceof Error ? error.message : String(error);
+  return new Error(url ? `${message}\nPostgreSQL meanwhile:\n${await databaseActivity(url)}` : message);
+}
+
+/**
+ * `flowloom migrate` on `env`'s database. It fails within `timeoutMs` with the command's output and
+ * what PostgreSQL's sessions were waiting on, well inside a set-up hook's own timeout (which would
+ * say nothing).
+ */
+export async function migrate(env: Record<string, string>, timeoutMs = 45_000): Promise<void> {
+  const result = await runCli(['migrate'], { ...process.env, ...env }, timeoutMs).catch(
+    async (error: unknown) => {
+      throw await withDatabaseActivity(error, env.FLOWLOOM_DATABASE_URL);
+    },
+  );
+  if (result.code !== 0)
+    throw new Error(`flowloom migrate exited with ${result.code}:\n${result.stdout}\n${result.stderr}`);
 }
 
 /** The port settings of each service's HTTP and gRPC servers. */
