@@ -138,6 +138,22 @@ describe('RelayLoop', () => {
     expect(starts).toHaveLength(2);
   });
 
+  it('when the first round after a recovery fails, then the back-off starts again from its shortest wait', async () => {
+    const down = () => new Error('down');
+    const { loop, starts } = scripted([down(), down(), down(), down()], { backOffMs: 200, gatherMs: 10 });
+    loops.push(loop);
+    loop.start();
+    // Tries at 0, 200 and 600 ms; the next back-off would be 800 ms.
+    await vi.waitFor(() => expect(starts).toHaveLength(3), { timeout: 2_000, interval: 10 });
+    await sleep(50);
+    // The sink answers a probe: the fourth try comes at once and still fails.
+    loop.retryNow();
+    await vi.waitFor(() => expect(starts).toHaveLength(4), { timeout: 500, interval: 10 });
+    // From where the outage had taken the back-off, the fifth would wait 1.6 s; started over, 200 ms.
+    await vi.waitFor(() => expect(starts).toHaveLength(5), { timeout: 1_000, interval: 10 });
+    expect(starts[4]! - starts[3]!).toBeLessThan(600);
+  });
+
   it('when stopped during a wait, then stop returns at once and no timer is left', async () => {
     const timers = (): number => process.getActiveResourcesInfo().filter((r) => r === 'Timeout').length;
     const before = timers();

@@ -26,7 +26,7 @@ export const RETRY_ON_NOTICE_MS = 1_000;
 /**
  * The pacing of an outbox relay: when its next round starts. Whole batches go at once; partial ones
  * gather; a failing sink is backed off from; a notice of new events or of the sink's recovery cuts a
- * wait short; stop() ends any wait at once. The outbox decides what a round publishes.
+ * wait short; stop() ends a wait at once. The outbox decides what a round publishes.
  */
 export class RelayLoop {
   private running = false;
@@ -62,10 +62,14 @@ export class RelayLoop {
 
   /**
    * The sink answers again: the next round comes after the gather time, not after the back-off,
-   * even when the round in flight (sent before the sink was back) fails.
+   * even when the round in flight (sent before the sink was back) fails. The failures before it no
+   * longer count: should the first tries after it still fail (a database that answers a probe but
+   * not yet every connection), the back-off starts again from its shortest wait, not from where a
+   * long outage had taken it (30 s).
    */
   retryNow(): void {
     this.recovered = true;
+    this.failures = 0;
     this.cutWait?.('gathered');
   }
 
