@@ -15,10 +15,13 @@ const refused = (): unknown =>
 /** A database outbox that can be switched off, recording what it stored. */
 class SwitchableDatabase implements Outbox {
   up = true;
+  /** How long each append takes (a busy database). */
+  delayMs = 0;
   readonly stored: CloudEvent[] = [];
 
   async append(events: readonly CloudEvent[]): Promise<void> {
     if (!this.up) throw refused();
+    if (this.delayMs > 0) await new Promise((r) => setTimeout(r, this.delayMs));
     for (const e of events) if (!this.stored.some((s) => s.id === e.id)) this.stored.push(e);
   }
 }
@@ -78,6 +81,32 @@ describe('FallbackOutbox', () => {
     await eventually(() => database.stored.length === 4);
     expect(database.stored.map((e) => (e.data as { n: number }).n)).toEqual([1, 2, 3, 4]);
     await eventually(() => outbox.status() === 'ok');
+  });
+
+  it('when the database is back under steady traffic and each write takes longer than the gap between requests, then the spool still empties and appends go to the database again, in order', async () => {
+    const database = new SwitchableDatabase();
+    const { outbox } = await open(database, 'spool');
+    database.up = false;
+    let n = 0;
+    for (; n < 20; n++) await outbox.append([event(n)]);
+    database.delayMs = 40;
+    database.up = true;
+    // A request every 5 ms while the spool drains: appended behind it, each 40 ms round of the relay
+    // would find new events and the spool would never empty.
+    const appends: Promise<void>[] = [];
+    let emptied = false;
+    const until = Date.now() + 1_500;
+    while (Date.now() < until) {
+      appends.push(outbox.append([event(n++)]));
+      if (outbox.status() === 'ok') emptied = true;
+      await new Promise((r) => setTimeout(r, 5));
+    }
+    await Promise.all(appends);
+    expect(emptied).toBe(true);
+    await eventually(() => database.stored.length === n);
+    expect(database.stored.map((e) => (e.data as { n: number }).n)).toEqual(
+      Array.from({ length: n }, (_, i) => i),
+    );
   });
 
   it('when a gateway stops with events spooled and the database stays down, then it says so and the next one on the folder moves them into the database', async () => {

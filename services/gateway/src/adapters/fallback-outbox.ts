@@ -27,6 +27,10 @@ export interface FallbackOutboxOptions {
 }
 
 const RETRY_SECONDS = 2;
+/** A spool backlog the relay moves in one round (its batch): appends wait for it rather than join it. */
+const SPOOL_TAIL = 1_000;
+/** How long an append waits for the spool's last round before it is appended behind it after all. */
+const SPOOL_TAIL_WAIT_MS = 1_000;
 
 /**
  * The PostgreSQL outbox with a plan for the database being unreachable.
@@ -45,6 +49,8 @@ export class FallbackOutbox implements Outbox {
   private lastError = '';
   private spoolWrites = 0;
   private probing = false;
+  /** Appends waiting for the spool's last round (see awaitSpoolTail). */
+  private spoolTail: Promise<void> | undefined;
   private timer: NodeJS.Timeout | undefined;
 
   private constructor(
@@ -98,6 +104,8 @@ export class FallbackOutbox implements Outbox {
 
   async append(events: readonly CloudEvent[]): Promise<void> {
     if (events.length === 0) return;
+    if (this.spool && !this.down && (this.spooled > 0 || this.spoolTail))
+      await this.awaitSpoolTail(this.spool);
     if (this.spool && (this.down || this.spooled > 0)) return this.toSpool(this.spool, events);
     try {
       await this.database.append(events);
@@ -105,6 +113,33 @@ export class FallbackOutbox implements Outbox {
       this.markDown(error);
       if (!this.spool) throw unavailable();
       await this.toSpool(this.spool, events);
+    }
+  }
+
+  /**
+   * The database is back and the spool drains into it. Appended behind the spool, events arriving
+   * during each round would keep it from ever emptying while traffic lasts (a round that takes longer
+   * than the gap between requests always finds new ones), and every event would keep taking the
+   * detour. Once only its last batch is left, an append waits for the spool to empty (a round, about
+   * 100 ms) and then goes to the database directly; a larger backlog, or one that does not empty in
+   * time, is appended behind as before.
+   */
+  private awaitSpoolTail(spool: FileOutbox): Promise<void> {
+    // One wait shared by every append that comes meanwhile (the spool emptied or not): they resume in
+    // the order they came, before any later one.
+    if (this.spoolTail) return this.spoolTail;
+    if (this.spoolWrites > 0 || spool.backlog > SPOOL_TAIL) return Promise.resolve();
+    this.spoolTail = this.watchSpoolTail(spool).finally(() => {
+      this.spoolTail = undefined;
+    });
+    return this.spoolTail;
+  }
+
+  private async watchSpoolTail(spool: FileOutbox): Promise<void> {
+    const deadline = Date.now() + SPOOL_TAIL_WAIT_MS;
+    spool.wake();
+    while (!this.down && this.spooled > 0 && Date.now() < deadline) {
+      await new Promise((resolve) => setTimeout(resolve, 10));
     }
   }
 
