@@ -29,7 +29,7 @@ export interface FallbackOutboxOptions {
 const RETRY_SECONDS = 2;
 /** A spool backlog the relay moves in one round (its batch): appends wait for it rather than join it. */
 const SPOOL_TAIL = 1_000;
-/** How long an append waits for the spool's last round before it is appended behind it after all. */
+/** How long an append waits for the spool's last batch to move before it is appended behind it after all. */
 const SPOOL_TAIL_WAIT_MS = 1_000;
 
 /**
@@ -120,27 +120,28 @@ export class FallbackOutbox implements Outbox {
    * The database is back and the spool drains into it. Appended behind the spool, events arriving
    * during each round would keep it from ever emptying while traffic lasts (a round that takes longer
    * than the gap between requests always finds new ones), and every event would keep taking the
-   * detour. Once only its last batch is left, an append waits for the spool to empty (a round, about
-   * 100 ms) and then goes to the database directly; a larger backlog, or one that does not empty in
-   * time, is appended behind as before.
+   * detour. Once only its last batch is left, an append waits while the spool is moved into the
+   * database (one batch, the same drain as drainSpool) and then goes there directly; a larger
+   * backlog, a drain that fails or one that takes over a second leaves it appended behind as before.
    */
   private awaitSpoolTail(spool: FileOutbox): Promise<void> {
     // One wait shared by every append that comes meanwhile (the spool emptied or not): they resume in
     // the order they came, before any later one.
     if (this.spoolTail) return this.spoolTail;
     if (this.spoolWrites > 0 || spool.backlog > SPOOL_TAIL) return Promise.resolve();
-    this.spoolTail = this.watchSpoolTail(spool).finally(() => {
+    let timer: NodeJS.Timeout | undefined;
+    const giveUp = new Promise<void>((resolve) => {
+      timer = setTimeout(resolve, SPOOL_TAIL_WAIT_MS);
+    });
+    const drained = spool.publishPending().then(
+      () => undefined,
+      () => undefined, // the relay reports it and tries again; this append goes behind the spool
+    );
+    this.spoolTail = Promise.race([drained, giveUp]).finally(() => {
+      clearTimeout(timer);
       this.spoolTail = undefined;
     });
     return this.spoolTail;
-  }
-
-  private async watchSpoolTail(spool: FileOutbox): Promise<void> {
-    const deadline = Date.now() + SPOOL_TAIL_WAIT_MS;
-    spool.wake();
-    while (!this.down && this.spooled > 0 && Date.now() < deadline) {
-      await new Promise((resolve) => setTimeout(resolve, 10));
-    }
   }
 
   private async toSpool(spool: FileOutbox, events: readonly CloudEvent[]): Promise<void> {
