@@ -31,7 +31,7 @@ export {
 } from './app/verify-log.js';
 export { AUDIT_CONSUMER_GROUP } from './consumers/bus-consumer.js';
 export { buildReport, type ComplianceReport, REPORT_FORMAT, renderReportHtml } from './domain/report.js';
-export { isSecretField, scrubSecrets } from './domain/scrub.js';
+export { isSecretField } from './domain/scrub.js';
 export { STANDARD_IDS, STANDARDS, type StandardId } from './domain/standards.js';
 export { nodeInTile, nodePosition, packTile } from './domain/tiles.js';
 export { auditGrpcClient } from './grpc/server.js';

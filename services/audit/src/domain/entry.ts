@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import type { CloudEvent } from '@flowloom/contracts';
 import { canonicalize, entryLeafHash } from '@flowloom/ledger';
-import { mayHoldSecretText, scrubSecrets } from './scrub.js';
+import { mayHoldSecretText, scrubbedCanonicalJson, scrubText } from './scrub.js';
 
 /** An event turned into a ledger entry plus the columns it is found by. */
 export interface PreparedEntry {
@@ -35,6 +35,22 @@ export function columnText(value: unknown, max = MAX_COLUMN): string | null {
   return text.length > max ? text.slice(0, max) : text;
 }
 
+/** A value as JSON.stringify would write it (toJSON called, non-finite numbers null, bigints text). */
+function jsonValue(value: unknown): unknown {
+  switch (typeof value) {
+    case 'number':
+      return Number.isFinite(value) ? value : null;
+    case 'bigint':
+      return value.toString();
+    case 'object': {
+      const toJSON = (value as { toJSON?: unknown } | null)?.toJSON;
+      return typeof toJSON === 'function' ? jsonValue(toJSON.call(value)) : value;
+    }
+    default:
+      return value;
+  }
+}
+
 function isRecord(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
@@ -42,7 +58,7 @@ function isRecord(value: unknown): value is Record<string, unknown> {
 /** The first string among `fields` of `data`, or of its nested `decision` record. */
 function pick(data: Record<string, unknown>, fields: readonly string[]): string | null {
   for (const field of fields) {
-    const text = columnText(data[field]);
+    const text = columnText(jsonValue(data[field]));
     if (text !== null) return text;
   }
   return null;
@@ -57,7 +73,7 @@ function pick(data: Record<string, unknown>, fields: readonly string[]): string 
 export function outcomeOf(type: string, data: Record<string, unknown>): string | null {
   const explicit = pick(data, ['outcome', 'verdict']);
   if (explicit !== null) return explicit;
-  const decision = data['decision'];
+  const decision = jsonValue(data['decision']);
   if (isRecord(decision)) {
     const nested = pick(decision, ['outcome', 'verdict']);
     if (nested !== null) return nested;
@@ -85,54 +101,89 @@ function validTime(value: unknown): string | undefined {
  * type and why its content could not be logged, so nothing delivered disappears silently.
  */
 export function prepareEntry(event: CloudEvent | Record<string, unknown>, receivedAt: Date): PreparedEntry {
-  // Fast path: secret-named fields only, then one screen of the whole text for credential shapes;
-  // the string-by-string scrub runs only when the screen matches.
-  let scrubResult = scrubSecrets(event, { patterns: false });
-  let text = JSON.stringify(scrubResult.value);
-  if (mayHoldSecretText(text)) {
-    scrubResult = scrubSecrets(event);
-    text = JSON.stringify(scrubResult.value);
+  const top = jsonValue(event);
+  const record: Record<string, unknown> = isRecord(top) ? top : { data: top };
+  // Secret-named fields only, then one screen of the whole text for credential shapes; only when it
+  // matches are the strings scrubbed one by one (every event passes here on the request path).
+  let written = scrubbedCanonicalJson(record);
+  let columnsFrom = record;
+  if (written !== undefined && mayHoldSecretText(written.text)) {
+    written = scrubbedCanonicalJson(record, { patterns: true });
+    // Strings changed: the columns are read from what the entry holds.
+    if (written !== undefined) columnsFrom = JSON.parse(written.text) as Record<string, unknown>;
   }
-  const { value, redactions, canonical } = scrubResult;
-  const scrubbed: Record<string, unknown> = isRecord(value) ? value : { data: value };
-  const type = columnText(scrubbed['type']) ?? 'dev.flowloom.unknown.v1';
-  let entry: string;
-  let leaf: Uint8Array;
-  try {
-    // The scrubbed copy has sorted keys: JSON.stringify is then RFC 8785 (ECMAScript number and
-    // string serialisation are the RFC's); the reference canonicaliser handles the rest.
-    entry = canonical && isRecord(value) ? text : canonicalize(scrubbed);
-    leaf = entryLeafHash(entry);
-  } catch (error) {
-    entry = canonicalize({
-      specversion: '1.0',
-      id: columnText(scrubbed['id'], MAX_ID) ?? '',
-      source: columnText(scrubbed['source']) ?? 'unknown',
-      type,
-      time: validTime(scrubbed['time']) ?? receivedAt.toISOString(),
-      datacontenttype: 'application/json',
-      data: { $unloggable: (error as Error).message.slice(0, 500) },
-    });
-    leaf = entryLeafHash(entry);
+  if (written === undefined) {
+    const entry = unloggableEntry(record, receivedAt);
+    return describeEntry(
+      JSON.parse(entry) as Record<string, unknown>,
+      entry,
+      entryLeafHash(entry),
+      0,
+      receivedAt,
+    );
   }
+  return describeEntry(
+    columnsFrom,
+    written.text,
+    entryLeafHash(written.text),
+    written.redactions,
+    receivedAt,
+  );
+}
+
+/** The stand-in entry of an event RFC 8785 cannot write (a string that is not well-formed Unicode). */
+function unloggableEntry(record: Record<string, unknown>, receivedAt: Date): string {
+  const text = (value: unknown, max?: number): string | null => {
+    const column = columnText(jsonValue(value), max);
+    return column === null ? null : scrubText(column).text;
+  };
+  return canonicalize({
+    specversion: '1.0',
+    id: text(record['id'], MAX_ID) ?? '',
+    source: text(record['source']) ?? 'unknown',
+    type: text(record['type']) ?? 'dev.flowloom.unknown.v1',
+    time: validTime(jsonValue(record['time'])) ?? receivedAt.toISOString(),
+    datacontenttype: 'application/json',
+    data: {
+      $unloggable:
+        'a string or field name is not well-formed Unicode (a lone surrogate), which RFC 8785 cannot write',
+    },
+  });
+}
+
+/**
+ * The entry with the columns it is found by, read from `record`: the event itself, its values read
+ * as JSON writes them, or what the entry holds when scrubbing changed its strings.
+ */
+function describeEntry(
+  record: Record<string, unknown>,
+  entry: string,
+  leafHash: Uint8Array,
+  redactions: number,
+  receivedAt: Date,
+): PreparedEntry {
+  const type = columnText(jsonValue(record['type'])) ?? 'dev.flowloom.unknown.v1';
+  const id = jsonValue(record['id']);
+  const time = validTime(jsonValue(record['time']));
   // An event without a usable id gets one derived from its content, so a redelivery still
   // deduplicates.
-  const givenId = typeof scrubbed['id'] === 'string' ? columnText(scrubbed['id'], MAX_ID) : null;
+  const givenId = typeof id === 'string' ? columnText(id, MAX_ID) : null;
   const eventId = givenId ?? `sha256:${createHash('sha256').update(entry).digest('hex')}`;
-  const data = isRecord(scrubbed['data']) ? scrubbed['data'] : {};
+  const data = jsonValue(record['data']);
+  const fields = isRecord(data) ? data : {};
   return {
     eventId,
     entry,
-    leafHash: leaf,
-    time: validTime(scrubbed['time']) ?? receivedAt.toISOString(),
+    leafHash,
+    time: time ?? receivedAt.toISOString(),
     type,
-    source: columnText(scrubbed['source']) ?? 'unknown',
-    subject: columnText(scrubbed['subject']),
-    actor: actorOf(data),
-    keyId: pick(data, ['keyId']),
-    project: pick(data, ['project']),
-    job: pick(data, ['job']),
-    outcome: outcomeOf(type, data),
+    source: columnText(jsonValue(record['source'])) ?? 'unknown',
+    subject: columnText(jsonValue(record['subject'])),
+    actor: actorOf(fields),
+    keyId: pick(fields, ['keyId']),
+    project: pick(fields, ['project']),
+    job: pick(fields, ['job']),
+    outcome: outcomeOf(type, fields),
     redactions,
   };
 }

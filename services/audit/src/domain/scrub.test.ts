@@ -1,7 +1,12 @@
 import { canonicalize } from '@flowloom/ledger';
 import { describe, expect, it } from 'vitest';
 import { prepareEntry } from './entry.js';
-import { isSecretField, REDACTED, scrubSecrets } from './scrub.js';
+import { isSecretField, REDACTED, type ScrubbedJson, scrubbedCanonicalJson } from './scrub.js';
+
+function written(value: unknown): { value: unknown; redactions: number } {
+  const json = scrubbedCanonicalJson(value, { patterns: true }) as ScrubbedJson;
+  return { value: JSON.parse(json.text), redactions: json.redactions };
+}
 
 describe('secret removal', () => {
   it('when a field is named like a credential, then it is secret; token counts are not', () => {
@@ -36,7 +41,7 @@ describe('secret removal', () => {
   });
 
   it('when credentials appear inside text, then only they are replaced', () => {
-    const { value, redactions } = scrubSecrets({
+    const { value, redactions } = written({
       message: 'used flk_abcdefghij0123456789 and sk-ant-api03-abcdefghijkl then Bearer abc.def.ghi-jkl',
       url: 'postgres://app:s3cr3t-pass@db:5432/x?sslmode=require',
       query: 'https://x.example/?api_key=zzz999&ok=1',
@@ -53,7 +58,7 @@ describe('secret removal', () => {
 
   it('when a value is not plain JSON, then it is normalised like JSON.stringify (so in-process equals Kafka)', () => {
     const when = new Date('2025-01-02T03:04:05.006Z');
-    const { value } = scrubSecrets({
+    const { value } = written({
       when,
       nan: Number.NaN,
       gone: undefined,

@@ -54,18 +54,6 @@ export function mayHoldSecretText(text: string): boolean {
   return SUSPICIOUS.test(text);
 }
 
-export interface ScrubResult {
-  readonly value: unknown;
-  /** How many values were replaced; recorded nowhere else, useful in tests and metrics. */
-  readonly redactions: number;
-  /**
-   * True when `JSON.stringify(value)` is already the RFC 8785 canonical form: keys were inserted in
-   * UTF-16 order, no key is an array index (JavaScript would move it first) and every string is
-   * well-formed Unicode. Otherwise the reference canonicaliser must be used (and may refuse).
-   */
-  readonly canonical: boolean;
-}
-
 const MAX_DEPTH = 64;
 
 export function scrubText(text: string): { text: string; redactions: number } {
@@ -81,56 +69,98 @@ export function scrubText(text: string): { text: string; redactions: number } {
   return { text: out, redactions };
 }
 
-interface State {
-  redactions: number;
-  canonical: boolean;
-  /** Look for credential patterns inside strings (skipped when the caller screened the text). */
-  patterns: boolean;
+type WellFormed = { isWellFormed(): boolean };
+
+interface KeyInfo {
+  /** `"key":` as JSON writes it. */
+  readonly prefix: string;
+  readonly secret: boolean;
+  readonly wellFormed: boolean;
 }
 
-type WellFormed = { isWellFormed(): boolean };
-const ARRAY_INDEX = /^(?:0|[1-9][0-9]{0,9})$/;
+const keyInfos = new Map<string, KeyInfo>();
+
+function keyInfo(key: string): KeyInfo {
+  let info = keyInfos.get(key);
+  if (info === undefined) {
+    info = {
+      prefix: `${JSON.stringify(key)}:`,
+      secret: isSecretField(key),
+      wellFormed: (key as unknown as WellFormed).isWellFormed(),
+    };
+    // Field names repeat across events; remember a bounded number of them.
+    if (keyInfos.size < 10_000) keyInfos.set(key, info);
+  }
+  return info;
+}
+
+/** A string or key that is not well-formed Unicode: RFC 8785 cannot write it. */
+class NotWellFormed extends Error {}
+
+interface Walk {
+  /** Look for credential shapes inside every string, not only secret-named fields. */
+  readonly patterns: boolean;
+  redactions: number;
+  readonly ancestors: Set<object>;
+}
+
+export interface ScrubbedJson {
+  /** RFC 8785 canonical JSON. */
+  readonly text: string;
+  /** How many values were replaced; recorded nowhere else, useful in tests and metrics. */
+  readonly redactions: number;
+}
 
 /**
- * A JSON-shaped deep copy of `value` with secrets replaced by "[redacted]": secret-named fields at
- * any depth, credential patterns in every string. Like JSON.stringify it drops `undefined` and
- * functions, calls `toJSON` (dates become ISO strings) and turns non-finite numbers into null.
- * Object keys are inserted sorted, so the copy usually serialises straight to canonical JSON.
- * With `patterns: false` only secret-named fields are replaced: for a caller that screened the
- * serialised result with mayHoldSecretText and scrubs again when it matches.
+ * The canonical JSON (RFC 8785) of `value` with secrets replaced by "[redacted]", in one walk:
+ * secret-named fields at any depth and, with `patterns`, credential shapes inside every string
+ * (without it, screen the text with mayHoldSecretText and write again with it when that matches:
+ * the screen is far cheaper than matching string by string). Like JSON.stringify it calls `toJSON`
+ * (dates become ISO strings), drops `undefined` and functions, and turns non-finite numbers into
+ * null; bigints become strings, and what nests deeper than 64 or refers to itself becomes
+ * "[too deep]". Undefined when a string or key is not well-formed Unicode, which RFC 8785 cannot
+ * write.
  */
-export function scrubSecrets(value: unknown, options: { patterns?: boolean } = {}): ScrubResult {
-  const state: State = { redactions: 0, canonical: true, patterns: options.patterns ?? true };
-  const result = scrub(value, state, 0, new Set());
-  return {
-    value: result === undefined ? null : result,
-    redactions: state.redactions,
-    canonical: state.canonical,
-  };
-}
-
-function scrubString(value: string, state: State): string {
-  if (!state.patterns) {
-    if (state.canonical && !(value as unknown as WellFormed).isWellFormed()) state.canonical = false;
-    return value;
+export function scrubbedCanonicalJson(
+  value: unknown,
+  options: { patterns?: boolean } = {},
+): ScrubbedJson | undefined {
+  const walk: Walk = { patterns: options.patterns ?? false, redactions: 0, ancestors: new Set() };
+  try {
+    return { text: writeJson(value, walk, 0) ?? 'null', redactions: walk.redactions };
+  } catch (error) {
+    if (error instanceof NotWellFormed) return undefined;
+    throw error;
   }
-  const { text, redactions } = scrubText(value);
-  state.redactions += redactions;
-  if (state.canonical && !(text as unknown as WellFormed).isWellFormed()) state.canonical = false;
-  return text;
 }
 
-function scrub(value: unknown, state: State, depth: number, seen: Set<object>): unknown {
-  if (value === null) return null;
+const REDACTED_JSON = JSON.stringify(REDACTED);
+
+function writeString(value: string, walk: Walk): string {
+  let text = value;
+  if (walk.patterns) {
+    const scrubbed = scrubText(value);
+    walk.redactions += scrubbed.redactions;
+    text = scrubbed.text;
+  }
+  if (!(text as unknown as WellFormed).isWellFormed()) throw new NotWellFormed();
+  // JSON.stringify escapes strings exactly as RFC 8785 §3.2.2.2 does.
+  return JSON.stringify(text);
+}
+
+/** The JSON of `value`, or undefined where JSON.stringify leaves a value out. */
+function writeJson(value: unknown, walk: Walk, depth: number): string | undefined {
+  if (value === null) return 'null';
   switch (typeof value) {
     case 'string':
-      return scrubString(value, state);
+      return writeString(value, walk);
     case 'number':
-      return Number.isFinite(value) ? value : null;
+      // ECMAScript's number to string is RFC 8785's (§3.2.2.3).
+      return Number.isFinite(value) ? String(value) : 'null';
     case 'boolean':
-      return value;
+      return value ? 'true' : 'false';
     case 'bigint':
-      return value.toString();
+      return `"${value.toString()}"`;
     case 'object':
       break;
     default:
@@ -139,37 +169,48 @@ function scrub(value: unknown, state: State, depth: number, seen: Set<object>): 
   const object = value as object;
   const withToJson = object as { toJSON?: unknown };
   if (typeof withToJson.toJSON === 'function') {
-    return scrub((withToJson.toJSON as () => unknown).call(object), state, depth, seen);
+    return writeJson((withToJson.toJSON as () => unknown).call(object), walk, depth);
   }
-  if (depth >= MAX_DEPTH || seen.has(object)) {
-    state.redactions++;
-    return '[too deep]';
+  if (depth >= MAX_DEPTH || walk.ancestors.has(object)) {
+    walk.redactions++;
+    return '"[too deep]"';
   }
-  seen.add(object);
+  walk.ancestors.add(object);
   try {
-    if (Array.isArray(object)) {
-      return object.map((item) => {
-        const out = scrub(item, state, depth + 1, seen);
-        return out === undefined ? null : out;
-      });
-    }
-    const keys = Object.keys(object).sort();
-    const out: Record<string, unknown> = {};
-    for (const key of keys) {
-      const item = (object as Record<string, unknown>)[key];
-      if (state.canonical && (ARRAY_INDEX.test(key) || !(key as unknown as WellFormed).isWellFormed())) {
-        state.canonical = false;
-      }
-      if (isSecretField(key) && item !== null && item !== undefined && item !== '') {
-        state.redactions++;
-        out[key] = REDACTED;
-        continue;
-      }
-      const scrubbed = scrub(item, state, depth + 1, seen);
-      if (scrubbed !== undefined) out[key] = scrubbed;
-    }
-    return out;
+    return Array.isArray(object) ? writeArray(object, walk, depth) : writeObject(object, walk, depth);
   } finally {
-    seen.delete(object);
+    walk.ancestors.delete(object);
   }
+}
+
+function writeArray(array: readonly unknown[], walk: Walk, depth: number): string {
+  let out = '[';
+  for (let i = 0; i < array.length; i++) {
+    if (i > 0) out += ',';
+    out += writeJson(array[i], walk, depth + 1) ?? 'null';
+  }
+  return `${out}]`;
+}
+
+function writeObject(object: object, walk: Walk, depth: number): string {
+  // Default sort compares UTF-16 code units: RFC 8785 §3.2.3's order, array-index keys included.
+  const keys = Object.keys(object).sort();
+  const record = object as Record<string, unknown>;
+  let out = '{';
+  let first = true;
+  for (const key of keys) {
+    const info = keyInfo(key);
+    if (!info.wellFormed) throw new NotWellFormed();
+    const item = record[key];
+    let json: string | undefined;
+    if (info.secret && item !== null && item !== undefined && item !== '') {
+      walk.redactions++;
+      json = REDACTED_JSON;
+    } else json = writeJson(item, walk, depth + 1);
+    if (json === undefined) continue;
+    out += first ? info.prefix : `,${info.prefix}`;
+    out += json;
+    first = false;
+  }
+  return `${out}}`;
 }
