@@ -44,21 +44,21 @@ afterEach(async () => {
 });
 
 describe('RelayLoop', () => {
-  it('when whole batches are waiting, then rounds follow at once; a partial one waits out the gather time from the last start', async () => {
+  it('when whole batches are waiting, then rounds follow at once; a partial one waits out the gather time after the last round', async () => {
     const { loop, starts } = scripted(['batches', 'batches', 'some']);
     loops.push(loop);
     loop.start();
     await sleep(300);
     expect(starts).toHaveLength(4);
     expect(starts[2]! - starts[0]!).toBeLessThan(50);
-    // The third round left a partial batch: the fourth starts a gather time after the third.
+    // The third round left a partial batch: the fourth starts a gather time after the third ended.
     expect(starts[3]! - starts[2]!).toBeGreaterThanOrEqual(95);
     // Then nothing is left: the loop sits in its (one minute) idle wait.
     await sleep(150);
     expect(starts).toHaveLength(4);
   });
 
-  it('when a notice comes during the idle wait, then the next round starts once the gather time since the last start has passed', async () => {
+  it('when a notice comes during the idle wait, then the next round starts once the gather time since the last round has passed', async () => {
     const { loop, starts } = scripted([]);
     loops.push(loop);
     loop.start();
@@ -76,17 +76,23 @@ describe('RelayLoop', () => {
     expect(starts).toHaveLength(3);
   });
 
-  it('when notices come during a round, then the next round comes after the gather time instead of the idle poll', async () => {
+  it('when notices come during a round, then the next round comes the gather time after it ended, instead of the idle poll', async () => {
     const { loop, starts, holdRounds } = scripted([]);
     loops.push(loop);
     const release = holdRounds();
+    const t0 = performance.now();
     loop.start();
     await sleep(10);
     loop.notify();
+    // The round takes longer than the gather time: the events that came during it still gather.
+    await sleep(140);
+    const ended = performance.now() - t0;
     release();
-    await sleep(200);
+    await sleep(60);
+    expect(starts).toHaveLength(1);
+    await sleep(100);
     expect(starts).toHaveLength(2);
-    expect(starts[1]! - starts[0]!).toBeGreaterThanOrEqual(95);
+    expect(starts[1]! - ended).toBeGreaterThanOrEqual(95);
   });
 
   it('when rounds fail, then the loop backs off, doubling the wait with each failure in a row', async () => {
