@@ -28,6 +28,11 @@ const requestContext = {
   stream: z.boolean(),
   latencyMs: z.number(),
   attempts: z.number().int(),
+  /**
+   * The policy decision taken before the call (its record, at GET /api/v1/decisions/{id}, holds the
+   * facts the policies read); absent when no policy was active.
+   */
+  decisionId: z.string().optional(),
 };
 
 export const usageSchema = z.object({

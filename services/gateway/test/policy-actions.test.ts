@@ -123,7 +123,7 @@ describe('block', () => {
     const failed = (await eventsOfType(t, REQUEST_FAILED)).find(
       (e) => e.data.requestId === decision.requestId,
     );
-    expect(failed?.data).toMatchObject({ errorCode: 'policy_blocked', httpStatus: 403 });
+    expect(failed?.data).toMatchObject({ errorCode: 'policy_blocked', httpStatus: 403, decisionId });
     const intervention = (await eventsOfType(t, INTERVENTION)).find((e) => e.data.decisionId === decisionId);
     expect(intervention?.data).toMatchObject({ action: 'block', enforced: true, rule: 'forbidden-project' });
   });

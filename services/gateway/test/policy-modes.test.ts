@@ -1,7 +1,7 @@
 import { canaryBucket } from '@flowloom/policy-engine';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { TestDatabase } from './databases.js';
-import { sleep } from './http-helpers.js';
+import { REQUEST_COMPLETED, sleep } from './http-helpers.js';
 import {
   chat,
   decisionOf,
@@ -54,6 +54,11 @@ describe('shadow', () => {
       (e) => e.data.decisionId === res.headers.get('x-flowloom-decision'),
     );
     expect(flagged?.data).toMatchObject({ action: 'block', enforced: false, mode: 'shadow' });
+    // The request's own event names the decision taken before the call.
+    const completed = (await eventsOfType(t, REQUEST_COMPLETED)).find(
+      (e) => e.data.requestId === decision.requestId,
+    );
+    expect(completed?.data.decisionId).toBe(res.headers.get('x-flowloom-decision'));
   });
 });
 

@@ -21,13 +21,17 @@ describe.each(['postgres', 'pglite'] as const)('replay from request events (%s)'
 
   it('when no decision was recorded for requests, then replay evaluates their request events and names what they lack', async () => {
     const decidedId = uuidv7();
+    const decision = allowDecision(decidedId, 'big');
+    // The gateway's event of a request a policy decided on names that decision.
+    const decided = completedEvent(decidedId, 'big');
+    decided.data.decisionId = decision.decisionId;
     await started.t.bus.publish([
       completedEvent(uuidv7(), 'big'),
       completedEvent(uuidv7(), 'big'),
       completedEvent(uuidv7(), 'small'),
       failedEvent(uuidv7(), 'small'),
-      createEvent(POLICY_DECISION, 'flowloom/gateway', allowDecision(decidedId, 'big'), 'job/nightly'),
-      completedEvent(decidedId, 'big'),
+      createEvent(POLICY_DECISION, 'flowloom/gateway', decision, 'job/nightly'),
+      decided,
     ]);
     // Redelivered: stored once.
     const again = completedEvent(uuidv7(), 'small');
@@ -65,6 +69,10 @@ describe.each(['postgres', 'pglite'] as const)('replay from request events (%s)'
     const text = at<string>(res.body, 'text');
     expect(text).toContain('from request events: 5 requests had no recorded decision');
     expect(text).toContain('request.headers');
+    // The decided request's event is not kept as traffic of its own: its decision holds the facts.
+    const kept = await started.db.query<{ request_id: string }>('select request_id from policy_requests');
+    expect(kept.rows).toHaveLength(5);
+    expect(kept.rows.map((r) => r.request_id)).not.toContain(decidedId);
   });
 
   it('when the candidate reads only what request events tell, then none of them lacks an input', async () => {

@@ -13,6 +13,8 @@ export interface RequestContext {
   signal: AbortSignal;
   /** `performance.now()` when the request arrived. */
   startedAt: number;
+  /** The decision the policies took before the call, once they did (none when no policy is active). */
+  decisionId?: string;
   /**
    * As `signal.aborted`, and `signal`'s abort listeners, for a context that can tell without making
    * an AbortSignal: on Node 20 each signal and listener costs microseconds of the request's thread,

@@ -38,6 +38,7 @@ export function baseFields(
     stream,
     latencyMs: Math.round((performance.now() - ctx.startedAt) * 1000) / 1000,
     attempts,
+    ...(ctx.decisionId ? { decisionId: ctx.decisionId } : {}),
   };
 }
 

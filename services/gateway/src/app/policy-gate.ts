@@ -116,6 +116,12 @@ export interface Admission {
   takeEvents(): CloudEvent[];
 }
 
+/** A pre-call decision was taken: the request's own events and the entry point (a header) name it. */
+function noteDecision(ctx: RequestContext, hooks: GateHooks, decisionId: string): void {
+  ctx.decisionId = decisionId;
+  hooks.onDecision?.(decisionId);
+}
+
 const NOTHING_TO_DO: Admission = {
   decisionId: undefined,
   reroute: undefined,
@@ -451,7 +457,7 @@ export class PolicyGate {
       now,
       recordedSignals,
     );
-    hooks.onDecision?.(decisionId);
+    noteDecision(ctx, hooks, decisionId);
     if (recordedSignals) record.signals = recordedSignals;
     if (failure) record.failure = failure;
     record.input = {
@@ -743,7 +749,7 @@ export class PolicyGate {
   ): Promise<never> {
     const now = this.now();
     const decisionId = uuidv7(now);
-    hooks.onDecision?.(decisionId);
+    noteDecision(ctx, hooks, decisionId);
     const outcome: DecisionOutcome = {
       verdict: 'stop_job',
       decidedBy: stop.rule ?? null,

@@ -25,10 +25,17 @@ function rebuilt(event: CloudEvent, onSkipped: (reason: string) => void): Rebuil
   return undefined;
 }
 
+/** A request a policy decided on before the call: replay reads its decision, which holds the facts. */
+function decided(event: CloudEvent): boolean {
+  const data = event.data as { decisionId?: unknown } | null | undefined;
+  return typeof data?.decisionId === 'string';
+}
+
 /**
- * Keeps every answered or failed request (at least once; saving is idempotent by request id), so a
- * replay has traffic to evaluate even when no policy was active to record decisions. A delivery is
- * written in one statement where the bus hands over batches.
+ * Keeps every answered or failed request no policy decided on (at least once; saving is idempotent
+ * by request id), so a replay has traffic to evaluate even when no policy was active to record
+ * decisions. A request with a decision is not kept again: its decision record holds what replay
+ * reads. A delivery is written in one statement where the bus hands over batches.
  */
 export async function consumeRequests(
   bus: EventBus,
@@ -36,7 +43,7 @@ export async function consumeRequests(
   onSkipped: (reason: string) => void,
 ): Promise<void> {
   const save = async (events: readonly CloudEvent[]): Promise<void> => {
-    const requests = events.flatMap((e) => rebuilt(e, onSkipped) ?? []);
+    const requests = events.flatMap((e) => (decided(e) ? [] : (rebuilt(e, onSkipped) ?? [])));
     if (requests.length > 0) await store.saveMany(requests);
   };
   if (bus.subscribeBatch) await bus.subscribeBatch('policy-requests', save, TYPES);
