@@ -127,6 +127,11 @@ export interface MemoryParts {
   rss: number;
   /** The main thread's V8 heap (committed), from /metrics. */
   mainHeap: number;
+  /**
+   * The part of it in use (live objects and garbage not yet collected): a leak grows this, where
+   * committed memory the collector has yet to give back grows only `mainHeap`.
+   */
+  mainHeapUsed: number;
   /** The embedded database thread's own V8 heap (committed). */
   dbHeap: number;
   /** PostgreSQL's WASM memory: its size, and the part of it that is resident. */
@@ -211,12 +216,14 @@ export async function memoryParts(pid: number, metricsUrl: string): Promise<Memo
       arenasKb += map.rssKb;
   });
   const mainHeap = metric('flowloom_nodejs_heap_size_total_bytes') / MB;
+  const mainHeapUsed = metric('flowloom_nodejs_heap_size_used_bytes') / MB;
   const dbHeap = metric('flowloom_embedded_db_memory_bytes{part="heap_total"}') / MB;
   const rss = rssKb / 1024;
   const known = mainHeap + dbHeap + (wasmKb + arenasKb + filesKb) / 1024;
   return {
     rss,
     mainHeap,
+    mainHeapUsed,
     dbHeap,
     wasmSize: wasmBytes / MB,
     wasmResident: wasmKb / 1024,
@@ -238,8 +245,11 @@ export function describeMemory(parts: MemoryParts, since?: MemoryParts): string 
   ];
   const mb = (n: number) => n.toFixed(0);
   const delta = (n: number) => `${n >= 0 ? '+' : ''}${n.toFixed(0)}`;
+  const value = (key: keyof MemoryParts) => (since ? delta(parts[key] - since[key]) : mb(parts[key]));
   const part = ([label, key]: [string, keyof MemoryParts]) =>
-    since ? `${label} ${delta(parts[key] - since[key])}` : `${label} ${mb(parts[key])}`;
+    key === 'mainHeap'
+      ? `${label} ${value(key)} (in use ${value('mainHeapUsed')})`
+      : `${label} ${value(key)}`;
   return `RSS ${mb(parts.rss)} MB${since ? ` (${delta(parts.rss - since.rss)})` : ''}: ${fields.map(part).join(', ')}; WASM memory size ${mb(parts.wasmSize)} MB`;
 }
 
