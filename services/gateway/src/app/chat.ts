@@ -251,7 +251,7 @@ export class ChatService {
         deployment,
         attempts,
         costUsd,
-        ...(admission?.decisionId ? { decisionId: admission.decisionId } : {}),
+        ...(ctx.decisionId ? { decisionId: ctx.decisionId } : {}),
       };
     } catch (error) {
       if (hold) await settleAfterCall(hold, 0, 0);
@@ -448,7 +448,7 @@ export class ChatService {
       attempts,
       events: events(),
       usage: () => usage,
-      ...(streamAdmission?.decisionId ? { decisionId: streamAdmission.decisionId } : {}),
+      ...(ctx.decisionId ? { decisionId: ctx.decisionId } : {}),
     };
   }
 

@@ -113,7 +113,7 @@ export class EmbeddingsService {
         response: result.value,
         deployment: result.deployment,
         attempts,
-        ...(admission?.decisionId ? { decisionId: admission.decisionId } : {}),
+        ...(ctx.decisionId ? { decisionId: ctx.decisionId } : {}),
       };
     } catch (error) {
       if (hold) await settleAfterCall(hold, 0, 0);

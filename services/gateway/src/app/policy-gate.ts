@@ -100,7 +100,6 @@ export interface RequestOutcome {
 
 /** A request the policies let through, with what must be done to it. */
 export interface Admission {
-  readonly decisionId: string | undefined;
   readonly reroute: RerouteAction | undefined;
   readonly redactions: readonly RedactAction[];
   readonly capMaxTokens: number | undefined;
@@ -123,7 +122,6 @@ function noteDecision(ctx: RequestContext, hooks: GateHooks, decisionId: string)
 }
 
 const NOTHING_TO_DO: Admission = {
-  decisionId: undefined,
   reroute: undefined,
   redactions: [],
   capMaxTokens: undefined,
@@ -531,7 +529,6 @@ export class PolicyGate {
     let finished = false;
     const store = this.options.signals;
     return {
-      decisionId,
       reroute,
       redactions,
       capMaxTokens,
