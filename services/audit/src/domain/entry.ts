@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import type { CloudEvent } from '@flowloom/contracts';
 import { canonicalize, entryLeafHash } from '@flowloom/ledger';
-import { mayHoldSecretText, scrubbedCanonicalJson, scrubText } from './scrub.js';
+import { jsonValue, mayHoldSecretText, scrubbedCanonicalJson, scrubText } from './scrub.js';
 
 /** An event turned into a ledger entry plus the columns it is found by. */
 export interface PreparedEntry {
@@ -33,22 +33,6 @@ export function columnText(value: unknown, max = MAX_COLUMN): string | null {
   const text = (String(value) as unknown as WellFormed).toWellFormed().replace(/\0/g, '');
   if (text === '') return null;
   return text.length > max ? text.slice(0, max) : text;
-}
-
-/** A value as JSON.stringify would write it (toJSON called, non-finite numbers null, bigints text). */
-function jsonValue(value: unknown): unknown {
-  switch (typeof value) {
-    case 'number':
-      return Number.isFinite(value) ? value : null;
-    case 'bigint':
-      return value.toString();
-    case 'object': {
-      const toJSON = (value as { toJSON?: unknown } | null)?.toJSON;
-      return typeof toJSON === 'function' ? jsonValue(toJSON.call(value)) : value;
-    }
-    default:
-      return value;
-  }
 }
 
 function isRecord(value: unknown): value is Record<string, unknown> {

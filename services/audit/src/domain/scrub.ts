@@ -21,18 +21,10 @@ const SECRET_FIELDS = new Set([
 ]);
 const SECRET_SUFFIXES = ['apikey', 'secret', 'password', 'privatekey', 'signingkey', 'secretkey', 'token'];
 
-const fieldVerdicts = new Map<string, boolean>();
-
 /** True for `authorization`, `apiKey`, `x-api-key`, `clientSecret`, `accessToken`… but not `inputTokens`. */
 export function isSecretField(name: string): boolean {
-  let verdict = fieldVerdicts.get(name);
-  if (verdict === undefined) {
-    const normalized = name.toLowerCase().replace(/[-_\s]/g, '');
-    verdict = SECRET_FIELDS.has(normalized) || SECRET_SUFFIXES.some((suffix) => normalized.endsWith(suffix));
-    // Field names repeat across events; remember a bounded number of them.
-    if (fieldVerdicts.size < 10_000) fieldVerdicts.set(name, verdict);
-  }
-  return verdict;
+  const normalized = name.toLowerCase().replace(/[-_\s]/g, '');
+  return SECRET_FIELDS.has(normalized) || SECRET_SUFFIXES.some((suffix) => normalized.endsWith(suffix));
 }
 
 // Credential shapes inside free text (the families of @flowloom/telemetry's scrubSecrets, plus
@@ -78,6 +70,7 @@ interface KeyInfo {
   readonly wellFormed: boolean;
 }
 
+/** What writing a field name takes, remembered: field names repeat across events. */
 const keyInfos = new Map<string, KeyInfo>();
 
 function keyInfo(key: string): KeyInfo {
@@ -88,7 +81,7 @@ function keyInfo(key: string): KeyInfo {
       secret: isSecretField(key),
       wellFormed: (key as unknown as WellFormed).isWellFormed(),
     };
-    // Field names repeat across events; remember a bounded number of them.
+    // A bounded number of them: names an attacker makes up are not all kept.
     if (keyInfos.size < 10_000) keyInfos.set(key, info);
   }
   return info;
@@ -148,29 +141,40 @@ function writeString(value: string, walk: Walk): string {
   return JSON.stringify(text);
 }
 
-/** The JSON of `value`, or undefined where JSON.stringify leaves a value out. */
-function writeJson(value: unknown, walk: Walk, depth: number): string | undefined {
+/** A value as JSON.stringify writes it: `toJSON` called, non-finite numbers null, bigints text. */
+export function jsonValue(value: unknown): unknown {
+  switch (typeof value) {
+    case 'number':
+      return Number.isFinite(value) ? value : null;
+    case 'bigint':
+      return value.toString();
+    case 'object': {
+      const toJSON = (value as { toJSON?: unknown } | null)?.toJSON;
+      return typeof toJSON === 'function' ? jsonValue(toJSON.call(value)) : value;
+    }
+    default:
+      return value;
+  }
+}
+
+/** The JSON of `input`, or undefined where JSON.stringify leaves a value out. */
+function writeJson(input: unknown, walk: Walk, depth: number): string | undefined {
+  const value = jsonValue(input);
   if (value === null) return 'null';
   switch (typeof value) {
     case 'string':
       return writeString(value, walk);
     case 'number':
-      // ECMAScript's number to string is RFC 8785's (§3.2.2.3).
-      return Number.isFinite(value) ? String(value) : 'null';
+      // Finite here; ECMAScript's number to string is RFC 8785's (§3.2.2.3).
+      return String(value);
     case 'boolean':
       return value ? 'true' : 'false';
-    case 'bigint':
-      return `"${value.toString()}"`;
     case 'object':
       break;
     default:
       return undefined;
   }
   const object = value as object;
-  const withToJson = object as { toJSON?: unknown };
-  if (typeof withToJson.toJSON === 'function') {
-    return writeJson((withToJson.toJSON as () => unknown).call(object), walk, depth);
-  }
   if (depth >= MAX_DEPTH || walk.ancestors.has(object)) {
     walk.redactions++;
     return '"[too deep]"';
