@@ -38,6 +38,43 @@ describe.each(ENGINES)('full-text search on %s', (engine) => {
     expect(await ids('v1.2.4')).toEqual([]);
   });
 
+  it('when entries were indexed with their UUIDs split in five before, then a query for a whole UUID finds them and the new ones', async () => {
+    const t = await openLedger(engine);
+    const id = '6f1c2b7e-1d2a-4c3b-9e8f-0a1b2c3d4e5f';
+    const old = event(0, `retried ${id}`);
+    await t.ledger.append([old]);
+    // Words as the indexer split them before: at every hyphen, the UUID's too.
+    const split = (text: string) =>
+      text
+        .toLowerCase()
+        .split(/[^\p{L}\p{M}\p{N}]+/u)
+        .filter(Boolean);
+    const entry = JSON.parse(
+      (await t.store.database.query<{ entry: string }>('select entry from audit_entries')).rows[0]!.entry,
+    ) as { data: Record<string, string>; [k: string]: unknown };
+    const oldWords = [
+      ...new Set([...Object.values(entry.data), entry.id, entry.subject].flatMap((v) => split(String(v)))),
+    ];
+    await t.store.database.query(
+      'insert into audit_words (idx, search) values (0, array_to_tsvector($1::text[]))',
+      [oldWords],
+    );
+    await t.store.database.query('update audit_words_progress set upto = 1');
+    const fresh = event(1, `retried ${id.toUpperCase()} again`);
+    await t.ledger.append([fresh]);
+
+    const ids = async (text: string) =>
+      (await t.ledger.query({ text, limit: 10, order: 'asc' })).map((e) => e.eventId);
+    expect(await ids(id)).toEqual([old.id, fresh.id]);
+    expect(await ids(`again ${id.toUpperCase()}`)).toEqual([fresh.id]);
+    // The new entry holds the UUID whole: a piece of it is no longer a word of its own.
+    expect(await ids('1d2a')).toEqual([old.id]);
+    const { rows } = await t.store.database.query<{ search: string }>(
+      'select search::text as search from audit_words where idx = 1',
+    );
+    expect(rows[0]?.search).toContain(`'${id}'`);
+  });
+
   it('when the attributes are indexed and the words not yet, then a filter does not wait for words and a text query brings them up to date', async () => {
     const t = await openLedger(engine);
     const events = [0, 1, 2].map((i) => event(i, `note ${i} quokka`));
@@ -84,6 +121,7 @@ describe.each(ENGINES)('full-text search on %s', (engine) => {
       'cost 1.5 usd',
       'mail ops@example.com about it',
       'Grüße aus München',
+      'retried 6F1C2B7E-1D2A-4C3B-9E8F-0A1B2C3D4E5F twice',
     ];
     const events = notes.map((note, i) => event(i, note));
     await t.ledger.append(events);
@@ -97,6 +135,9 @@ describe.each(ENGINES)('full-text search on %s', (engine) => {
       'ops@example.com',
       'GPT-4o',
       'münchen',
+      '6f1c2b7e-1d2a-4c3b-9e8f-0a1b2c3d4e5f',
+      '1d2a',
+      'retried 6F1C2B7E-1d2a-4c3b-9e8f-0a1b2c3d4e5f',
       '!!!',
     ]) {
       const found = (await t.ledger.query({ text, limit: 100, order: 'asc' })).map((e) => e.eventId);

@@ -44,6 +44,39 @@ describe('search words', () => {
     ]);
   });
 
+  it('when a string holds a UUID, then it is one word, lowercased, and the rest is split as usual', () => {
+    const entry = JSON.stringify({
+      subject: 'key/01A25184-FBC8-7000-8641-E490303F1739',
+      note: 'retried 01a25185-271b-7001-8d3c-f4a65ce13916, twice',
+    });
+    expect(searchWords(entry).sort()).toEqual(
+      [
+        'key',
+        '01a25184-fbc8-7000-8641-e490303f1739',
+        'retried',
+        '01a25185-271b-7001-8d3c-f4a65ce13916',
+        'twice',
+      ].sort(),
+    );
+  });
+
+  it('when something only looks like a UUID inside a longer word, then it is split as any other text', () => {
+    expect(searchWords(JSON.stringify({ a: 'x01a25185-271b-7001-8d3c-f4a65ce13916' }))).toEqual([
+      'x01a25185',
+      '271b',
+      '7001',
+      '8d3c',
+      'f4a65ce13916',
+    ]);
+    expect(searchWords(JSON.stringify({ a: '01a25185-271b-7001-8d3c-f4a65ce13916aa' }))).toEqual([
+      '01a25185',
+      '271b',
+      '7001',
+      '8d3c',
+      'f4a65ce13916aa',
+    ]);
+  });
+
   it('when a word repeats, then it is listed once', () => {
     expect(searchWords(JSON.stringify({ a: 'chat chat', b: 'CHAT' }))).toEqual(['chat']);
   });
@@ -65,5 +98,11 @@ describe('search words', () => {
       "'x' & 'drop' & 'table' & 'audit' & 'entries'",
     );
     expect(searchQuery(' -- !! ')).toBeUndefined();
+  });
+
+  it('when a query holds a UUID, then it asks for it whole or for its five pieces (entries indexed before it stayed whole)', () => {
+    expect(searchQuery('Request 01A25185-271b-7001-8d3c-f4a65ce13916')).toBe(
+      "('01a25185-271b-7001-8d3c-f4a65ce13916' | '01a25185' & '271b' & '7001' & '8d3c' & 'f4a65ce13916') & 'request'",
+    );
   });
 });
