@@ -287,6 +287,15 @@ ${pruneFunctionSql(`with forgotten as (
   update audit_words w set search = ''::tsvector from forgotten f where w.idx = f.idx;`)}
 `,
   },
+  {
+    id: 'audit/006_words_pending_list',
+    // New words wait in the GIN index's pending list until it outgrows its limit; the insert that
+    // crosses it then merges the whole list into the index. With the default 4 MB that one insert
+    // held the embedded database's only thread for about 470 ms (the appends and every query waited
+    // behind it); at 1 MB the longest took about 160 ms, for the same total cost (measured on PGlite:
+    // 100,000 entries' words, 133 and 135 µs an entry). A text query also reads less of the list.
+    sql: `alter index audit_words_search set (gin_pending_list_limit = 1024);`,
+  },
 ];
 
 /** The derived tables the service keeps up to date in place (not write-once). */
