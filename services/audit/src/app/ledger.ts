@@ -127,8 +127,14 @@ const CONFLICT_RETRIES = 5;
 const INDEX_DEFERRAL_LIMIT = 50_000;
 /** Entries per background index step (~15 ms of the embedded database's thread for attributes, ~30 ms for words). */
 const INDEX_STEP = 500;
-/** Pause before a background index step when the index is nearly caught up (gathers a tail). */
-const INDEX_PAUSE_MS = 25;
+/**
+ * Pause before a background index step when the index is nearly caught up: it gathers the entries
+ * appended meanwhile into one step, each step being a few statements whatever its size. Queries
+ * never see the pause (they bring the index up to date first). At a governed 500 req/s, 250 ms
+ * instead of 25 took the embedded database's thread 14.1-14.3 s instead of 15.0-15.4 (2 paired
+ * runs), in 340 steps of words instead of 880, and CPU per request 4 % lower.
+ */
+const INDEX_PAUSE_MS = 250;
 /** Pause after a failed background index step before trying again. */
 const INDEX_RETRY_MS = 1_000;
 /** How long a text search through the API waits for search words behind the entries. */
