@@ -60,7 +60,7 @@ describe('search words', () => {
     );
   });
 
-  it('when something only looks like a UUID inside a longer word, then it is split as any other text', () => {
+  it('when something only looks like a UUID inside a longer word, then it is split like the rest of the text', () => {
     expect(searchWords(JSON.stringify({ a: 'x01a25185-271b-7001-8d3c-f4a65ce13916' }))).toEqual([
       'x01a25185',
       '271b',

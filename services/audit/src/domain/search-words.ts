@@ -88,14 +88,10 @@ const quoted = (word: string): string => `'${word.replace(/['\\]/g, (c) => `\\${
 export function searchQuery(text: string): string | undefined {
   const words = queryWords(text);
   if (words.length === 0) return undefined;
-  // Words hold only letters, digits and a UUID's hyphens; quoting escapes the rest of tsquery's
-  // syntax regardless.
+  // Words hold only letters and digits, and a hyphen only when they are a UUID; quoting escapes the
+  // rest of tsquery's syntax regardless.
   return words
-    .map((w) =>
-      w.length === UUID_LENGTH && w.includes('-')
-        ? `(${quoted(w)} | ${w.split('-').map(quoted).join(' & ')})`
-        : quoted(w),
-    )
+    .map((w) => (w.includes('-') ? `(${quoted(w)} | ${w.split('-').map(quoted).join(' & ')})` : quoted(w)))
     .join(' & ');
 }
 
