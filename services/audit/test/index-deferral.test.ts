@@ -1,9 +1,14 @@
 import { describe, expect, it, vi } from 'vitest';
+import { INDEX_STEP } from '../src/app/ledger.js';
 import type { LedgerStore } from '../src/ports/ledger-store.js';
 import { ledgerPerTest, requestEvent } from './support.js';
 
-// The search index is derived; the entries are the evidence. While appends are waiting for the
-// database, the background indexer keeps out of their way, and it catches up once they are done.
+// The search index is derived; the entries are the evidence. While appends are being written or
+// waiting for the database, the background indexer keeps out of their way, and it catches up once
+// they are done.
+
+/** Longer than two of the indexer's turns (INDEX_PAUSE_MS, 250 ms, apart). */
+const TWO_TURNS_MS = 700;
 
 /** The store with its appends held at a gate the test opens. */
 function gatedStore(store: LedgerStore): {
@@ -60,13 +65,48 @@ describe('background indexing and waiting appends (pglite)', () => {
 
     gate.close();
     const waiting = [ledger.append([requestEvent(1)]), ledger.append([requestEvent(2)])];
-    // The indexer's turn comes every 25 ms; ten of them pass with appends waiting.
-    await new Promise((resolve) => setTimeout(resolve, 250));
+    await new Promise((resolve) => setTimeout(resolve, TWO_TURNS_MS));
     expect(gate.indexed).toEqual([]);
 
     gate.open();
     await Promise.all(waiting);
     await vi.waitFor(() => expect(ledger.indexBacklog).toBe(0), { timeout: 5_000 });
     expect(Math.max(...gate.indexed)).toBe(committed + 2);
+  });
+
+  /** A ledger with one entry not yet indexed, whose store the test can hold. */
+  async function behindByOne() {
+    const base = await openLedger('pglite');
+    await base.ledger.close();
+    const gate = gatedStore(base.store);
+    const ledger = await base.reopen({ store: gate.store, autoIndex: true });
+    await ledger.append([requestEvent(0)]);
+    expect(ledger.indexBacklog).toBeGreaterThan(0);
+    return { ledger, gate };
+  }
+
+  it('when a delivery of a step or more is being written and none waits behind it, then the index waits for it too', async () => {
+    // A relay catching up hands over its next full delivery only once the last one is in: none is
+    // ever waiting, yet the ledger is behind, and index steps between them halved the catch-up.
+    const { ledger, gate } = await behindByOne();
+    gate.close();
+    const writing = ledger.append(Array.from({ length: INDEX_STEP }, (_, i) => requestEvent(i + 1)));
+    await new Promise((resolve) => setTimeout(resolve, TWO_TURNS_MS));
+    expect(gate.indexed).toEqual([]);
+
+    gate.open();
+    await writing;
+    await vi.waitFor(() => expect(ledger.indexBacklog).toBe(0), { timeout: 5_000 });
+  });
+
+  it('when a small delivery is being written, then the index does not wait for it', async () => {
+    // A gateway keeping up hands over a few events at a time: its words stay close behind.
+    const { ledger, gate } = await behindByOne();
+    gate.close();
+    const writing = ledger.append([requestEvent(1)]);
+    await vi.waitFor(() => expect(gate.indexed).toEqual([1]), { timeout: 5_000 });
+
+    gate.open();
+    await writing;
   });
 });

@@ -240,6 +240,28 @@ describe('file outbox with a backlog larger than what it holds in memory', () =>
     expect(await outbox.publishPending()).toBe(1);
   });
 
+  it('when the spilled backlog is larger than one read of the log, then the relay hands it to the bus in full batches', async () => {
+    // Each delivery costs a consumer a transaction (the audit ledger's): a read of the log holds
+    // about 128 request events, and a relay catching up once published one read at a time.
+    const bus = new RecordingBus();
+    bus.failAll = true;
+    const outbox = await capped(bus);
+    const padding = 'x'.repeat(2_000);
+    const events = Array.from({ length: 1_500 }, (_, i) =>
+      createEvent('dev.flowloom.test.file-outbox.v1', 'flowloom/test', { n: i, padding }, `test/${i}`),
+    );
+    await outbox.append(events);
+    expect(outbox.backlog - outbox.buffered).toBeGreaterThan(1_000);
+    await expect(outbox.publishPending()).rejects.toThrow(/bus refused/);
+    bus.failAll = false;
+    bus.calls = 0;
+    expect(await outbox.publishPending()).toBe(1_500);
+    // One write past the cap is held only as positions: 1,000 read back (over 2 MB, several
+    // reads of the log), then the other 500.
+    expect(bus.calls).toBe(2);
+    expect(ids(bus.accepted)).toEqual(ids(events));
+  });
+
   it('when the outbox restarts halfway through a spilled backlog, then the rest goes out after the restart, in order, nothing twice', async () => {
     const first = new RecordingBus();
     first.failAll = true;

@@ -77,7 +77,9 @@ export class SpilledEvents {
   /**
    * Reads up to `max` lines of the earliest spilled events back from `dir` and forgets their
    * positions. A line that is no longer an event keeps its number (the numbering is by line) and is
-   * counted in `skipped`, so a damaged file delays nothing behind it.
+   * counted in `skipped`, so a damaged file delays nothing behind it. Reads go on until `max` lines
+   * or the span's end: a relay catching up hands the bus full batches (one read held about 128
+   * request events, and each delivery costs the ledger a transaction).
    */
   async take(dir: string, max: number): Promise<Taken> {
     const span = this.spans[0];
@@ -90,34 +92,35 @@ export class SpilledEvents {
     let consumed = 0;
     try {
       let size = Math.min(FIRST_READ_BYTES, end - span.start);
-      for (;;) {
+      while (lines < max && lines < span.count && size > 0) {
+        const at = span.start + consumed;
         const buffer = Buffer.allocUnsafe(size);
-        const { bytesRead } = await handle.read(buffer, 0, size, span.start);
+        const { bytesRead } = await handle.read(buffer, 0, size, at);
         let from = 0;
         let newline = buffer.indexOf(NEWLINE, 0);
         while (newline !== -1 && newline < bytesRead && lines < max && lines < span.count) {
           const event = parseEventLine(buffer, from, newline);
           if (event)
-            events.push({
-              seq: span.firstSeq + lines,
-              event,
-              segment: span.name,
-              end: span.start + newline + 1,
-            });
+            events.push({ seq: span.firstSeq + lines, event, segment: span.name, end: at + newline + 1 });
           lines++;
           from = newline + 1;
           newline = buffer.indexOf(NEWLINE, from);
         }
-        consumed = from;
+        consumed += from;
+        if (from > 0) {
+          size = Math.min(FIRST_READ_BYTES, end - span.start - consumed);
+          continue;
+        }
+        // No whole line in the read: the rest waits for the next take when this one has events.
         if (lines > 0) break;
-        if (bytesRead < size || size >= end - span.start) {
+        if (bytesRead < size || size >= end - at) {
           // The file ends (or its lines run together) before the events it recorded: nothing more
           // can come out of this span, and waiting on it would stop the relay for good.
           lines = span.count;
           break;
         }
         // One line longer than the read: read more at once.
-        size = Math.min(size * 2, end - span.start);
+        size = Math.min(size * 2, end - at);
       }
     } finally {
       await handle.close();
