@@ -104,6 +104,8 @@ export interface Gateway {
   routes(): readonly ServedRoute[];
   /** Publishes every outbox row now (tests and shutdown). */
   flushOutbox(): Promise<number>;
+  /** Events written to the outbox and not yet published on the bus (what a shutdown still hands over). */
+  outboxBacklog(): Promise<number>;
   close(): Promise<void>;
 }
 
@@ -447,6 +449,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     limitCounter: (key) => limits.get(key),
     routes: () => servedRoutes(http),
     flushOutbox: () => relay.publishPending(),
+    outboxBacklog: () => relay.pendingCount(),
     close() {
       closing ??= (async () => {
         // Stop taking requests, let in-flight ones (streams included) finish, then drain the outbox.

@@ -21,7 +21,9 @@ the policy service and the audit trail (its API under /api/v1/audit on the same 
 service flowloom.audit.v1.Audit on the gRPC port + 1, or FLOWLOOM_AUDIT_GRPC_PORT).
 Settings come from flowloom.yaml (FLOWLOOM_CONFIG) and FLOWLOOM_* variables; flags win over both.
 Without FLOWLOOM_ADMIN_KEY, a first start generates an admin key and prints it once.
-Stop with Ctrl-C: in-flight requests and streams finish first.
+Stop with Ctrl-C: in-flight requests and streams finish first, then the events still in the outbox
+go into the audit trail (a long hand-over says how many are left; a second Ctrl-C stops at once,
+and they go in at the next start).
 
 Options:
   --port N        HTTP port (FLOWLOOM_HTTP_PORT)
@@ -76,10 +78,42 @@ Options:
       process.once('SIGINT', stop);
       process.once('SIGTERM', stop);
     });
-    await close();
+    await closeReportingDrain(close, () => gateway.outboxBacklog(), io);
     return 0;
   },
 };
+
+/** How often a slow shutdown says how many events are still going into the audit trail. */
+const DRAIN_REPORT_MS = 2_000;
+
+/**
+ * Runs `close`; while it takes longer than DRAIN_REPORT_MS and the outbox still holds events, says
+ * every so often how many. After a burst the audit trail is behind (a gateway saturated for 18 s
+ * leaves ~30,000 events, several seconds of work), and a shutdown hands them all over first: the
+ * user sees why it waits, and that stopping at once loses nothing.
+ */
+export async function closeReportingDrain(
+  close: () => Promise<void>,
+  backlog: () => Promise<number>,
+  io: Pick<Io, 'out'>,
+  everyMs = DRAIN_REPORT_MS,
+): Promise<void> {
+  let closed = false;
+  const timer = setInterval(async () => {
+    const left = await backlog().catch(() => 0);
+    if (left > 0 && !closed) {
+      io.out(
+        `Shutting down: ${left.toLocaleString('en-US')} events still going into the audit trail. To stop at once, press Ctrl-C again: they stay in the outbox and go in at the next start.`,
+      );
+    }
+  }, everyMs);
+  try {
+    await close();
+  } finally {
+    closed = true;
+    clearInterval(timer);
+  }
+}
 
 export interface EmbeddedPlatform {
   readonly gateway: Gateway;
