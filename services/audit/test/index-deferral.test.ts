@@ -16,16 +16,28 @@ function gatedStore(store: LedgerStore): {
   close(): void;
   open(): void;
   indexed: number[];
+  /** Words steps fail while set (the step is retried later); `wordsIndexed` records those that ran. */
+  failWords: boolean;
+  wordsIndexed: number[];
 } {
   let gate: Promise<void> = Promise.resolve();
   let release = (): void => {};
   const indexed: number[] = [];
+  const wordsIndexed: number[] = [];
+  const control = { failWords: false };
   const gated = new Proxy(store, {
     get(target, property, receiver) {
       if (property === 'append') {
         return async (...args: Parameters<LedgerStore['append']>) => {
           await gate;
           return target.append(...args);
+        };
+      }
+      if (property === 'indexWords') {
+        return async (from: number, to: number) => {
+          if (control.failWords) throw new Error('words held back by the test');
+          await target.indexWords(from, to);
+          wordsIndexed.push(to);
         };
       }
       if (property === 'indexEntries') {
@@ -41,6 +53,13 @@ function gatedStore(store: LedgerStore): {
   return {
     store: gated,
     indexed,
+    wordsIndexed,
+    get failWords() {
+      return control.failWords;
+    },
+    set failWords(value: boolean) {
+      control.failWords = value;
+    },
     close() {
       indexed.length = 0;
       gate = new Promise((resolve) => {
@@ -108,5 +127,29 @@ describe('background indexing and waiting appends (pglite)', () => {
 
     gate.open();
     await writing;
+  });
+
+  it('when appends keep the index waiting, then each part is bounded on its own: words past the limit get their step while the attributes, under it, wait', async () => {
+    const base = await openLedger('pglite');
+    await base.ledger.close();
+    const gate = gatedStore(base.store);
+    const ledger = await base.reopen({ store: gate.store, autoIndex: true, indexDeferralLimit: 3 });
+    gate.failWords = true;
+    await ledger.append([0, 1, 2, 3].map((n) => requestEvent(n)));
+    await vi.waitFor(() => expect(ledger.indexBacklog).toBe(0), { timeout: 5_000 });
+    await ledger.append([requestEvent(4)]);
+    expect(ledger.indexBacklog).toBe(1);
+    expect(ledger.wordsBacklog).toBeGreaterThanOrEqual(5);
+
+    gate.failWords = false;
+    gate.close();
+    const writing = ledger.append(Array.from({ length: INDEX_STEP }, (_, i) => requestEvent(i + 5)));
+    await vi.waitFor(() => expect(ledger.wordsBacklog).toBe(0), { timeout: 5_000 });
+    expect(gate.wordsIndexed.length).toBeGreaterThan(0);
+    expect(ledger.indexBacklog).toBe(1);
+
+    gate.open();
+    await writing;
+    await vi.waitFor(() => expect(ledger.indexBacklog).toBe(0), { timeout: 5_000 });
   });
 });

@@ -64,6 +64,8 @@ export interface LedgerOptions {
    * Without it, queries and retention still bring it up to date first.
    */
   autoIndex?: boolean;
+  /** Entries each part of the search index may fall behind while appends come first (INDEX_DEFERRAL_LIMIT). */
+  indexDeferralLimit?: number;
   now?: () => Date;
 }
 
@@ -464,23 +466,29 @@ export class AuditLedger {
   // Small steps between appends: the embedded database serves one statement at a time, and the
   // gateway shares it. The evidence comes first: while appends are waiting, or one of a step or
   // more is being written (a relay catching up hands over full deliveries, each once the last is
-  // in, so none waits), the index waits too, up to INDEX_DEFERRAL_LIMIT entries behind, and
-  // catches up when they are done; a query brings it up to date before it answers. Small
+  // in, so none waits), the index waits too, each part up to INDEX_DEFERRAL_LIMIT entries behind,
+  // and catches up when they are done; a query brings it up to date before it answers. Small
   // deliveries (a gateway keeping up) don't hold it. After 18 s of a saturated governed gateway
   // (~29,000 events in its outbox) the ledger took them in ~7 s, ~13.5 s with index steps between
   // deliveries. Attributes come before words (two thirds of the work): a sustained stream the
   // database cannot both append and fully index stays filterable, and its words follow when there
   // is time, or when a text query asks. Behind by a step or more, the next step follows at once: a
   // pause after every step capped indexing at ~5,500 entries/s whatever the database could do.
+  private nextIndexPart(): IndexPart | undefined {
+    const appendsFirst = this.writingBacklog || this.waiters.length > 0;
+    if (!appendsFirst) return this.indexBacklog > 0 ? this.attributes : this.words;
+    // Each part is bounded on its own: words held back behind attributes that stay under the limit
+    // fell a whole 1,000,000-request soak behind.
+    const limit = this.options.indexDeferralLimit ?? INDEX_DEFERRAL_LIMIT;
+    return [this.attributes, this.words].find((part) => this.log.size - part.to >= limit);
+  }
+
   private scheduleIndexing(delay = INDEX_PAUSE_MS): void {
     if (!this.options.autoIndex || this.closed || this.indexTimer) return;
     if (this.indexBacklog <= 0 && this.wordsBacklog <= 0) return;
     this.indexTimer = setTimeout(() => {
-      const part = this.indexBacklog > 0 ? this.attributes : this.words;
-      if (
-        (this.writingBacklog || this.waiters.length > 0) &&
-        this.log.size - part.to < INDEX_DEFERRAL_LIMIT
-      ) {
+      const part = this.nextIndexPart();
+      if (!part) {
         this.indexTimer = undefined;
         this.scheduleIndexing();
         return;
