@@ -19,11 +19,14 @@ function gatedStore(store: LedgerStore): {
   /** Words steps fail while set (the step is retried later); `wordsIndexed` records those that ran. */
   failWords: boolean;
   wordsIndexed: number[];
+  /** The index steps that ran, in order. */
+  steps: string[];
 } {
   let gate: Promise<void> = Promise.resolve();
   let release = (): void => {};
   const indexed: number[] = [];
   const wordsIndexed: number[] = [];
+  const steps: string[] = [];
   const control = { failWords: false };
   const gated = new Proxy(store, {
     get(target, property, receiver) {
@@ -38,11 +41,13 @@ function gatedStore(store: LedgerStore): {
           if (control.failWords) throw new Error('words held back by the test');
           await target.indexWords(from, to);
           wordsIndexed.push(to);
+          steps.push('words');
         };
       }
       if (property === 'indexEntries') {
         return (from: number, to: number) => {
           indexed.push(to);
+          steps.push('attributes');
           return target.indexEntries(from, to);
         };
       }
@@ -54,6 +59,7 @@ function gatedStore(store: LedgerStore): {
     store: gated,
     indexed,
     wordsIndexed,
+    steps,
     get failWords() {
       return control.failWords;
     },
@@ -151,5 +157,28 @@ describe('background indexing and waiting appends (pglite)', () => {
     gate.open();
     await writing;
     await vi.waitFor(() => expect(ledger.indexBacklog).toBe(0), { timeout: 5_000 });
+  });
+
+  it('when appends keep the index waiting and both parts are past the limit, then the one furthest behind goes first', async () => {
+    const base = await openLedger('pglite');
+    await base.ledger.close();
+    const gate = gatedStore(base.store);
+    const ledger = await base.reopen({ store: gate.store, autoIndex: true, indexDeferralLimit: 3 });
+    gate.failWords = true;
+    await ledger.append([0, 1, 2, 3].map((n) => requestEvent(n)));
+    await vi.waitFor(() => expect(ledger.indexBacklog).toBe(0), { timeout: 5_000 });
+    await ledger.append([4, 5, 6, 7].map((n) => requestEvent(n)));
+    expect(ledger.indexBacklog).toBe(4);
+    expect(ledger.wordsBacklog).toBeGreaterThanOrEqual(8);
+
+    gate.failWords = false;
+    gate.steps.length = 0;
+    gate.close();
+    const writing = ledger.append(Array.from({ length: INDEX_STEP }, (_, i) => requestEvent(i + 8)));
+    await vi.waitFor(() => expect(ledger.indexBacklog + ledger.wordsBacklog).toBe(0), { timeout: 5_000 });
+    expect(gate.steps).toEqual(['words', 'attributes']);
+
+    gate.open();
+    await writing;
   });
 });

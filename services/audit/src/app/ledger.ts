@@ -477,10 +477,14 @@ export class AuditLedger {
   private nextIndexPart(): IndexPart | undefined {
     const appendsFirst = this.writingBacklog || this.waiters.length > 0;
     if (!appendsFirst) return this.indexBacklog > 0 ? this.attributes : this.words;
-    // Each part is bounded on its own: words held back behind attributes that stay under the limit
-    // fell a whole 1,000,000-request soak behind.
+    // Each part is bounded on its own, the one furthest behind first: words held back behind
+    // attributes under the limit, or always just past it, fell a 1,000,000-request soak behind.
     const limit = this.options.indexDeferralLimit ?? INDEX_DEFERRAL_LIMIT;
-    return [this.attributes, this.words].find((part) => this.log.size - part.to >= limit);
+    const due = [this.attributes, this.words].filter((part) => this.log.size - part.to >= limit);
+    return due.reduce<IndexPart | undefined>(
+      (first, part) => (first && first.to <= part.to ? first : part),
+      undefined,
+    );
   }
 
   private scheduleIndexing(delay = INDEX_PAUSE_MS): void {
