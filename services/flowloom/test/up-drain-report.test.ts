@@ -33,24 +33,16 @@ describe('flowloom up: a slow shutdown reports what it still hands to the audit 
     expect(lines.length).toBe(after);
   });
 
-  it('when closing is quicker than the report interval, then nothing extra is said', async () => {
+  it.each([
+    { when: 'closing is quicker than the report interval', closeMs: 10, left: 500, everyMs: 200 },
+    { when: 'the outbox is empty while closing takes long', closeMs: 150, left: 0, everyMs: 30 },
+  ])('when $when, then nothing extra is said', async ({ closeMs, left, everyMs }) => {
     const { lines, io } = recorder();
     await closeReportingDrain(
-      () => sleep(10),
-      async () => 500,
+      () => sleep(closeMs),
+      async () => left,
       io,
-      200,
-    );
-    expect(lines).toEqual([]);
-  });
-
-  it('when the outbox is empty while closing takes long, then nothing is said', async () => {
-    const { lines, io } = recorder();
-    await closeReportingDrain(
-      () => sleep(150),
-      async () => 0,
-      io,
-      30,
+      everyMs,
     );
     expect(lines).toEqual([]);
   });

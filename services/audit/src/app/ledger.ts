@@ -477,14 +477,12 @@ export class AuditLedger {
   private nextIndexPart(): IndexPart | undefined {
     const appendsFirst = this.writingBacklog || this.waiters.length > 0;
     if (!appendsFirst) return this.indexBacklog > 0 ? this.attributes : this.words;
-    // Each part is bounded on its own, the one furthest behind first: words held back behind
-    // attributes under the limit, or always just past it, fell a 1,000,000-request soak behind.
+    // Each part is bounded on its own, the one furthest behind first (when it is within the bound,
+    // so is the other): words held back behind attributes under the bound, or always just past it,
+    // fell a 1,000,000-request soak behind.
+    const furthest = this.words.to < this.attributes.to ? this.words : this.attributes;
     const limit = this.options.indexDeferralLimit ?? INDEX_DEFERRAL_LIMIT;
-    const due = [this.attributes, this.words].filter((part) => this.log.size - part.to >= limit);
-    return due.reduce<IndexPart | undefined>(
-      (first, part) => (first && first.to <= part.to ? first : part),
-      undefined,
-    );
+    return this.log.size - furthest.to >= limit ? furthest : undefined;
   }
 
   private scheduleIndexing(delay = INDEX_PAUSE_MS): void {
