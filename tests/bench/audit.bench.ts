@@ -22,7 +22,7 @@ import {
   prunedLeafHash,
   verifyInclusion,
 } from '@flowloom/ledger';
-import { type Db, openPglite, openPostgres } from '@flowloom/store';
+import { type Db, type EmbeddedDbPurpose, openPglite, openPostgres } from '@flowloom/store';
 
 // Audit service benchmarks (DESIGN.md Targets: ledger append, embedded ≥ 20,000 entries/s; verify
 // 1,000,000 entries ≤ 10 s; inclusion proof at 10,000,000 ≤ 1 ms), through the real storage: PGlite
@@ -87,9 +87,10 @@ interface Store {
   describe: string;
 }
 
-async function embeddedStore(): Promise<Store> {
+/** PGlite on disk, opened as the platform opens it or as a command reading its data does. */
+async function embeddedStore(purpose: EmbeddedDbPurpose = 'platform'): Promise<Store> {
   const dir = mkdtempSync(join(tmpdir(), 'flowloom-audit-bench-'));
-  const db = await openPglite(join(dir, 'db'));
+  const db = await openPglite(join(dir, 'db'), purpose);
   return {
     db,
     describe: 'PGlite on disk',
@@ -437,7 +438,8 @@ export async function runAuditBench(): Promise<BenchFigure[]> {
     }
 
     log(`verify ${VERIFY.toLocaleString('en-US')} entries from the embedded store`);
-    const verifyStore = await embeddedStore();
+    // Opened as `flowloom audit verify --data-dir` opens a stopped platform's data.
+    const verifyStore = await embeddedStore('tool');
     try {
       const run = await verifyRun(verifyStore, VERIFY, keyDir);
       figures.push({

@@ -51,13 +51,14 @@ if (workerData.nice) {
   }
 }
 
-// PostgreSQL's WASM runs on V8's baseline compiler (Liftoff) only. By default V8 recompiles its hot
-// functions with the optimizing compiler in the background; those compilations of a very large
-// module left 65-110 MB more resident at idle (measured: 292 -> 227 MB for `flowloom up`), for a
-// database whose work is already off the request path. The choice is made per module when it is
-// compiled, so the flag is restored once the database is up: other WASM in the process (undici's
-// HTTP parser) still gets optimized.
-setFlagsFromString('--liftoff-only');
+// On a platform (workerData.baselineOnly), PostgreSQL's WASM runs on V8's baseline compiler
+// (Liftoff) only. By default V8 recompiles its hot functions with the optimizing compiler in the
+// background; those compilations of a very large module left 65-110 MB more resident at idle
+// (measured: 292 -> 227 MB for `flowloom up`), for a database whose work is already off the request
+// path. The choice is made per module when it is compiled, so the flag is restored once the
+// database is up: other WASM in the process (undici's HTTP parser) still gets optimized. A tool
+// that opens the data for one big job (a verification) wants the optimized code's speed instead.
+if (workerData.baselineOnly) setFlagsFromString('--liftoff-only');
 const pg = new PGlite({ ...(dataDir ? { dataDir } : {}), postgresqlconf: settings });
 const restoreOptimizer = () => setFlagsFromString('--no-liftoff-only');
 pg.waitReady.then(restoreOptimizer, restoreOptimizer);

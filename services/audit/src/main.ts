@@ -243,7 +243,8 @@ export async function openAuditDirect(config: Config, logger?: Logger): Promise<
       );
     }
   }
-  const db = await openDb({ databaseUrl: config.databaseUrl, dataDir: paths.dbDir });
+  // A command reading a stopped platform's ledger: the database is the whole job (see EmbeddedDbPurpose).
+  const db = await openDb({ databaseUrl: config.databaseUrl, dataDir: paths.dbDir, purpose: 'tool' });
   try {
     const { rows } = await db.query<{ n: unknown }>(
       "select count(*) as n from schema_migrations where id = 'audit/001_ledger'",
