@@ -37,7 +37,8 @@ export function timeoutReason(): Error {
 /**
  * Runs `call` against the candidates in order: retries and falls back on retryable failures with
  * jittered backoff that honours `retry-after`, feeds the circuit breakers and latency averages, and
- * turns the last failure into an error the caller can act on.
+ * turns the last failure into an error the caller can act on. Only failures that warrant a fallback
+ * count against a deployment's breaker; an upstream error that is the caller's fault does not.
  *
  * A deployment whose format cannot express the request (`UnsupportedRequest`, raised before anything
  * is sent) is skipped for the rest of this request without using up an attempt or touching its
@@ -139,10 +140,21 @@ export async function withFallback<T>(
         breaker.release();
         throw failure;
       }
+      if (!failure.fallbackable) {
+        // The caller's own error (a 400, 413, 422...): the deployment is not at fault, so it does not
+        // count against its breaker, which would otherwise let one caller's bad requests close a model
+        // to everyone. Nor does it count as a success: a request refused while being validated proves
+        // nothing about the deployment's ability to answer, and resetting the run of failures would let
+        // bad requests keep a failing deployment's breaker from ever opening. A half-open probe that
+        // ends so is released, and the next request probes instead.
+        breaker.release();
+        throw toAppError(failure, attempt);
+      }
+      // The same classification that sends the request elsewhere (429, 5xx, 401/403/404, timeouts,
+      // broken connections and garbage answers) says the deployment is unwell: it counts against it.
       breaker.onFailure(Date.now());
       lastFailure = failure;
       lastDeployment = deployment;
-      if (!failure.fallbackable) throw toAppError(failure, attempt);
     }
   }
   throw toAppError(lastFailure ?? new UpstreamFailure('timeout', 'the request ran out of time'), used);
