@@ -212,27 +212,63 @@ async function sqlOutbox(
   };
 }
 
-/** Composition root of the gateway: configuration → adapters → use cases → servers. */
+/** What a start has done so far, each step with how to undo it should the start fail. */
+interface StartUndo {
+  steps: { what: string; undo: () => unknown }[];
+  log?: Logger;
+}
+
+/**
+ * Composition root of the gateway: configuration → adapters → use cases → servers. A start that
+ * fails part-way (a port taken, Redis refusing) undoes what it had done, the last first, each step
+ * even when an earlier one fails: nothing it opened keeps the process alive, and the process that
+ * called it can exit.
+ */
 export async function startGateway(options: GatewayOptions): Promise<Gateway> {
+  const started: StartUndo = { steps: [] };
+  try {
+    return await openGateway(options, started);
+  } catch (error) {
+    for (const { what, undo } of started.steps.reverse()) {
+      try {
+        await undo();
+      } catch (undoError) {
+        started.log?.error({ err: undoError }, `start-up failed, and undoing it failed at ${what}`);
+      }
+    }
+    started.log?.flush();
+    throw error;
+  }
+}
+
+async function openGateway(options: GatewayOptions, started: StartUndo): Promise<Gateway> {
+  const onFailure = (what: string, undo: () => unknown): void => {
+    started.steps.push({ what, undo });
+  };
   const { config } = options;
   const env = options.env ?? process.env;
   // Before anything opens: a gateway that streams policies cannot start without its credential.
   if (!options.policySource && config.policy.serviceUrl) policyServiceKey(config);
   const log = options.logger ?? createLogger({ service: 'gateway', level: config.logLevel });
+  started.log = log;
   const registry = options.registry ?? createRegistry();
   const ownsDb = !options.db;
   const db =
     options.db ??
     (await openDb({ databaseUrl: config.databaseUrl, dataDir: join(resolve(config.dataDir), 'db') }));
+  if (ownsDb) onFailure('the database', () => db.close());
   await migrate(db, gatewayMigrations);
   const bus: EventBus = options.bus ?? new InProcessBus();
+  if (!options.bus) onFailure('the event bus', () => bus.close());
 
   const onRelayError = (err: unknown): void => log.warn({ err }, 'outbox relay: publish failed, will retry');
   const outbox: RelayedOutbox = config.databaseUrl
     ? await sqlOutbox(db, bus, config, registry, log, onRelayError)
     : await fileOutbox(join(resolve(config.dataDir), 'outbox'), bus, config, registry, log, onRelayError);
   const relay = outbox;
+  onFailure('the outbox', () => relay.close());
   const unsubscribeBus = bus.onConnected?.(() => relay.retryNow?.());
+  onFailure('the bus subscription', () => unsubscribeBus?.());
   busGauges(bus, registry);
   new Gauge({
     name: 'flowloom_outbox_backlog_events',
@@ -253,7 +289,9 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     onError: (err) => log.warn({ err }, 'authentication event could not be recorded'),
   });
   auth.recordTo(authEvents);
+  onFailure('the authentication events', () => authEvents.close());
   const policySource = await openPolicySource(options.policySource, config, log);
+  if (!options.policySource) onFailure('the policy source', () => policySource?.close?.());
   // Job policies (`flowloom run --policy`) come from the policy service, one version at a time.
   const fetchVersion = policySource?.fetchVersion?.bind(policySource);
   const jobPolicies = new JobPolicies(fetchVersion);
@@ -267,8 +305,6 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       return { name: policy.name, version: policy.version };
     },
   );
-  const generated = await bootstrapAdmin(keys, config.adminKey);
-  if (generated) options.onAdminKeyGenerated?.(generated);
 
   const metrics = createPrometheusMetrics(registry);
   const router = new Router(config, createProviderClients(config, env), [LOCAL_MODEL, LOCAL_EMBEDDING_MODEL]);
@@ -293,6 +329,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
         },
       )
     : new MemoryLimitStore();
+  onFailure('the limits store', () => limits.close());
   const limiter = new Limiter(limits, config.budgets, config.rateLimits, {
     defaultMaxOutputTokens: config.defaultMaxOutputTokens,
   });
@@ -312,6 +349,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
         },
       )
     : new MemorySignalStore(windows);
+  onFailure('the signals store', () => signals.close());
   const throttle: ThrottleSemaphore & { check?: () => Promise<string> } = config.redisUrl
     ? new FallbackThrottleSemaphore(
         await RedisThrottleSemaphore.open(config.redisUrl),
@@ -327,6 +365,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
         },
       )
     : new MemoryThrottleSemaphore();
+  onFailure('the throttle store', () => throttle.close());
   const alerts = new AlertDispatcher({
     ...config.alerts,
     windowMs: config.alerts.windowSeconds * 1000,
@@ -337,6 +376,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     source: POLICY_SOURCE,
     onWarning: (message) => log.warn(message),
   });
+  onFailure('the alerts', () => alerts.close());
   const gate = new PolicyGate({
     alerts,
     throttle,
@@ -354,6 +394,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     gate.load(bundle);
     log.info({ revision: bundle.revision, policies: gate.status().policies }, 'policy bundle in force');
   });
+  onFailure('the policy subscription', () => unsubscribePolicy?.());
   const chat = new ChatService(router, config.routing, outbox, metrics, limiter, gate);
   const embeddings = new EmbeddingsService(router, config.routing, outbox, metrics, limiter, gate);
 
@@ -403,6 +444,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     mountedApiDocuments: options.apiDocuments,
   };
   const http = buildHttpServer(deps, log);
+  onFailure('the HTTP server', () => http.close());
   registerAdminJobs(http, deps);
   registerAdminOutbox(http, {
     ...deps,
@@ -431,6 +473,10 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     config.grpcPort,
     log,
   );
+  // The bootstrap admin key once every port is bound: a generated one is shown once, and a start
+  // that fails before this point (a port taken) leaves no key behind, so the next start makes one.
+  const generated = await bootstrapAdmin(keys, config.adminKey);
+  if (generated) options.onAdminKeyGenerated?.(generated);
   relay.start();
   const hostForUrl = config.host.includes(':') ? `[${config.host}]` : config.host;
   log.info(

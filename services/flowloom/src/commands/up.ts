@@ -1,3 +1,4 @@
+import { createServer } from 'node:net';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { setFlagsFromString } from 'node:v8';
@@ -20,7 +21,7 @@ Starts the gateway (HTTP on 127.0.0.1:8080, gRPC on 127.0.0.1:50051) with its da
 the policy service and the audit trail (its API under /api/v1/audit on the same HTTP port; its gRPC
 service flowloom.audit.v1.Audit on the gRPC port + 1, or FLOWLOOM_AUDIT_GRPC_PORT).
 Settings come from flowloom.yaml (FLOWLOOM_CONFIG) and FLOWLOOM_* variables; flags win over both.
-Without FLOWLOOM_ADMIN_KEY, a first start generates an admin key and prints it once.
+Without FLOWLOOM_ADMIN_KEY, the first start that comes up prints a generated admin key, once.
 Stop with Ctrl-C: in-flight requests and streams finish first, then the events still in the outbox
 go into the audit trail (a long hand-over says how many are left; a second Ctrl-C stops at once,
 and they go in at the next start).
@@ -49,20 +50,38 @@ Options:
     const config = loadConfig({ env });
     limitHeapGrowth();
     keepGcOnMainThread();
-    const { gateway, audit, close } = await startEmbeddedPlatform(config, env, (secret) =>
+    // A generated admin key is shown once, so only by a start that came up: the gateway generates it
+    // once its ports are bound, after every other part started, so a failed start leaves none behind
+    // and the next start generates and shows one.
+    let adminKey: string | undefined;
+    let auditGrpc = 0;
+    let platform: EmbeddedPlatform;
+    try {
+      platform = await startEmbeddedPlatform(config, env, {
+        onAdminKeyGenerated: (secret) => {
+          adminKey = secret;
+        },
+        serveAuditGrpc: async (audit, authorizeAdmin) => {
+          auditGrpc = await serveAuditGrpc(audit, config, authorizeAdmin, io);
+        },
+        onCloseFailure: (message) => io.err(`flowloom up: ${message}`),
+      });
+    } catch (error) {
+      throw new Error(startFailureMessage(error, config), { cause: error });
+    }
+    const { gateway, audit, close } = platform;
+    if (adminKey)
       io.out(
         [
           '',
           '  A bootstrap admin key was generated. It is shown only this once and stored only as a hash:',
           '',
-          `    ${secret}`,
+          `    ${adminKey}`,
           '',
           '  export FLOWLOOM_API_KEY=<that key> to use the CLI and the admin API.',
           '',
         ].join('\n'),
-      ),
-    );
-    const auditGrpc = await serveAuditGrpc(audit, config, gateway.authorizeAdmin, io);
+      );
     const providers = ['local', ...Object.keys(config.providers)].join(', ');
     io.out(
       `FlowLoom is up: HTTP ${gateway.httpUrl}  gRPC ${gateway.grpcAddress}  data ${config.databaseUrl ? 'PostgreSQL' : config.dataDir}  providers: ${providers}`,
@@ -155,62 +174,183 @@ function keepGcOnMainThread(): void {
   }
 }
 
+export interface EmbeddedPlatformOptions {
+  /** Receives a generated bootstrap admin key (shown once: the caller shows it once the start succeeded). */
+  onAdminKeyGenerated?: (secret: string) => void;
+  /**
+   * Serves the audit gRPC API, before the gateway starts: a port it cannot take fails the start
+   * before the gateway has generated an admin key. Admin callers are checked with the gateway's keys.
+   */
+  serveAuditGrpc?: (audit: AuditService, authorizeAdmin: AdminAuthorizer) => Promise<void>;
+  /** Told when closing a part fails after a failed start (the others are closed all the same). */
+  onCloseFailure?: (message: string) => void;
+}
+
+/** The part of the platform whose start failed. */
+export type PlatformPart = 'storage' | 'audit trail' | 'policy service' | 'audit gRPC' | 'gateway';
+
+/** A failed start of the embedded platform: the part that failed, and its error (as the cause). */
+export class PlatformStartError extends Error {
+  constructor(
+    readonly part: PlatformPart,
+    cause: unknown,
+  ) {
+    super(cause instanceof Error ? cause.message : String(cause), { cause });
+    this.name = 'PlatformStartError';
+  }
+}
+
 /**
  * The gateway, the policy service and the audit trail in this process, on one database and one
  * in-process bus; the policy and audit HTTP routes (and the audit OpenAPI document) mount on the
- * gateway's server. `flowloom up` without the gRPC audit server and the console output.
+ * gateway's server. `flowloom up` without the console output.
+ *
+ * A start that fails (a port taken, a bad policy file) closes what it had opened, the last first,
+ * each part even when closing an earlier one fails: the database worker, the audit timers and the
+ * policy relay would keep the process alive, listening on nothing. (The gateway undoes its own
+ * partial start; it generates an admin key only once its ports are bound.)
  */
 export async function startEmbeddedPlatform(
   config: Config,
   env: Record<string, string | undefined>,
-  onAdminKeyGenerated?: (secret: string) => void,
+  options: EmbeddedPlatformOptions = {},
 ): Promise<EmbeddedPlatform> {
-  // One database and one event bus shared by every service in this process.
-  const db = await openDb({
-    databaseUrl: config.databaseUrl,
-    dataDir: join(resolve(config.dataDir), 'db'),
+  const opened: { what: string; close: () => Promise<void> }[] = [];
+  let part: PlatformPart = 'storage';
+  try {
+    // One database and one event bus shared by every service in this process.
+    const db = await openDb({
+      databaseUrl: config.databaseUrl,
+      dataDir: join(resolve(config.dataDir), 'db'),
+    });
+    opened.push({ what: 'the database', close: () => db.close() });
+    const bus = new InProcessBus();
+    opened.push({ what: 'the event bus', close: () => bus.close() });
+    // One /metrics for the process: the audit and policy series register on the gateway's registry
+    // (each once; the in-process bus has no health, so no bus gauges).
+    const registry = createRegistry();
+    registerEmbeddedDbGauges(() => embeddedDbMemory(db), registry);
+    // The audit ledger subscribes first, so it receives every event from the very first one.
+    part = 'audit trail';
+    const audit = await openAudit({ config, db, bus, registry });
+    opened.push({ what: 'the audit trail', close: () => audit.close() });
+    // Policies: bundles reach the gateway by a direct subscription; the admin API mounts on its HTTP server.
+    // The policy gRPC server (policy.grpcPort: the bundle stream for remote gateways, the admin API)
+    // checks keys with the gateway's authorizer, which records logins and refusals in the audit trail.
+    // It exists once the gateway started, a moment after the policy service.
+    let gateway: Gateway | undefined;
+    const authorizeGateway: AdminAuthorizer = async (headers, request) => {
+      if (!gateway) throw new AppError('unavailable', 'FlowLoom is still starting; try again in a moment.');
+      return gateway.authorizeAdmin(headers, request);
+    };
+    part = 'policy service';
+    if (config.policy.grpcPort) await probeListen(config.host, config.policy.grpcPort);
+    const policy = await startPolicyService({ config, db, bus, authorizeGateway, registry });
+    opened.push({ what: 'the policy service', close: () => policy.close() });
+    // Closed with the audit trail, which closes its gRPC servers.
+    part = 'audit gRPC';
+    await options.serveAuditGrpc?.(audit, authorizeGateway);
+    // Last: nothing can fail after it, so a key it generates is never left from a failed start.
+    part = 'gateway';
+    gateway = await startGateway({
+      config,
+      env,
+      db,
+      bus,
+      registry,
+      policySource: policy.source,
+      plugins: [policy.http, audit.httpRoutes],
+      apiDocuments: [policyApiDocument, audit.openApi],
+      onAdminKeyGenerated: options.onAdminKeyGenerated,
+    });
+    const started = gateway;
+    return {
+      gateway: started,
+      audit,
+      async close() {
+        await started.close();
+        await policy.close();
+        // After the gateway: its outbox drains into the ledger; then the last checkpoint is signed.
+        await audit.close();
+        await bus.close();
+        await db.close();
+      },
+    };
+  } catch (error) {
+    const report =
+      options.onCloseFailure ?? ((message: string) => process.stderr.write(`flowloom: ${message}\n`));
+    for (const { what, close } of opened.reverse()) {
+      try {
+        await close();
+      } catch (closeError) {
+        report(`after the failed start, closing ${what} failed too: ${(closeError as Error).message}`);
+      }
+    }
+    throw new PlatformStartError(part, error);
+  }
+}
+
+/**
+ * Fails as listening on host:port would (a probe, closed at once). For the policy gRPC port only: a
+ * policy service whose server cannot listen leaves its event relay and timers running (its start does
+ * not undo itself, unlike the gateway's), and they would keep the process alive; so a taken port is
+ * found before it starts. A port taken in the moment between the two is not.
+ */
+function probeListen(host: string, port: number): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const probe = createServer();
+    probe.once('error', reject);
+    probe.listen({ host, port, exclusive: true }, () => probe.close(() => resolve()));
   });
-  const bus = new InProcessBus();
-  // One /metrics for the process: the audit and policy series register on the gateway's registry
-  // (each once; the in-process bus has no health, so no bus gauges).
-  const registry = createRegistry();
-  registerEmbeddedDbGauges(() => embeddedDbMemory(db), registry);
-  // The audit ledger subscribes first, so it receives every event from the very first one.
-  const audit = await openAudit({ config, db, bus, registry });
-  // Policies: bundles reach the gateway by a direct subscription; the admin API mounts on its HTTP server.
-  // The policy gRPC server (policy.grpcPort: the bundle stream for remote gateways, the admin API)
-  // checks keys with the gateway's authorizer, which records logins and refusals in the audit trail.
-  // It exists once the gateway started, a moment after the policy service.
-  let gateway: Gateway | undefined;
-  const authorizeGateway: AdminAuthorizer = async (headers, request) => {
-    if (!gateway) throw new AppError('unavailable', 'FlowLoom is still starting; try again in a moment.');
-    return gateway.authorizeAdmin(headers, request);
-  };
-  const policy = await startPolicyService({ config, db, bus, authorizeGateway, registry });
-  gateway = await startGateway({
-    config,
-    env,
-    db,
-    bus,
-    registry,
-    policySource: policy.source,
-    plugins: [policy.http, audit.httpRoutes],
-    apiDocuments: [policyApiDocument, audit.openApi],
-    onAdminKeyGenerated,
-  });
-  const started = gateway;
-  return {
-    gateway: started,
-    audit,
-    async close() {
-      await started.close();
-      await policy.close();
-      // After the gateway: its outbox drains into the ledger; then the last checkpoint is signed.
-      await audit.close();
-      await bus.close();
-      await db.close();
-    },
-  };
+}
+
+/** Why a port cannot be listened on, from a listen error (Node's, or grpc-js's that quotes it). */
+const LISTEN_FAILURE = /\b(EADDRINUSE|EACCES|EADDRNOTAVAIL)\b/;
+
+/**
+ * One message for a failed start that says what to do next: for a port that cannot be listened on,
+ * which port and the setting that chooses another (as the README's configuration reference names
+ * them); any other failure as it is.
+ */
+export function startFailureMessage(error: unknown, config: Config): string {
+  const part = error instanceof PlatformStartError ? error.part : undefined;
+  const cause = error instanceof PlatformStartError ? error.cause : error;
+  const message = cause instanceof Error ? cause.message : String(cause);
+  const reason = LISTEN_FAILURE.exec(message)?.[1];
+  if (!reason || !part || !['policy service', 'audit gRPC', 'gateway'].includes(part)) return message;
+  const grpc = /^cannot listen for gRPC on (.*):(\d+): /.exec(message);
+  const host = config.host;
+  let listener: { what: string; port: number; choose: string };
+  if (part === 'policy service')
+    listener = {
+      what: 'the policy gRPC port',
+      port: Number(grpc?.[2] ?? config.policy.grpcPort),
+      choose: 'policy.grpcPort in flowloom.yaml',
+    };
+  else if (part === 'audit gRPC')
+    listener = {
+      what: 'the audit gRPC port',
+      port: Number(grpc?.[2] ?? config.audit.grpcPort),
+      choose: 'FLOWLOOM_AUDIT_GRPC_PORT (audit.grpcPort), or leave it unset for the gRPC port + 1',
+    };
+  else if (grpc)
+    listener = {
+      what: 'the gRPC port',
+      port: Number(grpc[2]),
+      choose: '--grpc-port N (or FLOWLOOM_GRPC_PORT)',
+    };
+  else
+    listener = {
+      what: 'the HTTP port',
+      port: (cause as { port?: number }).port ?? config.httpPort,
+      choose: '--port N (or FLOWLOOM_HTTP_PORT; 0 picks a free port)',
+    };
+  const where = `${listener.what} ${listener.port} on ${host}`;
+  if (reason === 'EADDRNOTAVAIL')
+    return `FlowLoom did not start: cannot listen on ${host}, an address this machine does not have (${where}). Choose another with --host H (or FLOWLOOM_HOST).`;
+  if (reason === 'EACCES')
+    return `FlowLoom did not start: not permitted to listen on ${where} (ports below 1024 need privileges). Choose another with ${listener.choose}.`;
+  return `FlowLoom did not start: ${where} is already in use (by another program, or another flowloom up). Stop that program, or choose another port with ${listener.choose}.`;
 }
 
 /**
@@ -225,7 +365,9 @@ async function serveAuditGrpc(
   io: Io,
 ): Promise<number> {
   const explicit = config.audit.grpcPort;
-  const port = explicit ?? (config.grpcPort === 0 ? 0 : config.grpcPort + 1);
+  // Served before the gateway listens: the gRPC port + 1 is left to it when that is its HTTP port.
+  const next = config.grpcPort + 1;
+  const port = explicit ?? (config.grpcPort === 0 || next === config.httpPort ? 0 : next);
   try {
     return (await audit.serveGrpc({ host: config.host, port, authorizeAdmin })).port;
   } catch (error) {
