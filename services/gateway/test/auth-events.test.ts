@@ -7,9 +7,10 @@ import { startTestGateway, type TestGateway, type TestResponse } from './support
 // Authentication reaches the audit trail: every refused key (model and admin API) and admin logins,
 // at most one per key per window. The events carry the key's hint, never the secret.
 
+const MAX_BODY = 64 * 1024;
 let t: TestGateway;
 beforeAll(async () => {
-  t = await startTestGateway();
+  t = await startTestGateway({ overrides: { maxBodyBytes: MAX_BODY } });
 });
 afterAll(async () => {
   await t.close();
@@ -76,6 +77,40 @@ describe('authentication events', () => {
     });
     expectNoSecret(event, doomed.key);
   });
+
+  // The key is checked before the body is read: refused keys are recorded whatever they sent.
+  it.each([
+    { what: 'malformed JSON', path: '/v1/chat/completions', type: 'application/json', body: '{"model":' },
+    {
+      what: 'a body over the limit',
+      path: '/v1/messages',
+      type: 'application/json',
+      body: JSON.stringify({ ...chat, padding: 'x'.repeat(MAX_BODY * 2) }),
+    },
+    { what: 'a content type it does not take', path: '/v1/embeddings', type: 'text/csv', body: 'a,b' },
+    {
+      what: 'malformed JSON to the admin API',
+      path: '/api/v1/keys',
+      type: 'application/json',
+      body: '{"name":',
+    },
+  ])(
+    'when an unknown key sends $what, then it is a 401 and auth.failed records it',
+    async ({ path, type, body }) => {
+      const wrong = `flk_unknown-key-with-a-bad-body-${path.replaceAll('/', '-')}`;
+      const res = await send(t, path, {
+        headers: { authorization: `Bearer ${wrong}`, 'content-type': type },
+        body,
+      });
+      expect(res.status).toBe(401);
+      const event = await failureFor(res);
+      expect(event.data).toMatchObject({
+        surface: path.startsWith('/api/') ? 'admin' : 'model',
+        reason: 'invalid_api_key',
+      });
+      expectNoSecret(event, wrong);
+    },
+  );
 
   it('when the admin API gets a wrong key or a member key, then auth.failed records it on the admin surface', async () => {
     const wrong = 'flk_wrong-admin-key-0123456789abcdefghij';

@@ -1,17 +1,15 @@
-import type { FastifyReply, FastifyRequest } from 'fastify';
+import type { preParsingAsyncHookHandler } from 'fastify';
 import type { RequestContext } from '../app/context.js';
 import type { KeyActor } from '../app/keys-admin.js';
 import type { HttpDeps } from './deps.js';
-import { requestContext } from './request-context.js';
+import { authenticateFirst } from './request-context.js';
 
-/** Admin endpoints need a key with the admin role. */
-export async function adminContext(
-  request: FastifyRequest,
-  reply: FastifyReply,
-  deps: HttpDeps,
-): Promise<RequestContext> {
-  // Requires the admin role; refusals and (deduplicated) admin logins reach the audit trail.
-  return requestContext(request, reply, deps.auth, 'openai', 'admin');
+/**
+ * Admin endpoints need a key with the admin role, checked before the body is read (see
+ * authenticateFirst); refusals and (deduplicated) admin logins reach the audit trail.
+ */
+export function adminFirst(deps: HttpDeps): preParsingAsyncHookHandler {
+  return authenticateFirst(deps.auth, 'openai', 'admin');
 }
 
 export function actorOf(ctx: RequestContext): string {

@@ -1,6 +1,6 @@
 import type { ServerResponse } from 'node:http';
 import { LazyAbort } from '@flowloom/providers';
-import type { FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyReply, FastifyRequest, preParsingAsyncHookHandler } from 'fastify';
 import { type Authenticator, presentedKey } from '../app/authenticate.js';
 import type { CallerApi, RequestContext } from '../app/context.js';
 import { requestTags } from '../app/request-tags.js';
@@ -56,6 +56,30 @@ export async function requestContext(
 }
 
 /**
+ * A route's `preParsing` hook: the caller is authenticated before the body is read, so that a
+ * refused key is refused, and recorded in the audit trail, whatever came with it (malformed JSON, a
+ * body over the limit, a content type we do not take); parsed first, those answered 400, 413 or 415
+ * and the attempt went unrecorded. The handler takes the context with `callerOf`.
+ */
+export function authenticateFirst(
+  auth: Authenticator,
+  api: CallerApi,
+  surface: 'model' | 'admin' = 'model',
+): preParsingAsyncHookHandler {
+  return async (request, reply) => {
+    request.caller = await requestContext(request, reply, auth, api, surface);
+  };
+}
+
+/** The caller `authenticateFirst` authenticated for this request. */
+export function callerOf(request: FastifyRequest): RequestContext {
+  if (request.caller === null) {
+    throw new Error(`the route ${request.url} reads its caller but does not authenticate it first`);
+  }
+  return request.caller;
+}
+
+/**
  * The context of a request over HTTP. Its caller has gone when the response closes before it
  * finished; what listens for that is told then (the upstream call is cancelled). The AbortSignal is
  * made only for code that asks for it: the upstream attempts listen through `whenGone`.
@@ -93,5 +117,7 @@ declare module 'fastify' {
   interface FastifyRequest {
     /** performance.now() at arrival. */
     startedAt: number;
+    /** Set by `authenticateFirst` before the body is read. */
+    caller: RequestContext | null;
   }
 }

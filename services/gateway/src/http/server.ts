@@ -65,9 +65,13 @@ export function buildHttpServer(deps: HttpDeps, log: Logger): FastifyInstance {
   // changes its hidden class on the hot path). The hooks below take `done` rather than being async:
   // they do nothing asynchronous, and an async hook costs a promise and a microtask hop per request.
   app.decorateRequest('startedAt', 0);
+  app.decorateRequest('caller', null);
   app.addHook('onRequest', (request, reply, done) => {
     request.startedAt = performance.now();
-    reply.header('x-request-id', String(request.id));
+    const id = String(request.id);
+    reply.header('x-request-id', id);
+    // Anthropic's API names it request-id, where its SDK reads it (error.requestID, _request_id).
+    if (request.url.startsWith('/v1/messages')) reply.header('request-id', id);
     done();
   });
 

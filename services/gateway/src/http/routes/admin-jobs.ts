@@ -4,8 +4,9 @@ import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
 import type { PolicyGate } from '../../app/policy-gate.js';
 import type { JobStop } from '../../domain/jobs.js';
-import { actorOf, adminContext } from '../admin-auth.js';
+import { actorOf, adminFirst } from '../admin-auth.js';
 import type { HttpDeps } from '../deps.js';
+import { callerOf } from '../request-context.js';
 
 const jobParams = z.object({
   job: z.string().regex(/^[\x21-\x7e]{1,200}$/, 'a job id is 1-200 printable ASCII characters'),
@@ -32,41 +33,64 @@ function stopView(stop: JobStop) {
  * gateway enforces right now.
  */
 export function registerAdminJobs(app: FastifyInstance, deps: HttpDeps & { policy: PolicyGate }): void {
-  app.get('/api/v1/jobs/:job', { config: { format: 'admin' } }, async (request, reply) => {
-    await adminContext(request, reply, deps);
-    const { job } = parse(jobParams, request.params);
-    const { stop, ...status } = await deps.policy.jobStatus(job);
-    return reply.send({ ...status, ...(stop ? stopView(stop) : {}) });
-  });
+  app.get(
+    '/api/v1/jobs/:job',
+    { config: { format: 'admin' }, preParsing: adminFirst(deps) },
+    async (request, reply) => {
+      const { job } = parse(jobParams, request.params);
+      const { stop, ...status } = await deps.policy.jobStatus(job);
+      return reply.send({ ...status, ...(stop ? stopView(stop) : {}) });
+    },
+  );
 
-  app.post('/api/v1/jobs/:job/stop', { config: { format: 'admin' } }, async (request, reply) => {
-    const ctx = await adminContext(request, reply, deps);
-    const { job } = parse(jobParams, request.params);
-    const body = parse(stopBody, request.body);
-    const stop = await deps.policy.stopJob(job, body.reason ?? 'stopped by an admin', actorOf(ctx));
-    return reply.send({ job, status: 'stopped', ...stopView(stop) });
-  });
+  app.post(
+    '/api/v1/jobs/:job/stop',
+    { config: { format: 'admin' }, preParsing: adminFirst(deps) },
+    async (request, reply) => {
+      const ctx = callerOf(request);
+      const { job } = parse(jobParams, request.params);
+      const body = parse(stopBody, request.body);
+      const stop = await deps.policy.stopJob(job, body.reason ?? 'stopped by an admin', actorOf(ctx));
+      return reply.send({ job, status: 'stopped', ...stopView(stop) });
+    },
+  );
 
-  app.post('/api/v1/jobs/:job/clear', { config: { format: 'admin' } }, async (request, reply) => {
-    const ctx = await adminContext(request, reply, deps);
-    const { job } = parse(jobParams, request.params);
-    const cleared = await deps.policy.clearJob(job, actorOf(ctx));
-    if (!cleared) throw new AppError('not_found', `Job "${job}" is not stopped.`, { param: 'job' });
-    return reply.send({ job, status: 'running', cleared: stopView(cleared) });
-  });
+  app.post(
+    '/api/v1/jobs/:job/clear',
+    { config: { format: 'admin' }, preParsing: adminFirst(deps) },
+    async (request, reply) => {
+      const ctx = callerOf(request);
+      const { job } = parse(jobParams, request.params);
+      const cleared = await deps.policy.clearJob(job, actorOf(ctx));
+      if (!cleared) throw new AppError('not_found', `Job "${job}" is not stopped.`, { param: 'job' });
+      return reply.send({ job, status: 'running', cleared: stopView(cleared) });
+    },
+  );
 
   // `flowloom run` reports what it did to the job's process itself (memory, CPU, output, silence),
   // so that its interventions are recorded like the policies'.
-  app.post('/api/v1/jobs/:job/interventions', { config: { format: 'admin' } }, async (request, reply) => {
-    const ctx = await adminContext(request, reply, deps);
-    const { job } = parse(jobParams, request.params);
-    const report = parse(supervisorReportSchema, request.body);
-    const recorded = await deps.policy.recordSupervisorIntervention(job, report, actorOf(ctx), ctx.requestId);
-    return reply.code(201).send(recorded);
-  });
+  app.post(
+    '/api/v1/jobs/:job/interventions',
+    { config: { format: 'admin' }, preParsing: adminFirst(deps) },
+    async (request, reply) => {
+      const ctx = callerOf(request);
+      const { job } = parse(jobParams, request.params);
+      const report = parse(supervisorReportSchema, request.body);
+      const recorded = await deps.policy.recordSupervisorIntervention(
+        job,
+        report,
+        actorOf(ctx),
+        ctx.requestId,
+      );
+      return reply.code(201).send(recorded);
+    },
+  );
 
-  app.get('/api/v1/gateway/policy', { config: { format: 'admin' } }, async (request, reply) => {
-    await adminContext(request, reply, deps);
-    return reply.send(deps.policy.status());
-  });
+  app.get(
+    '/api/v1/gateway/policy',
+    { config: { format: 'admin' }, preParsing: adminFirst(deps) },
+    async (_request, reply) => {
+      return reply.send(deps.policy.status());
+    },
+  );
 }
