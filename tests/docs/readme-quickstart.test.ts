@@ -62,8 +62,8 @@ interface Shell {
  * (set -e). The lines arrive on bash's stdin; each batch runs with stdin from /dev/null so that a
  * command reading stdin cannot swallow the lines after it.
  */
-function bashSession(env: NodeJS.ProcessEnv): Shell {
-  const child = spawn('bash', ['-s'], { cwd: ROOT, env, stdio: ['pipe', 'pipe', 'pipe'] });
+function bashSession(env: NodeJS.ProcessEnv, cwd = ROOT): Shell {
+  const child = spawn('bash', ['-s'], { cwd, env, stdio: ['pipe', 'pipe', 'pipe'] });
   const input = child.stdin;
   const printed = capture(child);
   let ended = false;
@@ -212,4 +212,67 @@ describe('the README Quickstart, run from its own snippets', () => {
     expect(run.stderr).toBe('');
     expect(run.stdout).toMatch(/\S/);
   }, 30_000);
+  it('when the policy is saved and its sh block runs, then it goes to shadow and the sixth identical prompt would be blocked', async () => {
+    const file = section('Quickstart').match(/Save this as `([\w.-]+\.yaml)`/)?.[1];
+    if (!file) throw new Error('README.md\'s Quickstart no longer says "Save this as `<file>.yaml`"');
+    expect(userKey, 'the sh block test made the key').not.toBe('');
+    writeFileSync(join(jsDir, file), quickstartBlock('yaml', ['name:', 'rules:']));
+    const lines = quickstartBlock('sh', ['policy push']).split('\n');
+    const keysCreate = lines.findIndex((line) => line.includes('npx flowloom keys create'));
+    const push = lines.findIndex((line) => line.includes('npx flowloom policy push'));
+    expect(keysCreate, 'the policy block creates an admin key of your own before it pushes').toBeGreaterThan(
+      -1,
+    );
+    expect(push).toBeGreaterThan(keysCreate);
+
+    // In the folder where the user saved the file, with the bootstrap admin key still exported.
+    const shell = bashSession(
+      cleanEnv({
+        FLOWLOOM_URL: `http://127.0.0.1:${port}`,
+        FLOWLOOM_API_KEY: adminKey,
+        npm_config_offline: 'true',
+      }),
+      jsDir,
+    );
+    let decided: CliResult;
+    try {
+      const created = await shell.type(lines.slice(0, keysCreate + 1).join('\n'));
+      expect(created.stdout).toContain('valid policy');
+      const ownKey = created.stdout.match(PRINTED_KEY)?.[1] ?? '';
+      expect(ownKey, `keys create printed no key:\n${created.stdout}\n${created.stderr}`).not.toBe('');
+      const pushed = await shell.type(
+        lines
+          .slice(keysCreate + 1, push + 1)
+          .join('\n')
+          .replaceAll(PLACEHOLDER, ownKey),
+      );
+      const version = pushed.stdout.match(/version ([0-9a-f]{12,})/)?.[1] ?? '';
+      expect(version, `push printed no version:\n${pushed.stdout}\n${pushed.stderr}`).not.toBe('');
+      const promoted = await shell.type(
+        lines
+          .slice(push + 1)
+          .join('\n')
+          .replaceAll('VERSION', version),
+      );
+      expect(promoted.stdout).toContain('shadow');
+
+      // "Send the curl above six times"; the bundle reaches the gateway within a second.
+      await new Promise((resolve) => setTimeout(resolve, 1_500));
+      let decision = '';
+      for (let i = 0; i < 6; i++) {
+        const answer = await fetch(`http://127.0.0.1:${port}/v1/chat/completions`, {
+          method: 'POST',
+          headers: { authorization: `Bearer ${userKey}`, 'content-type': 'application/json' },
+          body: JSON.stringify({ model: 'flowloom-local', messages: [{ role: 'user', content: 'Hello' }] }),
+        });
+        expect(answer.status).toBe(200);
+        decision = answer.headers.get('x-flowloom-decision') ?? '';
+      }
+      expect(decision).not.toBe('');
+      decided = await shell.type(`npx flowloom policy decision ${decision}`);
+    } finally {
+      await shell.exit();
+    }
+    expect(decided.stdout).toContain('would block');
+  }, 90_000);
 });

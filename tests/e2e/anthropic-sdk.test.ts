@@ -58,7 +58,7 @@ describe('the Anthropic SDK against the gateway', () => {
       text: 'Bonjour.',
       usage: { input: 100, output: 4, cached: 60, cacheWrite: 20 },
     });
-    const { data, response } = await client.messages
+    const { data, response, request_id } = await client.messages
       .create({ model: 'claude', max_tokens: 64, messages: ask('Say hello in French') })
       .withResponse();
 
@@ -78,6 +78,8 @@ describe('the Anthropic SDK against the gateway', () => {
     });
     expect(response.headers.get('x-flowloom-deployment')).toBe('anthropic/claude-sonnet-4-5');
     expect(response.headers.get('x-flowloom-attempts')).toBe('1');
+    // Where the SDK finds the request id, as on Anthropic's own API.
+    expect(request_id).toBe(response.headers.get('x-request-id'));
 
     const upstream = lastCall(fake);
     expect(upstream.path).toBe('/v1/messages');
@@ -281,6 +283,7 @@ describe('the Anthropic SDK against the gateway', () => {
     expect(e.status).toBe(404);
     expect(e.error).toMatchObject({ type: 'error', error: { type: 'not_found_error' } });
     expect(e.headers.get('x-request-id')).toBeTruthy();
+    expect(e.requestID).toBe(e.headers.get('x-request-id'));
     expect(modelCalls(fake)).toHaveLength(0);
   });
 

@@ -84,6 +84,10 @@ describe('flowloom policy against flowloom up', () => {
     const validated = await cli(['policy', 'validate', join(dir, 'broken.yaml')], env);
     expect(validated.code).toBe(1);
     expect(validated.stderr).toMatch(/broken\.yaml:5:\d+: rules\[0\]\.action: .*stop_jobb/);
+    const missing = await cli(['policy', 'validate', join(dir, 'absent.yaml')], env);
+    expect(missing.code).toBe(1);
+    expect(missing.stderr).toContain('no such file');
+    expect(missing.stderr).not.toContain('Usage:');
     const pushed = await cli(['policy', 'push', join(dir, 'broken.yaml')], env);
     expect(pushed.code).toBe(1);
     expect(pushed.stderr).toMatch(/broken\.yaml:5:\d+/);

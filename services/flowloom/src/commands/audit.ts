@@ -40,7 +40,8 @@ The tamper-evident audit trail: an RFC 9162 Merkle log of every event, with Ed25
       fresh signed checkpoint, then verify it. With filters, entries that do not match are withheld:
       their line becomes {"$pruned":"<leaf hash>"}, so the bundle still verifies in full.
   flowloom audit query [--from T] [--to T] [--type T] [--actor A] [--key-id K] [--project P] [--job J]
-                       [--outcome O] [--text WORDS] [--limit N] [--json]
+                       [--outcome O] [--text WORDS] [--limit N] [--cursor C] [--json]
+      the next page: --cursor with the value the previous page printed ("More: --cursor C")
   flowloom audit proof (--event ID | --index N) [--key FILE]      inclusion proof, checked locally
   flowloom audit checkpoint                                        sign a checkpoint now
   flowloom audit rotate-key                                        rotate the checkpoint signing key

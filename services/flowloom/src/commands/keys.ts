@@ -53,6 +53,7 @@ Manages virtual API keys through a running FlowLoom (FLOWLOOM_URL, FLOWLOOM_API_
   flowloom keys rotate ID [--grace-seconds N] [--json]
   flowloom keys resume ID [--json]
 
+\`keys list\` leaves revoked keys out unless --all is given; expired ones are listed with their status.
 A created or rotated key's secret is printed once; FlowLoom keeps only its hash.
 Rotation issues a replacement and lets the old key work for the grace period (default 3600 s).
 A key suspended by a policy (suspend_key) is refused (403, naming the decision) until an admin

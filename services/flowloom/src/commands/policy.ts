@@ -77,7 +77,9 @@ function describeDeployment(d: DeploymentView | null): string {
 }
 
 function readSource(file: string): string {
-  if (!existsSync(file)) throw new UsageError(`no such file: ${file}`);
+  // A missing file is not a mistake in the command line: no usage text, just what to check.
+  if (!existsSync(file))
+    throw new Error(`no such file: ${file} (give the path of a policy document, YAML or JSON)`);
   return readFileSync(file, 'utf8');
 }
 
