@@ -68,6 +68,16 @@ describe('the Gemini API through FlowLoom with @google/genai', () => {
     ).rejects.toMatchObject({ status: 401 });
   });
 
+  it('when no key is sent, then the 401 in the Gemini error shape says to send x-goog-api-key or ?key=', async () => {
+    const res = await t.post('/v1beta/models/flowloom-local:generateContent', {
+      contents: [{ parts: [{ text: 'x' }] }],
+    });
+    expect(res.status).toBe(401);
+    expect(res.body).toMatchObject({
+      error: { code: 401, message: expect.stringMatching(/x-goog-api-key: <key>.*\?key=<key>/) },
+    });
+  });
+
   it('when the model is unknown, then the error is a 404 in the Gemini error shape', async () => {
     const res = await t.post(
       '/v1beta/models/no-such-model:generateContent',

@@ -164,7 +164,11 @@ describe.each(endpoints)('bad input on $path', (endpoint) => {
 
   it('when the body is larger than the limit, then it is a 413 in the caller format', async () => {
     const big = JSON.stringify({ ...endpoint.valid, padding: 'x'.repeat(MAX_BODY * 2) });
-    expectBad(await post(big), 413, 'body_too_large');
+    const res = await post(big);
+    expectBad(res, 413, 'body_too_large');
+    // It says what the limit is, and the setting that raises it.
+    expect(res.text).toContain(`${MAX_BODY.toLocaleString('en-US')} bytes`);
+    expect(res.text).toContain('FLOWLOOM_MAX_BODY_BYTES');
     await expectNothingChanged();
   });
 
@@ -215,6 +219,12 @@ describe.each(endpoints)('bad input on $path', (endpoint) => {
   it('when no key is sent, then it is a 401 missing_api_key', async () => {
     const res = await post(JSON.stringify(endpoint.valid), { 'content-type': 'application/json' });
     expectBad(res, 401, 'missing_api_key');
+    // Where to put it, in the terms of the caller's own SDK first.
+    expect(res.text).toContain(
+      endpoint.format === 'anthropic'
+        ? 'Send it as \\"x-api-key: <key>\\"'
+        : 'Send it as \\"Authorization: Bearer <key>\\"',
+    );
     await expectNothingChanged();
   });
 

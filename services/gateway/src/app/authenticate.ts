@@ -43,9 +43,9 @@ export class Authenticator {
    * A success records nothing (the model API's requests are recorded as request events).
    */
   async authenticate(secret: string | undefined, attempt?: AuthAttempt): Promise<KeyRecord> {
-    if (!attempt || !this.events) return this.resolve(secret);
+    if (!attempt || !this.events) return this.resolve(secret, attempt?.api);
     try {
-      return await this.resolve(secret);
+      return await this.resolve(secret, attempt.api);
     } catch (error) {
       await this.refused(error, attempt, secret);
       throw error;
@@ -70,13 +70,12 @@ export class Authenticator {
     await this.events.failed(attempt, error.code, secret, key);
   }
 
-  private async resolve(secret: string | undefined): Promise<KeyRecord> {
-    if (!secret) {
+  private async resolve(secret: string | undefined, api?: string): Promise<KeyRecord> {
+    if (!secret)
       throw new AppError(
         'missing_api_key',
-        'No API key was given. Send it as "Authorization: Bearer <key>" or "x-api-key: <key>".',
+        `No API key was given. ${HOW_TO_SEND[api ?? ''] ?? HOW_TO_SEND.openai}`,
       );
-    }
     if (secret.length > 512) throw new AppError('invalid_api_key', 'The API key is not valid.');
     const hash = hashKey(secret);
     const now = this.now();
@@ -152,6 +151,14 @@ export class Authenticator {
     this.lookups.clear();
   }
 }
+
+/** Where the key goes, told in the terms of the caller's API (its SDK's own header first). */
+const HOW_TO_SEND: Readonly<Record<string, string>> = {
+  openai: 'Send it as "Authorization: Bearer <key>" or "x-api-key: <key>".',
+  anthropic: 'Send it as "x-api-key: <key>" or "Authorization: Bearer <key>".',
+  gemini: 'Send it as "x-goog-api-key: <key>", as ?key=<key>, or as "Authorization: Bearer <key>".',
+  grpc: 'Send it as the "authorization: Bearer <key>" metadata.',
+};
 
 /** Reads the key from `Authorization: Bearer` (OpenAI SDKs) or `x-api-key` (Anthropic SDKs). */
 export function presentedKey(headers: {

@@ -13,12 +13,13 @@ import type { FastifyReply } from 'fastify';
 export type ErrorFormat = 'openai' | 'anthropic' | 'gemini' | 'admin';
 
 /** Fastify's own errors in our stable codes, naming the setting that bounds the body here. */
-export function fromFastifyError(error: unknown): AppError {
+export function fromFastifyError(error: unknown, maxBodyBytes?: number): AppError {
   const appError = fromHttpFrameworkError(error);
+  const limit = maxBodyBytes === undefined ? '' : ` (${maxBodyBytes.toLocaleString('en-US')} bytes)`;
   return appError.code === 'body_too_large' && !isAppError(error)
     ? new AppError(
         'body_too_large',
-        'The request body is larger than this gateway accepts (FLOWLOOM_MAX_BODY_BYTES).',
+        `The request body is larger than this gateway accepts${limit}: send less, or raise FLOWLOOM_MAX_BODY_BYTES.`,
       )
     : appError;
 }

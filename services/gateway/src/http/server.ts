@@ -111,7 +111,7 @@ export function buildHttpServer(deps: HttpDeps, log: Logger): FastifyInstance {
   };
 
   app.setErrorHandler((error, request, reply) => {
-    const appError = fromFastifyError(error);
+    const appError = fromFastifyError(error, deps.maxBodyBytes);
     if (appError.code === 'internal') log.error({ requestId: request.id, err: error }, 'unhandled error');
     return sendError(reply, formatFor(request.url, request.routeOptions.config?.format), appError);
   });
