@@ -1,5 +1,5 @@
 import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -41,12 +41,13 @@ afterEach(async () => {
   for (const dir of dirs.splice(0)) rmSync(dir, { recursive: true, force: true });
 });
 
-function startUp(args: string[]): Up {
+function startUp(args: string[], config?: string): Up {
   const env: Record<string, string | undefined> = { ...process.env, FLOWLOOM_LOG_LEVEL: 'warn' };
-  // Only the flags choose the ports and folder; a key or config from the environment would change
-  // what the first start prints.
+  // Only the flags (and `config`, a flowloom.yaml) choose the ports and folder; a key or config from
+  // the environment would change what the first start prints.
   for (const name of Object.keys(env))
     if (name.startsWith('FLOWLOOM_') && name !== 'FLOWLOOM_LOG_LEVEL') delete env[name];
+  if (config !== undefined) env.FLOWLOOM_CONFIG = config;
   const child = spawn(process.execPath, [CLI, 'up', ...args], { cwd: ROOT, env, stdio: 'pipe' });
   let text = '';
   child.stdout?.on('data', (chunk: Buffer) => {
@@ -90,8 +91,11 @@ async function takePort(): Promise<number> {
 }
 
 /** Fails on a taken port: the message, then the process ends by itself with a non-zero code. */
-async function failedStart(args: string[]): Promise<{ code: number | undefined; output: string }> {
-  const up = startUp(args);
+async function failedStart(
+  args: string[],
+  config?: string,
+): Promise<{ code: number | undefined; output: string }> {
+  const up = startUp(args, config);
   await up.waitFor(/^flowloom up: .+$/m, FAILS_WITHIN_MS);
   const code = await up.exit(EXITS_WITHIN_MS);
   return { code, output: up.output() };
@@ -154,4 +158,28 @@ describe('flowloom up: a port that is taken', () => {
     },
     240_000,
   );
+
+  it('when the policy gRPC port of flowloom.yaml is taken, then it exits non-zero naming the port and policy.grpcPort', async () => {
+    const dir = dataDir();
+    const policyGrpc = await takePort();
+    const config = join(dir, '..', 'flowloom.yaml');
+    writeFileSync(config, `policy:\n  grpcPort: ${policyGrpc}\n`);
+    const args = [
+      '--port',
+      String(await freePort()),
+      '--grpc-port',
+      String(await freePort()),
+      '--data-dir',
+      dir,
+    ];
+    const failed = await failedStart(args, config);
+    expect(
+      failed.code,
+      `still running ${EXITS_WITHIN_MS} ms after it failed:\n${failed.output}`,
+    ).toBeDefined();
+    expect(failed.code).not.toBe(0);
+    expect(failed.output).toMatch(
+      new RegExp(`policy gRPC port ${policyGrpc} .*already in use.*policy\\.grpcPort`),
+    );
+  }, 240_000);
 });

@@ -145,12 +145,25 @@ export async function startPolicyService(options: PolicyServiceOptions): Promise
     onError: (err) => log.warn({ err }, 'policy retention failed; will retry at the next pass'),
   });
 
+  // Stops what has started: on close, and when the gRPC server cannot listen (a port taken), so that
+  // the relay and the timers do not keep a failed start's process alive.
+  const stopStarted = async (): Promise<void> => {
+    await stopRetention();
+    distributor.stop();
+    unsubscribeBus?.();
+    await relay.stop();
+    if (ownsBus) await bus.close();
+    await store.close();
+    if (ownsDb) await db.close();
+  };
   const grpcPort = options.grpcPort ?? config.policy.grpcPort;
   let grpc: Awaited<ReturnType<typeof startPolicyGrpc>> | undefined;
-  if (grpcPort !== undefined) {
-    // Bundles reveal every policy: never serve them without a way to check who asks.
-    if (!options.authorizeGateway)
-      throw new Error('the policy bundle stream (gRPC) needs authorizeGateway to check gateway credentials');
+  // Bundles reveal every policy: never serve them without a way to check who asks.
+  if (grpcPort !== undefined && !options.authorizeGateway) {
+    await stopStarted();
+    throw new Error('the policy bundle stream (gRPC) needs authorizeGateway to check gateway credentials');
+  }
+  if (grpcPort !== undefined && options.authorizeGateway) {
     grpc = await startPolicyGrpc(
       {
         distributor,
@@ -166,7 +179,10 @@ export async function startPolicyService(options: PolicyServiceOptions): Promise
       },
       config.host,
       grpcPort,
-    );
+    ).catch(async (error: unknown) => {
+      await stopStarted();
+      throw error;
+    });
   }
   const host = config.host.includes(':') ? `[${config.host}]` : config.host;
   if (grpc) log.info({ grpc: `${host}:${grpc.port}` }, 'policy gRPC (bundle stream, admin API) listening');
@@ -201,13 +217,7 @@ export async function startPolicyService(options: PolicyServiceOptions): Promise
     flushEvents: () => relay.publishPending(),
     async close() {
       await grpc?.close();
-      await stopRetention();
-      distributor.stop();
-      unsubscribeBus?.();
-      await relay.stop();
-      if (ownsBus) await bus.close();
-      await store.close();
-      if (ownsDb) await db.close();
+      await stopStarted();
     },
   };
 }

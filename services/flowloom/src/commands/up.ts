@@ -1,4 +1,3 @@
-import { createServer } from 'node:net';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { setFlagsFromString } from 'node:v8';
@@ -244,7 +243,6 @@ export async function startEmbeddedPlatform(
       return gateway.authorizeAdmin(headers, request);
     };
     part = 'policy service';
-    if (config.policy.grpcPort) await probeListen(config.host, config.policy.grpcPort);
     const policy = await startPolicyService({ config, db, bus, authorizeGateway, registry });
     opened.push({ what: 'the policy service', close: () => policy.close() });
     // Closed with the audit trail, which closes its gRPC servers.
@@ -288,20 +286,6 @@ export async function startEmbeddedPlatform(
     }
     throw new PlatformStartError(part, error);
   }
-}
-
-/**
- * Fails as listening on host:port would (a probe, closed at once). For the policy gRPC port only: a
- * policy service whose server cannot listen leaves its event relay and timers running (its start does
- * not undo itself, unlike the gateway's), and they would keep the process alive; so a taken port is
- * found before it starts. A port taken in the moment between the two is not.
- */
-function probeListen(host: string, port: number): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const probe = createServer();
-    probe.once('error', reject);
-    probe.listen({ host, port, exclusive: true }, () => probe.close(() => resolve()));
-  });
 }
 
 /** Why a port cannot be listened on, from a listen error (Node's, or grpc-js's that quotes it). */
