@@ -132,9 +132,9 @@ describe('loadPolicy: YAML diagnostics point at the line and column', () => {
     expect(errors[3]).toMatch(/rules\[2\]\.condition: invalid regular expression/);
   });
 
-  it('when structural and CEL errors coexist, then both are reported in one pass', () => {
+  it('when structural and CEL errors coexist, then both are reported in one pass, in the order of the lines', () => {
     const errors = errorsOf(base(`  - id: x\n    condition: request.modle == "a"\n    action: blok\n`));
-    expect(errors.map((e) => e.split(': ')[1])).toEqual(['rules[1].action', 'rules[1].condition']);
+    expect(errors.map((e) => e.split(': ')[1])).toEqual(['rules[1].condition', 'rules[1].action']);
   });
 
   it('when the YAML itself is malformed, then the parser error carries its position', () => {

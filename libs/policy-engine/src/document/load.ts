@@ -115,11 +115,15 @@ function toDiagnostics(
   file: string | undefined,
   locate: Locator,
 ): PolicyDiagnostic[] {
-  return issues.map((found) => ({
+  const located = issues.map((found) => ({
     ...where(file, locate(found)),
     path: formatPath(found.path),
     message: found.message,
   }));
+  // In the order of the text (a rule's CEL error above its action's); unlocated ones keep theirs.
+  return located.sort((a, b) =>
+    a.line === undefined || b.line === undefined ? 0 : a.line - b.line || (a.column ?? 0) - (b.column ?? 0),
+  );
 }
 
 function where(
