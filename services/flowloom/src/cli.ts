@@ -44,6 +44,25 @@ const stdio: Io = {
   env: process.env,
 };
 
+/**
+ * The part of a command's help about one of its subcommands (`flowloom keys create --help`): each
+ * usage line `  flowloom <command> <sub>…` with the more indented lines under it. Undefined when the
+ * help has no such line (then the whole help is shown).
+ */
+export function subcommandHelp(command: Command, sub: string | undefined): string | undefined {
+  if (sub === undefined || sub.startsWith('-')) return undefined;
+  const usage = `  flowloom ${command.name} ${sub}`;
+  const picked: string[] = [];
+  let inside = false;
+  for (const line of command.help.split('\n')) {
+    if (line.startsWith('  flowloom ')) inside = line === usage || line.startsWith(`${usage} `);
+    else if (!line.startsWith('   ')) inside = false;
+    if (inside) picked.push(line);
+  }
+  if (picked.length === 0) return undefined;
+  return [...picked, '', `(flowloom ${command.name} --help describes the whole command)`].join('\n');
+}
+
 /** Runs the CLI and returns the exit code. */
 export async function main(argv: string[], io: Io = stdio): Promise<number> {
   const [name, ...args] = argv;
@@ -59,7 +78,7 @@ export async function main(argv: string[], io: Io = stdio): Promise<number> {
   // Flags after `--` belong to a supervised command (flowloom run -- grep -h x), not to us.
   const ours = args.includes('--') ? args.slice(0, args.indexOf('--')) : args;
   if (ours.includes('--help') || ours.includes('-h')) {
-    io.out(command.help);
+    io.out(subcommandHelp(command, ours[0]) ?? command.help);
     return 0;
   }
   try {
