@@ -1,28 +1,14 @@
+import { execFile } from 'node:child_process';
 import { randomBytes, randomFillSync } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { availableParallelism, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { pathToFileURL } from 'node:url';
-import {
-  AuditLedger,
-  createVerifyWorker,
-  FileSigningKeyStore,
-  LocalAuditSource,
-  packTile,
-  SqlLedgerStore,
-  verifyLog,
-} from '@flowloom/audit';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { promisify } from 'node:util';
+import { AuditLedger, FileSigningKeyStore, packTile, SqlLedgerStore } from '@flowloom/audit';
 import { type CloudEvent, createEvent } from '@flowloom/contracts';
-import {
-  canonicalize,
-  Frontier,
-  InMemoryNodeStore,
-  leafHash,
-  MerkleLog,
-  prunedLeafHash,
-  verifyInclusion,
-} from '@flowloom/ledger';
-import { type Db, type EmbeddedDbPurpose, openPglite, openPostgres } from '@flowloom/store';
+import { canonicalize, Frontier, InMemoryNodeStore, MerkleLog, verifyInclusion } from '@flowloom/ledger';
+import { type Db, openPglite, openPostgres } from '@flowloom/store';
 
 // Audit service benchmarks (DESIGN.md Targets: ledger append, embedded ≥ 20,000 entries/s; verify
 // 1,000,000 entries ≤ 10 s; inclusion proof at 10,000,000 ≤ 1 ms), through the real storage: PGlite
@@ -45,6 +31,7 @@ const APPENDS = Number(process.env.AUDIT_BENCH_APPENDS ?? 100_000);
 const VERIFY = Number(process.env.AUDIT_BENCH_VERIFY ?? 1_000_000);
 const PROOF_SIZE = Number(process.env.AUDIT_BENCH_PROOF_SIZE ?? 10_000_000);
 const BATCH = 1_000;
+const ORIGIN = 'bench.flowloom/audit';
 
 const log = (line: string): void => {
   process.stderr.write(`… audit: ${line}\n`);
@@ -85,17 +72,21 @@ interface Store {
   db: Db;
   close(): Promise<void>;
   describe: string;
+  /** The embedded database's folder (PGlite on disk only). */
+  dbDir?: string;
 }
 
-/** PGlite on disk, opened as the platform opens it or as a command reading its data does. */
-async function embeddedStore(purpose: EmbeddedDbPurpose = 'platform'): Promise<Store> {
+/** PGlite on disk, as the platform opens it. */
+async function embeddedStore(): Promise<Store> {
   const dir = mkdtempSync(join(tmpdir(), 'flowloom-audit-bench-'));
-  const db = await openPglite(join(dir, 'db'), purpose);
+  const db = await openPglite(join(dir, 'db'));
   return {
     db,
     describe: 'PGlite on disk',
+    dbDir: join(dir, 'db'),
     async close() {
-      await db.close();
+      // Closing twice is harmless: the verify run closes it before its child opens the folder.
+      await db.close().catch(() => {});
       rmSync(dir, { recursive: true, force: true });
     },
   };
@@ -123,7 +114,7 @@ async function openLedger(db: Db, keyDir: string, autoIndex = false): Promise<Au
   return AuditLedger.open({
     store: await SqlLedgerStore.open(db),
     signingKeys: new FileSigningKeyStore(join(keyDir, 'signing-key')),
-    origin: 'bench.flowloom/audit',
+    origin: ORIGIN,
     maxBatch: 5_000,
     autoIndex,
   });
@@ -229,7 +220,11 @@ async function mathOnly(count: number): Promise<number> {
   return count / ((performance.now() - start) / 1000);
 }
 
-/** Fills a store with `count` entries, then verifies it end to end from storage. */
+/**
+ * Fills a store with `count` entries as the platform writes them, closes it, then verifies it end to
+ * end from storage in a process of its own that opens it as `flowloom audit verify --data-dir` does
+ * (audit-verify.child.ts says why apart).
+ */
 async function verifyRun(
   store: Store,
   count: number,
@@ -244,29 +239,25 @@ async function verifyRun(
   }
   await ledger.checkpoint();
   const fillSeconds = (performance.now() - fillStart) / 1000;
-  const source = new LocalAuditSource(ledger, store.describe);
-  // Baseline in the same run: reading every page and hashing each line, nothing else.
-  const hashStart = performance.now();
-  for (let at = 0; at < count; at += 10_000) {
-    const page = await source.bundlePage(at, Math.min(count, at + 10_000));
-    for (const line of page.lines) {
-      const bytes = Buffer.from(line);
-      if (!prunedLeafHash(bytes)) leafHash(bytes);
-    }
-  }
-  const hashSeconds = (performance.now() - hashStart) / 1000;
-  const worker = createVerifyWorker();
-  const start = performance.now();
-  const report = await verifyLog(source, {
-    hashLines: (lines) => worker.hashLines(lines),
-    treeChecker: worker.treeChecker,
-  });
-  const seconds = (performance.now() - start) / 1000;
-  await worker.close();
-  if (!report.ok || report.entryCount !== count)
-    throw new Error(`bench ledger failed to verify: ${report.summary}`);
   await ledger.close();
-  return { seconds, fillSeconds, hashSeconds };
+  await store.db.close();
+  log('verifying in a process of its own, as flowloom audit verify --data-dir');
+  const child = fileURLToPath(new URL('./audit-verify.child.ts', import.meta.url));
+  const { stdout } = await promisify(execFile)(
+    process.execPath,
+    ['--import', 'tsx', child, store.dbDir ?? '', keyDir, ORIGIN],
+    { maxBuffer: 1 << 20, timeout: 600_000 },
+  );
+  const result = JSON.parse(stdout.trim().split('\n').pop() ?? '{}') as {
+    ok: boolean;
+    entries: number;
+    summary: string;
+    seconds: number;
+    hashSeconds: number;
+  };
+  if (!result.ok || result.entries !== count)
+    throw new Error(`bench ledger failed to verify: ${result.summary}`);
+  return { seconds: result.seconds, fillSeconds, hashSeconds: result.hashSeconds };
 }
 
 /**
@@ -438,8 +429,7 @@ export async function runAuditBench(): Promise<BenchFigure[]> {
     }
 
     log(`verify ${VERIFY.toLocaleString('en-US')} entries from the embedded store`);
-    // Opened as `flowloom audit verify --data-dir` opens a stopped platform's data.
-    const verifyStore = await embeddedStore('tool');
+    const verifyStore = await embeddedStore();
     try {
       const run = await verifyRun(verifyStore, VERIFY, keyDir);
       figures.push({
