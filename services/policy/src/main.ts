@@ -70,6 +70,11 @@ export interface PolicyService {
 /** Composition root of the policy service: storage → use cases → consumers and servers. */
 export async function startPolicyService(options: PolicyServiceOptions): Promise<PolicyService> {
   const { config } = options;
+  const grpcPort = options.grpcPort ?? config.policy.grpcPort;
+  // Bundles reveal every policy: never serve them without a way to check who asks.
+  const { authorizeGateway } = options;
+  if (grpcPort !== undefined && !authorizeGateway)
+    throw new Error('the policy bundle stream (gRPC) needs authorizeGateway to check gateway credentials');
   const log = options.logger ?? createLogger({ service: 'policy', level: config.logLevel });
   const ownsDb = !options.db;
   const db =
@@ -156,14 +161,8 @@ export async function startPolicyService(options: PolicyServiceOptions): Promise
     await store.close();
     if (ownsDb) await db.close();
   };
-  const grpcPort = options.grpcPort ?? config.policy.grpcPort;
   let grpc: Awaited<ReturnType<typeof startPolicyGrpc>> | undefined;
-  // Bundles reveal every policy: never serve them without a way to check who asks.
-  if (grpcPort !== undefined && !options.authorizeGateway) {
-    await stopStarted();
-    throw new Error('the policy bundle stream (gRPC) needs authorizeGateway to check gateway credentials');
-  }
-  if (grpcPort !== undefined && options.authorizeGateway) {
+  if (grpcPort !== undefined && authorizeGateway) {
     grpc = await startPolicyGrpc(
       {
         distributor,
@@ -171,7 +170,7 @@ export async function startPolicyService(options: PolicyServiceOptions): Promise
         decisions,
         replay,
         log,
-        authorize: options.authorizeGateway,
+        authorize: authorizeGateway,
         databaseUp: async () => {
           await db.query('select 1');
           return true;

@@ -25,7 +25,7 @@ function googKeyParam(request: FastifyRequest, api: CallerApi): string | undefin
 }
 
 /** Authenticates the caller and ties the request's lifetime to the connection. */
-export async function requestContext(
+async function requestContext(
   request: FastifyRequest,
   reply: FastifyReply,
   auth: Authenticator,
