@@ -45,9 +45,9 @@ const stdio: Io = {
 };
 
 /**
- * The part of a command's help about one of its subcommands (`flowloom keys create --help`): each
- * usage line `  flowloom <command> <sub>…` with the more indented lines under it. Undefined when the
- * help has no such line (then the whole help is shown).
+ * The part of a command's help about one of its subcommands (`flowloom keys resume --help`): each
+ * usage line `  flowloom <command> <sub>…` with the more indented lines under it, then the prose
+ * paragraphs that name it. Undefined when the help has no such line (then the whole help is shown).
  */
 export function subcommandHelp(command: Command, sub: string | undefined): string | undefined {
   if (sub === undefined || sub.startsWith('-')) return undefined;
@@ -60,7 +60,16 @@ export function subcommandHelp(command: Command, sub: string | undefined): strin
     if (inside) picked.push(line);
   }
   if (picked.length === 0) return undefined;
-  return [...picked, '', `(flowloom ${command.name} --help describes the whole command)`].join('\n');
+  const named = new RegExp(`\\b${command.name} ${sub}\\b`);
+  const prose = command.help
+    .split(/\n\s*\n/)
+    .filter((paragraph) => !paragraph.startsWith('  ') && named.test(paragraph));
+  return [
+    ...picked,
+    ...prose.flatMap((p) => ['', p]),
+    '',
+    `(flowloom ${command.name} --help describes the whole command)`,
+  ].join('\n');
 }
 
 /** Runs the CLI and returns the exit code. */

@@ -18,6 +18,12 @@ describe('flowloom <command> <subcommand> --help', () => {
     expect(push.out).not.toContain('flowloom policy promote');
     expect(push.out).toContain('flowloom policy --help describes the whole command');
 
+    // The prose that names the subcommand comes along: what resuming is for.
+    const resume = await help(['keys', 'resume', '--help']);
+    expect(resume.out).toContain('flowloom keys resume ID');
+    expect(resume.out).toContain('suspend_key');
+    expect(resume.out).not.toContain('flowloom keys rotate ID');
+
     const create = await help(['keys', 'create', '-h']);
     expect(create.out).toContain('flowloom keys create --name NAME');
     expect(create.out).not.toContain('flowloom keys revoke');
